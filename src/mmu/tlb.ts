@@ -1,0 +1,80 @@
+/**
+ * The software TLB: the one translation path every guest memory access
+ * takes. A direct-mapped cache from guest virtual page to host offset in
+ * guest RAM, with separate read/write/execute tags so that a permission is
+ * cached only once it has been checked (a page that is readable but not yet
+ * dirty keeps an invalid write tag, so the first write takes the slow path).
+ *
+ * On a miss the hart asks its `PageTranslator`: the process VM's page map,
+ * or (system VM) the Sv39/48/57 page-table walker.
+ */
+
+/** log2 of the number of TLB entries. */
+export const TLB_BITS = 9;
+/** Number of TLB entries. */
+export const TLB_SIZE = 1 << TLB_BITS;
+/** Index mask. */
+export const TLB_MASK = TLB_SIZE - 1;
+/** Base page size, 4 KiB (privileged spec §4.3 "Sv32": PAGESIZE = 2^12). */
+export const PAGE_SIZE = 4096;
+/** Mask selecting the page-aligned part of an address's low word. */
+export const PAGE_MASK = -4096;
+/** A tag that never equals a page-aligned address. */
+export const TLB_INVALID = 1;
+
+/** Access kinds, also the permission bits a translation grants. */
+export const ACCESS_READ = 1;
+export const ACCESS_WRITE = 2;
+export const ACCESS_EXEC = 4;
+
+/** Translator results below zero. */
+export const XLATE_PAGE_FAULT = -1;
+export const XLATE_ACCESS_FAULT = -2;
+
+/**
+ * Fills TLB misses: maps the page holding a guest virtual address to a
+ * host offset in guest RAM.
+ */
+export interface PageTranslator {
+  /**
+   * Translates the page containing virtual address (lo, hi) for `access`.
+   * Returns the page's host byte offset in RAM, or XLATE_PAGE_FAULT /
+   * XLATE_ACCESS_FAULT. On success `grantedPerms` says which accesses the
+   * TLB may cache for this page.
+   */
+  translatePage(lo: number, hi: number, access: number): number;
+  /** Permissions (ACCESS_* bits) granted by the last successful translation. */
+  grantedPerms: number;
+}
+
+/** The TLB arrays, allocated once. */
+export class Tlb {
+  /** Page-aligned low word of the cached address, per access kind. */
+  readonly tagR = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
+  readonly tagW = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
+  readonly tagX = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
+  /** High word of the cached address (shared by the three tags). */
+  readonly tagHi = new Int32Array(TLB_SIZE);
+  /** Host offset of the page in guest RAM. */
+  readonly host = new Int32Array(TLB_SIZE);
+  /** Bumped on every flush; lets cached fetch pages notice. */
+  generation = 0;
+
+  /** Installs a translation for the page at (lo, hi). */
+  fill(lo: number, hi: number, hostOff: number, perms: number): void {
+    const i = (lo >>> 12) & TLB_MASK, tag = lo & PAGE_MASK;
+    this.tagR[i] = perms & ACCESS_READ ? tag : TLB_INVALID;
+    this.tagW[i] = perms & ACCESS_WRITE ? tag : TLB_INVALID;
+    this.tagX[i] = perms & ACCESS_EXEC ? tag : TLB_INVALID;
+    this.tagHi[i] = hi;
+    this.host[i] = hostOff;
+  }
+
+  /** Drops every cached translation. */
+  flushAll(): void {
+    this.tagR.fill(TLB_INVALID);
+    this.tagW.fill(TLB_INVALID);
+    this.tagX.fill(TLB_INVALID);
+    this.generation++;
+  }
+}

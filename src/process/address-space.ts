@@ -1,0 +1,287 @@
+/**
+ * The process VM's virtual address space: a page map from guest virtual
+ * pages to 4 KiB frames of guest RAM, with Linux-like mmap/munmap/mprotect/
+ * brk semantics. It is the hart's `PageTranslator`, so every guest access
+ * (and every host-side copy for a syscall) is checked against it.
+ *
+ * Frames are allocated on first touch (demand-zero), as Linux does, so a
+ * large anonymous reservation costs nothing until it is used.
+ */
+import type { GuestRam } from '../memory/guest-ram.js';
+import {
+  ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, type PageTranslator, type Tlb,
+} from '../mmu/tlb.js';
+
+/** Page protection bits, as in mmap(2) (PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4). */
+export const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+
+const PAGE = 4096;
+/** Top of the user address range for Sv39 (privileged spec §4.4: 2^38). */
+export const USER_TOP = 0x40_0000_0000;
+/** Where top-down mmap placement starts (below the stack area). */
+export const MMAP_TOP = 0x3f_f000_0000;
+/** Lowest address mmap hands out without MAP_FIXED (Linux mmap_min_addr). */
+export const MMAP_MIN = 0x10000;
+
+const UTF8 = new TextDecoder();
+
+/** Linux errno values (asm-generic/errno-base.h). */
+export const ENOMEM = 12, EFAULT = 14, EINVAL = 22, EEXIST = 17;
+
+/** One mapped range, in page numbers [start, end). */
+interface Vma { start: number; end: number; prot: number; name: string }
+
+/** A guest process's address space. */
+export class AddressSpace implements PageTranslator {
+  readonly ram: GuestRam;
+  grantedPerms = 0;
+  /** vpn -> (frame + 1) * 8 + prot; frame + 1 === 0 means not yet backed. */
+  private readonly pages = new Map<number, number>();
+  /** Sorted, non-overlapping mapped ranges (for placement and /proc/self/maps). */
+  private vmas: Vma[] = [];
+  private nextFrame = 0;
+  private readonly freeFrames: number[] = [];
+  private readonly maxFrames: number;
+  /** TLBs caching this space; flushed when a mapping shrinks or changes. */
+  readonly tlbs: Tlb[] = [];
+  /** Current and initial program break. */
+  brkStart = 0;
+  brkCur = 0;
+
+  constructor(ram: GuestRam) {
+    this.ram = ram;
+    this.maxFrames = Math.floor(ram.size / PAGE);
+  }
+
+  /** Number of frames in use (resident guest pages). */
+  get residentPages(): number { return this.nextFrame - this.freeFrames.length; }
+
+  /** Page-table lookup for the TLB (see PageTranslator). */
+  translatePage(lo: number, hi: number, access: number): number {
+    if (hi < 0 || hi >= 0x40) return XLATE_PAGE_FAULT; // outside the Sv39 user range
+    const vpn = hi * 0x100000 + (lo >>> 12);
+    const e = this.pages.get(vpn);
+    if (e === undefined) return XLATE_PAGE_FAULT;
+    const prot = e & 7;
+    if ((prot & access) !== access) return XLATE_PAGE_FAULT;
+    let frame = Math.floor(e / 8) - 1;
+    if (frame < 0) {
+      frame = this.allocFrame();
+      if (frame < 0) return XLATE_PAGE_FAULT; // out of guest RAM: the guest gets SIGSEGV
+      this.pages.set(vpn, (frame + 1) * 8 + prot);
+    }
+    this.grantedPerms = (prot & PROT_READ ? ACCESS_READ : 0) | (prot & PROT_WRITE ? ACCESS_WRITE : 0) |
+      (prot & PROT_EXEC ? ACCESS_EXEC : 0);
+    return frame * PAGE;
+  }
+
+  private allocFrame(): number {
+    const f = this.freeFrames.pop();
+    if (f !== undefined) { this.ram.u8.fill(0, f * PAGE, f * PAGE + PAGE); return f; }
+    if (this.nextFrame >= this.maxFrames) return -1;
+    return this.nextFrame++;
+  }
+
+  private flush(): void { for (const t of this.tlbs) t.flushAll(); }
+
+  /** True if any page in [vpn, vpn+n) is mapped. */
+  private anyMapped(vpn: number, n: number): boolean {
+    for (const v of this.vmas) if (v.start < vpn + n && v.end > vpn) return true;
+    return false;
+  }
+
+  /** Finds a free range of n pages, top-down below MMAP_TOP; -1 if none. */
+  private findFree(n: number): number {
+    let top = MMAP_TOP / PAGE;
+    for (let i = this.vmas.length - 1; i >= 0; i--) {
+      const v = this.vmas[i]!;
+      if (v.start >= top) continue;
+      if (v.end <= top - n) return top - n;
+      top = Math.min(top, v.start);
+    }
+    return top - n >= MMAP_MIN / PAGE ? top - n : -1;
+  }
+
+  private removeRange(vpn: number, n: number): void {
+    const end = vpn + n, out: Vma[] = [];
+    for (const v of this.vmas) {
+      if (v.end <= vpn || v.start >= end) { out.push(v); continue; }
+      if (v.start < vpn) out.push({ start: v.start, end: vpn, prot: v.prot, name: v.name });
+      if (v.end > end) out.push({ start: end, end: v.end, prot: v.prot, name: v.name });
+    }
+    this.vmas = out;
+    for (let p = vpn; p < end; p++) {
+      const e = this.pages.get(p);
+      if (e === undefined) continue;
+      const frame = Math.floor(e / 8) - 1;
+      if (frame >= 0) this.freeFrames.push(frame);
+      this.pages.delete(p);
+    }
+  }
+
+  private insertVma(vpn: number, n: number, prot: number, name: string): void {
+    this.vmas.push({ start: vpn, end: vpn + n, prot, name });
+    this.vmas.sort((a, b) => a.start - b.start);
+    for (let p = vpn; p < vpn + n; p++) this.pages.set(p, prot);
+  }
+
+  /**
+   * Maps `len` bytes of zeroed memory. With `fixed`, at exactly `addr`
+   * (replacing what was there unless `noReplace`); otherwise at `addr` if
+   * free, else wherever there is room. Returns the address or -errno.
+   */
+  mmap(addr: number, len: number, prot: number, fixed: boolean, noReplace = false, name = ''): number {
+    if (len <= 0 || addr % PAGE !== 0) return -EINVAL;
+    const n = Math.ceil(len / PAGE);
+    let vpn = addr / PAGE;
+    if (fixed) {
+      if (addr + n * PAGE > USER_TOP || addr < 0) return -ENOMEM;
+      if (this.anyMapped(vpn, n)) {
+        if (noReplace) return -EEXIST;
+        this.removeRange(vpn, n);
+        this.flush();
+      }
+    } else if (addr === 0 || addr + n * PAGE > USER_TOP || addr < MMAP_MIN || this.anyMapped(vpn, n)) {
+      vpn = this.findFree(n);
+      if (vpn < 0) return -ENOMEM;
+    }
+    this.insertVma(vpn, n, prot, name);
+    return vpn * PAGE;
+  }
+
+  /** Unmaps [addr, addr+len). Returns 0 or -errno. */
+  munmap(addr: number, len: number): number {
+    if (addr % PAGE !== 0 || len <= 0 || addr < 0 || addr + len > USER_TOP) return -EINVAL;
+    this.removeRange(addr / PAGE, Math.ceil(len / PAGE));
+    this.flush();
+    return 0;
+  }
+
+  /** Changes protection of [addr, addr+len); -ENOMEM if part is unmapped. */
+  mprotect(addr: number, len: number, prot: number): number {
+    if (addr % PAGE !== 0 || len < 0) return -EINVAL;
+    const vpn = addr / PAGE, n = Math.ceil(len / PAGE);
+    for (let p = vpn; p < vpn + n; p++) if (!this.pages.has(p)) return -ENOMEM;
+    // Split VMAs at the boundaries and set the new protection.
+    const out: Vma[] = [];
+    for (const v of this.vmas) {
+      if (v.end <= vpn || v.start >= vpn + n) { out.push(v); continue; }
+      if (v.start < vpn) out.push({ start: v.start, end: vpn, prot: v.prot, name: v.name });
+      out.push({ start: Math.max(v.start, vpn), end: Math.min(v.end, vpn + n), prot, name: v.name });
+      if (v.end > vpn + n) out.push({ start: vpn + n, end: v.end, prot: v.prot, name: v.name });
+    }
+    this.vmas = out;
+    for (let p = vpn; p < vpn + n; p++) { const e = this.pages.get(p)!; this.pages.set(p, e - (e & 7) + prot); }
+    this.flush();
+    return 0;
+  }
+
+  /** Protection of the page holding `addr`, or -1 if it is unmapped. */
+  protAt(addr: number): number {
+    const e = this.pages.get(Math.floor(addr / PAGE));
+    return e === undefined ? -1 : e & 7;
+  }
+
+  /** Sets up the heap right after the program image (page aligned). */
+  initBrk(addr: number): void {
+    this.brkStart = this.brkCur = Math.ceil(addr / PAGE) * PAGE;
+  }
+
+  /** brk(2): moves the break; returns the new (or unchanged) break. */
+  brk(addr: number): number {
+    if (addr < this.brkStart) return this.brkCur;
+    const oldTop = Math.ceil(this.brkCur / PAGE) * PAGE, newTop = Math.ceil(addr / PAGE) * PAGE;
+    if (newTop > oldTop) {
+      if (this.anyMapped(oldTop / PAGE, (newTop - oldTop) / PAGE)) return this.brkCur;
+      this.insertVma(oldTop / PAGE, (newTop - oldTop) / PAGE, PROT_READ | PROT_WRITE, '[heap]');
+    } else if (newTop < oldTop) {
+      this.removeRange(newTop / PAGE, (oldTop - newTop) / PAGE);
+      this.flush();
+    }
+    this.brkCur = addr;
+    return addr;
+  }
+
+  /** Host offset of guest byte `addr` for `access`, or -1 (EFAULT). Ignores the TLB. */
+  hostOffset(addr: number, access: number): number {
+    if (addr < 0 || addr >= USER_TOP || !Number.isInteger(addr)) return -1;
+    const base = this.translatePage(addr % 0x100000000 | 0, Math.floor(addr / 0x100000000), access);
+    return base < 0 ? -1 : base + (addr % PAGE);
+  }
+
+  /** Copies guest memory out; null if any byte is not readable. */
+  read(addr: number, len: number): Uint8Array | null {
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = addr + done, off = this.hostOffset(a, ACCESS_READ);
+      if (off < 0) return null;
+      const chunk = Math.min(len - done, PAGE - (a % PAGE));
+      out.set(this.ram.u8.subarray(off, off + chunk), done);
+      done += chunk;
+    }
+    return out;
+  }
+
+  /** Copies bytes into guest memory; false if any byte is not writable. */
+  write(addr: number, data: Uint8Array): boolean {
+    let done = 0;
+    while (done < data.length) {
+      const a = addr + done, off = this.hostOffset(a, ACCESS_WRITE);
+      if (off < 0) return false;
+      const chunk = Math.min(data.length - done, PAGE - (a % PAGE));
+      this.ram.u8.set(data.subarray(done, done + chunk), off);
+      done += chunk;
+    }
+    return true;
+  }
+
+  /** Writes bytes ignoring page protection (the loader filling read-only segments). */
+  poke(addr: number, data: Uint8Array): boolean {
+    let done = 0;
+    while (done < data.length) {
+      const a = addr + done, vpn = Math.floor(a / PAGE), e = this.pages.get(vpn);
+      if (e === undefined) return false;
+      const prot = e & 7;
+      this.pages.set(vpn, e | PROT_WRITE);
+      const off = this.hostOffset(a, ACCESS_WRITE);
+      const e2 = this.pages.get(vpn)!;
+      this.pages.set(vpn, e2 - (e2 & 7) + prot);
+      if (off < 0) return false;
+      const chunk = Math.min(data.length - done, PAGE - (a % PAGE));
+      this.ram.u8.set(data.subarray(done, done + chunk), off);
+      done += chunk;
+    }
+    return true;
+  }
+
+  /** Reads a NUL-terminated string (UTF-8); null on fault or if longer than max. */
+  readCString(addr: number, max = 65536): string | null {
+    const bytes: number[] = [];
+    for (let i = 0; i < max; i++) {
+      const off = this.hostOffset(addr + i, ACCESS_READ);
+      if (off < 0) return null;
+      const b = this.ram.u8[off]!;
+      if (b === 0) return UTF8.decode(Uint8Array.from(bytes));
+      bytes.push(b);
+    }
+    return null;
+  }
+
+  /** Reads a 64-bit little-endian value as a JS number (exact below 2^53); null on fault. */
+  readU64(addr: number): number | null {
+    const b = this.read(addr, 8);
+    if (!b) return null;
+    const dv = new DataView(b.buffer);
+    return dv.getUint32(4, true) * 4294967296 + dv.getUint32(0, true);
+  }
+
+  /** Lists mappings in /proc/self/maps form. */
+  maps(): string {
+    const hex = (v: number): string => v.toString(16).padStart(8, '0');
+    return this.vmas.map((v) =>
+      `${hex(v.start * PAGE)}-${hex(v.end * PAGE)} ${v.prot & 1 ? 'r' : '-'}${v.prot & 2 ? 'w' : '-'}` +
+      `${v.prot & 4 ? 'x' : '-'}p 00000000 00:00 0 ${v.name ? '                          ' + v.name : ''}`,
+    ).join('\n') + '\n';
+  }
+}
