@@ -21,6 +21,7 @@ import { indexPackages, parsePackages, parseRelease, type PackageInfo, type Rele
 import { ImageError } from './errors.js';
 import { DEBIAN_ARCHIVE_KEYRING, loadKeyring, verifyClearsigned } from './openpgp.js';
 
+/** A binary package record from the Packages index (re-exported from deb-index). */
 export type { PackageInfo } from './deb-index.js';
 
 /** Options for DebianArchive. */
@@ -70,6 +71,7 @@ export const ROOT_STAMP = '.tsvm-root-stamp';
 const INRELEASE_MAX_AGE_MS = 24 * 3600 * 1000;
 const IDLE_TIMEOUT_MS = 60_000;
 const ATTEMPTS = 3;
+const PARSED_INDEX_FORMAT = 1;
 
 /** The tsvm cache directory: $TSVM_CACHE_DIR, $XDG_CACHE_HOME/tsvm, or ~/.cache/tsvm. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -165,7 +167,10 @@ export class DebianArchive {
 
   /** The suite's InRelease: cached (< 24 h) or fetched, signature-checked, suite-checked. */
   release(): Promise<ReleaseInfo> {
-    this.releaseP ??= this.loadRelease();
+    this.releaseP ??= this.loadRelease().catch((e: unknown) => {
+      this.releaseP = null; // let a later call retry
+      throw e;
+    });
     return this.releaseP;
   }
 
@@ -173,16 +178,24 @@ export class DebianArchive {
     const file = path.join(this.distsDir(), 'InRelease');
     const url = `${this.mirror}/dists/${this.suite}/InRelease`;
     const st = await fsp.stat(file).catch(() => null);
-    const fresh = st !== null && !this.refresh && Date.now() - st.mtimeMs < INRELEASE_MAX_AGE_MS;
-    if (!fresh) {
+    if (st !== null && !this.refresh && Date.now() - st.mtimeMs < INRELEASE_MAX_AGE_MS) {
       try {
-        await this.download(url, file, {}, `${this.suite} InRelease`, (tmp) => this.checkRelease(tmp));
+        return await this.checkRelease(file);
       } catch (e) {
-        if (st === null || !(e instanceof DownloadError)) throw e;
-        notice(`${(e as Error).message}; using cached InRelease`);
+        if (!(e instanceof ImageError)) throw e;
+        notice(`cached InRelease rejected (${e.message}); fetching it again`);
       }
     }
-    return this.checkRelease(file);
+    let checked: ReleaseInfo | null = null;
+    try {
+      await this.download(url, file, {}, `${this.suite} InRelease`, async (tmp) => {
+        checked = { ...(await this.checkRelease(tmp)), path: file };
+      });
+    } catch (e) {
+      if (st === null || !(e instanceof DownloadError)) throw e;
+      notice(`${e.message}; using cached InRelease`);
+    }
+    return checked ?? this.checkRelease(file);
   }
 
   /** Verify and parse an InRelease file. */
@@ -216,7 +229,10 @@ export class DebianArchive {
 
   /** The Packages index file for this arch: cached by InRelease hash, else fetched and checked. */
   indexFile(): Promise<IndexFile> {
-    this.indexFileP ??= this.loadIndexFile();
+    this.indexFileP ??= this.loadIndexFile().catch((e: unknown) => {
+      this.indexFileP = null; // let a later call retry
+      throw e;
+    });
     return this.indexFileP;
   }
 
@@ -249,7 +265,7 @@ export class DebianArchive {
       }
       // Drop indices cached for older InRelease files of the same suite/arch.
       for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
-        if (n.startsWith(prefix) && n !== path.basename(file) && !n.includes('.part-')) {
+        if (n.startsWith(prefix) && !n.startsWith(path.basename(file)) && !n.includes('.part-')) {
           await fsp.rm(path.join(dir, n), { force: true });
         }
       }
@@ -259,20 +275,57 @@ export class DebianArchive {
 
   /** All packages of the suite/arch by name (verified index). */
   index(): Promise<Map<string, PackageInfo>> {
-    this.indexP ??= this.loadIndex();
+    this.indexP ??= this.loadIndex().catch((e: unknown) => {
+      this.indexP = null; // let a later call retry
+      throw e;
+    });
     return this.indexP;
   }
 
   private async loadIndex(): Promise<Map<string, PackageInfo>> {
     const f = await this.indexFile();
+    // Parsed form of the verified index, so later runs skip decompressing and parsing it.
+    const jsonFile = `${f.path}.json`;
+    const cached = await this.readParsedIndex(jsonFile, f.sha256);
+    if (cached !== null) return indexPackages(cached);
     const ext = path.extname(f.path);
     const kind: Compression = ext === '.xz' ? 'xz' : ext === '.gz' ? 'gz' : 'none';
     const text = (await decompress(await fsp.readFile(f.path), kind, f.releasePath)).toString('utf8');
+    let pkgs: PackageInfo[];
     try {
-      return indexPackages(parsePackages(text));
+      pkgs = parsePackages(text);
     } catch (e) {
       throw new ImageError(`${f.releasePath}: ${(e as Error).message}`, { cause: e });
     }
+    const tmp = `${jsonFile}.part-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+    try {
+      await fsp.writeFile(tmp, JSON.stringify({ format: PARSED_INDEX_FORMAT, sha256: f.sha256, packages: pkgs }));
+      await fsp.rename(tmp, jsonFile);
+    } catch {
+      await fsp.rm(tmp, { force: true }); // the parsed cache is optional
+    }
+    return indexPackages(pkgs);
+  }
+
+  /** Read the parsed-index cache if it is intact and belongs to the index with `sha256`, else null. */
+  private async readParsedIndex(file: string, sha256: string): Promise<PackageInfo[] | null> {
+    let data: unknown;
+    try {
+      data = JSON.parse(await fsp.readFile(file, 'utf8'));
+    } catch {
+      return null;
+    }
+    const d = data as { format?: unknown; sha256?: unknown; packages?: unknown };
+    if (d.format !== PARSED_INDEX_FORMAT || d.sha256 !== sha256 || !Array.isArray(d.packages)) return null;
+    for (const p of d.packages as Partial<PackageInfo>[]) {
+      if (
+        typeof p.name !== 'string' || typeof p.filename !== 'string' || typeof p.sha256 !== 'string' ||
+        typeof p.size !== 'number' || !Array.isArray(p.depends) || !Array.isArray(p.preDepends) || !Array.isArray(p.provides)
+      ) {
+        return null;
+      }
+    }
+    return d.packages as PackageInfo[];
   }
 
   /** The package record for `name`; throws ImageError when the suite has no such package. */

@@ -8,8 +8,6 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { ImageError } from './errors.js';
 
@@ -97,9 +95,7 @@ export async function extractTar(tar: Buffer, dest: string): Promise<TarStats> {
   const root = await fsp.realpath(dest);
   const stats: TarStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: 0 };
   const ex = tarStream.extract();
-  const feed = Readable.from([tar]);
-  feed.on('error', (e: Error) => ex.destroy(e));
-  feed.pipe(ex);
+  ex.end(tar);
   try {
     for await (const entry of ex) {
       const h = entry.header;
@@ -143,13 +139,17 @@ export async function extractTar(tar: Buffer, dest: string): Promise<TarStats> {
         entry.resume();
       } else {
         const mode = ((h.mode ?? 0o644) & 0o777) | 0o200;
-        await pipeline(entry, fs.createWriteStream(target, { mode }));
-        await fsp.chmod(target, mode); // createWriteStream's mode is filtered by the umask
+        const fh = await fsp.open(target, 'wx', mode);
+        try {
+          for await (const chunk of entry) await fh.write(chunk as Buffer);
+          await fh.chmod(mode); // the mode given to open() is filtered by the umask
+        } finally {
+          await fh.close();
+        }
         stats.files++;
       }
     }
   } catch (e) {
-    feed.unpipe(ex);
     ex.destroy();
     if (e instanceof ImageError) throw e;
     const err = e as NodeJS.ErrnoException;

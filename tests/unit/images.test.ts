@@ -285,7 +285,7 @@ describe('deb-index', () => {
   });
 
   test('parsePackages: corrupt inputs', () => {
-    assert.throws(() => parsePackages('Package: x\nVersion: 1\n'), /x: missing architecture/);
+    assert.throws(() => parsePackages('Package: x\nVersion: 1\n'), /stanza x: missing \w+ field/);
     assert.throws(() => parsePackages(PACKAGES_TEXT.replace('c'.repeat(64), 'zz')), /bad SHA256/);
     assert.throws(() => parsePackages(PACKAGES_TEXT.replace('Size: 1234', 'Size: 12x')), /bad Size/);
     assert.throws(() => parsePackages(PACKAGES_TEXT.replace('pool/main/b/bar', '../etc')), /unsafe Filename/);
@@ -328,11 +328,12 @@ describe('openpgp', () => {
     assert.throws(() => verifyClearsigned(signed.replace('trixie', 'trixiE'), keys), /no valid signature/);
     assert.throws(() => verifyClearsigned(clearsign(text, [other]), keys), /issuer key not in keyring/);
     // Keep the digest prefix but break the signature bytes themselves.
-    const sigs = splitClearsigned(signed).signature;
+    const single = clearsign(text, [rsa]);
+    const sigs = splitClearsigned(single).signature;
     const broken = Buffer.from(sigs);
     const last = broken.length - 5;
     broken[last] = (broken[last] ?? 0) ^ 0xff;
-    const forged = signed.slice(0, signed.indexOf('-----BEGIN PGP SIGNATURE-----')) + armor('SIGNATURE', broken);
+    const forged = single.slice(0, single.indexOf('-----BEGIN PGP SIGNATURE-----')) + armor('SIGNATURE', broken);
     assert.throws(() => verifyClearsigned(forged, keys), /no valid signature/);
     const badCrc = signed.replace(/\n=(....)\n/, '\n=AAAA\n');
     assert.throws(() => verifyClearsigned(badCrc, keys), /armor checksum mismatch/);
@@ -357,7 +358,7 @@ describe('ar', () => {
   });
 
   test('GNU long names and BSD names', () => {
-    const table = Buffer.from('a-very-long-member-name.txt/\n');
+    const table = Buffer.from('a-very-long-member-name.txt/\n\n'); // even length
     const hdr = (name: string, size: number): string =>
       name.padEnd(16) + '0'.padEnd(12) + '0'.padEnd(6) + '0'.padEnd(6) + '644'.padEnd(8) + String(size).padEnd(10) + '`\n';
     const bsdName = 'bsd-long-name.bin';
@@ -400,7 +401,9 @@ async function makeTar(entries: TEntry[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     pack.on('end', resolve);
     pack.on('error', reject);
   });
@@ -518,6 +521,18 @@ describe('deb', () => {
 
 // ---------------------------------------------------------------- archive client (fake local archive)
 
+async function captureStderr(fn: () => Promise<void>): Promise<string[]> {
+  const orig = process.stderr.write;
+  const lines: string[] = [];
+  process.stderr.write = ((s: string) => (lines.push(s), true)) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = orig;
+  }
+  return lines;
+}
+
 describe('DebianArchive against a local fake archive', () => {
   const served = new Map<string, Buffer>();
   const hits: string[] = [];
@@ -607,14 +622,9 @@ describe('DebianArchive against a local fake archive', () => {
     const a = archive();
     const deb = await a.fetchDeb('libfoo');
     fs.writeFileSync(deb, 'garbage');
-    const origError = process.stderr.write;
-    const lines: string[] = [];
-    process.stderr.write = ((s: string) => (lines.push(s), true)) as typeof process.stderr.write;
-    try {
+    const lines = await captureStderr(async () => {
       assert.equal(await a.fetchDeb('libfoo'), deb);
-    } finally {
-      process.stderr.write = origError;
-    }
+    });
     assert.match(lines.join(''), /is corrupt; fetching it again/);
     assert.notEqual(fs.readFileSync(deb, 'utf8'), 'garbage');
   });
@@ -632,6 +642,26 @@ describe('DebianArchive against a local fake archive', () => {
     } finally {
       served.set('/debian/dists/trixie/InRelease', orig);
     }
+  });
+
+  test('missing keyring: one-line notice, unsigned check skipped', async () => {
+    const lines = await captureStderr(async () => {
+      const a = new DebianArchive({ mirror, cacheDir: path.join(work, 'cache4'), progress: false, keyring: path.join(work, 'nope.gpg') });
+      assert.equal((await a.release()).signers, null);
+    });
+    assert.deepEqual(lines, [`tsvm: keyring ${path.join(work, 'nope.gpg')} not found; InRelease signature not checked\n`]);
+  });
+
+  test('a cached InRelease that no longer verifies is fetched again', async () => {
+    await archive().release();
+    const cached = fs.readdirSync(path.join(work, 'cache', 'debian', 'dists'));
+    const file = path.join(work, 'cache', 'debian', 'dists', cached[0] ?? '', 'trixie', 'InRelease');
+    fs.writeFileSync(file, 'garbage');
+    const lines = await captureStderr(async () => {
+      assert.equal((await archive().release()).signers?.length, 1);
+    });
+    assert.match(lines.join(''), /cached InRelease rejected \(.*not a clearsigned message.*\); fetching it again/);
+    assert.notEqual(fs.readFileSync(file, 'utf8'), 'garbage');
   });
 
   test('missing or mismatched suite is rejected', async () => {

@@ -1,0 +1,86 @@
+/**
+ * `tsvm exec [--root DIR] [--trace] PROGRAM [ARGS...]`: the process VM.
+ * Loads a riscv64 Linux ELF and runs it as this host process, like
+ * qemu-riscv64 does; tsvm's exit status is the guest's.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { GuestProcess } from '../process/guest-process.js';
+import { loadProgram, type LoaderHost } from '../process/loader.js';
+import { ExecError } from '../process/elf.js';
+import { runProcess } from '../process/run-process.js';
+import { LinuxSyscalls } from '../process/syscalls.js';
+import { NodeHostOs } from '../host/node-host-os.js';
+import { resolveGuestPath } from '../process/vfs.js';
+
+/** Options of `tsvm exec`. */
+export interface ExecOptions {
+  root?: string;
+  trace: boolean;
+  memoryBytes: number;
+  /** Print instruction count, wall time and MIPS to stderr at exit. */
+  stats?: boolean;
+}
+
+function log(line: string): void {
+  fs.writeSync(2, line + '\n');
+}
+
+/** Finds the program: a path as given, else a search of the guest's PATH. */
+function findProgram(prog: string, exists: (p: string) => boolean, env: NodeJS.ProcessEnv): string | null {
+  if (prog.includes('/')) return exists(prog) ? prog : null;
+  if (exists(prog)) return './' + prog;
+  for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    if (dir && exists(path.posix.join(dir, prog))) return path.posix.join(dir, prog);
+  }
+  return null;
+}
+
+/** Runs `tsvm exec`; returns the exit status for the host process. */
+export function execCommand(prog: string, args: string[], opts: ExecOptions): number {
+  const root = opts.root !== undefined ? path.resolve(opts.root) : undefined;
+  if (root !== undefined && !fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
+    log(`tsvm: --root ${opts.root}: not a directory`);
+    return 125;
+  }
+  const hostOs = new NodeHostOs();
+  const guestCwd = hostOs.initialGuestCwd(root);
+  const toHost = (guestPath: string): string | null => resolveGuestPath(hostOs, root, guestCwd, guestPath);
+  const exists = (p: string): boolean => {
+    const h = toHost(p);
+    return h !== null && fs.statSync(h, { throwIfNoEntry: false })?.isFile() === true;
+  };
+  const found = findProgram(prog, exists, process.env);
+  if (found === null) { log(`tsvm: ${prog}: No such file or directory`); return 127; }
+  const loaderHost: LoaderHost = {
+    readFile: (p) => {
+      const h = toHost(p);
+      if (h === null) return null;
+      try { return fs.readFileSync(h); } catch { return null; }
+    },
+    randomBytes: (b) => { crypto.randomFillSync(b); },
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+  };
+  const data = loaderHost.readFile(found);
+  if (data === null) { log(`tsvm: ${prog}: cannot read`); return 126; }
+  let proc: GuestProcess;
+  try {
+    proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root, trace: opts.trace }, process.pid);
+    const envp = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+    loadProgram(proc, loaderHost, found, data, [prog, ...args], envp);
+  } catch (e) {
+    if (e instanceof ExecError) { log(`tsvm: ${e.message}`); return e.exitCode; }
+    if (e instanceof RangeError) { log(`tsvm: ${e.message}`); return 125; }
+    throw e;
+  }
+  const sys = new LinuxSyscalls(proc, hostOs, log);
+  const t0 = performance.now();
+  const status = runProcess(proc, sys, log);
+  if (opts.stats) {
+    const secs = (performance.now() - t0) / 1000, n = proc.hart.st.instret;
+    log(`tsvm: stats: instructions=${n} seconds=${secs.toFixed(3)} mips=${(n / secs / 1e6).toFixed(1)}`);
+  }
+  return status;
+}

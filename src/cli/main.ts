@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * The tsvm command line: parsing and dispatch only; each command lives in
+ * its own module.
+ */
+import { Command, CommanderError } from 'commander';
+import { execCommand } from './exec-command.js';
+import { parseSize } from './size.js';
+
+const program = new Command();
+program
+  .name('tsvm')
+  .description('A RISC-V RV64GC virtual machine monitor in TypeScript')
+  .version('0.1.0')
+  .enablePositionalOptions()
+  .exitOverride();
+
+program
+  .command('exec')
+  .description('run a riscv64 Linux program as a host process (the process VM)')
+  .argument('<program>', 'riscv64 ELF executable (guest path)')
+  .argument('[args...]', 'arguments for the program')
+  .option('--root <dir>', 'confine the guest to DIR as its / (like chroot)')
+  .option('--trace', 'print an strace-like line for each system call', false)
+  .option('--memory <size>', 'guest RAM backing the process (e.g. 1G)', '1G')
+  .option('--stats', 'print guest instruction count and MIPS to stderr at exit', false)
+  .passThroughOptions()
+  .action((prog: string, args: string[], o: { root?: string; trace: boolean; memory: string; stats: boolean }) => {
+    const mem = parseSize(o.memory);
+    if (mem === null || mem < 16 * 1024 * 1024 || mem > 3 * 1024 ** 3) {
+      process.stderr.write(`tsvm: --memory ${o.memory}: expected a size between 16M and 3G\n`);
+      process.exitCode = 125;
+      return;
+    }
+    process.exitCode = execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : 125;
+  } else {
+    throw e;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * What the Linux syscall layer needs from the host operating system.
+ *
+ * Everything is synchronous (the VM is one thread that blocks in syscalls
+ * like a real process). Flags, modes and errors use the guest's Linux
+ * vocabulary: open flags are asm-generic O_* values, and every call that
+ * can fail returns a negative Linux errno instead of throwing. Paths are
+ * host paths; the guest-path view (--root) lives in vfs.ts.
+ */
+import type { StatInfo } from './sys-abi.js';
+
+export type { StatInfo } from './sys-abi.js';
+
+/** One directory entry with its inode and d_type (DT_*). */
+export interface HostDirent { name: string; ino: bigint; type: number }
+
+/** Filesystem statistics (struct statfs fields the host can supply). */
+export interface HostStatfs {
+  type: bigint; bsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint; files: bigint; ffree: bigint;
+}
+
+/** Process resource usage (getrusage). */
+export interface HostRusage {
+  utimeUs: number; stimeUs: number; maxRssKb: number; minflt: number; majflt: number;
+  inblock: number; oublock: number; nvcsw: number; nivcsw: number;
+}
+
+/** System-wide information (sysinfo). */
+export interface HostSysinfo { uptimeSec: number; loads: [number, number, number]; totalRam: number; freeRam: number }
+
+/** Numeric identity of the host process (qemu-user passes these through). */
+export interface HostIdentity { uid: number; gid: number; euid: number; egid: number; groups: number[]; ppid: number }
+
+/** uname(2) strings. */
+export interface HostUname { nodename: string; release: string; version: string }
+
+/** The host services used by the syscall layer. Errors are negative Linux errnos. */
+export interface HostOs {
+  /** Opens `path` with Linux O_* `flags`; returns a host fd. */
+  open(path: string, flags: number, mode: number): number;
+  /** Closes a host fd. */
+  close(fd: number): number;
+  /** Reads into `buf` at `position` (null: the fd's own offset); returns bytes read. */
+  read(fd: number, buf: Uint8Array, position: number | null): number;
+  /** Writes `buf` at `position` (null: the fd's own offset); returns bytes written. */
+  write(fd: number, buf: Uint8Array, position: number | null): number;
+  /** stat(2) following symlinks. */
+  stat(path: string): StatInfo | number;
+  /** lstat(2). */
+  lstat(path: string): StatInfo | number;
+  /** fstat(2). */
+  fstat(fd: number): StatInfo | number;
+  /** Lists a directory in the host's order, without "." and "..". */
+  readdir(path: string): HostDirent[] | number;
+  /** readlink(2): the raw target bytes as a string. */
+  readlink(path: string): string | number;
+  /** realpath(3). */
+  realpath(path: string): string | number;
+  /** access(2) with R_OK/W_OK/X_OK bits. */
+  access(path: string, mode: number): number;
+  mkdir(path: string, mode: number): number;
+  unlink(path: string): number;
+  rmdir(path: string): number;
+  rename(from: string, to: string): number;
+  symlink(target: string, path: string): number;
+  link(existing: string, path: string): number;
+  chmod(path: string, mode: number): number;
+  fchmod(fd: number, mode: number): number;
+  /** chown(2) or, with `noFollow`, lchown(2); -1 leaves an id unchanged. */
+  chown(path: string, uid: number, gid: number, noFollow: boolean): number;
+  fchown(fd: number, uid: number, gid: number): number;
+  /** Sets atime/mtime in ns since the epoch (null = leave unchanged). */
+  utimes(path: string, atimeNs: bigint | null, mtimeNs: bigint | null, noFollow: boolean): number;
+  futimes(fd: number, atimeNs: bigint | null, mtimeNs: bigint | null): number;
+  truncate(path: string, len: number): number;
+  ftruncate(fd: number, len: number): number;
+  fsync(fd: number): number;
+  fdatasync(fd: number): number;
+  statfs(path: string): HostStatfs | number;
+  /** True if the host fd is a terminal. */
+  isatty(fd: number): boolean;
+  /** Terminal window size of a tty fd, or null. */
+  terminalSize(fd: number): { rows: number; cols: number } | null;
+  /** Puts a tty fd into raw (non-canonical, no echo) mode or back; false if unsupported. */
+  setRawMode(fd: number, raw: boolean): boolean;
+  /** CLOCK_REALTIME in ns. */
+  realtimeNs(): bigint;
+  /** CLOCK_MONOTONIC in ns. */
+  monotonicNs(): bigint;
+  /** CPU time used by this process, ns. */
+  cpuTimeNs(): bigint;
+  /** Fills `buf` with cryptographically random bytes. */
+  randomFill(buf: Uint8Array): void;
+  /** Blocks the thread for `ns` nanoseconds. */
+  sleepNs(ns: number): void;
+  /** The host's current working directory. */
+  cwd(): string;
+  identity(): HostIdentity;
+  uname(): HostUname;
+  sysinfo(): HostSysinfo;
+  rusage(): HostRusage;
+}
