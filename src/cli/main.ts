@@ -6,6 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { execCommand } from './exec-command.js';
 import { parseSize } from './size.js';
+import { fetchCommand } from './fetch-command.js';
+import { demoCommand } from './demo-command.js';
 
 const program = new Command();
 program
@@ -33,6 +35,24 @@ program
       return;
     }
     process.exitCode = execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats });
+  });
+
+program
+  .command('fetch')
+  .description("download verified Debian riscv64 packages (trixie) through the host's apt mirror")
+  .argument('<packages...>', 'package names')
+  .option('--root <dir>', 'install the packages and their dependencies into DIR')
+  .option('--mirror <url>', 'Debian archive mirror URL (default: from the host apt configuration)')
+  .action(async (packages: string[], o: { root?: string; mirror?: string }) => {
+    process.exitCode = await fetchCommand({ packages, root: o.root, mirror: o.mirror });
+  });
+
+program
+  .command('demo')
+  .description("fetch Debian's riscv64 busybox-static and run some applets on tsvm")
+  .option('--mirror <url>', 'Debian archive mirror URL')
+  .action(async (o: { mirror?: string }) => {
+    process.exitCode = await demoCommand(o);
   });
 
 try {

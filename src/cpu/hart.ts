@@ -9,9 +9,10 @@
 import { HartState, S } from './hart-state.js';
 import type { GuestRam } from '../memory/guest-ram.js';
 import {
-  Tlb, TLB_MASK, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT,
+  Tlb, TLB_MASK, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
   type PageTranslator,
 } from '../mmu/tlb.js';
+import type { CsrFile } from './csr-file.js';
 
 /** Why `run` returned (modelled on KVM's exit reasons). */
 export const enum ExitReason {
@@ -21,6 +22,12 @@ export const enum ExitReason {
   EXCEPTION = 1,
   /** The hart executed WFI and waits for an interrupt. */
   HALT = 2,
+  /** A load or store hit device memory; see Hart.mmio* and complete it with completeMmio. */
+  MMIO = 3,
+  /** The guest asked the machine to power off or reset (set by the VMM's device dispatch). */
+  SHUTDOWN = 4,
+  /** An ecall from S-mode for the VMM's built-in SBI firmware (like KVM_EXIT_RISCV_SBI). */
+  HYPERCALL = 5,
 }
 
 /** Exception causes (privileged spec §3.1.15, Table 3.6 "mcause values"). */
@@ -39,13 +46,35 @@ export const CAUSE_STORE_PAGE_FAULT = 15;
 
 /** Returned by `addrW` when a store straddles two pages (use storeSplit). */
 export const ADDR_SPLIT = -2;
+/** Returned by `addrR`/`addrW` for device memory: the instruction leaves as an MMIO exit. */
+export const ADDR_MMIO = -3;
 
 /** One hart with its TLB, attached to guest RAM through a translator. */
 export class Hart {
   readonly st: HartState;
   readonly ram: GuestRam;
-  readonly tlb = new Tlb();
+  /** The TLB for data accesses in the current context. */
+  tlb: Tlb;
+  /** The TLB for instruction fetches in the current context. */
+  fetchTlb: Tlb;
+  /** One TLB per translation context (system VM: U, S, S+SUM, M), so mode switches need no flush. */
+  readonly tlbs: Tlb[];
   translator: PageTranslator;
+  /** The privileged CSR file (system VM); null in the process VM, which has user-level CSRs only. */
+  csrs: CsrFile | null = null;
+  /** Set (system VM) when mstatus.FS is Off: FP instructions are illegal. */
+  fpOff = false;
+  /** MMIO exit details: physical address, size, direction, data and destination. */
+  mmioAddr = 0;
+  mmioSize = 0;
+  mmioIsWrite = false;
+  mmioLo = 0;
+  mmioHi = 0;
+  /** Destination register*2 and load kind (funct3; +8 for an FP register). */
+  mmioRd = 0;
+  mmioKind = 0;
+  /** Reason the interpreter left early after a CSR write (state must be re-evaluated). */
+  csrChanged = false;
   /** Timebase frequency for the `time` CSR, in Hz (QEMU virt: 10 MHz). */
   timebaseHz = 10_000_000;
 
@@ -53,6 +82,13 @@ export class Hart {
     this.ram = ram;
     this.translator = translator;
     this.st = st;
+    this.tlbs = [new Tlb()];
+    this.tlb = this.fetchTlb = this.tlbs[0]!;
+  }
+
+  /** Flushes every TLB context (sfence.vma, satp writes, munmap). */
+  flushTlbs(): void {
+    for (const t of this.tlbs) t.flushAll();
   }
 
   /** Records an exception (cause, tval) and returns ExitReason.EXCEPTION. */
@@ -83,6 +119,7 @@ export class Hart {
   private fillPage(lo: number, hi: number, access: number): number {
     const tr = this.translator;
     const host = tr.translatePage(lo, hi, access);
+    if (host === XLATE_MMIO) return ADDR_MMIO;
     if (host < 0) {
       const cause = access === ACCESS_EXEC
         ? (host === XLATE_PAGE_FAULT ? CAUSE_FETCH_PAGE_FAULT : CAUSE_FETCH_ACCESS)
@@ -92,18 +129,28 @@ export class Hart {
       this.raise(cause, lo, hi);
       return -1;
     }
-    this.tlb.fill(lo, hi, host, tr.grantedPerms | access);
+    if (tr.noCache !== true) (access === ACCESS_EXEC ? this.fetchTlb : this.tlb).fill(lo, hi, host, tr.grantedPerms | access);
     return host;
+  }
+
+  /** Records an MMIO access at virtual (lo, hi) whose page translated to device memory. */
+  private mmio(lo: number, size: number, write: boolean): number {
+    this.mmioAddr = (this.translator.mmioPage ?? 0) + (lo & 0xfff);
+    this.mmioSize = size;
+    this.mmioIsWrite = write;
+    return ADDR_MMIO;
   }
 
   private slowR(lo: number, hi: number, size: number): number {
     const off = lo & 0xfff;
     const host = this.fillPage(lo, hi, ACCESS_READ);
+    if (host === ADDR_MMIO) return this.mmio(lo, size, false);
     if (host < 0) return -1;
     if (off + size <= 4096) return host + off;
     // Straddles two pages: gather the bytes into the scratch area.
     const nlo = (lo & PAGE_MASK) + 4096 | 0, nhi = nlo === 0 ? (hi + 1) | 0 : hi;
     const host2 = this.fillPage(nlo, nhi, ACCESS_READ);
+    if (host2 === ADDR_MMIO) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return -1; }
     if (host2 < 0) return -1;
     const u8 = this.ram.u8, sc = this.ram.scratch, first = 4096 - off;
     for (let k = 0; k < size; k++) u8[sc + k] = k < first ? u8[host + off + k]! : u8[host2 + k - first]!;
@@ -113,10 +160,13 @@ export class Hart {
   private slowW(lo: number, hi: number, size: number): number {
     const off = lo & 0xfff;
     const host = this.fillPage(lo, hi, ACCESS_WRITE);
+    if (host === ADDR_MMIO) return this.mmio(lo, size, true);
     if (host < 0) return -1;
     if (off + size <= 4096) return host + off;
     const nlo = (lo & PAGE_MASK) + 4096 | 0, nhi = nlo === 0 ? (hi + 1) | 0 : hi;
-    if (this.fillPage(nlo, nhi, ACCESS_WRITE) < 0) return -1;
+    const host2 = this.fillPage(nlo, nhi, ACCESS_WRITE);
+    if (host2 === ADDR_MMIO) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return -1; }
+    if (host2 < 0) return -1;
     return ADDR_SPLIT;
   }
 
@@ -129,11 +179,42 @@ export class Hart {
     }
   }
 
+  /**
+   * Finishes the instruction that left with ExitReason.MMIO: for a load,
+   * (lo, hi) is the device's value, extended per the load kind into the
+   * destination register; then pc moves past the instruction.
+   */
+  completeMmio(lo: number, hi: number): void {
+    const st = this.st, s = st.s;
+    if (!this.mmioIsWrite) {
+      const rd = this.mmioRd, k = this.mmioKind;
+      let vlo = lo, vhi = hi;
+      switch (k) {
+        case 0: vlo = (lo << 24) >> 24; vhi = vlo >> 31; break; // lb
+        case 1: vlo = (lo << 16) >> 16; vhi = vlo >> 31; break; // lh
+        case 2: vhi = lo >> 31; break; // lw
+        case 4: vlo = lo & 0xff; vhi = 0; break; // lbu
+        case 5: vlo = lo & 0xffff; vhi = 0; break; // lhu
+        case 6: vhi = 0; break; // lwu
+        case 10: vhi = -1; break; // flw: NaN-boxed
+        default: break; // ld, fld
+      }
+      if (k >= 8) { st.f[rd] = vlo; st.f[rd + 1] = vhi; if (this.csrs !== null) this.csrs.dirtyFs(); }
+      else if (rd !== 0) { st.x[rd] = vlo; st.x[rd + 1] = vhi; }
+    }
+    const ilen = s[S.EXIT_ILEN]!, nlo = (s[S.PC_LO]! + ilen) | 0;
+    if ((nlo >>> 0) < (ilen >>> 0)) s[S.PC_HI] = (s[S.PC_HI]! + 1) | 0;
+    s[S.PC_LO] = nlo;
+    st.instret++;
+  }
+
   /** Host offset of the page holding pc for fetch, or -1 on fault (recorded). */
   fetchPage(lo: number, hi: number): number {
-    const t = this.tlb, i = (lo >>> 12) & TLB_MASK;
+    const t = this.fetchTlb, i = (lo >>> 12) & TLB_MASK;
     if (t.tagX[i] === (lo & PAGE_MASK) && t.tagHi[i] === hi) return t.host[i]!;
-    return this.fillPage(lo, hi, ACCESS_EXEC);
+    const host = this.fillPage(lo, hi, ACCESS_EXEC);
+    if (host === ADDR_MMIO) { this.raise(CAUSE_FETCH_ACCESS, lo, hi); return -1; }
+    return host;
   }
 
   /** Reads 16 bits at an instruction address (for fetches that straddle pages); -1 on fault. */
@@ -154,6 +235,12 @@ export class Hart {
    * to csrVal[0..1]. Returns false if the CSR does not exist here.
    */
   csrRead(csr: number): boolean {
+    const c = this.csrs;
+    if (c !== null) {
+      if (!c.read(csr)) return false;
+      this.csrVal[0] = c.val[0]!; this.csrVal[1] = c.val[1]!;
+      return true;
+    }
     const s = this.st.s, v = this.csrVal;
     switch (csr) {
       case 0x001: v[0] = s[S.FFLAGS]!; v[1] = 0; return true; // fflags
@@ -171,8 +258,14 @@ export class Hart {
     }
   }
 
-  /** Writes a CSR (low word `lo`); returns false if it is absent or read-only. */
-  csrWrite(csr: number, lo: number): boolean {
+  /** Writes a CSR with (lo, hi); returns false if it is absent, read-only or not allowed. */
+  csrWrite(csr: number, lo: number, hi: number): boolean {
+    const c = this.csrs;
+    if (c !== null) {
+      if (!c.write(csr, lo, hi)) return false;
+      if (c.changed) this.csrChanged = true;
+      return true;
+    }
     const s = this.st.s;
     switch (csr) {
       case 0x001: s[S.FFLAGS] = lo & 0x1f; return true;

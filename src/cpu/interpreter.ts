@@ -9,7 +9,7 @@
  * 32-bit halves in `x` (x[2i] low, x[2i+1] high), so the decoder computes
  * register fields already doubled.
  */
-import { ExitReason, ADDR_SPLIT, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT, CAUSE_USER_ECALL,
+import { ExitReason, ADDR_SPLIT, ADDR_MMIO, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT, CAUSE_USER_ECALL,
   type Hart } from './hart.js';
 import { S } from './hart-state.js';
 import { RVC_TABLE } from './decode-compressed.js';
@@ -52,6 +52,20 @@ function lt64(alo: number, ahi: number, blo: number, bhi: number): boolean {
 /** Unsigned 64-bit a < b. */
 function ltu64(alo: number, ahi: number, blo: number, bhi: number): boolean {
   return (ahi >>> 0) < (bhi >>> 0) || (ahi === bhi && (alo >>> 0) < (blo >>> 0));
+}
+
+/** Exit for a failed load: an MMIO exit (recording where the value goes) or an exception. */
+function loadExit(h: Hart, p: number, rd: number, kind: number): ExitReason {
+  if (p !== ADDR_MMIO) return ExitReason.EXCEPTION;
+  h.mmioRd = rd; h.mmioKind = kind;
+  return ExitReason.MMIO;
+}
+
+/** Exit for a failed store: an MMIO exit carrying the data, or an exception. */
+function storeExit(h: Hart, p: number, lo: number, hi: number): ExitReason {
+  if (p !== ADDR_MMIO) return ExitReason.EXCEPTION;
+  h.mmioLo = lo; h.mmioHi = hi;
+  return ExitReason.MMIO;
 }
 
 /**
@@ -191,16 +205,16 @@ export function run(h: Hart, budget: number): ExitReason {
         const alo = (blo + imm) | 0, ahi = (x[r1 + 1]! + (imm >> 31) + ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
         const f3 = (insn >>> 12) & 7;
         if (f3 === 3) { // ld
-          const p = h.addrR(alo, ahi, 8); if (p < 0) { exit = ExitReason.EXCEPTION; ilen = -ilen; break loop; }
+          const p = h.addrR(alo, ahi, 8); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
           x[rd] = dv.getInt32(p, true); x[rd + 1] = dv.getInt32(p + 4, true);
         } else if (f3 === 2 || f3 === 6) { // lw / lwu
-          const p = h.addrR(alo, ahi, 4); if (p < 0) { exit = ExitReason.EXCEPTION; ilen = -ilen; break loop; }
+          const p = h.addrR(alo, ahi, 4); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
           const v = dv.getInt32(p, true); x[rd] = v; x[rd + 1] = f3 === 2 ? v >> 31 : 0;
         } else if (f3 === 0 || f3 === 4) { // lb / lbu
-          const p = h.addrR(alo, ahi, 1); if (p < 0) { exit = ExitReason.EXCEPTION; ilen = -ilen; break loop; }
+          const p = h.addrR(alo, ahi, 1); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
           const v = u8[p]!; if (f3 === 0) { x[rd] = (v << 24) >> 24; x[rd + 1] = (v << 24) >> 31; } else { x[rd] = v; x[rd + 1] = 0; }
         } else if (f3 === 1 || f3 === 5) { // lh / lhu
-          const p = h.addrR(alo, ahi, 2); if (p < 0) { exit = ExitReason.EXCEPTION; ilen = -ilen; break loop; }
+          const p = h.addrR(alo, ahi, 2); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
           const v = dv.getUint16(p, true); if (f3 === 1) { x[rd] = (v << 16) >> 16; x[rd + 1] = (v << 16) >> 31; } else { x[rd] = v; x[rd + 1] = 0; }
         } else { exit = ExitReason.EXCEPTION; break loop; }
         break;
@@ -218,7 +232,7 @@ export function run(h: Hart, budget: number): ExitReason {
           else if (f3 === 0) u8[p] = x[r2]!;
           else dv.setInt16(p, x[r2]!, true);
         } else if (p === ADDR_SPLIT) h.storeSplit(alo, ahi, size, x[r2]!, x[r2 + 1]!);
-        else { exit = ExitReason.EXCEPTION; ilen = -ilen; break loop; }
+        else { exit = storeExit(h, p, x[r2]!, x[r2 + 1]!); ilen = -ilen; break loop; }
         break;
       }
       case 0x63: { // BRANCH
@@ -319,29 +333,31 @@ export function run(h: Hart, budget: number): ExitReason {
       }
       case 0x07: { // LOAD-FP: flw / fld
         const f3 = (insn >>> 12) & 7;
-        if (f3 !== 2 && f3 !== 3) { exit = ExitReason.EXCEPTION; break loop; }
+        if ((f3 !== 2 && f3 !== 3) || h.fpOff) { exit = ExitReason.EXCEPTION; break loop; }
         const imm = insn >> 20, blo = x[r1]!;
         const alo = (blo + imm) | 0, ahi = (x[r1 + 1]! + (imm >> 31) + ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
         const p = h.addrR(alo, ahi, f3 === 3 ? 8 : 4);
-        if (p < 0) { exit = ExitReason.EXCEPTION; ilen = -ilen; break loop; }
+        if (p < 0) { exit = loadExit(h, p, rd, f3 + 8); ilen = -ilen; break loop; }
+        if (h.csrs !== null) h.csrs.dirtyFs();
         f[rd] = dv.getInt32(p, true);
         f[rd + 1] = f3 === 3 ? dv.getInt32(p + 4, true) : -1; // NaN-box singles (F spec §12.2)
         break;
       }
       case 0x27: { // STORE-FP: fsw / fsd
         const f3 = (insn >>> 12) & 7;
-        if (f3 !== 2 && f3 !== 3) { exit = ExitReason.EXCEPTION; break loop; }
+        if ((f3 !== 2 && f3 !== 3) || h.fpOff) { exit = ExitReason.EXCEPTION; break loop; }
         const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), blo = x[r1]!;
         const alo = (blo + imm) | 0, ahi = (x[r1 + 1]! + (imm >> 31) + ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
         const size = f3 === 3 ? 8 : 4;
         const p = h.addrW(alo, ahi, size);
         if (p >= 0) { dv.setInt32(p, f[r2]!, true); if (size === 8) dv.setInt32(p + 4, f[r2 + 1]!, true); }
         else if (p === ADDR_SPLIT) h.storeSplit(alo, ahi, size, f[r2]!, f[r2 + 1]!);
-        else { exit = ExitReason.EXCEPTION; ilen = -ilen; break loop; }
+        else { exit = storeExit(h, p, f[r2]!, f[r2 + 1]!); ilen = -ilen; break loop; }
         break;
       }
       case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: // OP-FP and fused multiply-add
-        if (execFp(st, insn) < 0) { exit = ExitReason.EXCEPTION; break loop; }
+        if (h.fpOff || execFp(st, insn) < 0) { exit = ExitReason.EXCEPTION; break loop; }
+        if (h.csrs !== null) h.csrs.dirtyFs();
         break;
       case 0x2f: { // AMO
         const r = execAmo(h, insn, rd, r1, r2);
@@ -356,14 +372,16 @@ export function run(h: Hart, budget: number): ExitReason {
       case 0x73: { // SYSTEM
         const f3 = (insn >>> 12) & 7;
         if (f3 === 0) {
-          if (insn === 0x00000073) { exit = ExitReason.EXCEPTION; h.raise(CAUSE_USER_ECALL, 0, 0); ilen = -ilen; break loop; }
+          if (insn === 0x00000073) { // ecall: cause 8/9/11 for U/S/M (privileged spec Table 3.6)
+            exit = ExitReason.EXCEPTION; h.raise(CAUSE_USER_ECALL + s[S.PRIV]!, 0, 0); ilen = -ilen; break loop;
+          }
           if (insn === 0x00100073) { exit = ExitReason.EXCEPTION; h.raise(CAUSE_BREAKPOINT, pcLo, pcHi); ilen = -ilen; break loop; }
           exit = ExitReason.EXCEPTION; break loop;
         }
         if (f3 === 4) { exit = ExitReason.EXCEPTION; break loop; }
         const csr = insn >>> 20, rs1 = (insn >>> 15) & 31;
         const op = f3 & 3, useImm = f3 >= 4;
-        const wlo = useImm ? rs1 : x[r1]!;
+        const wlo = useImm ? rs1 : x[r1]!, whi = useImm ? 0 : x[r1 + 1]!;
         const writes = op === 1 || rs1 !== 0;
         st.instret += start - budget - 1; // make instret exact for the CSR read
         const ok = h.csrRead(csr);
@@ -371,10 +389,12 @@ export function run(h: Hart, budget: number): ExitReason {
         if (!ok) { exit = ExitReason.EXCEPTION; break loop; }
         const oldLo = h.csrVal[0]!, oldHi = h.csrVal[1]!;
         if (writes) {
-          const nv = op === 1 ? wlo : op === 2 ? oldLo | wlo : oldLo & ~wlo;
-          if (!h.csrWrite(csr, nv)) { exit = ExitReason.EXCEPTION; break loop; }
+          const nlo2 = op === 1 ? wlo : op === 2 ? oldLo | wlo : oldLo & ~wlo;
+          const nhi2 = op === 1 ? whi : op === 2 ? oldHi | whi : oldHi & ~whi;
+          if (!h.csrWrite(csr, nlo2, nhi2)) { exit = ExitReason.EXCEPTION; break loop; }
         }
         x[rd] = oldLo; x[rd + 1] = oldHi;
+        if (h.csrChanged) { pcLo = nlo; pcHi = nhi; break loop; } // re-evaluate modes, TLBs and interrupts
         break;
       }
       default:
@@ -385,7 +405,10 @@ export function run(h: Hart, budget: number): ExitReason {
 
   // ---- exit bookkeeping ----
   x[0] = 0; x[1] = 0;
-  if (exit === ExitReason.EXCEPTION) {
+  if (exit === ExitReason.MMIO) {
+    s[S.EXIT_ILEN] = -ilen;
+    budget++; // retires when the VMM completes the access
+  } else if (exit === ExitReason.EXCEPTION) {
     if (ilen > 0) h.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); // decode failure: tval = instruction bits
     else if (ilen === 0) ilen = 4; // fetch fault (recorded by the fetch path)
     else ilen = -ilen; // fault recorded by the executing instruction

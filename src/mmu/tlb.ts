@@ -30,6 +30,8 @@ export const ACCESS_EXEC = 4;
 /** Translator results below zero. */
 export const XLATE_PAGE_FAULT = -1;
 export const XLATE_ACCESS_FAULT = -2;
+/** The page is device memory (system VM): the access leaves the vCPU as an MMIO exit. */
+export const XLATE_MMIO = -3;
 
 /**
  * Fills TLB misses: maps the page holding a guest virtual address to a
@@ -45,6 +47,10 @@ export interface PageTranslator {
   translatePage(lo: number, hi: number, access: number): number;
   /** Permissions (ACCESS_* bits) granted by the last successful translation. */
   grantedPerms: number;
+  /** When true after a translation, the TLB must not cache it (MMIO, sub-page PMP). */
+  noCache?: boolean;
+  /** Physical page address of the last translation that returned XLATE_MMIO. */
+  mmioPage?: number;
 }
 
 /** The TLB arrays, allocated once. */

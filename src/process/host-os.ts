@@ -40,9 +40,13 @@ export interface HostOs {
   open(path: string, flags: number, mode: number): number;
   /** Closes a host fd. */
   close(fd: number): number;
-  /** Reads into `buf` at `position` (null: the fd's own offset); returns bytes read. */
-  read(fd: number, buf: Uint8Array, position: number | null): number;
-  /** Writes `buf` at `position` (null: the fd's own offset); returns bytes written. */
+  /**
+   * Reads into `buf` at `position` (null: the fd's own offset); returns bytes
+   * read. A host fd that reports EAGAIN is retried after a short sleep unless
+   * `nonBlocking` (then -EAGAIN is returned).
+   */
+  read(fd: number, buf: Uint8Array, position: number | null, nonBlocking?: boolean): number;
+  /** Writes `buf` at `position` (null: the fd's own offset); returns bytes written (EAGAIN is retried). */
   write(fd: number, buf: Uint8Array, position: number | null): number;
   /** stat(2) following symlinks. */
   stat(path: string): StatInfo | number;

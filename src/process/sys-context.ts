@@ -1,0 +1,315 @@
+/**
+ * State and helpers shared by the syscall handlers (sys-*.ts): the guest
+ * process, the host, the fd table, the VFS, and safe copies between guest
+ * memory and the host. Handlers are plain functions `(ctx, args) => result`
+ * returning a value for a0 (negative errno on failure).
+ */
+import type { GuestProcess } from './guest-process.js';
+import type { AddressSpace } from './address-space.js';
+import type { HostOs, HostIdentity, StatInfo } from './host-os.js';
+import { FdTable, OpenFile, type Pipe } from './fd-table.js';
+import { Vfs, PATH_MAX, type Resolved } from './vfs.js';
+import {
+  E, AT_FDCWD, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_LARGEFILE, O_CREAT, O_EXCL, O_NOCTTY,
+  O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, makeDev,
+} from './sys-abi.js';
+import { SignalState } from './sys-signals.js';
+
+/** A syscall handler: returns the a0 result (negative errno on failure). */
+export type Handler = (c: SysCtx, a: SysArgs) => number;
+
+/** One table entry: number, name, handler. */
+export interface SyscallDef { nr: number; name: string; fn: Handler }
+
+/** The six argument registers a0..a5 of one syscall, captured before it runs. */
+export class SysArgs {
+  readonly lo = new Int32Array(6);
+  readonly hi = new Int32Array(6);
+
+  /** Argument i as a signed 64-bit JS number (exact below 2^53). */
+  n(i: number): number { return this.hi[i]! * 4294967296 + (this.lo[i]! >>> 0); }
+  /** Argument i as an unsigned 64-bit JS number (pointers, sizes). */
+  u(i: number): number { return (this.hi[i]! >>> 0) * 4294967296 + (this.lo[i]! >>> 0); }
+  /** Argument i truncated to a signed C int (fds, flags, modes). */
+  i32(i: number): number { return this.lo[i]! | 0; }
+  /** Argument i truncated to a C unsigned int. */
+  u32(i: number): number { return this.lo[i]! >>> 0; }
+  /** Argument i as an unsigned 64-bit bigint. */
+  big(i: number): bigint { return (BigInt(this.hi[i]! >>> 0) << 32n) | BigInt(this.lo[i]! >>> 0); }
+}
+
+/** A writable MAP_SHARED file mapping, written back on msync/munmap/exit. */
+export interface SharedMapping { addr: number; len: number; hostFd: number; offset: number }
+
+/** Index of default rlimit values (include/uapi/asm-generic/resource.h order). */
+const RLIM_INF = 0xffff_ffff_ffff_ffffn;
+const DEFAULT_RLIMITS: Array<[bigint, bigint]> = [
+  [RLIM_INF, RLIM_INF], // RLIMIT_CPU
+  [RLIM_INF, RLIM_INF], // RLIMIT_FSIZE
+  [RLIM_INF, RLIM_INF], // RLIMIT_DATA
+  [8n << 20n, RLIM_INF], // RLIMIT_STACK: 8 MiB (include/uapi/linux/resource.h _STK_LIM)
+  [0n, RLIM_INF], // RLIMIT_CORE
+  [RLIM_INF, RLIM_INF], // RLIMIT_RSS
+  [4096n, 4096n], // RLIMIT_NPROC
+  [1024n, 4096n], // RLIMIT_NOFILE: INR_OPEN_CUR / INR_OPEN_MAX (include/uapi/linux/fs.h)
+  [8n << 20n, 8n << 20n], // RLIMIT_MEMLOCK: MLOCK_LIMIT (include/uapi/linux/resource.h)
+  [RLIM_INF, RLIM_INF], // RLIMIT_AS
+  [RLIM_INF, RLIM_INF], // RLIMIT_LOCKS
+  [4096n, 4096n], // RLIMIT_SIGPENDING
+  [819200n, 819200n], // RLIMIT_MSGQUEUE: MQ_BYTES_MAX (include/linux/mqueue.h)
+  [0n, 0n], // RLIMIT_NICE
+  [0n, 0n], // RLIMIT_RTPRIO
+  [RLIM_INF, RLIM_INF], // RLIMIT_RTTIME
+];
+
+let pipeInodes = 100000;
+
+/** Shared syscall-layer state for one guest process. */
+export class SysCtx {
+  readonly mem: AddressSpace;
+  readonly fds: FdTable;
+  readonly vfs: Vfs;
+  readonly sig = new SignalState();
+  readonly id: HostIdentity;
+  /** The file creation mask. */
+  umask = 0o022;
+  /** Resource limits [soft, hard], indexed by RLIMIT_*. */
+  readonly rlimits: Array<[bigint, bigint]> = DEFAULT_RLIMITS.map(([a, b]) => [a, b]);
+  /** The thread name (prctl PR_SET_NAME / comm), at most 15 bytes. */
+  comm = '';
+  /** set_tid_address / set_robust_list values. */
+  tidAddress = 0;
+  robustHead = 0;
+  /** Terminal settings shared by every tty fd (one controlling terminal). */
+  termios: Uint8Array | null = null;
+  /** Window size set by TIOCSWINSZ, overriding the host's. */
+  winsize: Uint8Array | null = null;
+  /** Writable shared file mappings. */
+  shared: SharedMapping[] = [];
+  /** Inode numbers handed to pipes (for fstat and /proc/self/fd). */
+  readonly pipeIno = new WeakMap<Pipe, number>();
+
+  constructor(readonly proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void) {
+    this.mem = proc.mem;
+    this.id = host.identity();
+    this.fds = new FdTable((f) => this.releaseFile(f));
+    this.vfs = new Vfs(host, proc.opts.root, {
+      pid: () => proc.pid,
+      exePath: () => proc.exePath,
+      maps: () => proc.mem.maps(),
+      fds: () => this.fds.list(),
+      identity: () => ({ uid: this.id.uid, gid: this.id.gid }),
+    });
+    const base = proc.exePath.split('/').pop() ?? '';
+    this.comm = base.slice(0, 15);
+    for (let fd = 0; fd < 3; fd++) {
+      const tty = host.isatty(fd);
+      const acc = tty ? O_RDWR : fd === 0 ? O_RDONLY : O_WRONLY;
+      const f = new OpenFile('host', acc | O_LARGEFILE, fd);
+      f.implicitPos = true;
+      const st = host.fstat(fd);
+      f.seekable = typeof st !== 'number' && ((st.mode & S_IFMT) === S_IFREG || (st.mode & S_IFMT) === S_IFBLK);
+      f.isTty = tty;
+      this.fds.install(f);
+    }
+  }
+
+  /** Closes the host side of a description whose last fd went away. */
+  private releaseFile(f: OpenFile): void {
+    if (f.hostFd > 2 || (f.hostFd >= 0 && !f.implicitPos)) this.host.close(f.hostFd);
+    if (f.pipe) {
+      if ((f.flags & O_ACCMODE) === O_RDONLY) f.pipe.readers--; else f.pipe.writers--;
+    }
+  }
+
+  // ---- guest memory ----
+
+  /** Reads a NUL-terminated path; -EFAULT or -ENAMETOOLONG on failure. */
+  str(addr: number, max = PATH_MAX): string | number {
+    if (addr === 0) return -E.EFAULT;
+    const s = this.mem.readCString(addr, max);
+    if (s !== null) return s;
+    return this.mem.readCString(addr, 1) === null && this.mem.read(addr, 1) === null ? -E.EFAULT : -E.ENAMETOOLONG;
+  }
+
+  /** Copies guest memory out; null on fault. */
+  read(addr: number, len: number): Uint8Array | null {
+    if (len === 0) return new Uint8Array(0);
+    return this.mem.read(addr, len);
+  }
+
+  /** Copies into guest memory; false on fault. */
+  write(addr: number, data: Uint8Array): boolean {
+    if (data.length === 0) return true;
+    return this.mem.write(addr, data);
+  }
+
+  /** Reads a little-endian i64/u64 at addr as bigint; null on fault. */
+  readBig(addr: number, signed = false): bigint | null {
+    const b = this.read(addr, 8);
+    if (!b) return null;
+    const dv = new DataView(b.buffer);
+    return signed ? dv.getBigInt64(0, true) : dv.getBigUint64(0, true);
+  }
+
+  /** Reads a little-endian i32 at addr; null on fault. */
+  readI32(addr: number): number | null {
+    const b = this.read(addr, 4);
+    return b ? new DataView(b.buffer).getInt32(0, true) : null;
+  }
+
+  /** Reads a struct timespec as ns; null on fault, -1n if tv_nsec is out of range or tv_sec < 0. */
+  readTimespec(addr: number): bigint | null {
+    const b = this.read(addr, 16);
+    if (!b) return null;
+    const dv = new DataView(b.buffer), s = dv.getBigInt64(0, true), ns = dv.getBigInt64(8, true);
+    if (s < 0n || ns < 0n || ns >= 1_000_000_000n) return -1n;
+    return s * 1_000_000_000n + ns;
+  }
+
+  // ---- paths and files ----
+
+  /** The guest directory `path` is relative to for `dirfd`, or -errno. */
+  baseDir(dirfd: number, path: string): string | number {
+    if (path.startsWith('/') || dirfd === AT_FDCWD) return this.vfs.cwd;
+    const f = this.fds.get(dirfd);
+    if (!f) return -E.EBADF;
+    if (!f.isDir) return -E.ENOTDIR;
+    return f.guestPath;
+  }
+
+  /** Resolves (dirfd, path) to a host path or virtual node. */
+  resolveAt(dirfd: number, path: string, follow: boolean): Resolved | number {
+    if (path === '') return -E.ENOENT;
+    const base = this.baseDir(dirfd, path);
+    if (typeof base === 'number') return base;
+    return this.vfs.resolve(base, path, follow);
+  }
+
+  /** Reads the path argument at `ptr` and resolves it against `dirfd`. */
+  pathAt(dirfd: number, ptr: number, follow: boolean): Resolved | number {
+    const p = this.str(ptr);
+    if (typeof p === 'number') return p;
+    return this.resolveAt(dirfd, p, follow);
+  }
+
+  /** stat/lstat of a resolved path. */
+  statOf(r: Resolved, follow: boolean): StatInfo | number {
+    if (r.kind === 'host') return follow ? this.host.stat(r.host) : this.host.lstat(r.host);
+    if (r.node.t === 'fd' && follow) {
+      const f = this.fds.get(r.node.fd);
+      return f ? this.fstatOf(f) : -E.ENOENT;
+    }
+    return this.vfs.virtualStat(r.node);
+  }
+
+  /** fstat of an open description. */
+  fstatOf(f: OpenFile): StatInfo | number {
+    if (f.hostFd >= 0) return this.host.fstat(f.hostFd);
+    if (f.kind === 'path' || (f.kind === 'dir' && f.hostPath !== '')) {
+      return f.noFollow ? this.host.lstat(f.hostPath) : this.host.stat(f.hostPath);
+    }
+    if (f.kind === 'pipe' && f.pipe) {
+      const st = this.vfs.virtualStat({ t: 'file', name: 'maps', content: () => new Uint8Array(0) });
+      st.mode = S_IFIFO | 0o600; st.dev = makeDev(0, 0xd); st.ino = BigInt(this.pipeInode(f.pipe));
+      st.blksize = 4096; st.size = 0n;
+      return st;
+    }
+    if (f.kind === 'null' || f.kind === 'zero' || f.kind === 'full' || f.kind === 'random') {
+      return this.vfs.virtualStat({ t: 'dev', dev: f.kind === 'random' ? (f.guestPath.endsWith('urandom') ? 'urandom' : 'random') : f.kind });
+    }
+    if (f.kind === 'dir') return this.vfs.virtualStat({ t: 'dir', name: 'fd', entries: [] });
+    return this.vfs.virtualStat({ t: 'file', name: 'maps', content: () => new Uint8Array(0) });
+  }
+
+  /** A stable inode number for a pipe. */
+  pipeInode(p: Pipe): number {
+    let n = this.pipeIno.get(p);
+    if (n === undefined) { n = pipeInodes++; this.pipeIno.set(p, n); }
+    return n;
+  }
+
+  /** What readlink(/proc/self/fd/N) shows. */
+  fdTarget(fd: number): string {
+    const f = this.fds.get(fd);
+    if (!f) return '';
+    if (f.pipe) return `pipe:[${this.pipeInode(f.pipe)}]`;
+    if (f.guestPath !== '') return f.guestPath;
+    if (f.hostFd >= 0 && this.vfs.root === undefined) {
+      const t = this.host.readlink(`/proc/self/fd/${f.hostFd}`);
+      if (typeof t === 'string') return t;
+    }
+    return f.isTty ? '/dev/tty' : 'anon_inode:[unknown]';
+  }
+
+  /** The status flags an open file description keeps (fs/open.c: creation flags dropped, O_LARGEFILE forced on 64-bit). */
+  static keptFlags(flags: number): number {
+    return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE;
+  }
+
+  /** Opens a resolved path with Linux open flags; returns the description or -errno. */
+  openResolved(r: Resolved, flags: number, mode: number): OpenFile | number {
+    const kept = SysCtx.keptFlags(flags), acc = flags & O_ACCMODE;
+    if (r.kind === 'virtual') {
+      const n = r.node;
+      switch (n.t) {
+        case 'dev': return new OpenFile(n.dev === 'urandom' ? 'random' : n.dev, kept, -1, r.guest);
+        case 'file': {
+          if (acc !== O_RDONLY) return -E.EACCES;
+          return new OpenFile('mem', kept, -1, r.guest, '', null, n.content());
+        }
+        case 'dir': {
+          if (acc !== O_RDONLY) return -E.EISDIR;
+          const f = new OpenFile('dir', kept, -1, r.guest);
+          f.isDir = true;
+          f.dirList = [{ name: '.', ino: 2n, type: 4 }, { name: '..', ino: 1n, type: 4 },
+            ...n.entries.map((name) => ({ name, ino: 100n, type: n.name === 'fd' ? 10 : 0 }))];
+          return f;
+        }
+        case 'link': return (flags & O_PATH) ? new OpenFile('path', kept, -1, r.guest) : -E.ELOOP;
+        case 'fd': {
+          const t = this.fds.get(n.fd);
+          if (!t) return -E.ENOENT;
+          if (t.pipe) {
+            const p = new OpenFile('pipe', (kept & ~O_ACCMODE) | (t.flags & O_ACCMODE), -1, '', '', t.pipe);
+            if ((t.flags & O_ACCMODE) === O_RDONLY) t.pipe.readers++; else t.pipe.writers++;
+            return p;
+          }
+          if (t.hostPath !== '') return this.openResolved({ kind: 'host', host: t.hostPath, guest: t.guestPath }, flags, mode);
+          if (t.hostFd >= 0 && this.vfs.root === undefined) {
+            return this.openResolved({ kind: 'host', host: `/proc/self/fd/${t.hostFd}`, guest: this.fdTarget(n.fd) }, flags, mode);
+          }
+          return t;
+        }
+      }
+    }
+    if (flags & O_PATH) {
+      const st = (flags & O_NOFOLLOW) ? this.host.lstat(r.host) : this.host.stat(r.host);
+      if (typeof st === 'number') return st;
+      const f = new OpenFile('path', O_PATH, -1, r.guest, r.host);
+      f.isDir = (st.mode & S_IFMT) === S_IFDIR;
+      f.noFollow = (flags & O_NOFOLLOW) !== 0;
+      return f;
+    }
+    const hfd = this.host.open(r.host, flags & ~O_CLOEXEC, mode);
+    if (hfd < 0) return hfd;
+    const st = this.host.fstat(hfd);
+    const fmt = typeof st === 'number' ? 0 : st.mode & S_IFMT;
+    const f = new OpenFile(fmt === S_IFDIR ? 'dir' : 'host', kept, hfd, r.guest, r.host);
+    f.isDir = fmt === S_IFDIR;
+    f.seekable = fmt === S_IFREG || fmt === S_IFBLK || fmt === S_IFDIR;
+    f.isTty = fmt !== S_IFREG && fmt !== S_IFDIR && this.host.isatty(hfd);
+    return f;
+  }
+
+  // ---- diagnostics ----
+
+  private readonly warned = new Set<number>();
+
+  /** Logs `line` once per key. */
+  warnOnce(key: number, line: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log(line);
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * Guest path resolution.
+ *
+ * Without a root, guest paths are host paths: relative ones are joined to
+ * the guest's working directory (tracked here, the host process's own cwd
+ * never changes) and the host kernel resolves the rest.
+ *
+ * With a root (`tsvm exec --root DIR`) the guest sees DIR as `/`. Paths
+ * are resolved here component by component: symlinks are read and followed
+ * by this code (absolute targets restart at DIR, relative ones continue in
+ * the link's directory), `..` stops at DIR, and at most MAX_LINK_HOPS links
+ * are followed (then ELOOP). The host path handed to the host therefore
+ * never contains a symlink the host could follow out of DIR, except a final
+ * component that an operation deliberately does not follow.
+ *
+ * Some paths are virtual in both modes: /proc/self (and /proc/<pid>) with
+ * exe, cwd, maps, fd/ and fd/N; with a root also /dev/null, /dev/zero,
+ * /dev/full, /dev/random and /dev/urandom (whether or not DIR has them).
+ * /dev/tty always goes to the host's terminal.
+ */
+import type { HostOs, StatInfo } from './host-os.js';
+import { E, S_IFMT, S_IFDIR, S_IFLNK, S_IFCHR, S_IFREG, makeDev } from './sys-abi.js';
+
+/** Maximum symlinks followed in one lookup (include/linux/namei.h MAXSYMLINKS). */
+export const MAX_LINK_HOPS = 40;
+/** Longest path accepted (include/uapi/linux/limits.h PATH_MAX). */
+export const PATH_MAX = 4096;
+
+/** Emulated character devices. */
+export type DevName = 'null' | 'zero' | 'full' | 'random' | 'urandom';
+
+/** A node that exists only inside the VM. */
+export type VirtualNode =
+  | { t: 'link'; name: 'exe' | 'cwd'; target: string } // a symlink to a guest path
+  | { t: 'fd'; fd: number } // /proc/self/fd/N: a symlink to an open file
+  | { t: 'dir'; name: 'self' | 'fd'; entries: string[] }
+  | { t: 'file'; name: 'maps'; content: () => Uint8Array }
+  | { t: 'dev'; dev: DevName };
+
+/** The outcome of resolving a guest path. */
+export type Resolved =
+  | { kind: 'host'; host: string; guest: string }
+  | { kind: 'virtual'; node: VirtualNode; guest: string };
+
+/** What the VFS needs to know about the process. */
+export interface VfsHooks {
+  /** The guest's pid (for /proc/<pid>). */
+  pid(): number;
+  /** The executable's guest path. */
+  exePath(): string;
+  /** /proc/self/maps text. */
+  maps(): string;
+  /** Open guest fds. */
+  fds(): number[];
+  /** The process's uid/gid, reported as the owner of /proc/self entries. */
+  identity?(): { uid: number; gid: number };
+}
+
+const DEVICES: Record<DevName, [number, number]> = {
+  // Device numbers (Documentation/admin-guide/devices.txt, major 1 "Memory devices").
+  null: [1, 3], zero: [1, 5], full: [1, 7], random: [1, 8], urandom: [1, 9],
+};
+
+/** Splits a path into components, dropping empty ones and ".". */
+function parts(p: string): string[] {
+  return p.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+/** Lexically normalises `path` against the absolute guest directory `base`. */
+export function lexicalJoin(base: string, path: string): string {
+  const stack = path.startsWith('/') ? [] : parts(base);
+  for (const c of parts(path)) {
+    if (c === '..') stack.pop(); else stack.push(c);
+  }
+  return '/' + stack.join('/');
+}
+
+/** Guest path resolution and working directory. */
+export class Vfs {
+  /** The host directory the guest sees as `/` (no trailing slash), or undefined. */
+  readonly root: string | undefined;
+  /** The guest's current directory, as a guest path. */
+  cwd: string;
+
+  constructor(private readonly host: HostOs, root: string | undefined, private readonly hooks: VfsHooks) {
+    if (root === undefined) {
+      this.root = undefined;
+      this.cwd = host.cwd();
+      return;
+    }
+    const r = host.realpath(root);
+    this.root = (typeof r === 'string' ? r : root).replace(/\/+$/, '');
+    const hc = host.realpath(host.cwd());
+    this.cwd = '/';
+    if (typeof hc === 'string' && (hc === this.root || hc.startsWith(this.root + '/') || this.root === '')) {
+      this.cwd = hc.slice(this.root.length) || '/';
+    }
+  }
+
+  /** The host path of a canonical guest path (root mode) or the path itself. */
+  hostPath(guest: string): string {
+    if (this.root === undefined) return guest;
+    return guest === '/' ? (this.root || '/') : this.root + guest;
+  }
+
+  /**
+   * Resolves `path` relative to the guest directory `base`. `follow`
+   * says whether a symlink in the last component is followed. Returns the
+   * host path (or virtual node) and the canonical guest path, or -errno.
+   */
+  resolve(base: string, path: string, follow: boolean): Resolved | number {
+    return this.resolveHops(base, path, follow, { n: 0 });
+  }
+
+  private resolveHops(base: string, path: string, follow: boolean, hops: { n: number }): Resolved | number {
+    if (path === '') return -E.ENOENT;
+    if (path.length >= PATH_MAX) return -E.ENAMETOOLONG;
+    const lex = lexicalJoin(base, path);
+    const v = this.virtual(lex, follow, hops);
+    if (v !== null) return v;
+    if (this.root === undefined) {
+      const host = path.startsWith('/') ? path : (base === '/' ? '/' : base + '/') + path;
+      return { kind: 'host', host, guest: lex };
+    }
+    return this.walk(base, path, follow, hops);
+  }
+
+  /** Virtual nodes under /proc/self and (with a root) /dev; null if `lex` is not one. */
+  private virtual(lex: string, follow: boolean, hops: { n: number }): Resolved | number | null {
+    if (this.root !== undefined || lex === '/dev/tty') {
+      if (lex === '/dev/tty') return { kind: 'host', host: '/dev/tty', guest: lex };
+      const m = /^\/dev\/(null|zero|full|random|urandom)$/.exec(lex);
+      if (m) return { kind: 'virtual', node: { t: 'dev', dev: m[1] as DevName }, guest: lex };
+    }
+    const m = /^\/proc\/(self|thread-self|\d+)(\/.*)?$/.exec(lex);
+    if (!m || (m[1] !== 'self' && m[1] !== 'thread-self' && Number(m[1]) !== this.hooks.pid())) return null;
+    const rest = m[2] ?? '';
+    const guest = lex;
+    if (rest === '') return { kind: 'virtual', node: { t: 'dir', name: 'self', entries: ['exe', 'cwd', 'maps', 'fd'] }, guest };
+    if (rest === '/exe' || rest === '/cwd') {
+      const target = rest === '/exe' ? this.hooks.exePath() : this.cwd;
+      if (!follow) return { kind: 'virtual', node: { t: 'link', name: rest === '/exe' ? 'exe' : 'cwd', target }, guest };
+      if (++hops.n > MAX_LINK_HOPS) return -E.ELOOP;
+      return this.resolveHops('/', target, true, hops);
+    }
+    if (rest === '/maps') {
+      return { kind: 'virtual', node: { t: 'file', name: 'maps', content: () => new TextEncoder().encode(this.hooks.maps()) }, guest };
+    }
+    if (rest === '/fd') {
+      return { kind: 'virtual', node: { t: 'dir', name: 'fd', entries: this.hooks.fds().map(String) }, guest };
+    }
+    const fm = /^\/fd\/(\d+)$/.exec(rest);
+    if (fm) {
+      const fd = Number(fm[1]);
+      if (!this.hooks.fds().includes(fd)) return -E.ENOENT;
+      return { kind: 'virtual', node: { t: 'fd', fd }, guest };
+    }
+    // Other /proc/self entries: the host's own under no root, absent under a root.
+    return this.root === undefined ? null : -E.ENOENT;
+  }
+
+  /** Component-by-component lookup inside the root. */
+  private walk(base: string, path: string, follow: boolean, hops: { n: number }): Resolved | number {
+    const root = this.root!;
+    const mustDir = /(^|\/)\.?$/.test(path) && path !== '';
+    let stack = path.startsWith('/') ? [] : parts(base);
+    const queue = parts(path);
+    while (queue.length > 0) {
+      const c = queue.shift()!;
+      if (c === '..') { stack.pop(); continue; }
+      if (c.length > 255) return -E.ENAMETOOLONG; // NAME_MAX (include/uapi/linux/limits.h)
+      const isLast = queue.length === 0;
+      if (isLast && !follow && !mustDir) { stack.push(c); break; }
+      const hp = root + '/' + [...stack, c].join('/');
+      const st = this.host.lstat(hp);
+      if (typeof st === 'number') {
+        if (isLast && st === -E.ENOENT) { stack.push(c); break; }
+        return st;
+      }
+      const fmt = st.mode & S_IFMT;
+      if (fmt === S_IFLNK) {
+        if (++hops.n > MAX_LINK_HOPS) return -E.ELOOP;
+        const t = this.host.readlink(hp);
+        if (typeof t === 'number') return t;
+        if (t === '') return -E.ENOENT;
+        if (t.startsWith('/')) {
+          // An absolute target may itself be virtual (e.g. a link to /dev/null).
+          const lex = lexicalJoin('/', t + (queue.length ? '/' + queue.join('/') : ''));
+          const v = this.virtual(lex, follow || queue.length > 0, hops);
+          if (v !== null) return v;
+          stack = [];
+        }
+        queue.unshift(...parts(t));
+        continue;
+      }
+      if ((!isLast || mustDir) && fmt !== S_IFDIR) return -E.ENOTDIR;
+      stack.push(c);
+    }
+    const guest = '/' + stack.join('/');
+    return { kind: 'host', host: this.hostPath(guest) + (mustDir && guest !== '/' ? '/' : ''), guest };
+  }
+
+  /** Sets the working directory from a resolved directory path (checked by the caller). */
+  setCwd(r: Resolved): void {
+    if (r.kind === 'virtual' || this.root !== undefined) { this.cwd = r.guest; return; }
+    const real = this.host.realpath(r.host);
+    this.cwd = typeof real === 'string' ? real : r.guest;
+  }
+
+  /** Synthesised metadata of a virtual node (fd links report the link itself). */
+  virtualStat(node: VirtualNode): StatInfo {
+    const now = this.host.realtimeNs();
+    const st: StatInfo = {
+      dev: makeDev(0, 0x16), ino: 1n, mode: S_IFREG | 0o444, nlink: 1, uid: 0, gid: 0, rdev: 0n, size: 0n,
+      blksize: 1024, blocks: 0n, atimeNs: now, mtimeNs: now, ctimeNs: now, birthtimeNs: 0n,
+    };
+    const id = this.hooks.identity?.();
+    if (id) { st.uid = id.uid; st.gid = id.gid; }
+    switch (node.t) {
+      case 'link': st.mode = S_IFLNK | 0o777; st.size = BigInt(new TextEncoder().encode(node.target).length); st.ino = node.name === 'exe' ? 3n : 4n; break;
+      case 'fd': st.mode = S_IFLNK | 0o700; st.size = 64n; st.ino = BigInt(1000 + node.fd); break;
+      case 'dir': st.mode = S_IFDIR | 0o555; st.nlink = 2; st.ino = node.name === 'self' ? 2n : 5n; break;
+      case 'file': st.ino = 6n; break;
+      case 'dev': {
+        const [ma, mi] = DEVICES[node.dev];
+        st.mode = S_IFCHR | 0o666; st.rdev = makeDev(ma, mi); st.dev = makeDev(0, 5); st.ino = BigInt(mi);
+        st.blksize = 4096; st.uid = 0; st.gid = 0;
+        break;
+      }
+    }
+    return st;
+  }
+}
