@@ -8,6 +8,7 @@ import { execCommand } from './exec-command.js';
 import { parseSize } from './size.js';
 import { fetchCommand } from './fetch-command.js';
 import { demoCommand } from './demo-command.js';
+import { runCommand } from './run-command.js';
 
 const program = new Command();
 program
@@ -45,6 +46,17 @@ program
   .option('--mirror <url>', 'Debian archive mirror URL (default: from the host apt configuration)')
   .action(async (packages: string[], o: { root?: string; mirror?: string }) => {
     process.exitCode = await fetchCommand({ packages, root: o.root, mirror: o.mirror });
+  });
+
+program
+  .command('run')
+  .description('boot a system VM (qemu-system-riscv64 style options: -M -m -smp -kernel -initrd -append -bios -nographic)')
+  .helpOption(false)
+  .allowUnknownOption(true)
+  .allowExcessArguments(true)
+  .argument('[qemu-options...]')
+  .action(async (args: string[]) => {
+    process.exitCode = await runCommand(args);
   });
 
 program

@@ -72,9 +72,10 @@ export class CsrFile {
   stimecmpLo = -1; stimecmpHi = -1;
   /** Offset added to instret for mcycle/minstret writes. */
   cycleOffset = 0; instretOffset = 0;
-  /** PMP configuration bytes and addresses (pmpaddr is 54 bits: kept as a JS number). */
+  /** PMP configuration bytes and addresses (pmpaddr is 54 bits: two 32-bit halves). */
   readonly pmpcfg = new Uint8Array(PMP_COUNT);
-  readonly pmpaddr = new Float64Array(PMP_COUNT);
+  readonly pmpaddrLo = new Int32Array(PMP_COUNT);
+  readonly pmpaddrHi = new Int32Array(PMP_COUNT);
   /** Bumped when PMP changes (the translator caches its "any PMP active" decision). */
   pmpGeneration = 0;
   /** Read result: [lo, hi]. */
@@ -161,7 +162,7 @@ export class CsrFile {
           for (let k = 0; k < 4; k++) { lo |= this.pmpcfg[base + k]! << (8 * k); hi |= this.pmpcfg[base + 4 + k]! << (8 * k); }
           return this.set(lo, hi);
         }
-        if (csr >= 0x3b0 && csr < 0x3b0 + PMP_COUNT) return this.setNum(this.pmpaddr[csr - 0x3b0]!);
+        if (csr >= 0x3b0 && csr < 0x3b0 + PMP_COUNT) return this.set(this.pmpaddrLo[csr - 0x3b0]!, this.pmpaddrHi[csr - 0x3b0]!);
         return false;
     }
   }
@@ -237,7 +238,7 @@ export class CsrFile {
         if (csr >= 0x3b0 && csr < 0x3b0 + PMP_COUNT) {
           const k = csr - 0x3b0;
           if (this.pmpcfg[k]! & 0x80) return true;
-          this.pmpaddr[k] = (hi & 0x3fffff) * 4294967296 + (lo >>> 0); // 54 bits
+          this.pmpaddrLo[k] = lo; this.pmpaddrHi[k] = hi & 0x3fffff; // 54 bits (§3.7.1, Figure 3.26)
           this.pmpGeneration++; this.flushTlb = true; this.changed = true;
           return true;
         }

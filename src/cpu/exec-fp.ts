@@ -12,7 +12,7 @@ import {
 } from './softfloat-conv.js';
 import { CNAN_S } from './softfloat-core.js';
 
-/** Major opcodes (unprivileged spec Table 34.1 / "RV32/64G Instruction Set Listings"). */
+/** Major opcodes (unprivileged spec Table 24.1, "RISC-V base opcode map"). */
 const OP_FP = 0x53;
 const OP_FMADD = 0x43;
 const OP_FMSUB = 0x47;

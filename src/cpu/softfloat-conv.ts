@@ -5,8 +5,8 @@
 import type { HartState } from './hart-state.js';
 import { FFLAG_NV, FFLAG_NX, RM_RDN, RM_RNE, RM_RTZ, RM_RUP } from './hart-state.js';
 import {
-  CNAN_S, TWO32, TWO52, finishD, finishS, isNanD, isNanS, isSNanD, isSNanS, roundPack, unpackD,
-  upE, upM, writeCNanD, writeCNanS, writeZeroS,
+  CNAN_S, FT, TWO32, TWO52, UP, finishD, finishS, isNanD, isNanS, isSNanD, isSNanS, roundPack, unpackD,
+  writeCNanD, writeCNanS, writeZeroS,
 } from './softfloat-core.js';
 
 /** Integer conversion kinds, in the order of the rs2 field of FCVT (F spec §11.7). */
@@ -22,36 +22,33 @@ export const CVT_LU = 3;
 const TWO63 = 9223372036854775808;
 const TWO64 = 18446744073709551616;
 
-/** Rounds a finite x to an integer under rm (IEEE 754-2019 §5.9 roundToIntegral). */
-function roundInt(x: number, rm: number): number {
-  switch (rm) {
-    case RM_RNE: {
-      const t = x < 0 ? -x : x;
-      if (!(t < TWO52)) return x;
-      const r = (t + TWO52) - TWO52; // native RNE at the units place
-      return x < 0 ? -r : r;
-    }
-    case RM_RTZ: return Math.trunc(x);
-    case RM_RDN: return Math.floor(x);
-    case RM_RUP: return Math.ceil(x);
-    default: {
-      const t = x < 0 ? -x : x;
-      const fl = Math.floor(t);
-      const r = t - fl >= 0.5 ? fl + 1 : fl;
-      return x < 0 ? -r : r;
-    }
-  }
-}
-
 /**
- * Converts x (NaN for any NaN input) to integer kind `kind` under rm and writes x[rd].
- * Out-of-range and NaN inputs saturate with NV only (F spec Table 11.4); NaN gives the maximum.
+ * Converts x = FT[0] (a JS NaN for any NaN input) to integer kind `kind` under rm and writes
+ * x[rd]. Out-of-range and NaN inputs saturate with NV only (F spec Table 11.4); NaN gives the
+ * maximum. Rounding to an integral value follows IEEE 754-2019 §5.9.
  */
-function toInt(st: HartState, rd: number, x: number, kind: number, rm: number): number {
+function toInt(st: HartState, rd: number, kind: number, rm: number): number {
+  const x = FT[0]!;
   let n = NaN;
   let flags = 0;
   if (x === x) {
-    n = roundInt(x, rm);
+    switch (rm) {
+      case RM_RNE: {
+        const t = x < 0 ? -x : x;
+        n = t < TWO52 ? (t + TWO52) - TWO52 : t; // native RNE at the units place
+        if (x < 0) n = -n;
+        break;
+      }
+      case RM_RTZ: n = Math.trunc(x); break;
+      case RM_RDN: n = Math.floor(x); break;
+      case RM_RUP: n = Math.ceil(x); break;
+      default: {
+        const t = x < 0 ? -x : x;
+        const fl = Math.floor(t);
+        n = t - fl >= 0.5 ? fl + 1 : fl; // RMM: ties away from zero
+        if (x < 0) n = -n;
+      }
+    }
     if (n !== x) flags = FFLAG_NX;
   }
   let lo: number;
@@ -89,44 +86,42 @@ function toInt(st: HartState, rd: number, x: number, kind: number, rm: number): 
 
 /** FCVT.{W,WU,L,LU}.D: integer register rd from double register rs1. */
 export function cvtIntFromD(st: HartState, rd: number, rs1: number, kind: number, rm: number): number {
-  return toInt(st, rd, st.fd[rs1]!, kind, rm); // any NaN reads as a JS NaN
+  FT[0] = st.fd[rs1]!; // any NaN reads as a JS NaN
+  return toInt(st, rd, kind, rm);
 }
 
 /** FCVT.{W,WU,L,LU}.S: integer register rd from single register rs1. */
 export function cvtIntFromS(st: HartState, rd: number, rs1: number, kind: number, rm: number): number {
-  return toInt(st, rd, st.f[2 * rs1 + 1] === -1 ? st.fs[2 * rs1]! : NaN, kind, rm);
+  FT[0] = st.f[2 * rs1 + 1] === -1 ? st.fs[2 * rs1]! : NaN;
+  return toInt(st, rd, kind, rm);
 }
 
-/** Module-level outputs of readInt: value RN(v) and exact residual. */
-let intV = 0;
-let intErr = 0;
-
-/** Reads integer register rs1 as kind into intV/intErr (intV + intErr is exact). */
+/** Reads integer register rs1 as kind into FT: FT[0] = RN(value), FT[1] = exact residual. */
 function readInt(st: HartState, rs1: number, kind: number): void {
   const lo = st.x[2 * rs1]!;
   const hi = st.x[2 * rs1 + 1]!;
-  intErr = 0;
-  if (kind === CVT_W) { intV = lo; return; }
-  if (kind === CVT_WU) { intV = lo >>> 0; return; }
+  FT[1] = 0;
+  if (kind === CVT_W) { FT[0] = lo; return; }
+  if (kind === CVT_WU) { FT[0] = lo >>> 0; return; }
   const h = (kind === CVT_L ? hi : hi >>> 0) * TWO32;
   const l = lo >>> 0;
   const v = h + l;
-  intV = v;
-  intErr = l - (v - h);
+  FT[0] = v;
+  FT[1] = l - (v - h);
 }
 
 /** FCVT.D.{W,WU,L,LU}. */
 export function cvtDFromInt(st: HartState, rd: number, rs1: number, kind: number, rm: number): number {
   readInt(st, rs1, kind);
-  if (intErr === 0) { st.fd[rd] = intV; return 0; } // +0 for zero (IEEE 754-2019 §5.4.1)
-  return finishD(st, rd, intV, intErr, rm);
+  if (FT[1] === 0) { st.fd[rd] = FT[0]!; return 0; } // +0 for zero (IEEE 754-2019 §5.4.1)
+  return finishD(st, rd, rm);
 }
 
 /** FCVT.S.{W,WU,L,LU}. */
 export function cvtSFromInt(st: HartState, rd: number, rs1: number, kind: number, rm: number): number {
   readInt(st, rs1, kind);
-  if (intV === 0) { writeZeroS(st.f, rd, false); return 0; }
-  return finishS(st, rd, intV, intErr, rm);
+  if (FT[0] === 0) { writeZeroS(st.f, rd, false); return 0; }
+  return finishS(st, rd, rm);
 }
 
 /** FCVT.S.D: narrowing with rounding (D spec §12.5). */
@@ -135,7 +130,11 @@ export function cvtSFromD(st: HartState, rd: number, rs1: number, rm: number): n
   const hi = f[2 * rs1 + 1]!;
   const lo = f[2 * rs1]!;
   const e = (hi >>> 20) & 0x7ff;
-  if (e >= 898 && e <= 1149) return finishS(st, rd, st.fd[rs1]!, 0, rm); // unbiased [-125, 126]
+  if (e >= 898 && e <= 1149) { // unbiased [-125, 126]
+    FT[0] = st.fd[rs1]!;
+    FT[1] = 0;
+    return finishS(st, rd, rm);
+  }
   if (e === 0x7ff) {
     if (isNanD(hi, lo)) { writeCNanS(f, rd); return isSNanD(hi, lo) ? FFLAG_NV : 0; }
     f[2 * rd] = (hi & -2147483648) | 0x7f800000;
@@ -144,7 +143,7 @@ export function cvtSFromD(st: HartState, rd: number, rs1: number, rm: number): n
   }
   if ((hi & 0x7fffffff) === 0 && lo === 0) { writeZeroS(f, rd, hi < 0); return 0; }
   unpackD(hi, lo);
-  return roundPack(f, 2 * rd, hi < 0 ? 1 : 0, upM, 0, upE, false, rm);
+  return roundPack(f, 2 * rd, hi < 0 ? 1 : 0, UP[0]!, 0, UP[1]!, false, rm);
 }
 
 /** FCVT.D.S: widening is exact; NaNs become the canonical NaN. */

@@ -8,8 +8,8 @@
  * Conventions: a double register lives in an Int32Array as (lo, hi) words at
  * indices (2i, 2i+1); a single is NaN-boxed in the low word with the high word
  * all ones (F spec §12.2 "NaN Boxing of Narrower Values").
- * Tininess is detected after rounding, as RISC-V requires (F spec §11.2:
- * "tininess is detected after rounding"; IEEE 754-2019 §7.5).
+ * Tininess is detected after rounding, as RISC-V requires (F spec §11.4 "Subnormal Arithmetic";
+ * IEEE 754-2019 §7.5), and underflow is flagged only for inexact tiny results.
  */
 import type { HartState } from './hart-state.js';
 import { FFLAG_NX, FFLAG_OF, FFLAG_UF, RM_RDN, RM_RNE, RM_RTZ, RM_RUP } from './hart-state.js';
@@ -54,29 +54,10 @@ export const CNAN_D_HI = 0x7ff80000;
 /** Scratch for bit reinterpretation, allocated once. */
 const scratch = new ArrayBuffer(8);
 const sf64 = new Float64Array(scratch);
-const sf32 = new Float32Array(scratch);
 const si32 = new Int32Array(scratch);
 
-/** Raw binary32 bits of a number that is exactly representable as a single. */
-export function f32Bits(x: number): number {
-  sf32[0] = x;
-  return si32[0]!;
-}
-
-/** High word of the binary64 encoding of x. */
-export function f64Hi(x: number): number {
-  sf64[0] = x;
-  return si32[1]!;
-}
-
-/** Low word of the binary64 encoding of x (valid right after the same value was written). */
-export function f64LoOf(x: number): number {
-  sf64[0] = x;
-  return si32[0]!;
-}
-
 /** Veltkamp splitter 2^27 + 1 for binary64 (Dekker 1971). */
-const SPLIT = 134217729;
+export const SPLIT = 134217729;
 
 /** Exact error of p = RN(a*b) (Dekker TwoProduct); needs no overflow/underflow in the split. */
 export function twoProdErr(a: number, b: number, p: number): number {
@@ -139,40 +120,45 @@ export function isSNanS(w: number): boolean {
   return (w & 0x7fffffff) > 0x7f800000 && (w & 0x400000) === 0;
 }
 
-/** Module-level results of unpackD/unpackS: significand in [2^52, 2^53) and exponent. */
-export let upM = 0;
-/** Exponent paired with upM: value = upM * 2^upE. */
-export let upE = 0;
+/**
+ * Float temporaries that carry doubles between functions without boxing them (a double passed
+ * as an argument or returned from a call that is not inlined costs a heap allocation):
+ * FT[0] is a value, FT[1] its exact residual.
+ */
+export const FT = new Float64Array(2);
 
-/** Unpacks a finite nonzero binary64 into (upM, upE) with upM normalized to [2^52, 2^53). */
+/** Results of unpackD/unpackS: UP[0] = significand in [2^52, 2^53), UP[1] = exponent. */
+export const UP = new Float64Array(2);
+
+/** Unpacks a finite nonzero binary64 into UP (significand normalized to [2^52, 2^53), exponent). */
 export function unpackD(hi: number, lo: number): void {
   const e = (hi >>> 20) & 0x7ff;
   let m = (hi & 0xfffff) * TWO32 + (lo >>> 0);
   if (e !== 0) {
-    upM = m + TWO52;
-    upE = e - 1075;
+    UP[0] = m + TWO52;
+    UP[1] = e - 1075;
     return;
   }
   const top = hi & 0xfffff;
   const len = top !== 0 ? 64 - Math.clz32(top) : 32 - Math.clz32(lo);
   const sh = 53 - len;
   m *= POW2[sh + 1074]!;
-  upM = m;
-  upE = -1074 - sh;
+  UP[0] = m;
+  UP[1] = -1074 - sh;
 }
 
-/** Unpacks a finite nonzero binary32 into (upM, upE) with upM normalized to [2^52, 2^53). */
+/** Unpacks a finite nonzero binary32 into UP (significand normalized to [2^52, 2^53), exponent). */
 export function unpackS(w: number): void {
   const e = (w >>> 23) & 0xff;
   const m = w & 0x7fffff;
   if (e !== 0) {
-    upM = (m + 0x800000) * 536870912; // * 2^29
-    upE = e - 150 - 29;
+    UP[0] = (m + 0x800000) * 536870912; // * 2^29
+    UP[1] = e - 150 - 29;
     return;
   }
   const sh = 53 - (32 - Math.clz32(m));
-  upM = m * POW2[sh + 1074]!;
-  upE = -149 - sh;
+  UP[0] = m * POW2[sh + 1074]!;
+  UP[1] = -149 - sh;
 }
 
 /** Category of the discarded part left by the last shiftRound: 0 none, 1 < ½, 2 = ½, 3 > ½. */
@@ -277,17 +263,22 @@ export function packDD(f: Int32Array, i: number, sign: number, h: number, l: num
   let s = ((hw >>> 20) & 0x7ff) - 1075;
   if (l < 0 && (hw & 0xfffff) === 0 && si32[0] === 0) s--;
   const M = ldexp(h, -s);
-  const fr = ldexp(l, -s);
-  const fl = Math.floor(fr);
-  return roundPack(f, i, sign, M + fl, fr - fl, E + s, dbl, rm);
+  const fr = ldexp(l, -s); // in [-1, ½]
+  if (fr >= 0) return roundPack(f, i, sign, M, fr, E + s, dbl, rm);
+  // Borrow one unit: the fraction becomes 1 + fr, which may not be representable, so pass a
+  // stand-in with the same relation to 0 and ½.
+  const frac = fr === -1 ? 0 : fr > -0.5 ? 0.75 : fr === -0.5 ? 0.5 : 0.25;
+  return roundPack(f, i, sign, M - 1, frac, E + s, dbl, rm);
 }
 
 /**
- * Fast-path finisher for binary64: r = RN(exact) with D_SAFE_LO <= |r| < D_SAFE_HI (or e = 0), e the
- * exact residual exact - r (or a value of the same sign when no tie is possible). Applies rm,
- * writes register rd and returns NX or 0.
+ * Fast-path finisher for binary64: r = FT[0] = RN(exact) with D_SAFE_LO <= |r| < D_SAFE_HI (or
+ * e = 0), e = FT[1] the exact residual exact - r (or a value of the same sign when no tie is
+ * possible). Applies rm, writes register rd and returns NX or 0.
  */
-export function finishD(st: HartState, rd: number, r: number, e: number, rm: number): number {
+export function finishD(st: HartState, rd: number, rm: number): number {
+  const r = FT[0]!;
+  const e = FT[1]!;
   st.fd[rd] = r;
   if (e === 0) return 0;
   if (rm !== RM_RNE) {
@@ -318,11 +309,13 @@ function bumpMag(f: Int32Array, i: number, adj: number): void {
 }
 
 /**
- * Finisher for binary32 results computed in binary64: exact = d + t with d = RN53(exact) ≠ 0 a
- * normal double and t the exact remainder (or same-sign stand-in). Rounds to binary32 under rm,
- * writes register rd (NaN-boxed) and returns the flags.
+ * Finisher for binary32 results computed in binary64: exact = d + t with d = FT[0] = RN53(exact)
+ * ≠ 0 a normal double and t = FT[1] the exact remainder (or same-sign stand-in). Rounds to
+ * binary32 under rm, writes register rd (NaN-boxed) and returns the flags.
  */
-export function finishS(st: HartState, rd: number, d: number, t: number, rm: number): number {
+export function finishS(st: HartState, rd: number, rm: number): number {
+  const d = FT[0]!;
+  const t = FT[1]!;
   let r = Math.fround(d);
   const ar = r < 0 ? -r : r;
   if (!(ar >= S_SAFE_LO && ar < S_SAFE_HI)) {

@@ -12,8 +12,8 @@
 import type { HartState } from './hart-state.js';
 import { FFLAG_DZ, FFLAG_NV, RM_RDN } from './hart-state.js';
 import {
-  CNAN_S, D_SAFE_HI, D_SAFE_LO, finishD, finishS, isNanD, isNanS, isSNanD, isSNanS, packDD, pow2,
-  twoProdErr, twoSumErr, unpackD, upE, upM, writeCNanD, writeCNanS, writeZeroD, writeZeroS,
+  CNAN_S, D_SAFE_HI, D_SAFE_LO, FT, SPLIT, UP, finishD, finishS, isNanD, isNanS, isSNanD, isSNanS, packDD,
+  pow2, twoProdErr, twoSumErr, unpackD, writeCNanD, writeCNanS, writeZeroD, writeZeroS,
 } from './softfloat-core.js';
 
 /** A stand-in residual for operations that cannot produce ties (division, square root). */
@@ -46,7 +46,12 @@ export function addD(st: HartState, rd: number, rs1: number, rs2: number, rm: nu
     const s = a + b;
     const as = s < 0 ? -s : s;
     if (as < D_SAFE_HI) {
-      if (as >= D_SAFE_LO) return finishD(st, rd, s, twoSumErr(a, b, s), rm);
+      if (as >= D_SAFE_LO) {
+        const bb = s - a; // TwoSum (Knuth): exact error of s
+        FT[0] = s;
+        FT[1] = (a - (s - bb)) + (b - bb);
+        return finishD(st, rd, rm);
+      }
       // Sums this small are exact (IEEE 754-2019 §6.3 fixes the sign of an exact zero).
       if (s !== 0) st.fd[rd] = s;
       else writeZeroD(f, rd, rm === RM_RDN ? (ahi | bhi) < 0 : (ahi & bhi) < 0);
@@ -79,9 +84,9 @@ function addDSlow(st: HartState, rd: number, ahi: number, alo: number, bhi: numb
     return 0;
   }
   unpackD(ahi, alo);
-  const ma = upM, Ea = upE;
+  const ma = UP[0]!, Ea = UP[1]!;
   unpackD(bhi, blo);
-  const mb = upM, Eb = upE;
+  const mb = UP[0]!, Eb = UP[1]!;
   const Em = Ea > Eb ? Ea : Eb;
   let a = Ea - Em < -60 ? FAR : ma * pow2(Ea - Em);
   let b = Eb - Em < -60 ? FAR : mb * pow2(Eb - Em);
@@ -102,7 +107,12 @@ export function addS(st: HartState, rd: number, rs1: number, rs2: number, rm: nu
     const a = st.fs[2 * rs1]!;
     const b = neg ? -st.fs[2 * rs2]! : st.fs[2 * rs2]!;
     const s = a + b;
-    if (s !== 0) return finishS(st, rd, s, twoSumErr(a, b, s), rm);
+    if (s !== 0) {
+      const bb = s - a;
+      FT[0] = s;
+      FT[1] = (a - (s - bb)) + (b - bb);
+      return finishS(st, rd, rm);
+    }
     writeZeroS(f, rd, rm === RM_RDN ? (aw | bw) < 0 : (aw & bw) < 0);
     return 0;
   }
@@ -134,7 +144,13 @@ export function mulD(st: HartState, rd: number, rs1: number, rs2: number, rm: nu
     const a = st.fd[rs1]!;
     const b = st.fd[rs2]!;
     const p = a * b;
-    return finishD(st, rd, p, twoProdErr(a, b, p), rm);
+    let c = SPLIT * a; // Dekker TwoProduct with Veltkamp splitting
+    const ah = c - (c - a), al = a - ah;
+    c = SPLIT * b;
+    const bh = c - (c - b), bl = b - bh;
+    FT[0] = p;
+    FT[1] = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+    return finishD(st, rd, rm);
   }
   return mulDSlow(st, rd, ahi, f[2 * rs1]!, bhi, f[2 * rs2]!, rm);
 }
@@ -159,10 +175,11 @@ function mulDSlow(st: HartState, rd: number, ahi: number, alo: number, bhi: numb
   }
   if (az || bz) { writeZeroD(f, rd, sign); return 0; }
   unpackD(ahi, alo);
-  const ma = upM, Ea = upE;
+  const ma = UP[0]!, Ea = UP[1]!;
   unpackD(bhi, blo);
-  const p = ma * upM;
-  return packDD(f, 2 * rd, sign ? 1 : 0, p, twoProdErr(ma, upM, p), Ea + upE, true, rm);
+  const mb = UP[0]!;
+  const p = ma * mb;
+  return packDD(f, 2 * rd, sign ? 1 : 0, p, twoProdErr(ma, mb, p), Ea + UP[1]!, true, rm);
 }
 
 /** FMUL.S: the product of two singles is exact in binary64. */
@@ -172,7 +189,11 @@ export function mulS(st: HartState, rd: number, rs1: number, rs2: number, rm: nu
   const bw = sBits(f, rs2);
   if ((aw & 0x7f800000) !== 0x7f800000 && (bw & 0x7f800000) !== 0x7f800000) {
     const p = st.fs[2 * rs1]! * st.fs[2 * rs2]!;
-    if (p !== 0) return finishS(st, rd, p, 0, rm);
+    if (p !== 0) {
+      FT[0] = p;
+      FT[1] = 0;
+      return finishS(st, rd, rm);
+    }
     writeZeroS(f, rd, (aw ^ bw) < 0);
     return 0;
   }
@@ -203,8 +224,14 @@ export function divD(st: HartState, rd: number, rs1: number, rs2: number, rm: nu
     const b = st.fd[rs2]!;
     const q = a / b;
     const p = q * b;
-    const rem = (a - p) - twoProdErr(q, b, p);
-    return finishD(st, rd, q, rem === 0 ? 0 : (rem > 0) === (b > 0) ? TINY : -TINY, rm);
+    let c = SPLIT * q;
+    const qh = c - (c - q), ql = q - qh;
+    c = SPLIT * b;
+    const bh = c - (c - b), bl = b - bh;
+    const rem = (a - p) - (((qh * bh - p) + qh * bl + ql * bh) + ql * bl); // exact a - q*b
+    FT[0] = q;
+    FT[1] = rem === 0 ? 0 : (rem > 0) === (b > 0) ? TINY : -TINY;
+    return finishD(st, rd, rm);
   }
   return divDSlow(st, rd, ahi, f[2 * rs1]!, bhi, f[2 * rs2]!, rm);
 }
@@ -235,14 +262,14 @@ function divDSlow(st: HartState, rd: number, ahi: number, alo: number, bhi: numb
   }
   if (az) { writeZeroD(f, rd, sign); return 0; }
   unpackD(ahi, alo);
-  const ma = upM, Ea = upE;
+  const ma = UP[0]!, Ea = UP[1]!;
   unpackD(bhi, blo);
-  const mb = upM;
+  const mb = UP[0]!;
   const q = ma / mb;
   const p = q * mb;
   const rem = (ma - p) - twoProdErr(q, mb, p);
   const l = rem === 0 ? 0 : rem > 0 ? q * STICKY : -q * STICKY;
-  return packDD(f, 2 * rd, sign ? 1 : 0, q, l, Ea - upE, true, rm);
+  return packDD(f, 2 * rd, sign ? 1 : 0, q, l, Ea - UP[1]!, true, rm);
 }
 
 /** FDIV.S. */
@@ -258,9 +285,14 @@ export function divS(st: HartState, rd: number, rs1: number, rs2: number, rm: nu
     const b = st.fs[2 * rs2]!;
     const q = a / b;
     const p = q * b;
-    const rem = (a - p) - twoProdErr(q, b, p);
-    const t = rem === 0 ? 0 : (rem > 0) === (b > 0) ? (q > 0 ? q : -q) * STICKY : (q > 0 ? -q : q) * STICKY;
-    return finishS(st, rd, q, t, rm);
+    let c = SPLIT * q;
+    const qh = c - (c - q), ql = q - qh;
+    c = SPLIT * b;
+    const bh = c - (c - b), bl = b - bh;
+    const rem = (a - p) - (((qh * bh - p) + qh * bl + ql * bh) + ql * bl);
+    FT[0] = q;
+    FT[1] = rem === 0 ? 0 : (rem > 0) === (b > 0) ? (q > 0 ? q : -q) * STICKY : (q > 0 ? -q : q) * STICKY;
+    return finishS(st, rd, rm);
   }
   if (isNanS(aw) || isNanS(bw)) {
     writeCNanS(f, rd);
@@ -289,8 +321,12 @@ export function sqrtD(st: HartState, rd: number, rs1: number, rm: number): numbe
     const a = st.fd[rs1]!;
     const r = Math.sqrt(a);
     const p = r * r;
-    const rem = (a - p) - twoProdErr(r, r, p);
-    return finishD(st, rd, r, rem === 0 ? 0 : rem > 0 ? TINY : -TINY, rm);
+    const c = SPLIT * r;
+    const rh = c - (c - r), rl = r - rh;
+    const rem = (a - p) - (((rh * rh - p) + 2 * (rh * rl)) + rl * rl); // exact a - r*r
+    FT[0] = r;
+    FT[1] = rem === 0 ? 0 : rem > 0 ? TINY : -TINY;
+    return finishD(st, rd, rm);
   }
   if (isNanD(hi, lo)) { writeCNanD(f, rd); return isSNanD(hi, lo) ? FFLAG_NV : 0; }
   if ((hi & 0x7fffffff) === 0 && lo === 0) { f[2 * rd] = 0; f[2 * rd + 1] = hi; return 0; } // ±0
@@ -298,13 +334,15 @@ export function sqrtD(st: HartState, rd: number, rs1: number, rm: number): numbe
   if (e === 0x7ff) { f[2 * rd] = 0; f[2 * rd + 1] = hi; return 0; } // +∞
   // Scale by an even power of two into [1, 4): exact, and the root scales back exactly.
   unpackD(hi, lo);
-  const E = upE + 52;
+  const E = UP[1]! + 52;
   const odd = E & 1;
-  const a = upM * pow2(odd - 52);
+  const a = UP[0]! * pow2(odd - 52);
   const r = Math.sqrt(a);
   const p = r * r;
   const rem = (a - p) - twoProdErr(r, r, p);
-  return finishD(st, rd, r * pow2((E - odd) / 2), rem === 0 ? 0 : rem > 0 ? TINY : -TINY, rm);
+  FT[0] = r * pow2((E - odd) / 2);
+  FT[1] = rem === 0 ? 0 : rem > 0 ? TINY : -TINY;
+  return finishD(st, rd, rm);
 }
 
 /** FSQRT.S. */
@@ -315,8 +353,12 @@ export function sqrtS(st: HartState, rd: number, rs1: number, rm: number): numbe
     const a = st.fs[2 * rs1]!;
     const r = Math.sqrt(a);
     const p = r * r;
-    const rem = (a - p) - twoProdErr(r, r, p);
-    return finishS(st, rd, r, rem === 0 ? 0 : rem > 0 ? r * STICKY : -r * STICKY, rm);
+    const c = SPLIT * r;
+    const rh = c - (c - r), rl = r - rh;
+    const rem = (a - p) - (((rh * rh - p) + 2 * (rh * rl)) + rl * rl);
+    FT[0] = r;
+    FT[1] = rem === 0 ? 0 : rem > 0 ? r * STICKY : -r * STICKY;
+    return finishS(st, rd, rm);
   }
   if (isNanS(w)) { writeCNanS(f, rd); return isSNanS(w) ? FFLAG_NV : 0; }
   if ((w & 0x7fffffff) === 0 || w === 0x7f800000) { f[2 * rd] = w; f[2 * rd + 1] = -1; return 0; }
@@ -327,46 +369,59 @@ export function sqrtS(st: HartState, rd: number, rs1: number, rm: number): numbe
 // ---------------------------------------------------------------------------------------------
 // Fused multiply-add: a single rounding of a*b + c (F spec §11.6).
 
-/** Exact residual of the last fmaCore result. */
-let fmaErr = 0;
+/** Inputs a, b, c of fmaCore (typed-array slots avoid boxing doubles across calls). */
+const FMA_IN = new Float64Array(3);
+/** Scratch for stepping v to its odd neighbour. */
+const roBuf = new ArrayBuffer(8);
+const roF = new Float64Array(roBuf);
+const roI = new Int32Array(roBuf);
 
 /**
- * RN(a*b + c) for finite a, b ≠ 0 by Boldo–Melquiond's round-to-odd emulation; sets fmaErr to
- * the residual (exact when a tie is possible, else a same-sign stand-in). Returns NaN when an
- * intermediate would underflow.
+ * RN(a*b + c) for finite a, b ≠ 0 (in FMA_IN) by Boldo–Melquiond's round-to-odd emulation
+ * (IEEE TC 57(4), 2008): FT[0] gets the result, FT[1] the residual (exact when a tie is
+ * possible, else a same-sign stand-in). Returns 0, or 1 when an intermediate would underflow.
  */
-function fmaCore(a: number, b: number, c: number): number {
+function fmaCore(): number {
+  const a = FMA_IN[0]!, b = FMA_IN[1]!, c = FMA_IN[2]!;
   const p = a * b;
-  const pe = twoProdErr(a, b, p);
+  let t = SPLIT * a;
+  const ah = t - (t - a), al = a - ah;
+  t = SPLIT * b;
+  const bh = t - (t - b), bl = b - bh;
+  const pe = ((ah * bh - p) + ah * bl + al * bh) + al * bl; // p + pe = a*b exactly
   const s = p + c;
-  const se = twoSumErr(p, c, s);
+  let bb = s - p;
+  const se = (p - (s - bb)) + (c - bb); // s + se = p + c exactly
   const v = se + pe;
-  const ve = twoSumErr(se, pe, v);
+  bb = v - se;
+  const ve = (se - (v - bb)) + (pe - bb); // v + ve = se + pe exactly
   if (ve === 0) {
     const r = s + v;
-    fmaErr = twoSumErr(s, v, r);
-    return r;
+    bb = r - s;
+    FT[0] = r;
+    FT[1] = (s - (r - bb)) + (v - bb);
+    return 0;
   }
-  if ((v < 0 ? -v : v) < RO_MIN) return NaN;
+  if ((v < 0 ? -v : v) < RO_MIN) return 1;
   // Round v to odd: if its last bit is even, step one ulp towards ve.
   let vo = v;
-  const bits = f64Scratch;
-  bits[0] = v;
-  if ((bitsI[0]! & 1) === 0) {
-    if ((ve > 0) === (v > 0)) { bitsI[0] = bitsI[0]! + 1; } else {
-      if (bitsI[0] === 0) bitsI[1] = bitsI[1]! - 1;
-      bitsI[0] = bitsI[0]! - 1;
+  roF[0] = v;
+  const lo = roI[0]!;
+  if ((lo & 1) === 0) {
+    if ((ve > 0) === (v > 0)) roI[0] = lo + 1; // away from zero (no carry: lo is even)
+    else {
+      if (lo === 0) roI[1] = roI[1]! - 1;
+      roI[0] = lo - 1;
     }
-    vo = bits[0]!;
+    vo = roF[0]!;
   }
   const r = s + vo;
-  const e1 = twoSumErr(s, vo, r);
-  fmaErr = e1 !== 0 ? e1 : (v - vo) + ve;
-  return r;
+  bb = r - s;
+  const e1 = (s - (r - bb)) + (vo - bb);
+  FT[0] = r;
+  FT[1] = e1 !== 0 ? e1 : (v - vo) + ve;
+  return 0;
 }
-const fmaBuf = new ArrayBuffer(8);
-const f64Scratch = new Float64Array(fmaBuf);
-const bitsI = new Int32Array(fmaBuf);
 
 /** FMADD.D family: rd = (±rs1*rs2) ± rs3, negP/negC (0 or 1) negating the product/addend. */
 export function fmaD(st: HartState, rd: number, rs1: number, rs2: number, rs3: number, rm: number, negP: number, negC: number): number {
@@ -379,12 +434,15 @@ export function fmaD(st: HartState, rd: number, rs1: number, rs2: number, rs3: n
   const ec = (chi >>> 20) & 0x7ff;
   // Unbiased product exponents in [-900, 990], sum in [-900, 1020], |c| < 2^1022.
   if (ea >= 123 && ea <= 2013 && eb >= 123 && eb <= 2013 && ea + eb >= 1146 && ea + eb <= 3066 && ec <= 0x7fc) {
-    const a = negP ? -st.fd[rs1]! : st.fd[rs1]!;
-    const c = negC ? -st.fd[rs3]! : st.fd[rs3]!;
-    const r = fmaCore(a, st.fd[rs2]!, c);
-    const ar = r < 0 ? -r : r;
-    if (ar >= D_SAFE_LO && ar < D_SAFE_HI) return finishD(st, rd, r, fmaErr, rm);
-    if (r === 0) { writeZeroD(f, rd, rm === RM_RDN); return 0; }
+    FMA_IN[0] = negP ? -st.fd[rs1]! : st.fd[rs1]!;
+    FMA_IN[1] = st.fd[rs2]!;
+    FMA_IN[2] = negC ? -st.fd[rs3]! : st.fd[rs3]!;
+    if (fmaCore() === 0) {
+      const r = FT[0]!;
+      const ar = r < 0 ? -r : r;
+      if (ar >= D_SAFE_LO && ar < D_SAFE_HI) return finishD(st, rd, rm);
+      if (r === 0) { writeZeroD(f, rd, rm === RM_RDN); return 0; }
+    }
   }
   return fmaDSlow(st, rd, ahi, f[2 * rs1]!, bhi, f[2 * rs2]!, chi, f[2 * rs3]!, rm);
 }
@@ -426,16 +484,16 @@ function fmaDSlow(st: HartState, rd: number, ahi: number, alo: number, bhi: numb
     return 0;
   }
   unpackD(ahi, alo);
-  const ma = upM, Ea = upE;
+  const ma = UP[0]!, Ea = UP[1]!;
   unpackD(bhi, blo);
-  const mb = upM;
-  const EP = Ea + upE;
+  const mb = UP[0]!;
+  const EP = Ea + UP[1]!;
   if (cz) {
     const p = ma * mb;
     return packDD(f, 2 * rd, ps ? 1 : 0, p, twoProdErr(ma, mb, p), EP, true, rm);
   }
   unpackD(chi, clo);
-  const mc = upM, Ec = upE;
+  const mc = UP[0]!, Ec = UP[1]!;
   const cs = chi < 0;
   const d = Ec - EP;
   if (d > 200) { // the product is far below the addend's last bit: it only acts as a sticky bit
@@ -444,9 +502,14 @@ function fmaDSlow(st: HartState, rd: number, ahi: number, alo: number, bhi: numb
   }
   let c = d < -200 ? pow2(-100) : mc * pow2(d);
   if (cs) c = -c;
-  const r = fmaCore(ps ? -ma : ma, mb, c);
+  FMA_IN[0] = ps ? -ma : ma;
+  FMA_IN[1] = mb;
+  FMA_IN[2] = c;
+  fmaCore(); // cannot underflow at these scales
+  const r = FT[0]!;
+  const e = FT[1]!;
   if (r === 0) { writeZeroD(f, rd, rm === RM_RDN); return 0; }
-  return r < 0 ? packDD(f, 2 * rd, 1, -r, -fmaErr, EP, true, rm) : packDD(f, 2 * rd, 0, r, fmaErr, EP, true, rm);
+  return r < 0 ? packDD(f, 2 * rd, 1, -r, -e, EP, true, rm) : packDD(f, 2 * rd, 0, r, e, EP, true, rm);
 }
 
 /** FMADD.S family: the product of singles is exact in binary64, so TwoSum gives the exact sum. */
@@ -460,7 +523,12 @@ export function fmaS(st: HartState, rd: number, rs1: number, rs2: number, rs3: n
     const c = negC ? -st.fs[2 * rs3]! : st.fs[2 * rs3]!;
     const p = a * st.fs[2 * rs2]!;
     const s = p + c;
-    if (s !== 0) return finishS(st, rd, s, twoSumErr(p, c, s), rm);
+    if (s !== 0) {
+      const bb = s - p;
+      FT[0] = s;
+      FT[1] = (p - (s - bb)) + (c - bb);
+      return finishS(st, rd, rm);
+    }
     const pz = p === 0;
     const pneg = (aw ^ bw) < 0;
     writeZeroS(f, rd, pz && c === 0 && pneg === (cw < 0) ? pneg : rm === RM_RDN);

@@ -221,8 +221,10 @@ export class Uart16550 implements MmioDevice {
         if (v & MSR_DELTAS) this.updateIrq();
         return v;
       }
-      default:
+      case REG_SCR:
         return this.scr;
+      default:
+        return 0; // unreachable: reg is 0..7
     }
   }
 
@@ -261,8 +263,10 @@ export class Uart16550 implements MmioDevice {
       case REG_LSR:
       case REG_MSR:
         return; // read-only here (factory test use only, PC16550D section 8.8)
-      default:
+      case REG_SCR:
         this.scr = v;
+        return;
+      default:
     }
   }
 

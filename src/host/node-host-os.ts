@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as tty from 'node:tty';
 import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type {
   HostOs, HostDirent, HostStatfs, HostRusage, HostSysinfo, HostIdentity, HostUname, StatInfo,
 } from '../process/host-os.js';
@@ -16,6 +17,7 @@ import {
   O_NONBLOCK, O_DSYNC, O_DIRECT, O_DIRECTORY, O_NOFOLLOW, O_NOATIME, O_SYNC_BIT,
   DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK,
 } from '../process/sys-abi.js';
+import { Vfs } from '../process/vfs.js';
 
 /** The Linux errno (negative) for a caught Node error. */
 function fail(e: unknown): number {
@@ -65,11 +67,31 @@ function secs(ns: bigint | null, curNs: bigint): number {
 /** Delay between retries of a read/write that reported EAGAIN on a blocking guest fd. */
 const EAGAIN_RETRY_NS = 5_000_000;
 
+/** The part of node:wasi's import object used to seek the process's stdio fds. */
+interface WasiSeek { fd_seek(fd: number, offset: bigint, whence: number, resultPtr: number): number }
+
+/**
+ * A minimal WebAssembly module exporting a 1-page memory and an empty
+ * `_initialize`, so node:wasi has memory to write fd_seek's result into.
+ * (WebAssembly core spec §5.5: type, function, memory, export, code sections.)
+ */
+const WASI_SHIM = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0, // magic, version
+  1, 4, 1, 0x60, 0, 0, // type section: () -> ()
+  3, 2, 1, 0, // function section: one function of type 0
+  5, 3, 1, 0, 1, // memory section: min 1 page
+  7, 24, 2, 6, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 2, 0, // export "memory"
+  11, 0x5f, 0x69, 0x6e, 0x69, 0x74, 0x69, 0x61, 0x6c, 0x69, 0x7a, 0x65, 0, 0, // export "_initialize"
+  10, 4, 1, 2, 0, 0x0b, // code section: empty body
+]);
+
 /** The Node.js implementation of HostOs. */
 export class NodeHostOs implements HostOs {
   private readonly sleepCell = new Int32Array(new SharedArrayBuffer(4));
   private readonly ttyOut = new Map<number, tty.WriteStream>();
   private readonly ttyIn = new Map<number, tty.ReadStream>();
+  /** node:wasi's fd_seek and its memory, set up on first use (null: unavailable). */
+  private wasi: { seek: WasiSeek; mem: WebAssembly.Memory } | null | undefined;
   /** Offset making hrtime (monotonic) into ns since the epoch. */
   private readonly realBase = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 
@@ -105,6 +127,42 @@ export class NodeHostOs implements HostOs {
         return r;
       }
     }
+  }
+
+  /**
+   * Node has no lseek, but node:wasi's fd_seek (uvwasi) calls the host's
+   * lseek on the stdio fds it wraps, which moves the offset the guest
+   * shares with its parent shell (as `(head -n1; cat) < file` needs).
+   */
+  lseek(fd: number, offset: number, whence: number): number {
+    if (fd < 0 || fd > 2) return -E.ENOSYS;
+    const w = this.wasiSeek();
+    if (!w) return -E.ENOSYS;
+    const r = w.seek.fd_seek(fd, BigInt(offset), whence, 0);
+    // WASI errno values differ from Linux; only a few can occur here (wasi_snapshot_preview1 "errno").
+    if (r === 70) return -E.ESPIPE;
+    if (r === 28) return -E.EINVAL;
+    if (r !== 0) return -E.ENOSYS;
+    return Number(new DataView(w.mem.buffer).getBigUint64(0, true));
+  }
+
+  private wasiSeek(): { seek: WasiSeek; mem: WebAssembly.Memory } | null {
+    if (this.wasi !== undefined) return this.wasi;
+    this.wasi = null;
+    const emit = process.emitWarning;
+    try {
+      process.emitWarning = (): void => {}; // node:wasi is "experimental": keep the guest's stderr clean
+      const { WASI } = createRequire(import.meta.url)('node:wasi') as typeof import('node:wasi');
+      const wasi = new WASI({ version: 'preview1', returnOnExit: true });
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(WASI_SHIM), { wasi_snapshot_preview1: wasi.wasiImport });
+      wasi.initialize(inst);
+      this.wasi = { seek: wasi.wasiImport as unknown as WasiSeek, mem: inst.exports['memory'] as WebAssembly.Memory };
+    } catch {
+      this.wasi = null;
+    } finally {
+      process.emitWarning = emit;
+    }
+    return this.wasi;
   }
 
   stat(path: string): StatInfo | number {
@@ -278,15 +336,52 @@ export class NodeHostOs implements HostOs {
     Atomics.wait(this.sleepCell, 0, 0, ns / 1e6);
   }
 
+  umask(mask: number): number {
+    try { return process.umask(mask); } catch { return 0o022; }
+  }
+
   cwd(): string { return process.cwd(); }
+
+  /** The guest's starting working directory for a given --root (see Vfs.initialCwd). */
+  initialGuestCwd(root: string | undefined): string { return Vfs.initialCwd(this, root); }
 
   identity(): HostIdentity {
     const p = process;
     return {
       uid: p.getuid?.() ?? 0, gid: p.getgid?.() ?? 0, euid: p.geteuid?.() ?? 0, egid: p.getegid?.() ?? 0,
-      groups: p.getgroups?.() ?? [], ppid: p.ppid,
+      groups: this.supplementaryGroups(), ppid: p.ppid,
     };
   }
+
+  /**
+   * The supplementary groups exactly as getgroups(2) reports them. Node's
+   * process.getgroups() always adds the egid, so on Linux the list is read
+   * from /proc/self/status instead.
+   */
+  private supplementaryGroups(): number[] {
+    try {
+      const m = /^Groups:[ \t]*(.*)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+      if (m) return m[1]!.trim().split(/\s+/).filter((s) => s !== '').map(Number);
+    } catch { /* not Linux */ }
+    return process.getgroups?.() ?? [];
+  }
+
+  rlimits(): Array<[bigint, bigint]> | null {
+    let text: string;
+    try { text = fs.readFileSync('/proc/self/limits', 'utf8'); } catch { return null; }
+    // Rows follow RLIMIT_* order (fs/proc/base.c lnames[]); the name column is 26 characters wide.
+    const rows = text.split('\n').slice(1).filter((l) => l.length > 26);
+    const val = (v: string): bigint => (v === 'unlimited' ? 0xffff_ffff_ffff_ffffn : BigInt(v));
+    const out: Array<[bigint, bigint]> = [];
+    for (const row of rows) {
+      const m = /^(\S+|unlimited)\s+(\S+)/.exec(row.slice(26));
+      if (!m || !/^(\d+|unlimited)$/.test(m[1]!) || !/^(\d+|unlimited)$/.test(m[2]!)) return null;
+      out.push([val(m[1]!), val(m[2]!)]);
+    }
+    return out.length === 16 ? out : null;
+  }
+
+  cpuCount(): number { return os.availableParallelism(); }
 
   uname(): HostUname {
     return { nodename: os.hostname(), release: os.release(), version: os.version() };
@@ -294,7 +389,27 @@ export class NodeHostOs implements HostOs {
 
   sysinfo(): HostSysinfo {
     const l = os.loadavg();
-    return { uptimeSec: Math.floor(os.uptime()), loads: [l[0] ?? 0, l[1] ?? 0, l[2] ?? 0], totalRam: os.totalmem(), freeRam: os.freemem() };
+    const info: HostSysinfo = {
+      uptimeSec: Math.floor(os.uptime()), loads: [l[0] ?? 0, l[1] ?? 0, l[2] ?? 0], totalRam: os.totalmem(),
+      freeRam: os.freemem(), sharedRam: 0, bufferRam: 0, totalSwap: 0, freeSwap: 0, procs: 1,
+    };
+    // On Linux, take the exact sysinfo(2) sources: /proc/meminfo (kB) and /proc/loadavg's thread count.
+    try {
+      const meminfo = fs.readFileSync('/proc/meminfo', 'utf8');
+      const kb = (name: string): number | null => {
+        const m = new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(meminfo);
+        return m ? Number(m[1]) * 1024 : null;
+      };
+      info.totalRam = kb('MemTotal') ?? info.totalRam;
+      info.freeRam = kb('MemFree') ?? info.freeRam;
+      info.sharedRam = kb('Shmem') ?? 0;
+      info.bufferRam = kb('Buffers') ?? 0;
+      info.totalSwap = kb('SwapTotal') ?? 0;
+      info.freeSwap = kb('SwapFree') ?? 0;
+      const m = /^\S+ \S+ \S+ \d+\/(\d+)/.exec(fs.readFileSync('/proc/loadavg', 'utf8'));
+      if (m) info.procs = Number(m[1]);
+    } catch { /* not Linux: keep the portable values */ }
+    return info;
   }
 
   rusage(): HostRusage {

@@ -2,10 +2,10 @@
  * Physical memory protection checks (privileged spec §3.7).
  *
  * Entries are checked in order; the first one that matches decides. An
- * M-mode access that matches nothing (or an unlocked entry) succeeds. An
- * S/U access with no active entry at all succeeds too (QEMU 7.2's
- * behaviour when firmware programs no rules); otherwise an S/U access that
- * matches nothing fails.
+ * M-mode access that matches nothing (or an unlocked entry) succeeds; an
+ * S/U access that matches nothing fails, even when no entry is active
+ * (§3.7.1: PMP entries are implemented, so firmware must program them —
+ * QEMU 7.2 behaves the same).
  */
 import type { CsrFile } from '../cpu/csr-file.js';
 import { PMP_COUNT } from '../cpu/csr-file.js';
@@ -32,17 +32,21 @@ export class PmpChecker {
     const c = this.csrs;
     this.generation = c.pmpGeneration;
     this.active = 0;
+    // Byte addresses as doubles: exact below 2^53, and physical memory here lies far below that.
+    const byteAddr = (k: number): number => ((c.pmpaddrHi[k]! >>> 0) * 4294967296 + (c.pmpaddrLo[k]! >>> 0)) * 4;
     for (let k = 0; k < PMP_COUNT; k++) {
-      const cfg = c.pmpcfg[k]!, a = (cfg >>> PMP_A_SHIFT) & 3, addr = c.pmpaddr[k]!;
+      const cfg = c.pmpcfg[k]!, a = (cfg >>> PMP_A_SHIFT) & 3;
       if (a === A_OFF) { this.lo[k] = 0; this.hi[k] = 0; continue; }
       this.active++;
-      if (a === A_TOR) { this.lo[k] = k === 0 ? 0 : c.pmpaddr[k - 1]! * 4; this.hi[k] = addr * 4; }
-      else if (a === A_NA4) { this.lo[k] = addr * 4; this.hi[k] = addr * 4 + 4; }
-      else { // NAPOT: the number of trailing ones gives the size 2^(ones+3)
-        let ones = 0, v = addr;
-        while (v % 2 === 1 && ones < 54) { ones++; v = Math.floor(v / 2); }
-        const size = 2 ** (ones + 3);
-        this.lo[k] = (addr - (2 ** ones - 1)) * 4; this.hi[k] = this.lo[k]! + size;
+      if (a === A_TOR) { this.lo[k] = k === 0 ? 0 : byteAddr(k - 1); this.hi[k] = byteAddr(k); }
+      else if (a === A_NA4) { this.lo[k] = byteAddr(k); this.hi[k] = byteAddr(k) + 4; }
+      else { // NAPOT: the number of trailing ones gives the size 2^(ones+3) (§3.7.1, Table 3.11)
+        const lo = c.pmpaddrLo[k]!, hi = c.pmpaddrHi[k]!;
+        const ones = ~lo !== 0 ? 31 - Math.clz32(~lo & (lo + 1)) : 32 + (~hi !== 0 ? 31 - Math.clz32(~hi & (hi + 1)) : 32);
+        const baseLo = ones >= 32 ? 0 : lo & ~((2 ** ones - 1) | 0);
+        const baseHi = ones >= 32 ? hi & ~((2 ** (ones - 32) - 1) | 0) : hi;
+        this.lo[k] = ((baseHi >>> 0) * 4294967296 + (baseLo >>> 0)) * 4;
+        this.hi[k] = this.lo[k]! + 2 ** (ones + 3);
       }
     }
   }
@@ -55,7 +59,7 @@ export class PmpChecker {
     const c = this.csrs;
     if (this.generation !== c.pmpGeneration) this.refresh();
     this.uniform = true;
-    if (this.active === 0) return true;
+    if (this.active === 0) return priv === 3;
     for (let k = 0; k < PMP_COUNT; k++) {
       const lo = this.lo[k]!, hi = this.hi[k]!;
       if (hi <= lo) continue;

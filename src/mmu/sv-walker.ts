@@ -59,9 +59,9 @@ export class SvTranslator implements PageTranslator {
   private physical(page: number, access: number, priv: number): number {
     if (!this.pmp.check(page, page, access, priv)) return XLATE_ACCESS_FAULT;
     if (!this.pmp.uniform) this.noCache = true;
+    if (this.phys.isMmio(page)) { this.mmioPage = page; this.noCache = true; return XLATE_MMIO; }
     const off = page - this.ramBase;
     if (off >= 0 && off < this.ram.size) return off;
-    if (this.phys.isMmio(page)) { this.mmioPage = page; this.noCache = true; return XLATE_MMIO; }
     return XLATE_ACCESS_FAULT;
   }
 

@@ -26,7 +26,10 @@ export interface HostRusage {
 }
 
 /** System-wide information (sysinfo). */
-export interface HostSysinfo { uptimeSec: number; loads: [number, number, number]; totalRam: number; freeRam: number }
+export interface HostSysinfo {
+  uptimeSec: number; loads: [number, number, number]; totalRam: number; freeRam: number; sharedRam: number;
+  bufferRam: number; totalSwap: number; freeSwap: number; procs: number;
+}
 
 /** Numeric identity of the host process (qemu-user passes these through). */
 export interface HostIdentity { uid: number; gid: number; euid: number; egid: number; groups: number[]; ppid: number }
@@ -48,6 +51,12 @@ export interface HostOs {
   read(fd: number, buf: Uint8Array, position: number | null, nonBlocking?: boolean): number;
   /** Writes `buf` at `position` (null: the fd's own offset); returns bytes written (EAGAIN is retried). */
   write(fd: number, buf: Uint8Array, position: number | null): number;
+  /**
+   * lseek(2) on an inherited host fd (stdio), moving the offset it shares
+   * with other processes; returns the new offset, or -ENOSYS if the host
+   * cannot seek that fd (the syscall layer then keeps its own offset).
+   */
+  lseek(fd: number, offset: number, whence: number): number;
   /** stat(2) following symlinks. */
   stat(path: string): StatInfo | number;
   /** lstat(2). */
@@ -97,9 +106,15 @@ export interface HostOs {
   randomFill(buf: Uint8Array): void;
   /** Blocks the thread for `ns` nanoseconds. */
   sleepNs(ns: number): void;
+  /** Sets the file creation mask of the host process; returns the previous one. */
+  umask(mask: number): number;
   /** The host's current working directory. */
   cwd(): string;
   identity(): HostIdentity;
+  /** The host process's resource limits [soft, hard] by RLIMIT_* index, or null if unknown. */
+  rlimits(): Array<[bigint, bigint]> | null;
+  /** CPUs the host process may run on (what qemu-user's sched_getaffinity reports). */
+  cpuCount(): number;
   uname(): HostUname;
   sysinfo(): HostSysinfo;
   rusage(): HostRusage;

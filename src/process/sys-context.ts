@@ -11,7 +11,7 @@ import { FdTable, OpenFile, type Pipe } from './fd-table.js';
 import { Vfs, PATH_MAX, type Resolved } from './vfs.js';
 import {
   E, AT_FDCWD, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_LARGEFILE, O_CREAT, O_EXCL, O_NOCTTY,
-  O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, S_IFMT, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, makeDev,
+  O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, DT_LNK, DT_CHR, DT_DIR, DT_REG, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, makeDev,
 } from './sys-abi.js';
 import { SignalState } from './sys-signals.js';
 
@@ -64,6 +64,16 @@ const DEFAULT_RLIMITS: Array<[bigint, bigint]> = [
 
 let pipeInodes = 100000;
 
+const UTF8 = new TextDecoder();
+
+/** d_type of an entry of a virtual directory. */
+function dirEntryType(dir: string, name: string): number {
+  if (dir === 'fd') return DT_LNK;
+  if (dir === 'dev') return DT_CHR;
+  if (dir === 'proc') return name === 'self' ? DT_LNK : DT_DIR;
+  return name === 'fd' ? DT_DIR : name === 'maps' ? DT_REG : DT_LNK; // /proc/self
+}
+
 /** Shared syscall-layer state for one guest process. */
 export class SysCtx {
   readonly mem: AddressSpace;
@@ -82,6 +92,8 @@ export class SysCtx {
   robustHead = 0;
   /** Terminal settings shared by every tty fd (one controlling terminal). */
   termios: Uint8Array | null = null;
+  /** Whether the host terminal was put into raw mode for the guest. */
+  ttyRaw = false;
   /** Window size set by TIOCSWINSZ, overriding the host's. */
   winsize: Uint8Array | null = null;
   /** Writable shared file mappings. */
@@ -92,26 +104,37 @@ export class SysCtx {
   constructor(readonly proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void) {
     this.mem = proc.mem;
     this.id = host.identity();
+    const lim = host.rlimits();
+    if (lim) lim.forEach(([soft, hard], i) => { if (i < this.rlimits.length) this.rlimits[i] = [soft, hard]; });
     this.fds = new FdTable((f) => this.releaseFile(f));
+    const nofile = this.rlimits[7]![0]; // RLIMIT_NOFILE
+    this.fds.maxFds = Number(nofile > 1048576n ? 1048576n : nofile);
     this.vfs = new Vfs(host, proc.opts.root, {
       pid: () => proc.pid,
-      exePath: () => proc.exePath,
+      exePath: () => this.exePath(),
       maps: () => proc.mem.maps(),
       fds: () => this.fds.list(),
       identity: () => ({ uid: this.id.uid, gid: this.id.gid }),
+      stat: () => this.procStat(),
     });
+    this.startStack = proc.hart.st.getX(2);
+    this.startTicks = host.monotonicNs() / 10_000_000n;
+    const old = host.umask(0o022);
+    host.umask(old);
+    this.umask = old;
     const base = proc.exePath.split('/').pop() ?? '';
     this.comm = base.slice(0, 15);
     for (let fd = 0; fd < 3; fd++) {
       const tty = host.isatty(fd);
       const acc = tty ? O_RDWR : fd === 0 ? O_RDONLY : O_WRONLY;
-      const f = new OpenFile('host', acc | O_LARGEFILE, fd);
+      const f = new OpenFile('host', acc, fd);
       f.implicitPos = true;
       const st = host.fstat(fd);
       f.seekable = typeof st !== 'number' && ((st.mode & S_IFMT) === S_IFREG || (st.mode & S_IFMT) === S_IFBLK);
       f.isTty = tty;
       this.fds.install(f);
     }
+    this.exePath(); // fix the absolute path now, relative to the starting directory
   }
 
   /** Closes the host side of a description whose last fd went away. */
@@ -122,14 +145,71 @@ export class SysCtx {
     }
   }
 
+  private exeAbs: string | null = null;
+  /** The initial stack pointer (argc, argv, ... as the loader laid them out) and start time in ticks. */
+  private readonly startStack: number;
+  private readonly startTicks: bigint;
+
+  /**
+   * /proc/self/stat as qemu-user fakes it (linux-user/syscall.c
+   * open_self_stat): pid, (argv[0] basename), ppid, start time and stack
+   * start, every other of the 44 fields 0.
+   */
+  procStat(): string {
+    const argv0 = this.mem.readU64(this.startStack + 8);
+    const a0 = argv0 === null ? null : this.mem.readCString(argv0, 4096);
+    const name = (a0 ?? this.comm).split('/').pop() ?? '';
+    const f: string[] = [];
+    for (let i = 0; i < 44; i++) {
+      if (i === 0) f.push(String(this.proc.pid));
+      else if (i === 1) f.push(`(${name.slice(0, 15)})`);
+      else if (i === 3) f.push(String(this.id.ppid));
+      else if (i === 21) f.push(String(this.startTicks));
+      else if (i === 27) f.push(String(this.startStack));
+      else f.push('0');
+    }
+    return f.join(' ') + '\n';
+  }
+
+  /** The executable as an absolute, canonical guest path (what /proc/self/exe names). */
+  exePath(): string {
+    if (this.exeAbs !== null) return this.exeAbs;
+    const p = this.proc.exePath;
+    let abs = p.startsWith('/') ? p : (this.vfs.cwd === '/' ? '/' : this.vfs.cwd + '/') + p;
+    if (this.vfs.root === undefined) {
+      const real = this.host.realpath(abs);
+      if (typeof real === 'string') abs = real;
+    } else {
+      const r = this.vfs.resolve('/', abs, true);
+      if (typeof r !== 'number') abs = r.guest;
+    }
+    this.exeAbs = abs;
+    return abs;
+  }
+
   // ---- guest memory ----
 
   /** Reads a NUL-terminated path; -EFAULT or -ENAMETOOLONG on failure. */
   str(addr: number, max = PATH_MAX): string | number {
     if (addr === 0) return -E.EFAULT;
-    const s = this.mem.readCString(addr, max);
-    if (s !== null) return s;
-    return this.mem.readCString(addr, 1) === null && this.mem.read(addr, 1) === null ? -E.EFAULT : -E.ENAMETOOLONG;
+    // Scan page by page: a fault anywhere before the NUL is EFAULT, no NUL within max is ENAMETOOLONG.
+    const parts: Uint8Array[] = [];
+    for (let done = 0; done < max;) {
+      const at = addr + done, n = Math.min(max - done, 4096 - (at % 4096));
+      const chunk = this.mem.read(at, n);
+      if (!chunk) return -E.EFAULT;
+      const z = chunk.indexOf(0);
+      if (z >= 0) {
+        parts.push(chunk.subarray(0, z));
+        const all = new Uint8Array(done + z);
+        let off = 0;
+        for (const p of parts) { all.set(p, off); off += p.length; }
+        return UTF8.decode(all);
+      }
+      parts.push(chunk);
+      done += n;
+    }
+    return -E.ENAMETOOLONG;
   }
 
   /** Copies guest memory out; null on fault. */
@@ -196,9 +276,13 @@ export class SysCtx {
   /** stat/lstat of a resolved path. */
   statOf(r: Resolved, follow: boolean): StatInfo | number {
     if (r.kind === 'host') return follow ? this.host.stat(r.host) : this.host.lstat(r.host);
-    if (r.node.t === 'fd' && follow) {
+    if (r.node.t === 'fd') {
       const f = this.fds.get(r.node.fd);
-      return f ? this.fstatOf(f) : -E.ENOENT;
+      if (!f) return -E.ENOENT;
+      if (follow) return this.fstatOf(f);
+      const st = this.vfs.virtualStat(r.node);
+      st.mode = S_IFLNK | (f.readable ? 0o500 : 0o100) | (f.writable ? 0o200 : 0); // lr-x / l-wx / lrwx
+      return st;
     }
     return this.vfs.virtualStat(r.node);
   }
@@ -235,16 +319,24 @@ export class SysCtx {
     if (!f) return '';
     if (f.pipe) return `pipe:[${this.pipeInode(f.pipe)}]`;
     if (f.guestPath !== '') return f.guestPath;
-    if (f.hostFd >= 0 && this.vfs.root === undefined) {
+    if (f.hostFd >= 0) {
       const t = this.host.readlink(`/proc/self/fd/${f.hostFd}`);
-      if (typeof t === 'string') return t;
+      const root = this.vfs.root;
+      if (typeof t === 'string') {
+        if (root === undefined || /^(pipe|socket|anon_inode):|^\/dev\//.test(t)) return t;
+        if (t.startsWith(root + '/')) return t.slice(root.length);
+      }
     }
     return f.isTty ? '/dev/tty' : 'anon_inode:[unknown]';
   }
 
-  /** The status flags an open file description keeps (fs/open.c: creation flags dropped, O_LARGEFILE forced on 64-bit). */
+  /**
+   * The status flags an open file description keeps: creation flags are
+   * dropped (fs/open.c). O_LARGEFILE, which a riscv64 kernel would add, is
+   * left out as qemu-user reports it (the x86-64 host's libc value is 0).
+   */
   static keptFlags(flags: number): number {
-    return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE;
+    return flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC | O_LARGEFILE);
   }
 
   /** Opens a resolved path with Linux open flags; returns the description or -errno. */
@@ -263,7 +355,7 @@ export class SysCtx {
           const f = new OpenFile('dir', kept, -1, r.guest);
           f.isDir = true;
           f.dirList = [{ name: '.', ino: 2n, type: 4 }, { name: '..', ino: 1n, type: 4 },
-            ...n.entries.map((name) => ({ name, ino: 100n, type: n.name === 'fd' ? 10 : 0 }))];
+            ...n.entries.map((name) => ({ name, ino: 100n, type: dirEntryType(n.name, name) }))];
           return f;
         }
         case 'link': return (flags & O_PATH) ? new OpenFile('path', kept, -1, r.guest) : -E.ELOOP;

@@ -122,7 +122,7 @@ function trampoline(c: SysCtx): number {
 }
 
 /** Builds an rt_sigframe and redirects the hart to the handler; false on fault. */
-function buildFrame(c: SysCtx, sig: number, code: number, act: SigAction): boolean {
+function buildFrame(c: SysCtx, sig: number, code: number, act: SigAction, fault: { addr: number } | null = null): boolean {
   const st = c.proc.hart.st, s = c.sig;
   const tramp = trampoline(c);
   if (tramp === 0) return false;
@@ -133,7 +133,8 @@ function buildFrame(c: SysCtx, sig: number, code: number, act: SigAction): boole
   const b = new Uint8Array(FRAME_SIZE), dv = new DataView(b.buffer);
   // siginfo: si_signo, si_errno, si_code, then the kill fields si_pid, si_uid.
   dv.setInt32(0, sig, true); dv.setInt32(8, code, true);
-  dv.setInt32(16, c.proc.pid, true); dv.setUint32(20, c.id.uid, true);
+  if (fault) dv.setBigUint64(16, BigInt(fault.addr), true); // si_addr
+  else { dv.setInt32(16, c.proc.pid, true); dv.setUint32(20, c.id.uid, true); }
   // ucontext: uc_flags, uc_link = 0; uc_stack; uc_sigmask.
   const uc = UC_OFF;
   dv.setBigUint64(uc + UC_STACK, BigInt(s.altSp), true);
@@ -142,7 +143,8 @@ function buildFrame(c: SysCtx, sig: number, code: number, act: SigAction): boole
   dv.setBigUint64(uc + UC_SIGMASK, s.suspendSaved ?? s.blocked, true);
   // uc_mcontext.sc_regs: pc, then x1..x31; sc_fpregs: f0..f31 and fcsr.
   const mc = uc + UC_MCONTEXT;
-  const pc = st.getPc() + 4;
+  // After a syscall the guest resumes past its ecall; after a fault, at the faulting instruction.
+  const pc = fault ? st.getPc() : st.getPc() + 4;
   dv.setInt32(mc, pc | 0, true); dv.setInt32(mc + 4, Math.floor(pc / 4294967296) | 0, true);
   for (let i = 1; i < 32; i++) {
     dv.setInt32(mc + 8 * i, st.x[2 * i]!, true); dv.setInt32(mc + 8 * i + 4, st.x[2 * i + 1]!, true);
@@ -157,8 +159,24 @@ function buildFrame(c: SysCtx, sig: number, code: number, act: SigAction): boole
   if (act.flags & SA_RESETHAND) s.actions[sig] = { handler: SIG_DFL, flags: 0, mask: 0n };
   st.setX(10, sig); st.setX(11, frame); st.setX(12, frame + UC_OFF);
   st.setX(2, frame); st.setX(1, tramp);
-  st.setPc(act.handler - 4);
+  st.setPc(fault ? act.handler : act.handler - 4);
   return true;
+}
+
+/** si_code for a fault on an unmapped address (include/uapi/asm-generic/siginfo.h SEGV_MAPERR). */
+export const SEGV_MAPERR = 1;
+
+/**
+ * For the run loop: delivers a synchronous fault signal (SIGSEGV, SIGBUS,
+ * SIGILL, ...) raised at the current pc. Returns true if a guest handler
+ * now runs (pc points at it; do not advance pc). Returns false if the
+ * signal is fatal (default action, ignored or blocked as the kernel forces
+ * it then) -- the caller ends the process as it does today.
+ */
+export function deliverFault(c: SysCtx, sig: number, addr: number, code = SEGV_MAPERR): boolean {
+  const act = c.sig.actions[sig];
+  if (!act || act.handler === SIG_DFL || act.handler === SIG_IGN || (c.sig.blocked & bit(sig)) !== 0n) return false;
+  return buildFrame(c, sig, code, act, { addr });
 }
 
 function rtSigreturn(c: SysCtx): number {

@@ -33,8 +33,8 @@ export type DevName = 'null' | 'zero' | 'full' | 'random' | 'urandom';
 export type VirtualNode =
   | { t: 'link'; name: 'exe' | 'cwd'; target: string } // a symlink to a guest path
   | { t: 'fd'; fd: number } // /proc/self/fd/N: a symlink to an open file
-  | { t: 'dir'; name: 'self' | 'fd'; entries: string[] }
-  | { t: 'file'; name: 'maps'; content: () => Uint8Array }
+  | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev'; entries: string[] }
+  | { t: 'file'; name: 'maps' | 'stat'; content: () => Uint8Array }
   | { t: 'dev'; dev: DevName };
 
 /** The outcome of resolving a guest path. */
@@ -50,6 +50,8 @@ export interface VfsHooks {
   exePath(): string;
   /** /proc/self/maps text. */
   maps(): string;
+  /** /proc/self/stat text (absent: no such file). */
+  stat?(): string;
   /** Open guest fds. */
   fds(): number[];
   /** The process's uid/gid, reported as the owner of /proc/self entries. */
@@ -83,18 +85,29 @@ export class Vfs {
   cwd: string;
 
   constructor(private readonly host: HostOs, root: string | undefined, private readonly hooks: VfsHooks) {
-    if (root === undefined) {
-      this.root = undefined;
-      this.cwd = host.cwd();
-      return;
-    }
+    this.root = Vfs.canonicalRoot(host, root);
+    this.cwd = Vfs.initialCwd(host, root);
+  }
+
+  /** The root as the VFS keeps it: a real path without a trailing slash. */
+  private static canonicalRoot(host: HostOs, root: string | undefined): string | undefined {
+    if (root === undefined) return undefined;
     const r = host.realpath(root);
-    this.root = (typeof r === 'string' ? r : root).replace(/\/+$/, '');
+    return (typeof r === 'string' ? r : root).replace(/\/+$/, '');
+  }
+
+  /**
+   * The guest's starting directory: the host cwd without a root; with one,
+   * the host cwd seen from inside the root when it lies there, else "/".
+   */
+  static initialCwd(host: HostOs, rootDir: string | undefined): string {
+    const root = Vfs.canonicalRoot(host, rootDir);
+    if (root === undefined) return host.cwd();
     const hc = host.realpath(host.cwd());
-    this.cwd = '/';
-    if (typeof hc === 'string' && (hc === this.root || hc.startsWith(this.root + '/') || this.root === '')) {
-      this.cwd = hc.slice(this.root.length) || '/';
+    if (typeof hc === 'string' && (hc === root || hc.startsWith(root + '/') || root === '')) {
+      return hc.slice(root.length) || '/';
     }
+    return '/';
   }
 
   /** The host path of a canonical guest path (root mode) or the path itself. */
@@ -131,12 +144,17 @@ export class Vfs {
       if (lex === '/dev/tty') return { kind: 'host', host: '/dev/tty', guest: lex };
       const m = /^\/dev\/(null|zero|full|random|urandom)$/.exec(lex);
       if (m) return { kind: 'virtual', node: { t: 'dev', dev: m[1] as DevName }, guest: lex };
+      // With a root that lacks /dev or /proc, list the emulated entries there.
+      if ((lex === '/dev' || lex === '/proc') && typeof this.host.lstat(this.hostPath(lex)) === 'number') {
+        const entries = lex === '/dev' ? ['full', 'null', 'random', 'tty', 'urandom', 'zero'] : [String(this.hooks.pid()), 'self'];
+        return { kind: 'virtual', node: { t: 'dir', name: lex === '/dev' ? 'dev' : 'proc', entries }, guest: lex };
+      }
     }
     const m = /^\/proc\/(self|thread-self|\d+)(\/.*)?$/.exec(lex);
     if (!m || (m[1] !== 'self' && m[1] !== 'thread-self' && Number(m[1]) !== this.hooks.pid())) return null;
     const rest = m[2] ?? '';
     const guest = lex;
-    if (rest === '') return { kind: 'virtual', node: { t: 'dir', name: 'self', entries: ['exe', 'cwd', 'maps', 'fd'] }, guest };
+    if (rest === '') return { kind: 'virtual', node: { t: 'dir', name: 'self', entries: ['cwd', 'exe', 'fd', 'maps', 'stat'] }, guest };
     if (rest === '/exe' || rest === '/cwd') {
       const target = rest === '/exe' ? this.hooks.exePath() : this.cwd;
       if (!follow) return { kind: 'virtual', node: { t: 'link', name: rest === '/exe' ? 'exe' : 'cwd', target }, guest };
@@ -145,6 +163,10 @@ export class Vfs {
     }
     if (rest === '/maps') {
       return { kind: 'virtual', node: { t: 'file', name: 'maps', content: () => new TextEncoder().encode(this.hooks.maps()) }, guest };
+    }
+    const stat = this.hooks.stat;
+    if (rest === '/stat' && stat) {
+      return { kind: 'virtual', node: { t: 'file', name: 'stat', content: () => new TextEncoder().encode(stat()) }, guest };
     }
     if (rest === '/fd') {
       return { kind: 'virtual', node: { t: 'dir', name: 'fd', entries: this.hooks.fds().map(String) }, guest };
@@ -219,7 +241,12 @@ export class Vfs {
     switch (node.t) {
       case 'link': st.mode = S_IFLNK | 0o777; st.size = BigInt(new TextEncoder().encode(node.target).length); st.ino = node.name === 'exe' ? 3n : 4n; break;
       case 'fd': st.mode = S_IFLNK | 0o700; st.size = 64n; st.ino = BigInt(1000 + node.fd); break;
-      case 'dir': st.mode = S_IFDIR | 0o555; st.nlink = 2; st.ino = node.name === 'self' ? 2n : 5n; break;
+      case 'dir': {
+        st.mode = S_IFDIR | (node.name === 'fd' ? 0o500 : 0o555); st.nlink = 2;
+        st.ino = BigInt(['self', 'fd', 'proc', 'dev'].indexOf(node.name) + 10);
+        if (node.name === 'dev') st.mode = S_IFDIR | 0o755;
+        break;
+      }
       case 'file': st.ino = 6n; break;
       case 'dev': {
         const [ma, mi] = DEVICES[node.dev];
@@ -230,4 +257,16 @@ export class Vfs {
     }
     return st;
   }
+}
+
+/**
+ * Resolves a guest path to a host path outside any process (the loader
+ * finding the program and its interpreter), following symlinks; null if it
+ * does not resolve to a host file.
+ */
+export function resolveGuestPath(host: HostOs, root: string | undefined, cwd: string, path: string): string | null {
+  const vfs = new Vfs(host, root, { pid: () => -1, exePath: () => '', maps: () => '', fds: () => [] });
+  vfs.cwd = cwd;
+  const r = vfs.resolve(cwd, path, true);
+  return typeof r === 'number' || r.kind !== 'host' ? null : r.host;
 }

@@ -217,8 +217,6 @@ function boxS(w: number): W64 {
 function expOfD(w: W64): number { return (w[1] >>> 20) & 0x7ff; }
 function expOfS(w: number): number { return (w >>> 23) & 0xff; }
 
-type Gen = () => [W64, W64, W64, W64]; // f5, f6, f7, x5
-
 /** Operand pair for a binary operation, correlated to hit cancellation, ties and range edges. */
 function pairD(kind: 'add' | 'mul' | 'div' | 'any'): [W64, W64] {
   const a = genD();
@@ -252,12 +250,30 @@ function pairS(kind: 'add' | 'mul' | 'div' | 'any'): [number, number] {
 function rand64(): W64 { return [u32() | 0, u32() | 0]; }
 
 /** FMA triple: product near range edges, addend near the product (cancellation) or anywhere. */
+/** Replaces the significand with 1.0, 1.1…1, 1.0…01 or 1.1…10 (products just off powers of two). */
+function edgeMantD(w: W64): W64 {
+  const k = rnd(5);
+  if (k === 4 || expOfD(w) === 0) return w;
+  const hi = w[1] & ~0xfffff;
+  return [[0, -1, 1, -2][k]!, hi | [0, 0xfffff, 0, 0xfffff][k]!];
+}
+function edgeMantS(w: number): number {
+  const k = rnd(5);
+  if (k === 4 || expOfS(w) === 0) return w;
+  return (w & ~0x7fffff) | [0, 0x7fffff, 1, 0x7ffffe][k]!;
+}
 function tripleD(): [W64, W64, W64] {
+  if (chance(0.15)) { // product near ±½ ulp of the addend, operands possibly at extreme exponents
+    const c = genD(range(60, 2040));
+    const T = expOfD(c) - range(51, 56);
+    const ea = pick([range(1, 130), range(1900, 2046), range(900, 1100)]);
+    return [edgeMantD(genD(ea)), edgeMantD(genD(clampE(T - ea + 1023, 2046))), c];
+  }
   const [a, b] = pairD(chance(0.5) ? 'mul' : 'any');
   const k = rnd(10);
   if (k < 3) return [a, b, genD()];
   const pe = clampE(expOfD(a) + expOfD(b) - 1023, 2046);
-  if (k < 7) return [a, b, genD(clampE(pe + pick([range(-3, 3), range(-60, 60), range(-110, 110)]), 2046))];
+  if (k < 7) return [a, b, genD(clampE(pe + pick([range(-3, 3), range(-60, 60), range(-110, 110), range(50, 56), range(-56, -50), range(104, 108)]), 2046))];
   const p = wToD(a) * wToD(b);
   if (!Number.isFinite(p)) return [a, b, genD()];
   const c = dToW(-p);
@@ -265,11 +281,17 @@ function tripleD(): [W64, W64, W64] {
   return [a, b, c];
 }
 function tripleS(): [number, number, number] {
+  if (chance(0.15)) {
+    const c = genSw(range(30, 250));
+    const T = expOfS(c) - range(22, 27);
+    const ea = pick([range(1, 30), range(220, 254), range(100, 150)]);
+    return [edgeMantS(genSw(ea)), edgeMantS(genSw(clampE(T - ea + 127, 254))), c];
+  }
   const [a, b] = pairS(chance(0.5) ? 'mul' : 'any');
   const k = rnd(10);
   if (k < 3) return [a, b, genSw()];
   const pe = clampE(expOfS(a) + expOfS(b) - 127, 254);
-  if (k < 7) return [a, b, genSw(clampE(pe + pick([range(-3, 3), range(-30, 30), range(-50, 50)]), 254))];
+  if (k < 7) return [a, b, genSw(clampE(pe + pick([range(-3, 3), range(-30, 30), range(-50, 50), range(21, 27), range(-27, -21), range(46, 50)]), 254))];
   const p = Math.fround(wToS(a) * wToS(b));
   if (!Number.isFinite(p)) return [a, b, genSw()];
   return [a, b, sToW(-p) ^ bits(rnd(10))];
@@ -348,7 +370,6 @@ function r4(op: number, fmt: number, rm: number): number {
   return ((RS3 << 27) | (fmt << 25) | (RS2 << 20) | (RS1 << 15) | (rm << 12) | (RD << 7) | op) >>> 0;
 }
 
-const Z: W64 = [0, 0];
 const binGen = (kind: 'add' | 'mul' | 'div' | 'any') => (dbl: boolean): [W64, W64, W64, W64] => {
   if (dbl) { const [a, b] = pairD(kind); return [a, b, rand64(), rand64()]; }
   const [a, b] = pairS(kind);

@@ -41,17 +41,17 @@ int main(void) {
     /* register-based compressed loads/stores */
     for (int i = 0; i < 8; i++) mem[i] = 0x8899aabbccddeeffull ^ ((u64)i * 0x0101010101010101ull);
     {
-        register u64 *p __asm__("a2") = mem;
-        register u64 v __asm__("a3");
-        __asm__ volatile("c.lw a3, 12(a2)" : "=r"(v) : "r"(p) : "memory"); printf("c.lw %016" PRIx64 "\n", v);
-        __asm__ volatile("c.ld a3, 16(a2)" : "=r"(v) : "r"(p) : "memory"); printf("c.ld %016" PRIx64 "\n", v);
-        v = 0xfedcba9876543210ull;
-        __asm__ volatile("c.sw a3, 4(a2)" : : "r"(v), "r"(p) : "memory");
-        __asm__ volatile("c.sd a3, 24(a2)" : : "r"(v), "r"(p) : "memory");
+        u64 v;
+#define CLOAD(insn, off) __asm__ volatile("mv a2, %1\n\t" insn " a3, " #off "(a2)\n\tmv %0, a3" : "=r"(v) : "r"(mem) : "a2", "a3", "memory")
+#define CSTORE(insn, off, x) __asm__ volatile("mv a2, %1\n\tmv a3, %0\n\t" insn " a3, " #off "(a2)" : : "r"((u64)(x)), "r"(mem) : "a2", "a3", "memory")
+        CLOAD("c.lw", 12); printf("c.lw %016" PRIx64 "\n", v);
+        CLOAD("c.ld", 16); printf("c.ld %016" PRIx64 "\n", v);
+        CSTORE("c.sw", 4, 0xfedcba9876543210ull);
+        CSTORE("c.sd", 24, 0xfedcba9876543210ull);
         for (int i = 0; i < 8; i++) printf("mem[%d] %016" PRIx64 "\n", i, mem[i]);
-        __asm__ volatile("c.fld fa0, 8(a2)\n\tfmv.x.d %0, fa0" : "=r"(v) : "r"(p) : "fa0", "memory");
+        __asm__ volatile("mv a2, %1\n\tc.fld fa0, 8(a2)\n\tfmv.x.d %0, fa0" : "=r"(v) : "r"(mem) : "a2", "fa0", "memory");
         printf("c.fld %016" PRIx64 "\n", v);
-        __asm__ volatile("fmv.d.x fa1, %0\n\tc.fsd fa1, 40(a2)" : : "r"(0x400921fb54442d18ull), "r"(p) : "fa1", "memory");
+        __asm__ volatile("mv a2, %1\n\tfmv.d.x fa1, %0\n\tc.fsd fa1, 40(a2)" : : "r"(0x400921fb54442d18ull), "r"(mem) : "a2", "fa1", "memory");
         printf("c.fsd %016" PRIx64 "\n", mem[5]);
     }
     /* sp-based compressed loads/stores on a private stack area */

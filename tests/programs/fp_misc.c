@@ -97,7 +97,7 @@ int main(void) {
         d = I1F("fcvt.d.wu", VALS[i]);
         printf("fmv.w.x %016" PRIx64 " -> %016" PRIx64 " fmv.d.x %016" PRIx64 " fcvt.d.w %016" PRIx64 " fcvt.d.wu %016" PRIx64 " fl %02" PRIx64 "\n", VALS[i], a, b, c, d, FL());
     }
-    /* fcvt to integer: saturation and NaN (rtz) */
+    /* fcvt to integer: saturation and NaN (dynamic rounding, frm = rne) */
     {
         static const u64 cv[] = {0x7ff8000000000000ull, 0x7ff0000000000000ull, 0xfff0000000000000ull, 0x41e0000000000000ull,
             0xc1e0000000200000ull, 0x43e0000000000000ull, 0xc3e0000000000001ull, 0x43f0000000000000ull, 0xbff0000000000000ull,

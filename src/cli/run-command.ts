@@ -1,0 +1,149 @@
+/**
+ * `tsvm run`: the system VM, with the command line people know from
+ * qemu-system-riscv64:
+ *   tsvm run [-M virt|spike] [-m 512M] [-smp N] [-kernel K] [-initrd I]
+ *            [-append "..."] [-bios PATH|none|default] [-nographic]
+ * With no -kernel it boots the default guest (Debian's kernel and busybox,
+ * built on first use). tsvm's exit status is the guest's poweroff status.
+ */
+import fs from 'node:fs';
+import { bootMachine, type BootFile } from '../vmm/boot.js';
+import { Vm } from '../vmm/vm.js';
+import { BootError } from '../machine/boot-loader.js';
+import { HostConsole, hostClock } from '../host/console.js';
+import { HSM_STOPPED } from '../machine/sbi.js';
+import { parseSize } from './size.js';
+import { ensureDefaultGuest } from '../images/default-guest.js';
+import { ImageError } from '../images/errors.js';
+import type { MachineKind } from '../machine/board.js';
+
+/** Exit status for tsvm's own usage errors. */
+export const EXIT_USAGE = 125;
+
+/** Parsed `tsvm run` options. */
+export interface RunOptions {
+  machine: MachineKind;
+  memBytes: number;
+  smp: number;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  bios: string; // 'default' | 'none' | path
+  mmu: 'sv39' | 'sv48' | 'sv57';
+  mirror?: string;
+}
+
+/** A usage error: one line, exit status 125. */
+export class UsageError extends Error {}
+
+const DEFAULT_APPEND = 'console=ttyS0';
+
+/** Parses QEMU-style arguments; throws UsageError. */
+export function parseRunArgs(argv: string[]): RunOptions {
+  const o: RunOptions = { machine: 'virt', memBytes: 512 * 1024 * 1024, smp: 1, bios: 'default', mmu: 'sv39' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`option ${a} needs an argument`);
+      return v;
+    };
+    switch (a.replace(/^--/, '-')) {
+      case '-M': case '-machine': {
+        const m = val().split(',')[0]!;
+        if (m !== 'virt' && m !== 'spike') throw new UsageError(`unsupported machine type '${m}' (use -M virt or -M spike)`);
+        o.machine = m;
+        break;
+      }
+      case '-m': {
+        const v = val(), n = parseSize(v.replace(/^size=/, ''), 'M');
+        if (n === null || n < 16 * 1024 * 1024 || n > 3 * 1024 ** 3) throw new UsageError(`invalid -m '${v}': expected a size from 16M to 3G`);
+        o.memBytes = n;
+        break;
+      }
+      case '-smp': {
+        const v = val(), n = Number(v.replace(/^cpus=/, '').split(',')[0]);
+        if (!Number.isInteger(n) || n < 1 || n > 8) throw new UsageError(`invalid -smp '${v}': expected 1 to 8 harts`);
+        o.smp = n;
+        break;
+      }
+      case '-kernel': o.kernel = val(); break;
+      case '-initrd': o.initrd = val(); break;
+      case '-append': o.append = val(); break;
+      case '-bios': o.bios = val(); break;
+      case '-mmu': {
+        const v = val();
+        if (v !== 'sv39' && v !== 'sv48' && v !== 'sv57') throw new UsageError(`invalid -mmu '${v}': sv39, sv48 or sv57`);
+        o.mmu = v;
+        break;
+      }
+      case '-mirror': o.mirror = val(); break;
+      case '-nographic': break; // the console is always on stdio
+      case '-no-reboot': break;
+      case '-display': case '-serial': case '-monitor': val(); break; // accepted for QEMU compatibility; stdio only
+      default: throw new UsageError(`unknown option '${a}'`);
+    }
+  }
+  if (o.machine === 'spike' && o.kernel === undefined) throw new UsageError('-M spike needs -kernel PROGRAM.elf');
+  return o;
+}
+
+function readFile(path: string, what: string): BootFile {
+  try {
+    return { name: path, data: fs.readFileSync(path) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new BootError(`${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : 'cannot read'}`);
+  }
+}
+
+/** Runs the VM; returns tsvm's exit status. */
+export async function runCommand(argv: string[]): Promise<number> {
+  let opts: RunOptions;
+  try { opts = parseRunArgs(argv); } catch (e) {
+    if (e instanceof UsageError) { process.stderr.write(`tsvm run: ${e.message}\n`); return EXIT_USAGE; }
+    throw e;
+  }
+  const console = new HostConsole();
+  let vm: Vm;
+  try {
+    let kernelPath = opts.kernel, initrdPath = opts.initrd, append = opts.append;
+    if (kernelPath === undefined) {
+      const g = await ensureDefaultGuest({ mirror: opts.mirror });
+      kernelPath = g.kernel;
+      initrdPath ??= g.initrd;
+      append ??= DEFAULT_APPEND;
+    }
+    const bios = opts.bios === 'default' ? 'builtin' as const : opts.bios === 'none' ? 'none' as const : readFile(opts.bios, 'firmware');
+    const booted = bootMachine({
+      kind: opts.machine, ramBytes: opts.memBytes, harts: opts.smp, bios,
+      kernel: readFile(kernelPath, 'kernel'), initrd: initrdPath !== undefined ? readFile(initrdPath, 'initrd') : undefined,
+      append: append ?? DEFAULT_APPEND, mmuType: opts.mmu, console, clock: hostClock,
+    });
+    vm = new Vm(booted.board, console, booted.builtinSbi);
+    for (const h of booted.stoppedHarts) vm.hsm[h] = HSM_STOPPED;
+    vm.consoleOut = (b) => console.write(b);
+  } catch (e) {
+    if (e instanceof BootError || e instanceof ImageError) { process.stderr.write(`tsvm: ${e.message}\n`); return 1; }
+    if (e instanceof RangeError) { process.stderr.write(`tsvm: ${e.message}\n`); return 1; }
+    throw e;
+  }
+  // Kernel panic detection on the console: Linux prints this line and then hangs or reboots.
+  let tail = '';
+  console.tap = (bytes) => {
+    tail = (tail + new TextDecoder().decode(bytes)).slice(-256);
+    if (tail.includes('Kernel panic - not syncing')) vm.panicked = true;
+  };
+  console.onInput = (b) => vm.input(b);
+  console.onQuit = () => { vm.stopRequested = true; };
+  console.start();
+  let result;
+  try {
+    result = await vm.run();
+  } finally {
+    console.stop();
+  }
+  if (result.reason === 'panic') process.stderr.write('\ntsvm: guest kernel panic\n');
+  if (result.reason === 'reset') process.stderr.write('\ntsvm: guest requested a reset; stopping\n');
+  return result.status;
+}

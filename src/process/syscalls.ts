@@ -1,0 +1,125 @@
+/**
+ * The Linux syscall layer of the process VM (riscv64, asm-generic numbers).
+ *
+ * On `ecall` the run loop calls `handle()`: it reads the number from a7
+ * and the arguments from a0..a5, dispatches through a table indexed by
+ * number, and writes the result to a0 (a negative errno on failure, as the
+ * kernel ABI does). Then pending signals are acted on. The run loop
+ * advances pc by 4 afterwards and stops once `proc.exitStatus` is set.
+ *
+ * Handlers live in sys-*.ts by area. An unknown or unimplemented number
+ * returns -ENOSYS and logs `tsvm: unsupported syscall N (name)` once per
+ * number, except for the calls in QUIET_ENOSYS, which glibc and common
+ * tools probe and fall back from.
+ *
+ * Not available: clone/clone3/fork/vfork/execve/execveat/wait4/waitid
+ * (the VM runs a single process and thread), sockets, epoll, inotify,
+ * timers and signalfd/eventfd; all return -ENOSYS.
+ */
+import type { GuestProcess } from './guest-process.js';
+import type { HostOs } from './host-os.js';
+import { SysCtx, SysArgs, type Handler, type SyscallDef } from './sys-context.js';
+import { E } from './sys-abi.js';
+import { syscallName } from './sys-names.js';
+import { formatTrace } from './sys-trace.js';
+import { ioSyscalls } from './sys-io.js';
+import { fileSyscalls } from './sys-files.js';
+import { fsMetaSyscalls } from './sys-fsmeta.js';
+import { memorySyscalls } from './sys-memory.js';
+import { timeSyscalls } from './sys-time.js';
+import { processSyscalls } from './sys-process.js';
+import { signalSyscalls, deliverPending, deliverFault, KEEP_REGS } from './sys-signals.js';
+
+/**
+ * Calls answered with -ENOSYS without a warning: glibc and common programs
+ * probe them and fall back (numbers from include/uapi/asm-generic/unistd.h).
+ */
+export const QUIET_ENOSYS: ReadonlySet<number> = new Set([
+  283, // membarrier: glibc/libstdc++ probe it
+  285, // copy_file_range: coreutils and others fall back to read/write
+  293, // rseq: glibc registers it at startup if available
+  435, // clone3: glibc falls back to clone
+  437, // openat2: callers fall back to openat
+  424, 434, 438, // pidfd_send_signal, pidfd_open, pidfd_getfd
+  444, 445, 446, // landlock_*
+  425, // io_uring_setup
+]);
+
+/** Highest syscall number the table covers. */
+const TABLE_SIZE = 512;
+
+/** Registers (x numbers) of the syscall ABI: a7 holds the number, a0..a5 the arguments. */
+const REG_A0 = 10, REG_A7 = 17;
+
+/** The syscall dispatcher for one guest process. */
+export class LinuxSyscalls {
+  /** Shared state the handlers use (fd table, VFS, signals, ...). */
+  readonly ctx: SysCtx;
+  private readonly table: Array<SyscallDef | undefined> = new Array<SyscallDef | undefined>(TABLE_SIZE);
+  private readonly args = new SysArgs();
+
+  constructor(readonly proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void) {
+    this.ctx = new SysCtx(proc, host, log);
+    const all = [ioSyscalls, fileSyscalls, fsMetaSyscalls, memorySyscalls, timeSyscalls, processSyscalls, signalSyscalls];
+    for (const group of all) for (const d of group) this.table[d.nr] = d;
+    this.define(198, 'socket', (c, a) => this.socket(c, a));
+  }
+
+  /**
+   * socket(2): sockets are not available. glibc probes AF_UNIX sockets on
+   * every user/group lookup (nscd) and falls back quietly, so those get
+   * -EAFNOSUPPORT without a warning; other families are reported once.
+   */
+  private socket(c: SysCtx, a: SysArgs): number {
+    const AF_UNIX = 1; // include/linux/socket.h
+    if (a.i32(0) === AF_UNIX) return -E.EAFNOSUPPORT;
+    c.warnOnce(198, 'tsvm: unsupported syscall 198 (socket)');
+    return -E.ENOSYS;
+  }
+
+  /** Registers or replaces a handler (for tests and later extensions). */
+  define(nr: number, name: string, fn: Handler): void {
+    this.table[nr] = { nr, name, fn };
+  }
+
+  /** True if syscall `nr` has a handler. */
+  has(nr: number): boolean {
+    return this.table[nr] !== undefined;
+  }
+
+  /**
+   * Offers a synchronous fault (e.g. SIGSEGV at the faulting pc, `addr` =
+   * the bad address) to the guest's signal handler. True: the handler is
+   * now set up to run at pc (the run loop continues without advancing pc);
+   * false: the fault is fatal.
+   */
+  deliverFault(sig: number, addr: number): boolean {
+    return deliverFault(this.ctx, sig, addr);
+  }
+
+  /** Executes the syscall the hart's registers describe. */
+  handle(): void {
+    const st = this.proc.hart.st, x = st.x, a = this.args;
+    const nrLo = x[2 * REG_A7]!, nrHi = x[2 * REG_A7 + 1]!;
+    for (let i = 0; i < 6; i++) { a.lo[i] = x[2 * (REG_A0 + i)]!; a.hi[i] = x[2 * (REG_A0 + i) + 1]!; }
+    const nr = nrHi === 0 && nrLo >= 0 && nrLo < TABLE_SIZE ? nrLo : -1;
+    const def = nr >= 0 ? this.table[nr] : undefined;
+    let r: number;
+    if (def) {
+      r = def.fn(this.ctx, a);
+    } else {
+      r = -E.ENOSYS;
+      if (!QUIET_ENOSYS.has(nr)) {
+        const shown = nr >= 0 ? nr : st.getX(REG_A7);
+        this.ctx.warnOnce(nr, `tsvm: unsupported syscall ${shown} (${syscallName(shown)})`);
+      }
+    }
+    if (this.proc.opts.trace) {
+      const name = def?.name ?? syscallName(nr);
+      const exiting = this.proc.exitStatus !== null && (name === 'exit' || name === 'exit_group');
+      this.log(formatTrace(this.ctx, name, a, exiting ? undefined : r === KEEP_REGS ? st.getX(REG_A0) : r));
+    }
+    if (r !== KEEP_REGS) st.setX(REG_A0, r);
+    if (this.ctx.sig.pending !== 0n) deliverPending(this.ctx);
+  }
+}
