@@ -9,6 +9,7 @@ import { parseSize } from './size.js';
 import { fetchCommand } from './fetch-command.js';
 import { demoCommand } from './demo-command.js';
 import { runCommand } from './run-command.js';
+import { guestCommand } from './guest-info.js';
 
 const program = new Command();
 program
@@ -57,6 +58,14 @@ program
   .argument('[qemu-options...]')
   .action(async (args: string[]) => {
     process.exitCode = await runCommand(args);
+  });
+
+program
+  .command('guest')
+  .description("build (on first use) and print the default guest: Debian's riscv64 kernel and a busybox initramfs")
+  .option('--mirror <url>', 'Debian archive mirror URL')
+  .action(async (o: { mirror?: string }) => {
+    process.exitCode = await guestCommand(o);
   });
 
 program

@@ -83,6 +83,8 @@ export class OpenFile {
    * kernel's own offset until the guest seeks, then `pos` takes over.
    */
   implicitPos = false;
+  /** True for host fds the VM inherited (stdio): never closed on the host. */
+  inherited = false;
   /** Directory snapshot for getdents64, taken at the first read after open/rewind. */
   dirList: HostDirent[] | null = null;
   /** True if positioned I/O works (regular files, block devices, directories). */

@@ -9,6 +9,7 @@
  */
 import type { StatInfo } from './sys-abi.js';
 
+/** File metadata as the host reports it (defined with the struct encoders). */
 export type { StatInfo } from './sys-abi.js';
 
 /** One directory entry with its inode and d_type (DT_*). */
@@ -71,24 +72,39 @@ export interface HostOs {
   realpath(path: string): string | number;
   /** access(2) with R_OK/W_OK/X_OK bits. */
   access(path: string, mode: number): number;
+  /** mkdir(2). */
   mkdir(path: string, mode: number): number;
+  /** unlink(2). */
   unlink(path: string): number;
+  /** rmdir(2). */
   rmdir(path: string): number;
+  /** rename(2), replacing `to`. */
   rename(from: string, to: string): number;
+  /** symlink(2): creates `path` pointing at `target`. */
   symlink(target: string, path: string): number;
+  /** link(2). */
   link(existing: string, path: string): number;
+  /** chmod(2). */
   chmod(path: string, mode: number): number;
+  /** fchmod(2). */
   fchmod(fd: number, mode: number): number;
   /** chown(2) or, with `noFollow`, lchown(2); -1 leaves an id unchanged. */
   chown(path: string, uid: number, gid: number, noFollow: boolean): number;
+  /** fchown(2); -1 leaves an id unchanged. */
   fchown(fd: number, uid: number, gid: number): number;
   /** Sets atime/mtime in ns since the epoch (null = leave unchanged). */
   utimes(path: string, atimeNs: bigint | null, mtimeNs: bigint | null, noFollow: boolean): number;
+  /** Like utimes, on an open fd. */
   futimes(fd: number, atimeNs: bigint | null, mtimeNs: bigint | null): number;
+  /** truncate(2). */
   truncate(path: string, len: number): number;
+  /** ftruncate(2). */
   ftruncate(fd: number, len: number): number;
+  /** fsync(2). */
   fsync(fd: number): number;
+  /** fdatasync(2). */
   fdatasync(fd: number): number;
+  /** statfs(2) of the filesystem holding `path`. */
   statfs(path: string): HostStatfs | number;
   /** True if the host fd is a terminal. */
   isatty(fd: number): boolean;
@@ -110,12 +126,16 @@ export interface HostOs {
   umask(mask: number): number;
   /** The host's current working directory. */
   cwd(): string;
+  /** The host process's ids and parent pid. */
   identity(): HostIdentity;
   /** The host process's resource limits [soft, hard] by RLIMIT_* index, or null if unknown. */
   rlimits(): Array<[bigint, bigint]> | null;
   /** CPUs the host process may run on (what qemu-user's sched_getaffinity reports). */
   cpuCount(): number;
+  /** The host's uname strings. */
   uname(): HostUname;
+  /** sysinfo(2) figures of the host. */
   sysinfo(): HostSysinfo;
+  /** Resource usage of the host process (the VM). */
   rusage(): HostRusage;
 }

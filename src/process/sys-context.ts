@@ -129,6 +129,7 @@ export class SysCtx {
       const acc = tty ? O_RDWR : fd === 0 ? O_RDONLY : O_WRONLY;
       const f = new OpenFile('host', acc, fd);
       f.implicitPos = true;
+      f.inherited = true;
       const st = host.fstat(fd);
       f.seekable = typeof st !== 'number' && ((st.mode & S_IFMT) === S_IFREG || (st.mode & S_IFMT) === S_IFBLK);
       f.isTty = tty;
@@ -139,7 +140,7 @@ export class SysCtx {
 
   /** Closes the host side of a description whose last fd went away. */
   private releaseFile(f: OpenFile): void {
-    if (f.hostFd > 2 || (f.hostFd >= 0 && !f.implicitPos)) this.host.close(f.hostFd);
+    if (f.hostFd >= 0 && !f.inherited) this.host.close(f.hostFd);
     if (f.pipe) {
       if ((f.flags & O_ACCMODE) === O_RDONLY) f.pipe.readers--; else f.pipe.writers--;
     }

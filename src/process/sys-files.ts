@@ -24,7 +24,7 @@ function sysOpenat(c: SysCtx, a: SysArgs): number {
   const f = c.openResolved(r, flags, mode);
   if (typeof f === 'number') return f;
   const fd = c.fds.install(f, (flags & O_CLOEXEC) !== 0);
-  if (fd < 0 && f.refs === 0 && f.hostFd > 2) c.host.close(f.hostFd); // EMFILE: drop the orphan
+  if (fd < 0 && f.refs === 0 && f.hostFd >= 0 && !f.inherited) c.host.close(f.hostFd); // EMFILE: drop the orphan
   return fd;
 }
 
@@ -218,7 +218,7 @@ function anyFd(c: SysCtx, fd: number): OpenFile | number {
 function syncFd(c: SysCtx, a: SysArgs, data: boolean): number {
   const f = anyFd(c, a.i32(0));
   if (typeof f === 'number') return f;
-  if (f.hostFd < 0 || f.implicitPos) return f.pipe ? -E.EINVAL : 0;
+  if (f.hostFd < 0) return f.pipe || f.kind !== 'host' && f.kind !== 'dir' ? -E.EINVAL : 0;
   return data ? c.host.fdatasync(f.hostFd) : c.host.fsync(f.hostFd);
 }
 

@@ -383,8 +383,13 @@ function umask(c: SysCtx, a: SysArgs): number {
   return old;
 }
 
+/** Extended attributes are not supported: every xattr call reports EOPNOTSUPP, as on a filesystem without them. */
+const XATTR_CALLS = ['setxattr', 'lsetxattr', 'fsetxattr', 'getxattr', 'lgetxattr', 'fgetxattr', 'listxattr',
+  'llistxattr', 'flistxattr', 'removexattr', 'lremovexattr', 'fremovexattr'];
+
 /** Filesystem metadata syscalls (include/uapi/asm-generic/unistd.h numbers). */
 export const fsMetaSyscalls: SyscallDef[] = [
+  ...XATTR_CALLS.map((name, i) => ({ nr: 5 + i, name, fn: (): number => -E.EOPNOTSUPP })), // 5..16
   { nr: 17, name: 'getcwd', fn: getcwd },
   { nr: 33, name: 'mknodat', fn: mknodat },
   { nr: 34, name: 'mkdirat', fn: mkdirat },

@@ -10,7 +10,7 @@
  * - `-bios none`: the kernel ELF runs directly in M-mode.
  */
 import { Board, type MachineKind } from '../machine/board.js';
-import { loadKernel, placeInitrdAndFdt, BootError, KERNEL_ALIGN, type KernelPlacement } from '../machine/boot-loader.js';
+import { loadKernel, placeInitrdAndFdt, BootError, KERNEL_ALIGN, isRiscvImage, type KernelPlacement } from '../machine/boot-loader.js';
 import { buildVirtDeviceTree } from '../machine/virt-dt.js';
 import { findElfSymbols } from '../machine/elf-symbols.js';
 import { ISA_STRING, IRQ_SSI, IRQ_STI, IRQ_SEI } from '../cpu/csr-file.js';
@@ -67,9 +67,19 @@ export function bootMachine(cfg: BootConfig): BootedMachine {
   let kernelAt = base + KERNEL_ALIGN;
   let firmwareEnd = base;
   if (typeof cfg.bios === 'object') {
-    const fw = loadKernel(board.ram, base, cfg.bios.data, cfg.bios.name, base);
-    if (fw.format === 'image') throw new BootError(`${cfg.bios.name}: expected firmware, found a Linux Image`);
-    firmwareEnd = fw.end;
+    const fwData = cfg.bios.data;
+    if (fwData.length === 0) throw new BootError(`${cfg.bios.name}: empty firmware file`);
+    let fwEnd: number;
+    if (fwData[0] === 0x7f && fwData[1] === 0x45 && fwData[2] === 0x4c && fwData[3] === 0x46) {
+      const fw = loadKernel(board.ram, base, fwData, cfg.bios.name, base);
+      fwEnd = fw.end;
+    } else { // a raw firmware binary (e.g. OpenSBI fw_dynamic.bin) runs from the start of RAM, like QEMU's -bios
+      if (isRiscvImage(fwData)) throw new BootError(`${cfg.bios.name}: expected firmware, found a Linux Image`);
+      if (!board.writePhys(base, fwData)) throw new BootError(`${cfg.bios.name}: firmware larger than guest RAM`);
+      fwEnd = base + fwData.length;
+    }
+    firmwareEnd = fwEnd;
+    const fw = { end: fwEnd };
     kernelAt = Math.ceil(Math.max(fw.end, base + 1) / KERNEL_ALIGN) * KERNEL_ALIGN;
   } else if (cfg.bios === 'none') {
     kernelAt = base;

@@ -15,7 +15,7 @@
  * seed, the block, its disassembly and the differing state (as hex).
  *
  * FUZZ_SEED overrides the seed; FUZZ_PROGRAMS, FUZZ_BLOCKS and FUZZ_INSNS
- * the size (default 40 x 50 x 40).
+ * the size (default 40 programs x 100 blocks x 60 instruction groups).
  */
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,8 +26,8 @@ import { requireTool } from '../helpers/toolchain.js';
 
 const SEED = parseSeed(process.env['FUZZ_SEED'] ?? '0x7595eed1');
 const PROGRAMS = Number(process.env['FUZZ_PROGRAMS'] ?? 40);
-const BLOCKS = Number(process.env['FUZZ_BLOCKS'] ?? 50);
-const INSNS = Number(process.env['FUZZ_INSNS'] ?? 40);
+const BLOCKS = Number(process.env['FUZZ_BLOCKS'] ?? 100);
+const INSNS = Number(process.env['FUZZ_INSNS'] ?? 60);
 const CONCURRENCY = Number(process.env['TSVM_TEST_JOBS'] ?? 2);
 
 /** Layout of a block's data: initial state, output state, scratch buffer. */

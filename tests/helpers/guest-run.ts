@@ -99,13 +99,27 @@ export function runHost(cmd: string, argv: string[], opts: { cwd?: string; env?:
   });
 }
 
-/** Runs `tsvm exec [--root ROOT] PROGRAM ARGS...`; `program` is a guest path when a root is given. */
-export function runTsvm(program: string, opts: RunOptions = {}): Promise<RunResult> {
+/** True if Node failed to load tsvm's modules (e.g. dist/ was being rebuilt), before any guest code ran. */
+export function isModuleLoadFailure(r: RunResult): boolean {
+  return r.status === 1 && r.stdout.length === 0 &&
+    /SyntaxError: The requested module|ERR_MODULE_NOT_FOUND|Cannot find module|SyntaxError: Unexpected end of input/.test(r.stderr);
+}
+
+/**
+ * Runs `tsvm exec [--root ROOT] PROGRAM ARGS...`; `program` is a guest path
+ * when a root is given. A run in which Node could not load tsvm's modules
+ * (dist/ rebuilt concurrently) is retried, at most twice.
+ */
+export async function runTsvm(program: string, opts: RunOptions = {}): Promise<RunResult> {
   const cli = requireTsvm();
   const argv = [cli, 'exec', ...(opts.tsvmFlags ?? [])];
   if (opts.root !== undefined) argv.push('--root', opts.root);
   argv.push(program, ...(opts.args ?? []));
-  return runHost(process.execPath, argv, { cwd: opts.cwd, env: guestEnv(opts.env), stdin: opts.stdin, timeoutMs: opts.timeoutMs });
+  for (let attempt = 0; ; attempt++) {
+    const r = await runHost(process.execPath, argv, { cwd: opts.cwd, env: guestEnv(opts.env), stdin: opts.stdin, timeoutMs: opts.timeoutMs });
+    if (!isModuleLoadFailure(r) || attempt >= 2) return r;
+    await new Promise((res) => setTimeout(res, 3000));
+  }
 }
 
 /** Runs the program under qemu-riscv64 (`-L ROOT` and the guest path as argv[0] when a root is given). */
