@@ -89,7 +89,7 @@ export function loadKernel(ram: GuestRam, ramBase: number, data: Uint8Array, nam
     throw new BootError(`${name}: not a RISC-V kernel (neither an ELF nor a Linux Image with the RSC\\x05 magic)`);
   }
   const textOffset = u64(dv, IMG_TEXT_OFFSET), imageSize = u64(dv, IMG_SIZE);
-  if (imageSize !== 0 && imageSize < data.length - 4096) throw new BootError(`${name}: corrupt Image header (image_size smaller than the file)`);
+  if (imageSize !== 0 && imageSize < data.length) throw new BootError(`${name}: corrupt Image header (image_size smaller than the file)`);
   const start = loadAddr === ramBase ? ramBase + (textOffset || KERNEL_ALIGN) : loadAddr;
   const memsz = Math.max(imageSize, data.length);
   put(start, data, memsz);

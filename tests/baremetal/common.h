@@ -89,6 +89,10 @@
 #define CLINT_MTIMECMP 0x02004000
 #define CLINT_MTIME    0x0200bff8
 
+/* QEMU virt machine devices (hw/riscv/virt.c): UART0 and the test finisher. */
+#define VIRT_UART0 0x10000000
+#define VIRT_TEST  0x00100000
+
 /* Page-table entry bits (§4.3.1, Figure 4.18). */
 #define PTE_V (1 << 0)
 #define PTE_R (1 << 1)
