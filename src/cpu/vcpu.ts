@@ -96,7 +96,7 @@ export class Vcpu {
     const pcLo = s[S.PC_LO]!, pcHi = s[S.PC_HI]!, priv = c.priv;
     const deleg = interrupt ? c.mideleg : c.medeleg;
     s[S.RES_VALID] = 0;
-    let base: number, baseHi: number, vectored: boolean;
+    let base: number, baseHi: number;
     if (priv <= 1 && ((deleg >>> cause) & 1) !== 0) {
       c.sepcLo = pcLo; c.sepcHi = pcHi;
       c.scauseLo = cause; c.scauseHi = interrupt ? 0x80000000 | 0 : 0;
@@ -118,7 +118,7 @@ export class Vcpu {
       s[S.PRIV] = 3;
       base = c.mtvecLo; baseHi = c.mtvecHi;
     }
-    vectored = (base & 3) === 1;
+    const vectored = (base & 3) === 1;
     let lo = base & ~3;
     if (vectored && interrupt) lo = (lo + 4 * cause) | 0;
     s[S.PC_LO] = lo; s[S.PC_HI] = baseHi;

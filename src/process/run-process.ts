@@ -12,7 +12,14 @@ import { S } from '../cpu/hart-state.js';
 import type { GuestProcess } from './guest-process.js';
 
 /** Handles the system call the hart stopped on (a7 = number, a0..a5 = args). */
-export interface SyscallHandler { handle(): void }
+export interface SyscallHandler {
+  handle(): void;
+  /**
+   * Delivers a synchronous signal for a fault at `addr` to a guest handler if
+   * one is installed (pc then points at the handler); false if none is.
+   */
+  deliverFault?(sig: number, addr: number): boolean;
+}
 
 /** Signal numbers (asm-generic/signal.h). */
 export const SIGILL = 4, SIGTRAP = 5, SIGBUS = 7, SIGSEGV = 11;
@@ -58,6 +65,11 @@ export function runProcess(proc: GuestProcess, sys: SyscallHandler, log: (line: 
       continue;
     }
     const sig = signalForCause(cause);
+    const faultAddr = (s[S.EXIT_TVAL_HI]! >>> 0) * 4294967296 + (s[S.EXIT_TVAL_LO]! >>> 0);
+    if (sys.deliverFault?.(sig, faultAddr) === true) {
+      if (proc.exitStatus !== null) break;
+      continue; // the guest's handler runs next
+    }
     const pc = hex(s[S.PC_LO]!, s[S.PC_HI]!);
     const what = cause === CAUSE_ILLEGAL_INSTRUCTION
       ? `insn=0x${(s[S.EXIT_INSN]! >>> 0).toString(16)}`

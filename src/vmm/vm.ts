@@ -90,7 +90,7 @@ export class Vm implements SbiPlatform {
     this.waiting[hart] = 0;
   }
   hartStop(hart: number): void { this.hsm[hart] = HSM_STOPPED; }
-  consoleWrite(bytes: Uint8Array): void { this.board.uart ? this.consoleOut(bytes) : this.consoleOut(bytes); }
+  consoleWrite(bytes: Uint8Array): void { this.consoleOut(bytes); }
   consoleRead(max: number): Uint8Array { return Uint8Array.from(this.consoleIn.splice(0, max)); }
   readPhys(addr: number, len: number): Uint8Array | null { return this.board.readPhys(addr, len); }
   writePhys(addr: number, data: Uint8Array): boolean { return this.board.writePhys(addr, data); }

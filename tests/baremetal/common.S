@@ -33,8 +33,9 @@ _start:
 
   .text
 /* ---------------------------------------------------------------- console
- * These run in M-mode only (the service handler). They clobber a0 and t0-t3
- * (puthex also t4) and use no stack. */
+ * These run in M-mode only (the service handler, or a program's m_hook).
+ * They clobber a0 and t0-t5 and use no stack. */
+  .globl htif_putchar, htif_puts, htif_puthex
 
 #ifdef MACHINE_VIRT
 /* putchar(a0) on the virt machine: NS16550A UART0 at 0x1000_0000; wait for

@@ -29,11 +29,15 @@ interface OracleFix {
  *  - sepc[0] must read as zero (priv spec v1.12 §4.1.7); QEMU 7.2 keeps it.
  *  - An mret/sret to a mode below M clears mstatus.MPRV (v1.12 §3.1.6.1,
  *    §3.3.2); QEMU 7.2 leaves it set.
+ *  - Simultaneous interrupts are taken in the order MEI, MSI, MTI, SEI,
+ *    SSI, STI (v1.12 §3.1.9); QEMU 7.2 without AIA takes the
+ *    lowest-numbered pending one first (riscv_cpu_pending_to_irq: ctz64).
  */
 const ORACLE_FIXES: readonly OracleFix[] = [
   { program: 'priv-modes', qemu: 'sepc=0xffffffffffffffff', spec: 'sepc=0xfffffffffffffffe' },
   { program: 'priv-modes', qemu: 'MPRV after mret to S=0x20000', spec: 'MPRV after mret to S=0x0' },
   { program: 'priv-modes', qemu: 'MPRV after sret to S=0x20000', spec: 'MPRV after sret to S=0x0' },
+  { program: 'interrupts', qemu: 'order=0x103050709', spec: 'order=0x307090105' },
 ];
 
 function correctOracle(program: string, out: Buffer): Buffer {

@@ -5,6 +5,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
+const ESC = String.fromCharCode(0x1b);
+/** Removes terminal escape sequences (busybox ash sends ESC[6n before each prompt). */
+export function stripAnsi(text: string): string {
+  return text.split(ESC).map((part, i) => (i === 0 ? part : part.replace(/^\[[0-9;]*[a-zA-Z]/, ''))).join('');
+}
+
 /** Path of the built CLI. */
 export const TSVM_CLI = path.resolve('dist/src/cli/main.js');
 
@@ -48,7 +54,7 @@ export class ConsoleSession {
   async run(cmd: string, prompt: string, timeoutMs = 60000): Promise<string> {
     this.send(cmd);
     await this.expect(cmd, timeoutMs);
-    return (await this.expect(prompt, timeoutMs)).replace(/\x1b\[[0-9;]*[a-zA-Z]/g, '').trim();
+    return stripAnsi(await this.expect(prompt, timeoutMs)).trim();
   }
 
   /** Kills the VM if it is still running. */
