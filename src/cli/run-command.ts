@@ -145,5 +145,6 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (result.reason === 'panic') process.stderr.write('\ntsvm: guest kernel panic\n');
   if (result.reason === 'reset') process.stderr.write('\ntsvm: guest requested a reset; stopping\n');
+  if (result.reason === 'stopped') process.stdout.write('\r\ntsvm: terminated\r\n');
   return result.status;
 }

@@ -147,14 +147,17 @@ test_main:
   li t0, MIP_MTIP
   csrw mie, t0
   TIMER_IN 2000
-  csrsi mstatus, MSTATUS_MIE
-  wfi
-  li s0, 100000                /* in case WFI returned early: wait, bounded */
-1: LOADG t0, irq_seq
+  li s0, 1000000               /* WFI with MIE = 0 (no race with the handler), bounded */
+1: wfi
+  csrr t0, mip
+  andi t0, t0, MIP_MTIP
   bnez t0, 2f
   addi s0, s0, -1
   bnez s0, 1b
-2: csrci mstatus, MSTATUS_MIE
+2: CHECK_SEQ(0)
+  csrsi mstatus, MSTATUS_MIE
+  nop
+  csrci mstatus, MSTATUS_MIE
   CHECK_SEQ(IRQ_MTI)
 
   /* §3.1.6.1: with mstatus.MIE = 0 an M-mode interrupt stays pending and is
@@ -432,14 +435,17 @@ s_sstc2:
   rdtime t0
   addi t0, t0, 2000
   csrw CSR_STIMECMP, t0
-  csrsi sstatus, MSTATUS_SIE
-  wfi
-  li s0, 100000
-1: LOADG t0, irq_seq
+  li s0, 1000000               /* WFI with SIE = 0, bounded */
+1: wfi
+  csrr t0, sip
+  andi t0, t0, MIP_STIP
   bnez t0, 2f
   addi s0, s0, -1
   bnez s0, 1b
-2: csrci sstatus, MSTATUS_SIE
+2: CHECK_SEQ(0)
+  csrsi sstatus, MSTATUS_SIE
+  nop
+  csrci sstatus, MSTATUS_SIE
   CHECK_SEQ(0x10 | IRQ_STI)
   TO_M m_done
 m_done:

@@ -15,11 +15,13 @@
  * and rdtime can only be compared on virt.
  *
  * Builds are cached in `.cache/baremetal/`, keyed by the SHA-256 of the
- * sources, the shared files, the flags and the compiler version.
+ * program, every other file in tests/baremetal (shared code, headers,
+ * link.ld), the flags and the compiler version.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, requireTool } from './toolchain.js';
 import { requireTsvm, runHost, TSVM_CLI, type RunResult } from './guest-run.js';
@@ -40,8 +42,6 @@ export const BAREMETAL_MARCH = 'rv64gc_zba_zbb_zbs';
  */
 export const QEMU_SYSTEM_CPU = 'rv64,h=false,zba=true,zbb=true,zbs=true,sstc=true';
 
-/** Files every program is built with (their contents are part of the cache key). */
-const SHARED_FILES = ['common.S', 'common.h', 'link.ld'];
 /** Sources in BAREMETAL_DIR that are not programs. */
 const NOT_PROGRAMS = new Set(['common.S']);
 const CACHE_DIR = path.join(REPO_ROOT, '.cache', 'baremetal');
@@ -94,7 +94,9 @@ export function compileBaremetal(name: string): BaremetalProgram {
   const flags = baremetalFlags(machine);
   const h = crypto.createHash('sha256');
   h.update(`recipe ${RECIPE_VERSION}\0${compilerVersion()}\0${flags.join('\0')}\0`);
-  for (const f of [src, ...SHARED_FILES.map((s) => path.join(BAREMETAL_DIR, s))]) {
+  // every file of the directory is part of the key: programs include shared .h/.inc files
+  const shared = fs.readdirSync(BAREMETAL_DIR).sort().map((f) => path.join(BAREMETAL_DIR, f)).filter((f) => f !== src && fs.statSync(f).isFile());
+  for (const f of [src, ...shared]) {
     h.update(path.basename(f) + '\0');
     h.update(fs.readFileSync(f));
     h.update('\0');
@@ -124,7 +126,34 @@ export function requireQemuSystem(): string {
   return requireTool('qemu-system-riscv64', 'qemu-system-misc');
 }
 
-/** Runs a built program under `qemu-system-riscv64 -M MACHINE -bios none -nographic -kernel ELF` (the oracle). */
-export function runBaremetalQemu(prog: BaremetalProgram, timeoutMs = 60_000): Promise<RunResult> {
-  return runHost(requireQemuSystem(), ['-M', prog.machine, '-cpu', QEMU_SYSTEM_CPU, '-smp', '1', '-bios', 'none', '-nographic', '-kernel', prog.elf], { timeoutMs });
+/**
+ * Runs a built program under `qemu-system-riscv64 -M MACHINE -bios none
+ * -nographic -kernel ELF` (the oracle). Its console goes to a regular file,
+ * not a pipe: QEMU's stdio character device is non-blocking and HTIF's
+ * putchar drops bytes that a full pipe refuses.
+ */
+export async function runBaremetalQemu(prog: BaremetalProgram, timeoutMs = 60_000): Promise<RunResult> {
+  const argv = ['-M', prog.machine, '-cpu', QEMU_SYSTEM_CPU, '-smp', '1', '-bios', 'none', '-nographic', '-kernel', prog.elf];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-baremetal-'));
+  const outPath = path.join(dir, 'console');
+  const fd = fs.openSync(outPath, 'w');
+  try {
+    const r = await new Promise<Omit<RunResult, 'stdout'>>((resolve, reject) => {
+      const t0 = performance.now();
+      const child = spawn(requireQemuSystem(), argv, { stdio: ['ignore', fd, 'pipe'] });
+      const err: Buffer[] = [];
+      let timedOut = false;
+      const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+      child.stderr?.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => { clearTimeout(timer); reject(e); });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ stderr: Buffer.concat(err).toString('utf8'), status: code ?? (signal !== null ? 128 + (os.constants.signals[signal] ?? 0) : -1), signal, timedOut, ms: performance.now() - t0 });
+      });
+    });
+    return { ...r, stdout: fs.readFileSync(outPath) };
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
