@@ -16,6 +16,8 @@ import { parseSize } from './size.js';
 import { ensureDefaultGuest } from '../images/default-guest.js';
 import { ImageError } from '../images/errors.js';
 import type { MachineKind } from '../machine/board.js';
+import { parseQemuOpts, OptsError, type QemuOpts } from '../vmm/qemu-opts.js';
+import { buildDevices, loadDeviceModules, type DeviceOptions } from '../vmm/device-builder.js';
 
 /** Exit status for tsvm's own usage errors. */
 export const EXIT_USAGE = 125;
@@ -31,6 +33,10 @@ export interface RunOptions {
   bios: string; // 'default' | 'none' | path
   mmu: 'sv39' | 'sv48' | 'sv57';
   mirror?: string;
+  /** -device / -drive / -netdev option groups. */
+  dev: DeviceOptions;
+  /** -qmp address (unix:PATH,server=on,wait=off). */
+  qmp?: string;
 }
 
 /** A usage error: one line, exit status 125. */
@@ -40,7 +46,16 @@ const DEFAULT_APPEND = 'console=ttyS0';
 
 /** Parses QEMU-style arguments; throws UsageError. */
 export function parseRunArgs(argv: string[]): RunOptions {
-  const o: RunOptions = { machine: 'virt', memBytes: 512 * 1024 * 1024, smp: 1, bios: 'default', mmu: 'sv39' };
+  const o: RunOptions = {
+    machine: 'virt', memBytes: 512 * 1024 * 1024, smp: 1, bios: 'default', mmu: 'sv39',
+    dev: { devices: [], drives: [], netdevs: [] },
+  };
+  const opts = (text: string, implicit = 'type'): QemuOpts => {
+    try { return parseQemuOpts(text, implicit); } catch (e) {
+      if (e instanceof OptsError) throw new UsageError(e.message);
+      throw e;
+    }
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -78,6 +93,10 @@ export function parseRunArgs(argv: string[]): RunOptions {
         break;
       }
       case '-mirror': o.mirror = val(); break;
+      case '-device': o.dev.devices.push(opts(val())); break;
+      case '-drive': o.dev.drives.push(opts(val(), 'file')); break;
+      case '-netdev': o.dev.netdevs.push(opts(val())); break;
+      case '-qmp': o.qmp = val(); break;
       case '-nographic': break; // the console is always on stdio
       case '-no-reboot': break;
       case '-display': case '-serial': case '-monitor': val(); break; // accepted for QEMU compatibility; stdio only
@@ -106,7 +125,15 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const console = new HostConsole();
   let vm: Vm;
+  let cleanups: (() => void)[] = [];
   try {
+    await loadDeviceModules();
+    let built;
+    try { built = buildDevices(opts.dev, () => console.wake()); } catch (e) {
+      if (e instanceof OptsError) { process.stderr.write(`tsvm run: ${e.message}\n`); return EXIT_USAGE; }
+      throw e;
+    }
+    cleanups = built.cleanups;
     let kernelPath = opts.kernel, initrdPath = opts.initrd, append = opts.append;
     if (kernelPath === undefined) {
       const g = await ensureDefaultGuest({ mirror: opts.mirror });
@@ -118,12 +145,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     const booted = bootMachine({
       kind: opts.machine, ramBytes: opts.memBytes, harts: opts.smp, bios,
       kernel: readFile(kernelPath, 'kernel'), initrd: initrdPath !== undefined ? readFile(initrdPath, 'initrd') : undefined,
-      append: append ?? DEFAULT_APPEND, mmuType: opts.mmu, console, clock: hostClock,
+      append: append ?? DEFAULT_APPEND, mmuType: opts.mmu, console, clock: hostClock, virtio: built.devices,
     });
     vm = new Vm(booted.board, console, booted.builtinSbi);
     for (const h of booted.stoppedHarts) vm.hsm[h] = HSM_STOPPED;
     vm.consoleOut = (b) => console.write(b);
   } catch (e) {
+    for (const c of cleanups) c();
     if (e instanceof BootError || e instanceof ImageError) { process.stderr.write(`tsvm: ${e.message}\n`); return 1; }
     if (e instanceof RangeError) { process.stderr.write(`tsvm: ${e.message}\n`); return 1; }
     throw e;
@@ -142,6 +170,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     result = await vm.run();
   } finally {
     console.stop();
+    for (const c of cleanups) c();
   }
   if (result.reason === 'panic') process.stderr.write('\ntsvm: guest kernel panic\n');
   if (result.reason === 'reset') process.stderr.write('\ntsvm: guest requested a reset; stopping\n');

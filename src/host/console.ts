@@ -23,7 +23,7 @@ export class HostConsole implements CharBackend, VmHost {
   onEof: () => void = () => {};
   private escape = false;
   private rawSet = false;
-  private wake: (() => void) | null = null;
+  private waker: (() => void) | null = null;
   private readonly outFd: number;
   private pendingOut: Uint8Array[] = [];
   private outBytes = 0;
@@ -66,7 +66,10 @@ export class HostConsole implements CharBackend, VmHost {
     this.kick();
   }
 
-  private kick(): void { const w = this.wake; this.wake = null; w?.(); }
+  private kick(): void { const w = this.waker; this.waker = null; w?.(); }
+
+  /** VmHost: ends a pending wait (a device event arrived). */
+  wake(): void { this.kick(); }
 
   /** Guest output (CharBackend): buffered, flushed at each wait/yield or when large. */
   write(bytes: Uint8Array): void {
@@ -96,8 +99,8 @@ export class HostConsole implements CharBackend, VmHost {
   wait(ms: number): Promise<void> {
     this.flush();
     return new Promise((resolve) => {
-      const t = setTimeout(() => { this.wake = null; resolve(); }, ms);
-      this.wake = () => { clearTimeout(t); resolve(); };
+      const t = setTimeout(() => { this.waker = null; resolve(); }, ms);
+      this.waker = () => { clearTimeout(t); resolve(); };
     });
   }
 

@@ -26,9 +26,10 @@ import type { CharBackend, Clock, PowerControl } from '../devices/device.js';
 import {
   VIRT_CLINT_BASE, VIRT_CLINT_SIZE, VIRT_PLIC_BASE, VIRT_PLIC_SIZE, VIRT_UART0_BASE, VIRT_UART0_SIZE, VIRT_UART0_IRQ,
   VIRT_RTC_BASE, VIRT_RTC_SIZE, VIRT_RTC_IRQ, VIRT_TEST_BASE, VIRT_TEST_SIZE, VIRT_DRAM_BASE, VIRT_PLIC_NUM_SOURCES,
-  VIRT_VIRTIO_COUNT, VIRT_VIRTIO_SIZE, virtioBase,
+  VIRT_VIRTIO_COUNT, VIRT_VIRTIO_SIZE, virtioBase, virtioIrq,
 } from './virt-map.js';
 import { VirtioMmioEmpty } from '../devices/virtio/mmio-empty.js';
+import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
 
 /** Board models. */
 export type MachineKind = 'virt' | 'spike';
@@ -42,6 +43,8 @@ export interface BoardConfig {
   clock: Clock;
   /** For `spike`: addresses of the program's tohost/fromhost symbols. */
   htif?: { tohost: number; fromhost: number };
+  /** virtio devices for the virt board's virtio-mmio slots (at most 8). */
+  virtio?: VirtioDevice[];
 }
 
 /** What ended the machine, if anything. */
@@ -60,6 +63,8 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
   readonly uart: Uart16550 | null = null;
   readonly rtc: GoldfishRtc | null = null;
   readonly htif: Htif | null = null;
+  /** The occupied virtio-mmio transports, in device order. */
+  readonly virtio: VirtioMmio[] = [];
   readonly power: PowerState = { off: false, reset: false, status: 0 };
   /** RAM pages that also hold device windows (HTIF inside .data): accesses leave as MMIO. */
   private readonly overlayPages = new Set<number>();
@@ -78,7 +83,21 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
       this.rtc = new GoldfishRtc(cfg.clock, plic, VIRT_RTC_IRQ);
       this.bus.map(VIRT_RTC_BASE, VIRT_RTC_SIZE, this.rtc);
       this.bus.map(VIRT_TEST_BASE, VIRT_TEST_SIZE, new SifiveTest(this));
-      for (let i = 0; i < VIRT_VIRTIO_COUNT; i++) this.bus.map(virtioBase(i), VIRT_VIRTIO_SIZE, new VirtioMmioEmpty());
+      // Linux enumerates the slots from the highest address down (the device tree lists them in
+      // that order, as QEMU's does), so the first device goes in the last slot and becomes virtio0.
+      const devs = cfg.virtio ?? [];
+      if (devs.length > VIRT_VIRTIO_COUNT) throw new RangeError(`at most ${VIRT_VIRTIO_COUNT} virtio devices`);
+      const dma = { u8: this.ram.u8, dv: this.ram.dv, base: this.ramBase, size: this.ram.size };
+      for (let i = 0; i < VIRT_VIRTIO_COUNT; i++) {
+        const slot = VIRT_VIRTIO_COUNT - 1 - i, dev = devs[i];
+        if (dev) {
+          const t = new VirtioMmio(dev, dma, plic, virtioIrq(slot));
+          this.virtio.push(t);
+          this.bus.map(virtioBase(slot), VIRT_VIRTIO_SIZE, t);
+        } else {
+          this.bus.map(virtioBase(slot), VIRT_VIRTIO_SIZE, new VirtioMmioEmpty());
+        }
+      }
     } else if (cfg.htif) {
       const ram = this.ram, base = this.ramBase;
       this.htif = new Htif({

@@ -17,6 +17,7 @@ import { ISA_STRING, IRQ_SSI, IRQ_STI, IRQ_SEI } from '../cpu/csr-file.js';
 import { S } from '../cpu/hart-state.js';
 import { HSM_STOPPED } from '../machine/sbi.js';
 import type { CharBackend, Clock } from '../devices/device.js';
+import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { VIRT_VIRTIO_COUNT } from '../machine/virt-map.js';
 
 /** A file given to the VM (bytes plus a name for messages). */
@@ -35,6 +36,8 @@ export interface BootConfig {
   mmuType?: 'sv39' | 'sv48' | 'sv57';
   console: CharBackend;
   clock: Clock;
+  /** virtio devices for the virt board, in command-line order. */
+  virtio?: VirtioDevice[];
 }
 
 /** The assembled machine and how it boots. */
@@ -62,7 +65,7 @@ export function bootMachine(cfg: BootConfig): BootedMachine {
     if (tohost === undefined) throw new BootError(`${cfg.kernel.name}: no 'tohost' symbol (needed for -M spike's HTIF)`);
     htif = { tohost, fromhost: fromhost ?? tohost + 64 };
   }
-  const board = new Board({ kind: cfg.kind, ramBytes: cfg.ramBytes, harts: cfg.harts, console: cfg.console, clock: cfg.clock, htif });
+  const board = new Board({ kind: cfg.kind, ramBytes: cfg.ramBytes, harts: cfg.harts, console: cfg.console, clock: cfg.clock, htif, virtio: cfg.virtio });
   const base = board.ramBase;
   let kernelAt = base + KERNEL_ALIGN;
   let firmwareEnd = base;

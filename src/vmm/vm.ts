@@ -21,6 +21,8 @@ export interface VmHost {
   yield(): Promise<void>;
   /** Host monotonic time in ms. */
   now(): number;
+  /** Ends a pending `wait` early (an asynchronous device event arrived). */
+  wake(): void;
 }
 
 const DEBUG_IDLE = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TSVM_DEBUG_IDLE === '1';

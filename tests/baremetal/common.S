@@ -247,6 +247,8 @@ m_record:
   LOADG t1, m_trap_count
   addi t1, t1, 1
   STOREG t1, m_trap_count, t0
+  LOADG t1, m_quiet
+  bnez t1, m_resume_point
   la a0, str_mtrap
   call htif_puts
   srli a0, s3, 11
@@ -269,7 +271,7 @@ m_record:
   call htif_puthex
   li a0, '\n'
   call htif_putchar
-  /* resume point */
+m_resume_point:
   la t1, m_resume
   ld t0, 0(t1)
   beqz t0, 4f
@@ -518,13 +520,15 @@ str_cause: .asciz " cause="
 str_tval:  .asciz " tval="
 str_epc:   .asciz " epc="
 str_fail:  .asciz "FAIL line "
+  .globl str_check_failed
+str_check_failed: .asciz "FAIL line="
 str_irq:   .asciz "unexpected M interrupt, cause="
 str_sirq:  .asciz "unexpected S interrupt, cause="
 mode_letters: .ascii "USHM"
 
   .data
   .balign 8
-  .globl m_hook, s_hook, m_resume, s_resume, m_trap_count, s_trap_count
+  .globl m_hook, s_hook, m_resume, s_resume, m_trap_count, s_trap_count, m_quiet
   .globl m_last_cause, m_last_tval, m_last_epc, m_last_mstatus
   .globl s_last_cause, s_last_tval, s_last_epc, s_last_sstatus
 m_hook:         .dword 0   /* function(a0 = mcause, a1 = frame) -> a0 != 0 if handled */
@@ -532,6 +536,7 @@ s_hook:         .dword 0
 m_resume:       .dword 0   /* one-shot resume address for the next M-mode exception */
 s_resume:       .dword 0
 m_trap_count:   .dword 0
+m_quiet:        .dword 0   /* non-zero: M-mode exceptions are recorded but not printed */
 s_trap_count:   .dword 0
 m_last_cause:   .dword -1
 m_last_tval:    .dword 0

@@ -137,23 +137,37 @@
 /* Reads CSR `csr` into t6 and prints "csr=0x...\n". Clobbers t6, a0, a1, a7. */
 .macro KVCSR label, csr
   csrr t6, \csr
-  KV \label, t6
+  KV "\label", t6
 .endm
+
+/* A failed check ends the test with SVC_FAIL; built with -DCHECK_NONFATAL
+ * (for debugging by hand) it only prints "FAIL line N" and goes on. */
+#ifdef CHECK_NONFATAL
+#define SVC_CHECK_FAILED SVC_KV
+#define CHECK_FAIL_ARGS la a0, str_check_failed
+#else
+#define SVC_CHECK_FAILED SVC_FAIL
+#define CHECK_FAIL_ARGS
+#endif
 
 /* Fails the test (from any mode) unless reg == imm. Uses t6; the failing line is reported. */
 .macro check_eq reg, imm, line
   li t6, \imm
   beq \reg, t6, .Lcheck_ok\@
+  li a1, \line
   li a0, \line
-  SVC SVC_FAIL
+  CHECK_FAIL_ARGS
+  SVC SVC_CHECK_FAILED
 .Lcheck_ok\@:
 .endm
 
 /* Fails the test unless reg1 == reg2. */
 .macro check_eqr reg1, reg2, line
   beq \reg1, \reg2, .Lcheckr_ok\@
+  li a1, \line
   li a0, \line
-  SVC SVC_FAIL
+  CHECK_FAIL_ARGS
+  SVC SVC_CHECK_FAILED
 .Lcheckr_ok\@:
 .endm
 

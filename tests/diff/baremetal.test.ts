@@ -29,6 +29,9 @@ interface OracleFix {
  *  - sepc[0] must read as zero (priv spec v1.12 §4.1.7); QEMU 7.2 keeps it.
  *  - An mret/sret to a mode below M clears mstatus.MPRV (v1.12 §3.1.6.1,
  *    §3.3.2); QEMU 7.2 leaves it set.
+ *  - pmpcfg is WARL: the reserved R = 0, W = 1 combination reads back with
+ *    W cleared and bits 6:5 read as zero; pmpaddr keeps bits 53:0 only
+ *    (v1.12 §3.7.1, Figures 3.26-3.29). QEMU 7.2 stores whatever is written.
  *  - Simultaneous interrupts are taken in the order MEI, MSI, MTI, SEI,
  *    SSI, STI (v1.12 §3.1.9); QEMU 7.2 without AIA takes the
  *    lowest-numbered pending one first (riscv_cpu_pending_to_irq: ctz64).
@@ -37,6 +40,8 @@ const ORACLE_FIXES: readonly OracleFix[] = [
   { program: 'priv-modes', qemu: 'sepc=0xffffffffffffffff', spec: 'sepc=0xfffffffffffffffe' },
   { program: 'priv-modes', qemu: 'MPRV after mret to S=0x20000', spec: 'MPRV after mret to S=0x0' },
   { program: 'priv-modes', qemu: 'MPRV after sret to S=0x20000', spec: 'MPRV after sret to S=0x0' },
+  { program: 'pmp', qemu: 'pmpcfg2=0x1f00000000036102', spec: 'pmpcfg2=0x1f00000000030100' },
+  { program: 'pmp', qemu: 'pmpaddr8 after writing -1=0xffffffffffffffff', spec: 'pmpaddr8 after writing -1=0x3fffffffffffff' },
   { program: 'interrupts', qemu: 'order=0x103050709', spec: 'order=0x307090105' },
 ];
 

@@ -1,0 +1,204 @@
+/**
+ * The split virtqueue (virtio 1.2 §2.7): plain data — size, ring addresses
+ * and indices — plus the device side's pop/push. It never owns memory; the
+ * guest RAM view is passed in.
+ *
+ * Every descriptor the driver provides is validated before use: addresses
+ * and lengths must lie inside guest RAM, chains are bounded (so loops are
+ * caught), indirect tables must be well-formed and not nested, and
+ * device-writable buffers must follow the device-readable ones. A violation
+ * is reported as a `VirtqError`; the transport then marks the device
+ * DEVICE_NEEDS_RESET instead of touching anything outside the guest.
+ */
+
+/** Descriptor flags (virtio 1.2 §2.7.5). */
+export const VIRTQ_DESC_F_NEXT = 1, VIRTQ_DESC_F_WRITE = 2, VIRTQ_DESC_F_INDIRECT = 4;
+/** Feature bits handled by the queue itself (virtio 1.2 §6). */
+export const VIRTIO_F_RING_INDIRECT_DESC = 28, VIRTIO_F_RING_EVENT_IDX = 29;
+/** Largest queue size tsvm offers (virtio 1.2 §2.7: at most 32768). */
+export const QUEUE_MAX = 256;
+/**
+ * Cap on one chain's total length: a guest cannot make the host hold more
+ * than this for one request (stops a descriptor claiming gigabytes).
+ */
+export const MAX_CHAIN_BYTES = 16 * 1024 * 1024;
+
+/** A malformed ring or descriptor chain: the device must be reset. */
+export class VirtqError extends Error {}
+
+/** Guest RAM as seen by device DMA: one region at `base`. */
+export interface DmaMemory {
+  readonly u8: Uint8Array;
+  readonly dv: DataView;
+  /** Guest-physical address of u8[0]. */
+  readonly base: number;
+  /** Usable bytes. */
+  readonly size: number;
+}
+
+/** One descriptor chain popped from the available ring, held in arrays allocated once. */
+export class DescChain {
+  /** Head descriptor index (what goes back in the used ring). */
+  head = 0;
+  /** Number of buffers. */
+  count = 0;
+  /** Offset in RAM, length and direction of each buffer. */
+  readonly off = new Float64Array(QUEUE_MAX + 1);
+  readonly len = new Uint32Array(QUEUE_MAX + 1);
+  readonly writable = new Uint8Array(QUEUE_MAX + 1);
+  /** Total device-readable and device-writable bytes. */
+  readBytes = 0;
+  writeBytes = 0;
+
+  /** Copies up to `n` device-readable bytes starting at `from` into a new array. */
+  read(mem: DmaMemory, from: number, n: number): Uint8Array {
+    const out = new Uint8Array(Math.max(0, Math.min(n, this.readBytes - from)));
+    let pos = 0, o = 0;
+    for (let i = 0; i < this.count && o < out.length; i++) {
+      if (this.writable[i]) break;
+      const l = this.len[i]!;
+      if (pos + l > from) {
+        const s = Math.max(0, from - pos), take = Math.min(l - s, out.length - o);
+        out.set(mem.u8.subarray(this.off[i]! + s, this.off[i]! + s + take), o);
+        o += take;
+      }
+      pos += l;
+    }
+    return out;
+  }
+
+  /** Copies `data` into the device-writable part starting at byte `from`; returns bytes written. */
+  write(mem: DmaMemory, from: number, data: Uint8Array): number {
+    let pos = 0, o = 0;
+    for (let i = 0; i < this.count && o < data.length; i++) {
+      if (!this.writable[i]) continue;
+      const l = this.len[i]!;
+      if (pos + l > from) {
+        const s = Math.max(0, from - pos), take = Math.min(l - s, data.length - o);
+        mem.u8.set(data.subarray(o, o + take), this.off[i]! + s);
+        o += take;
+      }
+      pos += l;
+    }
+    return o;
+  }
+}
+
+/** One split virtqueue's state (what the transport registers configure). */
+export class SplitQueue {
+  /** Queue size chosen by the driver (QueueNum). */
+  num = QUEUE_MAX;
+  ready = false;
+  /** Guest-physical addresses of the descriptor table, driver (avail) and device (used) areas. */
+  descAddr = 0;
+  availAddr = 0;
+  usedAddr = 0;
+  /** Next available-ring index the device will consume. */
+  lastAvail = 0;
+  /** The device's used-ring index (free-running u16). */
+  usedIdx = 0;
+  /** Used index at the last interrupt (for EVENT_IDX suppression). */
+  private signalledUsed = 0;
+  eventIdx = false;
+  indirect = false;
+
+  /** Returns the queue to its reset state (virtio 1.2 §2.1 device reset). */
+  reset(): void {
+    this.num = QUEUE_MAX; this.ready = false;
+    this.descAddr = this.availAddr = this.usedAddr = 0;
+    this.lastAvail = this.usedIdx = this.signalledUsed = 0;
+  }
+
+  private ramOffset(mem: DmaMemory, addr: number, len: number, what: string): number {
+    const off = addr - mem.base;
+    if (!(off >= 0 && len >= 0 && off + len <= mem.size)) {
+      throw new VirtqError(`${what} 0x${addr.toString(16)}+${len} outside guest RAM`);
+    }
+    return off;
+  }
+
+  /** Checks the ring addresses once the driver marks the queue ready. */
+  validate(mem: DmaMemory): void {
+    if (this.num === 0 || this.num > QUEUE_MAX || (this.num & (this.num - 1)) !== 0) throw new VirtqError(`bad queue size ${this.num}`);
+    this.ramOffset(mem, this.descAddr, 16 * this.num, 'descriptor table');
+    this.ramOffset(mem, this.availAddr, 6 + 2 * this.num, 'available ring');
+    this.ramOffset(mem, this.usedAddr, 6 + 8 * this.num, 'used ring');
+    if (this.descAddr % 16 || this.availAddr % 2 || this.usedAddr % 4) throw new VirtqError('misaligned ring');
+  }
+
+  /** True if the driver has made buffers available that the device has not consumed. */
+  hasWork(mem: DmaMemory): boolean {
+    if (!this.ready) return false;
+    const availIdx = mem.dv.getUint16(this.availAddr - mem.base + 2, true);
+    return availIdx !== this.lastAvail;
+  }
+
+  /**
+   * Pops the next available chain into `chain`. Returns false when the
+   * ring is empty; throws VirtqError for a malformed chain.
+   */
+  pop(mem: DmaMemory, chain: DescChain): boolean {
+    if (!this.ready) return false;
+    const dv = mem.dv, availOff = this.availAddr - mem.base;
+    const availIdx = dv.getUint16(availOff + 2, true);
+    if (availIdx === this.lastAvail) return false;
+    if (((availIdx - this.lastAvail) & 0xffff) > this.num) throw new VirtqError('available index moved by more than the queue size');
+    const head = dv.getUint16(availOff + 4 + 2 * (this.lastAvail % this.num), true);
+    this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    if (this.eventIdx) dv.setUint16(this.usedAddr - mem.base + 4 + 8 * this.num, this.lastAvail, true); // avail_event
+    if (head >= this.num) throw new VirtqError(`head index ${head} out of range`);
+    chain.head = head; chain.count = 0; chain.readBytes = 0; chain.writeBytes = 0;
+    let tableOff = this.descAddr - mem.base, tableSize = this.num, i = head, inIndirect = false, seen = 0, total = 0;
+    for (;;) {
+      if (++seen > tableSize + (inIndirect ? 0 : 0)) throw new VirtqError('descriptor chain loops or is too long');
+      const d = tableOff + 16 * i;
+      const addr = dv.getUint32(d + 4, true) * 4294967296 + dv.getUint32(d, true);
+      const len = dv.getUint32(d + 8, true), flags = dv.getUint16(d + 12, true), next = dv.getUint16(d + 14, true);
+      if (flags & VIRTQ_DESC_F_INDIRECT) {
+        if (!this.indirect) throw new VirtqError('indirect descriptor without VIRTIO_F_RING_INDIRECT_DESC');
+        if (inIndirect) throw new VirtqError('nested indirect descriptor table');
+        if (flags & VIRTQ_DESC_F_NEXT) throw new VirtqError('indirect descriptor with NEXT set');
+        if (len === 0 || len % 16 !== 0 || len / 16 > QUEUE_MAX) throw new VirtqError(`bad indirect table length ${len}`);
+        tableOff = this.ramOffset(mem, addr, len, 'indirect table');
+        tableSize = len / 16; i = 0; inIndirect = true; seen = 0;
+        continue;
+      }
+      const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
+      if (!writable && chain.writeBytes > 0) throw new VirtqError('device-readable buffer after a device-writable one');
+      if (chain.count > QUEUE_MAX) throw new VirtqError('descriptor chain too long');
+      total += len;
+      if (total > MAX_CHAIN_BYTES) throw new VirtqError(`descriptor chain longer than ${MAX_CHAIN_BYTES} bytes`);
+      const k = chain.count++;
+      chain.off[k] = this.ramOffset(mem, addr, len, 'buffer');
+      chain.len[k] = len;
+      chain.writable[k] = writable ? 1 : 0;
+      if (writable) chain.writeBytes += len; else chain.readBytes += len;
+      if ((flags & VIRTQ_DESC_F_NEXT) === 0) return true;
+      if (next >= tableSize) throw new VirtqError(`next index ${next} out of range`);
+      i = next;
+    }
+  }
+
+  /** Returns a chain to the driver through the used ring with `written` bytes. */
+  push(mem: DmaMemory, head: number, written: number): void {
+    const dv = mem.dv, usedOff = this.usedAddr - mem.base;
+    const slot = usedOff + 4 + 8 * (this.usedIdx % this.num);
+    dv.setUint32(slot, head, true);
+    dv.setUint32(slot + 4, written, true);
+    this.usedIdx = (this.usedIdx + 1) & 0xffff;
+    dv.setUint16(usedOff + 2, this.usedIdx, true);
+  }
+
+  /** Whether the driver wants an interrupt for the buffers used since the last one (§2.7.10). */
+  shouldNotify(mem: DmaMemory): boolean {
+    const old = this.signalledUsed, now = this.usedIdx;
+    if (old === now) return false;
+    this.signalledUsed = now;
+    const availOff = this.availAddr - mem.base;
+    if (this.eventIdx) {
+      const usedEvent = mem.dv.getUint16(availOff + 4 + 2 * this.num, true);
+      return ((now - usedEvent - 1) & 0xffff) < ((now - old) & 0xffff);
+    }
+    return (mem.dv.getUint16(availOff, true) & 1) === 0; // VIRTQ_AVAIL_F_NO_INTERRUPT
+  }
+}

@@ -1,0 +1,2 @@
+/** Registers the virtio-balloon device factories with the device builder (filled in by its owner). */
+export {};

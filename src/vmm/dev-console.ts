@@ -1,0 +1,2 @@
+/** Registers the virtio-console device factories with the device builder (filled in by its owner). */
+export {};

@@ -1,0 +1,55 @@
+/**
+ * QEMU's option syntax for -device, -drive, -netdev and -qmp:
+ * `driver,key=value,key=value` (a leading bare word is the driver or
+ * backend type; `,,` escapes a comma inside a value).
+ */
+
+/** One parsed option group. */
+export interface QemuOpts {
+  /** The leading bare word (driver, backend type or address), '' if absent. */
+  type: string;
+  props: Map<string, string>;
+  /** The original text, for messages. */
+  text: string;
+}
+
+/** A malformed option string. */
+export class OptsError extends Error {}
+
+/** Parses `type,key=value,...`; `implicitKey` names the first item when it has no '=' (QEMU's implied key). */
+export function parseQemuOpts(text: string, implicitKey = 'type'): QemuOpts {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === ',' && text[i + 1] === ',') { cur += ','; i++; continue; }
+    if (c === ',') { parts.push(cur); cur = ''; continue; }
+    cur += c;
+  }
+  parts.push(cur);
+  const props = new Map<string, string>();
+  let type = '';
+  parts.forEach((p, i) => {
+    const eq = p.indexOf('=');
+    if (eq < 0) {
+      if (i === 0 && implicitKey === 'type') { type = p; return; }
+      if (i === 0) { props.set(implicitKey, p); return; }
+      props.set(p, 'on'); // a bare flag
+      return;
+    }
+    const k = p.slice(0, eq), v = p.slice(eq + 1);
+    if (k === '') throw new OptsError(`'${text}': empty property name`);
+    if (props.has(k)) throw new OptsError(`'${text}': property '${k}' given twice`);
+    props.set(k, v);
+  });
+  return { type, props, text };
+}
+
+/** Reads an on/off property (QEMU accepts on/off/yes/no/true/false). */
+export function boolProp(o: QemuOpts, key: string, dflt: boolean): boolean {
+  const v = o.props.get(key);
+  if (v === undefined) return dflt;
+  if (['on', 'yes', 'true', '1'].includes(v)) return true;
+  if (['off', 'no', 'false', '0'].includes(v)) return false;
+  throw new OptsError(`'${o.text}': ${key}=${v} is not on/off`);
+}
