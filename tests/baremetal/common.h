@@ -222,5 +222,13 @@
   SVC SVC_TO_M
 .endm
 
+/* The same through an illegal instruction (custom-0 opcode), for code whose
+ * ecalls medeleg sends to S. */
+.macro TO_M_ILLEGAL label
+  la a0, \label
+  li a7, SVC_TO_M
+  .word 0x0000000b
+.endm
+
 #endif /* __ASSEMBLER__ */
 #endif /* BAREMETAL_COMMON_H */

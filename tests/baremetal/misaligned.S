@@ -128,8 +128,6 @@ m_amo:
   la ra, 1f
   mret
 1: CHECK_EQ(s1, 6)
-  LOADG t0, m_trap_count
-  KV "traps so far", t0
 
   /* §4.3.2 and §3.1.16: a misaligned access crossing into a page that
    * faults; the faulting page's address is reported. Sv39 with the image

@@ -186,6 +186,88 @@ m_after_u_illegal:
   ebreak
   CHECK_MTRAP(CAUSE_BREAKPOINT)
 
+  /* §2.1 (Zicsr §9.1): csrrs/csrrc with rs1 != x0 write the CSR even when
+   * the register holds 0, so they are illegal on a read-only CSR; with
+   * rs1 = x0 (or uimm = 0) they only read. */
+  PUTS "== read-only CSR and csrrs\n"
+  LOADG s0, m_trap_count
+  csrrs t0, cycle, x0
+  csrrsi t0, cycle, 0
+  csrrc t0, instret, x0
+  LOADG t0, m_trap_count
+  CHECK_EQR(t0, s0)
+  li t1, 0
+  csrrs t0, cycle, t1
+  LOADG t0, m_trap_count
+  sub t0, t0, s0
+  KV "traps from csrrs cycle with rs1 = 0-valued t1", t0
+
+  /* §3.1.6.6: writes to FP registers or fcsr set mstatus.FS to Dirty
+   * (and SD); reads from FP registers need not. */
+  PUTS "== mstatus.FS\n"
+  li s1, MSTATUS_FS
+  li s2, (2 << 13)             /* Clean */
+  la s3, fp_data
+  csrc mstatus, s1
+  csrs mstatus, s2
+  fld f1, 0(s3)
+  csrr s0, mstatus
+  and t0, s0, s1
+  KV "FS after fld", t0
+  srli t0, s0, 63
+  KV "SD after fld", t0
+  csrc mstatus, s1
+  csrs mstatus, s2
+  fadd.d f2, f1, f1
+  csrr t0, mstatus
+  and t0, t0, s1
+  KV "FS after fadd.d", t0
+  csrc mstatus, s1
+  csrs mstatus, s2
+  csrwi fflags, 1
+  csrr t0, mstatus
+  and t0, t0, s1
+  KV "FS after csrw fflags", t0
+  csrc mstatus, s1
+  csrs mstatus, s2
+  fmv.d.x f3, s3
+  csrr t0, mstatus
+  and t0, t0, s1
+  KV "FS after fmv.d.x", t0
+  csrc mstatus, s1
+  csrs mstatus, s2
+  csrr t0, mstatus
+  srli t0, t0, 63
+  KV "SD when Clean", t0
+  csrs mstatus, s1
+
+  /* §3.1.6.1 / §3.1.8: traps taken in M-mode are never delegated. */
+  PUTS "== medeleg does not apply in M\n"
+  li t0, 1 << CAUSE_ILLEGAL
+  csrw medeleg, t0
+  .word 0x1234500b
+  CHECK_MTRAP(CAUSE_ILLEGAL)
+  csrw medeleg, zero
+
+  /* §3.1.15, §3.6: accesses where there is no memory or device raise
+   * access faults with the address in mtval (bare mode). */
+  PUTS "== access faults\n"
+  li t0, 0
+  jalr t0                      /* nothing at 0 */
+  CHECK_MTRAP(CAUSE_FETCH_ACCESS)
+  li t0, 0xfff0000000000000
+  ld t1, 0(t0)
+  CHECK_MTRAP(CAUSE_LOAD_ACCESS)
+  sd t1, 8(t0)
+  CHECK_MTRAP(CAUSE_STORE_ACCESS)
+  MRET_TO 1, s_access
+s_access:
+  li t0, 0x10
+  ld t1, 0(t0)
+  CHECK_MTRAP(CAUSE_LOAD_ACCESS)
+  TO_M m_after_access
+m_after_access:
+
   /* §3.1.8: medeleg delegates U ecalls, breakpoints and illegal
    * instructions to S; traps from U/S then go to stvec with scause/stval/sepc. */
   PUTS "== delegation to S\n"
@@ -244,7 +326,17 @@ s_deleg:
   li a7, 0
   ecall                        /* S ecall: not delegated */
   CHECK_MTRAP(CAUSE_SUPERVISOR_ECALL)
-  TO_M m_after_deleg
+  TO_M m_deleg_ecall_s
+m_deleg_ecall_s:
+  /* §3.1.8: ecall from S can be delegated to S itself */
+  li t0, 1 << CAUSE_SUPERVISOR_ECALL
+  csrs medeleg, t0
+  MRET_TO 1, s_deleg_ecall
+s_deleg_ecall:
+  li a7, 0
+  ecall
+  CHECK_STRAP(CAUSE_SUPERVISOR_ECALL)
+  TO_M_ILLEGAL m_after_deleg   /* ecalls go to S now */
 m_after_deleg:
   csrw medeleg, zero
 
@@ -395,3 +487,7 @@ m_done:
   PUTS "== done\n"
   li a0, 0
   SVC SVC_EXIT
+
+  .data
+  .balign 8
+fp_data: .double 1.5

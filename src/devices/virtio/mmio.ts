@@ -163,8 +163,8 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
     out[0] = v;
   }
 
-  /** Register writes (MmioDevice). */
-  write(offset: number, size: number, lo: number): void {
+  /** Register writes (MmioDevice); all registers are 32-bit, so the high word is unused. */
+  write(offset: number, size: number, lo: number, _hi = 0): void {
     if (offset >= R_CONFIG) { this.device.configWrite(offset - R_CONFIG, size, lo); return; }
     const q = this.queues[this.queueSel];
     const setAddr = (field: 'descAddr' | 'availAddr' | 'usedAddr', high: boolean): void => {
