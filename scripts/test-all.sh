@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross binutils-riscv64-linux-gnu
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
-  qemu-user qemu-system-misc qemu-utils opensbi device-tree-compiler
+  qemu-user qemu-system-misc qemu-utils opensbi device-tree-compiler passt python3
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -47,6 +47,8 @@ export class Vm implements SbiPlatform {
   readonly sbiTimer: Float64Array;
   /** Set to stop the loop (console escape, QMP quit). */
   stopRequested = false;
+  /** While true the harts do not run (QMP `stop`); devices and timers keep their state. */
+  paused = false;
   /** Set when the console showed a kernel panic. */
   panicked = false;
   private readonly host: VmHost;
@@ -101,6 +103,13 @@ export class Vm implements SbiPlatform {
   systemReset(type: number, reason: number): void {
     if (type === 0) this.board.poweroff(reason === 1 ? 1 : 0); else this.board.reset();
   }
+
+  /** Pauses the harts (QMP `stop`). */
+  pause(): void { this.paused = true; this.host.wake(); }
+  /** Resumes the harts (QMP `cont`). */
+  resume(): void { this.paused = false; this.host.wake(); }
+  /** Stops the VM from outside (QMP `quit`, console escape). */
+  stop(): void { this.stopRequested = true; this.host.wake(); }
 
   /** Console output sink for SBI console calls (set by the owner of the VM). */
   consoleOut: (bytes: Uint8Array) => void = () => {};
@@ -177,6 +186,7 @@ export class Vm implements SbiPlatform {
         dbg.insn = n; dbg.slices = 0; dbg.waits = 0; dbg.waitMs = 0; dbg.last = host.now();
       }
       dbg.slices++;
+      if (this.paused && !this.stopRequested && !b.power.off) { await host.wait(1000); lastYield = host.now(); continue; }
       let running = 0;
       for (let i = 0; i < b.harts; i++) {
         if (this.hsm[i] !== HSM_STARTED || this.waiting[i]) continue;

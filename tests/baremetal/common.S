@@ -435,6 +435,8 @@ s_record:
   LOADG t1, s_trap_count
   addi t1, t1, 1
   STOREG t1, s_trap_count, t0
+  LOADG t1, s_quiet
+  bnez t1, s_resume_point
   la a0, str_strap
   SVC SVC_PUTS
   srli a0, s3, 8
@@ -457,6 +459,7 @@ s_record:
   SVC SVC_PUTHEX
   li a0, '\n'
   SVC SVC_PUTCHAR
+s_resume_point:
   la t1, s_resume
   ld t0, 0(t1)
   beqz t0, 4f
@@ -537,7 +540,7 @@ mode_letters: .ascii "USHM"
 
   .data
   .balign 8
-  .globl m_hook, s_hook, m_resume, s_resume, m_trap_count, s_trap_count, m_quiet
+  .globl m_hook, s_hook, m_resume, s_resume, m_trap_count, s_trap_count, m_quiet, s_quiet
   .globl m_last_cause, m_last_tval, m_last_epc, m_last_mstatus
   .globl s_last_cause, s_last_tval, s_last_epc, s_last_sstatus
 m_hook:         .dword 0   /* function(a0 = mcause, a1 = frame) -> a0 != 0 if handled */
@@ -547,6 +550,7 @@ s_resume:       .dword 0
 m_trap_count:   .dword 0
 m_quiet:        .dword 0   /* non-zero: M-mode exceptions are recorded but not printed */
 s_trap_count:   .dword 0
+s_quiet:        .dword 0   /* non-zero: S-mode exceptions are recorded but not printed */
 m_last_cause:   .dword -1
 m_last_tval:    .dword 0
 m_last_epc:     .dword 0

@@ -197,10 +197,13 @@ m_after_u_illegal:
   LOADG t0, m_trap_count
   CHECK_EQR(t0, s0)
   li t1, 0
+  li t0, 1
+  STOREG t0, m_quiet, t2
   csrrs t0, cycle, t1
+  STOREG zero, m_quiet, t2
   LOADG t0, m_trap_count
   sub t0, t0, s0
-  KV "traps from csrrs cycle with rs1 = 0-valued t1", t0
+  KV "traps from csrrs cycle with rs1 = 0-valued t1", t0  /* QEMU 7.2: none; corrected by the test */
 
   /* §3.1.6.6: writes to FP registers or fcsr set mstatus.FS to Dirty
    * (and SD); reads from FP registers need not. */
@@ -328,17 +331,23 @@ s_deleg:
   CHECK_MTRAP(CAUSE_SUPERVISOR_ECALL)
   TO_M m_deleg_ecall_s
 m_deleg_ecall_s:
-  /* §3.1.8: ecall from S can be delegated to S itself */
+  /* §3.1.8: ecall from S can be delegated to S itself (the S handler
+   * cannot print then: its own service ecalls would come back to it) */
   li t0, 1 << CAUSE_SUPERVISOR_ECALL
   csrs medeleg, t0
+  li t0, 1
+  STOREG t0, s_quiet, t1
   MRET_TO 1, s_deleg_ecall
 s_deleg_ecall:
   li a7, 0
   ecall
-  CHECK_STRAP(CAUSE_SUPERVISOR_ECALL)
   TO_M_ILLEGAL m_after_deleg   /* ecalls go to S now */
 m_after_deleg:
   csrw medeleg, zero
+  STOREG zero, s_quiet, t1
+  LOADG s0, s_last_cause
+  KV "S ecall delegated to S: scause", s0
+  CHECK_STRAP(CAUSE_SUPERVISOR_ECALL)
 
   /* §4.1.7-§4.1.10: sscratch, sepc (bit 0 always 0 with IALIGN = 16),
    * scause and stval hold what S-mode writes. §4.1.3: sie/sip only expose

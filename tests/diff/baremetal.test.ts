@@ -29,6 +29,9 @@ interface OracleFix {
  *  - sepc[0] must read as zero (priv spec v1.12 §4.1.7); QEMU 7.2 keeps it.
  *  - An mret/sret to a mode below M clears mstatus.MPRV (v1.12 §3.1.6.1,
  *    §3.3.2); QEMU 7.2 leaves it set.
+ *  - csrrs/csrrc with rs1 != x0 always write the CSR, so on a read-only CSR
+ *    they are illegal even when rs1 holds 0 (Zicsr §9.1, v1.12 §2.1);
+ *    QEMU 7.2 checks the register's value instead of its number.
  *  - pmpcfg is WARL: the reserved R = 0, W = 1 combination reads back with
  *    W cleared and bits 6:5 read as zero; pmpaddr keeps bits 53:0 only
  *    (v1.12 §3.7.1, Figures 3.26-3.29). QEMU 7.2 stores whatever is written.
@@ -44,6 +47,7 @@ const ORACLE_FIXES: readonly OracleFix[] = [
   { program: 'priv-modes', qemu: 'sepc=0xffffffffffffffff', spec: 'sepc=0xfffffffffffffffe' },
   { program: 'priv-modes', qemu: 'MPRV after mret to S=0x20000', spec: 'MPRV after mret to S=0x0' },
   { program: 'priv-modes', qemu: 'MPRV after sret to S=0x20000', spec: 'MPRV after sret to S=0x0' },
+  { program: 'priv-modes', qemu: 'traps from csrrs cycle with rs1 = 0-valued t1=0x0', spec: 'traps from csrrs cycle with rs1 = 0-valued t1=0x1' },
   { program: 'pmp', qemu: 'pmpcfg2=0x1f00000000036102', spec: 'pmpcfg2=0x1f00000000030100' },
   { program: 'pmp', qemu: 'pmpaddr8 after writing -1=0xffffffffffffffff', spec: 'pmpaddr8 after writing -1=0x3fffffffffffff' },
   { program: 'misaligned', qemu: 'amoadd.w +1: cause=0x4', spec: 'amoadd.w +1: cause=0x6' },
