@@ -96,10 +96,10 @@ export function run(h: Hart, budget: number): ExitReason {
     let insn: number;
     if (po <= 0xffc) {
       raw = dv.getInt32(fpBase + po, true);
-      if ((raw & 3) !== 3) { raw &= 0xffff; insn = rvc[raw]!; ilen = 2; } else { insn = raw; ilen = 4; }
+      if ((raw & 3) !== 3) { raw &= 0xffff; insn = rvc[raw]!; ilen = 2; if (insn === 0) { exit = ExitReason.EXCEPTION; break; } } else { insn = raw; ilen = 4; }
     } else {
       raw = dv.getUint16(fpBase + po, true);
-      if ((raw & 3) !== 3) { insn = rvc[raw]!; ilen = 2; } else {
+      if ((raw & 3) !== 3) { insn = rvc[raw]!; ilen = 2; if (insn === 0) { exit = ExitReason.EXCEPTION; break; } } else {
         const nlo = (pcLo + 2) | 0, nhi = (nlo >>> 0) < (pcLo >>> 0) ? (pcHi + 1) | 0 : pcHi;
         const upper = h.fetchHalf(nlo, nhi);
         if (upper < 0) { exit = ExitReason.EXCEPTION; ilen = 0; break; }
@@ -110,8 +110,8 @@ export function run(h: Hart, budget: number): ExitReason {
     let nlo = (pcLo + ilen) | 0, nhi = pcHi;
     if ((nlo >>> 0) < ilen) nhi = (nhi + 1) | 0;
 
-    switch (insn & 0x7f) {
-      case 0x13: { // OP-IMM
+    switch ((insn >>> 2) & 31) { // major opcode bits 6:2 (a dense 0..31 range: a jump table)
+      case 0x04: { // OP-IMM
         const alo = x[r1]!, ahi = x[r1 + 1]!, imm = insn >> 20;
         switch ((insn >>> 12) & 7) {
           case 0: { const lo = (alo + imm) | 0; x[rd] = lo; x[rd + 1] = (ahi + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; break; }
@@ -151,7 +151,7 @@ export function run(h: Hart, budget: number): ExitReason {
         }
         break;
       }
-      case 0x33: { // OP
+      case 0x0c: { // OP
         const alo = x[r1]!, ahi = x[r1 + 1]!, blo = x[r2]!, bhi = x[r2 + 1]!;
         switch ((insn >>> 22 & 0x3f8) | ((insn >>> 12) & 7)) { // funct7 << 3 | funct3
           case 0x000: { const lo = (alo + blo) | 0; x[rd] = lo; x[rd + 1] = (ahi + bhi + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; break; }
@@ -200,7 +200,7 @@ export function run(h: Hart, budget: number): ExitReason {
         }
         break;
       }
-      case 0x03: { // LOAD
+      case 0x00: { // LOAD
         const imm = insn >> 20, blo = x[r1]!;
         const alo = (blo + imm) | 0, ahi = (x[r1 + 1]! + (imm >> 31) + ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
         const f3 = (insn >>> 12) & 7;
@@ -219,7 +219,7 @@ export function run(h: Hart, budget: number): ExitReason {
         } else { exit = ExitReason.EXCEPTION; break loop; }
         break;
       }
-      case 0x23: { // STORE
+      case 0x08: { // STORE
         const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), blo = x[r1]!;
         const alo = (blo + imm) | 0, ahi = (x[r1 + 1]! + (imm >> 31) + ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
         const f3 = (insn >>> 12) & 7;
@@ -235,7 +235,7 @@ export function run(h: Hart, budget: number): ExitReason {
         else { exit = storeExit(h, p, x[r2]!, x[r2 + 1]!); ilen = -ilen; break loop; }
         break;
       }
-      case 0x63: { // BRANCH
+      case 0x18: { // BRANCH
         const alo = x[r1]!, ahi = x[r1 + 1]!, blo = x[r2]!, bhi = x[r2 + 1]!;
         let taken: boolean;
         switch ((insn >>> 12) & 7) {
@@ -254,14 +254,14 @@ export function run(h: Hart, budget: number): ExitReason {
         }
         break;
       }
-      case 0x6f: { // JAL
+      case 0x1b: { // JAL
         const imm = ((insn >> 31) << 20) | (insn & 0xff000) | ((insn >>> 9) & 0x800) | ((insn >>> 20) & 0x7fe);
         x[rd] = nlo; x[rd + 1] = nhi;
         nlo = (pcLo + imm) | 0;
         nhi = (pcHi + (imm >> 31) + ((nlo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
         break;
       }
-      case 0x67: { // JALR
+      case 0x19: { // JALR
         if (((insn >>> 12) & 7) !== 0) { exit = ExitReason.EXCEPTION; break loop; }
         const imm = insn >> 20, blo = x[r1]!;
         const tlo = (blo + imm) | 0, thi = (x[r1 + 1]! + (imm >> 31) + ((tlo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
@@ -269,13 +269,13 @@ export function run(h: Hart, budget: number): ExitReason {
         nlo = tlo & ~1; nhi = thi;
         break;
       }
-      case 0x37: x[rd] = insn & 0xfffff000; x[rd + 1] = insn >> 31; break; // LUI
-      case 0x17: { // AUIPC
+      case 0x0d: x[rd] = insn & 0xfffff000; x[rd + 1] = insn >> 31; break; // LUI
+      case 0x05: { // AUIPC
         const imm = insn & 0xfffff000, lo = (pcLo + imm) | 0;
         x[rd] = lo; x[rd + 1] = (pcHi + (imm >> 31) + ((lo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
         break;
       }
-      case 0x1b: { // OP-IMM-32
+      case 0x06: { // OP-IMM-32
         const alo = x[r1]!, imm = insn >> 20, f3 = (insn >>> 12) & 7, sh = imm & 0x1f;
         let v: number;
         if (f3 === 0) v = (alo + imm) | 0; // addiw
@@ -297,7 +297,7 @@ export function run(h: Hart, budget: number): ExitReason {
         x[rd] = v; x[rd + 1] = v >> 31;
         break;
       }
-      case 0x3b: { // OP-32
+      case 0x0e: { // OP-32
         const alo = x[r1]!, blo = x[r2]!;
         let v = 0, w64 = false;
         switch ((insn >>> 22 & 0x3f8) | ((insn >>> 12) & 7)) {
@@ -331,7 +331,7 @@ export function run(h: Hart, budget: number): ExitReason {
         if (!w64) { x[rd] = v; x[rd + 1] = v >> 31; }
         break;
       }
-      case 0x07: { // LOAD-FP: flw / fld
+      case 0x01: { // LOAD-FP: flw / fld
         const f3 = (insn >>> 12) & 7;
         if ((f3 !== 2 && f3 !== 3) || h.fpOff) { exit = ExitReason.EXCEPTION; break loop; }
         const imm = insn >> 20, blo = x[r1]!;
@@ -343,7 +343,7 @@ export function run(h: Hart, budget: number): ExitReason {
         f[rd + 1] = f3 === 3 ? dv.getInt32(p + 4, true) : -1; // NaN-box singles (F spec §12.2)
         break;
       }
-      case 0x27: { // STORE-FP: fsw / fsd
+      case 0x09: { // STORE-FP: fsw / fsd
         const f3 = (insn >>> 12) & 7;
         if ((f3 !== 2 && f3 !== 3) || h.fpOff) { exit = ExitReason.EXCEPTION; break loop; }
         const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), blo = x[r1]!;
@@ -355,21 +355,21 @@ export function run(h: Hart, budget: number): ExitReason {
         else { exit = storeExit(h, p, f[r2]!, f[r2 + 1]!); ilen = -ilen; break loop; }
         break;
       }
-      case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: // OP-FP and fused multiply-add
+      case 0x14: case 0x10: case 0x11: case 0x12: case 0x13: // OP-FP and fused multiply-add
         if (h.fpOff || execFp(st, insn) < 0) { exit = ExitReason.EXCEPTION; break loop; }
         if (h.csrs !== null) h.csrs.dirtyFs();
         break;
-      case 0x2f: { // AMO
+      case 0x0b: { // AMO
         const r = execAmo(h, insn, rd, r1, r2);
         if (r !== 0) { exit = ExitReason.EXCEPTION; if (r > 0) ilen = -ilen; break loop; }
         break;
       }
-      case 0x0f: { // MISC-MEM: fence, fence.i (Zifencei) — no-ops for one interpreter hart
+      case 0x03: { // MISC-MEM: fence, fence.i (Zifencei) — no-ops for one interpreter hart
         const f3 = (insn >>> 12) & 7;
         if (f3 !== 0 && f3 !== 1) { exit = ExitReason.EXCEPTION; break loop; }
         break;
       }
-      case 0x73: { // SYSTEM
+      case 0x1c: { // SYSTEM
         const f3 = (insn >>> 12) & 7;
         if (f3 === 0) {
           if (insn === 0x00000073) { // ecall: cause 8/9/11 for U/S/M (privileged spec Table 3.6)

@@ -182,15 +182,17 @@ m_trap_entry:
   bltz s0, m_unexpected_irq
 
   /* service ecalls (causes 8, 9, 11 with a7 in the service range); an
-   * illegal instruction with a7 = SVC_TO_M also counts (TO_M_ILLEGAL, for
+   * illegal TO_M_INSN with a7 = SVC_TO_M also counts (TO_M_ILLEGAL, for
    * code whose ecalls are delegated to S) */
   li t0, CAUSE_ILLEGAL
   bne s0, t0, 1f
+  li t0, TO_M_INSN             /* mtval = the instruction bits */
+  bne s1, t0, m_record
   ld t1, F(17)(s4)
   li t0, SVC_TO_M
   bne t1, t0, m_record
   ld a0, F(10)(s4)
-  j 3f
+  j m_svc_to_m
 1: li t0, CAUSE_USER_ECALL
   beq s0, t0, 2f
   li t0, CAUSE_SUPERVISOR_ECALL
@@ -242,7 +244,8 @@ m_trap_entry:
   li a0, 1
   j htif_exit
 3: /* SVC_TO_M */
-3: csrw mepc, a0
+m_svc_to_m:
+  csrw mepc, a0
   li t0, MSTATUS_MPP
   csrs mstatus, t0
   j m_trap_return

@@ -222,12 +222,13 @@
   SVC SVC_TO_M
 .endm
 
-/* The same through an illegal instruction (custom-0 opcode), for code whose
- * ecalls medeleg sends to S. */
+/* The same through an illegal instruction (custom-0 opcode, TO_M_INSN),
+ * for code whose ecalls medeleg sends to S. */
+#define TO_M_INSN 0x7e57000b
 .macro TO_M_ILLEGAL label
   la a0, \label
   li a7, SVC_TO_M
-  .word 0x0000000b
+  .word TO_M_INSN
 .endm
 
 #endif /* __ASSEMBLER__ */

@@ -334,7 +334,7 @@ m_deleg_ecall_s:
   /* §3.1.8: ecall from S can be delegated to S itself (the S handler
    * cannot print then: its own service ecalls would come back to it) */
   li t0, 1 << CAUSE_SUPERVISOR_ECALL
-  csrs medeleg, t0
+  csrw medeleg, t0
   li t0, 1
   STOREG t0, s_quiet, t1
   MRET_TO 1, s_deleg_ecall
