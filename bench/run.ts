@@ -11,7 +11,11 @@
  * identical (by SHA-256). Prints a Markdown table and writes it to
  * bench/results/latest.md.
  *
- * Options: --quick (one run each, smaller inputs), --only NAME[,NAME...].
+ * Then the boot benchmark (bench/boot.ts): time to the default guest's
+ * first shell prompt, tsvm vs qemu-system-riscv64.
+ *
+ * Options: --quick (one run each, smaller inputs), --only NAME[,NAME...]
+ * (workload names, or `boot`).
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -21,6 +25,7 @@ import path from 'node:path';
 import { DebianArchive } from '../src/images/debian-archive.js';
 import { compile, REPO_ROOT } from '../tests/helpers/toolchain.js';
 import { QEMU_CPU, guestEnv, requireQemu, requireTsvm } from '../tests/helpers/guest-run.js';
+import { benchBoot, bootTable } from './boot.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
 interface Workload {
@@ -160,7 +165,7 @@ function table(rows: Row[]): string {
 }
 
 async function main(): Promise<void> {
-  const list = await workloads();
+  const list = (await workloads()).filter((w) => ONLY === null || ONLY.has(w.name));
   const rows: Row[] = [];
   for (const w of list) {
     process.stderr.write(`bench: ${w.name} (${RUNS} run${RUNS > 1 ? 's' : ''} each)...\n`);
@@ -175,7 +180,9 @@ async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const header = `# tsvm benchmark${QUICK ? ' (--quick)' : ''}\n\n${new Date().toISOString()} — ${cpu}, ${os.cpus().length} cores, Node ${process.version}, ${RUNS === 1 ? '1 run' : `median of ${RUNS} runs`}; QEMU ${QEMU_CPU}\n`;
   const summary = `**Geometric-mean tsvm MIPS: ${geo.toFixed(1)}** (speed vs QEMU, geometric mean: ${geoSpeed.toFixed(3)})`;
-  const md = `${header}\n${table(rows)}\n\n${summary}\n`;
+  let bootMd = '';
+  if (ONLY === null || ONLY.has('boot')) bootMd = `\n${bootTable(await benchBoot(QUICK ? 1 : 3))}\n`;
+  const md = `${header}\n${rows.length ? `${table(rows)}\n\n${summary}\n` : ''}${bootMd}`;
   process.stdout.write(md);
   const out = path.join(BENCH_DIR, 'results', 'latest.md');
   fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -52,7 +52,7 @@ export function encodeFrame(frame: Uint8Array): Uint8Array {
 export class FrameDecoder {
   /** While true, complete frames stay buffered until `drain()`. */
   paused = false;
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private off = 0;
   private readonly emit: (frame: Uint8Array) => void;
   private readonly maxFrame: number;

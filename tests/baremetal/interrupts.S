@@ -42,7 +42,9 @@ m_irq_hook:
   call htif_puthex
 3: li a0, '\n'
   call htif_putchar
-1: andi s6, s6, 0xff
+1: csrr t0, mepc
+  STOREG t0, irq_epc, t1
+  andi s6, s6, 0xff
   LOADG t0, irq_seq
   slli t0, t0, 8
   or t0, t0, s6
@@ -177,6 +179,25 @@ test_main:
   nop
   csrci mstatus, MSTATUS_MIE
   CHECK_SEQ(IRQ_MTI)
+
+  /* §3.1.6.1, §3.1.9: an interrupt enabled by a CSR write is taken before
+   * the next instruction; mepc points at that instruction. */
+  PUTS "== interrupt right after the enabling write\n"
+  li t1, CLINT_MTIMECMP
+  sd zero, 0(t1)
+  csrw mie, zero
+  csrsi mstatus, MSTATUS_MIE
+  li t0, MIP_MTIP
+  csrs mie, t0
+irq_next:
+  nop
+  csrci mstatus, MSTATUS_MIE
+  CHECK_SEQ(IRQ_MTI)
+  LOADG t0, irq_epc
+  la t1, irq_next
+  sub t0, t0, t1
+  KV "mepc - next instruction", t0
+  CHECK_EQ(t0, 0)
 
   /* §3.1.9: the CLINT's msip register drives mip.MSIP. */
   PUTS "== machine software interrupt\n"
@@ -343,6 +364,55 @@ m_after_ssi:
   la t0, m_trap_entry
   csrw mtvec, t0
 
+  /* §4.1.2: stvec MODE = 1 vectors delegated interrupts the same way. */
+  PUTS "== vectored stvec\n"
+  li t0, MIP_SSIP
+  csrw mideleg, t0
+  csrw mie, t0
+  la t0, svec_table
+  ori t0, t0, 1
+  csrw stvec, t0
+  csrci mstatus, MSTATUS_SIE
+  MRET_TO 1, s_svec
+s_svec:
+  csrsi sip, MIP_SSIP
+  csrsi sstatus, MSTATUS_SIE
+  nop
+  csrci sstatus, MSTATUS_SIE
+  CHECK_SEQ(0x10 | IRQ_SSI)
+  TO_M m_svec_done
+m_svec_done:
+  LOADG s0, svec_hit
+  KV "stvec slot taken", s0
+  CHECK_EQ(s0, IRQ_SSI)
+  call s_trap_setup
+  csrw mideleg, zero
+
+  /* §3.1.9: MTIP and MSIP are read-only in mip (driven by the CLINT);
+   * §4.1.3: from S, sip.STIP and sip.SEIP are read-only. */
+  PUTS "== read-only pending bits\n"
+  li t1, CLINT_MTIMECMP
+  li t0, -1
+  sd t0, 0(t1)
+  li t0, MIP_MTIP | MIP_MSIP
+  csrs mip, t0
+  csrr s0, mip
+  and s0, s0, t0
+  KV "mip.MTIP|MSIP after csrs", s0
+  CHECK_EQ(s0, 0)
+  li t0, MIP_STIP | MIP_SEIP | MIP_SSIP
+  csrw mideleg, t0
+  MRET_TO 1, s_sip
+s_sip:
+  li t0, MIP_STIP | MIP_SEIP
+  csrs sip, t0
+  csrr s0, sip
+  KV "sip after setting STIP|SEIP from S", s0
+  CHECK_EQ(s0, 0)
+  TO_M m_sip_done
+m_sip_done:
+  csrw mideleg, zero
+
   /* §3.1.11, §4.1.5: rdtime from S/U is gated by mcounteren.TM and scounteren.TM. */
   PUTS "== rdtime gating\n"
   rdtime s0
@@ -447,7 +517,19 @@ s_sstc2:
   nop
   csrci sstatus, MSTATUS_SIE
   CHECK_SEQ(0x10 | IRQ_STI)
-  TO_M m_done
+  /* a delegated S timer interrupt is taken in U whatever sstatus.SIE is */
+  csrw CSR_STIMECMP, zero
+  la t0, u_sstc
+  csrw sepc, t0
+  li t0, MSTATUS_SPP
+  csrc sstatus, t0
+  sret
+u_sstc:
+  nop
+  TO_M m_sstc_u
+m_sstc_u:
+  CHECK_SEQ(0x10 | IRQ_STI)
+  j m_done
 m_done:
   csrw mie, zero
   csrw mideleg, zero
@@ -496,6 +578,34 @@ vec_table:
   VSTUB 10
   VSTUB 11
 
+/* stvec table: slot n notes n in svec_hit, then enters the S handler. */
+.macro SVSTUB n
+svstub_\n:
+  csrrw sp, sscratch, sp
+  sd t0, -8(sp)
+  sd t1, -16(sp)
+  li t0, \n
+  la t1, svec_hit
+  sd t0, 0(t1)
+  ld t0, -8(sp)
+  ld t1, -16(sp)
+  csrrw sp, sscratch, sp
+  j s_trap_entry
+.endm
+  .balign 256
+svec_table:
+  j s_trap_entry
+  j svstub_1
+  j svstub_2
+  j svstub_3
+  j svstub_4
+  j svstub_5
+  SVSTUB 1
+  SVSTUB 2
+  SVSTUB 3
+  SVSTUB 4
+  SVSTUB 5
+
   .section .rodata.str, "aMS", @progbits, 1
 str_mirq: .asciz "M-irq cause="
 str_sirq: .asciz "S-irq cause="
@@ -507,4 +617,6 @@ letters:  .ascii "USHM"
   .balign 8
 irq_seq:  .dword 0
 irq_quiet: .dword 0
+irq_epc:  .dword 0
+svec_hit: .dword -1
 vec_slot: .dword -1

@@ -171,6 +171,66 @@ m_locked:
   csrw pmpcfg2, t0
   csrw pmpaddr14, zero
 
+  /* §3.7.2 (and §4.3.2 steps 2, 8): with paging, PMP checks the implicit
+   * page-table reads as S-mode accesses and the final physical access;
+   * failures are access faults with stval = the virtual address.
+   * Sv39: VA 0x4000_0000 -> megapage at PA 0x8040_0000 through pt_l1, which
+   * entry 9 covers; entry 10 covers the megapage's first 4 KiB. */
+  PUTS "== PMP under paging\n"
+  la t0, pt_root
+  li t1, (0x80000000 >> 12 << 10) | 0xcf     /* V R W X A D */
+  sd t1, 16(t0)
+  la t1, pt_l1
+  srli t1, t1, 2
+  ori t1, t1, 1
+  sd t1, 8(t0)
+  la t0, pt_l1
+  li t1, (0x80400000 >> 12 << 10) | 0xc7     /* V R W A D */
+  sd t1, 0(t0)
+  li t0, 0x80400000
+  li t1, 0x4242
+  sd t1, 0(t0)
+  NAPOT_ADDR pmpaddr9, pt_l1, 4096
+  li t0, 0x80400000 >> 2 | ((4096 / 8) - 1)
+  csrw pmpaddr10, t0
+  li t0, (0x1f << 56) | ((PMP_NAPOT | PMP_R) << 16) | (PMP_NAPOT << 8)
+  csrw pmpcfg2, t0
+  la t0, pt_root
+  srli t0, t0, 12
+  li t1, 8 << 60
+  or t0, t0, t1
+  csrw satp, t0
+  sfence.vma
+  MRET_TO 1, s_paging
+s_paging:
+  li t0, 0x40000008
+  ld t1, 0(t0)                 /* the walk reads pt_l1: denied */
+  CHECK_MTRAP(CAUSE_LOAD_ACCESS)
+  TO_M m_paging2
+m_paging2:
+  li t0, (0x1f << 56) | ((PMP_NAPOT | PMP_R) << 16) | ((PMP_NAPOT | PMP_R) << 8)
+  csrw pmpcfg2, t0
+  MRET_TO 1, s_paging2
+s_paging2:
+  li t0, 0x40000000
+  ld s0, 0(t0)
+  KV "load through the megapage", s0
+  CHECK_EQ(s0, 0x4242)
+  li t0, 0x40000000
+  sd zero, 0(t0)               /* PTE allows it, PMP does not */
+  CHECK_MTRAP(CAUSE_STORE_ACCESS)
+  li t0, 0x40001000            /* the next 4 KiB are outside entry 10 */
+  LOADG s1, m_trap_count
+  sd zero, 0(t0)
+  LOADG t0, m_trap_count
+  CHECK_EQR(t0, s1)
+  TO_M m_paging_done
+m_paging_done:
+  csrw satp, zero
+  sfence.vma
+  li t0, (0x1f << 56)
+  csrw pmpcfg2, t0
+
   /* §3.7.1.3: a locked entry applies to M-mode too and ignores writes to
    * its pmpcfg and pmpaddr; a locked TOR entry also locks the pmpaddr below
    * it. Entries 6-7: TOR [lock_page, lock_page + 4096), R, locked.
@@ -285,3 +345,5 @@ ro_page:    .space 4096
 na4_page:   .space 4096
 lock_page:  .space 4096
 lock_page2: .space 4096
+pt_root:    .space 4096
+pt_l1:      .space 4096

@@ -263,6 +263,9 @@ m_after_u_illegal:
   CHECK_MTRAP(CAUSE_LOAD_ACCESS)
   sd t1, 8(t0)
   CHECK_MTRAP(CAUSE_STORE_ACCESS)
+  li t0, CLINT_MSIP            /* device memory is not executable */
+  jalr t0
+  CHECK_MTRAP(CAUSE_FETCH_ACCESS)
   MRET_TO 1, s_access
 s_access:
   li t0, 0x10
@@ -270,6 +273,35 @@ s_access:
   CHECK_MTRAP(CAUSE_LOAD_ACCESS)
   TO_M m_after_access
 m_after_access:
+
+  /* §4.1.11: satp holds MODE, ASID (QEMU: all 16 bits, ASIDLEN = 16) and
+   * the root PPN; M-mode is not translated, so it can be written freely. */
+  PUTS "== satp fields\n"
+  li t0, (8 << 60) | (0xffff << 44) | 0x80123
+  csrw satp, t0
+  csrr s0, satp
+  csrw satp, zero
+  KV "satp with ASID 0xffff", s0
+
+  /* Zifencei §3.1: after stores to instruction memory, fence.i makes them
+   * visible to instruction fetch. */
+  PUTS "== fence.i\n"
+  la s1, smc_code
+  li t0, 0x00100513            /* addi a0, zero, 1 */
+  sw t0, 0(s1)
+  li t0, 0x00008067            /* ret */
+  sw t0, 4(s1)
+  fence.i
+  jalr s1
+  mv s0, a0
+  li t0, 0x00200513            /* addi a0, zero, 2 */
+  sw t0, 0(s1)
+  fence.i
+  jalr s1
+  slli s0, s0, 4
+  or s0, s0, a0
+  KV "results before and after rewriting", s0
+  CHECK_EQ(s0, 0x12)
 
   /* §3.1.8: medeleg delegates U ecalls, breakpoints and illegal
    * instructions to S; traps from U/S then go to stvec with scause/stval/sepc. */
@@ -500,3 +532,5 @@ m_done:
   .data
   .balign 8
 fp_data: .double 1.5
+  .balign 64
+smc_code: .space 64
