@@ -199,7 +199,7 @@ export class CsrFile {
         if (this.priv === 1 && (this.mstatus & MSTATUS_TVM)) return false;
         const mode = hi >>> 28;
         if (mode !== SATP_BARE && mode !== SATP_SV39 && mode !== SATP_SV48 && mode !== SATP_SV57) return true; // WARL: no effect
-        this.satpLo = lo; this.satpHi = hi & (0xf0000000 | 0xfffff); // MODE | ASID(16) | PPN[43:32]
+        this.satpLo = lo; this.satpHi = hi; // MODE[63:60] | ASID[59:44] (16 bits, as QEMU) | PPN[43:0]
         this.flushTlb = true; this.changed = true;
         return true;
       }
@@ -238,6 +238,9 @@ export class CsrFile {
         if (csr >= 0x3b0 && csr < 0x3b0 + PMP_COUNT) {
           const k = csr - 0x3b0;
           if (this.pmpcfg[k]! & 0x80) return true;
+          // A locked TOR entry also locks the pmpaddr below it (§3.7.1.3).
+          const above = this.pmpcfg[k + 1];
+          if (above !== undefined && (above & 0x80) && ((above >>> 3) & 3) === 1) return true;
           this.pmpaddrLo[k] = lo; this.pmpaddrHi[k] = hi & 0x3fffff; // 54 bits (§3.7.1, Figure 3.26)
           this.pmpGeneration++; this.flushTlb = true; this.changed = true;
           return true;

@@ -116,9 +116,9 @@ export class Hart {
   }
 
   /** Translates one page through the translator and fills the TLB; -1 on fault (recorded). */
-  private fillPage(lo: number, hi: number, access: number): number {
+  private fillPage(lo: number, hi: number, access: number, size = 1): number {
     const tr = this.translator;
-    const host = tr.translatePage(lo, hi, access);
+    const host = tr.translatePage(lo, hi, access, size);
     if (host === XLATE_MMIO) return ADDR_MMIO;
     if (host < 0) {
       const cause = access === ACCESS_EXEC
@@ -143,13 +143,13 @@ export class Hart {
 
   private slowR(lo: number, hi: number, size: number): number {
     const off = lo & 0xfff;
-    const host = this.fillPage(lo, hi, ACCESS_READ);
+    const host = this.fillPage(lo, hi, ACCESS_READ, size);
     if (host === ADDR_MMIO) return this.mmio(lo, size, false);
     if (host < 0) return -1;
     if (off + size <= 4096) return host + off;
     // Straddles two pages: gather the bytes into the scratch area.
     const nlo = (lo & PAGE_MASK) + 4096 | 0, nhi = nlo === 0 ? (hi + 1) | 0 : hi;
-    const host2 = this.fillPage(nlo, nhi, ACCESS_READ);
+    const host2 = this.fillPage(nlo, nhi, ACCESS_READ, size - (4096 - off));
     if (host2 === ADDR_MMIO) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return -1; }
     if (host2 < 0) return -1;
     const u8 = this.ram.u8, sc = this.ram.scratch, first = 4096 - off;
@@ -159,12 +159,12 @@ export class Hart {
 
   private slowW(lo: number, hi: number, size: number): number {
     const off = lo & 0xfff;
-    const host = this.fillPage(lo, hi, ACCESS_WRITE);
+    const host = this.fillPage(lo, hi, ACCESS_WRITE, size);
     if (host === ADDR_MMIO) return this.mmio(lo, size, true);
     if (host < 0) return -1;
     if (off + size <= 4096) return host + off;
     const nlo = (lo & PAGE_MASK) + 4096 | 0, nhi = nlo === 0 ? (hi + 1) | 0 : hi;
-    const host2 = this.fillPage(nlo, nhi, ACCESS_WRITE);
+    const host2 = this.fillPage(nlo, nhi, ACCESS_WRITE, size - (4096 - off));
     if (host2 === ADDR_MMIO) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return -1; }
     if (host2 < 0) return -1;
     return ADDR_SPLIT;

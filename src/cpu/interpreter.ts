@@ -375,7 +375,8 @@ export function run(h: Hart, budget: number): ExitReason {
           if (insn === 0x00000073) { // ecall: cause 8/9/11 for U/S/M (privileged spec Table 3.6)
             exit = ExitReason.EXCEPTION; h.raise(CAUSE_USER_ECALL + s[S.PRIV]!, 0, 0); ilen = -ilen; break loop;
           }
-          if (insn === 0x00100073) { exit = ExitReason.EXCEPTION; h.raise(CAUSE_BREAKPOINT, pcLo, pcHi); ilen = -ilen; break loop; }
+          // ebreak: tval 0, as QEMU writes (the spec allows 0 or the pc).
+          if (insn === 0x00100073) { exit = ExitReason.EXCEPTION; h.raise(CAUSE_BREAKPOINT, 0, 0); ilen = -ilen; break loop; }
           exit = ExitReason.EXCEPTION; break loop;
         }
         if (f3 === 4) { exit = ExitReason.EXCEPTION; break loop; }

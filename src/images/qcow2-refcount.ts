@@ -167,7 +167,7 @@ export class Qcow2Refcounts {
       const t = Math.floor(c / this.perBlock);
       if (c % this.perBlock === 0 && run === 0 && !this.block(t) && n <= this.perBlock) {
         if (firstFree < 0) firstFree = c;
-        start = c; run = n; break; // a whole unallocated block range is free
+        start = c; break; // a whole unallocated block range is free
       }
       if (this.get(c) === 0) {
         if (firstFree < 0) firstFree = c;
@@ -221,7 +221,7 @@ export class Qcow2Refcounts {
   private growTable(need: number): void {
     const cs = this.cs, E = this.perBlock, perCluster = cs / 8;
     const P = Math.ceil(this.file.size() / cs);
-    let entries = Math.max(need + 1, this.tableEntries * 2), T = 0, B = 0;
+    let entries = Math.max(need + 1, this.tableEntries * 2), T: number, B = 0;
     for (;;) {
       entries = Math.ceil(entries / perCluster) * perCluster;
       T = entries / perCluster;

@@ -19,6 +19,8 @@ const A_OFF = 0, A_TOR = 1, A_NA4 = 2;
 export class PmpChecker {
   /** True if the decision holds for the whole 4 KiB page checked. */
   uniform = true;
+  /** ACCESS_* bits the deciding entry allows (all for an M-mode access no locked entry covers). */
+  allowed = 0;
   private readonly lo = new Float64Array(PMP_COUNT);
   private readonly hi = new Float64Array(PMP_COUNT);
   private generation = -1;
@@ -52,24 +54,32 @@ export class PmpChecker {
   }
 
   /**
-   * May `priv` perform `access` on the page at physical address `page`
-   * (4 KiB aligned), at byte `phys` within it? Sets `uniform`.
+   * May `priv` perform `access` of `size` bytes at physical address `phys`
+   * (within the 4 KiB page `page`)? Sets `uniform` (one decision holds for
+   * the whole page) and `allowed` (the ACCESS_* bits the deciding entry
+   * grants this privilege, for the TLB).
    */
-  check(page: number, phys: number, access: number, priv: number): boolean {
+  check(page: number, phys: number, access: number, priv: number, size = 1): boolean {
     const c = this.csrs;
     if (this.generation !== c.pmpGeneration) this.refresh();
     this.uniform = true;
-    if (this.active === 0) return priv === 3;
+    this.allowed = ACCESS_READ | ACCESS_WRITE | ACCESS_EXEC;
+    if (this.active === 0) { if (priv === 3) return true; this.allowed = 0; return false; }
+    const end = phys + size;
     for (let k = 0; k < PMP_COUNT; k++) {
       const lo = this.lo[k]!, hi = this.hi[k]!;
       if (hi <= lo) continue;
       if (lo < page + 4096 && hi > page && (lo > page || hi < page + 4096)) this.uniform = false;
-      if (phys < lo || phys >= hi) continue;
+      if (end <= lo || phys >= hi) continue;
+      // The first entry matching any byte decides; a partial match fails (§3.7.1.2).
+      if (phys < lo || end > hi) { this.allowed = 0; return false; }
       const cfg = c.pmpcfg[k]!;
       if (priv === 3 && (cfg & PMP_L) === 0) return true;
-      const need = access === ACCESS_READ ? PMP_R : access === ACCESS_WRITE ? PMP_W : access === ACCESS_EXEC ? PMP_X : PMP_R;
-      return (cfg & need) !== 0;
+      this.allowed = (cfg & PMP_R ? ACCESS_READ : 0) | (cfg & PMP_W ? ACCESS_WRITE : 0) | (cfg & PMP_X ? ACCESS_EXEC : 0);
+      return (this.allowed & access) !== 0;
     }
-    return priv === 3;
+    if (priv === 3) return true;
+    this.allowed = 0;
+    return false;
   }
 }

@@ -55,10 +55,15 @@ export class SvTranslator implements PageTranslator {
     return p;
   }
 
-  /** Maps a physical page to a RAM offset, MMIO or an access fault, after PMP. */
-  private physical(page: number, access: number, priv: number): number {
-    if (!this.pmp.check(page, page, access, priv)) return XLATE_ACCESS_FAULT;
+  /**
+   * Maps a physical page to a RAM offset, MMIO or an access fault, after
+   * PMP checks the actual bytes accessed (`offset`, `size` within the page).
+   * The permissions the TLB may cache are narrowed to what PMP allows.
+   */
+  private physical(page: number, access: number, priv: number, offset: number, size: number): number {
+    if (!this.pmp.check(page, page + offset, access, priv, Math.min(size, 4096 - offset))) return XLATE_ACCESS_FAULT;
     if (!this.pmp.uniform) this.noCache = true;
+    this.grantedPerms &= this.pmp.allowed;
     if (this.phys.isMmio(page)) { this.mmioPage = page; this.noCache = true; return XLATE_MMIO; }
     const off = page - this.ramBase;
     if (off >= 0 && off < this.ram.size) return off;
@@ -66,8 +71,8 @@ export class SvTranslator implements PageTranslator {
   }
 
   /** See PageTranslator. */
-  translatePage(lo: number, hi: number, access: number): number {
-    const c = this.csrs;
+  translatePage(lo: number, hi: number, access: number, size = 1): number {
+    const c = this.csrs, offset = lo & 0xfff;
     const priv = this.effectivePriv(access);
     this.lastPriv = priv;
     this.noCache = false;
@@ -76,7 +81,7 @@ export class SvTranslator implements PageTranslator {
       // Bare: physical = virtual; addresses beyond 56 bits fault (§4.1.11; PA is 56 bits in Sv39+).
       if (hi < 0 || hi >= 0x01000000) return XLATE_ACCESS_FAULT;
       this.grantedPerms = ACCESS_READ | ACCESS_WRITE | ACCESS_EXEC;
-      return this.physical(hi * TWO32 + ((lo & -4096) >>> 0), access, priv);
+      return this.physical(hi * TWO32 + ((lo & -4096) >>> 0), access, priv, offset, size);
     }
     const levels = mode - 5; // Sv39: 3, Sv48: 4, Sv57: 5
     const vaBits = 12 + 9 * levels;
@@ -122,7 +127,7 @@ export class SvTranslator implements PageTranslator {
       const pagePpn = i === 0 ? ppn : ppn + (vpnAll % 2 ** (9 * i));
       this.grantedPerms = (readable ? ACCESS_READ : 0) | ((pteLo & PTE_W) && (pteLo & PTE_D) ? ACCESS_WRITE : 0) |
         ((pteLo & PTE_X) ? ACCESS_EXEC : 0);
-      return this.physical(pagePpn * 4096, access, priv);
+      return this.physical(pagePpn * 4096, access, priv, offset, size);
     }
     return XLATE_PAGE_FAULT;
   }

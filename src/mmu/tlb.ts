@@ -39,12 +39,13 @@ export const XLATE_MMIO = -3;
  */
 export interface PageTranslator {
   /**
-   * Translates the page containing virtual address (lo, hi) for `access`.
+   * Translates the page containing virtual address (lo, hi) for an
+   * `access` of `size` bytes (PMP checks the bytes themselves).
    * Returns the page's host byte offset in RAM, or XLATE_PAGE_FAULT /
    * XLATE_ACCESS_FAULT. On success `grantedPerms` says which accesses the
    * TLB may cache for this page.
    */
-  translatePage(lo: number, hi: number, access: number): number;
+  translatePage(lo: number, hi: number, access: number, size?: number): number;
   /** Permissions (ACCESS_* bits) granted by the last successful translation. */
   grantedPerms: number;
   /** When true after a translation, the TLB must not cache it (MMIO, sub-page PMP). */

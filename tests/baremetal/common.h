@@ -17,7 +17,8 @@
  * as one line ("M-trap from=S cause=0xd tval=0x... epc=0x...") and
  * resumed: at m_resume/s_resume if set (then cleared), at the trapped
  * code's ra for instruction-fetch faults (causes 0, 1, 12), else at
- * epc + 4. Interrupts are passed to the program's m_hook/s_hook.
+ * epc + 4 (m_quiet/s_quiet suppress the printing). Interrupts are passed
+ * to the program's m_hook/s_hook.
  */
 #ifndef BAREMETAL_COMMON_H
 #define BAREMETAL_COMMON_H
