@@ -1,7 +1,9 @@
 /**
  * `tsvm exec [--root DIR] [--trace] PROGRAM [ARGS...]`: the process VM.
  * Loads a riscv64 Linux ELF and runs it as this host process, like
- * qemu-riscv64 does; tsvm's exit status is the guest's.
+ * qemu-riscv64 does; the processes and threads it creates run inside this
+ * host process too (a cooperative scheduler, see src/process/kernel.ts).
+ * tsvm's exit status is the root guest process's.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -79,7 +81,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
   const t0 = performance.now();
   const status = runProcess(proc, sys, log);
   if (opts.stats) {
-    const secs = (performance.now() - t0) / 1000, n = proc.hart.st.instret;
+    const secs = (performance.now() - t0) / 1000, n = sys.kernel.instructions;
     log(`tsvm: stats: instructions=${n} seconds=${secs.toFixed(3)} mips=${(n / secs / 1e6).toFixed(1)}`);
   }
   return status;

@@ -28,7 +28,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { NetBackend } from '../devices/virtio/net-backend.js';
 import { NET_MAX_FRAME } from '../devices/virtio/net.js';
 import { OptsError, boolProp, type QemuOpts } from '../vmm/qemu-opts.js';
-import { setNetdevOpener } from '../vmm/dev-net.js';
 
 /** Bytes of the length prefix before each frame (QEMU's stream framing: a big-endian uint32). */
 export const FRAME_PREFIX = 4;
@@ -398,6 +397,3 @@ export function openNetdev(o: QemuOpts): NetBackend {
     default: throw new OptsError(`${where}: unsupported netdev type '${o.type}' (supported: socket, stream, user)`);
   }
 }
-
-/** Makes `-device virtio-net-device,netdev=...` use these host backends (call once at startup). */
-export function installHostNetdevs(): void { setNetdevOpener(openNetdev); }

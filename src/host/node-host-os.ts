@@ -90,6 +90,8 @@ export class NodeHostOs implements HostOs {
   private readonly sleepCell = new Int32Array(new SharedArrayBuffer(4));
   private readonly ttyOut = new Map<number, tty.WriteStream>();
   private readonly ttyIn = new Map<number, tty.ReadStream>();
+  /** Non-blocking twins of host fds for readNonBlocking (-1: cannot have one). */
+  private readonly twins = new Map<number, number>();
   /** node:wasi's fd_seek and its memory, set up on first use (null: unavailable). */
   private wasi: { seek: WasiSeek; mem: WebAssembly.Memory } | null | undefined;
   /** Offset making hrtime (monotonic) into ns since the epoch. */
@@ -100,7 +102,36 @@ export class NodeHostOs implements HostOs {
   }
 
   close(fd: number): number {
+    const twin = this.twins.get(fd);
+    if (twin !== undefined) {
+      this.twins.delete(fd);
+      if (twin >= 0) try { fs.closeSync(twin); } catch { /* already gone */ }
+    }
     try { fs.closeSync(fd); return 0; } catch (e) { return fail(e); }
+  }
+
+  /**
+   * Reads without blocking through a "twin": the same terminal or pipe
+   * opened again via /proc/self/fd/N with O_NONBLOCK. That is a separate
+   * open file description, so the O_NONBLOCK never reaches the description
+   * the VM shares with its parent (e.g. the user's shell's terminal).
+   * Without /proc (or for sockets, which cannot be reopened) the answer is
+   * -ENOSYS.
+   */
+  readNonBlocking(fd: number, buf: Uint8Array): number {
+    let twin = this.twins.get(fd);
+    if (twin === undefined) {
+      const c = fs.constants;
+      try { twin = fs.openSync(`/proc/self/fd/${fd}`, c.O_RDONLY | c.O_NONBLOCK | c.O_NOCTTY); } catch { twin = -1; }
+      this.twins.set(fd, twin);
+    }
+    if (twin < 0) return -E.ENOSYS;
+    try {
+      return fs.readSync(twin, buf, 0, buf.length, null);
+    } catch (e) {
+      const r = fail(e);
+      return r === -E.EINTR ? -E.EAGAIN : r;
+    }
   }
 
   read(fd: number, buf: Uint8Array, position: number | null, nonBlocking = false): number {

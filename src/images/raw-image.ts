@@ -54,7 +54,7 @@ export class RawImage implements BlockBackend {
   /** Discard is only a hint; Node has no hole punching, so the data stays. */
   discard(offset: number, len: number): void { checkRange(offset, len, this.size); }
 
-  writeZeroes(offset: number, len: number): void {
+  writeZeroes(offset: number, len: number, _unmap = false): void {
     checkRange(offset, len, this.size);
     if (this.readOnly) throw new ImageError(`${this.file.path}: image is read-only`);
     const zero = new Uint8Array(Math.min(len, ZERO_CHUNK));

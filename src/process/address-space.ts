@@ -8,6 +8,7 @@
  * large anonymous reservation costs nothing until it is used.
  */
 import type { GuestRam } from '../memory/guest-ram.js';
+import type { SharedMapping } from './sys-context.js';
 import {
   ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, type PageTranslator, type Tlb,
 } from '../mmu/tlb.js';
@@ -47,6 +48,10 @@ export class AddressSpace implements PageTranslator {
   /** Current and initial program break. */
   brkStart = 0;
   brkCur = 0;
+  /** Address of the rt_sigreturn trampoline page, 0 until a signal handler first runs. */
+  trampoline = 0;
+  /** MAP_SHARED mappings of this space (sys-memory.ts), shared by the tasks that share the space. */
+  shared: SharedMapping[] = [];
 
   constructor(ram: GuestRam) {
     this.ram = ram;
@@ -55,6 +60,29 @@ export class AddressSpace implements PageTranslator {
 
   /** Number of frames in use (resident guest pages). */
   get residentPages(): number { return this.nextFrame - this.freeFrames.length; }
+
+  /** Bytes of guest RAM this space has committed (its frame high-water mark). */
+  get committedBytes(): number { return this.nextFrame * PAGE; }
+
+  /**
+   * fork(2): a copy of this space in `ram` (a fresh GuestRam of the same
+   * size): the same mappings and contents, frames keeping their numbers, so
+   * only the touched prefix of RAM is copied. MAP_SHARED records are not
+   * carried over: in the child those pages are a private copy.
+   */
+  copyInto(ram: GuestRam): AddressSpace {
+    if (ram.size < this.ram.size) throw new RangeError('fork: the new RAM is smaller than the parent\'s');
+    const m = new AddressSpace(ram);
+    ram.u8.set(this.ram.u8.subarray(0, this.nextFrame * PAGE));
+    for (const [vpn, e] of this.pages) m.pages.set(vpn, e);
+    m.vmas = this.vmas.map((v) => ({ ...v }));
+    m.nextFrame = this.nextFrame;
+    for (const f of this.freeFrames) m.freeFrames.push(f);
+    m.brkStart = this.brkStart;
+    m.brkCur = this.brkCur;
+    m.trampoline = this.trampoline;
+    return m;
+  }
 
   /** Page-table lookup for the TLB (see PageTranslator). */
   translatePage(lo: number, hi: number, access: number): number {

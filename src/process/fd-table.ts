@@ -3,14 +3,14 @@
  * descriptions (shared by dup'd fds, like the kernel's `struct file`), the
  * per-fd close-on-exec bit, and in-process pipes.
  *
- * Pipes live entirely inside the VM. As the VM has one thread and no
- * fork, nothing can fill an empty pipe while the guest waits on it, so a
- * read never blocks: it returns what is buffered, or 0 (end of file) when
- * the pipe is empty -- also while write ends are still open (a real kernel
- * would block forever there), except on an O_NONBLOCK fd, which gets
- * -EAGAIN in that case as it would on Linux. Likewise a write never blocks:
- * the buffer grows past the nominal capacity instead, except on an
- * O_NONBLOCK fd, which gets -EAGAIN once the capacity is reached.
+ * Pipes live entirely inside the VM. Their descriptions are shared by
+ * every process that inherited them, so reader and writer counts are kept
+ * per description. Blocking (an empty pipe with writers, a full pipe with
+ * readers) is decided by the I/O syscalls (sys-io.ts): the task sleeps
+ * while other tasks run; when it is the only task, nothing could ever
+ * change the pipe, so a read returns what is buffered or 0 (end of file),
+ * and a write lets the buffer grow past its nominal capacity. An
+ * O_NONBLOCK fd gets -EAGAIN in those cases, as on Linux.
  */
 import type { HostDirent } from './host-os.js';
 import { E, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK } from './sys-abi.js';
@@ -186,6 +186,28 @@ export class FdTable {
     if (!s) return false;
     s.cloexec = on;
     return true;
+  }
+
+  /** A copy of the table (fork): the same descriptions, each one more reference per fd. */
+  clone(): FdTable {
+    const t = new FdTable(this.release);
+    t.maxFds = this.maxFds;
+    this.slots.forEach((s, i) => {
+      if (!s) return;
+      s.file.refs++;
+      t.slots[i] = { file: s.file, cloexec: s.cloexec };
+    });
+    return t;
+  }
+
+  /** Closes every fd marked close-on-exec (execve). */
+  closeOnExec(): void {
+    this.slots.forEach((s, i) => { if (s?.cloexec) this.close(i); });
+  }
+
+  /** Closes every fd (the last task using the table exits). */
+  closeAll(): void {
+    this.slots.forEach((s, i) => { if (s) this.close(i); });
   }
 
   /** The open fd numbers, ascending. */

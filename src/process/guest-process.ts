@@ -1,7 +1,10 @@
 /**
- * One guest Linux process of the process VM: a hart, its address space and
- * the process-level state the syscall layer works on. The run loop lives in
- * `runProcess` (run-process.ts); the syscalls in the syscall layer.
+ * One guest task (a thread; a single-threaded process is one task) of the
+ * process VM: a hart, the address space it runs in and the identity the
+ * syscall layer works on. Threads and CLONE_VM children share `ram` and
+ * `mem` with their parent; a forked child gets a copy; execve replaces
+ * them. The run loop lives in `runProcess` (run-process.ts); the syscalls
+ * in the syscall layer.
  */
 import { GuestRam } from '../memory/guest-ram.js';
 import { Hart } from '../cpu/hart.js';
@@ -9,7 +12,7 @@ import { AddressSpace } from './address-space.js';
 
 /** Options that shape a process VM. */
 export interface ProcessOptions {
-  /** Guest RAM in bytes (backs all touched pages of the process). */
+  /** Guest RAM in bytes (backs all touched pages of one process). */
   memoryBytes: number;
   /** Guest root directory (`--root`), or undefined for the host's `/`. */
   root?: string;
@@ -17,25 +20,49 @@ export interface ProcessOptions {
   trace: boolean;
 }
 
-/** A guest process: hart + address space + identity. */
+/** A guest task: hart + address space + identity. */
 export class GuestProcess {
-  readonly ram: GuestRam;
-  readonly mem: AddressSpace;
-  readonly hart: Hart;
+  /** Guest RAM backing `mem` (shared by the tasks that share `mem`). */
+  ram: GuestRam;
+  /** The address space (shared by threads and CLONE_VM children). */
+  mem: AddressSpace;
+  /** This task's hart (registers and TLB). */
+  hart: Hart;
   readonly opts: ProcessOptions;
   /** The program path as the guest sees it (for /proc/self/exe, AT_EXECFN). */
   exePath = '';
-  /** Set by exit/exit_group or a fatal signal: the host exit status. */
+  /** Set once the task has ended (exit, exit_group or a fatal signal): a shell-style status. */
   exitStatus: number | null = null;
-  /** Fake process identity, stable like qemu-user's (the host's pid). */
+  /** The process id (thread group id); the root process gets a stable fake one like qemu-user's (the host's pid). */
   pid: number;
+  /** The thread id (equal to `pid` for a process's main thread). */
+  tid: number;
 
-  constructor(opts: ProcessOptions, pid: number) {
+  /** A task with a fresh address space, or one sharing `image` (a thread or CLONE_VM child). */
+  constructor(opts: ProcessOptions, pid: number, image?: { ram: GuestRam; mem: AddressSpace }, tid = pid) {
     this.opts = opts;
-    this.ram = new GuestRam(opts.memoryBytes);
-    this.mem = new AddressSpace(this.ram);
+    this.ram = image?.ram ?? new GuestRam(opts.memoryBytes);
+    this.mem = image?.mem ?? new AddressSpace(this.ram);
     this.hart = new Hart(this.ram, this.mem);
     this.mem.tlbs.push(this.hart.tlb);
     this.pid = pid;
+    this.tid = tid;
+  }
+
+  /** Unregisters this task's TLB from its address space (the task exits or leaves the space). */
+  detach(): void {
+    const i = this.mem.tlbs.indexOf(this.hart.tlb);
+    if (i >= 0) this.mem.tlbs.splice(i, 1);
+  }
+
+  /** Takes over the freshly loaded image of `other` (execve's point of no return). */
+  adopt(other: GuestProcess): void {
+    this.detach();
+    other.detach();
+    this.ram = other.ram;
+    this.mem = other.mem;
+    this.hart = other.hart;
+    this.mem.tlbs.push(this.hart.tlb);
+    this.exePath = other.exePath;
   }
 }

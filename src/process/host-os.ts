@@ -50,6 +50,13 @@ export interface HostOs {
    * `nonBlocking` (then -EAGAIN is returned).
    */
   read(fd: number, buf: Uint8Array, position: number | null, nonBlocking?: boolean): number;
+  /**
+   * Reads what a terminal or pipe fd has now without blocking, leaving the
+   * fd's own blocking mode alone: bytes read (0 at end of file), -EAGAIN if
+   * nothing is there yet, or -ENOSYS if the host cannot tell (then only a
+   * blocking read is possible). Optional.
+   */
+  readNonBlocking?(fd: number, buf: Uint8Array): number;
   /** Writes `buf` at `position` (null: the fd's own offset); returns bytes written (EAGAIN is retried). */
   write(fd: number, buf: Uint8Array, position: number | null): number;
   /**

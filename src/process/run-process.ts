@@ -1,25 +1,23 @@
 /**
- * The process VM's run loop: runs the hart in slices and dispatches its
- * exits — a system call goes to the syscall layer, a fault ends the process
- * with the signal Linux would send (status 128 + signal number).
+ * The process VM's run loop: a cooperative round-robin scheduler over the
+ * guest tasks (kernel.ts). Each turn runs one task's hart for a time slice
+ * of instructions (a long one while it is the only runnable task, so a
+ * single process pays nothing for the scheduler) and dispatches its exits:
+ * a system call goes to the syscall layer (the task may go to sleep in
+ * it); a fault is offered to the guest's signal handler, else it kills the
+ * process with the signal Linux would send. The loop ends when the root
+ * process ends; its status (exit code, or 128 + signal) is returned.
  */
 import { run } from '../cpu/interpreter.js';
 import {
   ExitReason, CAUSE_USER_ECALL, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT, CAUSE_MISALIGNED_FETCH,
   CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
 } from '../cpu/hart.js';
-import { S } from '../cpu/hart-state.js';
+import { S, type HartState } from '../cpu/hart-state.js';
 import type { GuestProcess } from './guest-process.js';
-
-/** Handles the system call the hart stopped on (a7 = number, a0..a5 = args). */
-export interface SyscallHandler {
-  handle(): void;
-  /**
-   * Delivers a synchronous signal for a fault at `addr` to a guest handler if
-   * one is installed (pc then points at the handler); false if none is.
-   */
-  deliverFault?(sig: number, addr: number): boolean;
-}
+import type { SysCtx } from './sys-context.js';
+import type { LinuxSyscalls } from './syscalls.js';
+import { TIME_SLICE } from './kernel.js';
 
 /** Signal numbers (asm-generic/signal.h). */
 export const SIGILL = 4, SIGTRAP = 5, SIGBUS = 7, SIGSEGV = 11;
@@ -29,7 +27,7 @@ export const SIGNAL_NAMES: Record<number, string> = {
   9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
 };
 
-/** Instructions per slice between checks of the process state. */
+/** Instructions per slice while a task is the only runnable one. */
 const SLICE = 1 << 20;
 
 /** Maps a synchronous exception cause to the signal Linux delivers for it. */
@@ -46,36 +44,67 @@ function hex(lo: number, hi: number): string {
   return '0x' + ((hi >>> 0) * 4294967296 + (lo >>> 0)).toString(16);
 }
 
-/**
- * Runs the process until it exits; returns its exit status. `log` gets one
- * line when a fault kills the guest.
- */
-export function runProcess(proc: GuestProcess, sys: SyscallHandler, log: (line: string) => void): number {
-  const st = proc.hart.st, s = st.s;
-  while (proc.exitStatus === null) {
-    const r = run(proc.hart, SLICE);
+/** Advances pc past the 4-byte ecall. */
+function skipEcall(st: HartState): void {
+  const s = st.s, lo = (s[S.PC_LO]! + 4) | 0;
+  if ((lo >>> 0) < 4) s[S.PC_HI] = (s[S.PC_HI]! + 1) | 0;
+  s[S.PC_LO] = lo;
+}
+
+/** Runs task `c` for up to `slice` instructions, or until it sleeps, exits or yields. */
+function runTask(c: SysCtx, sys: LinuxSyscalls, log: (line: string) => void, slice: number): void {
+  const k = c.kernel;
+  sys.current = c;
+  k.switchTo(c);
+  if (c.sig.pending !== 0n) {
+    k.deliverAsync(c);
+    if (c.dead) return;
+  }
+  let budget = slice;
+  while (budget > 0) {
+    const hart = c.proc.hart, st = hart.st, s = st.s;
+    const before = st.instret;
+    const r = run(hart, budget);
+    const used = st.instret - before;
+    k.instructions += used;
+    budget -= used > 0 ? used : 1;
     if (r !== ExitReason.EXCEPTION) continue;
     const cause = s[S.EXIT_CAUSE]!;
     if (cause === CAUSE_USER_ECALL) {
       sys.handle();
-      if (proc.exitStatus !== null) break;
-      const lo = (s[S.PC_LO]! + 4) | 0;
-      if ((lo >>> 0) < 4) s[S.PC_HI] = (s[S.PC_HI]! + 1) | 0;
-      s[S.PC_LO] = lo;
+      if (c.dead || c.wait !== null || k.rootStatus !== null) return; // a sleeping task stays on its ecall
+      skipEcall(c.proc.hart.st); // execve may have replaced the hart
+      if (k.resched) { k.resched = false; return; }
       continue;
     }
     const sig = signalForCause(cause);
     const faultAddr = (s[S.EXIT_TVAL_HI]! >>> 0) * 4294967296 + (s[S.EXIT_TVAL_LO]! >>> 0);
-    if (sys.deliverFault?.(sig, faultAddr) === true) {
-      if (proc.exitStatus !== null) break;
+    if (sys.deliverFault(sig, faultAddr)) {
+      if (c.dead) return;
       continue; // the guest's handler runs next
     }
     const pc = hex(s[S.PC_LO]!, s[S.PC_HI]!);
     const what = cause === CAUSE_ILLEGAL_INSTRUCTION
       ? `insn=0x${(s[S.EXIT_INSN]! >>> 0).toString(16)}`
       : `addr=${hex(s[S.EXIT_TVAL_LO]!, s[S.EXIT_TVAL_HI]!)}`;
-    log(`tsvm: guest killed by ${SIGNAL_NAMES[sig] ?? 'signal ' + sig} at pc=${pc} ${what}`);
-    proc.exitStatus = 128 + sig;
+    const who = k.tasks.length > 1 || c.group !== k.root ? ` (pid ${c.tid})` : '';
+    log(`tsvm: guest${who} killed by ${SIGNAL_NAMES[sig] ?? 'signal ' + sig} at pc=${pc} ${what}`);
+    k.killGroup(c, sig, true);
+    return;
   }
-  return proc.exitStatus;
+}
+
+/**
+ * Runs the VM until its root process (`proc`, the task `sys` was made for)
+ * ends; returns its status. Processes still running then are killed.
+ */
+export function runProcess(_proc: GuestProcess, sys: LinuxSyscalls, log: (line: string) => void): number {
+  const k = sys.kernel;
+  while (k.rootStatus === null) {
+    const c = k.next();
+    if (c === null) { k.idle(); continue; }
+    runTask(c, sys, log, k.tasks.length > 1 ? TIME_SLICE : SLICE);
+  }
+  k.shutdown();
+  return k.rootStatus;
 }

@@ -1,17 +1,24 @@
 /**
- * State and helpers shared by the syscall handlers (sys-*.ts): the guest
- * process, the host, the fd table, the VFS, and safe copies between guest
- * memory and the host. Handlers are plain functions `(ctx, args) => result`
- * returning a value for a0 (negative errno on failure).
+ * State and helpers shared by the syscall handlers (sys-*.ts): one SysCtx
+ * per guest task (thread), like the kernel's task_struct. Its parts follow
+ * Linux's sharing rules: the address space (CLONE_VM), the fd table
+ * (CLONE_FILES), the VFS with the working directory (CLONE_FS) and the
+ * signal dispositions (CLONE_SIGHAND) are objects that threads share and a
+ * forked child copies; the terminal state is one for the whole VM. Also
+ * safe copies between guest memory and the host. Handlers are plain
+ * functions `(ctx, args) => result` returning a value for a0 (negative
+ * errno on failure, or BLOCKED when the task went to sleep, see kernel.ts).
  */
 import type { GuestProcess } from './guest-process.js';
 import type { AddressSpace } from './address-space.js';
 import type { HostOs, HostIdentity, StatInfo } from './host-os.js';
+import { Kernel, type ThreadGroup, type Wait } from './kernel.js';
 import { FdTable, OpenFile, type Pipe } from './fd-table.js';
 import { Vfs, PATH_MAX, type Resolved } from './vfs.js';
 import {
   E, AT_FDCWD, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_LARGEFILE, O_CREAT, O_EXCL, O_NOCTTY,
   O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, DT_LNK, DT_CHR, DT_DIR, DT_REG, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, makeDev,
+  CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_THREAD,
 } from './sys-abi.js';
 import { SignalState } from './sys-signals.js';
 
@@ -38,8 +45,34 @@ export class SysArgs {
   big(i: number): bigint { return (BigInt(this.hi[i]! >>> 0) << 32n) | BigInt(this.lo[i]! >>> 0); }
 }
 
-/** A writable MAP_SHARED file mapping, written back on msync/munmap/exit. */
-export interface SharedMapping { addr: number; len: number; hostFd: number; offset: number }
+/**
+ * A MAP_SHARED mapping at [addr, addr+len): of file (dev, ino) from `offset`,
+ * or shared anonymous memory (ino -1n). Kept coherent with writes to the file
+ * (shared-mappings.ts); written back on msync/munmap/exit when `writable`.
+ */
+export interface SharedMapping {
+  addr: number; len: number; offset: number;
+  /** Host fd the file is read and written through (several records may share it), or -1. */
+  hostFd: number;
+  /** The host path hostFd was opened by ('' if none), to re-open it (fork). */
+  hostPath: string;
+  /** True if the guest's fd was open for writing (hostFd, if any, is then O_RDWR). */
+  fileWritable: boolean;
+  /** True once the mapping has had PROT_WRITE (mmap or mprotect): it may hold changes to write back. */
+  writable: boolean;
+  /** Host st_dev and st_ino of the file; ino is -1n for shared anonymous memory. */
+  dev: bigint; ino: bigint;
+}
+
+/** The terminal state: one controlling terminal for the whole VM. */
+export interface TtyState {
+  /** Terminal settings shared by every tty fd. */
+  termios: Uint8Array | null;
+  /** Whether the host terminal was put into raw mode for the guest. */
+  raw: boolean;
+  /** Window size set by TIOCSWINSZ, overriding the host's. */
+  winsize: Uint8Array | null;
+}
 
 /** Index of default rlimit values (include/uapi/asm-generic/resource.h order). */
 const RLIM_INF = 0xffff_ffff_ffff_ffffn;
@@ -63,6 +96,8 @@ const DEFAULT_RLIMITS: Array<[bigint, bigint]> = [
 ];
 
 let pipeInodes = 100000;
+/** Inode numbers handed to pipes, the same in every process of the VM. */
+const PIPE_INODES = new WeakMap<Pipe, number>();
 
 const UTF8 = new TextDecoder();
 
@@ -74,49 +109,85 @@ function dirEntryType(dir: string, name: string): number {
   return name === 'fd' ? DT_DIR : name === 'maps' ? DT_REG : DT_LNK; // /proc/self
 }
 
-/** Shared syscall-layer state for one guest process. */
+/** Syscall-layer state of one guest task. */
 export class SysCtx {
-  readonly mem: AddressSpace;
-  readonly fds: FdTable;
-  readonly vfs: Vfs;
-  readonly sig = new SignalState();
+  /** The task's hart and address space (execve replaces the image in place). */
+  readonly proc: GuestProcess;
+  /** The file descriptor table (shared with CLONE_FILES). */
+  fds: FdTable;
+  /** Path resolution and the working directory (shared with CLONE_FS). */
+  vfs: Vfs;
+  /** Signal state: per thread, dispositions per process. */
+  readonly sig: SignalState;
   readonly id: HostIdentity;
   /** The file creation mask. */
   umask = 0o022;
-  /** Resource limits [soft, hard], indexed by RLIMIT_*. */
-  readonly rlimits: Array<[bigint, bigint]> = DEFAULT_RLIMITS.map(([a, b]) => [a, b]);
+  /** Resource limits [soft, hard], indexed by RLIMIT_*; shared by a process's threads. */
+  readonly rlimits: Array<[bigint, bigint]>;
   /** The thread name (prctl PR_SET_NAME / comm), at most 15 bytes. */
   comm = '';
   /** set_tid_address / set_robust_list values. */
   tidAddress = 0;
   robustHead = 0;
-  /** Terminal settings shared by every tty fd (one controlling terminal). */
-  termios: Uint8Array | null = null;
-  /** Whether the host terminal was put into raw mode for the guest. */
-  ttyRaw = false;
-  /** Window size set by TIOCSWINSZ, overriding the host's. */
-  winsize: Uint8Array | null = null;
-  /** Writable shared file mappings. */
-  shared: SharedMapping[] = [];
+  /** The VM's terminal state. */
+  readonly tty: TtyState;
   /** Inode numbers handed to pipes (for fstat and /proc/self/fd). */
-  readonly pipeIno = new WeakMap<Pipe, number>();
+  readonly pipeIno = PIPE_INODES;
+  /** The scheduler, process table and futexes of the VM. */
+  readonly kernel: Kernel;
+  /** The process (thread group) this task belongs to; set when the kernel registers the task. */
+  group!: ThreadGroup;
+  /** What the task sleeps on, or null while it can run (kernel.ts). */
+  wait: Wait | null = null;
+  /** The deadline of the wait the task was resumed from, while it retries its syscall. */
+  retryDeadline: bigint | null = null;
+  /** Scheduler bookkeeping: order of blocking, next poll of a host wait. */
+  blockSeq = 0;
+  pollAt = 0n;
+  /** The futex word this task waits on (-1: none), its bitset, and whether a wake reached it. */
+  futexAddr = -1;
+  futexBits = 0;
+  futexWoken = false;
+  /** True while the scheduler retries the task's syscall as a last resort: the handler must not sleep. */
+  lastResort = false;
+  /** True once the task has exited and left the scheduler. */
+  dead = false;
 
-  constructor(readonly proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void) {
-    this.mem = proc.mem;
+  /**
+   * The root task of a new VM (from the host: stdio, identity, limits), or,
+   * with `parent`, a task created by clone(2) with `flags` deciding what it
+   * shares with the parent and what it copies.
+   */
+  constructor(proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void, parent?: SysCtx, flags = 0) {
+    this.proc = proc;
+    if (parent) {
+      this.kernel = parent.kernel;
+      this.id = parent.id;
+      this.warned = parent.warned;
+      this.tty = parent.tty;
+      this.rlimits = flags & CLONE_THREAD ? parent.rlimits : parent.rlimits.map(([a, b]) => [a, b]);
+      this.fds = flags & CLONE_FILES ? parent.fds : parent.fds.clone();
+      this.vfs = flags & CLONE_FS ? parent.vfs : this.makeVfs(parent.vfs);
+      this.sig = parent.sig.forked((flags & CLONE_SIGHAND) !== 0);
+      this.umask = parent.umask;
+      this.comm = parent.comm;
+      this.exeAbs = parent.exeAbs;
+      this.startStack = parent.startStack;
+      this.startTicks = host.monotonicNs() / 10_000_000n;
+      return;
+    }
+    this.kernel = new Kernel(host, log);
+    this.warned = new Set<number>();
+    this.tty = { termios: null, raw: false, winsize: null };
+    this.sig = new SignalState();
     this.id = host.identity();
+    this.rlimits = DEFAULT_RLIMITS.map(([a, b]) => [a, b]);
     const lim = host.rlimits();
     if (lim) lim.forEach(([soft, hard], i) => { if (i < this.rlimits.length) this.rlimits[i] = [soft, hard]; });
     this.fds = new FdTable((f) => this.releaseFile(f));
     const nofile = this.rlimits[7]![0]; // RLIMIT_NOFILE
     this.fds.maxFds = Number(nofile > 1048576n ? 1048576n : nofile);
-    this.vfs = new Vfs(host, proc.opts.root, {
-      pid: () => proc.pid,
-      exePath: () => this.exePath(),
-      maps: () => proc.mem.maps(),
-      fds: () => this.fds.list(),
-      identity: () => ({ uid: this.id.uid, gid: this.id.gid }),
-      stat: () => this.procStat(),
-    });
+    this.vfs = this.makeVfs();
     this.startStack = proc.hart.st.getX(2);
     this.startTicks = host.monotonicNs() / 10_000_000n;
     const old = host.umask(0o022);
@@ -136,6 +207,49 @@ export class SysCtx {
       this.fds.install(f);
     }
     this.exePath(); // fix the absolute path now, relative to the starting directory
+    this.kernel.addRoot(this);
+  }
+
+  /** The address space the task runs in. */
+  get mem(): AddressSpace { return this.proc.mem; }
+
+  /** This task's thread id. */
+  get tid(): number { return this.proc.tid; }
+
+  /** Terminal settings shared by every tty fd (one controlling terminal). */
+  get termios(): Uint8Array | null { return this.tty.termios; }
+  set termios(t: Uint8Array | null) { this.tty.termios = t; }
+  /** Whether the host terminal was put into raw mode for the guest. */
+  get ttyRaw(): boolean { return this.tty.raw; }
+  set ttyRaw(v: boolean) { this.tty.raw = v; }
+  /** Window size set by TIOCSWINSZ, overriding the host's. */
+  get winsize(): Uint8Array | null { return this.tty.winsize; }
+  set winsize(w: Uint8Array | null) { this.tty.winsize = w; }
+
+  /** MAP_SHARED mappings (file and anonymous), in no particular order: kept by the address space. */
+  get shared(): SharedMapping[] { return this.proc.mem.shared; }
+  set shared(list: SharedMapping[]) { this.proc.mem.shared = list; }
+
+  /** A VFS whose /proc/self describes this task's process; a copy of `from`'s root and cwd if given. */
+  makeVfs(from?: Vfs): Vfs {
+    return new Vfs(this.host, this.proc.opts.root, {
+      pid: () => this.proc.pid,
+      exePath: () => this.exePath(),
+      maps: () => this.proc.mem.maps(),
+      fds: () => this.fds.list(),
+      identity: () => ({ uid: this.id.uid, gid: this.id.gid }),
+      stat: () => this.procStat(),
+    }, from);
+  }
+
+  /** After execve: the new image's executable path, initial stack and start time; a fresh comm. */
+  execed(): void {
+    this.exeAbs = null;
+    this.startStack = this.proc.hart.st.getX(2);
+    this.startTicks = this.host.monotonicNs() / 10_000_000n;
+    this.vfs = this.makeVfs(this.vfs);
+    this.comm = (this.proc.exePath.split('/').pop() ?? '').slice(0, 15);
+    this.exePath();
   }
 
   /** Closes the host side of a description whose last fd went away. */
@@ -148,8 +262,8 @@ export class SysCtx {
 
   private exeAbs: string | null = null;
   /** The initial stack pointer (argc, argv, ... as the loader laid them out) and start time in ticks. */
-  private readonly startStack: number;
-  private readonly startTicks: bigint;
+  private startStack: number;
+  private startTicks: bigint;
 
   /**
    * /proc/self/stat as qemu-user fakes it (linux-user/syscall.c
@@ -164,7 +278,7 @@ export class SysCtx {
     for (let i = 0; i < 44; i++) {
       if (i === 0) f.push(String(this.proc.pid));
       else if (i === 1) f.push(`(${name.slice(0, 15)})`);
-      else if (i === 3) f.push(String(this.id.ppid));
+      else if (i === 3) f.push(String(this.kernel.ppid(this)));
       else if (i === 21) f.push(String(this.startTicks));
       else if (i === 27) f.push(String(this.startStack));
       else f.push('0');
@@ -397,7 +511,7 @@ export class SysCtx {
 
   // ---- diagnostics ----
 
-  private readonly warned = new Set<number>();
+  private readonly warned: Set<number>;
 
   /** Logs `line` once per key. */
   warnOnce(key: number, line: string): void {

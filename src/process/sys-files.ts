@@ -4,6 +4,7 @@
  */
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import { OpenFile, Pipe } from './fd-table.js';
+import { mappedFileId, noteFileResize } from './shared-mappings.js';
 import {
   E, O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK, O_DIRECT,
   O_TMPFILE_BIT, O_DIRECTORY, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
@@ -183,9 +184,14 @@ function ioctl(c: SysCtx, a: SysArgs): number {
       c.winsize = ws;
       return 0;
     }
-    case TIOCGPGRP: case TIOCGSID: return c.write(arg, u32(c.proc.pid)) ? 0 : -E.EFAULT;
+    case TIOCGPGRP: return c.write(arg, u32(c.kernel.fgPgrp)) ? 0 : -E.EFAULT;
+    case TIOCGSID: return c.write(arg, u32(c.kernel.root.sid)) ? 0 : -E.EFAULT;
+    case TIOCSPGRP: {
+      const pg = c.readI32(arg);
+      return pg === null ? -E.EFAULT : c.kernel.setForeground(c, pg);
+    }
     case TIOCOUTQ: return c.write(arg, u32(0)) ? 0 : -E.EFAULT;
-    case TIOCSPGRP: case TIOCSCTTY: case TIOCNOTTY: case TCSBRK: case TCXONC: case TCFLSH: return 0;
+    case TIOCSCTTY: case TIOCNOTTY: case TCSBRK: case TCXONC: case TCFLSH: return 0;
     default: return -E.ENOTTY;
   }
 }
@@ -228,7 +234,10 @@ function ftruncate(c: SysCtx, a: SysArgs): number {
   if (len < 0) return -E.EINVAL;
   if (f.kind !== 'host' || !f.seekable) return -E.EINVAL;
   if (!f.writable) return -E.EINVAL;
-  return c.host.ftruncate(f.hostFd, len);
+  const id = mappedFileId(c, f.hostFd);
+  const r = c.host.ftruncate(f.hostFd, len);
+  if (r === 0 && id) noteFileResize(c, id.dev, id.ino, id.size, len);
+  return r;
 }
 
 function fadvise(c: SysCtx, a: SysArgs): number {

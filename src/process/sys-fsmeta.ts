@@ -7,6 +7,7 @@ import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import type { OpenFile } from './fd-table.js';
 import type { Resolved } from './vfs.js';
 import type { StatInfo } from './host-os.js';
+import { mappedPathId, noteFileResize } from './shared-mappings.js';
 import {
   E, AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH,
   AT_NO_AUTOMOUNT, O_CREAT, O_EXCL, O_WRONLY, S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, DT_DIR, UTIME_NOW,
@@ -305,7 +306,11 @@ function truncate(c: SysCtx, a: SysArgs): number {
   const r = c.pathAt(AT_FDCWD, a.u(0), true);
   if (typeof r === 'number') return r;
   const h = hostOnly(r, E.EACCES);
-  return typeof h === 'number' ? h : c.host.truncate(h, len);
+  if (typeof h === 'number') return h;
+  const id = mappedPathId(c, h);
+  const res = c.host.truncate(h, len);
+  if (res === 0 && id) noteFileResize(c, id.dev, id.ino, id.size, len);
+  return res;
 }
 
 /** Filesystem magic numbers (include/uapi/linux/magic.h). */
@@ -380,6 +385,8 @@ function umask(c: SysCtx, a: SysArgs): number {
   const old = c.umask;
   c.umask = a.u32(0) & 0o777;
   c.host.umask(c.umask);
+  c.kernel.hostUmask = c.umask;
+  for (const t of c.kernel.tasks) if (t.vfs === c.vfs) t.umask = c.umask; // CLONE_FS: threads share it
   return old;
 }
 

@@ -2,16 +2,25 @@
  * Data transfer syscalls: read/write and their vectored and positioned
  * forms, lseek, sendfile, and readiness (ppoll, pselect6).
  *
- * Readiness in a one-thread VM: host files, terminals and devices are
- * always reported ready (a read on a terminal then blocks the VM until
- * input arrives, as qemu-user blocks the guest thread); in-process pipes
- * are ready when they hold data or their other end is closed. When nothing
- * is ready the call sleeps for its timeout and returns 0; with no timeout
- * it returns 0 at once, since nothing could ever become ready.
+ * Blocking: a read of an empty pipe whose write end is open, or a write to
+ * a full pipe whose read end is open, puts the task to sleep while other
+ * tasks run (kernel.ts); a read of a terminal or host pipe polls it
+ * without blocking while other tasks can run. As the only task, a pipe
+ * read returns what is there (0: end of file), a pipe write grows the
+ * buffer, and a terminal read blocks the host as qemu-user blocks its
+ * thread.
+ *
+ * Readiness: host files, terminals and devices are always reported ready;
+ * in-process pipes are ready when they hold data (or room) or their other
+ * end is closed. When nothing is ready, ppoll/pselect6 sleep until
+ * something is or the timeout passes (other tasks run meanwhile); as the
+ * only task they sleep the timeout and return 0, or return 0 at once
+ * without one, since nothing could ever become ready.
  */
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import type { OpenFile } from './fd-table.js';
 import { raiseSignal } from './sys-signals.js';
+import { noteFileWrite } from './shared-mappings.js';
 import {
   E, O_APPEND, SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE, SIGPIPE, u64,
 } from './sys-abi.js';
@@ -37,6 +46,13 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
       const buf = new Uint8Array(n);
       if (!f.seekable) {
         if (pos !== null) return -E.ESPIPE;
+        if (!f.nonBlocking && c.kernel.canSleep(c)) {
+          // Other tasks may run: take what the host has now, else sleep polling it.
+          const r = c.host.readNonBlocking?.(f.hostFd, buf) ?? -E.ENOSYS;
+          if (r >= 0) return buf.subarray(0, r);
+          if (r !== -E.EAGAIN && r !== -E.ENOSYS) return r;
+          return c.kernel.block(c, { restart: true, host: true });
+        }
         const r = c.host.read(f.hostFd, buf, null, f.nonBlocking);
         return r < 0 ? r : buf.subarray(0, r);
       }
@@ -50,7 +66,12 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
     case 'pipe': {
       if (pos !== null) return -E.ESPIPE;
       const p = f.pipe!;
-      if (p.available === 0 && p.writers > 0 && f.nonBlocking) return -E.EAGAIN;
+      if (p.available === 0 && p.writers > 0) {
+        if (f.nonBlocking) return -E.EAGAIN;
+        if (c.kernel.canSleep(c)) {
+          return c.kernel.block(c, { restart: true, legacy: true, ready: () => p.available > 0 || p.writers === 0 });
+        }
+      }
       return p.read(n);
     }
     case 'mem': {
@@ -77,9 +98,11 @@ export function fileWrite(c: SysCtx, f: OpenFile, data: Uint8Array, pos: number 
         r = c.host.write(f.hostFd, data, null);
       } else if (pos !== null) {
         r = c.host.write(f.hostFd, data, pos);
+        noteFileWrite(c, f, data, r, pos);
       } else if (f.implicitPos) {
         r = c.host.write(f.hostFd, data, null);
         if (r > 0) f.pos += r;
+        noteFileWrite(c, f, data, r, null);
       } else {
         let at = f.pos;
         if (f.flags & O_APPEND) {
@@ -89,6 +112,7 @@ export function fileWrite(c: SysCtx, f: OpenFile, data: Uint8Array, pos: number 
         }
         r = c.host.write(f.hostFd, data, at);
         if (r >= 0) f.pos = at + r;
+        noteFileWrite(c, f, data, r, at);
       }
       if (r === -E.EPIPE) raiseSignal(c, SIGPIPE);
       return r;
@@ -98,6 +122,9 @@ export function fileWrite(c: SysCtx, f: OpenFile, data: Uint8Array, pos: number 
       const p = f.pipe!;
       if (p.readers === 0) { raiseSignal(c, SIGPIPE); return -E.EPIPE; }
       if (data.length === 0) return 0;
+      if (p.available >= p.capacity && !f.nonBlocking && c.kernel.canSleep(c)) {
+        return c.kernel.block(c, { restart: true, legacy: true, ready: () => p.available < p.capacity || p.readers === 0 });
+      }
       const n = f.nonBlocking ? p.write(data, p.capacity) : p.write(data);
       return n === 0 ? -E.EAGAIN : n;
     }
@@ -314,7 +341,7 @@ function readiness(f: OpenFile): number {
   if (f.kind === 'pipe' && f.pipe) {
     const p = f.pipe;
     if (f.readable) return (p.available > 0 ? POLLIN | POLLRDNORM : 0) | (p.writers === 0 ? POLLHUP : 0);
-    return p.readers === 0 ? POLLERR : POLLOUT | POLLWRNORM;
+    return p.readers === 0 ? POLLERR : p.available < p.capacity ? POLLOUT | POLLWRNORM : 0;
   }
   let ev = 0;
   if (f.readable) ev |= POLLIN | POLLRDNORM;
@@ -322,14 +349,26 @@ function readiness(f: OpenFile): number {
   return ev;
 }
 
-/** Sleeps for an optional timespec timeout when nothing was ready. */
-function idleWait(c: SysCtx, tsAddr: number): number {
-  if (tsAddr === 0) return 0;
-  const ns = c.readTimespec(tsAddr);
-  if (ns === null) return -E.EFAULT;
-  if (ns < 0n) return -E.EINVAL;
-  c.host.sleepNs(Number(ns));
-  return 0;
+/**
+ * Nothing was ready: sleeps until `anyReady` or the optional timespec
+ * timeout (BLOCKED), or, as the only task, sleeps the timeout; 0 means
+ * report nothing ready now.
+ */
+function idleWait(c: SysCtx, tsAddr: number, anyReady: () => boolean): number {
+  const k = c.kernel;
+  let deadline: bigint | undefined;
+  if (tsAddr !== 0) {
+    const ns = c.readTimespec(tsAddr);
+    if (ns === null) return -E.EFAULT;
+    if (ns < 0n) return -E.EINVAL;
+    deadline = k.deadline(c, ns);
+    if (c.host.monotonicNs() >= deadline) return 0;
+  }
+  if (!k.canSleep(c)) {
+    if (deadline !== undefined) k.sleepUntil(deadline);
+    return 0;
+  }
+  return k.block(c, { restart: false, deadline, ready: anyReady, legacy: true });
 }
 
 function ppoll(c: SysCtx, a: SysArgs): number {
@@ -338,20 +377,24 @@ function ppoll(c: SysCtx, a: SysArgs): number {
   const b = c.read(addr, n * 8);
   if (!b) return -E.EFAULT;
   const dv = new DataView(b.buffer);
-  let ready = 0;
-  for (let i = 0; i < n; i++) {
-    const fd = dv.getInt32(8 * i, true), events = dv.getInt16(8 * i + 4, true) & 0xffff;
-    let rev = 0;
-    if (fd >= 0) {
-      const f = c.fds.get(fd);
-      rev = f ? readiness(f) & (events | POLLERR | POLLHUP) : POLLNVAL;
+  const scan = (): number => {
+    let ready = 0;
+    for (let i = 0; i < n; i++) {
+      const fd = dv.getInt32(8 * i, true), events = dv.getInt16(8 * i + 4, true) & 0xffff;
+      let rev = 0;
+      if (fd >= 0) {
+        const f = c.fds.get(fd);
+        rev = f ? readiness(f) & (events | POLLERR | POLLHUP) : POLLNVAL;
+      }
+      dv.setInt16(8 * i + 6, rev, true);
+      if (rev !== 0) ready++;
     }
-    dv.setInt16(8 * i + 6, rev, true);
-    if (rev !== 0) ready++;
-  }
+    return ready;
+  };
+  const ready = scan();
   if (ready === 0) {
-    const w = idleWait(c, a.u(2));
-    if (w < 0) return w;
+    const w = idleWait(c, a.u(2), () => scan() > 0);
+    if (w !== 0) return w;
   }
   return c.write(addr, b) ? ready : -E.EFAULT;
 }
@@ -369,21 +412,28 @@ function pselect6(c: SysCtx, a: SysArgs): number {
     sets.push(s);
   }
   const outs = sets.map((s) => (s ? new Uint8Array(s.length) : null));
-  let ready = 0;
-  for (let fd = 0; fd < n; fd++) {
-    const m = 1 << (fd & 7), byte = fd >> 3;
-    const want = sets.map((s) => (s ? (s[byte]! & m) !== 0 : false));
-    if (!want[0] && !want[1] && !want[2]) continue;
-    const f = c.fds.get(fd);
-    if (!f) return -E.EBADF;
-    const ev = readiness(f);
-    if (want[0] && (ev & (POLLIN | POLLHUP | POLLERR))) { outs[0]![byte]! |= m; ready++; }
-    if (want[1] && (ev & (POLLOUT | POLLERR))) { outs[1]![byte]! |= m; ready++; }
-    if (want[2] && (ev & POLLPRI)) { outs[2]![byte]! |= m; ready++; }
-  }
+  /** Fills `outs`; returns the ready count, or -EBADF. */
+  const scan = (): number => {
+    let ready = 0;
+    for (const o of outs) o?.fill(0);
+    for (let fd = 0; fd < n; fd++) {
+      const m = 1 << (fd & 7), byte = fd >> 3;
+      const want = sets.map((s) => (s ? (s[byte]! & m) !== 0 : false));
+      if (!want[0] && !want[1] && !want[2]) continue;
+      const f = c.fds.get(fd);
+      if (!f) return -E.EBADF;
+      const ev = readiness(f);
+      if (want[0] && (ev & (POLLIN | POLLHUP | POLLERR))) { outs[0]![byte]! |= m; ready++; }
+      if (want[1] && (ev & (POLLOUT | POLLERR))) { outs[1]![byte]! |= m; ready++; }
+      if (want[2] && (ev & POLLPRI)) { outs[2]![byte]! |= m; ready++; }
+    }
+    return ready;
+  };
+  const ready = scan();
+  if (ready < 0) return ready;
   if (ready === 0) {
-    const w = idleWait(c, a.u(4));
-    if (w < 0) return w;
+    const w = idleWait(c, a.u(4), () => scan() !== 0);
+    if (w !== 0) return w;
   }
   for (let k = 0; k < 3; k++) {
     const o = outs[k];

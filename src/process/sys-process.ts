@@ -1,21 +1,12 @@
 /**
- * Process-level syscalls: exit, identity (ids, groups, sessions), uname,
- * sysinfo, resource limits and usage, scheduling, thread bookkeeping
- * (set_tid_address, robust lists, futex), prctl, getcpu and riscv_hwprobe.
- *
- * The VM runs one single-threaded process, so the tid is the pid, the
- * process is its own process group and session leader, and a futex wait
- * can never be woken by anyone else.
+ * Process-level syscalls: exit, identity (ids, groups, process groups and
+ * sessions), uname, sysinfo, resource limits and usage, scheduling, thread
+ * bookkeeping (set_tid_address, robust lists), prctl, getcpu and
+ * riscv_hwprobe. The process table itself lives in kernel.ts; futex in
+ * sys-futex.ts.
  */
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
-import { flushSharedMappings } from './sys-memory.js';
 import { E, u32, u64, encodeTimeval } from './sys-abi.js';
-
-function exit(c: SysCtx, a: SysArgs): number {
-  flushSharedMappings(c);
-  c.proc.exitStatus = a.i32(0) & 0xff;
-  return 0;
-}
 
 /** struct new_utsname field length (include/uapi/linux/utsname.h). */
 const UTS_LEN = 65;
@@ -109,7 +100,7 @@ function getrusage(c: SysCtx, a: SysArgs): number {
 
 function schedGetaffinity(c: SysCtx, a: SysArgs): number {
   const pid = a.i32(0), len = a.u(1);
-  if (pid !== 0 && pid !== c.proc.pid) return -E.ESRCH;
+  if (!self(c, pid)) return -E.ESRCH;
   if (len < 8 || len % 8 !== 0) return -E.EINVAL; // kernel/sched/core.c: whole unsigned longs, >= nr_cpu_ids bits
   // Like qemu-user, report the host CPUs this process may use (threads are unavailable anyway).
   const n = Math.max(1, Math.min(c.host.cpuCount(), len * 8));
@@ -120,41 +111,6 @@ function schedGetaffinity(c: SysCtx, a: SysArgs): number {
 
 /** Scheduling policies (include/uapi/linux/sched.h). */
 const SCHED_FIFO = 1, SCHED_RR = 2;
-
-/** futex operations (include/uapi/linux/futex.h). */
-const FUTEX_WAIT = 0, FUTEX_WAKE = 1, FUTEX_REQUEUE = 3, FUTEX_CMP_REQUEUE = 4, FUTEX_WAKE_OP = 5,
-  FUTEX_WAIT_BITSET = 9, FUTEX_WAKE_BITSET = 10, FUTEX_CMD_MASK = 0x7f;
-
-/**
- * futex: no other thread exists, so wakes find no waiters and a wait on a
- * matching value can only end by its timeout (-ETIMEDOUT); without one it
- * returns -EINTR rather than hanging forever.
- */
-function futex(c: SysCtx, a: SysArgs): number {
-  const op = a.i32(1) & FUTEX_CMD_MASK;
-  switch (op) {
-    case FUTEX_WAIT: case FUTEX_WAIT_BITSET: {
-      const v = c.readI32(a.u(0));
-      if (v === null) return -E.EFAULT;
-      if (v !== a.i32(2)) return -E.EAGAIN;
-      if (a.u(3) === 0) return -E.EINTR;
-      let ns = c.readTimespec(a.u(3));
-      if (ns === null) return -E.EFAULT;
-      if (ns < 0n) return -E.EINVAL;
-      if (op === FUTEX_WAIT_BITSET) ns -= c.host.monotonicNs(); // absolute timeout
-      if (ns > 0n) c.host.sleepNs(Number(ns));
-      return -E.ETIMEDOUT;
-    }
-    case FUTEX_WAKE: case FUTEX_WAKE_BITSET: case FUTEX_REQUEUE: return 0;
-    case FUTEX_CMP_REQUEUE: {
-      const v = c.readI32(a.u(0));
-      if (v === null) return -E.EFAULT;
-      return v === a.i32(5) ? 0 : -E.EAGAIN;
-    }
-    case FUTEX_WAKE_OP: return 0;
-    default: return -E.ENOSYS;
-  }
-}
 
 /** prctl options (include/uapi/linux/prctl.h). */
 const PR_SET_NAME = 15, PR_GET_NAME = 16;
@@ -224,15 +180,15 @@ function getcpu(c: SysCtx, a: SysArgs): number {
   return 0;
 }
 
-const self = (c: SysCtx, pid: number): boolean => pid === 0 || pid === c.proc.pid;
+/** True if `pid` names a task of the VM (0: the caller), as the sched_* calls and get_robust_list accept. */
+const self = (c: SysCtx, pid: number): boolean => pid === 0 || c.kernel.task(pid) !== undefined;
 
 /** Process syscalls (include/uapi/asm-generic/unistd.h; riscv_hwprobe: arch/riscv/include/uapi/asm/unistd.h). */
 export const processSyscalls: SyscallDef[] = [
   { nr: 92, name: 'personality', fn: () => 0 }, // PER_LINUX
-  { nr: 93, name: 'exit', fn: exit },
-  { nr: 94, name: 'exit_group', fn: exit },
-  { nr: 96, name: 'set_tid_address', fn: (c, a) => { c.tidAddress = a.u(0); return c.proc.pid; } },
-  { nr: 98, name: 'futex', fn: futex },
+  { nr: 93, name: 'exit', fn: (c, a) => { c.kernel.exitThread(c, a.i32(0)); return 0; } },
+  { nr: 94, name: 'exit_group', fn: (c, a) => { c.kernel.exitGroup(c, a.i32(0)); return 0; } },
+  { nr: 96, name: 'set_tid_address', fn: (c, a) => { c.tidAddress = a.u(0); return c.tid; } },
   { nr: 99, name: 'set_robust_list', fn: (c, a) => { if (a.u(1) !== 24) return -E.EINVAL; c.robustHead = a.u(0); return 0; } },
   {
     nr: 100, name: 'get_robust_list', fn: (c, a) => {
@@ -246,7 +202,7 @@ export const processSyscalls: SyscallDef[] = [
   { nr: 121, name: 'sched_getparam', fn: (c, a) => (self(c, a.i32(0)) ? (c.write(a.u(1), u32(0)) ? 0 : -E.EFAULT) : -E.ESRCH) },
   { nr: 122, name: 'sched_setaffinity', fn: (c, a) => (self(c, a.i32(0)) ? 0 : -E.ESRCH) },
   { nr: 123, name: 'sched_getaffinity', fn: schedGetaffinity },
-  { nr: 124, name: 'sched_yield', fn: () => 0 },
+  { nr: 124, name: 'sched_yield', fn: (c) => { c.kernel.resched = true; return 0; } },
   { nr: 125, name: 'sched_get_priority_max', fn: (_c, a) => (a.i32(0) === SCHED_FIFO || a.i32(0) === SCHED_RR ? 99 : 0) },
   { nr: 126, name: 'sched_get_priority_min', fn: (_c, a) => (a.i32(0) === SCHED_FIFO || a.i32(0) === SCHED_RR ? 1 : 0) },
   { nr: 140, name: 'setpriority', fn: () => 0 },
@@ -261,10 +217,10 @@ export const processSyscalls: SyscallDef[] = [
   { nr: 150, name: 'getresgid', fn: (c, a) => getres(c, a, [c.id.gid, c.id.egid, c.id.egid]) },
   { nr: 151, name: 'setfsuid', fn: (c) => c.id.euid },
   { nr: 152, name: 'setfsgid', fn: (c) => c.id.egid },
-  { nr: 154, name: 'setpgid', fn: (c, a) => (self(c, a.i32(0)) ? 0 : -E.ESRCH) },
-  { nr: 155, name: 'getpgid', fn: (c, a) => (self(c, a.i32(0)) ? c.proc.pid : -E.ESRCH) },
-  { nr: 156, name: 'getsid', fn: (c, a) => (self(c, a.i32(0)) ? c.proc.pid : -E.ESRCH) },
-  { nr: 157, name: 'setsid', fn: () => -E.EPERM }, // already a process group leader
+  { nr: 154, name: 'setpgid', fn: (c, a) => c.kernel.setpgid(c, a.i32(0), a.i32(1)) },
+  { nr: 155, name: 'getpgid', fn: (c, a) => c.kernel.getpgid(c, a.i32(0)) },
+  { nr: 156, name: 'getsid', fn: (c, a) => c.kernel.getsid(c, a.i32(0)) },
+  { nr: 157, name: 'setsid', fn: (c) => c.kernel.setsid(c) },
   { nr: 158, name: 'getgroups', fn: getgroups },
   { nr: 159, name: 'setgroups', fn: () => -E.EPERM },
   { nr: 160, name: 'uname', fn: uname },
@@ -274,12 +230,12 @@ export const processSyscalls: SyscallDef[] = [
   { nr: 167, name: 'prctl', fn: prctl },
   { nr: 168, name: 'getcpu', fn: getcpu },
   { nr: 172, name: 'getpid', fn: (c) => c.proc.pid },
-  { nr: 173, name: 'getppid', fn: (c) => c.id.ppid },
+  { nr: 173, name: 'getppid', fn: (c) => c.kernel.ppid(c) },
   { nr: 174, name: 'getuid', fn: (c) => c.id.uid },
   { nr: 175, name: 'geteuid', fn: (c) => c.id.euid },
   { nr: 176, name: 'getgid', fn: (c) => c.id.gid },
   { nr: 177, name: 'getegid', fn: (c) => c.id.egid },
-  { nr: 178, name: 'gettid', fn: (c) => c.proc.pid },
+  { nr: 178, name: 'gettid', fn: (c) => c.tid },
   { nr: 179, name: 'sysinfo', fn: sysinfo },
   { nr: 258, name: 'riscv_hwprobe', fn: riscvHwprobe },
   { nr: 261, name: 'prlimit64', fn: (c, a) => prlimit(c, a.i32(0), a.i32(1), a.u(2), a.u(3)) },

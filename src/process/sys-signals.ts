@@ -2,22 +2,25 @@
  * Signals: dispositions (rt_sigaction), the blocked mask, pending signals,
  * the alternate stack, and delivery.
  *
- * Signals only arise synchronously inside this single-threaded VM (kill,
- * tgkill and friends aimed at the process itself, SIGPIPE from a write to
- * a broken pipe). After every syscall, pending unblocked signals are acted
- * on: ignored, fatal (exit status 128+sig, one log line), or delivered to
- * the guest's handler through an rt_sigframe laid out as the riscv kernel
- * does (arch/riscv/kernel/signal.c: siginfo, then ucontext with the saved
- * registers in uc_mcontext), returning through a two-instruction trampoline
- * page that calls rt_sigreturn.
+ * Signals come from the guest's own tasks (kill, tgkill and friends,
+ * SIGCHLD when a child exits, SIGPIPE from a write to a broken pipe).
+ * Dispositions are per process (shared by threads: CLONE_SIGHAND), the
+ * blocked mask and the pending set per thread; a signal sent to a process
+ * is queued on a thread that does not block it (kernel.ts). After every
+ * syscall, and when the scheduler resumes a task, pending unblocked signals
+ * are acted on: ignored, fatal (the whole process dies; the root process
+ * logs one line), or delivered to the guest's handler through an
+ * rt_sigframe laid out as the riscv kernel does (arch/riscv/kernel/signal.c:
+ * siginfo, then ucontext with the saved registers in uc_mcontext),
+ * returning through a two-instruction trampoline page (one per address
+ * space) that calls rt_sigreturn.
  *
  * The run loop advances pc by 4 after each ecall, so redirecting the hart
  * to address A sets pc to A - 4.
  */
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import {
-  E, NSIG, SIGKILL, SIGSTOP, SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU, SIGSEGV,
-  signalName, u64,
+  E, NSIG, SIGKILL, SIGSTOP, SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU, SIGSEGV, u64,
 } from './sys-abi.js';
 import { PROT_READ, PROT_EXEC } from './address-space.js';
 import { S } from '../cpu/hart-state.js';
@@ -26,9 +29,10 @@ import { S } from '../cpu/hart-state.js';
 export const KEEP_REGS = -0x100_0000_0000;
 
 /** sa_flags bits (include/uapi/asm-generic/signal-defs.h). */
-const SA_ONSTACK = 0x08000000, SA_NODEFER = 0x40000000, SA_RESETHAND = 0x80000000;
+export const SA_NOCLDWAIT = 0x2, SA_ONSTACK = 0x08000000, SA_RESTART = 0x10000000, SA_NODEFER = 0x40000000,
+  SA_RESETHAND = 0x80000000;
 /** SIG_DFL / SIG_IGN handler values. */
-const SIG_DFL = 0, SIG_IGN = 1;
+export const SIG_DFL = 0, SIG_IGN = 1;
 /** sigaltstack ss_flags (include/uapi/linux/signal.h) and MINSIGSTKSZ (asm-generic/signal.h). */
 const SS_ONSTACK = 1, SS_DISABLE = 2, MINSIGSTKSZ = 2048;
 /** si_code values (include/uapi/asm-generic/siginfo.h). */
@@ -43,46 +47,173 @@ const SIGINFO_SIZE = 128, UC_OFF = 128, UC_SIGMASK = 40, UC_STACK = 16, UC_MCONT
 const SC_FPREGS = 256, SC_FCSR = 256 + 256, FRAME_SIZE = SIGINFO_SIZE + 960;
 
 /** One signal's disposition. */
-interface SigAction { handler: number; flags: number; mask: bigint }
+export interface SigAction { handler: number; flags: number; mask: bigint }
 
-const bit = (sig: number): bigint => 1n << BigInt(sig - 1);
-const UNBLOCKABLE = bit(SIGKILL) | bit(SIGSTOP);
+/** The sigset bit of `sig`. */
+export const bit = (sig: number): bigint => 1n << BigInt(sig - 1);
+/** Signals no mask can block. */
+export const UNBLOCKABLE = bit(SIGKILL) | bit(SIGSTOP);
 const ALL = (1n << 64n) - 1n;
+/** The kernel's SIGRTMIN: every instance of a signal from here on is queued (glibc keeps 32 and 33 for itself). */
+const SIGRTMIN_KERNEL = 32;
+/** Most real-time signal instances queued per task, an RLIMIT_SIGPENDING-like bound. */
+const RT_QUEUE_MAX = 1024;
+/** Index of RLIMIT_SIGPENDING in c.rlimits (include/uapi/asm-generic/resource.h). */
+const RLIMIT_SIGPENDING = 11;
+/** Bytes of siginfo rt_sigqueueinfo takes from the caller (sizeof(struct kernel_siginfo)). */
+const KERNEL_SIGINFO_SIZE = 48;
 
-/** Per-process signal state. */
+/** One queued instance of a real-time signal: si_code and sender, or the siginfo given to rt_sigqueueinfo. */
+export interface QueuedSignal { code: number; pid: number; uid: number; image: Uint8Array | null }
+
+/** The siginfo rt_sigqueueinfo is sending, for raiseSignal while the send is under way. */
+let stagedInfo: Uint8Array | null = null;
+/** Set to -EAGAIN by raiseSignal when it refuses to queue (read by sendChecked). */
+let raiseRefused = 0;
+
+/**
+ * Runs a send through the kernel and returns its result, or -EAGAIN if
+ * raiseSignal refused to queue the signal (the kernel's send paths do not
+ * pass raiseSignal's result on).
+ */
+function sendChecked(send: () => number): number {
+  raiseRefused = 0;
+  const r = send();
+  return r < 0 ? r : raiseRefused;
+}
+
+/** Per-thread signal state; `actions` is shared by the threads of a process. */
 export class SignalState {
-  readonly actions: SigAction[] = Array.from({ length: NSIG + 1 }, () => ({ handler: SIG_DFL, flags: 0, mask: 0n }));
+  /** Dispositions indexed by signal number (shared with CLONE_SIGHAND). */
+  readonly actions: SigAction[];
   blocked = 0n;
   pending = 0n;
+  /** si_code and sending pid of each pending signal. */
   readonly codes = new Map<number, number>();
+  readonly senders = new Map<number, number>();
+  /** Queued instances of each pending real-time signal, oldest first (its pending bit stays set while any is left). */
+  readonly rtQueue = new Map<number, QueuedSignal[]>();
   altSp = 0;
   altSize = 0;
   altEnabled = false;
   /** Mask to save in the next frame instead of `blocked` (rt_sigsuspend). */
   suspendSaved: bigint | null = null;
-  /** Address of the rt_sigreturn trampoline page, 0 until first needed. */
-  trampoline = 0;
+
+  /** Fresh dispositions, or `shared` ones (a thread sharing its process's handlers). */
+  constructor(shared?: SigAction[]) {
+    this.actions = shared ?? Array.from({ length: NSIG + 1 }, () => ({ handler: SIG_DFL, flags: 0, mask: 0n }));
+  }
+
+  /** The state a child process starts with (fork): copied dispositions and mask, nothing pending. */
+  forked(shareActions: boolean): SignalState {
+    const s = new SignalState(shareActions ? this.actions : this.actions.map((a) => ({ ...a })));
+    s.blocked = this.blocked;
+    s.altSp = this.altSp; s.altSize = this.altSize; s.altEnabled = this.altEnabled;
+    return s;
+  }
+
+  /** execve: caught signals revert to their default action; ignored ones stay ignored; no alternate stack. */
+  resetForExec(): void {
+    this.actions.forEach((a, i) => {
+      this.actions[i] = { handler: a.handler === SIG_IGN ? SIG_IGN : SIG_DFL, flags: 0, mask: 0n };
+    });
+    this.altEnabled = false; this.altSp = 0; this.altSize = 0;
+    this.suspendSaved = null;
+  }
 }
 
 /** Whether a signal's default action ignores it (stop signals, too, as nothing can stop the VM). */
-function defaultIgnored(sig: number): boolean {
+export function defaultIgnored(sig: number): boolean {
   return sig === SIGCHLD || sig === SIGCONT || sig === SIGURG || sig === SIGWINCH || sig === SIGSTOP ||
     sig === SIGTSTP || sig === SIGTTIN || sig === SIGTTOU;
 }
 
-/** Queues `sig` for the process (delivered after the current syscall). */
-export function raiseSignal(c: SysCtx, sig: number, code = SI_USER): void {
-  if (sig < 1 || sig > NSIG) return;
-  const a = c.sig.actions[sig]!;
-  if (a.handler === SIG_IGN && sig !== SIGKILL) return;
-  c.sig.pending |= bit(sig);
-  c.sig.codes.set(sig, code);
+/**
+ * Queues `sig` for the task `c` (acted on after its current syscall, or
+ * when it next runs); 0 or -EAGAIN. A standard signal already pending is
+ * not queued again; every instance of a real-time one is, with its own
+ * siginfo (`image`: the one given to rt_sigqueueinfo), up to RT_QUEUE_MAX
+ * (or a lower RLIMIT_SIGPENDING) queued per task, past which the send
+ * fails with -EAGAIN, except kill()'s (SI_USER), which stays pending
+ * without its siginfo as in Linux.
+ */
+export function raiseSignal(c: SysCtx, sig: number, code = SI_USER, from = c.proc.pid, image: Uint8Array | null = null): number {
+  if (sig < 1 || sig > NSIG) return 0;
+  const s = c.sig, b = bit(sig);
+  if (s.actions[sig]!.handler === SIG_IGN && sig !== SIGKILL) return 0;
+  if (sig < SIGRTMIN_KERNEL) {
+    if ((s.pending & b) !== 0n) return 0; // standard signals do not queue: the first one's siginfo stays
+    s.pending |= b;
+    s.codes.set(sig, code);
+    s.senders.set(sig, from);
+    return 0;
+  }
+  const img = image ?? stagedInfo;
+  if ((s.pending & b) === 0n) s.rtQueue.delete(sig);
+  let queued = 0;
+  for (const q of s.rtQueue.values()) queued += q.length;
+  const lim = c.rlimits[RLIMIT_SIGPENDING]?.[0] ?? BigInt(RT_QUEUE_MAX);
+  if (queued >= Math.min(RT_QUEUE_MAX, Number(lim))) {
+    // Over the limit (kernel/signal.c __send_signal): kill()'s signal stays pending without its siginfo.
+    if ((img ? new DataView(img.buffer, img.byteOffset).getInt32(8, true) : code) !== SI_USER) {
+      raiseRefused = -E.EAGAIN;
+      return -E.EAGAIN;
+    }
+    s.pending |= b;
+    return 0;
+  }
+  const q = s.rtQueue.get(sig) ?? [];
+  q.push({ code, pid: from, uid: c.id.uid, image: img ? img.slice(0, KERNEL_SIGINFO_SIZE) : null });
+  s.rtQueue.set(sig, q);
+  s.pending |= b;
+  return 0;
+}
+
+/**
+ * The signal that pending, unblocked signals would make the task act on
+ * (run a handler or die), or 0 if all of them would be ignored.
+ */
+export function actionableSignal(c: SysCtx): number {
+  const ready = c.sig.pending & ~c.sig.blocked;
+  if (ready === 0n) return 0;
+  for (let sig = 1; sig <= NSIG; sig++) {
+    if ((ready & bit(sig)) === 0n) continue;
+    const h = c.sig.actions[sig]!.handler;
+    if (sig === SIGKILL || (h !== SIG_IGN && !(h === SIG_DFL && defaultIgnored(sig)))) return sig;
+  }
+  return 0;
 }
 
 /** Terminates the process by signal `sig`. */
 function die(c: SysCtx, sig: number): void {
-  c.proc.exitStatus = 128 + sig;
-  c.log(`tsvm: uncaught signal ${sig} (${signalName(sig)}), exit status ${128 + sig}`);
+  c.kernel.killGroup(c, sig);
+}
+
+/**
+ * Takes one pending instance of `sig` off task `c` and returns its siginfo
+ * (SIGINFO_SIZE bytes). A standard signal is then no longer pending; a
+ * real-time one only once its queue is empty.
+ */
+function takeSignal(c: SysCtx, sig: number): Uint8Array {
+  const s = c.sig, info = new Uint8Array(SIGINFO_SIZE), dv = new DataView(info.buffer);
+  let code = s.codes.get(sig) ?? SI_USER, pid = s.senders.get(sig) ?? c.proc.pid, uid = c.id.uid;
+  if (sig >= SIGRTMIN_KERNEL) {
+    const q = s.rtQueue.get(sig), e = q?.shift();
+    if (!q || q.length === 0) { s.rtQueue.delete(sig); s.pending &= ~bit(sig); }
+    if (e?.image) {
+      info.set(e.image.subarray(0, KERNEL_SIGINFO_SIZE));
+      dv.setInt32(0, sig, true);
+      return info;
+    }
+    // No entry: sent by kill() past the queue limit, so its siginfo was lost (kernel/signal.c collect_signal).
+    [code, pid, uid] = e ? [e.code, e.pid, e.uid] : [SI_USER, 0, 0];
+  } else {
+    s.pending &= ~bit(sig);
+  }
+  // si_signo, si_errno, si_code, then the kill fields si_pid, si_uid.
+  dv.setInt32(0, sig, true); dv.setInt32(8, code, true);
+  dv.setInt32(16, pid, true); dv.setUint32(20, uid, true);
+  return info;
 }
 
 /** Acts on pending unblocked signals; call after the syscall result is in a0. */
@@ -94,8 +225,7 @@ export function deliverPending(c: SysCtx): void {
     if (ready === 0n) break;
     let sig = 1;
     while ((ready & bit(sig)) === 0n) sig++;
-    s.pending &= ~bit(sig);
-    const code = s.codes.get(sig) ?? SI_USER;
+    const info = takeSignal(c, sig);
     const act = s.actions[sig]!;
     if (act.handler === SIG_IGN && sig !== SIGKILL) continue;
     if (act.handler === SIG_DFL || sig === SIGKILL) {
@@ -103,26 +233,29 @@ export function deliverPending(c: SysCtx): void {
       die(c, sig);
       return;
     }
-    if (!buildFrame(c, sig, code, act)) { die(c, SIGSEGV); return; }
+    if (!buildFrame(c, sig, info, act)) { die(c, SIGSEGV); return; }
   }
   s.suspendSaved = null;
 }
 
 /** Maps the trampoline page on first use: `li a7, 139; ecall` (rt_sigreturn). */
 function trampoline(c: SysCtx): number {
-  if (c.sig.trampoline !== 0) return c.sig.trampoline;
+  if (c.mem.trampoline !== 0) return c.mem.trampoline;
   const at = c.mem.mmap(0, 4096, PROT_READ | PROT_EXEC, false, false, '[sigpage]');
   if (at < 0) return 0;
   const code = new Uint8Array(8), dv = new DataView(code.buffer);
   dv.setUint32(0, 0x08b00893, true); // addi a7, zero, 139 (RV32I ADDI encoding)
   dv.setUint32(4, 0x00000073, true); // ecall
   c.mem.poke(at, code);
-  c.sig.trampoline = at;
+  c.mem.trampoline = at;
   return at;
 }
 
-/** Builds an rt_sigframe and redirects the hart to the handler; false on fault. */
-function buildFrame(c: SysCtx, sig: number, code: number, act: SigAction, fault: { addr: number } | null = null): boolean {
+/**
+ * Builds an rt_sigframe and redirects the hart to the handler; false on
+ * fault. `info`: the siginfo taken off the queue, or the si_code of a fault.
+ */
+function buildFrame(c: SysCtx, sig: number, info: Uint8Array | number, act: SigAction, fault: { addr: number } | null = null): boolean {
   const st = c.proc.hart.st, s = c.sig;
   const tramp = trampoline(c);
   if (tramp === 0) return false;
@@ -131,10 +264,12 @@ function buildFrame(c: SysCtx, sig: number, code: number, act: SigAction, fault:
   if ((act.flags & SA_ONSTACK) && s.altEnabled && !onAlt) sp = s.altSp + s.altSize;
   const frame = Math.floor((sp - FRAME_SIZE) / 16) * 16;
   const b = new Uint8Array(FRAME_SIZE), dv = new DataView(b.buffer);
-  // siginfo: si_signo, si_errno, si_code, then the kill fields si_pid, si_uid.
-  dv.setInt32(0, sig, true); dv.setInt32(8, code, true);
-  if (fault) dv.setBigUint64(16, BigInt(fault.addr), true); // si_addr
-  else { dv.setInt32(16, c.proc.pid, true); dv.setUint32(20, c.id.uid, true); }
+  // siginfo: the one taken off the queue, or for a fault si_signo, si_code and si_addr.
+  if (typeof info !== 'number') b.set(info.subarray(0, SIGINFO_SIZE));
+  else {
+    dv.setInt32(0, sig, true); dv.setInt32(8, info, true);
+    if (fault) dv.setBigUint64(16, BigInt(fault.addr), true); // si_addr
+  }
   // ucontext: uc_flags, uc_link = 0; uc_stack; uc_sigmask.
   const uc = UC_OFF;
   dv.setBigUint64(uc + UC_STACK, BigInt(s.altSp), true);
@@ -222,7 +357,10 @@ function rtSigaction(c: SysCtx, a: SysArgs): number {
   }
   if (next) {
     c.sig.actions[sig] = next;
-    if (next.handler === SIG_IGN || (next.handler === SIG_DFL && defaultIgnored(sig))) c.sig.pending &= ~bit(sig);
+    if (next.handler === SIG_IGN || (next.handler === SIG_DFL && defaultIgnored(sig))) {
+      c.sig.pending &= ~bit(sig);
+      c.sig.rtQueue.delete(sig);
+    }
   }
   return 0;
 }
@@ -268,36 +406,40 @@ function sigaltstack(c: SysCtx, a: SysArgs): number {
   return 0;
 }
 
-/** Sends `sig` to the process itself; 0 checks existence only. */
-function sendSelf(c: SysCtx, sig: number, code: number): number {
-  if (sig < 0 || sig > NSIG) return -E.EINVAL;
-  if (sig !== 0) raiseSignal(c, sig, code);
-  return 0;
-}
-
 function kill(c: SysCtx, a: SysArgs): number {
-  const pid = a.i32(0), sig = a.i32(1), me = c.proc.pid;
-  if (pid === me || pid === 0 || pid === -1 || pid === -me) return sendSelf(c, sig, SI_USER);
-  return sig < 0 || sig > NSIG ? -E.EINVAL : -E.ESRCH;
+  const pid = a.i32(0), sig = a.i32(1);
+  if (sig < 0 || sig > NSIG) return -E.EINVAL;
+  return c.kernel.kill(c, pid, sig);
 }
 
 function tgkill(c: SysCtx, a: SysArgs): number {
-  const tgid = a.i32(0), tid = a.i32(1), sig = a.i32(2), me = c.proc.pid;
-  if (tgid <= 0 || tid <= 0) return -E.EINVAL;
-  if (tgid !== me || tid !== me) return -E.ESRCH;
-  return sendSelf(c, sig, SI_TKILL);
+  const tgid = a.i32(0), tid = a.i32(1), sig = a.i32(2);
+  if (tgid <= 0 || tid <= 0 || sig < 0 || sig > NSIG) return -E.EINVAL;
+  return sendChecked(() => c.kernel.killThread(c, tgid, tid, sig));
 }
 
 function tkill(c: SysCtx, a: SysArgs): number {
   const tid = a.i32(0), sig = a.i32(1);
-  if (tid <= 0) return -E.EINVAL;
-  if (tid !== c.proc.pid) return -E.ESRCH;
-  return sendSelf(c, sig, SI_TKILL);
+  if (tid <= 0 || sig < 0 || sig > NSIG) return -E.EINVAL;
+  return sendChecked(() => c.kernel.killThread(c, -1, tid, sig));
 }
 
+/** rt_sigqueueinfo: sends `sig` with the caller's siginfo (si_signo set to sig), as sigqueue(3) does. */
 function rtSigqueueinfo(c: SysCtx, a: SysArgs): number {
-  if (a.i32(0) !== c.proc.pid) return -E.ESRCH;
-  return sendSelf(c, a.i32(1), SI_QUEUE);
+  const pid = a.i32(0), sig = a.i32(1);
+  if (sig < 0 || sig > NSIG) return -E.EINVAL;
+  const raw = c.read(a.u(2), SIGINFO_SIZE);
+  if (!raw) return -E.EFAULT;
+  const code = new DataView(raw.buffer).getInt32(8, true);
+  // Only the kernel may name kill() or tkill() as the origin to another process.
+  if ((code >= 0 || code === SI_TKILL) && pid !== c.proc.tid) return -E.EPERM;
+  if (pid <= 0) return -E.ESRCH;
+  stagedInfo = raw; // raiseSignal queues this siginfo (kernel.kill has no parameter for it)
+  try {
+    return sendChecked(() => c.kernel.kill(c, pid, sig, code));
+  } finally {
+    stagedInfo = null;
+  }
 }
 
 function rtSigpending(c: SysCtx, a: SysArgs): number {
@@ -306,46 +448,50 @@ function rtSigpending(c: SysCtx, a: SysArgs): number {
 }
 
 /**
- * rt_sigsuspend: installs the temporary mask and lets a pending signal run.
- * With nothing pending, nothing could ever arrive, so it returns -EINTR at
- * once instead of sleeping forever.
+ * rt_sigsuspend: installs the temporary mask and sleeps until a signal
+ * arrives that runs a handler (then -EINTR, the handler running with the
+ * temporary mask saved in its frame) or kills the process. As the only
+ * task, nothing could ever send one, so it returns -EINTR at once instead
+ * of sleeping forever.
  */
 function rtSigsuspend(c: SysCtx, a: SysArgs): number {
   if (a.u(1) !== SIGSET_SIZE) return -E.EINVAL;
   const m = c.readBig(a.u(0));
   if (m === null) return -E.EFAULT;
-  const s = c.sig;
-  if ((s.pending & ~(m & ~UNBLOCKABLE)) !== 0n) {
-    s.suspendSaved = s.blocked;
-    s.blocked = m & ~UNBLOCKABLE;
-  }
-  return -E.EINTR;
+  const s = c.sig, mask = m & ~UNBLOCKABLE;
+  const old = s.suspendSaved ?? s.blocked;
+  s.suspendSaved = old;
+  s.blocked = mask;
+  if (actionableSignal(c) !== 0) return -E.EINTR; // deliverPending runs it, saving the old mask in the frame
+  if (!c.kernel.canSleep(c)) { s.blocked = old; s.suspendSaved = null; return -E.EINTR; }
+  return c.kernel.block(c, { restart: false, legacy: true });
 }
 
-/** rt_sigtimedwait: takes a pending signal from `set`, else -EAGAIN (after sleeping the timeout). */
+/** rt_sigtimedwait: takes a pending signal from `set`, else sleeps until one comes or the timeout passes (-EAGAIN). */
 function rtSigtimedwait(c: SysCtx, a: SysArgs): number {
   if (a.u(3) !== SIGSET_SIZE) return -E.EINVAL;
   const set = c.readBig(a.u(0));
   if (set === null) return -E.EFAULT;
   const hit = c.sig.pending & set;
   if (hit === 0n) {
+    let deadline: bigint | undefined;
     if (a.u(2) !== 0) {
       const ns = c.readTimespec(a.u(2));
       if (ns === null) return -E.EFAULT;
       if (ns < 0n) return -E.EINVAL;
-      c.host.sleepNs(Number(ns));
+      deadline = c.kernel.deadline(c, ns);
+      if (c.host.monotonicNs() >= deadline) return -E.EAGAIN;
     }
-    return -E.EAGAIN;
+    if (!c.kernel.canSleep(c)) {
+      if (deadline !== undefined) c.kernel.sleepUntil(deadline);
+      return -E.EAGAIN;
+    }
+    return c.kernel.block(c, { restart: false, deadline, legacy: true, ready: () => (c.sig.pending & set) !== 0n });
   }
   let sig = 1;
   while ((hit & bit(sig)) === 0n) sig++;
-  c.sig.pending &= ~bit(sig);
-  if (a.u(1) !== 0) {
-    const info = new Uint8Array(SIGINFO_SIZE), dv = new DataView(info.buffer);
-    dv.setInt32(0, sig, true); dv.setInt32(8, c.sig.codes.get(sig) ?? SI_USER, true);
-    dv.setInt32(16, c.proc.pid, true); dv.setUint32(20, c.id.uid, true);
-    if (!c.write(a.u(1), info)) return -E.EFAULT;
-  }
+  const info = takeSignal(c, sig);
+  if (a.u(1) !== 0 && !c.write(a.u(1), info)) return -E.EFAULT;
   return sig;
 }
 

@@ -55,22 +55,29 @@ function gettimeofday(c: SysCtx, a: SysArgs): number {
   return 0;
 }
 
-function sleepFor(c: SysCtx, ns: bigint): void {
-  // Sleep in slices so a very long request cannot overflow the host timer.
-  const SLICE = 1_000_000_000_000n;
-  while (ns > 0n) {
-    const step = ns > SLICE ? SLICE : ns;
-    c.host.sleepNs(Number(step));
-    ns -= step;
-  }
+/**
+ * Sleeps until the monotonic `deadline`: other tasks run meanwhile (a
+ * signal with a handler ends the sleep with -EINTR, the time left written
+ * to `rem` if non-zero); as the only task, the host thread sleeps.
+ */
+function sleepUntil(c: SysCtx, deadline: bigint, rem: number): number {
+  const k = c.kernel;
+  if (c.host.monotonicNs() >= deadline) return 0;
+  if (!k.canSleep(c)) { k.sleepUntil(deadline); return 0; }
+  return k.block(c, {
+    restart: false, deadline,
+    cancel: () => {
+      const left = deadline - c.host.monotonicNs();
+      if (rem !== 0) c.write(rem, encodeTimespec(left > 0n ? left : 0n));
+    },
+  });
 }
 
 function nanosleep(c: SysCtx, a: SysArgs): number {
   const ns = c.readTimespec(a.u(0));
   if (ns === null) return -E.EFAULT;
   if (ns < 0n) return -E.EINVAL;
-  sleepFor(c, ns);
-  return 0;
+  return sleepUntil(c, c.kernel.deadline(c, ns), a.u(1));
 }
 
 function clockNanosleep(c: SysCtx, a: SysArgs): number {
@@ -81,8 +88,8 @@ function clockNanosleep(c: SysCtx, a: SysArgs): number {
   const ns = c.readTimespec(a.u(2));
   if (ns === null) return -E.EFAULT;
   if (ns < 0n) return -E.EINVAL;
-  sleepFor(c, flags & TIMER_ABSTIME ? ns - now : ns);
-  return 0;
+  if (flags & TIMER_ABSTIME) return sleepUntil(c, c.host.monotonicNs() + (ns - now), 0);
+  return sleepUntil(c, c.kernel.deadline(c, ns), a.u(3));
 }
 
 function times(c: SysCtx, a: SysArgs): number {

@@ -12,11 +12,17 @@
  * number, except for the calls in QUIET_ENOSYS, which glibc and common
  * tools probe and fall back from.
  *
- * Not available: clone/clone3/fork/vfork/execve/execveat/wait4/waitid
- * (the VM runs a single process and thread), sockets, epoll, inotify,
- * timers and signalfd/eventfd; all return -ENOSYS.
+ * One LinuxSyscalls serves every task of the VM: the scheduler makes a
+ * task `current` before running it (run-process.ts). A handler that puts
+ * its task to sleep returns BLOCKED: a0 is left alone and the pc stays on
+ * the ecall, which runs again when the task wakes (kernel.ts).
+ *
+ * Not available: clone3 (glibc falls back to clone), sockets, epoll,
+ * inotify, timers and signalfd/eventfd; all return -ENOSYS.
  */
 import type { GuestProcess } from './guest-process.js';
+import type { Kernel } from './kernel.js';
+import { BLOCKED } from './kernel.js';
 import type { HostOs } from './host-os.js';
 import { SysCtx, SysArgs, type Handler, type SyscallDef } from './sys-context.js';
 import { E } from './sys-abi.js';
@@ -29,6 +35,10 @@ import { memorySyscalls } from './sys-memory.js';
 import { timeSyscalls } from './sys-time.js';
 import { processSyscalls } from './sys-process.js';
 import { signalSyscalls, deliverPending, deliverFault, KEEP_REGS } from './sys-signals.js';
+import { cloneSyscalls } from './sys-clone.js';
+import { execSyscalls } from './sys-exec.js';
+import { waitSyscalls } from './sys-wait.js';
+import { futexSyscalls } from './sys-futex.js';
 
 /**
  * Calls answered with -ENOSYS without a warning: glibc and common programs
@@ -51,16 +61,21 @@ const TABLE_SIZE = 512;
 /** Registers (x numbers) of the syscall ABI: a7 holds the number, a0..a5 the arguments. */
 const REG_A0 = 10, REG_A7 = 17;
 
-/** The syscall dispatcher for one guest process. */
+/** The syscall dispatcher for the tasks of one VM. */
 export class LinuxSyscalls {
-  /** Shared state the handlers use (fd table, VFS, signals, ...). */
-  readonly ctx: SysCtx;
+  /** The task whose syscalls are handled now (the scheduler switches it). */
+  current: SysCtx;
+  /** The VM's process table and scheduler. */
+  readonly kernel: Kernel;
   private readonly table: Array<SyscallDef | undefined> = new Array<SyscallDef | undefined>(TABLE_SIZE);
   private readonly args = new SysArgs();
 
-  constructor(readonly proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void) {
-    this.ctx = new SysCtx(proc, host, log);
-    const all = [ioSyscalls, fileSyscalls, fsMetaSyscalls, memorySyscalls, timeSyscalls, processSyscalls, signalSyscalls];
+  /** A VM whose root task is `proc` (already loaded). */
+  constructor(proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void) {
+    this.current = new SysCtx(proc, host, log);
+    this.kernel = this.current.kernel;
+    const all = [ioSyscalls, fileSyscalls, fsMetaSyscalls, memorySyscalls, timeSyscalls, processSyscalls, signalSyscalls,
+      cloneSyscalls, execSyscalls, waitSyscalls, futexSyscalls];
     for (const group of all) for (const d of group) this.table[d.nr] = d;
     this.define(198, 'socket', (c, a) => this.socket(c, a));
   }
@@ -76,6 +91,12 @@ export class LinuxSyscalls {
     c.warnOnce(198, 'tsvm: unsupported syscall 198 (socket)');
     return -E.ENOSYS;
   }
+
+  /** State the handlers use for the current task (fd table, VFS, signals, ...). */
+  get ctx(): SysCtx { return this.current; }
+
+  /** The current task's process. */
+  get proc(): GuestProcess { return this.current.proc; }
 
   /** Registers or replaces a handler (for tests and later extensions). */
   define(nr: number, name: string, fn: Handler): void {
@@ -97,29 +118,38 @@ export class LinuxSyscalls {
     return deliverFault(this.ctx, sig, addr);
   }
 
-  /** Executes the syscall the hart's registers describe. */
+  /** Executes the syscall the current task's registers describe. */
   handle(): void {
-    const st = this.proc.hart.st, x = st.x, a = this.args;
+    const c = this.current, x = c.proc.hart.st.x, a = this.args;
     const nrLo = x[2 * REG_A7]!, nrHi = x[2 * REG_A7 + 1]!;
     for (let i = 0; i < 6; i++) { a.lo[i] = x[2 * (REG_A0 + i)]!; a.hi[i] = x[2 * (REG_A0 + i) + 1]!; }
     const nr = nrHi === 0 && nrLo >= 0 && nrLo < TABLE_SIZE ? nrLo : -1;
     const def = nr >= 0 ? this.table[nr] : undefined;
+    const trace = c.proc.opts.trace;
+    // execve replaces the memory the arguments point into: format its line first.
+    const pre = trace && (nr === 221 || nr === 281) ? formatTrace(c, def?.name ?? '', a, undefined) : null;
     let r: number;
     if (def) {
-      r = def.fn(this.ctx, a);
+      r = def.fn(c, a);
     } else {
       r = -E.ENOSYS;
       if (!QUIET_ENOSYS.has(nr)) {
-        const shown = nr >= 0 ? nr : st.getX(REG_A7);
-        this.ctx.warnOnce(nr, `tsvm: unsupported syscall ${shown} (${syscallName(shown)})`);
+        const shown = nr >= 0 ? nr : c.proc.hart.st.getX(REG_A7);
+        c.warnOnce(nr, `tsvm: unsupported syscall ${shown} (${syscallName(shown)})`);
       }
     }
-    if (this.proc.opts.trace) {
+    if (r === BLOCKED) return; // asleep: retried (and traced) when it wakes
+    c.retryDeadline = null;
+    c.lastResort = false;
+    const st = c.proc.hart.st; // execve may have replaced the hart
+    if (trace) {
       const name = def?.name ?? syscallName(nr);
-      const exiting = this.proc.exitStatus !== null && (name === 'exit' || name === 'exit_group');
-      this.log(formatTrace(this.ctx, name, a, exiting ? undefined : r === KEEP_REGS ? st.getX(REG_A0) : r));
+      const exiting = c.proc.exitStatus !== null && (name === 'exit' || name === 'exit_group');
+      const shown = exiting ? undefined : r === KEEP_REGS ? st.getX(REG_A0) : r;
+      const line = pre !== null && r === 0 ? pre.replace(/ = \?$/, ` = ${shown ?? '?'}`) : formatTrace(c, name, a, shown);
+      this.log(this.kernel.tasks.length > 1 || c.group !== this.kernel.root ? `[pid ${c.tid}] ${line}` : line);
     }
     if (r !== KEEP_REGS) st.setX(REG_A0, r);
-    if (this.ctx.sig.pending !== 0n) deliverPending(this.ctx);
+    if (c.sig.pending !== 0n) deliverPending(c);
   }
 }

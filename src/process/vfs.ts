@@ -84,9 +84,10 @@ export class Vfs {
   /** The guest's current directory, as a guest path. */
   cwd: string;
 
-  constructor(private readonly host: HostOs, root: string | undefined, private readonly hooks: VfsHooks) {
-    this.root = Vfs.canonicalRoot(host, root);
-    this.cwd = Vfs.initialCwd(host, root);
+  /** A VFS for `root`; with `from`, a copy of that one's root and working directory (fork). */
+  constructor(private readonly host: HostOs, root: string | undefined, private readonly hooks: VfsHooks, from?: Vfs) {
+    this.root = from ? from.root : Vfs.canonicalRoot(host, root);
+    this.cwd = from ? from.cwd : Vfs.initialCwd(host, root);
   }
 
   /** The root as the VFS keeps it: a real path without a trailing slash. */

@@ -3,21 +3,21 @@
  * a virtio-net device whose frames go to the `-netdev` with that id.
  *
  * The netdev itself (a socket, a unix stream, a user-mode network) is a
- * host resource, so it is opened by a `NetdevOpener` that the host layer
- * installs at startup (src/host/net-socket.ts); this module stays
- * host-independent.
+ * host resource, opened through the host adapter src/host/net-socket.ts
+ * (replaceable with `setNetdevOpener`, e.g. by tests or another host).
  */
 import { registerDevice, type BuildContext } from './device-builder.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
 import { VirtioNet } from '../devices/virtio/net.js';
 import type { NetBackend } from '../devices/virtio/net-backend.js';
+import { openNetdev } from '../host/net-socket.js';
 
 /** Opens the host side of one -netdev; throws OptsError for unusable options (one line). */
 export type NetdevOpener = (netdev: QemuOpts) => NetBackend;
 
-let opener: NetdevOpener | null = null;
+let opener: NetdevOpener = openNetdev;
 
-/** Installs the host's -netdev implementation (called once by the host layer). */
+/** Replaces how -netdev backends are opened (the default is the Node host adapter). */
 export function setNetdevOpener(f: NetdevOpener): void { opener = f; }
 
 /** QEMU's default MAC for the first NIC (qemu_macaddr_default_if_unset): 52:54:00:12:34:56, then + 1 per NIC. */
@@ -63,7 +63,6 @@ function buildNet(o: QemuOpts, ctx: BuildContext): VirtioNet {
     // 68: the minimum IPv4 MTU (RFC 791); 65535: the config field is 16 bits (virtio 1.2 §5.1.4).
     if (!/^\d+$/.test(mtuText) || mtu < 68 || mtu > 65535) throw new OptsError(`${where}: host_mtu=${mtuText} is not an MTU from 68 to 65535`);
   }
-  if (!opener) throw new OptsError(`${where}: network backends are not available in this build`);
   const backend = opener(nd);
   ctx.cleanups.push(() => backend.close());
   return new VirtioNet({ mac, mtu, backend, wake: ctx.wake });

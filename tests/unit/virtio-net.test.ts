@@ -350,6 +350,7 @@ test('-device virtio-net-device: netdev lookup, default and explicit MACs, one d
     assert.throws(() => buildDevices(opts(devs, nds)), (e: unknown) => e instanceof OptsError && re.test(e.message) && !e.message.includes('\n'), devs.join(' '));
   }
   assert.deepEqual(parseMac('52:54:00:AB:cd:0f') && [...parseMac('52:54:00:AB:cd:0f')!], [0x52, 0x54, 0, 0xab, 0xcd, 0x0f]);
+  setNetdevOpener(openNetdev);
 });
 
 test('-netdev option checking and hostfwd translation for passt', () => {

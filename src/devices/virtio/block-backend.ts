@@ -88,7 +88,7 @@ export class SnapshotOverlay implements BlockBackend {
   flush(): void { /* nothing is persistent */ }
   discard(offset: number, len: number): void { checkRange(offset, len, this.size); }
 
-  writeZeroes(offset: number, len: number): void {
+  writeZeroes(offset: number, len: number, _unmap = false): void {
     checkRange(offset, len, this.size);
     const zero = new Uint8Array(Math.min(len, OVERLAY_CHUNK));
     for (let done = 0; done < len; done += zero.length) this.write(offset + done, zero.subarray(0, Math.min(zero.length, len - done)));
