@@ -15,7 +15,7 @@
  * first shell prompt, tsvm vs qemu-system-riscv64.
  *
  * Options: --quick (one run each, smaller inputs), --only NAME[,NAME...]
- * (workload names, or `boot`).
+ * (workload names, `boot`, `blk` for virtio-blk dd throughput, `net`).
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -26,6 +26,7 @@ import { DebianArchive } from '../src/images/debian-archive.js';
 import { compile, REPO_ROOT } from '../tests/helpers/toolchain.js';
 import { QEMU_CPU, guestEnv, requireQemu, requireTsvm } from '../tests/helpers/guest-run.js';
 import { benchBoot, bootTable } from './boot.js';
+import { benchVirtioBlk, blkTable } from './virtio-blk.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
 interface Workload {
@@ -182,6 +183,7 @@ async function main(): Promise<void> {
   const summary = `**Geometric-mean tsvm MIPS: ${geo.toFixed(1)}** (speed vs QEMU, geometric mean: ${geoSpeed.toFixed(3)})`;
   let bootMd = '';
   if (ONLY === null || ONLY.has('boot')) bootMd = `\n${bootTable(await benchBoot(QUICK ? 1 : 3))}\n`;
+  if (ONLY === null || ONLY.has('blk')) bootMd += `\n${blkTable(await benchVirtioBlk(QUICK ? 32 : 256))}\n`;
   const md = `${header}\n${rows.length ? `${table(rows)}\n\n${summary}\n` : ''}${bootMd}`;
   process.stdout.write(md);
   const out = path.join(BENCH_DIR, 'results', 'latest.md');

@@ -1,10 +1,10 @@
 /**
  * virtio-net throughput: two guests of one VMM (the default guest's kernel
  * and initramfs) joined by `-netdev socket` on 127.0.0.1; one runs
- * `nc -l -p 5000 | wc -c`, the other sends `dd if=/dev/zero bs=64k` into
- * `nc`. Time is measured on the host, from sending the sender's command
- * to the receiver printing its byte count (which must equal what was
- * sent). Both pairs — tsvm<->tsvm and QEMU<->QEMU — use the same guest;
+ * `nc -l -p 5000 > /tmp/rx` (tmpfs), the other sends `dd if=/dev/zero
+ * bs=64k` into `nc`. Time is measured on the host, from sending the
+ * sender's command to the receiver's next prompt; the received file's size
+ * must equal what was sent. Both pairs — tsvm<->tsvm and QEMU<->QEMU — use the same guest;
  * QEMU's virtio-net offers checksum and segmentation offloads, tsvm's does
  * not, so the per-packet cost differs as well as the CPU speed.
  */
@@ -49,17 +49,18 @@ async function measure(name: string, cmd: string[], args: string[], mib: number)
     await Promise.all([rx.expect(PROMPT, BOOT_MS), tx.expect(PROMPT, BOOT_MS)]);
     await rx.run('ip addr add 10.0.3.1/24 dev eth0; ip link set eth0 up', PROMPT);
     await tx.run('ip addr add 10.0.3.2/24 dev eth0; ip link set eth0 up', PROMPT);
-    rx.send(`nc -l -p ${PORT_IN_GUEST} | wc -c`);
-    await rx.expect(`| wc -c`, 60_000);
+    rx.send(`nc -l -p ${PORT_IN_GUEST} > /tmp/rx`);
+    await rx.expect('/tmp/rx', 60_000);
     await new Promise((r) => setTimeout(r, 2000));
     process.stderr.write(`bench: virtio-net ${name}: sending ${mib} MiB...\n`);
     const send = `dd if=/dev/zero bs=64k count=${mib * 16} 2>/dev/null | nc 10.0.3.1 ${PORT_IN_GUEST}`;
     const t0 = performance.now();
     tx.send(send);
-    const out = stripAnsi(await rx.expect(PROMPT, 60 * 60_000));
+    await rx.expect(PROMPT, 60 * 60_000);
     const seconds = (performance.now() - t0) / 1000;
-    const got = Number(/(\d+)\s*$/.exec(out.trim())?.[1] ?? NaN);
-    if (got !== mib * 1048576) throw new Error(`virtio-net ${name}: received ${got} bytes, sent ${mib * 1048576}: ${out.trim()}`);
+    const out = stripAnsi(await rx.run('stat -c %s /tmp/rx', PROMPT));
+    const got = Number(/(\d+)\s*$/.exec(out)?.[1] ?? NaN);
+    if (got !== mib * 1048576) throw new Error(`virtio-net ${name}: received ${got} bytes, sent ${mib * 1048576}: ${out}`);
     await tx.expect(PROMPT, 60_000);
     for (const s of [rx, tx]) s.send('poweroff -f');
     await Promise.race([Promise.all([rx.exited, tx.exited]), new Promise((r) => setTimeout(r, 20_000))]);

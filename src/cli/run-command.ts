@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { bootMachine, type BootFile } from '../vmm/boot.js';
-import { Vm } from '../vmm/vm.js';
+import { Vm, type VmResult } from '../vmm/vm.js';
 import { BootError } from '../machine/boot-loader.js';
 import { HostConsole, hostClock } from '../host/console.js';
 import { HSM_STOPPED } from '../machine/sbi.js';
@@ -18,6 +18,10 @@ import { ImageError } from '../images/errors.js';
 import type { MachineKind } from '../machine/board.js';
 import { parseQemuOpts, OptsError, type QemuOpts } from '../vmm/qemu-opts.js';
 import { buildDevices, loadDeviceModules, type DeviceOptions } from '../vmm/device-builder.js';
+import { QmpMonitor, parseQmpAddress, shutdownCauseOf, type QmpAddress } from '../vmm/qmp.js';
+import { QmpServer } from '../host/qmp-server.js';
+import { VirtioBalloon, RamAccounting } from '../devices/virtio/balloon.js';
+import type { ConsolePort } from '../devices/virtio/console.js';
 
 /** Exit status for tsvm's own usage errors. */
 export const EXIT_USAGE = 125;
@@ -36,7 +40,7 @@ export interface RunOptions {
   /** -device / -drive / -netdev option groups. */
   dev: DeviceOptions;
   /** -qmp address (unix:PATH,server=on,wait=off). */
-  qmp?: string;
+  qmp?: QmpAddress;
 }
 
 /** A usage error: one line, exit status 125. */
@@ -96,7 +100,13 @@ export function parseRunArgs(argv: string[]): RunOptions {
       case '-device': o.dev.devices.push(opts(val())); break;
       case '-drive': o.dev.drives.push(opts(val(), 'file')); break;
       case '-netdev': o.dev.netdevs.push(opts(val())); break;
-      case '-qmp': o.qmp = val(); break;
+      case '-qmp': {
+        try { o.qmp = parseQmpAddress(val()); } catch (e) {
+          if (e instanceof OptsError) throw new UsageError(e.message);
+          throw e;
+        }
+        break;
+      }
       case '-nographic': break; // the console is always on stdio
       case '-no-reboot': break;
       case '-display': case '-serial': case '-monitor': val(); break; // accepted for QEMU compatibility; stdio only
@@ -124,12 +134,17 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw e;
   }
   const console = new HostConsole();
+  const inputListeners = new Set<(b: Uint8Array) => void>();
+  const consolePort: ConsolePort = {
+    write: (b) => console.write(b),
+    onInput: (l) => { inputListeners.add(l); return () => { inputListeners.delete(l); }; },
+  };
   let vm: Vm;
   let cleanups: (() => void)[] = [];
   try {
     await loadDeviceModules();
     let built;
-    try { built = buildDevices(opts.dev, () => console.wake()); } catch (e) {
+    try { built = buildDevices(opts.dev, () => console.wake(), consolePort); } catch (e) {
       if (e instanceof OptsError) { process.stderr.write(`tsvm run: ${e.message}\n`); return EXIT_USAGE; }
       throw e;
     }
@@ -150,6 +165,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     vm = new Vm(booted.board, console, booted.builtinSbi);
     for (const h of booted.stoppedHarts) vm.hsm[h] = HSM_STOPPED;
     vm.consoleOut = (b) => console.write(b);
+    const balloon = built.devices.find((d): d is VirtioBalloon => d instanceof VirtioBalloon);
+    if (balloon) { balloon.attach(new RamAccounting(booted.board.ramBase, booted.board.ram.size)); vm.balloon = balloon; }
   } catch (e) {
     for (const c of cleanups) c();
     if (e instanceof BootError || e instanceof ImageError) { process.stderr.write(`tsvm: ${e.message}\n`); return 1; }
@@ -162,18 +179,39 @@ export async function runCommand(argv: string[]): Promise<number> {
     tail = (tail + new TextDecoder().decode(bytes)).slice(-256);
     if (tail.includes('Kernel panic - not syncing')) vm.panicked = true;
   };
-  console.onInput = (b) => vm.input(b);
-  console.onQuit = () => { vm.stopRequested = true; };
+  console.onInput = (b) => { vm.input(b); for (const l of inputListeners) l(b); };
+  console.onQuit = () => { vm.stop(); };
+  let qmp: { monitor: QmpMonitor; server: QmpServer } | null = null;
+  if (opts.qmp) {
+    const monitor = new QmpMonitor(vm);
+    try {
+      qmp = { monitor, server: await QmpServer.listen(opts.qmp, monitor) };
+    } catch (e) {
+      for (const c of cleanups) c();
+      process.stderr.write(`tsvm: ${e instanceof Error ? e.message : String(e)}\n`);
+      return 1;
+    }
+    if (opts.qmp.wait) {
+      process.stderr.write('tsvm: waiting for a QMP client to connect\n');
+      await qmp.server.waitForClient();
+    }
+  }
   console.start();
-  let result;
+  let result: VmResult | undefined;
   try {
     result = await vm.run();
   } finally {
     console.stop();
     for (const c of cleanups) c();
+    if (qmp) {
+      const cause = shutdownCauseOf(result?.reason ?? 'stopped', vm.hostRequest ?? (result ? null : 'host-error'));
+      qmp.monitor.shutdown(cause.guest, cause.reason);
+      await qmp.server.close();
+    }
   }
+  if (!result) return 1;
   if (result.reason === 'panic') process.stderr.write('\ntsvm: guest kernel panic\n');
-  if (result.reason === 'reset') process.stderr.write('\ntsvm: guest requested a reset; stopping\n');
+  if (result.reason === 'reset') process.stderr.write(vm.hostRequest === 'host-qmp-system-reset' ? '\ntsvm: system_reset: tsvm cannot reboot in place; stopping\n' : '\ntsvm: guest requested a reset; stopping\n');
   if (result.reason === 'stopped') process.stdout.write('\r\ntsvm: terminated\r\n');
   return result.status;
 }

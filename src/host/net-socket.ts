@@ -106,6 +106,8 @@ export class StreamNetBackend implements NetBackend {
   readonly label: string;
   /** Frames sent while no peer was connected (dropped). */
   txNoPeer = 0;
+  /** Process id of the helper daemon behind this backend (passt), if any. */
+  helperPid: number | null = null;
   private sock: net.Socket | null = null;
   private decoder: FrameDecoder | null = null;
   private paused = false;
@@ -377,6 +379,7 @@ function openUser(o: QemuOpts, label: string, where: string): NetBackend {
   const kill = (): void => { child?.kill('SIGTERM'); };
   process.once('exit', kill);
   const b = connectStream({ kind: 'unix', path: sockPath }, label, () => exited);
+  b.helperPid = child.pid ?? null;
   b.onDetach = () => report(label, exited ?? 'passt closed the connection');
   b.onClose(() => {
     kill();

@@ -4,7 +4,7 @@
  * allocation and freeing, and growing the refcount table.
  *
  * Every change is written to the file at once (write-through), ordered so
- * that a crash leaves at worst leaked clusters, never a cluster that is in
+ * that stopping at any point leaves at worst leaked clusters, never one in
  * use with a refcount of 0: a new refcount block is written before the
  * table entry that points at it, refcounts are raised before anything
  * refers to the cluster, and lowered only after the last reference is gone.
@@ -22,7 +22,7 @@ const BLOCK_CACHE = 64;
 /** Reads a 64-bit big-endian table entry's offset (bits 9-62), rejecting values past 2^53. */
 export function entryOffset(dv: DataView, off: number): number {
   const hi = dv.getUint32(off), lo = dv.getUint32(off + 4);
-  if ((hi & 0x7fffffff) >= 0x200000) return -1;
+  if ((hi & 0x7fffffff) >= 0x200000) return -1; // 2^53 and above: not exact in a double
   return (hi & 0x7fffffff) * 4294967296 + ((lo & OFFSET_MASK_LO) >>> 0);
 }
 

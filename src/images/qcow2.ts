@@ -10,7 +10,9 @@
  * zeros or the decompressed cluster) and update metadata write-through in
  * the safe order: refcounts, then data, then L2, then L1. The dirty bit is
  * never set (no lazy refcounts), so the image is consistent whenever tsvm
- * stops; flush is an fsync.
+ * stops, even if it is killed; flush is an fsync. (Against a host crash
+ * the order only holds up to the last flush: there is no fsync between
+ * metadata updates.)
  */
 import type { FileHost, SyncFile } from '../host/file-io.js';
 import { checkRange, type BlockBackend } from '../devices/virtio/block-backend.js';
@@ -168,6 +170,7 @@ export class Qcow2Image implements BlockBackend {
     const hi = t.getUint32(8 * idx), lo = t.getUint32(8 * idx + 4);
     this.mHi = hi; this.mLo = lo; this.mHost = 0;
     if (hi & L2_COMPRESSED) return K_COMPRESSED;
+    // Standard Cluster Descriptor: host offset in bits 9-55 (qcow2 spec); bits 53-55 would exceed a double's precision.
     if ((hi & 0x00e00000) !== 0) throw this.corrupt(`L2 entry points past 2^53`);
     const host = (hi & 0x00ffffff) * 4294967296 + ((lo & 0xfffffe00) >>> 0);
     if (host % this.cs !== 0) throw this.corrupt(`data cluster offset 0x${host.toString(16)} is not cluster-aligned`);

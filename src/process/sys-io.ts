@@ -46,12 +46,13 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
       const buf = new Uint8Array(n);
       if (!f.seekable) {
         if (pos !== null) return -E.ESPIPE;
-        if (!f.nonBlocking && c.kernel.canSleep(c)) {
-          // Other tasks may run: take what the host has now, else sleep polling it.
+        if (f.nonBlocking || c.kernel.canSleep(c)) {
+          // Take what the host has now; if nothing, EAGAIN for O_NONBLOCK, else sleep polling it while others run.
           const r = c.host.readNonBlocking?.(f.hostFd, buf) ?? -E.ENOSYS;
           if (r >= 0) return buf.subarray(0, r);
           if (r !== -E.EAGAIN && r !== -E.ENOSYS) return r;
-          return c.kernel.block(c, { restart: true, host: true });
+          if (r === -E.EAGAIN && f.nonBlocking) return r;
+          if (!f.nonBlocking) return c.kernel.block(c, { restart: true, host: true });
         }
         const r = c.host.read(f.hostFd, buf, null, f.nonBlocking);
         return r < 0 ? r : buf.subarray(0, r);

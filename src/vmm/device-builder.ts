@@ -6,6 +6,7 @@
  */
 import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
+import type { ConsolePort } from '../devices/virtio/console.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
 
 /** Parsed device-related command-line options. */
@@ -26,6 +27,8 @@ export interface BuildContext {
   cleanups: (() => void)[];
   /** Wakes the VMM's run loop after an asynchronous device event (e.g. a received frame). */
   wake: () => void;
+  /** The host console (the stdio the UART uses), for virtio-console; absent when there is none. */
+  console?: ConsolePort;
 }
 
 /** Builds one device from its -device options. */
@@ -49,7 +52,7 @@ export async function loadDeviceModules(): Promise<void> {
 }
 
 /** Builds the virtio devices in command-line order; throws OptsError on bad options. */
-export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
+export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}, console?: ConsolePort): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
   const used = new Set<QemuOpts>();
   const byId = (list: QemuOpts[], id: string, what: string): QemuOpts => {
     const o = list.find((x) => x.props.get('id') === id);
@@ -58,7 +61,7 @@ export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}): 
     return o;
   };
   const ctx: BuildContext = {
-    opts, cleanups: [], wake,
+    opts, cleanups: [], wake, console,
     drive: (id) => byId(opts.drives, id, '-drive'),
     netdev: (id) => byId(opts.netdevs, id, '-netdev'),
   };

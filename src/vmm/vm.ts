@@ -12,6 +12,7 @@ import { S, type HartState } from '../cpu/hart-state.js';
 import { IRQ_SSI, IRQ_STI } from '../cpu/csr-file.js';
 import { SbiFirmware, HSM_STARTED, HSM_STOPPED, type SbiPlatform } from '../machine/sbi.js';
 import type { Board } from '../machine/board.js';
+import type { VmControl, RunState, BalloonControl, ShutdownCause } from './qmp.js';
 
 /** What the VMM needs from its host. */
 export interface VmHost {
@@ -36,7 +37,7 @@ const YIELD_MS = 8;
 export interface VmResult { status: number; reason: 'poweroff' | 'reset' | 'panic' | 'stopped' }
 
 /** A running system VM. */
-export class Vm implements SbiPlatform {
+export class Vm implements SbiPlatform, VmControl {
   readonly board: Board;
   readonly sbi: SbiFirmware;
   /** HSM state per hart (SBI spec §9). */
@@ -110,6 +111,18 @@ export class Vm implements SbiPlatform {
   resume(): void { this.paused = false; this.host.wake(); }
   /** Stops the VM from outside (QMP `quit`, console escape). */
   stop(): void { this.stopRequested = true; this.host.wake(); }
+
+  // ---- VmControl (QMP) ----
+  /** The memory balloon QMP controls, if the VM has one. */
+  balloon: BalloonControl | null = null;
+  /** Why the host asked the VM to end (QMP quit/system_powerdown/system_reset), for the SHUTDOWN event. */
+  hostRequest: ShutdownCause | null = null;
+  runState(): RunState { return this.stopRequested || this.board.power.off ? 'shutdown' : this.paused ? 'paused' : 'running'; }
+  /** No guest-visible power button on this board: power off directly (status 0). */
+  powerdown(): void { this.hostRequest ??= 'host-qmp-quit'; this.board.poweroff(0); this.host.wake(); }
+  /** No in-place reboot: end the VM as QEMU's -no-reboot does. */
+  reset(): void { this.hostRequest ??= 'host-qmp-system-reset'; this.board.reset(); this.host.wake(); }
+  quit(): void { this.hostRequest ??= 'host-qmp-quit'; this.stop(); }
 
   /** Console output sink for SBI console calls (set by the owner of the VM). */
   consoleOut: (bytes: Uint8Array) => void = () => {};
@@ -188,7 +201,7 @@ export class Vm implements SbiPlatform {
       dbg.slices++;
       if (this.paused && !this.stopRequested && !b.power.off) { await host.wait(1000); lastYield = host.now(); continue; }
       let running = 0;
-      for (let i = 0; i < b.harts; i++) {
+      for (let i = 0; i < b.harts && !b.power.off && !this.stopRequested; i++) {
         if (this.hsm[i] !== HSM_STARTED || this.waiting[i]) continue;
         running++;
         const v = b.vcpus[i]!;

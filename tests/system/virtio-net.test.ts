@@ -6,14 +6,15 @@
  *     link ping each other (QEMU connects to tsvm's listening socket);
  *  3. `-netdev user` (passt): the guest gets an address by DHCP, serves a
  *     file with busybox httpd, and the host fetches it through hostfwd.
- * All traffic stays on loopback and unix sockets.
+ * All traffic stays on loopback and unix sockets. Tests 2 and 3 run side
+ * by side (one tsvm guest each, like test 1's pair).
  *
  * The tsvm guests boot through Debian's OpenSBI: busybox ping reads the
  * clock through the vDSO (rdtime from U-mode), which Linux only enables
  * (scounteren) from its SBI PMU driver, and tsvm's built-in SBI has no PMU
  * extension yet.
  */
-import { test } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -104,67 +105,69 @@ test('two tsvm guests over -netdev socket: ping and an nc file transfer', { time
   }
 });
 
-test('a tsvm guest and a QEMU guest on one -netdev socket link ping each other', { timeout: BOOT_MS + 180_000 }, async () => {
-  const g = await ensureDefaultGuest({ progress: false });
-  const port = await freePort();
-  const t = tsvm(g, ['-netdev', `socket,id=n0,listen=127.0.0.1:${port}`, '-device', 'virtio-net-device,netdev=n0,mac=52:54:00:12:34:57']);
-  let q: ConsoleSession | null = null;
-  try {
-    await t.expect('OpenSBI', 60_000); // tsvm listens before the firmware starts
-    q = new ConsoleSession(['-M', 'virt', '-m', '512M', '-nographic', '-kernel', g.kernel, '-initrd', g.initrd, '-append', 'console=ttyS0',
-      '-netdev', `socket,id=n0,connect=127.0.0.1:${port}`, '-device', 'virtio-net-device,netdev=n0'], ['qemu-system-riscv64']);
-    await q.expect(PROMPT, BOOT_MS);
-    await t.expect('tsvm-guest: ready', BOOT_MS);
-    await t.expect(PROMPT, 60_000);
-    await setIp(t, '10.0.2.1');
-    await setIp(q, '10.0.2.2');
-    await ping(q, '10.0.2.1');
-    await ping(t, '10.0.2.2');
-    assert.match(await ok(t, 'cat /proc/net/arp'), /10\.0\.2\.2 .*52:54:00:12:34:56/, 'QEMU\'s default MAC seen by tsvm');
-    await powerOff(t, q);
-  } finally {
-    t.kill(); q?.kill();
-  }
-});
-
-test('-netdev user (passt): DHCP in the guest, httpd reached from the host through hostfwd', { timeout: BOOT_MS + 180_000 }, async () => {
-  const passt = ['/usr/bin/passt', '/usr/sbin/passt'].find((p) => fs.existsSync(p));
-  assert.ok(passt, 'passt missing: apt-get install passt');
-  const g = await ensureDefaultGuest({ progress: false });
-  const port = await freePort();
-  const s = tsvm(g, ['-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:80`, '-device', 'virtio-net-device,netdev=n0']);
-  const passtRunning = (): boolean => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').some((l) => l.includes('passt') && l.includes(`127.0.0.1/${port}:80`));
-  try {
-    await s.expect('tsvm-guest: ready', BOOT_MS);
-    await s.expect(PROMPT, 60_000);
-    assert.ok(passtRunning(), 'tsvm started passt');
-    await ok(s, 'ip link set eth0 up');
-    const dhcp = await ok(s, UDHCPC, 120_000);
-    assert.match(dhcp, /lease of [\d.]+ obtained/);
-    assert.match(await ok(s, 'ip -4 addr show eth0'), /inet \d+\.\d+\.\d+\.\d+\//);
-    assert.match(await ok(s, 'ip route'), /^default via /m);
-    await ok(s, 'mkdir -p /www && echo tsvm-virtio-net-ok > /www/t.txt && httpd -p 80 -h /www');
-    let body = '', status = 0;
-    for (let attempt = 0; attempt < 5 && status !== 200; attempt++) {
-      try {
-        [status, body] = await new Promise<[number, string]>((resolve, reject) => {
-          const req = http.get({ host: '127.0.0.1', port, path: '/t.txt', timeout: 30_000 }, (r) => {
-            let b = '';
-            r.setEncoding('utf8');
-            r.on('data', (d: string) => { b += d; });
-            r.on('end', () => resolve([r.statusCode ?? 0, b]));
-          });
-          req.on('timeout', () => req.destroy(new Error('timeout')));
-          req.on('error', reject);
-        });
-      } catch { await new Promise((r) => setTimeout(r, 2000)); }
+describe('tsvm with QEMU, and tsvm with passt', { concurrency: true }, () => {
+  test('a tsvm guest and a QEMU guest on one -netdev socket link ping each other', { timeout: BOOT_MS + 180_000 }, async () => {
+    const g = await ensureDefaultGuest({ progress: false });
+    const port = await freePort();
+    const t = tsvm(g, ['-netdev', `socket,id=n0,listen=127.0.0.1:${port}`, '-device', 'virtio-net-device,netdev=n0,mac=52:54:00:12:34:57']);
+    let q: ConsoleSession | null = null;
+    try {
+      await t.expect('OpenSBI', 60_000); // tsvm listens before the firmware starts
+      q = new ConsoleSession(['-M', 'virt', '-m', '512M', '-nographic', '-kernel', g.kernel, '-initrd', g.initrd, '-append', 'console=ttyS0',
+        '-netdev', `socket,id=n0,connect=127.0.0.1:${port}`, '-device', 'virtio-net-device,netdev=n0'], ['qemu-system-riscv64']);
+      await q.expect(PROMPT, BOOT_MS);
+      await t.expect('tsvm-guest: ready', BOOT_MS);
+      await t.expect(PROMPT, 60_000);
+      await setIp(t, '10.0.2.1');
+      await setIp(q, '10.0.2.2');
+      await ping(q, '10.0.2.1');
+      await ping(t, '10.0.2.2');
+      assert.match(await ok(t, 'cat /proc/net/arp'), /10\.0\.2\.2 .*52:54:00:12:34:56/, 'QEMU\'s default MAC seen by tsvm');
+      await powerOff(t, q);
+    } finally {
+      t.kill(); q?.kill();
     }
-    assert.equal(status, 200);
-    assert.equal(body, 'tsvm-virtio-net-ok\n');
-    await powerOff(s);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.ok(!passtRunning(), 'passt is stopped when tsvm exits');
-  } finally {
-    s.kill();
-  }
+  });
+
+  test('-netdev user (passt): DHCP in the guest, httpd reached from the host through hostfwd', { timeout: BOOT_MS + 180_000 }, async () => {
+    const passt = ['/usr/bin/passt', '/usr/sbin/passt'].find((p) => fs.existsSync(p));
+    assert.ok(passt, 'passt missing: apt-get install passt');
+    const g = await ensureDefaultGuest({ progress: false });
+    const port = await freePort();
+    const s = tsvm(g, ['-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:80`, '-device', 'virtio-net-device,netdev=n0']);
+    const passtRunning = (): boolean => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').some((l) => l.includes('passt') && l.includes(`127.0.0.1/${port}:80`));
+    try {
+      await s.expect('tsvm-guest: ready', BOOT_MS);
+      await s.expect(PROMPT, 60_000);
+      assert.ok(passtRunning(), 'tsvm started passt');
+      await ok(s, 'ip link set eth0 up');
+      const dhcp = await ok(s, UDHCPC, 120_000);
+      assert.match(dhcp, /lease of [\d.]+ obtained/);
+      assert.match(await ok(s, 'ip -4 addr show eth0'), /inet \d+\.\d+\.\d+\.\d+\//);
+      assert.match(await ok(s, 'ip route'), /^default via /m);
+      await ok(s, 'mkdir -p /www && echo tsvm-virtio-net-ok > /www/t.txt && httpd -p 80 -h /www');
+      let body = '', status = 0;
+      for (let attempt = 0; attempt < 5 && status !== 200; attempt++) {
+        try {
+          [status, body] = await new Promise<[number, string]>((resolve, reject) => {
+            const req = http.get({ host: '127.0.0.1', port, path: '/t.txt', timeout: 30_000 }, (r) => {
+              let b = '';
+              r.setEncoding('utf8');
+              r.on('data', (d: string) => { b += d; });
+              r.on('end', () => resolve([r.statusCode ?? 0, b]));
+            });
+            req.on('timeout', () => req.destroy(new Error('timeout')));
+            req.on('error', reject);
+          });
+        } catch { await new Promise((r) => setTimeout(r, 2000)); }
+      }
+      assert.equal(status, 200);
+      assert.equal(body, 'tsvm-virtio-net-ok\n');
+      await powerOff(s);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(!passtRunning(), 'passt is stopped when tsvm exits');
+    } finally {
+      s.kill();
+    }
+  });
 });

@@ -324,33 +324,89 @@ test('-device virtio-net-device: netdev lookup, default and explicit MACs, one d
   const opened: string[] = [];
   const backends: TestBackend[] = [];
   setNetdevOpener((nd) => { opened.push(nd.props.get('id')!); const b = new TestBackend(); backends.push(b); return b; });
-  const opts = (devices: string[], netdevs: string[]): Parameters<typeof buildDevices>[0] => ({
-    devices: devices.map((d) => parseQemuOpts(d)), drives: [], netdevs: netdevs.map((n) => parseQemuOpts(n)),
-  });
-  const built = buildDevices(opts(['virtio-net-device,netdev=a', 'virtio-net-device,netdev=b,mac=02:00:00:00:00:07,host_mtu=1400', 'virtio-net-device,netdev=c'],
-    ['socket,id=a,listen=:1', 'user,id=b', 'user,id=c']));
-  assert.deepEqual(opened, ['a', 'b', 'c']);
-  const nets = built.devices as VirtioNet[];
-  assert.deepEqual([...nets[0]!.mac], [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
-  assert.deepEqual([...nets[1]!.mac], [0x02, 0, 0, 0, 0, 7]);
-  assert.ok(nets[1]!.featuresLo & (1 << VIRTIO_NET_F_MTU));
-  assert.deepEqual([...nets[2]!.mac], [...defaultMac(2)]);
-  for (const c of built.cleanups) c();
-  assert.ok(backends.every((b) => b.closed), 'cleanups close the backends');
-  const bad: [string[], string[], RegExp][] = [
-    [['virtio-net-device'], [], /needs netdev=ID/],
-    [['virtio-net-device,netdev=zz'], ['user,id=a'], /no -netdev with id 'zz'/],
-    [['virtio-net-device,netdev=a,mac=52:54:00:12:34'], ['user,id=a'], /not a MAC address/],
-    [['virtio-net-device,netdev=a,mac=01:00:5e:00:00:01'], ['user,id=a'], /multicast/],
-    [['virtio-net-device,netdev=a,host_mtu=20'], ['user,id=a'], /host_mtu=20/],
-    [['virtio-net-device,netdev=a,speed=10'], ['user,id=a'], /unknown property 'speed'/],
-    [['virtio-net-device,netdev=a', 'virtio-net-device,netdev=a'], ['user,id=a'], /already used/],
-  ];
-  for (const [devs, nds, re] of bad) {
-    assert.throws(() => buildDevices(opts(devs, nds)), (e: unknown) => e instanceof OptsError && re.test(e.message) && !e.message.includes('\n'), devs.join(' '));
+  try {
+    const opts = (devices: string[], netdevs: string[]): Parameters<typeof buildDevices>[0] => ({
+      devices: devices.map((d) => parseQemuOpts(d)), drives: [], netdevs: netdevs.map((n) => parseQemuOpts(n)),
+    });
+    const built = buildDevices(opts(['virtio-net-device,netdev=a', 'virtio-net-device,netdev=b,mac=02:00:00:00:00:07,host_mtu=1400', 'virtio-net-device,netdev=c'],
+      ['socket,id=a,listen=:1', 'user,id=b', 'user,id=c']));
+    assert.deepEqual(opened, ['a', 'b', 'c']);
+    const nets = built.devices as VirtioNet[];
+    assert.deepEqual([...nets[0]!.mac], [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    assert.deepEqual([...nets[1]!.mac], [0x02, 0, 0, 0, 0, 7]);
+    assert.ok(nets[1]!.featuresLo & (1 << VIRTIO_NET_F_MTU));
+    assert.deepEqual([...nets[2]!.mac], [...defaultMac(2)]);
+    for (const c of built.cleanups) c();
+    assert.ok(backends.every((b) => b.closed), 'cleanups close the backends');
+    const bad: [string[], string[], RegExp][] = [
+      [['virtio-net-device'], [], /needs netdev=ID/],
+      [['virtio-net-device,netdev=zz'], ['user,id=a'], /no -netdev with id 'zz'/],
+      [['virtio-net-device,netdev=a,mac=52:54:00:12:34'], ['user,id=a'], /not a MAC address/],
+      [['virtio-net-device,netdev=a,mac=01:00:5e:00:00:01'], ['user,id=a'], /multicast/],
+      [['virtio-net-device,netdev=a,host_mtu=20'], ['user,id=a'], /host_mtu=20/],
+      [['virtio-net-device,netdev=a,speed=10'], ['user,id=a'], /unknown property 'speed'/],
+      [['virtio-net-device,netdev=a', 'virtio-net-device,netdev=a'], ['user,id=a'], /already used/],
+    ];
+    for (const [devs, nds, re] of bad) {
+      assert.throws(() => buildDevices(opts(devs, nds)), (e: unknown) => e instanceof OptsError && re.test(e.message) && !e.message.includes('\n'), devs.join(' '));
+    }
+    assert.deepEqual(parseMac('52:54:00:AB:cd:0f') && [...parseMac('52:54:00:AB:cd:0f')!], [0x52, 0x54, 0, 0xab, 0xcd, 0x0f]);
+  } finally {
+    setNetdevOpener(openNetdev);
   }
-  assert.deepEqual(parseMac('52:54:00:AB:cd:0f') && [...parseMac('52:54:00:AB:cd:0f')!], [0x52, 0x54, 0, 0xab, 0xcd, 0x0f]);
-  setNetdevOpener(openNetdev);
+});
+
+/** A DHCPDISCOVER from `mac` (RFC 2131 §4.4.1) in an Ethernet/IPv4/UDP broadcast frame. */
+function dhcpDiscover(mac: Uint8Array, xid: number): Uint8Array {
+  const bootp = new Uint8Array(300); // BOOTP's minimum message size (RFC 951, RFC 1542 §2.1)
+  const bv = new DataView(bootp.buffer);
+  bootp[0] = 1; bootp[1] = 1; bootp[2] = 6; // BOOTREQUEST, Ethernet, 6-byte hardware address
+  bv.setUint32(4, xid); bv.setUint16(10, 0x8000); // xid, broadcast flag
+  bootp.set(mac, 28); // chaddr
+  bv.setUint32(236, 0x63825363); // magic cookie (RFC 2132 §2)
+  bootp.set([53, 1, 1, 255], 240); // option 53 DHCP message type = DISCOVER, end
+  const f = new Uint8Array(14 + 20 + 8 + bootp.length), v = new DataView(f.buffer);
+  f.fill(0xff, 0, 6); f.set(mac, 6); v.setUint16(12, 0x0800); // Ethernet: broadcast, IPv4
+  f[14] = 0x45; v.setUint16(16, 20 + 8 + bootp.length); f[22] = 64; f[23] = 17; // IPv4 header: UDP, TTL 64
+  f.fill(0xff, 30, 34); // 0.0.0.0 -> 255.255.255.255
+  let sum = 0;
+  for (let i = 14; i < 34; i += 2) sum += v.getUint16(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  v.setUint16(24, ~sum & 0xffff);
+  v.setUint16(34, 68); v.setUint16(36, 67); v.setUint16(38, 8 + bootp.length); // UDP 68 -> 67, no checksum
+  f.set(bootp, 42);
+  return f;
+}
+
+test('-netdev user starts passt, which answers a DHCPDISCOVER with an offer; close stops it', { skip: !fs.existsSync('/usr/bin/passt') && 'passt is not installed' }, async () => {
+  const be = openNetdev(parseQemuOpts('user,id=u0')) as StreamNetBackend;
+  try {
+    await be.waitConnected();
+    const mac = Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x99]), xid = 0x1badcafe;
+    let offer: Uint8Array | null = null;
+    be.onReceive = (f) => {
+      const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
+      if (f.length < 42 + 240 || v.getUint16(12) !== 0x0800 || f[23] !== 17) return;
+      const udp = 14 + (f[14]! & 15) * 4;
+      if (v.getUint16(udp) === 67 && v.getUint32(udp + 8 + 4) === xid) offer = f.slice(udp + 8);
+    };
+    be.send(dhcpDiscover(mac, xid));
+    await until(() => offer !== null, 'DHCPOFFER from passt');
+    const o = offer! as Uint8Array;
+    assert.equal(o[0], 2, 'BOOTREPLY');
+    assert.deepEqual([...o.subarray(28, 34)], [...mac]);
+    const yiaddr = [...o.subarray(16, 20)];
+    assert.notDeepEqual(yiaddr, [0, 0, 0, 0], 'an address is offered');
+    let i = 240, type = 0;
+    while (i < o.length && o[i] !== 255) { if (o[i] === 53) type = o[i + 2]!; i += o[i] === 0 ? 1 : 2 + o[i + 1]!; }
+    assert.equal(type, 2, 'DHCPOFFER');
+  } finally {
+    be.close();
+  }
+  const pid = be.helperPid;
+  assert.ok(pid !== null);
+  const alive = (): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  await until(() => !alive(), 'passt exits after close');
 });
 
 test('-netdev option checking and hostfwd translation for passt', () => {

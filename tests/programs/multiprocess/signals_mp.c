@@ -26,19 +26,25 @@ static void handle(int sig, void (*fn)(int), int flags) {
 }
 
 static int read_in_child(int flags) {
-    int fds[2], st;
-    if (pipe(fds)) return -1;
+    int fds[2], ready[2], st;
+    if (pipe(fds) || pipe(ready)) return -1;
     pid_t p = fork();
     if (p == 0) {
         handle(SIGUSR1, on_usr1, flags);
         close(fds[1]);
+        close(ready[0]);
         char c = 0;
+        if (write(ready[1], "r", 1) != 1) _exit(31); /* about to block in read */
         errno = 0;
         ssize_t r = read(fds[0], &c, 1);
         _exit(r == 1 ? (c == 'z' ? 10 : 11) : errno == EINTR ? 20 + usr1 : 30);
     }
     close(fds[0]);
-    usleep(30000);
+    close(ready[1]);
+    char rc;
+    if (read(ready[0], &rc, 1) != 1) return -1;
+    close(ready[0]);
+    usleep(100000);
     kill(p, SIGUSR1);
     usleep(30000);
     signal(SIGPIPE, SIG_IGN); /* the interrupted child may be gone already */
