@@ -27,6 +27,7 @@ import { compile, REPO_ROOT } from '../tests/helpers/toolchain.js';
 import { QEMU_CPU, guestEnv, requireQemu, requireTsvm } from '../tests/helpers/guest-run.js';
 import { benchBoot, bootTable } from './boot.js';
 import { benchVirtioBlk, blkTable } from './virtio-blk.js';
+import { benchVirtioNet, netTable } from './virtio-net.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
 interface Workload {
@@ -184,6 +185,7 @@ async function main(): Promise<void> {
   let bootMd = '';
   if (ONLY === null || ONLY.has('boot')) bootMd = `\n${bootTable(await benchBoot(QUICK ? 1 : 3))}\n`;
   if (ONLY === null || ONLY.has('blk')) bootMd += `\n${blkTable(await benchVirtioBlk(QUICK ? 32 : 256))}\n`;
+  if (ONLY === null || ONLY.has('net')) bootMd += `\n${netTable(await benchVirtioNet(QUICK ? 4 : 16, QUICK ? 16 : 64))}\n`;
   const md = `${header}\n${rows.length ? `${table(rows)}\n\n${summary}\n` : ''}${bootMd}`;
   process.stdout.write(md);
   const out = path.join(BENCH_DIR, 'results', 'latest.md');

@@ -33,8 +33,8 @@ import { OptsError, boolProp, type QemuOpts } from '../vmm/qemu-opts.js';
 export const FRAME_PREFIX = 4;
 /** Bytes buffered towards the peer before the device is told to stop transmitting. */
 const TX_HIGH_WATER = 256 * 1024;
-/** How often a connecting backend retries, and after how long it reports that the peer is not there. */
-const RETRY_MS = 100, RETRY_REPORT_MS = 10_000;
+/** How often a connecting backend retries (at first, then after reporting the peer missing), and when it reports. */
+const RETRY_MS = 100, RETRY_SLOW_MS = 1000, RETRY_REPORT_MS = 10_000;
 
 /** A stream that does not follow the length-prefix framing. */
 export class FramingError extends Error {}
@@ -251,7 +251,7 @@ export function connectStream(addr: StreamAddr, label: string, giveUp?: () => st
         reported = true;
         report(label, `cannot connect to ${describe(addr)} (${e.code ?? e.message}); still trying`);
       }
-      timer = setTimeout(attempt, RETRY_MS);
+      timer = setTimeout(attempt, reported ? RETRY_SLOW_MS : RETRY_MS);
     };
     s.once('error', onError);
     s.once('connect', () => {

@@ -69,7 +69,7 @@ export interface DefaultGuest {
 }
 
 /** Bump when the layout or contents of a built guest change, so old caches are not reused. */
-const GUEST_FORMAT = 1;
+const GUEST_FORMAT = 2;
 /** Bump when the layout of an extracted kernel tree changes. */
 const KERNEL_TREE_FORMAT = 1;
 const GUEST_STAMP = 'guest.json';
@@ -475,7 +475,10 @@ async function buildOrFind(cacheDir: string, request: string[], opts: DefaultGue
     }
     for (const [f, text, mode] of etcFiles()) cpio.file(f, Buffer.from(text), mode);
     cpio.dir('var/run', 0o755);
-    if (udhcpcScript !== null) cpio.file('usr/share/udhcpc/default.script', udhcpcScript, 0o755);
+    if (udhcpcScript !== null) {
+      cpio.file('usr/share/udhcpc/default.script', udhcpcScript, 0o755);
+      cpio.file('etc/udhcpc/default.script', udhcpcScript, 0o755); // where Debian's busybox udhcpc looks by default
+    }
     const modRoot = `lib/modules/${ver}`;
     for (const m of plan.order) cpio.file(`${modRoot}/${m.path}`, plan.files.get(m.path) as Buffer, 0o644);
     cpio.file(`${modRoot}/modules.dep`, Buffer.from(plan.modulesDep), 0o644);

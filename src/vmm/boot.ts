@@ -121,6 +121,9 @@ export function bootMachine(cfg: BootConfig): BootedMachine {
       c.medeleg = MEDELEG_LINUX;
       c.mideleg = IRQ_SSI | IRQ_STI | IRQ_SEI;
       c.mcounteren = -1;
+      // Linux enables user access to `time` (scounteren.TM) only in its SBI PMU driver, which the
+      // built-in SBI does not offer; without TM, U-mode rdtime (vDSO clock_gettime, ping) traps.
+      c.scounteren = 0x2;
       c.menvcfgHi = 0x80000000 | 0; // STCE: Sstc's stimecmp usable from S-mode
       c.pmpaddrLo[0] = -1; c.pmpaddrHi[0] = 0x3fffff; c.pmpcfg[0] = 0x1f; c.pmpGeneration++; // NAPOT over all memory, RWX
       st.s[S.PRIV] = 1;
