@@ -54,7 +54,9 @@ export class ConsoleSession {
   async run(cmd: string, prompt: string, timeoutMs = 60000): Promise<string> {
     this.send(cmd);
     await this.expect(cmd, timeoutMs);
-    return stripAnsi(await this.expect(prompt, timeoutMs)).trim();
+    // Kernel messages printed on the same console may interleave with the output: drop them.
+    return stripAnsi(await this.expect(prompt, timeoutMs)).split('\n')
+      .filter((l) => !/^\s*\[\s*\d+\.\d+\] /.test(l)).join('\n').trim();
   }
 
   /** Kills the VM if it is still running. */

@@ -20,6 +20,7 @@ async function bootAndCheck(args: string[], harts: number, extra?: (s: ConsoleSe
   try {
     await s.expect('tsvm-guest: ready', BOOT_MS);
     await s.expect(PROMPT, 60_000);
+    await s.run('dmesg -n 1', PROMPT); // keep later kernel messages off the console
     assert.equal(await s.run('uname -m', PROMPT), 'riscv64');
     assert.equal(await s.run('echo $((6*7))', PROMPT), '42');
     assert.equal(await s.run('grep -c ^processor /proc/cpuinfo', PROMPT), String(harts));
