@@ -224,12 +224,6 @@ export class Hart {
     return this.ram.dv.getUint16(page + (lo & 0xfff), true);
   }
 
-  /** Reads a byte of guest virtual memory for host use (syscalls); -1 on fault. */
-  peek8(lo: number, hi: number): number {
-    const p = this.addrR(lo, hi, 1);
-    return p < 0 ? -1 : this.ram.u8[p]!;
-  }
-
   /**
    * Reads a CSR for the user-level set (Zicsr, Zicntr, F): the value goes
    * to csrVal[0..1]. Returns false if the CSR does not exist here.

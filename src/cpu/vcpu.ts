@@ -18,7 +18,7 @@ import { S } from './hart-state.js';
 import {
   type CsrFile, MSTATUS_SIE, MSTATUS_MIE, MSTATUS_SPIE, MSTATUS_MPIE, MSTATUS_SPP, MSTATUS_MPP, MSTATUS_MPP_SHIFT,
   MSTATUS_MPRV, MSTATUS_SUM, MSTATUS_FS, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW,
-  IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI,
+  IRQ_STI,
 } from './csr-file.js';
 import { Tlb } from '../mmu/tlb.js';
 
@@ -210,5 +210,3 @@ export class Vcpu {
     return ExitReason.BUDGET;
   }
 }
-
-export { IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI };

@@ -10,6 +10,7 @@
  * timebase (10 MHz on virt) derived from the Clock; it is kept as a JS
  * number of ticks, exact up to 2^53 ticks (28 years at 10 MHz).
  */
+import { readSubword, mergeSubword } from './word-access.js';
 import type { Clock, MmioDevice } from './device.js';
 
 /** Per-hart machine-level interrupt lines the CLINT drives (mip.MSIP, mip.MTIP). */
@@ -117,9 +118,7 @@ export class Clint implements MmioDevice {
       out[0] = this.readWord(offset);
       out[1] = this.readWord(offset + 4);
     } else {
-      const w = this.readWord(offset & ~3);
-      const shift = (offset & 3) * 8;
-      out[0] = size === 4 ? w : (w >>> shift) & (size === 2 ? 0xffff : 0xff);
+      out[0] = readSubword(this.readWord(offset & ~3), offset, size);
       out[1] = 0;
     }
   }
@@ -138,9 +137,7 @@ export class Clint implements MmioDevice {
       this.writeWord(offset, lo);
     } else {
       const base = offset & ~3;
-      const shift = (offset & 3) * 8;
-      const mask = (size === 2 ? 0xffff : 0xff) << shift;
-      this.writeWord(base, (this.readWord(base) & ~mask) | ((lo << shift) & mask));
+      this.writeWord(base, mergeSubword(this.readWord(base), offset, size, lo));
     }
     if (offset + size > CLINT_MTIMECMP) this.update();
   }

@@ -15,6 +15,7 @@
  * source in service; a completion takes it out of service, and if the line
  * is still high the source becomes pending again.
  */
+import { readSubword, mergeSubword } from './word-access.js';
 import type { IrqSink, MmioDevice } from './device.js';
 
 /** Where each context's interrupt notification goes: the hart's MEIP (sMode false) or SEIP (sMode true). */
@@ -115,9 +116,7 @@ export class Plic implements MmioDevice, IrqSink {
       out[0] = this.readWord(offset);
       out[1] = this.readWord(offset + 4);
     } else {
-      const w = this.readWord(offset & ~3);
-      const shift = (offset & 3) * 8;
-      out[0] = size === 4 ? w : (w >>> shift) & (size === 2 ? 0xffff : 0xff);
+      out[0] = readSubword(this.readWord(offset & ~3), offset, size);
       out[1] = 0;
     }
   }
@@ -131,11 +130,9 @@ export class Plic implements MmioDevice, IrqSink {
       this.writeWord(offset, lo);
     } else {
       const base = offset & ~3;
-      const shift = (offset & 3) * 8;
-      const mask = (size === 2 ? 0xffff : 0xff) << shift;
       // Merge with a side-effect-free view of the word (never a claim).
       const cur = (base & (PLIC_CONTEXT_STRIDE - 1)) === PLIC_CLAIM && base >= PLIC_CONTEXT ? 0 : this.readWord(base);
-      this.writeWord(base, (cur & ~mask) | ((lo << shift) & mask));
+      this.writeWord(base, mergeSubword(cur, offset, size, lo));
     }
   }
 

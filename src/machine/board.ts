@@ -132,8 +132,8 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
   /** True if the physical page holds device registers (see PhysicalMap). */
   isMmio(page: number): boolean {
     if (this.overlayPages.has(page)) return true;
-    for (const r of this.bus.regions()) if (r.base < page + 4096 && r.base + r.size > page) return true;
-    return false;
+    if (page >= this.ramBase && page < this.ramBase + this.ram.size) return false; // devices never overlap RAM otherwise
+    return this.bus.overlaps(page, 4096);
   }
 
   /** True if physical [addr, addr+len) is in RAM. */

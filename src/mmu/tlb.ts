@@ -64,8 +64,6 @@ export class Tlb {
   readonly tagHi = new Int32Array(TLB_SIZE);
   /** Host offset of the page in guest RAM. */
   readonly host = new Int32Array(TLB_SIZE);
-  /** Bumped on every flush; lets cached fetch pages notice. */
-  generation = 0;
 
   /** Installs a translation for the page at (lo, hi). */
   fill(lo: number, hi: number, hostOff: number, perms: number): void {
@@ -82,6 +80,5 @@ export class Tlb {
     this.tagR.fill(TLB_INVALID);
     this.tagW.fill(TLB_INVALID);
     this.tagX.fill(TLB_INVALID);
-    this.generation++;
   }
 }

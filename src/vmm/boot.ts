@@ -15,7 +15,6 @@ import { buildVirtDeviceTree } from '../machine/virt-dt.js';
 import { findElfSymbols } from '../machine/elf-symbols.js';
 import { ISA_STRING, IRQ_SSI, IRQ_STI, IRQ_SEI } from '../cpu/csr-file.js';
 import { S } from '../cpu/hart-state.js';
-import { HSM_STOPPED } from '../machine/sbi.js';
 import type { CharBackend, Clock } from '../devices/device.js';
 import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { VIRT_VIRTIO_COUNT } from '../machine/virt-map.js';
@@ -146,7 +145,6 @@ export function bootMachine(cfg: BootConfig): BootedMachine {
     }
     c.changed = true; c.flushTlb = true;
   });
-  void HSM_STOPPED;
   return { board, builtinSbi, kernel, fdtAddr, stoppedHarts };
 }
 

@@ -26,8 +26,6 @@ export interface VmHost {
   wake(): void;
 }
 
-const DEBUG_IDLE = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TSVM_DEBUG_IDLE === '1';
-
 /** Instructions a hart runs before the VMM looks at timers and other harts. */
 const SLICE = 50_000;
 /** How often (ms of host time) the loop yields to the host event loop. */
@@ -191,14 +189,7 @@ export class Vm implements SbiPlatform, VmControl {
   async run(): Promise<VmResult> {
     const b = this.board, host = this.host;
     let lastYield = host.now();
-    const dbg = { waits: 0, waitMs: 0, slices: 0, irqs: 0, last: host.now(), insn: 0 };
     while (true) {
-      if (DEBUG_IDLE && host.now() - dbg.last > 1000) {
-        let n = 0; for (const v of b.vcpus) n += v.hart.st.instret;
-        console.error(`[vm] slices=${dbg.slices} waits=${dbg.waits} waitMs=${dbg.waitMs.toFixed(0)} insns=${n - dbg.insn} stimecmp=${b.csrs[0]!.stimecmpLo >>> 0} time=${b.clint.mtimeNow()} mip=${b.csrs[0]!.mip.toString(16)} mie=${b.csrs[0]!.mie.toString(16)}`);
-        dbg.insn = n; dbg.slices = 0; dbg.waits = 0; dbg.waitMs = 0; dbg.last = host.now();
-      }
-      dbg.slices++;
       if (this.paused && !this.stopRequested && !b.power.off) { await host.wait(1000); lastYield = host.now(); continue; }
       let running = 0;
       for (let i = 0; i < b.harts && !b.power.off && !this.stopRequested; i++) {
@@ -219,7 +210,7 @@ export class Vm implements SbiPlatform, VmControl {
       if (running === 0 && this.waiting.some((w, i) => w === 1 && this.hsm[i] === HSM_STARTED)) {
         const dl = this.nextDeadlineNs();
         const ms = Number.isFinite(dl) ? Math.max(0, (dl - now * 1e6) / 1e6) : 1000;
-        if (ms > 0.05) { dbg.waits++; dbg.waitMs += Math.min(ms, 1000); await host.wait(Math.min(ms, 1000)); }
+        if (ms > 0.05) await host.wait(Math.min(ms, 1000));
         lastYield = host.now();
         this.tick();
       } else if (running === 0) {
