@@ -10,6 +10,7 @@ import { fetchCommand } from './fetch-command.js';
 import { demoCommand } from './demo-command.js';
 import { runCommand } from './run-command.js';
 import { guestCommand } from './guest-info.js';
+import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
 
 const program = new Command();
 program
@@ -28,8 +29,19 @@ program
   .option('--trace', 'print an strace-like line for each system call', false)
   .option('--memory <size>', 'guest RAM backing the process (e.g. 1G)', '1G')
   .option('--stats', 'print guest instruction count and MIPS to stderr at exit', false)
+  .option('--jit <mode>', 'binary translation: on or off (default on)')
+  .option('--jit-threshold <n>', 'runs of a block before it is translated (0: at first run)')
   .passThroughOptions()
-  .action((prog: string, args: string[], o: { root?: string; trace: boolean; memory: string; stats: boolean }) => {
+  .action((prog: string, args: string[], o: {
+    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string;
+  }) => {
+    const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
+      (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
+    if (err !== null) {
+      process.stderr.write(`tsvm: ${err}\n`);
+      process.exitCode = 125;
+      return;
+    }
     const mem = parseSize(o.memory);
     if (mem === null || mem < 16 * 1024 * 1024 || mem > 3 * 1024 ** 3) {
       process.stderr.write(`tsvm: --memory ${o.memory}: expected a size between 16M and 3G\n`);
@@ -75,6 +87,12 @@ program
   .action(async (o: { mirror?: string }) => {
     process.exitCode = await demoCommand(o);
   });
+
+const envError = applyJitEnv(process.env);
+if (envError !== null) {
+  process.stderr.write(`tsvm: ${envError}\n`);
+  process.exit(125);
+}
 
 try {
   await program.parseAsync(process.argv);

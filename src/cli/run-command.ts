@@ -22,6 +22,7 @@ import { QmpMonitor, parseQmpAddress, shutdownCauseOf, type QmpAddress } from '.
 import { QmpServer } from '../host/qmp-server.js';
 import { VirtioBalloon, RamAccounting } from '../devices/virtio/balloon.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
+import { setJitMode, setJitThreshold } from './jit-flags.js';
 
 /** Exit status for tsvm's own usage errors. */
 export const EXIT_USAGE = 125;
@@ -67,6 +68,13 @@ export function parseRunArgs(argv: string[]): RunOptions {
       if (v === undefined) throw new UsageError(`option ${a} needs an argument`);
       return v;
     };
+    const jm = /^--?(jit|jit-threshold)(?:=(.*))?$/.exec(a);
+    if (jm !== null) {
+      const v = jm[2] ?? val();
+      const e = jm[1] === 'jit' ? setJitMode(v) : setJitThreshold(v);
+      if (e !== null) throw new UsageError(e);
+      continue;
+    }
     switch (a.replace(/^--/, '-')) {
       case '-M': case '-machine': {
         const m = val().split(',')[0]!;

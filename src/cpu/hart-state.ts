@@ -38,6 +38,12 @@ export const enum S {
   /** The value LR loaded (SC succeeds only if memory still holds it, as QEMU does). */
   RES_VAL_LO = 13,
   RES_VAL_HI = 14,
+  /** JIT: byte offset (in guest RAM's memory) of the current data TLB, set before generated code runs. */
+  JIT_TLB = 15,
+  /** JIT: set by the store slow path when it dropped translated code (the running block may be stale). */
+  JIT_FLUSHED = 16,
+  /** JIT: the budget left when generated code returns. */
+  JIT_BUDGET = 17,
 }
 
 /** fflags bits (F spec §13.2). */
@@ -72,8 +78,12 @@ export class HartState {
   readonly s: Int32Array;
   /** Retired-instruction counter (exact up to 2^53). */
   instret = 0;
+  /** Byte offset of this state in guest RAM's WebAssembly memory, or -1 when it has a buffer of its own. */
+  readonly base: number;
 
-  constructor(buffer: ArrayBuffer = new ArrayBuffer(HART_STATE_BYTES), byteOffset = 0) {
+  constructor(buffer?: ArrayBuffer, byteOffset = 0) {
+    this.base = buffer === undefined ? -1 : byteOffset;
+    buffer ??= new ArrayBuffer(HART_STATE_BYTES);
     this.buffer = buffer;
     this.x = new Int32Array(buffer, byteOffset, 64);
     this.f = new Int32Array(buffer, byteOffset + 256, 64);

@@ -6,10 +6,10 @@
  * that faults returns -1 after recording the cause and address in the
  * state's exit fields, and the run loop turns that into an exit reason.
  */
-import { HartState, S } from './hart-state.js';
+import { HartState, S, HART_STATE_BYTES } from './hart-state.js';
 import type { GuestRam } from '../memory/guest-ram.js';
 import {
-  Tlb, TLB_MASK, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
+  Tlb, TLB_MASK, TLB_BYTES, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
   type PageTranslator,
 } from '../mmu/tlb.js';
 import type { CsrFile } from './csr-file.js';
@@ -49,6 +49,20 @@ export const ADDR_SPLIT = -2;
 /** Returned by `addrR`/`addrW` for device memory: the instruction leaves as an MMIO exit. */
 export const ADDR_MMIO = -3;
 
+/**
+ * An execution engine for a hart: the JIT (jit/engine.ts) implements it;
+ * without one the interpreter runs. `run` has the interpreter's contract.
+ */
+export interface ExecEngine {
+  run(h: Hart, budget: number): ExitReason;
+}
+
+/** A hart state in a fresh CPU slot of `ram` (or a private one when the slots are used up). */
+export function slotState(ram: GuestRam): HartState {
+  const slot = ram.allocCpuSlot();
+  return slot >= 0 ? new HartState(ram.memory.buffer, slot) : new HartState();
+}
+
 /** One hart with its TLB, attached to guest RAM through a translator. */
 export class Hart {
   readonly st: HartState;
@@ -78,12 +92,37 @@ export class Hart {
   /** Timebase frequency for the `time` CSR, in Hz (QEMU virt: 10 MHz). */
   timebaseHz = 10_000_000;
 
-  constructor(ram: GuestRam, translator: PageTranslator, st: HartState = new HartState()) {
+  /** The engine that runs this hart (the JIT), or null for the interpreter. */
+  engine: ExecEngine | null = null;
+  /** Byte offset of this hart's CPU slot in guest RAM's memory (-1: state lives outside, no JIT). */
+  readonly slot: number;
+
+  /**
+   * A hart on `ram`. Without an explicit `st`, its state and TLBs are put
+   * in a CPU slot of `ram`'s memory, where generated code can reach them;
+   * an `st` made by `slotState` keeps its slot.
+   */
+  constructor(ram: GuestRam, translator: PageTranslator, st?: HartState) {
     this.ram = ram;
     this.translator = translator;
-    this.st = st;
-    this.tlbs = [new Tlb()];
-    this.tlb = this.fetchTlb = this.tlbs[0]!;
+    this.slot = st === undefined ? ram.allocCpuSlot() : st.buffer === ram.memory.buffer ? st.base : -1;
+    this.st = st ?? (this.slot >= 0 ? new HartState(ram.memory.buffer, this.slot) : new HartState());
+    this.tlbs = [];
+    this.tlb = this.fetchTlb = this.addTlb();
+  }
+
+  /** Adds a TLB context (in the CPU slot when there is one; up to 4 fit). */
+  addTlb(): Tlb {
+    const k = this.tlbs.length;
+    const t = this.slot >= 0 && k < 4 ? new Tlb(this.ram.memory.buffer, this.slot + HART_STATE_BYTES + k * TLB_BYTES)
+      : new Tlb();
+    this.tlbs.push(t);
+    return t;
+  }
+
+  /** Gives the CPU slot back to the RAM (the hart is gone for good). */
+  release(): void {
+    if (this.slot >= 0) this.ram.freeCpuSlot(this.slot);
   }
 
   /** Flushes every TLB context (sfence.vma, satp writes, munmap). */
@@ -129,7 +168,17 @@ export class Hart {
       this.raise(cause, lo, hi);
       return -1;
     }
-    if (tr.noCache !== true) (access === ACCESS_EXEC ? this.fetchTlb : this.tlb).fill(lo, hi, host, tr.grantedPerms | access);
+    let perms = tr.grantedPerms | access;
+    if (this.ram.codePages[host >>> 12] !== 0) {
+      // Translated code depends on this page: a write drops it first (as QEMU's
+      // TLB_NOTDIRTY), and the write permission is not cached while code remains.
+      if (access === ACCESS_WRITE && this.ram.onCodeWrite !== null) {
+        this.ram.onCodeWrite(host >>> 12);
+        this.st.s[S.JIT_FLUSHED] = 1;
+      }
+      if (this.ram.codePages[host >>> 12] !== 0) perms &= ~ACCESS_WRITE;
+    }
+    if (tr.noCache !== true) (access === ACCESS_EXEC ? this.fetchTlb : this.tlb).fill(lo, hi, host, perms);
     return host;
   }
 

@@ -421,3 +421,8 @@ export function run(h: Hart, budget: number): ExitReason {
   st.instret += start - budget;
   return exit;
 }
+
+/** Runs `h` for up to `budget` instructions on its engine (the JIT) if it has one, else on the interpreter. */
+export function execute(h: Hart, budget: number): ExitReason {
+  return h.engine !== null ? h.engine.run(h, budget) : run(h, budget);
+}

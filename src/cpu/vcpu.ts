@@ -9,7 +9,7 @@
  * write or xRET changes interrupt state, so an enabled interrupt is taken
  * within one slice.
  */
-import { run } from './interpreter.js';
+import { execute } from './interpreter.js';
 import { ExitReason, CAUSE_ILLEGAL_INSTRUCTION, type Hart } from './hart.js';
 
 /** ecall from S-mode (privileged spec Table 3.6). */
@@ -20,7 +20,6 @@ import {
   MSTATUS_MPRV, MSTATUS_SUM, MSTATUS_FS, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW,
   IRQ_STI,
 } from './csr-file.js';
-import { Tlb } from '../mmu/tlb.js';
 
 /** Interrupt causes in priority order (§3.1.9: MEI, MSI, MTI, SEI, SSI, STI). */
 const IRQ_PRIORITY = [11, 3, 7, 9, 1, 5];
@@ -48,7 +47,7 @@ export class Vcpu {
     this.hart = hart;
     this.csrs = csrs;
     hart.csrs = csrs;
-    while (hart.tlbs.length < 4) hart.tlbs.push(new Tlb());
+    while (hart.tlbs.length < 4) hart.addTlb();
     this.sync();
   }
 
@@ -189,7 +188,7 @@ export class Vcpu {
       const irq = this.pendingInterrupt();
       if (irq >= 0) { this.trap(irq, true, 0, 0); budget--; continue; }
       const before = st.instret;
-      const r = run(h, budget);
+      const r = execute(h, budget);
       budget -= st.instret - before;
       if (r === ExitReason.BUDGET) continue;
       if (r === ExitReason.MMIO) return r;

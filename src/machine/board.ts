@@ -10,8 +10,8 @@
  * answers "is this physical page a device?" for the page-table walker.
  */
 import { GuestRam } from '../memory/guest-ram.js';
-import { Hart } from '../cpu/hart.js';
-import { HartState } from '../cpu/hart-state.js';
+import { Hart, slotState } from '../cpu/hart.js';
+import { attachJit } from '../jit/engine.js';
 import { CsrFile, IRQ_MSI, IRQ_MTI, IRQ_MEI, IRQ_SEI } from '../cpu/csr-file.js';
 import { Vcpu } from '../cpu/vcpu.js';
 import { SvTranslator, type PhysicalMap } from '../mmu/sv-walker.js';
@@ -87,7 +87,9 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
       // that order, as QEMU's does), so the first device goes in the last slot and becomes virtio0.
       const devs = cfg.virtio ?? [];
       if (devs.length > VIRT_VIRTIO_COUNT) throw new RangeError(`at most ${VIRT_VIRTIO_COUNT} virtio devices`);
-      const dma = { u8: this.ram.u8, dv: this.ram.dv, base: this.ramBase, size: this.ram.size };
+      const ram = this.ram;
+      const dma = { u8: ram.u8, dv: ram.dv, base: this.ramBase, size: ram.size,
+        written: (off: number, len: number): void => ram.written(off, len) };
       for (let i = 0; i < VIRT_VIRTIO_COUNT; i++) {
         const slot = VIRT_VIRTIO_COUNT - 1 - i, dev = devs[i];
         if (dev) {
@@ -116,13 +118,14 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
       }
     }
     for (let i = 0; i < cfg.harts; i++) {
-      const st = new HartState();
+      const st = slotState(this.ram);
       const c = new CsrFile(st, i);
       const hart = new Hart(this.ram, new SvTranslator(this.ram, this.ramBase, c, this), st);
       c.timeTicks = () => this.clint.mtimeNow();
       hart.timebaseHz = this.clint.timebaseHz;
       this.csrs.push(c);
       this.vcpus.push(new Vcpu(hart, c));
+      attachJit(hart);
     }
   }
 
@@ -145,6 +148,7 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
   writePhys(addr: number, data: Uint8Array): boolean {
     if (!this.inRam(addr, data.length)) return false;
     this.ram.u8.set(data, addr - this.ramBase);
+    this.ram.written(addr - this.ramBase, data.length);
     return true;
   }
 

@@ -1,9 +1,19 @@
 /**
  * Guest RAM: one contiguous block of host memory, allocated once.
  *
- * It is backed by a `WebAssembly.Memory` so that a later JIT's generated
- * modules can import the very same bytes. Untouched pages cost no host
- * memory: the block is mapped lazily by the host OS.
+ * It is backed by a `WebAssembly.Memory` so that the JIT's generated
+ * modules import the very same bytes. Untouched pages cost no host memory:
+ * the block is mapped lazily by the host OS.
+ *
+ * Layout of the memory: guest RAM [0, size), a small scratch area, then the
+ * CPU area: fixed-size slots, each holding one hart's register state and
+ * its TLBs, so generated code reaches registers and TLB tags with plain
+ * loads at constant offsets. The guest never reaches past `size`: every
+ * translation yields a RAM page.
+ *
+ * The RAM also tracks which pages hold translated code (`codePages`), so
+ * that any writer (stores through the TLB slow path, virtio DMA, the
+ * process VM's system calls) can tell the JIT to drop stale translations.
  */
 
 /** WebAssembly page size (WebAssembly core spec §2.2.2 "Memories"). */
@@ -14,6 +24,14 @@ const WASM_PAGE = 65536;
  * scratch use (cross-page accesses are gathered there).
  */
 export const RAM_SCRATCH_BYTES = 64;
+
+/** Bytes of one CPU slot: hart state (768) + 4 TLB contexts (4 x 10 KiB), rounded up. */
+export const CPU_SLOT_BYTES = 48 * 1024;
+/** CPU slots per RAM block: harts (system VM) or threads (process VM) that can run translated code. */
+export const CPU_SLOTS = 64;
+
+/** Receives notice that guest code in a page may have changed (the JIT's invalidation hook). */
+export type CodeWriteHook = (page: number) => void;
 
 /** A block of guest-physical RAM with typed views. */
 export class GuestRam {
@@ -27,16 +45,53 @@ export class GuestRam {
   readonly size: number;
   /** Offset of the scratch area (just past guest RAM). */
   readonly scratch: number;
+  /** Offset of the CPU area (hart-state slots). */
+  readonly cpuArea: number;
+  /** Per 4 KiB page: non-zero while translated code depends on the page's bytes. */
+  readonly codePages: Uint8Array;
+  /** Called (once per page) when a page in `codePages` is written. */
+  onCodeWrite: CodeWriteHook | null = null;
+  private readonly slotUsed = new Uint8Array(CPU_SLOTS);
 
-  /** Allocates `size` bytes of guest RAM (rounded up to 64 KiB). */
+  /** Allocates `size` bytes of guest RAM (rounded down to 4 KiB). */
   constructor(size: number) {
     if (!Number.isInteger(size) || size <= 0) throw new RangeError(`invalid RAM size ${size}`);
-    const pages = Math.ceil((size + RAM_SCRATCH_BYTES) / WASM_PAGE);
+    this.size = Math.floor(size / 4096) * 4096;
+    this.scratch = this.size;
+    this.cpuArea = Math.ceil((this.size + RAM_SCRATCH_BYTES) / 4096) * 4096;
+    const pages = Math.ceil((this.cpuArea + CPU_SLOTS * CPU_SLOT_BYTES) / WASM_PAGE);
     if (pages > 65536) throw new RangeError(`RAM size ${size} exceeds 4 GiB`);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     this.u8 = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
-    this.size = Math.floor(size / 4096) * 4096;
-    this.scratch = this.u8.length - RAM_SCRATCH_BYTES;
+    this.codePages = new Uint8Array(this.size / 4096);
+  }
+
+  /** Reserves a CPU slot; returns its byte offset, or -1 when all are taken. */
+  allocCpuSlot(): number {
+    const i = this.slotUsed.indexOf(0);
+    if (i < 0) return -1;
+    this.slotUsed[i] = 1;
+    const off = this.cpuArea + i * CPU_SLOT_BYTES;
+    this.u8.fill(0, off, off + CPU_SLOT_BYTES);
+    return off;
+  }
+
+  /** Returns a slot taken by allocCpuSlot. */
+  freeCpuSlot(off: number): void {
+    const i = (off - this.cpuArea) / CPU_SLOT_BYTES;
+    if (Number.isInteger(i) && i >= 0 && i < CPU_SLOTS) this.slotUsed[i] = 0;
+  }
+
+  /**
+   * Notes that [off, off+len) of RAM was written by something other than
+   * a translated or interpreted store (DMA, system calls, loaders): pages
+   * holding translated code are reported to `onCodeWrite`.
+   */
+  written(off: number, len: number): void {
+    if (this.onCodeWrite === null || len <= 0) return;
+    const cp = this.codePages;
+    const last = Math.min(Math.floor((off + len - 1) / 4096), cp.length - 1);
+    for (let p = Math.max(0, Math.floor(off / 4096)); p <= last; p++) if (cp[p] !== 0) this.onCodeWrite(p);
   }
 }

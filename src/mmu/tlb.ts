@@ -54,16 +54,35 @@ export interface PageTranslator {
   mmioPage?: number;
 }
 
-/** The TLB arrays, allocated once. */
+/** Bytes one TLB occupies when it lives in a CPU slot: five arrays of TLB_SIZE int32. */
+export const TLB_BYTES = 5 * 4 * TLB_SIZE;
+/** Byte offsets of the five arrays inside a TLB block (generated code reads them directly). */
+export const TLB_OFF_R = 0, TLB_OFF_W = 4 * TLB_SIZE, TLB_OFF_X = 8 * TLB_SIZE, TLB_OFF_HI = 12 * TLB_SIZE,
+  TLB_OFF_HOST = 16 * TLB_SIZE;
+
+/** The TLB arrays, allocated once (inside guest RAM's CPU area when the JIT may read them). */
 export class Tlb {
   /** Page-aligned low word of the cached address, per access kind. */
-  readonly tagR = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
-  readonly tagW = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
-  readonly tagX = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
+  readonly tagR: Int32Array;
+  readonly tagW: Int32Array;
+  readonly tagX: Int32Array;
   /** High word of the cached address (shared by the three tags). */
-  readonly tagHi = new Int32Array(TLB_SIZE);
+  readonly tagHi: Int32Array;
   /** Host offset of the page in guest RAM. */
-  readonly host = new Int32Array(TLB_SIZE);
+  readonly host: Int32Array;
+  /** Byte offset of this TLB in the WebAssembly memory `buffer`, or -1 when it has its own buffer. */
+  readonly base: number;
+
+  /** A TLB in `buffer` at `byteOffset` (TLB_BYTES long), or in a fresh buffer. */
+  constructor(buffer?: ArrayBuffer, byteOffset = 0) {
+    const b = buffer ?? new ArrayBuffer(TLB_BYTES);
+    this.base = buffer === undefined ? -1 : byteOffset;
+    this.tagR = new Int32Array(b, byteOffset + TLB_OFF_R, TLB_SIZE).fill(TLB_INVALID);
+    this.tagW = new Int32Array(b, byteOffset + TLB_OFF_W, TLB_SIZE).fill(TLB_INVALID);
+    this.tagX = new Int32Array(b, byteOffset + TLB_OFF_X, TLB_SIZE).fill(TLB_INVALID);
+    this.tagHi = new Int32Array(b, byteOffset + TLB_OFF_HI, TLB_SIZE);
+    this.host = new Int32Array(b, byteOffset + TLB_OFF_HOST, TLB_SIZE);
+  }
 
   /** Installs a translation for the page at (lo, hi). */
   fill(lo: number, hi: number, hostOff: number, perms: number): void {
@@ -80,5 +99,11 @@ export class Tlb {
     this.tagR.fill(TLB_INVALID);
     this.tagW.fill(TLB_INVALID);
     this.tagX.fill(TLB_INVALID);
+  }
+
+  /** Drops the cached write permission of every entry that maps the RAM page at host offset `hostPage`. */
+  dropWrite(hostPage: number): void {
+    const h = this.host, w = this.tagW;
+    for (let i = 0; i < TLB_SIZE; i++) if (h[i] === hostPage && w[i] !== TLB_INVALID) w[i] = TLB_INVALID;
   }
 }

@@ -105,7 +105,7 @@ export class AddressSpace implements PageTranslator {
 
   private allocFrame(): number {
     const f = this.freeFrames.pop();
-    if (f !== undefined) { this.ram.u8.fill(0, f * PAGE, f * PAGE + PAGE); return f; }
+    if (f !== undefined) { this.ram.u8.fill(0, f * PAGE, f * PAGE + PAGE); this.ram.written(f * PAGE, PAGE); return f; }
     if (this.nextFrame >= this.maxFrames) return -1;
     return this.nextFrame++;
   }
@@ -259,6 +259,7 @@ export class AddressSpace implements PageTranslator {
       if (off < 0) return false;
       const chunk = Math.min(data.length - done, PAGE - (a % PAGE));
       this.ram.u8.set(data.subarray(done, done + chunk), off);
+      this.ram.written(off, chunk);
       done += chunk;
     }
     return true;
@@ -278,6 +279,7 @@ export class AddressSpace implements PageTranslator {
       if (off < 0) return false;
       const chunk = Math.min(data.length - done, PAGE - (a % PAGE));
       this.ram.u8.set(data.subarray(done, done + chunk), off);
+      this.ram.written(off, chunk);
       done += chunk;
     }
     return true;

@@ -9,6 +9,7 @@
 import { GuestRam } from '../memory/guest-ram.js';
 import { Hart } from '../cpu/hart.js';
 import { AddressSpace } from './address-space.js';
+import { attachJit, jitFor } from '../jit/engine.js';
 
 /** Options that shape a process VM. */
 export interface ProcessOptions {
@@ -45,6 +46,7 @@ export class GuestProcess {
     this.mem = image?.mem ?? new AddressSpace(this.ram);
     this.hart = new Hart(this.ram, this.mem);
     this.mem.tlbs.push(this.hart.tlb);
+    attachJit(this.hart);
     this.pid = pid;
     this.tid = tid;
   }
@@ -55,9 +57,16 @@ export class GuestProcess {
     if (i >= 0) this.mem.tlbs.splice(i, 1);
   }
 
+  /** Frees this task's hart slot (the task is gone and its hart will not run again). */
+  release(): void {
+    this.detach();
+    jitFor(this.hart.ram)?.detach(this.hart);
+    this.hart.release();
+  }
+
   /** Takes over the freshly loaded image of `other` (execve's point of no return). */
   adopt(other: GuestProcess): void {
-    this.detach();
+    this.release();
     other.detach();
     this.ram = other.ram;
     this.mem = other.mem;

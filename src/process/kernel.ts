@@ -221,6 +221,7 @@ export class Kernel {
     const used = mem.committedBytes;
     if (this.ramPool.length >= RAM_POOL_MAX || used > RAM_POOL_MAX_COMMITTED || this.ramPool.includes(mem.ram)) return;
     mem.ram.u8.fill(0, 0, used);
+    mem.ram.written(0, used);
     this.ramPool.push(mem.ram);
   }
 
@@ -434,7 +435,7 @@ export class Kernel {
       // kernel/fork.c mm_release: clear the tid word and wake a joiner.
       if (c.mem.write(c.tidAddress, new Uint8Array(4))) this.futexWake(c.mem, c.tidAddress, 1, -1);
     }
-    c.proc.detach();
+    c.proc.release();
     const i = this.tasks.indexOf(c);
     if (i >= 0) { this.tasks.splice(i, 1); if (i <= this.cursor && this.cursor > 0) this.cursor--; }
     this.byTid.delete(c.tid);

@@ -8,7 +8,7 @@
  * process with the signal Linux would send. The loop ends when the root
  * process ends; its status (exit code, or 128 + signal) is returned.
  */
-import { run } from '../cpu/interpreter.js';
+import { execute } from '../cpu/interpreter.js';
 import {
   ExitReason, CAUSE_USER_ECALL, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT, CAUSE_MISALIGNED_FETCH,
   CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
@@ -64,7 +64,7 @@ function runTask(c: SysCtx, sys: LinuxSyscalls, log: (line: string) => void, sli
   while (budget > 0) {
     const hart = c.proc.hart, st = hart.st, s = st.s;
     const before = st.instret;
-    const r = run(hart, budget);
+    const r = execute(hart, budget);
     const used = st.instret - before;
     k.instructions += used;
     budget -= used > 0 ? used : 1;

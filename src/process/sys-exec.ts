@@ -170,7 +170,7 @@ function exec(c: SysCtx, dirfd: number, pathPtr: number, argvPtr: number, envpPt
     loadProgram(fresh, loaderHost(c), file.guest, file.data, args, envp);
   } catch (e) {
     if (!(e instanceof ExecError)) throw e;
-    fresh.detach();
+    fresh.release();
     c.kernel.releaseMemory(fresh.mem);
     return e.exitCode === 127 ? -E.ENOENT : -E.ENOEXEC;
   }

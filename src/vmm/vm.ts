@@ -142,6 +142,7 @@ export class Vm implements SbiPlatform, VmControl {
       if (!b.bus.write(addr, size, h.mmioLo, h.mmioHi)) {
         if (!b.inRam(addr, size)) { v.trap(CAUSE_STORE_ACCESS, false, addr | 0, Math.floor(addr / 4294967296)); return; }
         for (let k = 0; k < size; k++) b.ram.u8[off + k] = k < 4 ? h.mmioLo >>> (8 * k) : h.mmioHi >>> (8 * (k - 4));
+        b.ram.written(off, size);
       }
       h.completeMmio(0, 0);
     } else {

@@ -348,6 +348,7 @@ export class VirtioBalloon implements VirtioDevice {
     if (this.wordsOf !== mem.u8) { this.wordsOf = mem.u8; this.words = wordsOf(mem.u8); }
     if (pageIsZero(mem.u8, this.words, off)) return;
     mem.u8.fill(0, off, off + BALLOON_PAGE_SIZE);
+    mem.written?.(off, BALLOON_PAGE_SIZE);
     this.acc!.zeroedPages++;
   }
 

@@ -34,6 +34,8 @@ export interface DmaMemory {
   readonly base: number;
   /** Usable bytes. */
   readonly size: number;
+  /** Told of every device write to [off, off+len) of u8 (so stale translated code is dropped); optional. */
+  written?(off: number, len: number): void;
 }
 
 /** One descriptor chain popped from the available ring, held in arrays allocated once. */
@@ -76,6 +78,7 @@ export class DescChain {
       if (pos + l > from) {
         const s = Math.max(0, from - pos), take = Math.min(l - s, data.length - o);
         mem.u8.set(data.subarray(o, o + take), this.off[i]! + s);
+        mem.written?.(this.off[i]! + s, take);
         o += take;
       }
       pos += l;
@@ -145,7 +148,11 @@ export class SplitQueue {
     if (((availIdx - this.lastAvail) & 0xffff) > this.num) throw new VirtqError('available index moved by more than the queue size');
     const head = dv.getUint16(availOff + 4 + 2 * (this.lastAvail % this.num), true);
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
-    if (this.eventIdx) dv.setUint16(this.usedAddr - mem.base + 4 + 8 * this.num, this.lastAvail, true); // avail_event
+    if (this.eventIdx) { // avail_event
+      const ae = this.usedAddr - mem.base + 4 + 8 * this.num;
+      dv.setUint16(ae, this.lastAvail, true);
+      mem.written?.(ae, 2);
+    }
     if (head >= this.num) throw new VirtqError(`head index ${head} out of range`);
     chain.head = head; chain.count = 0; chain.readBytes = 0; chain.writeBytes = 0;
     let tableOff = this.descAddr - mem.base, tableSize = this.num, i = head, inIndirect = false, seen = 0, total = 0;
@@ -187,6 +194,8 @@ export class SplitQueue {
     dv.setUint32(slot + 4, written, true);
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     dv.setUint16(usedOff + 2, this.usedIdx, true);
+    mem.written?.(slot, 8);
+    mem.written?.(usedOff + 2, 2);
   }
 
   /** Whether the driver wants an interrupt for the buffers used since the last one (§2.7.10). */

@@ -1,0 +1,180 @@
+/**
+ * Block formation for the translator: decodes guest code in one physical
+ * page into basic blocks and groups the blocks reachable from a hot entry
+ * into a unit (one WebAssembly module).
+ *
+ * A block is a run of instructions the translator handles, ended by a
+ * control transfer (branch, jal, jalr), by the next instruction being one
+ * the interpreter must run (CSR and other SYSTEM instructions, fence.i,
+ * unsupported encodings), by the page end, by the length cap, or by another
+ * block's entry point. Blocks never cross a page: the unit is keyed by the
+ * physical page, and fetch permission is checked once per page.
+ */
+import { RVC_TABLE } from '../cpu/decode-compressed.js';
+
+/** How a block ends. */
+export const enum Term {
+  /** Conditional branch: taken target and fall-through. */
+  BRANCH = 0,
+  /** jal: direct jump (with link). */
+  JAL = 1,
+  /** jalr: indirect jump, resolved by the dispatcher. */
+  JALR = 2,
+  /** Falls through to `end` (page end, length cap, or the next block's entry). */
+  FALL = 3,
+  /** The instruction at `end` is one the interpreter runs. */
+  INTERP = 4,
+}
+
+/** Longest block, in instructions (bounds the cost of a side exit's bookkeeping). */
+export const MAX_BLOCK_INSNS = 64;
+/** Most blocks per unit (the br_table of its dispatch loop). */
+export const MAX_UNIT_BLOCKS = 48;
+/** Most instructions per unit (bounds one compile). */
+export const MAX_UNIT_INSNS = 1500;
+
+/** One decoded basic block. Offsets are byte offsets in the page; targets may lie outside it. */
+export interface Block {
+  /** Page offset of the first instruction. */
+  start: number;
+  /** Expanded 32-bit instruction words. */
+  insns: number[];
+  /** Page offset of each instruction. */
+  offs: number[];
+  /** Length of each instruction (2 or 4). */
+  lens: number[];
+  /** Page offset just past the last instruction. */
+  end: number;
+  term: Term;
+  /** Branch/jal target as a page offset (BRANCH, JAL). */
+  target: number;
+}
+
+/** Sign-extended B-type immediate (unprivileged spec §2.5, Figure 2.4). */
+export function branchImm(insn: number): number {
+  return ((insn >> 31) << 12) | ((insn << 4) & 0x800) | ((insn >>> 20) & 0x7e0) | ((insn >>> 7) & 0x1e);
+}
+
+/** Sign-extended J-type immediate (§2.5, Figure 2.4). */
+export function jalImm(insn: number): number {
+  return ((insn >> 31) << 20) | (insn & 0xff000) | ((insn >>> 9) & 0x800) | ((insn >>> 20) & 0x7fe);
+}
+
+/**
+ * True if the translator handles `insn` (expanded form). `fpOk` says
+ * whether F/D instructions may be translated (FS is Dirty, or there are no
+ * privileged CSRs); otherwise they end the block and the interpreter runs them.
+ */
+export function translatable(insn: number, fpOk: boolean): boolean {
+  const f3 = (insn >>> 12) & 7;
+  switch ((insn >>> 2) & 31) {
+    case 0x04: { // OP-IMM
+      const imm = insn >> 20, f6 = (imm >>> 6) & 0x3f;
+      if (f3 === 1) {
+        return f6 === 0 || f6 === 0x0a || f6 === 0x12 || f6 === 0x1a ||
+          ((imm & 0xfff) >= 0x600 && (imm & 0xfff) <= 0x605 && (imm & 0xfff) !== 0x603);
+      }
+      if (f3 === 5) return f6 === 0 || f6 === 0x10 || f6 === 0x18 || f6 === 0x12;
+      return true;
+    }
+    case 0x0c: // OP
+      switch ((insn >>> 22 & 0x3f8) | f3) {
+        case 0x000: case 0x100: case 0x001: case 0x002: case 0x003: case 0x004: case 0x005: case 0x105:
+        case 0x006: case 0x007: case 0x008: case 0x009: case 0x00a: case 0x00b: case 0x00c: case 0x00d:
+        case 0x00e: case 0x00f: case 0x107: case 0x106: case 0x104: case 0x082: case 0x084: case 0x086:
+        case 0x02c: case 0x02d: case 0x02e: case 0x02f: case 0x181: case 0x185: case 0x0a1: case 0x121:
+        case 0x125: case 0x1a1:
+          return true;
+        default: return false;
+      }
+    case 0x06: { // OP-IMM-32
+      const imm = insn >> 20, f7 = (imm >>> 5) & 0x7f;
+      if (f3 === 0) return true;
+      if (f3 === 1) return f7 === 0 || ((imm >>> 6) & 0x3f) === 0x02 || (imm & 0xfff) === 0x600 ||
+        (imm & 0xfff) === 0x601 || (imm & 0xfff) === 0x602;
+      if (f3 === 5) return f7 === 0 || f7 === 0x20 || f7 === 0x30;
+      return false;
+    }
+    case 0x0e: // OP-32
+      switch ((insn >>> 22 & 0x3f8) | f3) {
+        case 0x000: case 0x100: case 0x001: case 0x005: case 0x105: case 0x008: case 0x00c: case 0x00d:
+        case 0x00e: case 0x00f: case 0x020: case 0x082: case 0x084: case 0x086: case 0x181: case 0x185:
+          return true;
+        case 0x024: return ((insn >>> 20) & 31) === 0; // zext.h
+        default: return false;
+      }
+    case 0x00: return f3 !== 7; // LOAD
+    case 0x08: return f3 <= 3; // STORE
+    case 0x01: case 0x09: return fpOk && (f3 === 2 || f3 === 3); // LOAD-FP, STORE-FP
+    case 0x14: case 0x10: case 0x11: case 0x12: case 0x13: return fpOk; // OP-FP, FMA (through a helper)
+    case 0x0b: return f3 === 2 || f3 === 3; // AMO (through a helper)
+    case 0x03: return f3 === 0; // fence (fence.i goes to the interpreter)
+    case 0x18: return f3 !== 2 && f3 !== 3; // BRANCH
+    case 0x1b: case 0x0d: case 0x05: return true; // JAL, LUI, AUIPC
+    case 0x19: return f3 === 0; // JALR
+    default: return false; // SYSTEM and the rest
+  }
+}
+
+/** Reads the instruction at page offset `off`: [expanded insn, length], or [0, 0] if it cannot be decoded here. */
+function fetchAt(dv: DataView, page: number, off: number, out: number[]): void {
+  const lo = dv.getUint16(page + off, true);
+  if ((lo & 3) !== 3) { out[0] = RVC_TABLE[lo]!; out[1] = out[0] === 0 ? 0 : 2; return; }
+  if (off > 4092) { out[0] = 0; out[1] = 0; return; } // straddles the page end
+  out[0] = dv.getInt32(page + off, true); out[1] = 4;
+}
+
+/**
+ * Decodes the block at page offset `start` of the page at host offset
+ * `page`. `leaders` are other blocks' entries: reaching one ends the block.
+ */
+export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boolean, leaders?: Set<number>): Block {
+  const b: Block = { start, insns: [], offs: [], lens: [], end: start, term: Term.FALL, target: 0 };
+  const cur = [0, 0];
+  let off = start;
+  for (;;) {
+    if (off >= 4096) { b.term = Term.FALL; break; }
+    if (off !== start && leaders !== undefined && leaders.has(off)) { b.term = Term.FALL; break; }
+    if (b.insns.length >= MAX_BLOCK_INSNS) { b.term = Term.FALL; break; }
+    fetchAt(dv, page, off, cur);
+    const insn = cur[0]!, len = cur[1]!;
+    if (len === 0 || !translatable(insn, fpOk)) { b.term = Term.INTERP; break; }
+    b.insns.push(insn); b.offs.push(off); b.lens.push(len);
+    off += len;
+    const major = (insn >>> 2) & 31;
+    if (major === 0x18) { b.term = Term.BRANCH; b.target = b.offs[b.offs.length - 1]! + branchImm(insn); break; }
+    if (major === 0x1b) { b.term = Term.JAL; b.target = b.offs[b.offs.length - 1]! + jalImm(insn); break; }
+    if (major === 0x19) { b.term = Term.JALR; break; }
+  }
+  b.end = off;
+  return b;
+}
+
+/**
+ * Plans a unit from the hot entry at `entry`: every block reachable from it
+ * through direct branches and fall-throughs that stay in the page, split so
+ * that no block runs into another's entry. Returns the blocks, entry first.
+ */
+export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolean, extraEntries: number[] = []): Block[] {
+  const leaders = new Set<number>([entry]);
+  const queue = [entry, ...extraEntries.filter((e) => e !== entry)];
+  for (const e of extraEntries) leaders.add(e);
+  let insns = 0;
+  // Discover leaders breadth-first (blocks decoded here may be split later).
+  for (let qi = 0; qi < queue.length && leaders.size < MAX_UNIT_BLOCKS && insns < MAX_UNIT_INSNS; qi++) {
+    const b = decodeBlock(dv, page, queue[qi]!, fpOk);
+    insns += b.insns.length;
+    const next: number[] = [];
+    if (b.term === Term.BRANCH) next.push(b.target, b.end);
+    else if (b.term === Term.JAL) next.push(b.target);
+    else if (b.term === Term.FALL) next.push(b.end);
+    for (const t of next) {
+      if (t < 0 || t >= 4096 || leaders.has(t) || leaders.size >= MAX_UNIT_BLOCKS) continue;
+      leaders.add(t);
+      queue.push(t);
+    }
+  }
+  const blocks: Block[] = [];
+  for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fpOk, leaders));
+  return blocks;
+}

@@ -1,0 +1,644 @@
+/**
+ * Code generation: one unit of guest blocks (block-decoder.ts) becomes one
+ * WebAssembly function `f(st, budget, entry) -> exit code`.
+ *
+ * - Guest registers live in i64 locals while the function runs: those the
+ *   unit uses are loaded from the hart state at entry, and those it writes
+ *   are stored back at the single exit.
+ * - The blocks sit in a `loop` with a `br_table` dispatch, so a jump to
+ *   another block of the unit (a loop back edge, a forward branch) stays in
+ *   wasm: this is the unit's block chaining.
+ * - Each block first checks that the budget covers it (else it exits so the
+ *   interpreter finishes the slice exactly), then subtracts its length.
+ * - Loads and stores check the hart's current data TLB inline (tag, high
+ *   word and alignment in one compare, as QEMU's softmmu fast path) and
+ *   call the shared slow path on a miss. A slow path that cannot complete
+ *   the access (fault, MMIO) makes the block exit with EXIT_INTERP at that
+ *   instruction: the interpreter re-executes it and produces the exact
+ *   trap or MMIO exit, with pc, registers and instret precise.
+ * - F/D arithmetic and AMOs call the interpreter's own execution units.
+ *
+ * The function returns an EXIT_* code; pc (S.PC) and the remaining budget
+ * (S.JIT_BUDGET) are in the hart state.
+ */
+import { Code, Op, I32, I64, VOID, moduleBytes, type FuncType, type FuncImport } from './wasm-writer.js';
+import { type Block, Term } from './block-decoder.js';
+import { S } from '../cpu/hart-state.js';
+import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_HI, TLB_OFF_HOST } from '../mmu/tlb.js';
+
+/** The block at pc needs more budget than is left: the interpreter finishes the slice. */
+export const EXIT_BUDGET = 0;
+/** Continue at pc through the dispatcher (indirect jump, another page, another unit). */
+export const EXIT_DISPATCH = 1;
+/** The interpreter must execute the instruction at pc (not translated, or its slow path failed). */
+export const EXIT_INTERP = 2;
+
+/** Byte offsets in the hart state (hart-state.ts layout: x at 0, f at 256, scalars at 512). */
+const F_BASE = 256;
+const PC_OFF = 512 + 4 * S.PC_LO;
+const TLB_CELL = 512 + 4 * S.JIT_TLB;
+const FLUSHED_CELL = 512 + 4 * S.JIT_FLUSHED;
+const BUDGET_CELL = 512 + 4 * S.JIT_BUDGET;
+
+/** Function indices of the imports (in `IMPORTS` order). */
+const FN_LD_SLOW = 0, FN_ST_SLOW = 1, FN_ST_SPLIT = 2, FN_FP = 3, FN_AMO = 4;
+
+/** Types: 0 = (i32 i32 i32) -> i32 (slow paths and the unit function), 1 = stSplit, 2 = (i32) -> i32. */
+const TYPES: FuncType[] = [
+  { params: [I32, I32, I32], results: [I32] },
+  { params: [I32, I32, I32, I32, I32], results: [] },
+  { params: [I32], results: [I32] },
+];
+/** Imported helpers ("h" module), provided by the engine. */
+export const IMPORTS: FuncImport[] = [
+  { module: 'h', name: 'ldSlow', type: 0 },
+  { module: 'h', name: 'stSlow', type: 0 },
+  { module: 'h', name: 'stSplit', type: 1 },
+  { module: 'h', name: 'fp', type: 2 },
+  { module: 'h', name: 'amo', type: 2 },
+];
+
+/** Returned by the store slow path for a store that straddles two pages (cpu/hart.ts ADDR_SPLIT). */
+const ADDR_SPLIT = -2;
+
+/** Local indices. */
+const L_ST = 0, L_BUDGET = 1, L_ENTRY = 2, L_PCBASE = 3;
+/** Guest register r (1..31) lives in local 3 + r. */
+const regLocal = (r: number): number => 3 + r;
+const L_A = 35, L_T = 36, L_T2 = 37, L_T3 = 38, L_T4 = 39, L_NPC = 40;
+const L_LO = 41, L_P = 42, L_TLB = 43, L_CODE = 44, L_B = 45;
+const LOCALS: [number, number][] = [[38, I64], [5, I32]];
+
+/** The generated module and, when asked for, its listing. */
+export interface UnitCode {
+  bytes: Uint8Array<ArrayBuffer>;
+  listing: string[] | null;
+}
+
+/** Emits the unit's function. */
+class Gen {
+  readonly c: Code;
+  private readonly blocks: Block[];
+  private readonly index = new Map<number, number>();
+  /** Registers read or written (loaded at entry) and written (stored at exit). */
+  readonly used = new Set<number>();
+  readonly written = new Set<number>();
+  /** Labels opened inside the current block's code (if/block nesting). */
+  private extra = 0;
+  /** Current block: its index, instruction count, and the instruction being emitted. */
+  private bi = 0;
+  private n = 0;
+  private k = 0;
+
+  constructor(blocks: Block[], listing: boolean) {
+    this.blocks = blocks;
+    this.c = new Code(listing);
+    blocks.forEach((b, i) => this.index.set(b.start, i));
+  }
+
+  private depthLoop(): number { return this.blocks.length - 1 - this.bi + this.extra; }
+  private depthExit(): number { return this.blocks.length - this.bi + this.extra; }
+
+  private open(o: Op.block | Op.if, t: number = VOID): void { this.c.open(o, t); this.extra++; }
+  private close(): void { this.c.op(Op.end); this.extra--; }
+
+  private getX(r: number): void {
+    if (r === 0) { this.c.i64(0); return; }
+    this.used.add(r);
+    this.c.local(Op.local_get, regLocal(r));
+  }
+
+  /** Pops the value on the stack into guest register rd. */
+  private setX(rd: number): void {
+    if (rd === 0) { this.c.op(Op.drop); return; }
+    this.used.add(rd); this.written.add(rd);
+    this.c.local(Op.local_set, regLocal(rd));
+  }
+
+  /** Pushes pcBase + off. */
+  private pcAt(off: number): void {
+    this.c.local(Op.local_get, L_PCBASE);
+    this.c.i64(off);
+    this.c.op(Op.i64_add);
+  }
+
+  /** Leaves the function with `code`, pc = pcBase + off, refunding `refund` budget. */
+  private exitAt(off: number, code: number, refund: number): void {
+    this.pcAt(off);
+    this.c.local(Op.local_set, L_NPC);
+    this.exitNpc(code, refund);
+  }
+
+  /** Leaves the function with `code` and pc already in L_NPC. */
+  private exitNpc(code: number, refund: number): void {
+    const c = this.c;
+    if (refund !== 0) {
+      c.local(Op.local_get, L_BUDGET); c.i32(refund); c.op(Op.i32_add); c.local(Op.local_set, L_BUDGET);
+    }
+    c.i32(code); c.local(Op.local_set, L_CODE);
+    c.br(Op.br, this.depthExit());
+  }
+
+  /** Continues at page offset `off`: inside the unit when a block starts there, else through the dispatcher. */
+  private goto(off: number): void {
+    const j = this.index.get(off);
+    if (j !== undefined) {
+      this.c.i32(j); this.c.local(Op.local_set, L_B);
+      this.c.br(Op.br, this.depthLoop());
+    } else this.exitAt(off, EXIT_DISPATCH, 0);
+  }
+
+  /** The whole function body (without the register prologue, added by `finish`). */
+  emitBody(): void {
+    const c = this.c, n = this.blocks.length;
+    c.local(Op.local_get, L_ENTRY); c.local(Op.local_set, L_B);
+    c.open(Op.block); // $exit
+    c.open(Op.loop);
+    for (let i = n - 1; i >= 0; i--) c.open(Op.block);
+    c.local(Op.local_get, L_B);
+    c.brTable(this.blocks.map((_, i) => i), 0);
+    for (let i = 0; i < n; i++) {
+      c.op(Op.end);
+      this.bi = i;
+      this.emitBlock(this.blocks[i]!);
+    }
+    c.op(Op.end); // loop
+    c.op(Op.end); // $exit
+  }
+
+  private emitBlock(b: Block): void {
+    const c = this.c, n = b.insns.length;
+    this.n = n;
+    c.comment(`block ${this.bi} at +0x${b.start.toString(16)}: ${n} insns`);
+    if (n > 0) {
+      c.local(Op.local_get, L_BUDGET); c.i32(n); c.op(Op.i32_lt_s);
+      this.open(Op.if); this.exitAt(b.start, EXIT_BUDGET, 0); this.close();
+      c.local(Op.local_get, L_BUDGET); c.i32(n); c.op(Op.i32_sub); c.local(Op.local_set, L_BUDGET);
+    }
+    const last = b.term === Term.BRANCH || b.term === Term.JAL || b.term === Term.JALR ? n - 1 : n;
+    for (let k = 0; k < last; k++) {
+      this.k = k;
+      this.emitInsn(b.insns[k]!, b.offs[k]!, b.offs[k]! + b.lens[k]!);
+    }
+    this.k = n - 1;
+    const lastOff = n > 0 ? b.offs[n - 1]! : b.start;
+    switch (b.term) {
+      case Term.BRANCH: this.emitBranch(b.insns[n - 1]!, b.target, b.end); break;
+      case Term.JAL: {
+        const rd = (b.insns[n - 1]! >>> 7) & 31;
+        if (rd !== 0) { this.pcAt(b.end); this.setX(rd); }
+        this.goto(b.target);
+        break;
+      }
+      case Term.JALR: {
+        const insn = b.insns[n - 1]!, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31;
+        this.getX(rs1); c.i64(insn >> 20); c.op(Op.i64_add); c.i64(-2); c.op(Op.i64_and); c.local(Op.local_set, L_NPC);
+        if (rd !== 0) { this.pcAt(b.end); this.setX(rd); }
+        this.exitNpc(EXIT_DISPATCH, 0);
+        break;
+      }
+      case Term.FALL: this.goto(b.end); break;
+      default: this.exitAt(b.end, EXIT_INTERP, 0); break; // INTERP
+    }
+    c.comment(`(from +0x${lastOff.toString(16)})`);
+  }
+
+  private emitBranch(insn: number, target: number, fall: number): void {
+    const c = this.c, r1 = (insn >>> 15) & 31, r2 = (insn >>> 20) & 31;
+    this.getX(r1); this.getX(r2);
+    switch ((insn >>> 12) & 7) {
+      case 0: c.op(Op.i64_eq); break;
+      case 1: c.op(Op.i64_ne); break;
+      case 4: c.op(Op.i64_lt_s); break;
+      case 5: c.op(Op.i64_ge_s); break;
+      case 6: c.op(Op.i64_lt_u); break;
+      default: c.op(Op.i64_ge_u); break;
+    }
+    this.open(Op.if); this.goto(target); this.close();
+    this.goto(fall);
+  }
+
+  /** Side exit for the current instruction at page offset `off`: the interpreter runs it. */
+  private bail(off: number): void {
+    this.exitAt(off, EXIT_INTERP, this.n - this.k);
+  }
+
+  private emitInsn(insn: number, off: number, next: number): void {
+    const rd = (insn >>> 7) & 31, r1 = (insn >>> 15) & 31, r2 = (insn >>> 20) & 31, f3 = (insn >>> 12) & 7;
+    switch ((insn >>> 2) & 31) {
+      case 0x04: if (rd !== 0) this.opImm(insn, rd, r1, f3); break;
+      case 0x0c: if (rd !== 0) this.op(insn, rd, r1, r2, f3); break;
+      case 0x06: if (rd !== 0) this.opImm32(insn, rd, r1, f3); break;
+      case 0x0e: if (rd !== 0) this.op32(insn, rd, r1, r2, f3); break;
+      case 0x0d: if (rd !== 0) { this.c.i64(insn & 0xfffff000); this.setX(rd); } break; // LUI
+      case 0x05: if (rd !== 0) { this.pcAt(off); this.c.i64(insn & 0xfffff000); this.c.op(Op.i64_add); this.setX(rd); } break;
+      case 0x00: this.load(insn, rd, r1, f3, off, false); break;
+      case 0x01: this.load(insn, rd, r1, f3, off, true); break;
+      case 0x08: this.store(insn, r1, r2, f3, off, next, false); break;
+      case 0x09: this.store(insn, r1, r2, f3, off, next, true); break;
+      case 0x14: case 0x10: case 0x11: case 0x12: case 0x13: this.fpHelper(insn, rd, r1, off); break;
+      case 0x0b: this.amoHelper(insn, rd, r1, r2, off, next); break;
+      case 0x03: this.c.comment('fence'); break;
+      default: throw new Error(`codegen: untranslatable 0x${(insn >>> 0).toString(16)}`);
+    }
+  }
+
+  private opImm(insn: number, rd: number, r1: number, f3: number): void {
+    const c = this.c, imm = insn >> 20, sh = imm & 0x3f, f6 = (imm >>> 6) & 0x3f;
+    this.getX(r1);
+    switch (f3) {
+      case 0: if (imm !== 0) { c.i64(imm); c.op(Op.i64_add); } break;
+      case 2: c.i64(imm); c.op(Op.i64_lt_s); c.op(Op.i64_extend_i32_u); break;
+      case 3: c.i64(imm); c.op(Op.i64_lt_u); c.op(Op.i64_extend_i32_u); break;
+      case 4: c.i64(imm); c.op(Op.i64_xor); break;
+      case 6: c.i64(imm); c.op(Op.i64_or); break;
+      case 7: c.i64(imm); c.op(Op.i64_and); break;
+      case 1:
+        if (f6 === 0) { c.i64(sh); c.op(Op.i64_shl); }
+        else if (f6 === 0x0a) { this.bit(sh); c.op(Op.i64_or); } // bseti
+        else if (f6 === 0x12) { this.bit(sh); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_and); } // bclri
+        else if (f6 === 0x1a) { this.bit(sh); c.op(Op.i64_xor); } // binvi
+        else {
+          switch (imm & 0xfff) {
+            case 0x600: c.op(Op.i64_clz); break;
+            case 0x601: c.op(Op.i64_ctz); break;
+            case 0x602: c.op(Op.i64_popcnt); break;
+            case 0x604: c.op(Op.i64_extend8_s); break;
+            default: c.op(Op.i64_extend16_s); break; // 0x605
+          }
+        }
+        break;
+      default: // 5
+        if (f6 === 0) { c.i64(sh); c.op(Op.i64_shr_u); }
+        else if (f6 === 0x10) { c.i64(sh); c.op(Op.i64_shr_s); }
+        else if (f6 === 0x18) { c.i64(sh); c.op(Op.i64_rotr); }
+        else { c.i64(sh); c.op(Op.i64_shr_u); c.i64(1); c.op(Op.i64_and); } // bexti
+        break;
+    }
+    this.setX(rd);
+  }
+
+  /** Pushes the i64 constant 1 << n (n in 0..63). */
+  private bit(n: number): void {
+    if (n < 32) this.c.i64w(n === 31 ? 0x80000000 | 0 : 1 << n, 0);
+    else this.c.i64w(0, n === 63 ? 0x80000000 | 0 : 1 << (n - 32));
+  }
+
+  private op(insn: number, rd: number, r1: number, r2: number, f3: number): void {
+    const c = this.c, key = (insn >>> 22 & 0x3f8) | f3;
+    const ab = (): void => { this.getX(r1); this.getX(r2); };
+    switch (key) {
+      case 0x000: ab(); c.op(Op.i64_add); break;
+      case 0x100: ab(); c.op(Op.i64_sub); break;
+      case 0x001: ab(); c.op(Op.i64_shl); break; // wasm masks the count to 6 bits, as RV64 does
+      case 0x002: ab(); c.op(Op.i64_lt_s); c.op(Op.i64_extend_i32_u); break;
+      case 0x003: ab(); c.op(Op.i64_lt_u); c.op(Op.i64_extend_i32_u); break;
+      case 0x004: ab(); c.op(Op.i64_xor); break;
+      case 0x005: ab(); c.op(Op.i64_shr_u); break;
+      case 0x105: ab(); c.op(Op.i64_shr_s); break;
+      case 0x006: ab(); c.op(Op.i64_or); break;
+      case 0x007: ab(); c.op(Op.i64_and); break;
+      case 0x008: ab(); c.op(Op.i64_mul); break;
+      case 0x009: case 0x00a: case 0x00b: this.mulh(r1, r2, key); break;
+      case 0x00c: this.div(r1, r2, true, false); break;
+      case 0x00d: this.div(r1, r2, false, false); break;
+      case 0x00e: this.div(r1, r2, true, true); break;
+      case 0x00f: this.div(r1, r2, false, true); break;
+      case 0x107: this.getX(r1); this.getX(r2); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_and); break; // andn
+      case 0x106: this.getX(r1); this.getX(r2); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_or); break; // orn
+      case 0x104: ab(); c.op(Op.i64_xor); c.i64(-1); c.op(Op.i64_xor); break; // xnor
+      case 0x082: case 0x084: case 0x086: // sh1add, sh2add, sh3add
+        this.getX(r1); c.i64(f3 >>> 1); c.op(Op.i64_shl); this.getX(r2); c.op(Op.i64_add); break;
+      case 0x02c: case 0x02d: case 0x02e: case 0x02f: { // min, minu, max, maxu
+        ab(); this.getX(r1); this.getX(r2);
+        c.op(key === 0x02c ? Op.i64_lt_s : key === 0x02d ? Op.i64_lt_u : key === 0x02e ? Op.i64_gt_s : Op.i64_gt_u);
+        c.op(Op.select);
+        break;
+      }
+      case 0x181: ab(); c.op(Op.i64_rotl); break; // rol
+      case 0x185: ab(); c.op(Op.i64_rotr); break; // ror
+      case 0x0a1: this.getX(r1); c.i64(1); this.getX(r2); c.op(Op.i64_shl); c.op(Op.i64_or); break; // bset
+      case 0x121: this.getX(r1); c.i64(1); this.getX(r2); c.op(Op.i64_shl); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_and); break;
+      case 0x125: ab(); c.op(Op.i64_shr_u); c.i64(1); c.op(Op.i64_and); break; // bext
+      default: this.getX(r1); c.i64(1); this.getX(r2); c.op(Op.i64_shl); c.op(Op.i64_xor); break; // 0x1a1 binv
+    }
+    this.setX(rd);
+  }
+
+  /**
+   * Division with RISC-V's results for the cases where wasm traps (M spec
+   * §13.2, Table 13.1): x/0 = -1 (all ones), x%0 = x, MIN/-1 = MIN, MIN%-1 = 0.
+   */
+  private div(r1: number, r2: number, signed: boolean, rem: boolean): void {
+    const c = this.c;
+    this.getX(r1); c.local(Op.local_set, L_T);
+    this.getX(r2); c.local(Op.local_tee, L_T2);
+    c.op(Op.i64_eqz);
+    c.open(Op.if, I64);
+    if (rem) c.local(Op.local_get, L_T); else c.i64(-1);
+    c.op(Op.else);
+    if (signed && !rem) {
+      // MIN / -1 overflows: the result is MIN (= the dividend).
+      c.local(Op.local_get, L_T2); c.i64(-1); c.op(Op.i64_eq);
+      c.local(Op.local_get, L_T); c.i64w(0, 0x80000000 | 0); c.op(Op.i64_eq); c.op(Op.i32_and);
+      c.open(Op.if, I64);
+      c.local(Op.local_get, L_T);
+      c.op(Op.else);
+      c.local(Op.local_get, L_T); c.local(Op.local_get, L_T2); c.op(Op.i64_div_s);
+      c.op(Op.end);
+    } else {
+      // rem_s of MIN by -1 is 0 in wasm (no trap), as RISC-V wants.
+      c.local(Op.local_get, L_T); c.local(Op.local_get, L_T2);
+      c.op(signed ? (rem ? Op.i64_rem_s : Op.i64_div_s) : (rem ? Op.i64_rem_u : Op.i64_div_u));
+    }
+    c.op(Op.end);
+  }
+
+  /** mulh (0x009), mulhsu (0x00a), mulhu (0x00b): the high 64 bits of the 128-bit product from 32-bit partial products. */
+  private mulh(r1: number, r2: number, key: number): void {
+    const c = this.c;
+    this.getX(r1); c.local(Op.local_set, L_T);
+    this.getX(r2); c.local(Op.local_set, L_T2);
+    const lo32 = (l: number): void => { c.local(Op.local_get, l); c.i64w(-1, 0); c.op(Op.i64_and); };
+    const hi32 = (l: number): void => { c.local(Op.local_get, l); c.i64(32); c.op(Op.i64_shr_u); };
+    // T3 = lo(a)*hi(b), T4 = hi(a)*lo(b)
+    lo32(L_T); hi32(L_T2); c.op(Op.i64_mul); c.local(Op.local_set, L_T3);
+    hi32(L_T); lo32(L_T2); c.op(Op.i64_mul); c.local(Op.local_set, L_T4);
+    // A = (lo(a)*lo(b) >> 32) + lo(T3) + lo(T4): the middle column, below 3 * 2^32
+    lo32(L_T); lo32(L_T2); c.op(Op.i64_mul); c.i64(32); c.op(Op.i64_shr_u);
+    lo32(L_T3); c.op(Op.i64_add); lo32(L_T4); c.op(Op.i64_add); c.local(Op.local_set, L_A);
+    // high = hi(a)*hi(b) + hi(T3) + hi(T4) + hi(A)
+    hi32(L_T); hi32(L_T2); c.op(Op.i64_mul);
+    hi32(L_T3); c.op(Op.i64_add); hi32(L_T4); c.op(Op.i64_add); hi32(L_A); c.op(Op.i64_add);
+    if (key !== 0x00b) {
+      // Signed corrections: subtract b when a < 0; for mulh also a when b < 0.
+      c.local(Op.local_get, L_T2); c.i64(0); c.local(Op.local_get, L_T); c.i64(0); c.op(Op.i64_lt_s); c.op(Op.select);
+      c.op(Op.i64_sub);
+      if (key === 0x009) {
+        c.local(Op.local_get, L_T); c.i64(0); c.local(Op.local_get, L_T2); c.i64(0); c.op(Op.i64_lt_s); c.op(Op.select);
+        c.op(Op.i64_sub);
+      }
+    }
+  }
+
+  private opImm32(insn: number, rd: number, r1: number, f3: number): void {
+    const c = this.c, imm = insn >> 20, sh = imm & 0x1f, f7 = (imm >>> 5) & 0x7f;
+    if (f3 === 1 && ((imm >>> 6) & 0x3f) === 0x02) { // slli.uw
+      this.getX(r1); c.i64w(-1, 0); c.op(Op.i64_and); c.i64(imm & 0x3f); c.op(Op.i64_shl); this.setX(rd); return;
+    }
+    this.getX(r1); c.op(Op.i32_wrap_i64);
+    if (f3 === 0) { if (imm !== 0) { c.i32(imm); c.op(Op.i32_add); } }
+    else if (f3 === 1) {
+      if (f7 === 0) { c.i32(sh); c.op(Op.i32_shl); }
+      else if ((imm & 0xfff) === 0x600) c.op(Op.i32_clz);
+      else if ((imm & 0xfff) === 0x601) c.op(Op.i32_ctz);
+      else c.op(Op.i32_popcnt);
+    } else if (f7 === 0) { c.i32(sh); c.op(Op.i32_shr_u); }
+    else if (f7 === 0x20) { c.i32(sh); c.op(Op.i32_shr_s); }
+    else { c.i32(sh); c.op(Op.i32_rotr); } // roriw
+    c.op(Op.i64_extend_i32_s);
+    this.setX(rd);
+  }
+
+  private op32(insn: number, rd: number, r1: number, r2: number, f3: number): void {
+    const c = this.c, key = (insn >>> 22 & 0x3f8) | f3;
+    switch (key) {
+      case 0x020: // add.uw
+        this.getX(r1); c.i64w(-1, 0); c.op(Op.i64_and); this.getX(r2); c.op(Op.i64_add); this.setX(rd); return;
+      case 0x024: this.getX(r1); c.i64(0xffff); c.op(Op.i64_and); this.setX(rd); return; // zext.h
+      case 0x082: case 0x084: case 0x086: // shNadd.uw
+        this.getX(r1); c.i64w(-1, 0); c.op(Op.i64_and); c.i64(f3 >>> 1); c.op(Op.i64_shl);
+        this.getX(r2); c.op(Op.i64_add); this.setX(rd); return;
+      case 0x00c: case 0x00d: case 0x00e: case 0x00f: this.div32(r1, r2, key); this.setX(rd); return;
+      default: break;
+    }
+    this.getX(r1); c.op(Op.i32_wrap_i64); this.getX(r2); c.op(Op.i32_wrap_i64);
+    switch (key) {
+      case 0x000: c.op(Op.i32_add); break;
+      case 0x100: c.op(Op.i32_sub); break;
+      case 0x001: c.op(Op.i32_shl); break;
+      case 0x005: c.op(Op.i32_shr_u); break;
+      case 0x105: c.op(Op.i32_shr_s); break;
+      case 0x008: c.op(Op.i32_mul); break;
+      case 0x181: c.op(Op.i32_rotl); break;
+      default: c.op(Op.i32_rotr); break; // 0x185
+    }
+    c.op(Op.i64_extend_i32_s);
+    this.setX(rd);
+  }
+
+  /** divw/divuw/remw/remuw with the RISC-V results for /0 and overflow (M spec §13.2). */
+  private div32(r1: number, r2: number, key: number): void {
+    const c = this.c, signed = key === 0x00c || key === 0x00e, rem = key >= 0x00e;
+    this.getX(r1); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
+    this.getX(r2); c.op(Op.i32_wrap_i64); c.local(Op.local_tee, L_P);
+    c.op(Op.i32_eqz);
+    c.open(Op.if, I32);
+    if (rem) c.local(Op.local_get, L_LO); else c.i32(-1);
+    c.op(Op.else);
+    if (signed && !rem) {
+      c.local(Op.local_get, L_P); c.i32(-1); c.op(Op.i32_eq);
+      c.local(Op.local_get, L_LO); c.i32(0x80000000 | 0); c.op(Op.i32_eq); c.op(Op.i32_and);
+      c.open(Op.if, I32);
+      c.local(Op.local_get, L_LO);
+      c.op(Op.else);
+      c.local(Op.local_get, L_LO); c.local(Op.local_get, L_P); c.op(Op.i32_div_s);
+      c.op(Op.end);
+    } else {
+      c.local(Op.local_get, L_LO); c.local(Op.local_get, L_P);
+      c.op(signed ? (rem ? Op.i32_rem_s : Op.i32_div_s) : (rem ? Op.i32_rem_u : Op.i32_div_u));
+    }
+    c.op(Op.end);
+    c.op(Op.i64_extend_i32_s);
+  }
+
+  /**
+   * Leaves the host address of a `size`-byte access at guest address L_A
+   * in L_P: the inline TLB check (tag for `tagOff`, the high word, and
+   * natural alignment folded into the tag compare), else the slow path
+   * `slowFn`. A failed slow path exits to the interpreter, except that a
+   * store's ADDR_SPLIT is left in L_P for the caller.
+   */
+  private hostAddr(size: number, tagOff: number, slowFn: number, off: number, allowSplit: boolean): void {
+    const c = this.c;
+    c.local(Op.local_get, L_A); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
+    // entry = tlb + ((lo >>> 12) & 511) * 4
+    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
+    c.local(Op.local_get, L_TLB); c.op(Op.i32_add); c.local(Op.local_set, L_P);
+    c.local(Op.local_get, L_P); c.mem(Op.i32_load, tagOff);
+    c.local(Op.local_get, L_LO); c.i32(-4096 | (size - 1)); c.op(Op.i32_and); c.op(Op.i32_eq);
+    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HI);
+    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
+    c.op(Op.i32_and);
+    this.open(Op.if);
+    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HOST);
+    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.op(Op.i32_add); c.local(Op.local_set, L_P);
+    c.op(Op.else);
+    c.local(Op.local_get, L_LO);
+    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
+    c.i32(size); c.call(slowFn); c.local(Op.local_tee, L_P);
+    c.i32(0); c.op(Op.i32_lt_s);
+    if (allowSplit) { c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne); c.op(Op.i32_and); }
+    this.open(Op.if); this.bail(off); this.close();
+    this.close();
+  }
+
+  /** Pushes rs1 + imm and keeps it in L_A. */
+  private effAddr(r1: number, imm: number): void {
+    this.getX(r1);
+    if (imm !== 0) { this.c.i64(imm); this.c.op(Op.i64_add); }
+    this.c.local(Op.local_set, L_A);
+  }
+
+  private load(insn: number, rd: number, r1: number, f3: number, off: number, fp: boolean): void {
+    const c = this.c;
+    const size = fp ? (f3 === 3 ? 8 : 4) : 1 << (f3 & 3);
+    this.effAddr(r1, insn >> 20);
+    this.hostAddr(size, TLB_OFF_R, FN_LD_SLOW, off, false);
+    if (fp) {
+      c.local(Op.local_get, L_ST);
+      c.local(Op.local_get, L_P);
+      if (f3 === 3) c.mem(Op.i64_load, 0);
+      else { c.mem(Op.i64_load32_u, 0); c.i64w(0, -1); c.op(Op.i64_or); } // NaN-box (F spec §12.2)
+      c.mem(Op.i64_store, F_BASE + 8 * rd);
+      return;
+    }
+    c.local(Op.local_get, L_P);
+    switch (f3) {
+      case 0: c.mem(Op.i64_load8_s, 0); break;
+      case 1: c.mem(Op.i64_load16_s, 0); break;
+      case 2: c.mem(Op.i64_load32_s, 0); break;
+      case 3: c.mem(Op.i64_load, 0); break;
+      case 4: c.mem(Op.i64_load8_u, 0); break;
+      case 5: c.mem(Op.i64_load16_u, 0); break;
+      default: c.mem(Op.i64_load32_u, 0); break;
+    }
+    this.setX(rd);
+  }
+
+  /** Pushes the store value (i64) of a store from x[r2] or f[r2]. */
+  private storeValue(r2: number, fp: boolean): void {
+    if (fp) { this.c.local(Op.local_get, L_ST); this.c.mem(Op.i64_load, F_BASE + 8 * r2); } else this.getX(r2);
+  }
+
+  private store(insn: number, r1: number, r2: number, f3: number, off: number, next: number, fp: boolean): void {
+    const c = this.c, size = 1 << f3;
+    const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f);
+    const st = size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8;
+    this.effAddr(r1, imm);
+    // Fast path.
+    c.local(Op.local_get, L_A); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
+    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
+    c.local(Op.local_get, L_TLB); c.op(Op.i32_add); c.local(Op.local_set, L_P);
+    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_W);
+    c.local(Op.local_get, L_LO); c.i32(-4096 | (size - 1)); c.op(Op.i32_and); c.op(Op.i32_eq);
+    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HI);
+    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
+    c.op(Op.i32_and);
+    this.open(Op.if);
+    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HOST);
+    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.op(Op.i32_add);
+    this.storeValue(r2, fp); c.mem(st, 0);
+    c.op(Op.else);
+    this.slowStore(size, st, r2, off, next, fp);
+    this.close();
+  }
+
+  /** The store slow path (inside the fast path's else arm). */
+  private slowStore(size: number, st: Op, r2: number, off: number, next: number, fp: boolean): void {
+    const c = this.c;
+    c.local(Op.local_get, L_LO);
+    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
+    c.i32(size); c.call(FN_ST_SLOW); c.local(Op.local_tee, L_P);
+    c.i32(0); c.op(Op.i32_ge_s);
+    this.open(Op.if);
+    c.local(Op.local_get, L_P); this.storeValue(r2, fp); c.mem(st, 0);
+    c.op(Op.else);
+    c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne);
+    this.open(Op.if); this.bail(off); this.close();
+    c.local(Op.local_get, L_LO);
+    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
+    c.i32(size);
+    this.storeValue(r2, fp); c.local(Op.local_tee, L_T); c.op(Op.i32_wrap_i64);
+    c.local(Op.local_get, L_T); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
+    c.call(FN_ST_SPLIT);
+    this.close();
+    this.checkFlushed(next);
+  }
+
+  /** After a slow-path write: if it dropped translated code, leave (this unit may be stale). */
+  private checkFlushed(next: number): void {
+    const c = this.c;
+    c.local(Op.local_get, L_ST); c.mem(Op.i32_load, FLUSHED_CELL);
+    this.open(Op.if);
+    c.local(Op.local_get, L_ST); c.i32(0); c.mem(Op.i32_store, FLUSHED_CELL);
+    this.exitAt(next, EXIT_DISPATCH, this.n - this.k - 1);
+    this.close();
+  }
+
+  /** Spills x[r] to the hart state (a helper reads it there). */
+  private spill(r: number): void {
+    if (r === 0) return;
+    this.used.add(r);
+    this.c.local(Op.local_get, L_ST); this.c.local(Op.local_get, regLocal(r)); this.c.mem(Op.i64_store, 8 * r);
+  }
+
+  /** Reloads x[r] from the hart state (a helper wrote it there). */
+  private reload(r: number): void {
+    if (r === 0) return;
+    this.used.add(r); this.written.add(r);
+    this.c.local(Op.local_get, L_ST); this.c.mem(Op.i64_load, 8 * r); this.c.local(Op.local_set, regLocal(r));
+  }
+
+  private fpHelper(insn: number, rd: number, r1: number, off: number): void {
+    const c = this.c, f5 = insn >>> 27, isOpFp = (insn & 0x7f) === 0x53;
+    // Integer source: fcvt.{s,d}.{w,l}[u], fmv.{w,d}.x. Integer destination: fcvt.{w,l}[u].{s,d}, fmv.x.*, fclass, compares.
+    const intSrc = isOpFp && (f5 === 0x1a || f5 === 0x1e);
+    const intDst = isOpFp && (f5 === 0x18 || f5 === 0x1c || f5 === 0x14);
+    if (intSrc) this.spill(r1);
+    c.i32(insn); c.call(FN_FP);
+    c.i32(0); c.op(Op.i32_lt_s);
+    this.open(Op.if); this.bail(off); this.close();
+    if (intDst) this.reload(rd);
+  }
+
+  private amoHelper(insn: number, rd: number, r1: number, r2: number, off: number, next: number): void {
+    const c = this.c;
+    this.spill(r1); this.spill(r2);
+    c.i32(insn); c.call(FN_AMO);
+    c.i32(0); c.op(Op.i32_ne);
+    this.open(Op.if); this.bail(off); this.close();
+    this.reload(rd);
+    this.checkFlushed(next);
+  }
+
+  /** Prepends the prologue (pcBase, TLB base, register loads) and appends the exit sequence. */
+  finish(): UnitCode {
+    const body = this.c;
+    const pro = new Code(body.listing !== null);
+    pro.local(Op.local_get, L_ST); pro.mem(Op.i64_load, PC_OFF); pro.i64(-4096); pro.op(Op.i64_and);
+    pro.local(Op.local_set, L_PCBASE);
+    pro.local(Op.local_get, L_ST); pro.mem(Op.i32_load, TLB_CELL); pro.local(Op.local_set, L_TLB);
+    const used = [...this.used].sort((a, b) => a - b), written = [...this.written].sort((a, b) => a - b);
+    for (const r of used) { pro.local(Op.local_get, L_ST); pro.mem(Op.i64_load, 8 * r); pro.local(Op.local_set, regLocal(r)); }
+    const epi = new Code(body.listing !== null);
+    epi.comment('exit');
+    for (const r of written) { epi.local(Op.local_get, L_ST); epi.local(Op.local_get, regLocal(r)); epi.mem(Op.i64_store, 8 * r); }
+    epi.local(Op.local_get, L_ST); epi.local(Op.local_get, L_NPC); epi.mem(Op.i64_store, PC_OFF);
+    epi.local(Op.local_get, L_ST); epi.local(Op.local_get, L_BUDGET); epi.mem(Op.i32_store, BUDGET_CELL);
+    epi.local(Op.local_get, L_CODE);
+    epi.op(Op.end);
+    const all = new Code(false);
+    all.bytes(pro.view()); all.bytes(body.view()); all.bytes(epi.view());
+    const bytes = moduleBytes(TYPES, IMPORTS, 0, LOCALS, all.view());
+    const listing = body.listing === null ? null : [...pro.listing!, ...body.listing, ...epi.listing!];
+    return { bytes, listing };
+  }
+}
+
+/** Generates the WebAssembly module for a unit's blocks (the first is the hot entry). */
+export function generateUnit(blocks: Block[], listing = false): UnitCode {
+  const g = new Gen(blocks, listing);
+  g.emitBody();
+  return g.finish();
+}

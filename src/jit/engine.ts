@@ -1,0 +1,312 @@
+/**
+ * The JIT engine: runs a hart by dispatching to translated units, and
+ * interprets what is cold or not translatable.
+ *
+ * - **Hotness.** Each block start (guest-physical address + mode) gets a
+ *   record the first time the dispatcher reaches it; the block is
+ *   interpreted until it has run `threshold` times, then the unit around it
+ *   is translated (block-decoder.ts, codegen.ts) and compiled to a wasm
+ *   module sharing guest RAM's memory.
+ * - **Cache key.** Host offset of the guest-physical address, and the mode:
+ *   privilege, mstatus.FS and whether paging is on. Generated code is
+ *   position-independent (pc comes from the hart state), so a page mapped at
+ *   several virtual addresses shares one translation, and harts on the same
+ *   RAM share the cache.
+ * - **Invalidation.** A page with translated code is marked in
+ *   `ram.codePages` and loses its cached write permission in every TLB, so
+ *   the first store to it takes the slow path, which drops the page's units
+ *   (`invalidatePage`). DMA and system calls report writes through
+ *   `ram.written`. Translations are physical, so sfence.vma and satp writes
+ *   need no flush here: the dispatcher translates pc through the fetch TLB.
+ * - **Bound.** The generated wasm bytes are counted; past `cacheBytes` the
+ *   oldest units are evicted.
+ */
+import { run as interpret } from '../cpu/interpreter.js';
+import { ExitReason, type ExecEngine, type Hart } from '../cpu/hart.js';
+import { S } from '../cpu/hart-state.js';
+import { execFp } from '../cpu/exec-fp.js';
+import { execAmo } from '../cpu/exec-amo.js';
+import { MSTATUS_FS } from '../cpu/csr-file.js';
+import { TLB_MASK, PAGE_MASK } from '../mmu/tlb.js';
+import type { GuestRam } from '../memory/guest-ram.js';
+import { decodeBlock, planUnit, Term } from './block-decoder.js';
+import { generateUnit, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP } from './codegen.js';
+
+/** JIT settings. */
+export interface JitOptions {
+  /** Executions of a block before its unit is translated (0: translate on first execution). */
+  threshold: number;
+  /** Bound on generated code (bytes of wasm), past which the oldest units are evicted. */
+  cacheBytes: number;
+}
+
+/** A translated unit: one wasm function for some blocks of one page, in one mode. */
+interface Unit {
+  fn: (st: number, budget: number, entry: number) => number;
+  bytes: number;
+  page: number;
+  mode: number;
+  recs: BlockRec[];
+  dead: boolean;
+}
+
+/** What the dispatcher knows of one block start. */
+interface BlockRec {
+  key: number;
+  unit: Unit | null;
+  entry: number;
+  count: number;
+  /** Instructions to interpret while cold (up to and including the block's end). */
+  len: number;
+}
+
+/** Counters for reports and tests. */
+export interface JitStats {
+  unitsCompiled: number;
+  blocksCompiled: number;
+  bytesCompiled: number;
+  compileMs: number;
+  invalidations: number;
+  evictions: number;
+  liveBytes: number;
+}
+
+const DC_BITS = 13, DC_SIZE = 1 << DC_BITS, DC_MASK = DC_SIZE - 1;
+/** Mode bits: privilege (2), mstatus.FS (2), paging on (1). */
+const MODE_FS_SHIFT = 2, MODE_PAGING = 16;
+
+/** The engine for all harts on one guest RAM. */
+export class Jit implements ExecEngine {
+  readonly ram: GuestRam;
+  readonly opts: JitOptions;
+  readonly stats: JitStats = {
+    unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
+  };
+  /** When set, receives the listing of every unit compiled (for debugging and golden tests). */
+  onListing: ((pc: number, listing: string[]) => void) | null = null;
+  private readonly recs = new Map<number, BlockRec>();
+  private readonly pageRecs = new Map<number, BlockRec[]>();
+  private readonly pageUnits = new Map<number, Unit[]>();
+  private readonly fifo: Unit[] = [];
+  private fifoHead = 0;
+  private readonly dcKey = new Float64Array(DC_SIZE).fill(-1);
+  private readonly dcRec: (BlockRec | null)[] = new Array<BlockRec | null>(DC_SIZE).fill(null);
+  private readonly harts = new Set<Hart>();
+  private cur: Hart | null = null;
+  private readonly imports: WebAssembly.Imports;
+
+  constructor(ram: GuestRam, opts: JitOptions) {
+    this.ram = ram;
+    this.opts = opts;
+    ram.onCodeWrite = (page) => this.invalidatePage(page);
+    this.imports = {
+      m: { mem: ram.memory },
+      h: {
+        ldSlow: (lo: number, hi: number, size: number): number => this.cur!.addrR(lo, hi, size),
+        stSlow: (lo: number, hi: number, size: number): number => this.cur!.addrW(lo, hi, size),
+        stSplit: (lo: number, hi: number, size: number, vlo: number, vhi: number): void => {
+          this.cur!.storeSplit(lo, hi, size, vlo, vhi);
+        },
+        fp: (insn: number): number => execFp(this.cur!.st, insn),
+        amo: (insn: number): number => this.amo(insn),
+      },
+    };
+  }
+
+  /** Lets `h` run here: its TLBs will lose write permission to code pages. */
+  attach(h: Hart): void {
+    this.harts.add(h);
+    h.engine = this;
+  }
+
+  /** Forgets a hart that will not run again. */
+  detach(h: Hart): void {
+    this.harts.delete(h);
+  }
+
+  /** An AMO through the interpreter's unit; a failed one leaves the reservation as it was (it is re-executed). */
+  private amo(insn: number): number {
+    const h = this.cur!, s = h.st.s, x = h.st.x;
+    const v = s[S.RES_VALID]!, lo = s[S.RES_LO]!, hi = s[S.RES_HI]!;
+    x[0] = 0; x[1] = 0; // execAmo reads x0 from memory and writes it when rd is x0 (the interpreter re-zeroes it per instruction)
+    const r = execAmo(h, insn, (insn >>> 6) & 0x3e, (insn >>> 14) & 0x3e, (insn >>> 19) & 0x3e);
+    x[0] = 0; x[1] = 0;
+    if (r !== 0) { s[S.RES_VALID] = v; s[S.RES_LO] = lo; s[S.RES_HI] = hi; }
+    return r;
+  }
+
+  /** The translation mode of `h` now (part of the cache key). */
+  private modeOf(h: Hart): number {
+    const c = h.csrs;
+    if (c === null) return 0;
+    return c.priv | (((c.mstatus & MSTATUS_FS) >>> 13) << MODE_FS_SHIFT) | ((c.satpHi >>> 28) !== 0 ? MODE_PAGING : 0);
+  }
+
+  /** Runs up to `budget` instructions (the interpreter's `run` contract). */
+  run(h: Hart, budget: number): ExitReason {
+    const st = h.st, s = st.s, base = st.base;
+    if (base < 0 || h.tlb.base < 0) return interpret(h, budget);
+    this.cur = h;
+    let left = budget;
+    while (left > 0) {
+      const pcLo = s[S.PC_LO]!, pcHi = s[S.PC_HI]!;
+      const t = h.fetchTlb, i = (pcLo >>> 12) & TLB_MASK;
+      let host: number;
+      if (t.tagX[i] === (pcLo & PAGE_MASK) && t.tagHi[i] === pcHi) host = t.host[i]! + (pcLo & 0xfff);
+      else {
+        const p = h.fetchPage(pcLo, pcHi);
+        if (p < 0 || (pcLo & 1) !== 0) { // let the interpreter raise the fetch fault exactly
+          const before = st.instret, r = interpret(h, 1);
+          left -= st.instret - before;
+          if (r !== ExitReason.BUDGET || h.csrChanged) return r;
+          continue;
+        }
+        host = p + (pcLo & 0xfff);
+      }
+      const mode = this.modeOf(h), key = host * 32 + mode;
+      const di = ((host >>> 1) ^ (mode << 7)) & DC_MASK;
+      let rec = this.dcKey[di] === key ? this.dcRec[di]! : null;
+      if (rec === null) {
+        rec = this.recs.get(key) ?? this.newRec(key, host, mode);
+        this.dcKey[di] = key; this.dcRec[di] = rec;
+      }
+      let unit = rec.unit;
+      if (unit === null && ++rec.count > this.opts.threshold) unit = this.translate(rec, host, mode);
+      if (unit !== null) {
+        s[S.JIT_TLB] = h.tlb.base;
+        s[S.JIT_FLUSHED] = 0;
+        const code = unit.fn(base, left, rec.entry);
+        const rem = s[S.JIT_BUDGET]!;
+        st.instret += left - rem;
+        left = rem;
+        if (code === EXIT_DISPATCH) continue;
+        const n = code === EXIT_INTERP ? 1 : left;
+        if (n <= 0) break;
+        const before = st.instret, r = interpret(h, n);
+        left -= st.instret - before;
+        if (r !== ExitReason.BUDGET || h.csrChanged) return r;
+        if (code === EXIT_BUDGET) break;
+      } else {
+        const before = st.instret, r = interpret(h, left < rec.len ? left : rec.len);
+        left -= st.instret - before;
+        if (r !== ExitReason.BUDGET || h.csrChanged) return r;
+      }
+    }
+    return ExitReason.BUDGET;
+  }
+
+  private newRec(key: number, host: number, mode: number): BlockRec {
+    const b = decodeBlock(this.ram.dv, host & PAGE_MASK, host & 0xfff, this.fpOk(mode));
+    const len = Math.max(1, b.insns.length + (b.term === Term.INTERP ? 1 : 0));
+    const rec: BlockRec = { key, unit: null, entry: 0, count: 0, len };
+    this.recs.set(key, rec);
+    const page = host >>> 12;
+    let list = this.pageRecs.get(page);
+    if (list === undefined) { list = []; this.pageRecs.set(page, list); }
+    list.push(rec);
+    return rec;
+  }
+
+  /** F/D instructions are translated only when FS is Dirty (or there are no privileged CSRs). */
+  private fpOk(mode: number): boolean {
+    return this.cur === null || this.cur.csrs === null || ((mode >>> MODE_FS_SHIFT) & 3) === 3;
+  }
+
+  /** Translates the unit around `rec` and installs it. */
+  private translate(rec: BlockRec, host: number, mode: number): Unit {
+    const t0 = globalThis.performance.now();
+    const pageOff = host & PAGE_MASK, page = host >>> 12;
+    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode));
+    const code = generateUnit(blocks, this.onListing !== null);
+    const module = new WebAssembly.Module(code.bytes);
+    const inst = new WebAssembly.Instance(module, this.imports);
+    const unit: Unit = {
+      fn: inst.exports['f'] as Unit['fn'], bytes: code.bytes.length, page, mode, recs: [], dead: false,
+    };
+    blocks.forEach((b, i) => {
+      const key = (pageOff + b.start) * 32 + mode;
+      const r = key === rec.key ? rec : this.recs.get(key) ?? this.newRec(key, pageOff + b.start, mode);
+      if (r.unit === null) { r.unit = unit; r.entry = i; unit.recs.push(r); }
+    });
+    let units = this.pageUnits.get(page);
+    if (units === undefined) { units = []; this.pageUnits.set(page, units); }
+    units.push(unit);
+    if (this.ram.codePages[page] === 0) {
+      this.ram.codePages[page] = 1;
+      for (const h of this.harts) for (const tl of h.tlbs) tl.dropWrite(pageOff);
+    }
+    this.fifo.push(unit);
+    const st = this.stats;
+    st.unitsCompiled++; st.blocksCompiled += blocks.length; st.bytesCompiled += unit.bytes; st.liveBytes += unit.bytes;
+    if (code.listing !== null) this.onListing!(host, code.listing);
+    while (st.liveBytes > this.opts.cacheBytes && this.fifoHead < this.fifo.length) this.evict(this.fifo[this.fifoHead++]!);
+    if (this.fifoHead > 1024 && this.fifoHead * 2 > this.fifo.length) { this.fifo.splice(0, this.fifoHead); this.fifoHead = 0; }
+    st.compileMs += globalThis.performance.now() - t0;
+    return unit;
+  }
+
+  /** Drops a unit: its blocks go back to being interpreted (and may heat up again). */
+  private kill(u: Unit): void {
+    if (u.dead) return;
+    u.dead = true;
+    this.stats.liveBytes -= u.bytes;
+    for (const r of u.recs) if (r.unit === u) { r.unit = null; r.count = 0; }
+    const units = this.pageUnits.get(u.page);
+    if (units !== undefined) {
+      const i = units.indexOf(u);
+      if (i >= 0) units.splice(i, 1);
+      if (units.length === 0) { this.pageUnits.delete(u.page); this.ram.codePages[u.page] = 0; }
+    }
+  }
+
+  private evict(u: Unit): void {
+    if (u.dead) return;
+    this.stats.evictions++;
+    this.kill(u);
+  }
+
+  /** Guest code in RAM page `page` changed: drop its units and what the dispatcher knew of its blocks. */
+  invalidatePage(page: number): void {
+    this.stats.invalidations++;
+    const units = this.pageUnits.get(page);
+    if (units !== undefined) for (const u of [...units]) this.kill(u);
+    this.ram.codePages[page] = 0;
+    const list = this.pageRecs.get(page);
+    if (list !== undefined) {
+      for (const r of list) this.recs.delete(r.key);
+      this.pageRecs.delete(page);
+      this.dcKey.fill(-1);
+      this.dcRec.fill(null);
+    }
+  }
+
+  /** Drops every translation (e.g. for tests). */
+  flush(): void {
+    for (const page of [...this.pageUnits.keys()]) this.invalidatePage(page);
+  }
+}
+
+/** Global JIT settings: the CLI sets them from --jit and --jit-threshold (or TSVM_JIT). */
+export const jitConfig = {
+  enabled: true,
+  threshold: 32,
+  cacheBytes: 64 * 1024 * 1024,
+};
+
+const engines = new WeakMap<GuestRam, Jit>();
+
+/** The JIT shared by the harts on `ram` (created on first use), or null when the JIT is off. */
+export function jitFor(ram: GuestRam): Jit | null {
+  if (!jitConfig.enabled) return null;
+  let j = engines.get(ram);
+  if (j === undefined) {
+    j = new Jit(ram, { threshold: jitConfig.threshold, cacheBytes: jitConfig.cacheBytes });
+    engines.set(ram, j);
+  }
+  return j;
+}
+
+/** Attaches the JIT (if enabled) to `h`. */
+export function attachJit(h: Hart): void {
+  jitFor(h.ram)?.attach(h);
+}

@@ -1,0 +1,285 @@
+/**
+ * A small WebAssembly binary writer: just what the translator emits.
+ *
+ * `Code` appends instructions to a function body; when asked it also keeps
+ * a text listing (one line per instruction, WAT-like mnemonics) for the
+ * golden-file tests and for debugging. `moduleBytes` wraps one function
+ * body into a module with the translator's fixed imports.
+ *
+ * Encodings follow the WebAssembly core spec §5 "Binary format":
+ * LEB128 integers (§5.2.2), instruction opcodes (§5.4), module sections
+ * (§5.5).
+ */
+
+/** Value types (§5.3.1). */
+export const I32 = 0x7f, I64 = 0x7e;
+/** The empty block type (§5.4.1). */
+export const VOID = 0x40;
+
+/** Opcodes (§5.4). */
+export const enum Op {
+  unreachable = 0x00, block = 0x02, loop = 0x03, if = 0x04, else = 0x05, end = 0x0b, br = 0x0c, br_if = 0x0d,
+  br_table = 0x0e, return = 0x0f, call = 0x10, drop = 0x1a, select = 0x1b,
+  local_get = 0x20, local_set = 0x21, local_tee = 0x22,
+  i32_load = 0x28, i64_load = 0x29, i64_load8_s = 0x30, i64_load8_u = 0x31, i64_load16_s = 0x32,
+  i64_load16_u = 0x33, i64_load32_s = 0x34, i64_load32_u = 0x35,
+  i32_store = 0x36, i64_store = 0x37, i64_store8 = 0x3c, i64_store16 = 0x3d, i64_store32 = 0x3e,
+  i32_const = 0x41, i64_const = 0x42,
+  i32_eqz = 0x45, i32_eq = 0x46, i32_ne = 0x47, i32_lt_s = 0x48, i32_lt_u = 0x49, i32_gt_s = 0x4a, i32_gt_u = 0x4b,
+  i32_le_s = 0x4c, i32_le_u = 0x4d, i32_ge_s = 0x4e, i32_ge_u = 0x4f,
+  i64_eqz = 0x50, i64_eq = 0x51, i64_ne = 0x52, i64_lt_s = 0x53, i64_lt_u = 0x54, i64_gt_s = 0x55, i64_gt_u = 0x56,
+  i64_le_s = 0x57, i64_le_u = 0x58, i64_ge_s = 0x59, i64_ge_u = 0x5a,
+  i32_clz = 0x67, i32_ctz = 0x68, i32_popcnt = 0x69, i32_add = 0x6a, i32_sub = 0x6b, i32_mul = 0x6c,
+  i32_div_s = 0x6d, i32_div_u = 0x6e, i32_rem_s = 0x6f, i32_rem_u = 0x70, i32_and = 0x71, i32_or = 0x72,
+  i32_xor = 0x73, i32_shl = 0x74, i32_shr_s = 0x75, i32_shr_u = 0x76, i32_rotl = 0x77, i32_rotr = 0x78,
+  i64_clz = 0x79, i64_ctz = 0x7a, i64_popcnt = 0x7b, i64_add = 0x7c, i64_sub = 0x7d, i64_mul = 0x7e,
+  i64_div_s = 0x7f, i64_div_u = 0x80, i64_rem_s = 0x81, i64_rem_u = 0x82, i64_and = 0x83, i64_or = 0x84,
+  i64_xor = 0x85, i64_shl = 0x86, i64_shr_s = 0x87, i64_shr_u = 0x88, i64_rotl = 0x89, i64_rotr = 0x8a,
+  i32_wrap_i64 = 0xa7, i64_extend_i32_s = 0xac, i64_extend_i32_u = 0xad,
+  i64_extend8_s = 0xc2, i64_extend16_s = 0xc3, i64_extend32_s = 0xc4,
+}
+
+/** Mnemonics for the listing, indexed by opcode. */
+const NAMES: Record<number, string> = {
+  0x00: 'unreachable', 0x02: 'block', 0x03: 'loop', 0x04: 'if', 0x05: 'else', 0x0b: 'end', 0x0c: 'br',
+  0x0d: 'br_if', 0x0e: 'br_table', 0x0f: 'return', 0x10: 'call', 0x1a: 'drop', 0x1b: 'select',
+  0x20: 'local.get', 0x21: 'local.set', 0x22: 'local.tee',
+  0x28: 'i32.load', 0x29: 'i64.load', 0x30: 'i64.load8_s', 0x31: 'i64.load8_u', 0x32: 'i64.load16_s',
+  0x33: 'i64.load16_u', 0x34: 'i64.load32_s', 0x35: 'i64.load32_u', 0x36: 'i32.store', 0x37: 'i64.store',
+  0x3c: 'i64.store8', 0x3d: 'i64.store16', 0x3e: 'i64.store32', 0x41: 'i32.const', 0x42: 'i64.const',
+  0x45: 'i32.eqz', 0x46: 'i32.eq', 0x47: 'i32.ne', 0x48: 'i32.lt_s', 0x49: 'i32.lt_u', 0x4a: 'i32.gt_s',
+  0x4b: 'i32.gt_u', 0x4c: 'i32.le_s', 0x4d: 'i32.le_u', 0x4e: 'i32.ge_s', 0x4f: 'i32.ge_u',
+  0x50: 'i64.eqz', 0x51: 'i64.eq', 0x52: 'i64.ne', 0x53: 'i64.lt_s', 0x54: 'i64.lt_u', 0x55: 'i64.gt_s',
+  0x56: 'i64.gt_u', 0x57: 'i64.le_s', 0x58: 'i64.le_u', 0x59: 'i64.ge_s', 0x5a: 'i64.ge_u',
+  0x67: 'i32.clz', 0x68: 'i32.ctz', 0x69: 'i32.popcnt', 0x6a: 'i32.add', 0x6b: 'i32.sub', 0x6c: 'i32.mul',
+  0x6d: 'i32.div_s', 0x6e: 'i32.div_u', 0x6f: 'i32.rem_s', 0x70: 'i32.rem_u', 0x71: 'i32.and', 0x72: 'i32.or',
+  0x73: 'i32.xor', 0x74: 'i32.shl', 0x75: 'i32.shr_s', 0x76: 'i32.shr_u', 0x77: 'i32.rotl', 0x78: 'i32.rotr',
+  0x79: 'i64.clz', 0x7a: 'i64.ctz', 0x7b: 'i64.popcnt', 0x7c: 'i64.add', 0x7d: 'i64.sub', 0x7e: 'i64.mul',
+  0x7f: 'i64.div_s', 0x80: 'i64.div_u', 0x81: 'i64.rem_s', 0x82: 'i64.rem_u', 0x83: 'i64.and', 0x84: 'i64.or',
+  0x85: 'i64.xor', 0x86: 'i64.shl', 0x87: 'i64.shr_s', 0x88: 'i64.shr_u', 0x89: 'i64.rotl', 0x8a: 'i64.rotr',
+  0xa7: 'i32.wrap_i64', 0xac: 'i64.extend_i32_s', 0xad: 'i64.extend_i32_u', 0xc2: 'i64.extend8_s',
+  0xc3: 'i64.extend16_s', 0xc4: 'i64.extend32_s',
+};
+
+/** log2 natural alignment per memory opcode (the alignment hint, §5.4.6). */
+function naturalAlign(op: number): number {
+  switch (op) {
+    case Op.i64_load: case Op.i64_store: return 3;
+    case Op.i32_load: case Op.i32_store: case Op.i64_load32_s: case Op.i64_load32_u: case Op.i64_store32: return 2;
+    case Op.i64_load16_s: case Op.i64_load16_u: case Op.i64_store16: return 1;
+    default: return 0;
+  }
+}
+
+/** A growable byte buffer with LEB128 writers. */
+export class Bytes {
+  buf = new Uint8Array(4096);
+  len = 0;
+
+  /** Appends one byte. */
+  byte(b: number): void {
+    if (this.len === this.buf.length) {
+      const n = new Uint8Array(this.buf.length * 2);
+      n.set(this.buf);
+      this.buf = n;
+    }
+    this.buf[this.len++] = b;
+  }
+
+  /** Appends bytes. */
+  bytes(b: ArrayLike<number>): void {
+    for (let i = 0; i < b.length; i++) this.byte(b[i]!);
+  }
+
+  /** Unsigned LEB128 of a non-negative integer below 2^32. */
+  u32(v: number): void {
+    v >>>= 0;
+    do {
+      let b = v & 0x7f;
+      v >>>= 7;
+      if (v !== 0) b |= 0x80;
+      this.byte(b);
+    } while (v !== 0);
+  }
+
+  /** Signed LEB128 of a 32-bit integer. */
+  s32(v: number): void {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) { this.byte(b); return; }
+      this.byte(b | 0x80);
+    }
+  }
+
+  /** Signed LEB128 of the 64-bit integer (lo, hi) given as 32-bit halves. */
+  s64(lo: number, hi: number): void {
+    lo |= 0; hi |= 0;
+    for (;;) {
+      const b = lo & 0x7f;
+      // Arithmetic shift of the 64-bit value right by 7.
+      lo = (lo >>> 7) | (hi << 25);
+      hi >>= 7;
+      const done = (hi === 0 && lo === 0 && (b & 0x40) === 0) || (hi === -1 && lo === -1 && (b & 0x40) !== 0);
+      if (done) { this.byte(b); return; }
+      this.byte(b | 0x80);
+    }
+  }
+
+  /** A length-prefixed UTF-8 name (ASCII here). */
+  name(s: string): void {
+    this.u32(s.length);
+    for (let i = 0; i < s.length; i++) this.byte(s.charCodeAt(i));
+  }
+
+  /** The bytes written so far. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+/** One function body under construction, with an optional listing. */
+export class Code extends Bytes {
+  /** Text listing, one instruction per line, or null when not wanted. */
+  readonly listing: string[] | null;
+  private depth = 0;
+
+  constructor(listing: boolean) {
+    super();
+    this.listing = listing ? [] : null;
+  }
+
+  private note(text: string): void {
+    if (this.listing !== null) this.listing.push('  '.repeat(this.depth) + text);
+  }
+
+  /** A comment line in the listing (no bytes). */
+  comment(text: string): void {
+    if (this.listing !== null) this.listing.push('  '.repeat(this.depth) + ';; ' + text);
+  }
+
+  /** An instruction without immediates. */
+  op(o: Op): void {
+    if (o === Op.end || o === Op.else) this.depth = Math.max(0, this.depth - 1);
+    this.byte(o);
+    this.note(NAMES[o] ?? `op ${o}`);
+    if (o === Op.else) this.depth++;
+  }
+
+  /** block / loop / if with a block type. */
+  open(o: Op.block | Op.loop | Op.if, type: number = VOID): void {
+    this.byte(o);
+    this.byte(type);
+    this.note((NAMES[o] ?? '') + (type === VOID ? '' : type === I64 ? ' (result i64)' : ' (result i32)'));
+    this.depth++;
+  }
+
+  /** br / br_if to a relative label depth. */
+  br(o: Op.br | Op.br_if, depth: number): void {
+    this.byte(o);
+    this.u32(depth);
+    this.note(`${NAMES[o]} ${depth}`);
+  }
+
+  /** br_table over `targets` with a default. */
+  brTable(targets: number[], dflt: number): void {
+    this.byte(Op.br_table);
+    this.u32(targets.length);
+    for (const t of targets) this.u32(t);
+    this.u32(dflt);
+    this.note(`br_table ${targets.join(' ')} ${dflt}`);
+  }
+
+  /** local.get / local.set / local.tee. */
+  local(o: Op.local_get | Op.local_set | Op.local_tee, idx: number): void {
+    this.byte(o);
+    this.u32(idx);
+    this.note(`${NAMES[o]} ${idx}`);
+  }
+
+  /** call of function index `idx`. */
+  call(idx: number): void {
+    this.byte(Op.call);
+    this.u32(idx);
+    this.note(`call ${idx}`);
+  }
+
+  /** A load or store with a constant byte offset (natural alignment hint). */
+  mem(o: Op, offset: number): void {
+    this.byte(o);
+    this.u32(naturalAlign(o));
+    this.u32(offset);
+    this.note(offset === 0 ? NAMES[o]! : `${NAMES[o]} offset=${offset}`);
+  }
+
+  /** i32.const. */
+  i32(v: number): void {
+    this.byte(Op.i32_const);
+    this.s32(v);
+    this.note(`i32.const ${v | 0}`);
+  }
+
+  /** i64.const of a sign-extended 32-bit value. */
+  i64(v: number): void {
+    this.byte(Op.i64_const);
+    this.s32(v);
+    this.note(`i64.const ${v | 0}`);
+  }
+
+  /** i64.const of (lo, hi). */
+  i64w(lo: number, hi: number): void {
+    this.byte(Op.i64_const);
+    this.s64(lo, hi);
+    this.note(`i64.const 0x${(hi >>> 0).toString(16).padStart(8, '0')}${(lo >>> 0).toString(16).padStart(8, '0')}`);
+  }
+}
+
+/** A function type: params and results. */
+export interface FuncType { params: number[]; results: number[] }
+
+/** An imported function: module, name and type index. */
+export interface FuncImport { module: string; name: string; type: number }
+
+/**
+ * Assembles a module: `types`, function imports, the imported memory
+ * ("m"."mem"), and one exported function "f" of type `fnType` with the given
+ * locals (as [count, type] groups) and body (which must end with `end`).
+ */
+export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: number,
+  locals: [number, number][], body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Bytes();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]); // magic, version 1 (§5.5.16)
+  const section = (id: number, fill: (b: Bytes) => void): void => {
+    const b = new Bytes();
+    fill(b);
+    out.byte(id);
+    out.u32(b.len);
+    out.bytes(b.view());
+  };
+  section(1, (b) => { // type section
+    b.u32(types.length);
+    for (const t of types) {
+      b.byte(0x60);
+      b.u32(t.params.length); for (const p of t.params) b.byte(p);
+      b.u32(t.results.length); for (const r of t.results) b.byte(r);
+    }
+  });
+  section(2, (b) => { // import section
+    b.u32(imports.length + 1);
+    for (const im of imports) { b.name(im.module); b.name(im.name); b.byte(0x00); b.u32(im.type); }
+    b.name('m'); b.name('mem'); b.byte(0x02); b.byte(0x00); b.u32(0); // memory, min 0 pages, no max
+  });
+  section(3, (b) => { b.u32(1); b.u32(fnType); }); // function section
+  section(7, (b) => { b.u32(1); b.name('f'); b.byte(0x00); b.u32(imports.length); }); // export "f"
+  section(10, (b) => { // code section
+    const fb = new Bytes();
+    fb.u32(locals.length);
+    for (const [n, t] of locals) { fb.u32(n); fb.byte(t); }
+    fb.bytes(body);
+    b.u32(1);
+    b.u32(fb.len);
+    b.bytes(fb.view());
+  });
+  return new Uint8Array(out.view());
+}
