@@ -15,6 +15,7 @@ import { runProcess } from '../process/run-process.js';
 import { LinuxSyscalls } from '../process/syscalls.js';
 import { NodeHostOs } from '../host/node-host-os.js';
 import { resolveGuestPath } from '../process/vfs.js';
+import { jitStatsLine } from './jit-flags.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -83,6 +84,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
   if (opts.stats) {
     const secs = (performance.now() - t0) / 1000, n = sys.kernel.instructions;
     log(`tsvm: stats: instructions=${n} seconds=${secs.toFixed(3)} mips=${(n / secs / 1e6).toFixed(1)}`);
+    log(jitStatsLine());
   }
   return status;
 }

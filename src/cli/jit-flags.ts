@@ -4,7 +4,7 @@
  * `0`), which sets the default for every tsvm process, including the ones
  * the test suite starts.
  */
-import { jitConfig } from '../jit/engine.js';
+import { jitConfig, jitTotals } from '../jit/engine.js';
 
 /** Largest threshold accepted (a block would need this many runs to be translated). */
 const MAX_THRESHOLD = 1_000_000_000;
@@ -34,4 +34,13 @@ export function applyJitEnv(env: NodeJS.ProcessEnv): string | null {
   if (e !== null) return `TSVM_JIT=${v}: expected on, off or a threshold`;
   jitConfig.enabled = true;
   return null;
+}
+
+/** One line of JIT counters for --stats: units, blocks, wasm bytes, compile time, invalidations, evictions. */
+export function jitStatsLine(): string {
+  const t = jitTotals;
+  if (!jitConfig.enabled) return 'tsvm: jit: off';
+  return `tsvm: jit: units=${t.unitsCompiled} blocks=${t.blocksCompiled} wasm-bytes=${t.bytesCompiled} ` +
+    `compile-ms=${t.compileMs.toFixed(1)} invalidations=${t.invalidations} evictions=${t.evictions} ` +
+    `dispatches=${t.dispatches} interp-steps=${t.interpSteps} cold-blocks=${t.coldBlocks}`;
 }

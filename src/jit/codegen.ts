@@ -23,8 +23,8 @@
  */
 import { Code, Op, I32, I64, VOID, moduleBytes, type FuncType, type FuncImport } from './wasm-writer.js';
 import { type Block, Term } from './block-decoder.js';
-import { S } from '../cpu/hart-state.js';
-import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_HI, TLB_OFF_HOST } from '../mmu/tlb.js';
+import { S, HART_STATE_BYTES } from '../cpu/hart-state.js';
+import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HI, TLB_OFF_HOST, TLB_BYTES } from '../mmu/tlb.js';
 
 /** The block at pc needs more budget than is left: the interpreter finishes the slice. */
 export const EXIT_BUDGET = 0;
@@ -32,6 +32,8 @@ export const EXIT_BUDGET = 0;
 export const EXIT_DISPATCH = 1;
 /** The interpreter must execute the instruction at pc (not translated, or its slow path failed). */
 export const EXIT_INTERP = 2;
+/** Internal: the exit tail-calls the linked unit (never returned). */
+const EXIT_CHAIN = 3;
 
 /** Byte offsets in the hart state (hart-state.ts layout: x at 0, f at 256, scalars at 512). */
 const F_BASE = 256;
@@ -39,15 +41,20 @@ const PC_OFF = 512 + 4 * S.PC_LO;
 const TLB_CELL = 512 + 4 * S.JIT_TLB;
 const FLUSHED_CELL = 512 + 4 * S.JIT_FLUSHED;
 const BUDGET_CELL = 512 + 4 * S.JIT_BUDGET;
+const FTLB_CELL = 512 + 4 * S.JIT_FTLB;
+const SITE_CELL = 512 + 4 * S.JIT_SITE;
+const FFLAGS_CELL = 512 + 4 * S.FFLAGS;
+const FRM_CELL = 512 + 4 * S.FRM;
 
 /** Function indices of the imports (in `IMPORTS` order). */
-const FN_LD_SLOW = 0, FN_ST_SLOW = 1, FN_ST_SPLIT = 2, FN_FP = 3, FN_AMO = 4;
+const FN_LD_SLOW = 0, FN_ST_SLOW = 1, FN_ST_SPLIT = 2, FN_FP = 3, FN_AMO = 4, FN_HUB = 5;
 
 /** Types: 0 = (i32 i32 i32) -> i32 (slow paths and the unit function), 1 = stSplit, 2 = (i32) -> i32. */
 const TYPES: FuncType[] = [
   { params: [I32, I32, I32], results: [I32] },
   { params: [I32, I32, I32, I32, I32], results: [] },
   { params: [I32], results: [I32] },
+  { params: [I32, I32, I32, I32], results: [I32] },
 ];
 /** Imported helpers ("h" module), provided by the engine. */
 export const IMPORTS: FuncImport[] = [
@@ -56,6 +63,7 @@ export const IMPORTS: FuncImport[] = [
   { module: 'h', name: 'stSplit', type: 1 },
   { module: 'h', name: 'fp', type: 2 },
   { module: 'h', name: 'amo', type: 2 },
+  { module: 'h', name: 'hub', type: 3 },
 ];
 
 /** Returned by the store slow path for a store that straddles two pages (cpu/hart.ts ADDR_SPLIT). */
@@ -66,13 +74,29 @@ const L_ST = 0, L_BUDGET = 1, L_ENTRY = 2, L_PCBASE = 3;
 /** Guest register r (1..31) lives in local 3 + r. */
 const regLocal = (r: number): number => 3 + r;
 const L_A = 35, L_T = 36, L_T2 = 37, L_T3 = 38, L_T4 = 39, L_NPC = 40;
-const L_LO = 41, L_P = 42, L_TLB = 43, L_CODE = 44, L_B = 45;
-const LOCALS: [number, number][] = [[38, I64], [5, I32]];
+const L_LO = 41, L_P = 42, L_TLB = 43, L_CODE = 44, L_B = 45, L_FTLB = 46, L_Q = 47, L_A32 = 48;
+const LOCALS: [number, number][] = [[38, I64], [8, I32]];
+
+/**
+ * The indirect-branch target cache in each hart's CPU slot, after the hart
+ * state and its four TLBs: IBTC_ENTRIES entries of IBTC_ENTRY bytes —
+ * target pc (lo, hi), link ((slot << 8) | entry), mode + 1, host page.
+ */
+export const IBTC_OFF = HART_STATE_BYTES + 4 * TLB_BYTES;
+export const IBTC_ENTRIES = 256, IBTC_ENTRY = 20;
+export const IBTC_PC_LO = 0, IBTC_PC_HI = 4, IBTC_LINK = 8, IBTC_MODE = 12, IBTC_PAGE = 16;
+
+/** Global 0 of every unit: its table slot, set by the engine after instantiation. */
+const G_SLOT = 0;
+/** Kinds of chainable exit sites. */
+export const SITE_PAGE = 0, SITE_CROSS = 1, SITE_JALR = 2;
 
 /** The generated module and, when asked for, its listing. */
 export interface UnitCode {
   bytes: Uint8Array<ArrayBuffer>;
   listing: string[] | null;
+  /** Kind of each exit site (SITE_*); site k owns the exported globals l{k} (link), p{k} (page), a{k}/b{k} (jalr target). */
+  sites: number[];
 }
 
 /** Emits the unit's function. */
@@ -89,9 +113,16 @@ class Gen {
   private bi = 0;
   private n = 0;
   private k = 0;
+  /** Exported global names (index = global index) and exit-site kinds. */
+  readonly globals: string[] = ['u'];
+  readonly sites: number[] = [];
 
-  constructor(blocks: Block[], listing: boolean) {
+  /** The translation mode the unit is for (IBTC entries must match it). */
+  private readonly mode: number;
+
+  constructor(blocks: Block[], listing: boolean, mode: number) {
     this.blocks = blocks;
+    this.mode = mode;
     this.c = new Code(listing);
     blocks.forEach((b, i) => this.index.set(b.start, i));
   }
@@ -139,13 +170,102 @@ class Gen {
     c.br(Op.br, this.depthExit());
   }
 
-  /** Continues at page offset `off`: inside the unit when a block starts there, else through the dispatcher. */
+  /**
+   * Continues at page offset `off`: inside the unit when a block starts
+   * there; else through a chainable exit site — a tail call to the linked
+   * unit when the site is linked (and, for another page, the fetch TLB
+   * still maps the target to the page it was linked with), or the dispatcher.
+   */
   private goto(off: number): void {
     const j = this.index.get(off);
     if (j !== undefined) {
       this.c.i32(j); this.c.local(Op.local_set, L_B);
       this.c.br(Op.br, this.depthLoop());
-    } else this.exitAt(off, EXIT_DISPATCH, 0);
+      return;
+    }
+    const c = this.c, cross = off < 0 || off >= 4096;
+    const site = this.newSite(cross ? SITE_CROSS : SITE_PAGE);
+    this.pcAt(off); c.local(Op.local_set, L_NPC);
+    c.global(Op.global_get, this.gIndex('l', site)); c.local(Op.local_tee, L_P);
+    this.open(Op.if);
+    if (cross) { this.fetchTlbCheck(site); this.open(Op.if); this.chain(); this.close(); } else this.chain();
+    this.close();
+    this.siteExit(site);
+  }
+
+  /** Registers an exit site with its globals; returns its number. */
+  private newSite(kind: number): number {
+    const k = this.sites.length;
+    this.sites.push(kind);
+    if (kind !== SITE_JALR) this.globals.push(`l${k}`);
+    if (kind === SITE_CROSS) this.globals.push(`p${k}`);
+    return k;
+  }
+
+  private gIndex(prefix: string, site: number): number {
+    return this.globals.indexOf(`${prefix}${site}`);
+  }
+
+  /** Pushes whether the fetch TLB maps pc L_NPC to the page recorded in global p{site}. */
+  private fetchTlbCheck(site: number): void {
+    const c = this.c;
+    c.local(Op.local_get, L_NPC); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
+    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
+    c.local(Op.local_get, L_FTLB); c.op(Op.i32_add); c.local(Op.local_set, L_Q);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_X);
+    c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_HI);
+    c.local(Op.local_get, L_NPC); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
+    c.op(Op.i32_and);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_HOST);
+    c.global(Op.global_get, this.gIndex('p', site)); c.op(Op.i32_eq);
+    c.op(Op.i32_and);
+  }
+
+  /**
+   * Pushes whether the IBTC entry for pc L_NPC matches (pc, this unit's
+   * mode, and the fetch TLB still maps pc to the entry's page); the link is
+   * left in L_P.
+   */
+  private ibtcLookup(): void {
+    const c = this.c;
+    // entry = st + IBTC_OFF + ((lo >>> 1 ^ lo >>> 9) & 255) * 20
+    c.local(Op.local_get, L_NPC); c.op(Op.i32_wrap_i64); c.local(Op.local_tee, L_LO);
+    c.i32(1); c.op(Op.i32_shr_u); c.local(Op.local_get, L_LO); c.i32(9); c.op(Op.i32_shr_u); c.op(Op.i32_xor);
+    c.i32(IBTC_ENTRIES - 1); c.op(Op.i32_and); c.i32(IBTC_ENTRY); c.op(Op.i32_mul);
+    c.local(Op.local_get, L_ST); c.op(Op.i32_add); c.local(Op.local_set, L_Q);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PC_LO); c.local(Op.local_get, L_LO); c.op(Op.i32_eq);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PC_HI);
+    c.local(Op.local_get, L_NPC); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq); c.op(Op.i32_and);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_MODE); c.i32(this.mode + 1); c.op(Op.i32_eq); c.op(Op.i32_and);
+    this.open(Op.if, I32);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_LINK); c.local(Op.local_set, L_P);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PAGE); c.local(Op.local_set, L_Q);
+    // fetch TLB check against the entry's page (in L_Q)
+    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
+    c.local(Op.local_get, L_FTLB); c.op(Op.i32_add); c.local(Op.local_tee, L_A32);
+    c.mem(Op.i32_load, TLB_OFF_X); c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
+    c.local(Op.local_get, L_A32); c.mem(Op.i32_load, TLB_OFF_HI);
+    c.local(Op.local_get, L_NPC); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq); c.op(Op.i32_and);
+    c.local(Op.local_get, L_A32); c.mem(Op.i32_load, TLB_OFF_HOST); c.local(Op.local_get, L_Q); c.op(Op.i32_eq); c.op(Op.i32_and);
+    c.op(Op.else);
+    c.i32(0);
+    this.close();
+  }
+
+  /** Leaves through the exit sequence into a tail call of the unit linked in L_P, at pc L_NPC. */
+  private chain(): void {
+    this.c.i32(EXIT_CHAIN); this.c.local(Op.local_set, L_CODE);
+    this.c.br(Op.br, this.depthExit());
+  }
+
+  /** Leaves to the dispatcher at pc L_NPC, telling it which site to link. */
+  private siteExit(site: number): void {
+    const c = this.c;
+    c.local(Op.local_get, L_ST);
+    c.global(Op.global_get, G_SLOT); c.i32(8); c.op(Op.i32_shl); c.i32(site); c.op(Op.i32_or);
+    c.mem(Op.i32_store, SITE_CELL);
+    this.exitNpc(EXIT_DISPATCH, 0);
   }
 
   /** The whole function body (without the register prologue, added by `finish`). */
@@ -194,7 +314,13 @@ class Gen {
         const insn = b.insns[n - 1]!, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31;
         this.getX(rs1); c.i64(insn >> 20); c.op(Op.i64_add); c.i64(-2); c.op(Op.i64_and); c.local(Op.local_set, L_NPC);
         if (rd !== 0) { this.pcAt(b.end); this.setX(rd); }
-        this.exitNpc(EXIT_DISPATCH, 0);
+        // The hart's indirect-branch cache (IBTC): chain when it maps the target pc, in this mode, to a unit.
+        const site = this.newSite(SITE_JALR);
+        this.ibtcLookup();
+        this.open(Op.if);
+        this.chain();
+        this.close();
+        this.siteExit(site);
         break;
       }
       case Term.FALL: this.goto(b.end); break;
@@ -239,6 +365,7 @@ class Gen {
       case 0x14: case 0x10: case 0x11: case 0x12: case 0x13: this.fpHelper(insn, rd, r1, off); break;
       case 0x0b: this.amoHelper(insn, rd, r1, r2, off, next); break;
       case 0x03: this.c.comment('fence'); break;
+      case 0x1c: this.fcsr(insn, rd, r1, f3); break;
       default: throw new Error(`codegen: untranslatable 0x${(insn >>> 0).toString(16)}`);
     }
   }
@@ -576,6 +703,38 @@ class Gen {
     this.close();
   }
 
+  /**
+   * csrrw/csrrs/csrrc[i] on fflags (0x001), frm (0x002) or fcsr (0x003)
+   * (F spec §11.2): they live in the hart state's scalar block. Translated
+   * only while FS is Dirty, so no mstatus update is needed.
+   */
+  private fcsr(insn: number, rd: number, r1: number, f3: number): void {
+    const c = this.c, csr = insn >>> 20, op = f3 & 3;
+    const readOld = (): void => {
+      if (csr === 1) { c.local(Op.local_get, L_ST); c.mem(Op.i32_load, FFLAGS_CELL); }
+      else if (csr === 2) { c.local(Op.local_get, L_ST); c.mem(Op.i32_load, FRM_CELL); }
+      else {
+        c.local(Op.local_get, L_ST); c.mem(Op.i32_load, FRM_CELL); c.i32(5); c.op(Op.i32_shl);
+        c.local(Op.local_get, L_ST); c.mem(Op.i32_load, FFLAGS_CELL); c.op(Op.i32_or);
+      }
+    };
+    readOld(); c.local(Op.local_set, L_Q);
+    if (op === 1 || r1 !== 0) {
+      // new value into L_LO
+      if (f3 >= 5) c.i32(r1); else { this.getX(r1); c.op(Op.i32_wrap_i64); }
+      if (op === 2) { c.local(Op.local_get, L_Q); c.op(Op.i32_or); }
+      else if (op === 3) { c.i32(-1); c.op(Op.i32_xor); c.local(Op.local_get, L_Q); c.op(Op.i32_and); }
+      c.local(Op.local_set, L_LO);
+      if (csr !== 2) { c.local(Op.local_get, L_ST); c.local(Op.local_get, L_LO); c.i32(0x1f); c.op(Op.i32_and); c.mem(Op.i32_store, FFLAGS_CELL); }
+      if (csr === 2) { c.local(Op.local_get, L_ST); c.local(Op.local_get, L_LO); c.i32(7); c.op(Op.i32_and); c.mem(Op.i32_store, FRM_CELL); }
+      if (csr === 3) {
+        c.local(Op.local_get, L_ST); c.local(Op.local_get, L_LO); c.i32(5); c.op(Op.i32_shr_u); c.i32(7); c.op(Op.i32_and);
+        c.mem(Op.i32_store, FRM_CELL);
+      }
+    }
+    if (rd !== 0) { c.local(Op.local_get, L_Q); c.op(Op.i64_extend_i32_u); this.setX(rd); }
+  }
+
   /** Spills x[r] to the hart state (a helper reads it there). */
   private spill(r: number): void {
     if (r === 0) return;
@@ -619,6 +778,7 @@ class Gen {
     pro.local(Op.local_get, L_ST); pro.mem(Op.i64_load, PC_OFF); pro.i64(-4096); pro.op(Op.i64_and);
     pro.local(Op.local_set, L_PCBASE);
     pro.local(Op.local_get, L_ST); pro.mem(Op.i32_load, TLB_CELL); pro.local(Op.local_set, L_TLB);
+    pro.local(Op.local_get, L_ST); pro.mem(Op.i32_load, FTLB_CELL); pro.local(Op.local_set, L_FTLB);
     const used = [...this.used].sort((a, b) => a - b), written = [...this.written].sort((a, b) => a - b);
     for (const r of used) { pro.local(Op.local_get, L_ST); pro.mem(Op.i64_load, 8 * r); pro.local(Op.local_set, regLocal(r)); }
     const epi = new Code(body.listing !== null);
@@ -626,19 +786,26 @@ class Gen {
     for (const r of written) { epi.local(Op.local_get, L_ST); epi.local(Op.local_get, regLocal(r)); epi.mem(Op.i64_store, 8 * r); }
     epi.local(Op.local_get, L_ST); epi.local(Op.local_get, L_NPC); epi.mem(Op.i64_store, PC_OFF);
     epi.local(Op.local_get, L_ST); epi.local(Op.local_get, L_BUDGET); epi.mem(Op.i32_store, BUDGET_CELL);
+    epi.local(Op.local_get, L_CODE); epi.i32(EXIT_CHAIN); epi.op(Op.i32_eq);
+    epi.open(Op.if);
+    epi.local(Op.local_get, L_ST); epi.local(Op.local_get, L_BUDGET);
+    epi.local(Op.local_get, L_P); epi.i32(0xff); epi.op(Op.i32_and);
+    epi.local(Op.local_get, L_P); epi.i32(8); epi.op(Op.i32_shr_u);
+    epi.tailCall(FN_HUB);
+    epi.op(Op.end);
     epi.local(Op.local_get, L_CODE);
     epi.op(Op.end);
     const all = new Code(false);
     all.bytes(pro.view()); all.bytes(body.view()); all.bytes(epi.view());
-    const bytes = moduleBytes(TYPES, IMPORTS, 0, LOCALS, all.view());
+    const bytes = moduleBytes(TYPES, IMPORTS, 0, LOCALS, all.view(), this.globals);
     const listing = body.listing === null ? null : [...pro.listing!, ...body.listing, ...epi.listing!];
-    return { bytes, listing };
+    return { bytes, listing, sites: this.sites };
   }
 }
 
 /** Generates the WebAssembly module for a unit's blocks (the first is the hot entry). */
-export function generateUnit(blocks: Block[], listing = false): UnitCode {
-  const g = new Gen(blocks, listing);
+export function generateUnit(blocks: Block[], listing = false, mode = 0): UnitCode {
+  const g = new Gen(blocks, listing, mode);
   g.emitBody();
   return g.finish();
 }

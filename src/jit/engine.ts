@@ -30,7 +30,10 @@ import { MSTATUS_FS } from '../cpu/csr-file.js';
 import { TLB_MASK, PAGE_MASK } from '../mmu/tlb.js';
 import type { GuestRam } from '../memory/guest-ram.js';
 import { decodeBlock, planUnit, Term } from './block-decoder.js';
-import { generateUnit, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP } from './codegen.js';
+import { hubModuleBytes } from './wasm-writer.js';
+import {
+  generateUnit, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
+} from './codegen.js';
 
 /** JIT settings. */
 export interface JitOptions {
@@ -48,6 +51,16 @@ interface Unit {
   mode: number;
   recs: BlockRec[];
   dead: boolean;
+  /** Slot in the function table (chained exits tail-call through it). */
+  slot: number;
+  /** The instance's exports: the exit sites' link globals. */
+  exports: WebAssembly.Exports;
+  /** Kind of each exit site. */
+  sites: number[];
+  /** Exit sites of other units linked to this one, as (slot << 8) | site (unlinked when it dies). */
+  inLinks: Set<number>;
+  /** Per exit site: the unit it is linked to now. */
+  linkTo: (Unit | null)[];
 }
 
 /** What the dispatcher knows of one block start. */
@@ -69,7 +82,17 @@ export interface JitStats {
   invalidations: number;
   evictions: number;
   liveBytes: number;
+  /** Returns from generated code to the dispatcher (unchained exits), interpreter steps, interpreted cold blocks. */
+  dispatches: number;
+  interpSteps: number;
+  coldBlocks: number;
 }
+
+/** Totals over every engine in this process (for --stats and the benchmarks). */
+export const jitTotals: JitStats = {
+  unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
+  dispatches: 0, interpSteps: 0, coldBlocks: 0,
+};
 
 const DC_BITS = 13, DC_SIZE = 1 << DC_BITS, DC_MASK = DC_SIZE - 1;
 /** Mode bits: privilege (2), mstatus.FS (2), paging on (1). */
@@ -81,6 +104,7 @@ export class Jit implements ExecEngine {
   readonly opts: JitOptions;
   readonly stats: JitStats = {
     unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
+    dispatches: 0, interpSteps: 0, coldBlocks: 0,
   };
   /** When set, receives the listing of every unit compiled (for debugging and golden tests). */
   onListing: ((pc: number, listing: string[]) => void) | null = null;
@@ -94,11 +118,17 @@ export class Jit implements ExecEngine {
   private readonly harts = new Set<Hart>();
   private cur: Hart | null = null;
   private readonly imports: WebAssembly.Imports;
+  /** The function table units tail-call through (owned by the hub); slot 0 stays empty (a zero link means "not linked"). */
+  private readonly table: WebAssembly.Table;
+  private readonly slotUnit: (Unit | null)[] = [null];
+  private readonly freeSlots: number[] = [];
 
   constructor(ram: GuestRam, opts: JitOptions) {
     this.ram = ram;
     this.opts = opts;
     ram.onCodeWrite = (page) => this.invalidatePage(page);
+    const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModuleBytes(256)));
+    this.table = hub.exports['tab'] as WebAssembly.Table;
     this.imports = {
       m: { mem: ram.memory },
       h: {
@@ -109,6 +139,7 @@ export class Jit implements ExecEngine {
         },
         fp: (insn: number): number => execFp(this.cur!.st, insn),
         amo: (insn: number): number => this.amo(insn),
+        hub: hub.exports['hub'] as WebAssembly.ImportValue,
       },
     };
   }
@@ -147,7 +178,7 @@ export class Jit implements ExecEngine {
     const st = h.st, s = st.s, base = st.base;
     if (base < 0 || h.tlb.base < 0) return interpret(h, budget);
     this.cur = h;
-    let left = budget;
+    let left = budget, pending = -1;
     while (left > 0) {
       const pcLo = s[S.PC_LO]!, pcHi = s[S.PC_HI]!;
       const t = h.fetchTlb, i = (pcLo >>> 12) & TLB_MASK;
@@ -173,13 +204,24 @@ export class Jit implements ExecEngine {
       let unit = rec.unit;
       if (unit === null && ++rec.count > this.opts.threshold) unit = this.translate(rec, host, mode);
       if (unit !== null) {
+        if (pending >= 0) this.link(pending, rec, unit, host);
+        // Fill the hart's indirect-branch cache for this pc (jalr exits look it up).
+        const e = base + IBTC_OFF + ((((pcLo >>> 1) ^ (pcLo >>> 9)) & (IBTC_ENTRIES - 1)) * IBTC_ENTRY), dv = this.ram.dv;
+        dv.setInt32(e, pcLo, true); dv.setInt32(e + 4, pcHi, true); dv.setInt32(e + 8, (unit.slot << 8) | rec.entry, true);
+        dv.setInt32(e + 12, mode + 1, true); dv.setInt32(e + 16, host & PAGE_MASK, true);
+      }
+      pending = -1;
+      if (unit !== null) {
         s[S.JIT_TLB] = h.tlb.base;
+        s[S.JIT_FTLB] = h.fetchTlb.base;
         s[S.JIT_FLUSHED] = 0;
+        s[S.JIT_SITE] = -1;
         const code = unit.fn(base, left, rec.entry);
         const rem = s[S.JIT_BUDGET]!;
         st.instret += left - rem;
         left = rem;
-        if (code === EXIT_DISPATCH) continue;
+        if (code === EXIT_DISPATCH) { pending = s[S.JIT_SITE]!; jitTotals.dispatches++; continue; }
+        if (code === EXIT_INTERP) jitTotals.interpSteps++;
         const n = code === EXIT_INTERP ? 1 : left;
         if (n <= 0) break;
         const before = st.instret, r = interpret(h, n);
@@ -187,6 +229,7 @@ export class Jit implements ExecEngine {
         if (r !== ExitReason.BUDGET || h.csrChanged) return r;
         if (code === EXIT_BUDGET) break;
       } else {
+        jitTotals.coldBlocks++;
         const before = st.instret, r = interpret(h, left < rec.len ? left : rec.len);
         left -= st.instret - before;
         if (r !== ExitReason.BUDGET || h.csrChanged) return r;
@@ -207,6 +250,23 @@ export class Jit implements ExecEngine {
     return rec;
   }
 
+  /**
+   * Links exit site `cell` ((slot << 8) | site) of the unit that just left
+   * to `unit`, which holds the block `rec` reached from it: the next time,
+   * that exit tail-calls `unit` directly (block chaining across units).
+   */
+  private link(cell: number, rec: BlockRec, unit: Unit, host: number): void {
+    const src = this.slotUnit[cell >>> 8], site = cell & 0xff;
+    if (src === null || src === undefined || src.dead || src.mode !== unit.mode) return;
+    const kind = src.sites[site];
+    if (kind === undefined || kind === SITE_JALR) return; // jalr exits use the IBTC
+    const g = src.exports;
+    (g[`l${site}`] as WebAssembly.Global).value = (unit.slot << 8) | rec.entry;
+    if (kind === SITE_CROSS) (g[`p${site}`] as WebAssembly.Global).value = host & PAGE_MASK;
+    src.linkTo[site] = unit;
+    unit.inLinks.add(cell);
+  }
+
   /** F/D instructions are translated only when FS is Dirty (or there are no privileged CSRs). */
   private fpOk(mode: number): boolean {
     return this.cur === null || this.cur.csrs === null || ((mode >>> MODE_FS_SHIFT) & 3) === 3;
@@ -217,12 +277,19 @@ export class Jit implements ExecEngine {
     const t0 = globalThis.performance.now();
     const pageOff = host & PAGE_MASK, page = host >>> 12;
     const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode));
-    const code = generateUnit(blocks, this.onListing !== null);
+    const code = generateUnit(blocks, this.onListing !== null, mode);
     const module = new WebAssembly.Module(code.bytes);
     const inst = new WebAssembly.Instance(module, this.imports);
+    const slot = this.freeSlots.pop() ?? this.slotUnit.length;
+    if (slot >= this.table.length) this.table.grow(this.table.length);
+    const fn = inst.exports['f'] as Unit['fn'];
     const unit: Unit = {
-      fn: inst.exports['f'] as Unit['fn'], bytes: code.bytes.length, page, mode, recs: [], dead: false,
+      fn, bytes: code.bytes.length, page, mode, recs: [], dead: false, slot, exports: inst.exports, sites: code.sites,
+      inLinks: new Set(), linkTo: [],
     };
+    this.slotUnit[slot] = unit;
+    this.table.set(slot, fn);
+    (inst.exports['u'] as WebAssembly.Global).value = slot;
     blocks.forEach((b, i) => {
       const key = (pageOff + b.start) * 32 + mode;
       const r = key === rec.key ? rec : this.recs.get(key) ?? this.newRec(key, pageOff + b.start, mode);
@@ -238,10 +305,13 @@ export class Jit implements ExecEngine {
     this.fifo.push(unit);
     const st = this.stats;
     st.unitsCompiled++; st.blocksCompiled += blocks.length; st.bytesCompiled += unit.bytes; st.liveBytes += unit.bytes;
+    jitTotals.unitsCompiled++; jitTotals.blocksCompiled += blocks.length; jitTotals.bytesCompiled += unit.bytes;
     if (code.listing !== null) this.onListing!(host, code.listing);
     while (st.liveBytes > this.opts.cacheBytes && this.fifoHead < this.fifo.length) this.evict(this.fifo[this.fifoHead++]!);
     if (this.fifoHead > 1024 && this.fifoHead * 2 > this.fifo.length) { this.fifo.splice(0, this.fifoHead); this.fifoHead = 0; }
-    st.compileMs += globalThis.performance.now() - t0;
+    const ms = globalThis.performance.now() - t0;
+    st.compileMs += ms;
+    jitTotals.compileMs += ms;
     return unit;
   }
 
@@ -250,6 +320,26 @@ export class Jit implements ExecEngine {
     if (u.dead) return;
     u.dead = true;
     this.stats.liveBytes -= u.bytes;
+    for (const cell of u.inLinks) {
+      const src = this.slotUnit[cell >>> 8], site = cell & 0xff;
+      if (src !== null && src !== undefined && !src.dead && src.linkTo[site] === u) {
+        (src.exports[`l${site}`] as WebAssembly.Global).value = 0;
+        src.linkTo[site] = null;
+      }
+    }
+    u.inLinks.clear();
+    // Drop the IBTC entries that point at it.
+    const dv = this.ram.dv;
+    for (const h of this.harts) {
+      if (h.st.base < 0) continue;
+      for (let i = 0; i < IBTC_ENTRIES; i++) {
+        const e = h.st.base + IBTC_OFF + i * IBTC_ENTRY;
+        if ((dv.getInt32(e + 8, true) >>> 8) === u.slot) dv.setInt32(e + 12, 0, true);
+      }
+    }
+    this.table.set(u.slot, null);
+    this.slotUnit[u.slot] = null;
+    this.freeSlots.push(u.slot);
     for (const r of u.recs) if (r.unit === u) { r.unit = null; r.count = 0; }
     const units = this.pageUnits.get(u.page);
     if (units !== undefined) {
@@ -262,12 +352,14 @@ export class Jit implements ExecEngine {
   private evict(u: Unit): void {
     if (u.dead) return;
     this.stats.evictions++;
+    jitTotals.evictions++;
     this.kill(u);
   }
 
   /** Guest code in RAM page `page` changed: drop its units and what the dispatcher knew of its blocks. */
   invalidatePage(page: number): void {
     this.stats.invalidations++;
+    jitTotals.invalidations++;
     const units = this.pageUnits.get(page);
     if (units !== undefined) for (const u of [...units]) this.kill(u);
     this.ram.codePages[page] = 0;

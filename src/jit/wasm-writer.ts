@@ -19,7 +19,8 @@ export const VOID = 0x40;
 /** Opcodes (§5.4). */
 export const enum Op {
   unreachable = 0x00, block = 0x02, loop = 0x03, if = 0x04, else = 0x05, end = 0x0b, br = 0x0c, br_if = 0x0d,
-  br_table = 0x0e, return = 0x0f, call = 0x10, drop = 0x1a, select = 0x1b,
+  br_table = 0x0e, return = 0x0f, call = 0x10, return_call = 0x12, return_call_indirect = 0x13, drop = 0x1a, select = 0x1b,
+  global_get = 0x23, global_set = 0x24,
   local_get = 0x20, local_set = 0x21, local_tee = 0x22,
   i32_load = 0x28, i64_load = 0x29, i64_load8_s = 0x30, i64_load8_u = 0x31, i64_load16_s = 0x32,
   i64_load16_u = 0x33, i64_load32_s = 0x34, i64_load32_u = 0x35,
@@ -42,7 +43,8 @@ export const enum Op {
 /** Mnemonics for the listing, indexed by opcode. */
 const NAMES: Record<number, string> = {
   0x00: 'unreachable', 0x02: 'block', 0x03: 'loop', 0x04: 'if', 0x05: 'else', 0x0b: 'end', 0x0c: 'br',
-  0x0d: 'br_if', 0x0e: 'br_table', 0x0f: 'return', 0x10: 'call', 0x1a: 'drop', 0x1b: 'select',
+  0x0d: 'br_if', 0x0e: 'br_table', 0x0f: 'return', 0x10: 'call', 0x12: 'return_call', 0x13: 'return_call_indirect', 0x1a: 'drop',
+  0x1b: 'select', 0x23: 'global.get', 0x24: 'global.set',
   0x20: 'local.get', 0x21: 'local.set', 0x22: 'local.tee',
   0x28: 'i32.load', 0x29: 'i64.load', 0x30: 'i64.load8_s', 0x31: 'i64.load8_u', 0x32: 'i64.load16_s',
   0x33: 'i64.load16_u', 0x34: 'i64.load32_s', 0x35: 'i64.load32_u', 0x36: 'i32.store', 0x37: 'i64.store',
@@ -198,6 +200,28 @@ export class Code extends Bytes {
     this.note(`${NAMES[o]} ${idx}`);
   }
 
+  /** global.get / global.set. */
+  global(o: Op.global_get | Op.global_set, idx: number): void {
+    this.byte(o);
+    this.u32(idx);
+    this.note(`${NAMES[o]} ${idx}`);
+  }
+
+  /** return_call of function index `idx` (a tail call). */
+  tailCall(idx: number): void {
+    this.byte(Op.return_call);
+    this.u32(idx);
+    this.note(`return_call ${idx}`);
+  }
+
+  /** return_call_indirect through table 0 with function type `type` (the tail-call proposal, now standard). */
+  tailCallIndirect(type: number): void {
+    this.byte(Op.return_call_indirect);
+    this.u32(type);
+    this.u32(0);
+    this.note(`return_call_indirect (type ${type})`);
+  }
+
   /** call of function index `idx`. */
   call(idx: number): void {
     this.byte(Op.call);
@@ -243,11 +267,13 @@ export interface FuncImport { module: string; name: string; type: number }
 
 /**
  * Assembles a module: `types`, function imports, the imported memory
- * ("m"."mem"), and one exported function "f" of type `fnType` with the given
- * locals (as [count, type] groups) and body (which must end with `end`).
+ * ("m"."mem"), `globals` mutable i32 globals
+ * (zero, exported as their names), and one exported function "f" of type
+ * `fnType` with the given locals (as [count, type] groups) and body (which
+ * must end with `end`).
  */
 export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: number,
-  locals: [number, number][], body: Uint8Array): Uint8Array<ArrayBuffer> {
+  locals: [number, number][], body: Uint8Array, globals: string[] = []): Uint8Array<ArrayBuffer> {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]); // magic, version 1 (§5.5.16)
   const section = (id: number, fill: (b: Bytes) => void): void => {
@@ -271,12 +297,64 @@ export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: nu
     b.name('m'); b.name('mem'); b.byte(0x02); b.byte(0x00); b.u32(0); // memory, min 0 pages, no max
   });
   section(3, (b) => { b.u32(1); b.u32(fnType); }); // function section
-  section(7, (b) => { b.u32(1); b.name('f'); b.byte(0x00); b.u32(imports.length); }); // export "f"
+  if (globals.length > 0) {
+    section(6, (b) => { // global section: mutable i32, initialised to 0
+      b.u32(globals.length);
+      for (let i = 0; i < globals.length; i++) { b.byte(I32); b.byte(0x01); b.byte(Op.i32_const); b.s32(0); b.byte(Op.end); }
+    });
+  }
+  section(7, (b) => { // exports: "f" and the globals
+    b.u32(1 + globals.length);
+    b.name('f'); b.byte(0x00); b.u32(imports.length);
+    globals.forEach((g, i) => { b.name(g); b.byte(0x03); b.u32(i); });
+  });
   section(10, (b) => { // code section
     const fb = new Bytes();
     fb.u32(locals.length);
     for (const [n, t] of locals) { fb.u32(n); fb.byte(t); }
     fb.bytes(body);
+    b.u32(1);
+    b.u32(fb.len);
+    b.bytes(fb.view());
+  });
+  return new Uint8Array(out.view());
+}
+
+/**
+ * The hub module: it owns the function table of translated units and
+ * exports `hub(st, budget, entry, slot)`, which tail-calls table[slot].
+ * Units reach each other through an imported `hub` instead of importing the
+ * table: V8 updates every importer of a table on each `Table.set`, which
+ * made installing a unit cost O(live units).
+ */
+export function hubModuleBytes(initialSlots: number): Uint8Array<ArrayBuffer> {
+  const out = new Bytes();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const section = (id: number, fill: (b: Bytes) => void): void => {
+    const b = new Bytes();
+    fill(b);
+    out.byte(id);
+    out.u32(b.len);
+    out.bytes(b.view());
+  };
+  section(1, (b) => { // types: 0 = unit (i32 i32 i32) -> i32, 1 = hub (i32 i32 i32 i32) -> i32
+    b.u32(2);
+    b.byte(0x60); b.u32(3); b.bytes([I32, I32, I32]); b.u32(1); b.byte(I32);
+    b.byte(0x60); b.u32(4); b.bytes([I32, I32, I32, I32]); b.u32(1); b.byte(I32);
+  });
+  section(3, (b) => { b.u32(1); b.u32(1); });
+  section(4, (b) => { b.u32(1); b.byte(0x70); b.byte(0x00); b.u32(initialSlots); }); // funcref table
+  section(7, (b) => {
+    b.u32(2);
+    b.name('hub'); b.byte(0x00); b.u32(0);
+    b.name('tab'); b.byte(0x01); b.u32(0);
+  });
+  section(10, (b) => {
+    const fb = new Code(false);
+    fb.u32(0); // no locals
+    fb.local(Op.local_get, 0); fb.local(Op.local_get, 1); fb.local(Op.local_get, 2); fb.local(Op.local_get, 3);
+    fb.tailCallIndirect(0);
+    fb.op(Op.end);
     b.u32(1);
     b.u32(fb.len);
     b.bytes(fb.view());
