@@ -112,10 +112,8 @@ export function translatable(insn: number, fpOk: boolean): boolean {
     case 0x18: return f3 !== 2 && f3 !== 3; // BRANCH
     case 0x1b: case 0x0d: case 0x05: return true; // JAL, LUI, AUIPC
     case 0x19: return f3 === 0; // JALR
-    case 0x1c: { // SYSTEM: only the F CSRs fflags/frm/fcsr (F spec §11.2), and only while FP is usable
-      const csr = insn >>> 20;
-      return fpOk && f3 !== 0 && f3 !== 4 && csr >= 1 && csr <= 3;
-    }
+    case 0x1c: // SYSTEM: the Zicsr instructions (inline for fflags/frm/fcsr, else through a helper); not ecall/xret/wfi/sfence
+      return f3 !== 0 && f3 !== 4;
     default: return false; // other SYSTEM instructions and the rest
   }
 }

@@ -21,7 +21,8 @@
  * The function returns an EXIT_* code; pc (S.PC) and the remaining budget
  * (S.JIT_BUDGET) are in the hart state.
  */
-import { Code, Op, I32, I64, VOID, moduleBytes, type FuncType, type FuncImport } from './wasm-writer.js';
+import { Code, Op, I32, I64, F32, F64, VOID, moduleBytes, type FuncType, type FuncImport } from './wasm-writer.js';
+import { emitFpFast, FpFast, type FpCtx } from './codegen-fp.js';
 import { type Block, Term } from './block-decoder.js';
 import { S, HART_STATE_BYTES } from '../cpu/hart-state.js';
 import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HI, TLB_OFF_HOST, TLB_BYTES } from '../mmu/tlb.js';
@@ -47,7 +48,7 @@ const FFLAGS_CELL = 512 + 4 * S.FFLAGS;
 const FRM_CELL = 512 + 4 * S.FRM;
 
 /** Function indices of the imports (in `IMPORTS` order). */
-const FN_LD_SLOW = 0, FN_ST_SLOW = 1, FN_ST_SPLIT = 2, FN_FP = 3, FN_AMO = 4, FN_HUB = 5;
+const FN_LD_SLOW = 0, FN_ST_SLOW = 1, FN_ST_SPLIT = 2, FN_FP = 3, FN_AMO = 4, FN_HUB = 5, FN_CSR = 6;
 
 /** Types: 0 = (i32 i32 i32) -> i32 (slow paths and the unit function), 1 = stSplit, 2 = (i32) -> i32. */
 const TYPES: FuncType[] = [
@@ -55,6 +56,7 @@ const TYPES: FuncType[] = [
   { params: [I32, I32, I32, I32, I32], results: [] },
   { params: [I32], results: [I32] },
   { params: [I32, I32, I32, I32], results: [I32] },
+  { params: [I32, I32], results: [I32] },
 ];
 /** Imported helpers ("h" module), provided by the engine. */
 export const IMPORTS: FuncImport[] = [
@@ -64,6 +66,7 @@ export const IMPORTS: FuncImport[] = [
   { module: 'h', name: 'fp', type: 2 },
   { module: 'h', name: 'amo', type: 2 },
   { module: 'h', name: 'hub', type: 3 },
+  { module: 'h', name: 'csr', type: 4 },
 ];
 
 /** Returned by the store slow path for a store that straddles two pages (cpu/hart.ts ADDR_SPLIT). */
@@ -75,7 +78,8 @@ const L_ST = 0, L_BUDGET = 1, L_ENTRY = 2, L_PCBASE = 3;
 const regLocal = (r: number): number => 3 + r;
 const L_A = 35, L_T = 36, L_T2 = 37, L_T3 = 38, L_T4 = 39, L_NPC = 40;
 const L_LO = 41, L_P = 42, L_TLB = 43, L_CODE = 44, L_B = 45, L_FTLB = 46, L_Q = 47, L_A32 = 48;
-const LOCALS: [number, number][] = [[38, I64], [8, I32]];
+const L_F64 = [49, 50, 51, 52, 53, 54, 55, 56, 57, 58], L_F32 = [59, 60, 61];
+const LOCALS: [number, number][] = [[38, I64], [8, I32], [10, F64], [3, F32]];
 
 /**
  * The indirect-branch target cache in each hart's CPU slot, after the hart
@@ -119,12 +123,19 @@ class Gen {
 
   /** The translation mode the unit is for (IBTC entries must match it). */
   private readonly mode: number;
+  /** Whether F/D instructions (and the inline F CSRs) are translated. */
+  private readonly fpOk: boolean;
 
-  constructor(blocks: Block[], listing: boolean, mode: number) {
+  /** What the F/D fast paths (codegen-fp.ts) use. */
+  private readonly fpCtx: FpCtx;
+
+  constructor(blocks: Block[], listing: boolean, mode: number, fpOk: boolean) {
     this.blocks = blocks;
     this.mode = mode;
+    this.fpOk = fpOk;
     this.c = new Code(listing);
     blocks.forEach((b, i) => this.index.set(b.start, i));
+    this.fpCtx = { c: this.c, st: L_ST, f64: L_F64, f32: L_F32, getX: (r) => this.getX(r), setX: (r) => this.setX(r) };
   }
 
   private depthLoop(): number { return this.blocks.length - 1 - this.bi + this.extra; }
@@ -365,7 +376,11 @@ class Gen {
       case 0x14: case 0x10: case 0x11: case 0x12: case 0x13: this.fpHelper(insn, rd, r1, off); break;
       case 0x0b: this.amoHelper(insn, rd, r1, r2, off, next); break;
       case 0x03: this.c.comment('fence'); break;
-      case 0x1c: this.fcsr(insn, rd, r1, f3); break;
+      case 0x1c: {
+        const csr = insn >>> 20;
+        if (this.fpOk && csr >= 1 && csr <= 3) this.fcsr(insn, rd, r1, f3); else this.csrHelper(insn, rd, r1, f3, off, next);
+        break;
+      }
       default: throw new Error(`codegen: untranslatable 0x${(insn >>> 0).toString(16)}`);
     }
   }
@@ -735,6 +750,27 @@ class Gen {
     if (rd !== 0) { c.local(Op.local_get, L_Q); c.op(Op.i64_extend_i32_u); this.setX(rd); }
   }
 
+  /**
+   * Any other Zicsr instruction, through the engine's `csr(insn, budget)`
+   * helper (the CSR file's own read/write): the budget left lets it make
+   * instret exact for cycle/instret reads. A result of 1 means the write
+   * changed privileged state (interrupt enables, satp, …): the unit leaves
+   * so the vCPU re-evaluates; -1 means illegal, and the interpreter re-runs
+   * the instruction to raise the trap.
+   */
+  private csrHelper(insn: number, rd: number, r1: number, f3: number, off: number, next: number): void {
+    const c = this.c;
+    if (f3 < 4) this.spill(r1);
+    c.i32(insn);
+    c.local(Op.local_get, L_BUDGET); c.i32(this.n - this.k); c.op(Op.i32_add);
+    c.call(FN_CSR); c.local(Op.local_tee, L_Q);
+    c.i32(0); c.op(Op.i32_lt_s);
+    this.open(Op.if); this.bail(off); this.close();
+    this.reload(rd);
+    c.local(Op.local_get, L_Q);
+    this.open(Op.if); this.exitAt(next, EXIT_DISPATCH, this.n - this.k - 1); this.close();
+  }
+
   /** Spills x[r] to the hart state (a helper reads it there). */
   private spill(r: number): void {
     if (r === 0) return;
@@ -750,6 +786,15 @@ class Gen {
   }
 
   private fpHelper(insn: number, rd: number, r1: number, off: number): void {
+    const kind = emitFpFast(this.fpCtx, insn);
+    if (kind === FpFast.DONE) return;
+    if (kind === FpFast.COND) { this.c.op(Op.i32_eqz); this.open(Op.if); }
+    this.fpCall(insn, rd, r1, off);
+    if (kind === FpFast.COND) this.close();
+  }
+
+  /** The F/D instruction through the interpreter's execution unit (exact softfloat). */
+  private fpCall(insn: number, rd: number, r1: number, off: number): void {
     const c = this.c, f5 = insn >>> 27, isOpFp = (insn & 0x7f) === 0x53;
     // Integer source: fcvt.{s,d}.{w,l}[u], fmv.{w,d}.x. Integer destination: fcvt.{w,l}[u].{s,d}, fmv.x.*, fclass, compares.
     const intSrc = isOpFp && (f5 === 0x1a || f5 === 0x1e);
@@ -804,8 +849,8 @@ class Gen {
 }
 
 /** Generates the WebAssembly module for a unit's blocks (the first is the hot entry). */
-export function generateUnit(blocks: Block[], listing = false, mode = 0): UnitCode {
-  const g = new Gen(blocks, listing, mode);
+export function generateUnit(blocks: Block[], listing = false, mode = 0, fpOk = true): UnitCode {
+  const g = new Gen(blocks, listing, mode, fpOk);
   g.emitBody();
   return g.finish();
 }

@@ -117,6 +117,8 @@ export class Jit implements ExecEngine {
   private readonly dcRec: (BlockRec | null)[] = new Array<BlockRec | null>(DC_SIZE).fill(null);
   private readonly harts = new Set<Hart>();
   private cur: Hart | null = null;
+  /** The budget passed to the unit the dispatcher called last (for exact instret in CSR reads). */
+  private entryLeft = 0;
   private readonly imports: WebAssembly.Imports;
   /** The function table units tail-call through (owned by the hub); slot 0 stays empty (a zero link means "not linked"). */
   private readonly table: WebAssembly.Table;
@@ -140,6 +142,7 @@ export class Jit implements ExecEngine {
         fp: (insn: number): number => execFp(this.cur!.st, insn),
         amo: (insn: number): number => this.amo(insn),
         hub: hub.exports['hub'] as WebAssembly.ImportValue,
+        csr: (insn: number, budgetNow: number): number => this.csr(insn, budgetNow),
       },
     };
   }
@@ -164,6 +167,30 @@ export class Jit implements ExecEngine {
     x[0] = 0; x[1] = 0;
     if (r !== 0) { s[S.RES_VALID] = v; s[S.RES_LO] = lo; s[S.RES_HI] = hi; }
     return r;
+  }
+
+  /**
+   * A Zicsr instruction for generated code (the interpreter's semantics):
+   * 0 done, 1 done and privileged state changed, -1 illegal (nothing changed).
+   */
+  private csr(insn: number, budgetNow: number): number {
+    const h = this.cur!, st = h.st, x = st.x;
+    const f3 = (insn >>> 12) & 7, csr = insn >>> 20, rs1 = (insn >>> 15) & 31, rd = (insn >>> 7) & 31, op = f3 & 3;
+    x[0] = 0; x[1] = 0;
+    const wlo = f3 >= 4 ? rs1 : x[2 * rs1]!, whi = f3 >= 4 ? 0 : x[2 * rs1 + 1]!;
+    const retired = this.entryLeft - budgetNow; // instructions since the dispatcher's call, not yet in instret
+    st.instret += retired;
+    const ok = h.csrRead(csr);
+    st.instret -= retired;
+    if (!ok) return -1;
+    const oldLo = h.csrVal[0]!, oldHi = h.csrVal[1]!;
+    if (op === 1 || rs1 !== 0) {
+      const nlo = op === 1 ? wlo : op === 2 ? oldLo | wlo : oldLo & ~wlo;
+      const nhi = op === 1 ? whi : op === 2 ? oldHi | whi : oldHi & ~whi;
+      if (!h.csrWrite(csr, nlo, nhi)) return -1;
+    }
+    if (rd !== 0) { x[2 * rd] = oldLo; x[2 * rd + 1] = oldHi; }
+    return h.csrChanged ? 1 : 0;
   }
 
   /** The translation mode of `h` now (part of the cache key). */
@@ -216,10 +243,12 @@ export class Jit implements ExecEngine {
         s[S.JIT_FTLB] = h.fetchTlb.base;
         s[S.JIT_FLUSHED] = 0;
         s[S.JIT_SITE] = -1;
+        this.entryLeft = left;
         const code = unit.fn(base, left, rec.entry);
         const rem = s[S.JIT_BUDGET]!;
         st.instret += left - rem;
         left = rem;
+        if (h.csrChanged) return ExitReason.BUDGET; // a CSR write changed privileged state: the vCPU re-evaluates
         if (code === EXIT_DISPATCH) { pending = s[S.JIT_SITE]!; jitTotals.dispatches++; continue; }
         if (code === EXIT_INTERP) jitTotals.interpSteps++;
         const n = code === EXIT_INTERP ? 1 : left;
@@ -277,7 +306,7 @@ export class Jit implements ExecEngine {
     const t0 = globalThis.performance.now();
     const pageOff = host & PAGE_MASK, page = host >>> 12;
     const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode));
-    const code = generateUnit(blocks, this.onListing !== null, mode);
+    const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode));
     const module = new WebAssembly.Module(code.bytes);
     const inst = new WebAssembly.Instance(module, this.imports);
     const slot = this.freeSlots.pop() ?? this.slotUnit.length;

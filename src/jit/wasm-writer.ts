@@ -12,7 +12,7 @@
  */
 
 /** Value types (§5.3.1). */
-export const I32 = 0x7f, I64 = 0x7e;
+export const I32 = 0x7f, I64 = 0x7e, F32 = 0x7d, F64 = 0x7c;
 /** The empty block type (§5.4.1). */
 export const VOID = 0x40;
 
@@ -25,7 +25,7 @@ export const enum Op {
   i32_load = 0x28, i64_load = 0x29, i64_load8_s = 0x30, i64_load8_u = 0x31, i64_load16_s = 0x32,
   i64_load16_u = 0x33, i64_load32_s = 0x34, i64_load32_u = 0x35,
   i32_store = 0x36, i64_store = 0x37, i64_store8 = 0x3c, i64_store16 = 0x3d, i64_store32 = 0x3e,
-  i32_const = 0x41, i64_const = 0x42,
+  i32_const = 0x41, i64_const = 0x42, f32_const = 0x43, f64_const = 0x44,
   i32_eqz = 0x45, i32_eq = 0x46, i32_ne = 0x47, i32_lt_s = 0x48, i32_lt_u = 0x49, i32_gt_s = 0x4a, i32_gt_u = 0x4b,
   i32_le_s = 0x4c, i32_le_u = 0x4d, i32_ge_s = 0x4e, i32_ge_u = 0x4f,
   i64_eqz = 0x50, i64_eq = 0x51, i64_ne = 0x52, i64_lt_s = 0x53, i64_lt_u = 0x54, i64_gt_s = 0x55, i64_gt_u = 0x56,
@@ -36,6 +36,12 @@ export const enum Op {
   i64_clz = 0x79, i64_ctz = 0x7a, i64_popcnt = 0x7b, i64_add = 0x7c, i64_sub = 0x7d, i64_mul = 0x7e,
   i64_div_s = 0x7f, i64_div_u = 0x80, i64_rem_s = 0x81, i64_rem_u = 0x82, i64_and = 0x83, i64_or = 0x84,
   i64_xor = 0x85, i64_shl = 0x86, i64_shr_s = 0x87, i64_shr_u = 0x88, i64_rotl = 0x89, i64_rotr = 0x8a,
+  f32_load = 0x2a, f64_load = 0x2b, f32_store = 0x38, f64_store = 0x39,
+  f32_eq = 0x5b, f32_lt = 0x5d, f32_gt = 0x5e, f32_le = 0x5f,
+  f64_eq = 0x61, f64_lt = 0x63, f64_gt = 0x64, f64_le = 0x65,
+  f32_abs = 0x8b, f32_sqrt = 0x91, f32_add = 0x92, f32_sub = 0x93, f32_mul = 0x94, f32_div = 0x95,
+  f64_abs = 0x99, f64_neg = 0x9a, f64_sqrt = 0x9f, f64_add = 0xa0, f64_sub = 0xa1, f64_mul = 0xa2, f64_div = 0xa3,
+  f64_convert_i32_s = 0xb7, f64_convert_i32_u = 0xb8, i64_reinterpret_f64 = 0xbd, f64_reinterpret_i64 = 0xbf,
   i32_wrap_i64 = 0xa7, i64_extend_i32_s = 0xac, i64_extend_i32_u = 0xad,
   i64_extend8_s = 0xc2, i64_extend16_s = 0xc3, i64_extend32_s = 0xc4,
 }
@@ -59,6 +65,12 @@ const NAMES: Record<number, string> = {
   0x79: 'i64.clz', 0x7a: 'i64.ctz', 0x7b: 'i64.popcnt', 0x7c: 'i64.add', 0x7d: 'i64.sub', 0x7e: 'i64.mul',
   0x7f: 'i64.div_s', 0x80: 'i64.div_u', 0x81: 'i64.rem_s', 0x82: 'i64.rem_u', 0x83: 'i64.and', 0x84: 'i64.or',
   0x85: 'i64.xor', 0x86: 'i64.shl', 0x87: 'i64.shr_s', 0x88: 'i64.shr_u', 0x89: 'i64.rotl', 0x8a: 'i64.rotr',
+  0x2a: 'f32.load', 0x2b: 'f64.load', 0x38: 'f32.store', 0x39: 'f64.store',
+  0x5b: 'f32.eq', 0x5d: 'f32.lt', 0x5e: 'f32.gt', 0x5f: 'f32.le', 0x61: 'f64.eq', 0x63: 'f64.lt', 0x64: 'f64.gt',
+  0x65: 'f64.le', 0x8b: 'f32.abs', 0x91: 'f32.sqrt', 0x92: 'f32.add', 0x93: 'f32.sub', 0x94: 'f32.mul',
+  0x95: 'f32.div', 0x99: 'f64.abs', 0x9a: 'f64.neg', 0x9f: 'f64.sqrt', 0xa0: 'f64.add', 0xa1: 'f64.sub',
+  0xa2: 'f64.mul', 0xa3: 'f64.div', 0xb7: 'f64.convert_i32_s', 0xb8: 'f64.convert_i32_u', 0xbd: 'i64.reinterpret_f64',
+  0xbf: 'f64.reinterpret_i64',
   0xa7: 'i32.wrap_i64', 0xac: 'i64.extend_i32_s', 0xad: 'i64.extend_i32_u', 0xc2: 'i64.extend8_s',
   0xc3: 'i64.extend16_s', 0xc4: 'i64.extend32_s',
 };
@@ -66,7 +78,8 @@ const NAMES: Record<number, string> = {
 /** log2 natural alignment per memory opcode (the alignment hint, §5.4.6). */
 function naturalAlign(op: number): number {
   switch (op) {
-    case Op.i64_load: case Op.i64_store: return 3;
+    case Op.i64_load: case Op.i64_store: case Op.f64_load: case Op.f64_store: return 3;
+    case Op.f32_load: case Op.f32_store:
     case Op.i32_load: case Op.i32_store: case Op.i64_load32_s: case Op.i64_load32_u: case Op.i64_store32: return 2;
     case Op.i64_load16_s: case Op.i64_load16_u: case Op.i64_store16: return 1;
     default: return 0;
@@ -249,6 +262,22 @@ export class Code extends Bytes {
     this.byte(Op.i64_const);
     this.s32(v);
     this.note(`i64.const ${v | 0}`);
+  }
+
+  /** f64.const (8 bytes little-endian, §5.4.7). */
+  f64(v: number): void {
+    this.byte(Op.f64_const);
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    this.bytes(b);
+    this.note(`f64.const ${v}`);
+  }
+
+  /** f32.const (4 bytes little-endian). */
+  f32(v: number): void {
+    this.byte(Op.f32_const);
+    const b = new Uint8Array(new Float32Array([v]).buffer);
+    this.bytes(b);
+    this.note(`f32.const ${v}`);
   }
 
   /** i64.const of (lo, hi). */
