@@ -29,6 +29,14 @@ echo "test-all: type check and build"
 npx tsc -p tsconfig.json
 echo "test-all: lint"
 npx eslint src tests bench
-echo "test-all: tests"
 mapfile -t files < <(find dist/tests -name '*.test.js' | sort)
-node --test --test-concurrency=2 --test-timeout=900000 "${files[@]}"
+# The whole suite runs three times: with the JIT at its defaults, with every
+# block translated on first execution (threshold 0), and with the
+# interpreter only. TSVM_JIT reaches tsvm processes directly and in-process
+# VMs through the preloaded tests/helpers/jit-env.ts. TSVM_JIT_MODES picks
+# a subset (e.g. TSVM_JIT_MODES=on).
+export NODE_OPTIONS="--import=$PWD/dist/tests/helpers/jit-env.js ${NODE_OPTIONS:-}"
+for mode in ${TSVM_JIT_MODES:-on 0 off}; do
+  echo "test-all: tests with TSVM_JIT=$mode"
+  TSVM_JIT=$mode node --test --test-concurrency=2 --test-timeout=900000 "${files[@]}"
+done

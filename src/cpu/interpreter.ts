@@ -384,16 +384,17 @@ export function run(h: Hart, budget: number): ExitReason {
         const op = f3 & 3, useImm = f3 >= 4;
         const wlo = useImm ? rs1 : x[r1]!, whi = useImm ? 0 : x[r1 + 1]!;
         const writes = op === 1 || rs1 !== 0;
-        st.instret += start - budget - 1; // make instret exact for the CSR read
+        const retired = start - budget - 1; // make instret exact for the CSR read and write (minstret/mcycle offsets)
+        st.instret += retired;
         const ok = h.csrRead(csr);
-        st.instret -= start - budget - 1;
-        if (!ok) { exit = ExitReason.EXCEPTION; break loop; }
+        if (!ok) { st.instret -= retired; exit = ExitReason.EXCEPTION; break loop; }
         const oldLo = h.csrVal[0]!, oldHi = h.csrVal[1]!;
         if (writes) {
           const nlo2 = op === 1 ? wlo : op === 2 ? oldLo | wlo : oldLo & ~wlo;
           const nhi2 = op === 1 ? whi : op === 2 ? oldHi | whi : oldHi & ~whi;
-          if (!h.csrWrite(csr, nlo2, nhi2)) { exit = ExitReason.EXCEPTION; break loop; }
+          if (!h.csrWrite(csr, nlo2, nhi2)) { st.instret -= retired; exit = ExitReason.EXCEPTION; break loop; }
         }
+        st.instret -= retired;
         x[rd] = oldLo; x[rd + 1] = oldHi;
         if (h.csrChanged) { pcLo = nlo; pcHi = nhi; break loop; } // re-evaluate modes, TLBs and interrupts
         break;

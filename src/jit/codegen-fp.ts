@@ -228,12 +228,19 @@ export function emitFpFast(x: FpCtx, insn: number): FpFast {
       if (!dbl || rm !== 0 || rs2 !== 0) return FpFast.NONE;
       c.local(Op.local_get, x.st); x.getX(rs1); c.mem(Op.i64_store, F_BASE + 8 * rd);
       return FpFast.DONE;
-    case 0x1a: // fcvt.d.w / fcvt.d.wu: every int32 is a double exactly (no flags, any rounding mode)
-      if (!dbl || rs2 > 1) return FpFast.NONE;
-      c.local(Op.local_get, x.st); x.getX(rs1); c.op(Op.i32_wrap_i64);
-      c.op(rs2 === 0 ? Op.f64_convert_i32_s : Op.f64_convert_i32_u);
-      c.mem(Op.f64_store, F_BASE + 8 * rd);
-      return FpFast.DONE;
+    case 0x1a: { // fcvt.d.w / fcvt.d.wu: every int32 is a double exactly (no flags in any valid rounding mode)
+      if (!dbl || rs2 > 1 || rm === 5 || rm === 6) return FpFast.NONE; // rm 5, 6 are reserved: illegal (helper)
+      const store = (): void => {
+        c.local(Op.local_get, x.st); x.getX(rs1); c.op(Op.i32_wrap_i64);
+        c.op(rs2 === 0 ? Op.f64_convert_i32_s : Op.f64_convert_i32_u);
+        c.mem(Op.f64_store, F_BASE + 8 * rd);
+      };
+      if (rm !== 7) { store(); return FpFast.DONE; }
+      // DYN: only when frm holds a valid mode (F spec §11.2: frm 5-7 make the instruction illegal)
+      c.local(Op.local_get, x.st); c.mem(Op.i32_load, FRM_CELL); c.i32(5); c.op(Op.i32_lt_u);
+      c.open(Op.if, I32); store(); c.i32(1); c.op(Op.else); c.i32(0); c.op(Op.end);
+      return FpFast.COND;
+    }
     case 0x14: { // feq/flt/fle.d: inline unless an operand is NaN (then flags may be raised)
       if (!dbl || rm > 2) return FpFast.NONE;
       const [fa, fb] = [x.f64[0]!, x.f64[1]!];

@@ -181,14 +181,14 @@ export class Jit implements ExecEngine {
     const retired = this.entryLeft - budgetNow; // instructions since the dispatcher's call, not yet in instret
     st.instret += retired;
     const ok = h.csrRead(csr);
-    st.instret -= retired;
-    if (!ok) return -1;
+    if (!ok) { st.instret -= retired; return -1; }
     const oldLo = h.csrVal[0]!, oldHi = h.csrVal[1]!;
     if (op === 1 || rs1 !== 0) {
       const nlo = op === 1 ? wlo : op === 2 ? oldLo | wlo : oldLo & ~wlo;
       const nhi = op === 1 ? whi : op === 2 ? oldHi | whi : oldHi & ~whi;
-      if (!h.csrWrite(csr, nlo, nhi)) return -1;
+      if (!h.csrWrite(csr, nlo, nhi)) { st.instret -= retired; return -1; }
     }
+    st.instret -= retired;
     if (rd !== 0) { x[2 * rd] = oldLo; x[2 * rd + 1] = oldHi; }
     return h.csrChanged ? 1 : 0;
   }
@@ -230,6 +230,7 @@ export class Jit implements ExecEngine {
       }
       let unit = rec.unit;
       if (unit === null && ++rec.count > this.opts.threshold) unit = this.translate(rec, host, mode);
+      if (unit !== null && unit.dead) unit = null;
       if (unit !== null) {
         if (pending >= 0) this.link(pending, rec, unit, host);
         // Fill the hart's indirect-branch cache for this pc (jalr exits look it up).
@@ -251,8 +252,8 @@ export class Jit implements ExecEngine {
         if (h.csrChanged) return ExitReason.BUDGET; // a CSR write changed privileged state: the vCPU re-evaluates
         if (code === EXIT_DISPATCH) { pending = s[S.JIT_SITE]!; jitTotals.dispatches++; continue; }
         if (code === EXIT_INTERP) jitTotals.interpSteps++;
+        if (left <= 0) break;
         const n = code === EXIT_INTERP ? 1 : left;
-        if (n <= 0) break;
         const before = st.instret, r = interpret(h, n);
         left -= st.instret - before;
         if (r !== ExitReason.BUDGET || h.csrChanged) return r;
@@ -336,7 +337,8 @@ export class Jit implements ExecEngine {
     st.unitsCompiled++; st.blocksCompiled += blocks.length; st.bytesCompiled += unit.bytes; st.liveBytes += unit.bytes;
     jitTotals.unitsCompiled++; jitTotals.blocksCompiled += blocks.length; jitTotals.bytesCompiled += unit.bytes;
     if (code.listing !== null) this.onListing!(host, code.listing);
-    while (st.liveBytes > this.opts.cacheBytes && this.fifoHead < this.fifo.length) this.evict(this.fifo[this.fifoHead++]!);
+    // Evict the oldest units past the bound, never the one just made (it is about to run).
+    while (st.liveBytes > this.opts.cacheBytes && this.fifoHead < this.fifo.length - 1) this.evict(this.fifo[this.fifoHead++]!);
     if (this.fifoHead > 1024 && this.fifoHead * 2 > this.fifo.length) { this.fifo.splice(0, this.fifoHead); this.fifoHead = 0; }
     const ms = globalThis.performance.now() - t0;
     st.compileMs += ms;

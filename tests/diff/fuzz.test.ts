@@ -1,21 +1,37 @@
 /**
- * Seeded random-instruction differential fuzzer: tsvm vs qemu-riscv64.
+ * Seeded random-instruction differential fuzzer: tsvm vs qemu-riscv64,
+ * three ways. Every generated program runs under QEMU (the oracle) and
+ * under tsvm's interpreter (--jit=off), its JIT translating every block at
+ * its first run (--jit-threshold=0) and its JIT with the default threshold
+ * (which translates the hot loops); each engine's output is compared with
+ * QEMU's, and a mismatch names the engines that differ (a JIT bug when the
+ * interpreter agrees with QEMU).
  *
  * Each generated program is a sequence of blocks. A block loads random
  * initial values into x1..x30, f0..f31 and fcsr (x31 is reserved: it holds
  * the address of the block's 512-byte scratch buffer), runs random valid
  * instructions (integer ALU/immediate/shift/W, M, Zba/Zbb/Zbs, loads and
  * stores into the scratch buffer including misaligned and compressed
- * forms, AMOs and LR/SC on aligned scratch addresses, F/D arithmetic,
- * conversions, compares, moves and FMA with random static or dynamic
- * rounding modes, csrrw/csrrs/csrrc on fflags/frm/fcsr, forward branches),
+ * forms, AMOs (all nine, .w and .d, including rd = x0 and rs2 = x0) and
+ * LR/SC on aligned scratch addresses, F/D arithmetic, conversions,
+ * compares, moves and FMA with random static or dynamic rounding modes,
+ * csrrw/csrrs/csrrc on fflags/frm/fcsr, forward branches), groups that set
+ * up the M extension's edge cases (division by zero, MIN / -1 in 64 and 32
+ * bits, mulh/mulhsu/mulhu with negative operands), and counted loops of
+ * 50-200 iterations over a few random groups (with forward branches inside
+ * and the counter in a register the body never writes) so that translated
+ * code runs hot with back edges,
  * then stores x0..x31, f0..f31, fcsr and the scratch buffer and writes
  * them (raw, 1040 bytes) to stdout with the write syscall. The test
- * compares the two emulators block by block and, on a mismatch, prints the
- * seed, the block, its disassembly and the differing state (as hex).
+ * compares each tsvm engine with QEMU block by block and, on a mismatch,
+ * prints the seed, which engines differ (and whether the interpreter
+ * agrees with QEMU, i.e. whether it is a JIT bug), the block, its
+ * disassembly and the differing state (as hex).
  *
  * FUZZ_SEED overrides the seed; FUZZ_PROGRAMS, FUZZ_BLOCKS and FUZZ_INSNS
- * the size (default 40 programs x 100 blocks x 60 instruction groups).
+ * the size (default 18 programs x 100 blocks x 60 instruction groups);
+ * FUZZ_ENGINES the tsvm engines, a comma-separated subset of
+ * interp,jit0,jit (default all three).
  */
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,10 +41,36 @@ import { requireQemu, requireTsvm, runQemu, runTsvm, type RunResult } from '../h
 import { requireTool } from '../helpers/toolchain.js';
 
 const SEED = parseSeed(process.env['FUZZ_SEED'] ?? '0x7595eed1');
-const PROGRAMS = Number(process.env['FUZZ_PROGRAMS'] ?? 40);
+const PROGRAMS = Number(process.env['FUZZ_PROGRAMS'] ?? 7);
 const BLOCKS = Number(process.env['FUZZ_BLOCKS'] ?? 100);
+/**
+ * Chance that a group is a loop (about one block in three gets one). Each
+ * hot loop costs the JIT a translation and V8 a tier-up of that unit, which
+ * dominates the run time of the JIT engines.
+ */
+const LOOP_CHANCE = Number(process.env['FUZZ_LOOP_CHANCE'] ?? 0.005);
 const INSNS = Number(process.env['FUZZ_INSNS'] ?? 60);
 const CONCURRENCY = Number(process.env['TSVM_TEST_JOBS'] ?? 2);
+
+/** A way of running tsvm: the fuzzer compares each with QEMU. */
+interface Engine { key: string; name: string; flags: string[] }
+const ALL_ENGINES: readonly Engine[] = [
+  { key: 'interp', name: 'tsvm interpreter (--jit=off)', flags: ['--jit=off'] },
+  { key: 'jit0', name: 'tsvm jit (--jit-threshold=0)', flags: ['--jit-threshold=0'] },
+  { key: 'jit', name: 'tsvm jit (default threshold)', flags: ['--jit=on'] },
+];
+const ENGINES = selectEngines(process.env['FUZZ_ENGINES'] ?? 'interp,jit0,jit');
+
+function selectEngines(list: string): Engine[] {
+  const keys = list.split(',').map((k) => k.trim()).filter((k) => k !== '');
+  const out = keys.map((k) => {
+    const e = ALL_ENGINES.find((x) => x.key === k);
+    if (e === undefined) throw new Error(`FUZZ_ENGINES: unknown engine ${JSON.stringify(k)} (expected interp, jit0, jit)`);
+    return e;
+  });
+  if (out.length === 0) throw new Error('FUZZ_ENGINES names no engine');
+  return out;
+}
 
 /** Layout of a block's data: initial state, output state, scratch buffer. */
 const STATE = 528; // 32 x regs, 32 f regs, fcsr, pad
@@ -121,14 +163,41 @@ const F_FMA = ['fmadd', 'fmsub', 'fnmadd', 'fnmsub'] as const;
 const F_CMP = ['feq', 'flt', 'fle'] as const;
 const BRANCHES = ['beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu'] as const;
 const CSRS = ['fflags', 'frm', 'fcsr'] as const;
+const DIVS = ['div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
+const MULS = ['mul', 'mulh', 'mulhsu', 'mulhu', 'mulw'] as const;
+const MIN64 = 1n << 63n;
+/** Dividends for the division edge cases: MIN (64 and 32 bits, also with junk above a 32-bit MIN), ±1, 0, small. */
+const DIVIDENDS: readonly bigint[] = [MIN64, 0xffffffff80000000n, 0x80000000n, 0x1234567880000000n, M64, 1n, 0n, 7n, M64 - 6n, (1n << 63n) - 1n];
+/** Divisors: zero (also a 32-bit zero under junk), -1 (64 and 32 bits), ±1, ±2. */
+const DIVISORS: readonly bigint[] = [0n, 0x100000000n, 0xdead000000000000n, M64, 0xffffffffn, 0x00000007ffffffffn, 1n, 2n, M64 - 1n];
+/** Factors for the high multiplies: negative, MIN, -1, and positive extremes. */
+const FACTORS: readonly bigint[] = [M64, MIN64, MIN64 + 1n, M64 - 1n, (1n << 63n) - 1n, 0xffffffff00000000n, 0xffffffffn, 0x80000000n, 2n, 3n, 0n];
+/** Loop-closing forms: [counter start given n, step, branch to the loop head]. */
+const LOOP_FORMS: readonly [(n: number) => number, number, (c: string, l: string) => string][] = [
+  [(n) => n, -1, (c, l) => `bnez ${c}, ${l}`],
+  [(n) => -n, 1, (c, l) => `bltz ${c}, ${l}`],
+  [(n) => n, -1, (c, l) => `bgtz ${c}, ${l}`],
+  [(n) => n, -1, (c, l) => `bne ${c}, x0, ${l}`],
+];
 
 /** Generates the instruction groups of one block (a group is never split by a branch). */
 class BlockGen {
   private labels = 0;
+  /** Registers the current group may read but not write (a loop's counter). */
+  private readonly reserved = new Set<string>();
+  /** True while generating a loop body (no nested loops, no top-level branches). */
+  private inLoop = false;
   constructor(private readonly r: Rng, private readonly blk: number) {}
 
+  /** A register in x`lo`..x`hi` that is not reserved. */
+  private free(lo: number, hi: number): string {
+    for (;;) {
+      const x = `x${this.r.range(lo, hi)}`;
+      if (!this.reserved.has(x)) return x;
+    }
+  }
   /** A writable integer register x1..x30; often x8..x15 to make RVC forms likely. */
-  private rd(): string { return `x${this.r.chance(0.35) ? this.r.range(8, 15) : this.r.range(1, 30)}`; }
+  private rd(): string { return this.r.chance(0.35) ? this.free(8, 15) : this.free(1, 30); }
   /** A source register: any of x0..x31. */
   private rs(): string { return `x${this.r.chance(0.05) ? 0 : this.r.chance(0.03) ? 31 : this.r.range(1, 30)}`; }
   private fr(): string { return `f${this.r.chance(0.35) ? this.r.range(8, 15) : this.r.int(32)}`; }
@@ -137,6 +206,8 @@ class BlockGen {
 
   group(): string[] {
     const r = this.r;
+    if (!this.inLoop && r.chance(LOOP_CHANCE)) return this.loop();
+    if (r.chance(0.03)) return this.mEdge();
     const k = r.int(1000);
     if (k < 150) { // R-type, sometimes rd == rs1 for c.add/c.sub/... encodings
       const d = this.rd();
@@ -166,19 +237,20 @@ class BlockGen {
       return [`${op} ${this.fr()}, ${this.off(size)}(x31)`];
     }
     if (k < 510) { // compressed-friendly memory access through x8..x15
-      const a = `x${r.range(8, 15)}`;
+      const a = this.free(8, 15);
       const size = r.chance(0.5) ? 4 : 8;
       const base = r.range(0, (SCRATCH - 128) / 8) * 8;
       const off = r.range(0, 15) * size;
-      const v = r.chance(0.2) ? `f${r.range(8, 15)}` : `x${r.range(8, 15)}`;
+      const v = r.chance(0.2) ? `f${r.range(8, 15)}` : this.free(8, 15);
       const op = v.startsWith('f') ? (r.chance(0.5) ? 'fld' : 'fsd') : (r.chance(0.5) ? 'l' : 's') + (size === 4 ? 'w' : 'd');
       return [`addi ${a}, x31, ${base}`, `${op} ${v}, ${off}(${a})`];
     }
-    if (k < 560) { // AMO
-      const a = `x${r.range(1, 30)}`;
+    if (k < 560) { // AMO; rd = x0 (no result) and rs2 = x0 (a zero operand) are made likely
+      const a = this.free(1, 30);
       const w = r.chance(0.5) ? 'w' : 'd';
       const off = r.range(0, SCRATCH / 8 - 1) * 8 + (w === 'w' && r.chance(0.5) ? 4 : 0);
-      return [`addi ${a}, x31, ${off}`, `${r.pick(AMOS)}.${w}${r.pick(ORDER)} ${this.rd()}, ${this.rs()}, (${a})`];
+      const d = r.chance(0.2) ? 'x0' : this.rd(), v = r.chance(0.2) ? 'x0' : this.rs();
+      return [`addi ${a}, x31, ${off}`, `${r.pick(AMOS)}.${w}${r.pick(ORDER)} ${d}, ${v}, (${a})`];
     }
     if (k < 585) return this.lrsc();
     if (k < 620) return [`${r.pick(F_BIN)}.${this.prec()} ${this.fr()}, ${this.fr()}, ${this.fr()}, ${this.rm()}`];
@@ -215,15 +287,66 @@ class BlockGen {
 
   private lrsc(): string[] {
     const r = this.r;
-    const a = `x${r.range(1, 30)}`;
+    const a = this.free(1, 30);
     const w = r.chance(0.5) ? 'w' : 'd';
     const off = r.range(0, SCRATCH / 8 - 1) * 8;
     if (r.chance(0.15)) return [`addi ${a}, x31, ${off}`, `sc.${w}${r.pick(ORDER)} ${this.rd()}, ${this.rs()}, (${a})`]; // no reservation: fails
     const other = (): string => { let x; do x = this.rd(); while (x === a); return x; };
     const out = [`addi ${a}, x31, ${off}`, `lr.${w}${r.pick(ORDER)} ${other()}, (${a})`];
     for (let i = r.int(3); i > 0; i--) out.push(`${r.pick(['add', 'xor', 'sub', 'addw'])} ${other()}, ${this.rs()}, ${this.rs()}`);
-    out.push(`sc.${w}${r.pick(ORDER)} ${this.rd()}, ${this.rs()}, (${a})`);
+    out.push(`sc.${w}${r.pick(ORDER)} ${r.chance(0.1) ? 'x0' : this.rd()}, ${this.rs()}, (${a})`);
     return out;
+  }
+
+  /** An M-extension edge case: operands loaded with li, then one divide/remainder or multiply. */
+  private mEdge(): string[] {
+    const r = this.r;
+    const a = this.free(1, 30);
+    let b: string;
+    do b = this.free(1, 30); while (b === a);
+    const hex = (v: bigint): string => `0x${v.toString(16)}`;
+    if (r.chance(0.5)) {
+      const x = r.chance(0.8) ? r.pick(DIVIDENDS) : intValue(r), y = r.chance(0.8) ? r.pick(DIVISORS) : intValue(r);
+      return [`li ${a}, ${hex(x)}`, `li ${b}, ${hex(y)}`, `${r.pick(DIVS)} ${this.rd()}, ${a}, ${b}`];
+    }
+    const x = r.chance(0.7) ? r.pick(FACTORS) : intValue(r), y = r.chance(0.7) ? r.pick(FACTORS) : intValue(r);
+    return [`li ${a}, ${hex(x)}`, `li ${b}, ${hex(y)}`, `${r.pick(MULS)} ${this.rd()}, ${a}, ${b}`];
+  }
+
+  /**
+   * A counted loop of 50-200 iterations over 1-6 random groups (forward
+   * branches inside it stay inside it). The counter is reserved while the
+   * body is generated, so no group writes it.
+   */
+  private loop(): string[] {
+    const r = this.r;
+    const head = `.Ll${this.blk}_${this.labels++}`;
+    const n = r.range(50, 200);
+    const ctr = r.chance(0.4) ? this.free(8, 15) : this.free(1, 30);
+    const [start, step, close] = r.pick(LOOP_FORMS);
+    this.reserved.add(ctr);
+    this.inLoop = true;
+    const out = [`li ${ctr}, ${start(n)}`, `${head}:`];
+    for (let i = r.range(1, 6); i > 0; i--) {
+      if (r.chance(0.2)) {
+        const skip = `.Ls${this.blk}_${this.labels++}`;
+        out.push(`${r.pick(BRANCHES)} ${this.rs()}, ${this.rs()}, ${skip}`, ...this.plainGroup(), `${skip}:`);
+      } else {
+        out.push(...this.plainGroup());
+      }
+    }
+    out.push(`addi ${ctr}, ${ctr}, ${step}`, close(ctr, head));
+    this.inLoop = false;
+    this.reserved.delete(ctr);
+    return out;
+  }
+
+  /** A group that is not a top-level branch (for loop bodies). */
+  private plainGroup(): string[] {
+    for (;;) {
+      const g = this.group();
+      if (g[0] !== 'BRANCH') return g;
+    }
   }
 
   private csr(): string[] {
@@ -339,14 +462,18 @@ function disassemble(binary: string, block: number): string {
   }
 }
 
-/** Compares two outputs block by block; returns a report of the first differing block, or null. */
-function compare(prog: FuzzProgram, binary: string, tsvm: RunResult, qemu: RunResult): string | null {
+/**
+ * Compares an engine's output with QEMU's block by block; returns a report
+ * of the first differing block (naming the engine), or null.
+ */
+function compare(prog: FuzzProgram, binary: string, name: string, tsvm: RunResult, qemu: RunResult): string | null {
   const nq = Math.floor(qemu.stdout.length / RECORD);
   const nt = Math.floor(tsvm.stdout.length / RECORD);
+  const w = Math.max(name.length, 4);
   for (let b = 0; b < nq; b++) {
     const head = `FUZZ_SEED=${SEED} program ${prog.index} (program seed ${prog.seed}) block ${b}`;
     if (b >= nt) {
-      return `${head}: tsvm stopped before writing this block (tsvm status ${tsvm.status}, stderr: ${tsvm.stderr.trim().split('\n').slice(-3).join(' | ')})\n` +
+      return `${head}: ${name} stopped before writing this block (status ${tsvm.status}, stderr: ${tsvm.stderr.trim().split('\n').slice(-3).join(' | ')})\n` +
         `disassembly:\n${disassemble(binary, b)}`;
     }
     const qa = qemu.stdout.subarray(b * RECORD, (b + 1) * RECORD);
@@ -356,20 +483,45 @@ function compare(prog: FuzzProgram, binary: string, tsvm: RunResult, qemu: RunRe
     for (let i = 1; i <= 64; i++) {
       if (i === 31) continue; // the reserved scratch base
       const q = slot(qemu.stdout, b, i), t = slot(tsvm.stdout, b, i);
-      if (q !== t) diffs.push(`  ${slotName(i).padEnd(4)} tsvm ${hex(t)}  qemu ${hex(q)}  (initial ${hex(prog.init[b]?.[i] ?? 0n)})`);
+      if (q !== t) diffs.push(`  ${slotName(i).padEnd(4)} ${name} ${hex(t)}  ${'qemu'.padEnd(w)} ${hex(q)}  (initial ${hex(prog.init[b]?.[i] ?? 0n)})`);
     }
     for (let off = 0; off < SCRATCH; off += 8) {
       const q = qemu.stdout.readBigUInt64LE(b * RECORD + STATE + off), t = tsvm.stdout.readBigUInt64LE(b * RECORD + STATE + off);
-      if (q !== t) diffs.push(`  scratch+${off.toString().padEnd(3)} tsvm ${hex(t)}  qemu ${hex(q)}`);
+      if (q !== t) diffs.push(`  scratch+${off.toString().padEnd(3)} ${name} ${hex(t)}  ${'qemu'.padEnd(w)} ${hex(q)}`);
     }
-    return `${head}: state differs\n${diffs.join('\n')}\ndisassembly of the block:\n${disassemble(binary, b)}`;
+    return `${head}: ${name}: state differs from qemu\n${diffs.join('\n')}\ndisassembly of the block:\n${disassemble(binary, b)}`;
   }
-  if (nt > nq) return `FUZZ_SEED=${SEED} program ${prog.index}: tsvm wrote ${nt} blocks, qemu ${nq}`;
-  if (tsvm.status !== qemu.status) return `FUZZ_SEED=${SEED} program ${prog.index}: exit status tsvm ${tsvm.status} vs qemu ${qemu.status}; tsvm stderr: ${tsvm.stderr.trim()}`;
+  if (nt > nq) return `FUZZ_SEED=${SEED} program ${prog.index}: ${name} wrote ${nt} blocks, qemu ${nq}`;
+  if (tsvm.status !== qemu.status) return `FUZZ_SEED=${SEED} program ${prog.index}: exit status ${name} ${tsvm.status} vs qemu ${qemu.status}; stderr: ${tsvm.stderr.trim()}`;
   return null;
 }
 
-describe(`random-instruction fuzz (FUZZ_SEED=${SEED}, ${PROGRAMS} programs x ${BLOCKS} blocks x ${INSNS} groups)`, { concurrency: CONCURRENCY }, () => {
+/**
+ * The failure report for one program: which engines differ from QEMU and
+ * what that points to, then each differing engine's first differing block
+ * (an engine whose output equals an engine already reported says so).
+ */
+function verdict(prog: FuzzProgram, binary: string, runs: { engine: Engine; run: RunResult }[], qemu: RunResult): string | null {
+  const reports = runs.map((x) => ({ ...x, report: compare(prog, binary, x.engine.name, x.run, qemu) }));
+  const bad = reports.filter((x) => x.report !== null);
+  if (bad.length === 0) return null;
+  const good = reports.filter((x) => x.report === null).map((x) => x.engine.name);
+  const interp = reports.find((x) => x.engine.key === 'interp');
+  const badNames = bad.map((x) => x.engine.name).join(', ');
+  let summary: string;
+  if (interp !== undefined && interp.report === null) summary = `JIT mismatch: ${badNames} differ(s) from qemu; the interpreter agrees with qemu`;
+  else if (good.length === 0) summary = `every tsvm engine differs from qemu (${badNames}): not JIT-specific`;
+  else summary = `${badNames} differ(s) from qemu; ${good.join(', ')} agree(s) with qemu`;
+  const parts: string[] = [];
+  bad.forEach((x, i) => {
+    const same = bad.slice(0, i).find((y) => y.run.status === x.run.status && y.run.stdout.equals(x.run.stdout));
+    parts.push(same !== undefined ? `[${x.engine.name}] output identical to ${same.engine.name}` : `[${x.engine.name}] ${x.report}`);
+  });
+  return `FUZZ_SEED=${SEED} program ${prog.index}: ${summary}\n\n${parts.join('\n\n')}`;
+}
+
+describe(`random-instruction fuzz (FUZZ_SEED=${SEED}, ${PROGRAMS} programs x ${BLOCKS} blocks x ${INSNS} groups; ` +
+  `qemu vs ${ENGINES.map((e) => e.key).join(', ')})`, { concurrency: CONCURRENCY }, () => {
   before(() => {
     console.log(`fuzz: FUZZ_SEED=${SEED} (0x${SEED.toString(16)}); set FUZZ_SEED to reproduce or vary`);
   });
@@ -381,10 +533,14 @@ describe(`random-instruction fuzz (FUZZ_SEED=${SEED}, ${PROGRAMS} programs x ${B
     test(`fuzz program ${p}`, { timeout: 240_000 }, async () => {
       const prog = generate(p);
       const binary = compileText(prog.asm, 'S', { name: `fuzz-${SEED}-${p}`, linkage: 'bare', opt: '-O0' });
-      const [tsvm, qemu] = await Promise.all([runTsvm(binary, { timeoutMs: 200_000 }), runQemu(binary, { timeoutMs: 200_000 })]);
+      const [qemu, ...runs] = await Promise.all([
+        runQemu(binary, { timeoutMs: 200_000 }),
+        ...ENGINES.map((e) => runTsvm(binary, { tsvmFlags: e.flags, timeoutMs: 200_000 })),
+      ]);
+      assert.ok(qemu !== undefined);
       assert.equal(qemu.status, 0, `qemu failed on fuzz program ${p} (generator bug?): status ${qemu.status} ${qemu.stderr}`);
       assert.equal(qemu.stdout.length, BLOCKS * RECORD, `qemu output size for program ${p}`);
-      const report = compare(prog, binary, tsvm, qemu);
+      const report = verdict(prog, binary, ENGINES.map((engine, i) => ({ engine, run: runs[i]! })), qemu);
       if (report !== null) assert.fail(report);
     });
   }

@@ -174,8 +174,10 @@ export class VirtioBlk implements VirtioDevice {
           case VIRTIO_BLK_T_IN: {
             if (dataIn % SECTOR_SIZE !== 0 || !this.inRange(sector, dataIn / SECTOR_SIZE)) { status = VIRTIO_BLK_S_IOERR; break; }
             const at = this.span(chain, true, 0, dataIn);
-            if (at >= 0) this.backend.read(sector * SECTOR_SIZE, mem.u8.subarray(at, at + dataIn));
-            else {
+            if (at >= 0) {
+              this.backend.read(sector * SECTOR_SIZE, mem.u8.subarray(at, at + dataIn));
+              mem.written?.(at, dataIn);
+            } else {
               const buf = this.buffer(dataIn);
               this.backend.read(sector * SECTOR_SIZE, buf);
               chain.write(mem, 0, buf);
