@@ -75,7 +75,7 @@ export async function benchVirtioBlk(mib = 256): Promise<BlkRow[]> {
     const rows: BlkRow[] = [];
     rows.push(await measure('qemu-system-riscv64', ['qemu-system-riscv64'],
       ['-M', 'virt', '-nographic', ...common, '-drive', `file=${image('qemu')},format=raw,if=virtio`], mib));
-    rows.push(await measure('tsvm', ['node', cli, 'run'], [...common, '-drive', `file=${image('tsvm')},format=raw,if=virtio`], mib));
+    rows.push(await measure('tsvm (JIT)', [process.execPath, cli, 'run'], [...common, '-drive', `file=${image('tsvm')},format=raw,if=virtio`], mib));
     return rows;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

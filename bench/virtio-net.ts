@@ -77,7 +77,7 @@ export async function benchVirtioNet(mibTsvm = 16, mibQemu = 64): Promise<NetRow
   const cli = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
   return [
     await measure('qemu-system-riscv64 <-> qemu-system-riscv64', ['qemu-system-riscv64'], ['-M', 'virt', '-nographic', ...common], mibQemu),
-    await measure('tsvm <-> tsvm', ['node', cli, 'run'], common, mibTsvm),
+    await measure('tsvm <-> tsvm (JIT)', [process.execPath, cli, 'run'], common, mibTsvm),
   ];
 }
 
