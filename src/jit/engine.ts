@@ -409,27 +409,36 @@ export class Jit implements ExecEngine {
   }
 }
 
-/** Global JIT settings: the CLI sets them from --jit and --jit-threshold (or TSVM_JIT). */
-export const jitConfig = {
+/**
+ * Default thresholds, measured (docs/jit.md): user programs gain from early
+ * translation; a booting kernel runs most of its code a few hundred or
+ * thousand times, where compiling costs more than it saves (Debian's kernel to
+ * the first prompt: 47 s at 32, 18 s at 500, 12 s at 3,000 and at 10,000,
+ * 21 s at 100,000, against 36 s interpreted, on a loaded 2-core machine).
+ */
+export const PROCESS_VM_THRESHOLD = 32, SYSTEM_VM_THRESHOLD = 3000;
+
+/** Global JIT settings: the CLI sets them from --jit and --jit-threshold (or TSVM_JIT); null = the VM's default. */
+export const jitConfig: { enabled: boolean; threshold: number | null; cacheBytes: number } = {
   enabled: true,
-  threshold: 32,
+  threshold: null,
   cacheBytes: 64 * 1024 * 1024,
 };
 
 const engines = new WeakMap<GuestRam, Jit>();
 
 /** The JIT shared by the harts on `ram` (created on first use), or null when the JIT is off. */
-export function jitFor(ram: GuestRam): Jit | null {
+export function jitFor(ram: GuestRam, defaultThreshold = PROCESS_VM_THRESHOLD): Jit | null {
   if (!jitConfig.enabled) return null;
   let j = engines.get(ram);
   if (j === undefined) {
-    j = new Jit(ram, { threshold: jitConfig.threshold, cacheBytes: jitConfig.cacheBytes });
+    j = new Jit(ram, { threshold: jitConfig.threshold ?? defaultThreshold, cacheBytes: jitConfig.cacheBytes });
     engines.set(ram, j);
   }
   return j;
 }
 
-/** Attaches the JIT (if enabled) to `h`. */
-export function attachJit(h: Hart): void {
-  jitFor(h.ram)?.attach(h);
+/** Attaches the JIT (if enabled) to `h`, with `defaultThreshold` unless --jit-threshold set one. */
+export function attachJit(h: Hart, defaultThreshold = PROCESS_VM_THRESHOLD): void {
+  jitFor(h.ram, defaultThreshold)?.attach(h);
 }

@@ -11,7 +11,7 @@
  */
 import { GuestRam } from '../memory/guest-ram.js';
 import { Hart, slotState } from '../cpu/hart.js';
-import { attachJit } from '../jit/engine.js';
+import { attachJit, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
 import { CsrFile, IRQ_MSI, IRQ_MTI, IRQ_MEI, IRQ_SEI } from '../cpu/csr-file.js';
 import { Vcpu } from '../cpu/vcpu.js';
 import { SvTranslator, type PhysicalMap } from '../mmu/sv-walker.js';
@@ -125,7 +125,7 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
       hart.timebaseHz = this.clint.timebaseHz;
       this.csrs.push(c);
       this.vcpus.push(new Vcpu(hart, c));
-      attachJit(hart);
+      attachJit(hart, SYSTEM_VM_THRESHOLD);
     }
   }
 
