@@ -155,7 +155,7 @@ export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boo
 /**
  * Plans a unit from the hot entry at `entry`: every block reachable from it
  * through direct branches and fall-throughs that stay in the page, split so
- * that no block runs into another's entry. Returns the blocks, entry first.
+ * that no block runs into another's entry. Returns the blocks in address order.
  */
 export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolean, extraEntries: number[] = []): Block[] {
   const leaders = new Set<number>([entry]);
@@ -178,5 +178,6 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
   }
   const blocks: Block[] = [];
   for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fpOk, leaders));
-  return blocks;
+  // Address order: forward branches become forward wasm branches (codegen.ts).
+  return blocks.sort((a, b) => a.start - b.start);
 }

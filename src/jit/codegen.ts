@@ -5,14 +5,15 @@
  * - Guest registers live in i64 locals while the function runs: those the
  *   unit uses are loaded from the hart state at entry, and those it writes
  *   are stored back at the single exit.
- * - The blocks sit in a `loop` with a `br_table` dispatch, so a jump to
- *   another block of the unit (a loop back edge, a forward branch) stays in
- *   wasm: this is the unit's block chaining.
+ * - The blocks are laid out in address order inside nested `block`s, so a
+ *   jump to a later block is a plain `br` (or a fall-through), a block that
+ *   jumps to itself is a wasm `loop`, and other back edges go through a
+ *   `loop` with a `br_table` dispatch: jumps inside the unit never leave wasm.
  * - Each block first checks that the budget covers it (else it exits so the
  *   interpreter finishes the slice exactly), then subtracts its length.
- * - Loads and stores check the hart's current data TLB inline (tag, high
- *   word and alignment in one compare, as QEMU's softmmu fast path) and
- *   call the shared slow path on a miss. A slow path that cannot complete
+ * - Loads and stores check the hart's current data TLB inline (page tag,
+ *   high word, and that the access stays in the page — misaligned accesses
+ *   inside a page stay inline) and call the shared slow path on a miss. A slow path that cannot complete
  *   the access (fault, MMIO) makes the block exit with EXIT_INTERP at that
  *   instruction: the interpreter re-executes it and produces the exact
  *   trap or MMIO exit, with pc, registers and instret precise.
@@ -117,6 +118,8 @@ class Gen {
   private bi = 0;
   private n = 0;
   private k = 0;
+  /** 1 while emitting a block wrapped in its own loop (the outermost label inside the block's code). */
+  private selfLoop = 0;
   /** Exported global names (index = global index) and exit-site kinds. */
   readonly globals: string[] = ['u'];
   readonly sites: number[] = [];
@@ -141,7 +144,7 @@ class Gen {
   private depthLoop(): number { return this.blocks.length - 1 - this.bi + this.extra; }
   private depthExit(): number { return this.blocks.length - this.bi + this.extra; }
 
-  private open(o: Op.block | Op.if, t: number = VOID): void { this.c.open(o, t); this.extra++; }
+  private open(o: Op.block | Op.if | Op.loop, t: number = VOID): void { this.c.open(o, t); this.extra++; }
   private close(): void { this.c.op(Op.end); this.extra--; }
 
   private getX(r: number): void {
@@ -190,6 +193,9 @@ class Gen {
   private goto(off: number): void {
     const j = this.index.get(off);
     if (j !== undefined) {
+      if (j === this.bi + 1 && this.extra === this.selfLoop) return; // falls through into the next block's code
+      if (j > this.bi) { this.c.br(Op.br, j - this.bi - 1 + this.extra); return; } // forward: out to block j's code
+      if (j === this.bi && this.selfLoop === 1) { this.c.br(Op.br, this.extra - 1); return; } // the block's own loop
       this.c.i32(j); this.c.local(Op.local_set, L_B);
       this.c.br(Op.br, this.depthLoop());
       return;
@@ -301,6 +307,9 @@ class Gen {
     const c = this.c, n = b.insns.length;
     this.n = n;
     c.comment(`block ${this.bi} at +0x${b.start.toString(16)}: ${n} insns`);
+    // A block that jumps to itself gets a wasm loop around its code, so the back edge is a direct br.
+    this.selfLoop = (b.term === Term.BRANCH || b.term === Term.JAL) && b.target === b.start ? 1 : 0;
+    if (this.selfLoop === 1) this.open(Op.loop);
     if (n > 0) {
       c.local(Op.local_get, L_BUDGET); c.i32(n); c.op(Op.i32_lt_s);
       this.open(Op.if); this.exitAt(b.start, EXIT_BUDGET, 0); this.close();
@@ -337,6 +346,8 @@ class Gen {
       case Term.FALL: this.goto(b.end); break;
       default: this.exitAt(b.end, EXIT_INTERP, 0); break; // INTERP
     }
+    if (this.selfLoop === 1) this.close();
+    this.selfLoop = 0;
     c.comment(`(from +0x${lastOff.toString(16)})`);
   }
 
@@ -608,7 +619,8 @@ class Gen {
     c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
     c.local(Op.local_get, L_TLB); c.op(Op.i32_add); c.local(Op.local_set, L_P);
     c.local(Op.local_get, L_P); c.mem(Op.i32_load, tagOff);
-    c.local(Op.local_get, L_LO); c.i32(-4096 | (size - 1)); c.op(Op.i32_and); c.op(Op.i32_eq);
+    c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
+    this.inPage(size);
     c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HI);
     c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
     c.op(Op.i32_and);
@@ -623,6 +635,16 @@ class Gen {
     if (allowSplit) { c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne); c.op(Op.i32_and); }
     this.open(Op.if); this.bail(off); this.close();
     this.close();
+  }
+
+  /**
+   * ANDs in "the access does not cross the page" (misaligned accesses inside a
+   * page stay on the fast path, as RISC-V Linux user code may use them).
+   */
+  private inPage(size: number): void {
+    if (size === 1) return;
+    const c = this.c;
+    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.i32(4096 - size); c.op(Op.i32_le_u); c.op(Op.i32_and);
   }
 
   /** Pushes rs1 + imm and keeps it in L_A. */
@@ -673,7 +695,8 @@ class Gen {
     c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
     c.local(Op.local_get, L_TLB); c.op(Op.i32_add); c.local(Op.local_set, L_P);
     c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_W);
-    c.local(Op.local_get, L_LO); c.i32(-4096 | (size - 1)); c.op(Op.i32_and); c.op(Op.i32_eq);
+    c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
+    this.inPage(size);
     c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HI);
     c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
     c.op(Op.i32_and);
