@@ -29,8 +29,12 @@
  * disassembly and the differing state (as hex).
  *
  * FUZZ_SEED overrides the seed; FUZZ_PROGRAMS, FUZZ_BLOCKS and FUZZ_INSNS
- * the size (default 18 programs x 100 blocks x 60 instruction groups);
- * FUZZ_ENGINES the tsvm engines, a comma-separated subset of
+ * the size (default 8 programs x 100 blocks x 60 instruction groups: each
+ * program runs four times, and translating everything costs the JIT runs
+ * far more than interpreting, so the default keeps the file's run time
+ * near what it was with 40 programs and one tsvm run each; raise
+ * FUZZ_PROGRAMS for a longer campaign); FUZZ_LOOP_CHANCE the chance of a
+ * loop group; FUZZ_ENGINES the tsvm engines, a comma-separated subset of
  * interp,jit0,jit (default all three).
  */
 import { describe, test, before } from 'node:test';
@@ -41,12 +45,12 @@ import { requireQemu, requireTsvm, runQemu, runTsvm, type RunResult } from '../h
 import { requireTool } from '../helpers/toolchain.js';
 
 const SEED = parseSeed(process.env['FUZZ_SEED'] ?? '0x7595eed1');
-const PROGRAMS = Number(process.env['FUZZ_PROGRAMS'] ?? 7);
+const PROGRAMS = Number(process.env['FUZZ_PROGRAMS'] ?? 8);
 const BLOCKS = Number(process.env['FUZZ_BLOCKS'] ?? 100);
 /**
- * Chance that a group is a loop (about one block in three gets one). Each
- * hot loop costs the JIT a translation and V8 a tier-up of that unit, which
- * dominates the run time of the JIT engines.
+ * Chance that a group is a loop (about 0.3 loops per block, 30 per
+ * program). Each hot loop costs the JIT a translation and V8 a tier-up of
+ * the unit holding it, which dominates the run time of the JIT engines.
  */
 const LOOP_CHANCE = Number(process.env['FUZZ_LOOP_CHANCE'] ?? 0.005);
 const INSNS = Number(process.env['FUZZ_INSNS'] ?? 60);
@@ -56,7 +60,7 @@ const CONCURRENCY = Number(process.env['TSVM_TEST_JOBS'] ?? 2);
 interface Engine { key: string; name: string; flags: string[] }
 const ALL_ENGINES: readonly Engine[] = [
   { key: 'interp', name: 'tsvm interpreter (--jit=off)', flags: ['--jit=off'] },
-  { key: 'jit0', name: 'tsvm jit (--jit-threshold=0)', flags: ['--jit-threshold=0'] },
+  { key: 'jit0', name: 'tsvm jit (--jit-threshold=0)', flags: ['--jit=on', '--jit-threshold=0'] },
   { key: 'jit', name: 'tsvm jit (default threshold)', flags: ['--jit=on'] },
 ];
 const ENGINES = selectEngines(process.env['FUZZ_ENGINES'] ?? 'interp,jit0,jit');
@@ -168,7 +172,7 @@ const MULS = ['mul', 'mulh', 'mulhsu', 'mulhu', 'mulw'] as const;
 const MIN64 = 1n << 63n;
 /** Dividends for the division edge cases: MIN (64 and 32 bits, also with junk above a 32-bit MIN), ±1, 0, small. */
 const DIVIDENDS: readonly bigint[] = [MIN64, 0xffffffff80000000n, 0x80000000n, 0x1234567880000000n, M64, 1n, 0n, 7n, M64 - 6n, (1n << 63n) - 1n];
-/** Divisors: zero (also a 32-bit zero under junk), -1 (64 and 32 bits), ±1, ±2. */
+/** Divisors: zero (also 32-bit zeros under junk), -1 (64 and 32 bits, also under junk), 1, 2, -2. */
 const DIVISORS: readonly bigint[] = [0n, 0x100000000n, 0xdead000000000000n, M64, 0xffffffffn, 0x00000007ffffffffn, 1n, 2n, M64 - 1n];
 /** Factors for the high multiplies: negative, MIN, -1, and positive extremes. */
 const FACTORS: readonly bigint[] = [M64, MIN64, MIN64 + 1n, M64 - 1n, (1n << 63n) - 1n, 0xffffffff00000000n, 0xffffffffn, 0x80000000n, 2n, 3n, 0n];
@@ -466,10 +470,10 @@ function disassemble(binary: string, block: number): string {
  * Compares an engine's output with QEMU's block by block; returns a report
  * of the first differing block (naming the engine), or null.
  */
-function compare(prog: FuzzProgram, binary: string, name: string, tsvm: RunResult, qemu: RunResult): string | null {
+function compare(prog: FuzzProgram, binary: string, engine: Engine, tsvm: RunResult, qemu: RunResult): string | null {
   const nq = Math.floor(qemu.stdout.length / RECORD);
   const nt = Math.floor(tsvm.stdout.length / RECORD);
-  const w = Math.max(name.length, 4);
+  const name = engine.name, k = engine.key.padEnd(6);
   for (let b = 0; b < nq; b++) {
     const head = `FUZZ_SEED=${SEED} program ${prog.index} (program seed ${prog.seed}) block ${b}`;
     if (b >= nt) {
@@ -483,11 +487,11 @@ function compare(prog: FuzzProgram, binary: string, name: string, tsvm: RunResul
     for (let i = 1; i <= 64; i++) {
       if (i === 31) continue; // the reserved scratch base
       const q = slot(qemu.stdout, b, i), t = slot(tsvm.stdout, b, i);
-      if (q !== t) diffs.push(`  ${slotName(i).padEnd(4)} ${name} ${hex(t)}  ${'qemu'.padEnd(w)} ${hex(q)}  (initial ${hex(prog.init[b]?.[i] ?? 0n)})`);
+      if (q !== t) diffs.push(`  ${slotName(i).padEnd(4)} ${k} ${hex(t)}  qemu ${hex(q)}  (initial ${hex(prog.init[b]?.[i] ?? 0n)})`);
     }
     for (let off = 0; off < SCRATCH; off += 8) {
       const q = qemu.stdout.readBigUInt64LE(b * RECORD + STATE + off), t = tsvm.stdout.readBigUInt64LE(b * RECORD + STATE + off);
-      if (q !== t) diffs.push(`  scratch+${off.toString().padEnd(3)} ${name} ${hex(t)}  ${'qemu'.padEnd(w)} ${hex(q)}`);
+      if (q !== t) diffs.push(`  scratch+${off.toString().padEnd(3)} ${k} ${hex(t)}  qemu ${hex(q)}`);
     }
     return `${head}: ${name}: state differs from qemu\n${diffs.join('\n')}\ndisassembly of the block:\n${disassemble(binary, b)}`;
   }
@@ -502,7 +506,7 @@ function compare(prog: FuzzProgram, binary: string, name: string, tsvm: RunResul
  * (an engine whose output equals an engine already reported says so).
  */
 function verdict(prog: FuzzProgram, binary: string, runs: { engine: Engine; run: RunResult }[], qemu: RunResult): string | null {
-  const reports = runs.map((x) => ({ ...x, report: compare(prog, binary, x.engine.name, x.run, qemu) }));
+  const reports = runs.map((x) => ({ ...x, report: compare(prog, binary, x.engine, x.run, qemu) }));
   const bad = reports.filter((x) => x.report !== null);
   if (bad.length === 0) return null;
   const good = reports.filter((x) => x.report === null).map((x) => x.engine.name);
@@ -515,7 +519,7 @@ function verdict(prog: FuzzProgram, binary: string, runs: { engine: Engine; run:
   const parts: string[] = [];
   bad.forEach((x, i) => {
     const same = bad.slice(0, i).find((y) => y.run.status === x.run.status && y.run.stdout.equals(x.run.stdout));
-    parts.push(same !== undefined ? `[${x.engine.name}] output identical to ${same.engine.name}` : `[${x.engine.name}] ${x.report}`);
+    parts.push(same !== undefined ? `${x.engine.name}: output identical to ${same.engine.name}'s` : x.report!);
   });
   return `FUZZ_SEED=${SEED} program ${prog.index}: ${summary}\n\n${parts.join('\n\n')}`;
 }

@@ -1,17 +1,31 @@
 /*
- * Self-modifying code: instructions written into mmap'd buffers, made
- * visible with fence.i (or __builtin___clear_cache), executed, patched
- * while hot, patched by the code itself, patched next to frequently
- * written data, and replaced by unmapping and remapping. Every section
- * prints the results it computed; the output is compared with
- * qemu-riscv64 (which handles self-modifying code), under tsvm's
- * interpreter and its JIT (tests/diff/jit-smc.test.ts).
+ * Self-modifying code. Instructions are written into mmap'd RWX buffers,
+ * made visible with fence.i (or __builtin___clear_cache) and executed:
+ *  1. a hot loop whose first instruction is patched thousands of times
+ *     (immediates, opcodes, jumps and branches, compressed pairs);
+ *  2. functions that patch their own later instructions in their own page
+ *     (sw before the loop, sh and amoadd.w inside the loop itself);
+ *  3. code sharing its page with data that is written all the time;
+ *  4. code replaced by munmap + mmap at the same address, MAP_FIXED over
+ *     it, mprotect RW -> RX, and mremap to another address;
+ *  5. code written by the kernel (read() from a pipe);
+ *  6. a misaligned store straddling a page boundary onto code;
+ *  7. drivers patching a callee with every kind of store (sw/c.sw, sh, sb,
+ *     sd/c.sd, fsd, amoswap/amoadd .w/.d with rd = x0, lr/sc) and calling
+ *     it with jal and jalr, in the next page or their own;
+ *  8. another thread patching code this thread has translated;
+ *  9. fork, with the child patching its copy.
+ * Every section prints what it computed; the output is compared with
+ * qemu-riscv64 (which handles self-modifying code) under tsvm's
+ * interpreter and its JIT (tests/diff/jit-smc.test.ts, and with the other
+ * programs by tests/diff/programs.test.ts).
  *
- * The generated code is built from hand-encoded RV64I/A instructions, so
- * that the program does not depend on the compiler's code layout. Loops
- * inside the generated functions make their blocks hot (the JIT's default
- * threshold is 32 runs), so the patched code has been translated before it
- * is overwritten.
+ * The generated code is built from hand-encoded RV64I/A instructions (and,
+ * for section 7, templates assembled below and copied), so that the
+ * program does not depend on the compiler's code layout. Loops inside the
+ * generated functions make their blocks hot (the JIT's default threshold is
+ * 32 runs), so the patched code has been translated before it is
+ * overwritten.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -270,7 +284,7 @@ static long call_hot(u32 *code, int calls) {
   return r;
 }
 
-/* 4. Replacing code by munmap + mmap at the same address, by MAP_FIXED over it, and by mprotect RW -> RX. */
+/* 4. Replacing code by munmap + mmap at the same address, MAP_FIXED over it, mprotect RW -> RX, and mremap. */
 static void remap(void) {
   u32 *code = map_rwx(NULL, PAGE, 0);
   int same = 1;
@@ -322,90 +336,6 @@ static void remap(void) {
          moved == dest ? "yes" : "no");
   munmap(moved, PAGE);
   printf("remap: same address every time: %s\n", same ? "yes" : "no");
-  munmap(code, PAGE);
-}
-
-/*
- * 8. Another thread patches code this thread has translated: the thread
- * first writes data in the code's page (caching write access to it), the
- * main thread then runs the code hot, and the thread patches it; the main
- * thread must run the new code after fence.i.
- */
-static volatile int phase;
-static u32 *shared_code;
-
-static void wait_phase(int p) {
-  while (__atomic_load_n(&phase, __ATOMIC_ACQUIRE) != p) sched_yield();
-}
-
-static void *patcher(void *arg) {
-  int round = (int)(intptr_t)arg;
-  volatile u64 *data = (volatile u64 *)(void *)((char *)shared_code + 2048);
-  data[round % 8] += (u64)round; /* the page is written (not yet code) */
-  __atomic_store_n(&phase, 1, __ATOMIC_RELEASE);
-  wait_phase(2);
-  shared_code[1] = ADDI(A0, A0, round * 17 - 99);
-  data[(round + 1) % 8] += 1;
-  fence_i();
-  long r = call_hot(shared_code, 40); /* the patcher runs it too */
-  __atomic_store_n(&phase, 3, __ATOMIC_RELEASE);
-  return (void *)(intptr_t)r;
-}
-
-static void threads(void) {
-  shared_code = map_rwx(NULL, PAGE, 0);
-  write_variant(shared_code, 0, 5);
-  fence_i();
-  for (int round = 0; round < 8; round++) {
-    phase = 0;
-    pthread_t t;
-    if (pthread_create(&t, NULL, patcher, (void *)(intptr_t)round) != 0) {
-      printf("threads: pthread_create failed\n");
-      return;
-    }
-    wait_phase(1);
-    long before = call_hot(shared_code, 60);
-    __atomic_store_n(&phase, 2, __ATOMIC_RELEASE);
-    wait_phase(3);
-    fence_i();
-    long after = call_hot(shared_code, 60);
-    void *ret;
-    pthread_join(t, &ret);
-    printf("threads: round=%d before=%ld after=%ld patcher=%ld\n", round, before, after, (long)(intptr_t)ret);
-  }
-  u64 sum = 0;
-  for (int j = 0; j < 8; j++) sum += ((volatile u64 *)(void *)((char *)shared_code + 2048))[j] * (u64)(j + 1);
-  printf("threads: data=%llu\n", (unsigned long long)sum);
-  munmap(shared_code, PAGE);
-}
-
-/*
- * 9. fork: the child patches its copy of translated code; the parent's
- * copy must keep the old code, then the parent patches its own.
- */
-static void forked(void) {
-  u32 *code = map_rwx(NULL, PAGE, 0);
-  write_variant(code, 0, 21);
-  fence_i();
-  printf("fork: parent before=%ld\n", call_hot(code, 60));
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    code[1] = ADDI(A0, A0, -21);
-    fence_i();
-    printf("fork: child patched=%ld\n", call_hot(code, 60));
-    write_variant(code, 1, 3);
-    fence_i();
-    printf("fork: child rewritten=%ld\n", call_hot(code, 60));
-    fflush(stdout);
-    _exit(0);
-  }
-  int status = -1;
-  waitpid(pid, &status, 0);
-  printf("fork: child status=%d parent unchanged=%ld\n", status, call_hot(code, 60));
-  code[1] = ADDI(A0, A0, 100);
-  fence_i();
-  printf("fork: parent patched=%ld\n", call_hot(code, 60));
   munmap(code, PAGE);
 }
 
@@ -627,6 +557,90 @@ static void store_kinds(void) {
     }
   }
   munmap(x, 2 * PAGE);
+}
+
+/*
+ * 8. Another thread patches code this thread has translated: the thread
+ * first writes data in the code's page (caching write access to it), the
+ * main thread then runs the code hot, and the thread patches it; the main
+ * thread must run the new code after fence.i.
+ */
+static volatile int phase;
+static u32 *shared_code;
+
+static void wait_phase(int p) {
+  while (__atomic_load_n(&phase, __ATOMIC_ACQUIRE) != p) sched_yield();
+}
+
+static void *patcher(void *arg) {
+  int round = (int)(intptr_t)arg;
+  volatile u64 *data = (volatile u64 *)(void *)((char *)shared_code + 2048);
+  data[round % 8] += (u64)round; /* the page is written (not yet code) */
+  __atomic_store_n(&phase, 1, __ATOMIC_RELEASE);
+  wait_phase(2);
+  shared_code[1] = ADDI(A0, A0, round * 17 - 99);
+  data[(round + 1) % 8] += 1;
+  fence_i();
+  long r = call_hot(shared_code, 40); /* the patcher runs it too */
+  __atomic_store_n(&phase, 3, __ATOMIC_RELEASE);
+  return (void *)(intptr_t)r;
+}
+
+static void threads(void) {
+  shared_code = map_rwx(NULL, PAGE, 0);
+  write_variant(shared_code, 0, 5);
+  fence_i();
+  for (int round = 0; round < 8; round++) {
+    phase = 0;
+    pthread_t t;
+    if (pthread_create(&t, NULL, patcher, (void *)(intptr_t)round) != 0) {
+      printf("threads: pthread_create failed\n");
+      return;
+    }
+    wait_phase(1);
+    long before = call_hot(shared_code, 60);
+    __atomic_store_n(&phase, 2, __ATOMIC_RELEASE);
+    wait_phase(3);
+    fence_i();
+    long after = call_hot(shared_code, 60);
+    void *ret;
+    pthread_join(t, &ret);
+    printf("threads: round=%d before=%ld after=%ld patcher=%ld\n", round, before, after, (long)(intptr_t)ret);
+  }
+  u64 sum = 0;
+  for (int j = 0; j < 8; j++) sum += ((volatile u64 *)(void *)((char *)shared_code + 2048))[j] * (u64)(j + 1);
+  printf("threads: data=%llu\n", (unsigned long long)sum);
+  munmap(shared_code, PAGE);
+}
+
+/*
+ * 9. fork: the child patches its copy of translated code; the parent's
+ * copy must keep the old code, then the parent patches its own.
+ */
+static void forked(void) {
+  u32 *code = map_rwx(NULL, PAGE, 0);
+  write_variant(code, 0, 21);
+  fence_i();
+  printf("fork: parent before=%ld\n", call_hot(code, 60));
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    code[1] = ADDI(A0, A0, -21);
+    fence_i();
+    printf("fork: child patched=%ld\n", call_hot(code, 60));
+    write_variant(code, 1, 3);
+    fence_i();
+    printf("fork: child rewritten=%ld\n", call_hot(code, 60));
+    fflush(stdout);
+    _exit(0);
+  }
+  int status = -1;
+  waitpid(pid, &status, 0);
+  printf("fork: child status=%d parent unchanged=%ld\n", status, call_hot(code, 60));
+  code[1] = ADDI(A0, A0, 100);
+  fence_i();
+  printf("fork: parent patched=%ld\n", call_hot(code, 60));
+  munmap(code, PAGE);
 }
 
 int main(void) {
