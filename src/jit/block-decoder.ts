@@ -46,7 +46,7 @@ export interface Block {
   /** Page offset just past the last instruction. */
   end: number;
   term: Term;
-  /** Branch/jal target as a page offset (BRANCH, JAL). */
+  /** Branch/jal target as a page offset (BRANCH, JAL); for INTERP, the offset after that instruction (-1 if unknown). */
   target: number;
 }
 
@@ -140,7 +140,11 @@ export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boo
     if (b.insns.length >= MAX_BLOCK_INSNS) { b.term = Term.FALL; break; }
     fetchAt(dv, page, off, cur);
     const insn = cur[0]!, len = cur[1]!;
-    if (len === 0 || !translatable(insn, fpOk)) { b.term = Term.INTERP; break; }
+    if (len === 0 || !translatable(insn, fpOk)) {
+      b.term = Term.INTERP;
+      b.target = len === 0 ? -1 : off + len; // where execution continues after the interpreter's step
+      break;
+    }
     b.insns.push(insn); b.offs.push(off); b.lens.push(len);
     off += len;
     const major = (insn >>> 2) & 31;
@@ -170,6 +174,7 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
     if (b.term === Term.BRANCH) next.push(b.target, b.end);
     else if (b.term === Term.JAL) next.push(b.target);
     else if (b.term === Term.FALL) next.push(b.end);
+    else if (b.term === Term.INTERP && b.target >= 0) next.push(b.target); // the code after an ecall, sret, …
     for (const t of next) {
       if (t < 0 || t >= 4096 || leaders.has(t) || leaders.size >= MAX_UNIT_BLOCKS) continue;
       leaders.add(t);

