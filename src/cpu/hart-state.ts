@@ -46,7 +46,7 @@ export const enum S {
   JIT_BUDGET = 17,
   /** JIT: byte offset of the current fetch TLB (chained jumps check the target's translation in it). */
   JIT_FTLB = 18,
-  /** JIT: (unit slot << 8) | exit site of the last unchained exit, or -1 (the dispatcher links the site). */
+  /** JIT: (unit slot << 10) | exit site of the last unchained exit, or -1 (the dispatcher links the site). */
   JIT_SITE = 19,
 }
 

@@ -85,11 +85,14 @@ const LOCALS: [number, number][] = [[38, I64], [8, I32], [10, F64], [3, F32]];
 /**
  * The indirect-branch target cache in each hart's CPU slot, after the hart
  * state and its four TLBs: IBTC_ENTRIES entries of IBTC_ENTRY bytes —
- * target pc (lo, hi), link ((slot << 8) | entry), mode + 1, host page.
+ * target pc (lo, hi), link ((slot << LINK_ENTRY_BITS) | entry), mode + 1, host page.
  */
 export const IBTC_OFF = HART_STATE_BYTES + 4 * TLB_BYTES;
 export const IBTC_ENTRIES = 256, IBTC_ENTRY = 20;
 export const IBTC_PC_LO = 0, IBTC_PC_HI = 4, IBTC_LINK = 8, IBTC_MODE = 12, IBTC_PAGE = 16;
+
+/** A link is (table slot << LINK_ENTRY_BITS) | entry block; an exit-site cell is (slot << SITE_BITS) | site. */
+export const LINK_ENTRY_BITS = 9, SITE_BITS = 10;
 
 /** Global 0 of every unit: its table slot, set by the engine after instantiation. */
 const G_SLOT = 0;
@@ -280,7 +283,7 @@ class Gen {
   private siteExit(site: number): void {
     const c = this.c;
     c.local(Op.local_get, L_ST);
-    c.global(Op.global_get, G_SLOT); c.i32(8); c.op(Op.i32_shl); c.i32(site); c.op(Op.i32_or);
+    c.global(Op.global_get, G_SLOT); c.i32(SITE_BITS); c.op(Op.i32_shl); c.i32(site); c.op(Op.i32_or);
     c.mem(Op.i32_store, SITE_CELL);
     this.exitNpc(EXIT_DISPATCH, 0);
   }
@@ -857,8 +860,8 @@ class Gen {
     epi.local(Op.local_get, L_CODE); epi.i32(EXIT_CHAIN); epi.op(Op.i32_eq);
     epi.open(Op.if);
     epi.local(Op.local_get, L_ST); epi.local(Op.local_get, L_BUDGET);
-    epi.local(Op.local_get, L_P); epi.i32(0xff); epi.op(Op.i32_and);
-    epi.local(Op.local_get, L_P); epi.i32(8); epi.op(Op.i32_shr_u);
+    epi.local(Op.local_get, L_P); epi.i32((1 << LINK_ENTRY_BITS) - 1); epi.op(Op.i32_and);
+    epi.local(Op.local_get, L_P); epi.i32(LINK_ENTRY_BITS); epi.op(Op.i32_shr_u);
     epi.tailCall(FN_HUB);
     epi.op(Op.end);
     epi.local(Op.local_get, L_CODE);

@@ -29,10 +29,10 @@ import { execAmo } from '../cpu/exec-amo.js';
 import { MSTATUS_FS } from '../cpu/csr-file.js';
 import { TLB_MASK, PAGE_MASK } from '../mmu/tlb.js';
 import type { GuestRam } from '../memory/guest-ram.js';
-import { decodeBlock, planUnit, Term } from './block-decoder.js';
+import { decodeBlock, planUnit, sweepEntries, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
 import {
-  generateUnit, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
+  generateUnit, LINK_ENTRY_BITS, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
 } from './codegen.js';
 
 /** JIT settings. */
@@ -57,7 +57,7 @@ interface Unit {
   exports: WebAssembly.Exports;
   /** Kind of each exit site. */
   sites: number[];
-  /** Exit sites of other units linked to this one, as (slot << 8) | site (unlinked when it dies). */
+  /** Exit sites of other units linked to this one, as (slot << SITE_BITS) | site (unlinked when it dies). */
   inLinks: Set<number>;
   /** Per exit site: the unit it is linked to now. */
   linkTo: (Unit | null)[];
@@ -93,6 +93,13 @@ export const jitTotals: JitStats = {
   unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
   dispatches: 0, interpSteps: 0, coldBlocks: 0,
 };
+
+/**
+ * Most live units (wasm modules). Each V8 module holds its own code-space
+ * mappings; a threshold-0 boot of Debian's kernel compiled enough of them to
+ * exhaust the process's mappings ("Commit wasm code space Allocation failed").
+ */
+const MAX_LIVE_UNITS = 6000;
 
 const DC_BITS = 13, DC_SIZE = 1 << DC_BITS, DC_MASK = DC_SIZE - 1;
 /** Mode bits: privilege (2), mstatus.FS (2), paging on (1). */
@@ -235,7 +242,7 @@ export class Jit implements ExecEngine {
         if (pending >= 0) this.link(pending, rec, unit, host);
         // Fill the hart's indirect-branch cache for this pc (jalr exits look it up).
         const e = base + IBTC_OFF + ((((pcLo >>> 1) ^ (pcLo >>> 9)) & (IBTC_ENTRIES - 1)) * IBTC_ENTRY), dv = this.ram.dv;
-        dv.setInt32(e, pcLo, true); dv.setInt32(e + 4, pcHi, true); dv.setInt32(e + 8, (unit.slot << 8) | rec.entry, true);
+        dv.setInt32(e, pcLo, true); dv.setInt32(e + 4, pcHi, true); dv.setInt32(e + 8, (unit.slot << LINK_ENTRY_BITS) | rec.entry, true);
         dv.setInt32(e + 12, mode + 1, true); dv.setInt32(e + 16, host & PAGE_MASK, true);
       }
       pending = -1;
@@ -281,17 +288,17 @@ export class Jit implements ExecEngine {
   }
 
   /**
-   * Links exit site `cell` ((slot << 8) | site) of the unit that just left
+   * Links exit site `cell` ((slot << SITE_BITS) | site) of the unit that just left
    * to `unit`, which holds the block `rec` reached from it: the next time,
    * that exit tail-calls `unit` directly (block chaining across units).
    */
   private link(cell: number, rec: BlockRec, unit: Unit, host: number): void {
-    const src = this.slotUnit[cell >>> 8], site = cell & 0xff;
+    const src = this.slotUnit[cell >>> SITE_BITS], site = cell & ((1 << SITE_BITS) - 1);
     if (src === null || src === undefined || src.dead || src.mode !== unit.mode) return;
     const kind = src.sites[site];
     if (kind === undefined || kind === SITE_JALR) return; // jalr exits use the IBTC
     const g = src.exports;
-    (g[`l${site}`] as WebAssembly.Global).value = (unit.slot << 8) | rec.entry;
+    (g[`l${site}`] as WebAssembly.Global).value = (unit.slot << LINK_ENTRY_BITS) | rec.entry;
     if (kind === SITE_CROSS) (g[`p${site}`] as WebAssembly.Global).value = host & PAGE_MASK;
     src.linkTo[site] = unit;
     unit.inLinks.add(cell);
@@ -306,7 +313,13 @@ export class Jit implements ExecEngine {
   private translate(rec: BlockRec, host: number, mode: number): Unit {
     const t0 = globalThis.performance.now();
     const pageOff = host & PAGE_MASK, page = host >>> 12;
-    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode));
+    const translated = new Set<number>();
+    for (const r of this.pageRecs.get(page) ?? []) {
+      if (r.unit !== null && !r.unit.dead && (r.key & 31) === mode) translated.add((r.key / 32 - pageOff) | 0);
+    }
+    // Threshold 0 translates whole pages (one module per page, not one per entry point).
+    const sweep = this.opts.threshold === 0 ? sweepEntries(this.ram.dv, pageOff, this.fpOk(mode)).filter((o) => !translated.has(o)) : [];
+    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), sweep, translated);
     const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode));
     const module = new WebAssembly.Module(code.bytes);
     const inst = new WebAssembly.Instance(module, this.imports);
@@ -338,7 +351,8 @@ export class Jit implements ExecEngine {
     jitTotals.unitsCompiled++; jitTotals.blocksCompiled += blocks.length; jitTotals.bytesCompiled += unit.bytes;
     if (code.listing !== null) this.onListing!(host, code.listing);
     // Evict the oldest units past the bound, never the one just made (it is about to run).
-    while (st.liveBytes > this.opts.cacheBytes && this.fifoHead < this.fifo.length - 1) this.evict(this.fifo[this.fifoHead++]!);
+    while ((st.liveBytes > this.opts.cacheBytes || this.fifo.length - this.fifoHead > MAX_LIVE_UNITS) &&
+      this.fifoHead < this.fifo.length - 1) this.evict(this.fifo[this.fifoHead++]!);
     if (this.fifoHead > 1024 && this.fifoHead * 2 > this.fifo.length) { this.fifo.splice(0, this.fifoHead); this.fifoHead = 0; }
     const ms = globalThis.performance.now() - t0;
     st.compileMs += ms;
@@ -352,7 +366,7 @@ export class Jit implements ExecEngine {
     u.dead = true;
     this.stats.liveBytes -= u.bytes;
     for (const cell of u.inLinks) {
-      const src = this.slotUnit[cell >>> 8], site = cell & 0xff;
+      const src = this.slotUnit[cell >>> SITE_BITS], site = cell & ((1 << SITE_BITS) - 1);
       if (src !== null && src !== undefined && !src.dead && src.linkTo[site] === u) {
         (src.exports[`l${site}`] as WebAssembly.Global).value = 0;
         src.linkTo[site] = null;
@@ -365,7 +379,7 @@ export class Jit implements ExecEngine {
       if (h.st.base < 0) continue;
       for (let i = 0; i < IBTC_ENTRIES; i++) {
         const e = h.st.base + IBTC_OFF + i * IBTC_ENTRY;
-        if ((dv.getInt32(e + 8, true) >>> 8) === u.slot) dv.setInt32(e + 12, 0, true);
+        if ((dv.getInt32(e + 8, true) >>> LINK_ENTRY_BITS) === u.slot) dv.setInt32(e + 12, 0, true);
       }
     }
     this.table.set(u.slot, null);
