@@ -617,6 +617,27 @@ class Gen {
    */
   private hostAddr(size: number, tagOff: number, slowFn: number, off: number, allowSplit: boolean): void {
     const c = this.c;
+    this.tlbHit(size, tagOff);
+    this.open(Op.if);
+    this.hitAddr(); c.local(Op.local_set, L_P);
+    c.op(Op.else);
+    c.local(Op.local_get, L_LO);
+    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
+    c.i32(size); c.call(slowFn); c.local(Op.local_tee, L_P);
+    c.i32(0); c.op(Op.i32_lt_s);
+    if (allowSplit) { c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne); c.op(Op.i32_and); }
+    this.open(Op.if); this.bail(off); this.close();
+    this.close();
+  }
+
+  /**
+   * The inline TLB check for a `size`-byte access at guest address L_A:
+   * pushes the hit condition (page tag for `tagOff`, the high word, the
+   * access inside the page), then an `if` arm can push the host address
+   * with `hitAddr`. Leaves the low word in L_LO and the entry in L_P.
+   */
+  private tlbHit(size: number, tagOff: number): void {
+    const c = this.c;
     c.local(Op.local_get, L_A); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
     // entry = tlb + ((lo >>> 12) & 511) * 4
     c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
@@ -627,17 +648,13 @@ class Gen {
     c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HI);
     c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
     c.op(Op.i32_and);
-    this.open(Op.if);
+  }
+
+  /** Pushes the host address of a TLB hit (entry in L_P, low word in L_LO). */
+  private hitAddr(): void {
+    const c = this.c;
     c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HOST);
-    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.op(Op.i32_add); c.local(Op.local_set, L_P);
-    c.op(Op.else);
-    c.local(Op.local_get, L_LO);
-    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
-    c.i32(size); c.call(slowFn); c.local(Op.local_tee, L_P);
-    c.i32(0); c.op(Op.i32_lt_s);
-    if (allowSplit) { c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne); c.op(Op.i32_and); }
-    this.open(Op.if); this.bail(off); this.close();
-    this.close();
+    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.op(Op.i32_add);
   }
 
   /**
@@ -693,20 +710,9 @@ class Gen {
     const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f);
     const st = size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8;
     this.effAddr(r1, imm);
-    // Fast path.
-    c.local(Op.local_get, L_A); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
-    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
-    c.local(Op.local_get, L_TLB); c.op(Op.i32_add); c.local(Op.local_set, L_P);
-    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_W);
-    c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
-    this.inPage(size);
-    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HI);
-    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
-    c.op(Op.i32_and);
+    this.tlbHit(size, TLB_OFF_W);
     this.open(Op.if);
-    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HOST);
-    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.op(Op.i32_add);
-    this.storeValue(r2, fp); c.mem(st, 0);
+    this.hitAddr(); this.storeValue(r2, fp); c.mem(st, 0);
     c.op(Op.else);
     this.slowStore(size, st, r2, off, next, fp);
     this.close();

@@ -288,6 +288,22 @@ export class Code extends Bytes {
   }
 }
 
+/** A module's first bytes: magic and version 1 (§5.5.16). */
+function moduleHeader(): Bytes {
+  const out = new Bytes();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  return out;
+}
+
+/** Appends section `id` (§5.5.2): its bytes, as `fill` writes them, behind their length. */
+function addSection(out: Bytes, id: number, fill: (b: Bytes) => void): void {
+  const b = new Bytes();
+  fill(b);
+  out.byte(id);
+  out.u32(b.len);
+  out.bytes(b.view());
+}
+
 /** A function type: params and results. */
 export interface FuncType { params: number[]; results: number[] }
 
@@ -303,15 +319,8 @@ export interface FuncImport { module: string; name: string; type: number }
  */
 export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: number,
   locals: [number, number][], body: Uint8Array, globals: string[] = []): Uint8Array<ArrayBuffer> {
-  const out = new Bytes();
-  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]); // magic, version 1 (§5.5.16)
-  const section = (id: number, fill: (b: Bytes) => void): void => {
-    const b = new Bytes();
-    fill(b);
-    out.byte(id);
-    out.u32(b.len);
-    out.bytes(b.view());
-  };
+  const out = moduleHeader();
+  const section = (id: number, fill: (b: Bytes) => void): void => addSection(out, id, fill);
   section(1, (b) => { // type section
     b.u32(types.length);
     for (const t of types) {
@@ -357,15 +366,8 @@ export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: nu
  * made installing a unit cost O(live units).
  */
 export function hubModuleBytes(initialSlots: number): Uint8Array<ArrayBuffer> {
-  const out = new Bytes();
-  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  const section = (id: number, fill: (b: Bytes) => void): void => {
-    const b = new Bytes();
-    fill(b);
-    out.byte(id);
-    out.u32(b.len);
-    out.bytes(b.view());
-  };
+  const out = moduleHeader();
+  const section = (id: number, fill: (b: Bytes) => void): void => addSection(out, id, fill);
   section(1, (b) => { // types: 0 = unit (i32 i32 i32) -> i32, 1 = hub (i32 i32 i32 i32) -> i32
     b.u32(2);
     b.byte(0x60); b.u32(3); b.bytes([I32, I32, I32]); b.u32(1); b.byte(I32);
