@@ -143,6 +143,16 @@ describe('tsvm exec: bad inputs', { concurrency: 2 }, () => {
     });
   }
 
+  for (const flags of [['--jit', 'maybe'], ['--jit=ON'], ['--jit-threshold', '-1'], ['--jit-threshold=1e3'], ['--jit-threshold', '']]) {
+    test(`${flags.join(' ')}`, async () => {
+      expectFailure(await runTsvm(staticElf, { tsvmFlags: flags }), 125, flags.join(' '));
+    });
+  }
+
+  test('TSVM_JIT=bogus is a usage error', async () => {
+    expectFailure(await runTsvm(staticElf, { env: { TSVM_JIT: 'bogus' } }), 125, 'TSVM_JIT=bogus');
+  });
+
   test('a guest that writes to address 0 dies of SIGSEGV (139)', async () => {
     requireQemu();
     const bin = compileText('\t.globl _start\n_start:\n\tli a0, 0\n\tli a1, 42\n\tsd a1, 0(a0)\n\tli a7, 93\n\tecall\n', 'S', { name: 'segv', linkage: 'bare' });

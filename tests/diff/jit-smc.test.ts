@@ -37,8 +37,9 @@ interface Mode {
 }
 
 const MODES: readonly Mode[] = [
-  { label: 'jit (default threshold)', flags: [], jit: true },
-  { label: 'jit --jit-threshold=0', flags: ['--jit-threshold=0'], jit: true },
+  // Explicit --jit=on: the suite also runs with TSVM_JIT=off in the environment.
+  { label: 'jit (default threshold)', flags: ['--jit=on'], jit: true },
+  { label: 'jit --jit-threshold=0', flags: ['--jit=on', '--jit-threshold=0'], jit: true },
   { label: 'interpreter --jit=off', flags: ['--jit=off'], jit: false },
 ];
 

@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, requireTool } from './toolchain.js';
-import { requireTsvm, runHost, TSVM_CLI, type RunResult } from './guest-run.js';
+import { requireTsvm, runHost, tsvmEnv, TSVM_CLI, type RunResult } from './guest-run.js';
 
 /** Directory of the bare-metal test sources. */
 export const BAREMETAL_DIR = path.join(REPO_ROOT, 'tests', 'baremetal');
@@ -118,7 +118,7 @@ export function compileBaremetal(name: string): BaremetalProgram {
 /** Runs a built program under `tsvm run -M MACHINE -bios none -kernel ELF`. */
 export function runBaremetalTsvm(prog: BaremetalProgram, timeoutMs = 60_000): Promise<RunResult> {
   requireTsvm();
-  return runHost(process.execPath, [TSVM_CLI, 'run', '-M', prog.machine, '-bios', 'none', '-kernel', prog.elf], { timeoutMs });
+  return runHost(process.execPath, [TSVM_CLI, 'run', '-M', prog.machine, '-bios', 'none', '-kernel', prog.elf], { timeoutMs, env: tsvmEnv() });
 }
 
 /** The qemu-system-riscv64 binary, or a clear error if it is not installed. */

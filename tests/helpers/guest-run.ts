@@ -64,6 +64,16 @@ export function guestEnv(extra: Record<string, string> = {}): Record<string, str
   return { PATH: '/usr/bin:/bin', HOME: '/', LANG: 'C', LC_ALL: 'C', TZ: 'UTC', ...extra };
 }
 
+/**
+ * The environment for a tsvm process: guestEnv() plus the JIT mode the
+ * suite runs in (TSVM_JIT, see scripts/test-all.sh), which tsvm reads and
+ * keeps out of the guest's environment.
+ */
+export function tsvmEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const jit = process.env['TSVM_JIT'];
+  return { ...guestEnv(), ...(jit !== undefined ? { TSVM_JIT: jit } : {}), ...extra };
+}
+
 /** Fails with a clear message unless tsvm's CLI has been built. */
 export function requireTsvm(): string {
   if (!fs.existsSync(TSVM_CLI)) throw new Error(`${TSVM_CLI} is missing: build tsvm first (npx tsc -p .)`);
@@ -116,7 +126,7 @@ export async function runTsvm(program: string, opts: RunOptions = {}): Promise<R
   if (opts.root !== undefined) argv.push('--root', opts.root);
   argv.push(program, ...(opts.args ?? []));
   for (let attempt = 0; ; attempt++) {
-    const r = await runHost(process.execPath, argv, { cwd: opts.cwd, env: guestEnv(opts.env), stdin: opts.stdin, timeoutMs: opts.timeoutMs });
+    const r = await runHost(process.execPath, argv, { cwd: opts.cwd, env: tsvmEnv(opts.env), stdin: opts.stdin, timeoutMs: opts.timeoutMs });
     if (!isModuleLoadFailure(r) || attempt >= 2) return r;
     await new Promise((res) => setTimeout(res, 3000));
   }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { DebianArchive } from '../../src/images/debian-archive.js';
 import { REPO_ROOT } from '../helpers/toolchain.js';
-import { QEMU_CPU, TSVM_CLI, firstDifference, guestEnv, mapLimit, requireQemu, requireTsvm, runHost, type RunResult } from '../helpers/guest-run.js';
+import { QEMU_CPU, TSVM_CLI, firstDifference, guestEnv, tsvmEnv, mapLimit, requireQemu, requireTsvm, runHost, type RunResult } from '../helpers/guest-run.js';
 
 const SCRIPTS_DIR = path.join(REPO_ROOT, 'tests', 'workloads', 'busybox');
 const GROUPS = ['text', 'script', 'hash', 'compress', 'files'];
@@ -111,7 +111,7 @@ async function runGroup(group: string, emulator: 'tsvm' | 'qemu'): Promise<RunRe
     const applets = path.join(dir, 'applets.log');
     const r = await runHost('bash', [path.join(SCRIPTS_DIR, `${group}.sh`)], {
       cwd: work,
-      env: guestEnv({ RUN: run, BUSYBOX: busybox, APPLETS: applets }),
+      env: (emulator === 'tsvm' ? tsvmEnv : guestEnv)({ RUN: run, BUSYBOX: busybox, APPLETS: applets }),
       timeoutMs: 280_000,
     });
     const keep = process.env['TSVM_TEST_OUTPUT_DIR'];
