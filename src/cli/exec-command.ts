@@ -71,8 +71,8 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
   let proc: GuestProcess;
   try {
     proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root, trace: opts.trace }, process.pid);
-    // tsvm's own settings (TSVM_JIT, …) are not part of the guest's environment.
-    const envp = Object.entries(process.env).filter(([k]) => !k.startsWith('TSVM_')).map(([k, v]) => `${k}=${v ?? ''}`);
+    // tsvm's own setting TSVM_JIT is not part of the guest's environment.
+    const envp = Object.entries(process.env).filter(([k]) => k !== 'TSVM_JIT').map(([k, v]) => `${k}=${v ?? ''}`);
     loadProgram(proc, loaderHost, found, data, [prog, ...args], envp);
   } catch (e) {
     if (e instanceof ExecError) { log(`tsvm: ${e.message}`); return e.exitCode; }
