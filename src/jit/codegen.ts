@@ -610,8 +610,8 @@ class Gen {
 
   /**
    * Leaves the host address of a `size`-byte access at guest address L_A
-   * in L_P: the inline TLB check (tag for `tagOff`, the high word, and
-   * natural alignment folded into the tag compare), else the slow path
+   * in L_P: the inline TLB check (tlbHit: tag for `tagOff`, the high word,
+   * the access inside the page), else the slow path
    * `slowFn`. A failed slow path exits to the interpreter, except that a
    * store's ADDR_SPLIT is left in L_P for the caller.
    */

@@ -33,6 +33,7 @@ import { decodeBlock, planUnit, sweepEntries, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
 import {
   generateUnit, LINK_ENTRY_BITS, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
+  IBTC_PC_LO, IBTC_PC_HI, IBTC_LINK, IBTC_MODE, IBTC_PAGE,
 } from './codegen.js';
 
 /** JIT settings. */
@@ -242,8 +243,9 @@ export class Jit implements ExecEngine {
         if (pending >= 0) this.link(pending, rec, unit, host);
         // Fill the hart's indirect-branch cache for this pc (jalr exits look it up).
         const e = base + IBTC_OFF + ((((pcLo >>> 1) ^ (pcLo >>> 9)) & (IBTC_ENTRIES - 1)) * IBTC_ENTRY), dv = this.ram.dv;
-        dv.setInt32(e, pcLo, true); dv.setInt32(e + 4, pcHi, true); dv.setInt32(e + 8, (unit.slot << LINK_ENTRY_BITS) | rec.entry, true);
-        dv.setInt32(e + 12, mode + 1, true); dv.setInt32(e + 16, host & PAGE_MASK, true);
+        dv.setInt32(e + IBTC_PC_LO, pcLo, true); dv.setInt32(e + IBTC_PC_HI, pcHi, true);
+        dv.setInt32(e + IBTC_LINK, (unit.slot << LINK_ENTRY_BITS) | rec.entry, true);
+        dv.setInt32(e + IBTC_MODE, mode + 1, true); dv.setInt32(e + IBTC_PAGE, host & PAGE_MASK, true);
       }
       pending = -1;
       if (unit !== null) {
@@ -382,7 +384,7 @@ export class Jit implements ExecEngine {
       if (h.st.base < 0) continue;
       for (let i = 0; i < IBTC_ENTRIES; i++) {
         const e = h.st.base + IBTC_OFF + i * IBTC_ENTRY;
-        if ((dv.getInt32(e + 8, true) >>> LINK_ENTRY_BITS) === u.slot) dv.setInt32(e + 12, 0, true);
+        if ((dv.getInt32(e + IBTC_LINK, true) >>> LINK_ENTRY_BITS) === u.slot) dv.setInt32(e + IBTC_MODE, 0, true);
       }
     }
     this.table.set(u.slot, null);
