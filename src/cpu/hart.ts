@@ -9,7 +9,7 @@
 import { HartState, S, HART_STATE_BYTES } from './hart-state.js';
 import type { GuestRam } from '../memory/guest-ram.js';
 import {
-  Tlb, TLB_MASK, TLB_BYTES, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
+  Tlb, TLB_MASK, TLB_BYTES, TLB_WORDS, TLB_W_R, TLB_W_W, TLB_W_X, TLB_W_HOST, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
   type PageTranslator,
 } from '../mmu/tlb.js';
 import type { CsrFile } from './csr-file.js';
@@ -130,6 +130,11 @@ export class Hart {
     for (const t of this.tlbs) t.flushAll();
   }
 
+  /** Flushes the translations of virtual address (lo, hi) from every TLB context (sfence.vma rs1≠x0). */
+  flushTlbPage(lo: number, hi: number): void {
+    for (const t of this.tlbs) t.flushPage(lo, hi);
+  }
+
   /** Records an exception (cause, tval) and returns ExitReason.EXCEPTION. */
   raise(cause: number, tvalLo: number, tvalHi: number): ExitReason {
     const s = this.st.s;
@@ -143,14 +148,16 @@ export class Hart {
   /** Host offset for a read of `size` bytes at (lo, hi), or -1 on fault. */
   addrR(lo: number, hi: number, size: number): number {
     const t = this.tlb, i = (lo >>> 12) & TLB_MASK, off = lo & 0xfff;
-    if (t.tagR[i] === (lo & PAGE_MASK) && t.tagHi[i] === hi && off <= 4096 - size) return t.host[i]! + off;
+    const e = t.e, j = i * TLB_WORDS;
+    if (e[j + TLB_W_R] === (lo & PAGE_MASK) && e[j + TLB_W_R + 1] === hi && off <= 4096 - size) return e[j + TLB_W_HOST]! + off;
     return this.slowR(lo, hi, size);
   }
 
   /** Host offset for a write of `size` bytes, -1 on fault, ADDR_SPLIT if it straddles pages. */
   addrW(lo: number, hi: number, size: number): number {
     const t = this.tlb, i = (lo >>> 12) & TLB_MASK, off = lo & 0xfff;
-    if (t.tagW[i] === (lo & PAGE_MASK) && t.tagHi[i] === hi && off <= 4096 - size) return t.host[i]! + off;
+    const e = t.e, j = i * TLB_WORDS;
+    if (e[j + TLB_W_W] === (lo & PAGE_MASK) && e[j + TLB_W_W + 1] === hi && off <= 4096 - size) return e[j + TLB_W_HOST]! + off;
     return this.slowW(lo, hi, size);
   }
 
@@ -178,7 +185,7 @@ export class Hart {
       }
       if (this.ram.codePages[host >>> 12] !== 0) perms &= ~ACCESS_WRITE;
     }
-    if (tr.noCache !== true) (access === ACCESS_EXEC ? this.fetchTlb : this.tlb).fill(lo, hi, host, perms);
+    if (tr.noCache !== true) (access === ACCESS_EXEC ? this.fetchTlb : this.tlb).fill(lo, hi, host, perms, tr.leafLevel ?? 0);
     return host;
   }
 
@@ -260,7 +267,8 @@ export class Hart {
   /** Host offset of the page holding pc for fetch, or -1 on fault (recorded). */
   fetchPage(lo: number, hi: number): number {
     const t = this.fetchTlb, i = (lo >>> 12) & TLB_MASK;
-    if (t.tagX[i] === (lo & PAGE_MASK) && t.tagHi[i] === hi) return t.host[i]!;
+    const e = t.e, j = i * TLB_WORDS;
+    if (e[j + TLB_W_X] === (lo & PAGE_MASK) && e[j + TLB_W_X + 1] === hi) return e[j + TLB_W_HOST]!;
     const host = this.fillPage(lo, hi, ACCESS_EXEC);
     if (host === ADDR_MMIO) { this.raise(CAUSE_FETCH_ACCESS, lo, hi); return -1; }
     return host;

@@ -168,7 +168,11 @@ export class Vcpu {
       return (c.mip & c.mie) !== 0 ? 1 : 2;
     }
     if ((insn & SFENCE_MASK) === SFENCE_VMA && (priv === 3 || (priv === 1 && (c.mstatus & MSTATUS_TVM) === 0))) {
-      this.hart.flushTlbs();
+      // rs1 = x0 flushes everything; otherwise only the translations of the address in rs1 (§4.2.1).
+      // The ASID in rs2 is ignored: the TLB has no ASIDs, so flushing that address for every ASID is a superset.
+      const rs1 = (insn >>> 15) & 31, x = this.hart.st.x;
+      if (rs1 === 0) this.hart.flushTlbs();
+      else this.hart.flushTlbPage(x[2 * rs1]!, x[2 * rs1 + 1]!);
       this.skip();
       return 1;
     }

@@ -26,7 +26,8 @@ import { Code, Op, I32, I64, F32, F64, VOID, moduleBytes, type FuncType, type Fu
 import { emitFpFast, FpFast, type FpCtx } from './codegen-fp.js';
 import { type Block, Term } from './block-decoder.js';
 import { S, HART_STATE_BYTES } from '../cpu/hart-state.js';
-import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HI, TLB_OFF_HOST, TLB_BYTES } from '../mmu/tlb.js';
+import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HOST, TLB_BYTES, TLB_MASK, TLB_ENTRY_SHIFT } from '../mmu/tlb.js';
+import { CPU_SLOT_BYTES } from '../memory/guest-ram.js';
 
 /** The block at pc needs more budget than is left: the interpreter finishes the slice. */
 export const EXIT_BUDGET = 0;
@@ -88,7 +89,23 @@ const LOCALS: [number, number][] = [[38, I64], [8, I32], [10, F64], [3, F32]];
  * target pc (lo, hi), link ((slot << LINK_ENTRY_BITS) | entry), mode + 1, host page.
  */
 export const IBTC_OFF = HART_STATE_BYTES + 4 * TLB_BYTES;
-export const IBTC_ENTRIES = 256, IBTC_ENTRY = 20;
+export const IBTC_ENTRIES = 512, IBTC_ENTRY = 20;
+/** log2(IBTC_ENTRIES): the index is the top IBTC_BITS bits of pc.lo * IBTC_HASH. */
+const IBTC_BITS = 9;
+/**
+ * Fibonacci hashing's multiplier (2^32 / golden ratio). A multiplicative hash
+ * keeps pcs that differ only in a few bits apart; the earlier xor-fold
+ * `lo >>> 1 ^ lo >>> 9` sent 0x105d6 and 0x107d4 (a call and its return in
+ * the bytecode-interpreter bench) to one entry, 4 M dispatcher trips per run.
+ */
+const IBTC_HASH = 0x9e3779b1 | 0;
+
+if (IBTC_OFF + IBTC_ENTRIES * IBTC_ENTRY > CPU_SLOT_BYTES || 1 << IBTC_BITS !== IBTC_ENTRIES) throw new Error('jit: the IBTC does not fit the CPU slot');
+
+/** The IBTC entry index of a pc whose low word is `lo` (the generated code computes the same). */
+export function ibtcIndex(lo: number): number {
+  return Math.imul(lo, IBTC_HASH) >>> (32 - IBTC_BITS);
+}
 export const IBTC_PC_LO = 0, IBTC_PC_HI = 4, IBTC_LINK = 8, IBTC_MODE = 12, IBTC_PAGE = 16;
 
 /** A link is (table slot << LINK_ENTRY_BITS) | entry block; an exit-site cell is (slot << SITE_BITS) | site. */
@@ -230,16 +247,26 @@ class Gen {
   private fetchTlbCheck(site: number): void {
     const c = this.c;
     c.local(Op.local_get, L_NPC); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
-    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
-    c.local(Op.local_get, L_FTLB); c.op(Op.i32_add); c.local(Op.local_set, L_Q);
-    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_X);
-    c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
-    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_HI);
-    c.local(Op.local_get, L_NPC); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
-    c.op(Op.i32_and);
+    this.tlbEntry(L_FTLB, L_Q);
+    this.fetchTagEq(L_Q);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_HOST);
     c.global(Op.global_get, this.gIndex('p', site)); c.op(Op.i32_eq);
     c.op(Op.i32_and);
+  }
+
+  /** Sets `dst` to the TLB entry (in the TLB at local `tlb`) for the low word in L_LO. */
+  private tlbEntry(tlb: number, dst: number): void {
+    const c = this.c;
+    // entry = tlb + ((lo >>> 12) & TLB_MASK) * TLB_ENTRY_BYTES
+    c.local(Op.local_get, L_LO); c.i32(12 - TLB_ENTRY_SHIFT); c.op(Op.i32_shr_u); c.i32(TLB_MASK << TLB_ENTRY_SHIFT); c.op(Op.i32_and);
+    c.local(Op.local_get, tlb); c.op(Op.i32_add); c.local(Op.local_set, dst);
+  }
+
+  /** Pushes whether the fetch tag of the TLB entry at local `entry` is pc L_NPC's page. */
+  private fetchTagEq(entry: number): void {
+    const c = this.c;
+    c.local(Op.local_get, entry); c.mem(Op.i64_load, TLB_OFF_X);
+    c.local(Op.local_get, L_NPC); c.i64(-4096); c.op(Op.i64_and); c.op(Op.i64_eq);
   }
 
   /**
@@ -249,10 +276,10 @@ class Gen {
    */
   private ibtcLookup(): void {
     const c = this.c;
-    // entry = st + IBTC_OFF + ((lo >>> 1 ^ lo >>> 9) & 255) * 20
+    // entry = st + IBTC_OFF + ibtcIndex(lo) * IBTC_ENTRY
     c.local(Op.local_get, L_NPC); c.op(Op.i32_wrap_i64); c.local(Op.local_tee, L_LO);
-    c.i32(1); c.op(Op.i32_shr_u); c.local(Op.local_get, L_LO); c.i32(9); c.op(Op.i32_shr_u); c.op(Op.i32_xor);
-    c.i32(IBTC_ENTRIES - 1); c.op(Op.i32_and); c.i32(IBTC_ENTRY); c.op(Op.i32_mul);
+    c.i32(IBTC_HASH); c.op(Op.i32_mul); c.i32(32 - IBTC_BITS); c.op(Op.i32_shr_u);
+    c.i32(IBTC_ENTRY); c.op(Op.i32_mul);
     c.local(Op.local_get, L_ST); c.op(Op.i32_add); c.local(Op.local_set, L_Q);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PC_LO); c.local(Op.local_get, L_LO); c.op(Op.i32_eq);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PC_HI);
@@ -262,11 +289,8 @@ class Gen {
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_LINK); c.local(Op.local_set, L_P);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PAGE); c.local(Op.local_set, L_Q);
     // fetch TLB check against the entry's page (in L_Q)
-    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
-    c.local(Op.local_get, L_FTLB); c.op(Op.i32_add); c.local(Op.local_tee, L_A32);
-    c.mem(Op.i32_load, TLB_OFF_X); c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
-    c.local(Op.local_get, L_A32); c.mem(Op.i32_load, TLB_OFF_HI);
-    c.local(Op.local_get, L_NPC); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq); c.op(Op.i32_and);
+    this.tlbEntry(L_FTLB, L_A32);
+    this.fetchTagEq(L_A32);
     c.local(Op.local_get, L_A32); c.mem(Op.i32_load, TLB_OFF_HOST); c.local(Op.local_get, L_Q); c.op(Op.i32_eq); c.op(Op.i32_and);
     c.op(Op.else);
     c.i32(0);
@@ -632,22 +656,21 @@ class Gen {
 
   /**
    * The inline TLB check for a `size`-byte access at guest address L_A:
-   * pushes the hit condition (page tag for `tagOff`, the high word, the
-   * access inside the page), then an `if` arm can push the host address
+   * pushes the hit condition, then an `if` arm can push the host address
    * with `hitAddr`. Leaves the low word in L_LO and the entry in L_P.
+   * One i64 compare covers the page tag, the high word and "the access does
+   * not cross the page": the entry's tag must equal the page of the access's
+   * last byte (misaligned accesses inside a page stay on the fast path, as
+   * RISC-V Linux user code may use them).
    */
   private tlbHit(size: number, tagOff: number): void {
     const c = this.c;
     c.local(Op.local_get, L_A); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
-    // entry = tlb + ((lo >>> 12) & 511) * 4
-    c.local(Op.local_get, L_LO); c.i32(10); c.op(Op.i32_shr_u); c.i32(0x7fc); c.op(Op.i32_and);
-    c.local(Op.local_get, L_TLB); c.op(Op.i32_add); c.local(Op.local_set, L_P);
-    c.local(Op.local_get, L_P); c.mem(Op.i32_load, tagOff);
-    c.local(Op.local_get, L_LO); c.i32(-4096); c.op(Op.i32_and); c.op(Op.i32_eq);
-    this.inPage(size);
-    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HI);
-    c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq);
-    c.op(Op.i32_and);
+    this.tlbEntry(L_TLB, L_P);
+    c.local(Op.local_get, L_P); c.mem(Op.i64_load, tagOff);
+    c.local(Op.local_get, L_A);
+    if (size > 1) { c.i64(size - 1); c.op(Op.i64_add); }
+    c.i64(-4096); c.op(Op.i64_and); c.op(Op.i64_eq);
   }
 
   /** Pushes the host address of a TLB hit (entry in L_P, low word in L_LO). */
@@ -655,16 +678,6 @@ class Gen {
     const c = this.c;
     c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HOST);
     c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.op(Op.i32_add);
-  }
-
-  /**
-   * ANDs in "the access does not cross the page" (misaligned accesses inside a
-   * page stay on the fast path, as RISC-V Linux user code may use them).
-   */
-  private inPage(size: number): void {
-    if (size === 1) return;
-    const c = this.c;
-    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.i32(4096 - size); c.op(Op.i32_le_u); c.op(Op.i32_and);
   }
 
   /** Pushes rs1 + imm and keeps it in L_A. */

@@ -27,13 +27,13 @@ import { S } from '../cpu/hart-state.js';
 import { execFp } from '../cpu/exec-fp.js';
 import { execAmo } from '../cpu/exec-amo.js';
 import { MSTATUS_FS } from '../cpu/csr-file.js';
-import { TLB_MASK, PAGE_MASK } from '../mmu/tlb.js';
+import { TLB_MASK, PAGE_MASK, TLB_WORDS, TLB_W_X, TLB_W_HOST } from '../mmu/tlb.js';
 import type { GuestRam } from '../memory/guest-ram.js';
 import { decodeBlock, planUnit, sweepEntries, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
 import {
   generateUnit, LINK_ENTRY_BITS, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
-  IBTC_PC_LO, IBTC_PC_HI, IBTC_LINK, IBTC_MODE, IBTC_PAGE,
+  IBTC_PC_LO, IBTC_PC_HI, IBTC_LINK, IBTC_MODE, IBTC_PAGE, ibtcIndex,
 } from './codegen.js';
 
 /** JIT settings. */
@@ -218,7 +218,8 @@ export class Jit implements ExecEngine {
       const pcLo = s[S.PC_LO]!, pcHi = s[S.PC_HI]!;
       const t = h.fetchTlb, i = (pcLo >>> 12) & TLB_MASK;
       let host: number;
-      if (t.tagX[i] === (pcLo & PAGE_MASK) && t.tagHi[i] === pcHi) host = t.host[i]! + (pcLo & 0xfff);
+      const e = t.e, j = i * TLB_WORDS;
+      if (e[j + TLB_W_X] === (pcLo & PAGE_MASK) && e[j + TLB_W_X + 1] === pcHi) host = e[j + TLB_W_HOST]! + (pcLo & 0xfff);
       else {
         const p = h.fetchPage(pcLo, pcHi);
         if (p < 0 || (pcLo & 1) !== 0) { // let the interpreter raise the fetch fault exactly
@@ -242,7 +243,7 @@ export class Jit implements ExecEngine {
       if (unit !== null) {
         if (pending >= 0) this.link(pending, rec, unit, host);
         // Fill the hart's indirect-branch cache for this pc (jalr exits look it up).
-        const e = base + IBTC_OFF + ((((pcLo >>> 1) ^ (pcLo >>> 9)) & (IBTC_ENTRIES - 1)) * IBTC_ENTRY), dv = this.ram.dv;
+        const e = base + IBTC_OFF + ibtcIndex(pcLo) * IBTC_ENTRY, dv = this.ram.dv;
         dv.setInt32(e + IBTC_PC_LO, pcLo, true); dv.setInt32(e + IBTC_PC_HI, pcHi, true);
         dv.setInt32(e + IBTC_LINK, (unit.slot << LINK_ENTRY_BITS) | rec.entry, true);
         dv.setInt32(e + IBTC_MODE, mode + 1, true); dv.setInt32(e + IBTC_PAGE, host & PAGE_MASK, true);

@@ -25,8 +25,8 @@ const WASM_PAGE = 65536;
  */
 export const RAM_SCRATCH_BYTES = 64;
 
-/** Bytes of one CPU slot: hart state (768) + 4 TLB contexts (4 x 10 KiB), rounded up. */
-export const CPU_SLOT_BYTES = 48 * 1024;
+/** Bytes of one CPU slot: hart state (768) + 4 TLB contexts (4 x 16 KiB) + the JIT's indirect-branch cache (10 KiB), rounded up. */
+export const CPU_SLOT_BYTES = 96 * 1024;
 /** CPU slots per RAM block: harts (system VM) or threads (process VM) that can run translated code. */
 export const CPU_SLOTS = 64;
 

@@ -34,6 +34,8 @@ export class SvTranslator implements PageTranslator {
   mmioPage = 0;
   /** Privilege of the last translation's effective mode (for diagnostics). */
   lastPriv = 0;
+  /** Leaf PTE level of the last successful translation (PageTranslator.leafLevel). */
+  leafLevel = 0;
   readonly pmp: PmpChecker;
   private readonly ram: GuestRam;
   private readonly ramBase: number;
@@ -77,6 +79,7 @@ export class SvTranslator implements PageTranslator {
     this.lastPriv = priv;
     this.noCache = false;
     const mode = c.satpHi >>> 28;
+    this.leafLevel = 0;
     if (priv === 3 || mode === SATP_BARE) {
       // Bare: physical = virtual; addresses beyond 56 bits fault (§4.1.11; PA is 56 bits in Sv39+).
       if (hi < 0 || hi >= 0x01000000) return XLATE_ACCESS_FAULT;
@@ -127,6 +130,7 @@ export class SvTranslator implements PageTranslator {
       const pagePpn = i === 0 ? ppn : ppn + (vpnAll % 2 ** (9 * i));
       this.grantedPerms = (readable ? ACCESS_READ : 0) | ((pteLo & PTE_W) && (pteLo & PTE_D) ? ACCESS_WRITE : 0) |
         ((pteLo & PTE_X) ? ACCESS_EXEC : 0);
+      this.leafLevel = i;
       return this.physical(pagePpn * 4096, access, priv, offset, size);
     }
     return XLATE_PAGE_FAULT;

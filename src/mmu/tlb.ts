@@ -52,58 +52,103 @@ export interface PageTranslator {
   noCache?: boolean;
   /** Physical page address of the last translation that returned XLATE_MMIO. */
   mmioPage?: number;
+  /**
+   * Level of the leaf PTE of the last successful translation: 0 for a 4 KiB
+   * page, i for a superpage of 2^(12 + 9i) bytes (privileged spec §4.3.2).
+   * The TLB still caches 4 KiB pieces; the level tells `flushPage` which
+   * pieces one `sfence.vma vaddr` covers. Absent: 0.
+   */
+  leafLevel?: number;
 }
 
-/** Bytes one TLB occupies when it lives in a CPU slot: five arrays of TLB_SIZE int32. */
-export const TLB_BYTES = 5 * 4 * TLB_SIZE;
-/** Byte offsets of the five arrays inside a TLB block (generated code reads them directly). */
-export const TLB_OFF_R = 0, TLB_OFF_W = 4 * TLB_SIZE, TLB_OFF_X = 8 * TLB_SIZE, TLB_OFF_HI = 12 * TLB_SIZE,
-  TLB_OFF_HOST = 16 * TLB_SIZE;
+/**
+ * Layout of one TLB entry (TLB_ENTRY_BYTES, entry-major so one entry is one
+ * cache line): three 64-bit tags — the page-aligned virtual address for
+ * reads, writes and fetches, low word first; a low word of TLB_INVALID means
+ * "not cached for this kind" — then the host offset of the page.
+ * Generated code compares a tag with one i64 load (QEMU's TLB compares the
+ * same way: page address and "does not cross the page" in one test).
+ */
+export const TLB_ENTRY_BYTES = 32;
+/** log2(TLB_ENTRY_BYTES). */
+export const TLB_ENTRY_SHIFT = 5;
+/** Byte offsets inside an entry (generated code reads them directly). */
+export const TLB_OFF_R = 0, TLB_OFF_W = 8, TLB_OFF_X = 16, TLB_OFF_HOST = 24;
+/** Bytes one TLB occupies when it lives in a CPU slot. */
+export const TLB_BYTES = TLB_ENTRY_BYTES * TLB_SIZE;
+/** Int32 word indexes inside an entry, for the JS side (`Tlb.e[i * TLB_WORDS + ...]`). */
+export const TLB_WORDS = TLB_ENTRY_BYTES / 4, TLB_W_R = 0, TLB_W_W = 2, TLB_W_X = 4, TLB_W_HOST = 6;
 
 /** The TLB arrays, allocated once (inside guest RAM's CPU area when the JIT may read them). */
 export class Tlb {
-  /** Page-aligned low word of the cached address, per access kind. */
-  readonly tagR: Int32Array;
-  readonly tagW: Int32Array;
-  readonly tagX: Int32Array;
-  /** High word of the cached address (shared by the three tags). */
-  readonly tagHi: Int32Array;
-  /** Host offset of the page in guest RAM. */
-  readonly host: Int32Array;
+  /** The entries as int32 words (TLB_WORDS per entry; see TLB_ENTRY_BYTES). */
+  readonly e: Int32Array;
   /** Byte offset of this TLB in the WebAssembly memory `buffer`, or -1 when it has its own buffer. */
   readonly base: number;
+  /** Leaf level of each entry's translation (0: a 4 KiB page; see PageTranslator.leafLevel). */
+  private readonly level = new Uint8Array(TLB_SIZE);
+  /** Page-aligned address of each entry, whatever its permissions (for flushPage). */
+  private readonly vlo = new Int32Array(TLB_SIZE);
+  private readonly vhi = new Int32Array(TLB_SIZE);
+  /** Entries whose level is above 0. */
+  private superEntries = 0;
 
   /** A TLB in `buffer` at `byteOffset` (TLB_BYTES long), or in a fresh buffer. */
   constructor(buffer?: ArrayBuffer, byteOffset = 0) {
     const b = buffer ?? new ArrayBuffer(TLB_BYTES);
     this.base = buffer === undefined ? -1 : byteOffset;
-    this.tagR = new Int32Array(b, byteOffset + TLB_OFF_R, TLB_SIZE).fill(TLB_INVALID);
-    this.tagW = new Int32Array(b, byteOffset + TLB_OFF_W, TLB_SIZE).fill(TLB_INVALID);
-    this.tagX = new Int32Array(b, byteOffset + TLB_OFF_X, TLB_SIZE).fill(TLB_INVALID);
-    this.tagHi = new Int32Array(b, byteOffset + TLB_OFF_HI, TLB_SIZE);
-    this.host = new Int32Array(b, byteOffset + TLB_OFF_HOST, TLB_SIZE);
+    this.e = new Int32Array(b, byteOffset, TLB_BYTES / 4);
+    this.flushAll();
   }
 
-  /** Installs a translation for the page at (lo, hi). */
-  fill(lo: number, hi: number, hostOff: number, perms: number): void {
-    const i = (lo >>> 12) & TLB_MASK, tag = lo & PAGE_MASK;
-    this.tagR[i] = perms & ACCESS_READ ? tag : TLB_INVALID;
-    this.tagW[i] = perms & ACCESS_WRITE ? tag : TLB_INVALID;
-    this.tagX[i] = perms & ACCESS_EXEC ? tag : TLB_INVALID;
-    this.tagHi[i] = hi;
-    this.host[i] = hostOff;
+  /** Installs a translation for the page at (lo, hi), from a leaf PTE at `level` (0: a 4 KiB page). */
+  fill(lo: number, hi: number, hostOff: number, perms: number, level = 0): void {
+    const i = (lo >>> 12) & TLB_MASK, tag = lo & PAGE_MASK, e = this.e, j = i * TLB_WORDS;
+    if (this.level[i] !== 0) this.superEntries--;
+    if (level !== 0) this.superEntries++;
+    this.level[i] = level;
+    this.vlo[i] = tag; this.vhi[i] = hi;
+    e[j + TLB_W_R] = perms & ACCESS_READ ? tag : TLB_INVALID; e[j + TLB_W_R + 1] = hi;
+    e[j + TLB_W_W] = perms & ACCESS_WRITE ? tag : TLB_INVALID; e[j + TLB_W_W + 1] = hi;
+    e[j + TLB_W_X] = perms & ACCESS_EXEC ? tag : TLB_INVALID; e[j + TLB_W_X + 1] = hi;
+    e[j + TLB_W_HOST] = hostOff;
   }
 
   /** Drops every cached translation. */
   flushAll(): void {
-    this.tagR.fill(TLB_INVALID);
-    this.tagW.fill(TLB_INVALID);
-    this.tagX.fill(TLB_INVALID);
+    const e = this.e;
+    for (let j = 0; j < e.length; j += TLB_WORDS) { e[j + TLB_W_R] = TLB_INVALID; e[j + TLB_W_W] = TLB_INVALID; e[j + TLB_W_X] = TLB_INVALID; }
+    this.level.fill(0);
+    this.superEntries = 0;
+  }
+
+  /**
+   * Drops the translations `sfence.vma` with rs1 = (lo, hi) must drop
+   * (privileged spec §4.2.1): the entry for that page, and every piece of a
+   * superpage that covers it (each piece sits in its own entry).
+   */
+  flushPage(lo: number, hi: number): void {
+    this.drop((lo >>> 12) & TLB_MASK);
+    if (this.superEntries === 0) return;
+    const lv = this.level, vl = this.vlo, vh = this.vhi;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      const l = lv[i]!;
+      if (l === 0) continue;
+      const bits = 12 + 9 * l; // the superpage spans 2^bits bytes
+      const same = bits < 32 ? vh[i] === hi && ((vl[i]! ^ lo) >>> bits) === 0 : (vh[i]! ^ hi) >>> (bits - 32) === 0;
+      if (same) this.drop(i);
+    }
+  }
+
+  private drop(i: number): void {
+    const e = this.e, j = i * TLB_WORDS;
+    e[j + TLB_W_R] = TLB_INVALID; e[j + TLB_W_W] = TLB_INVALID; e[j + TLB_W_X] = TLB_INVALID;
+    if (this.level[i] !== 0) { this.level[i] = 0; this.superEntries--; }
   }
 
   /** Drops the cached write permission of every entry that maps the RAM page at host offset `hostPage`. */
   dropWrite(hostPage: number): void {
-    const h = this.host, w = this.tagW;
-    for (let i = 0; i < TLB_SIZE; i++) if (h[i] === hostPage && w[i] !== TLB_INVALID) w[i] = TLB_INVALID;
+    const e = this.e;
+    for (let j = 0; j < e.length; j += TLB_WORDS) if (e[j + TLB_W_HOST] === hostPage) e[j + TLB_W_W] = TLB_INVALID;
   }
 }
