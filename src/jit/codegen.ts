@@ -11,9 +11,10 @@
  *   `loop` with a `br_table` dispatch: jumps inside the unit never leave wasm.
  * - Each block first checks that the budget covers it (else it exits so the
  *   interpreter finishes the slice exactly), then subtracts its length.
- * - Loads and stores check the hart's current data TLB inline (page tag,
- *   high word, and that the access stays in the page — misaligned accesses
- *   inside a page stay inline) and call the shared slow path on a miss. A slow path that cannot complete
+ * - Loads and stores check the hart's current data TLB inline (one 64-bit
+ *   compare of the entry's tag with the page of the access's last byte, so
+ *   misaligned accesses inside a page stay inline) and call the shared slow
+ *   path on a miss. A slow path that cannot complete
  *   the access (fault, MMIO) makes the block exit with EXIT_INTERP at that
  *   instruction: the interpreter re-executes it and produces the exact
  *   trap or MMIO exit, with pc, registers and instret precise.
