@@ -150,6 +150,7 @@ class Gen {
   /** Whether F/D instructions (and the inline F CSRs) are translated. */
   private readonly fpOk: boolean;
 
+
   /** What the F/D fast paths (codegen-fp.ts) use. */
   private readonly fpCtx: FpCtx;
 
@@ -195,9 +196,15 @@ class Gen {
     this.exitNpc(code, refund);
   }
 
-  /** Leaves the function with `code` and pc already in L_NPC. */
+  /**
+   * Leaves the function with `code` and pc already in L_NPC. An EXIT_INTERP
+   * exit tells the dispatcher, in the site cell, how many instructions the
+   * interpreter runs: the rest of the block (`refund`, at least 1), so that
+   * translated code is re-entered at a block start.
+   */
   private exitNpc(code: number, refund: number): void {
     const c = this.c;
+    if (code === EXIT_INTERP) { c.local(Op.local_get, L_ST); c.i32(Math.max(1, refund)); c.mem(Op.i32_store, SITE_CELL); }
     if (refund !== 0) {
       c.local(Op.local_get, L_BUDGET); c.i32(refund); c.op(Op.i32_add); c.local(Op.local_set, L_BUDGET);
     }

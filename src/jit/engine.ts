@@ -277,7 +277,7 @@ export class Jit implements ExecEngine {
         if (code === EXIT_DISPATCH) { pending = s[S.JIT_SITE]!; jitTotals.dispatches++; continue; }
         if (code === EXIT_INTERP) jitTotals.interpSteps++;
         if (left <= 0) break;
-        const n = code === EXIT_INTERP ? 1 : left;
+        const n = code === EXIT_INTERP ? Math.min(left, s[S.JIT_SITE]!) : left;
         const before = st.instret, r = interpret(h, n);
         left -= st.instret - before;
         if (r !== ExitReason.BUDGET || h.csrChanged) return r;
