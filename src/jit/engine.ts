@@ -31,10 +31,11 @@ import { TLB_MASK, PAGE_MASK, TLB_WORDS, TLB_W_X, TLB_W_HOST } from '../mmu/tlb.
 import type { GuestRam } from '../memory/guest-ram.js';
 import { decodeBlock, planUnit, sweepEntries, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
+import { generateUnit } from './codegen.js';
 import {
-  generateUnit, LINK_ENTRY_BITS, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
+  LINK_ENTRY_BITS, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
   IBTC_PC_LO, IBTC_PC_HI, IBTC_LINK, IBTC_MODE, IBTC_PAGE, ibtcIndex,
-} from './codegen.js';
+} from './unit-abi.js';
 
 /** JIT settings. */
 export interface JitOptions {
