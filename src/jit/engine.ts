@@ -67,7 +67,11 @@ interface Unit {
 
 /** What the dispatcher knows of one block start. */
 interface BlockRec {
+  /** host * 32 + mode (the dispatcher cache's tag). */
   key: number;
+  /** Host offset of the block's first instruction, and its translation mode. */
+  host: number;
+  mode: number;
   unit: Unit | null;
   entry: number;
   count: number;
@@ -296,7 +300,7 @@ export class Jit implements ExecEngine {
   private newRec(key: number, host: number, mode: number): BlockRec {
     const b = decodeBlock(this.ram.dv, host & PAGE_MASK, host & 0xfff, this.fpOk(mode));
     const len = Math.max(1, b.insns.length + (b.term === Term.INTERP ? 1 : 0));
-    const rec: BlockRec = { key, unit: null, entry: 0, count: 0, len };
+    const rec: BlockRec = { key, host, mode, unit: null, entry: 0, count: 0, len };
     this.recs[mode]!.set(host, rec);
     const page = host >>> 12;
     let list = this.pageRecs.get(page);
@@ -336,7 +340,7 @@ export class Jit implements ExecEngine {
     // paths inside one function (the bytecode interpreter bench: 4.6 s with sharing, 3.2 s without).
     const translated = new Set<number>();
     if (this.opts.threshold === 0) for (const r of this.pageRecs.get(page) ?? []) {
-      if (r.unit !== null && !r.unit.dead && (r.key & 31) === mode) translated.add((r.key / 32 - pageOff) | 0);
+      if (r.unit !== null && !r.unit.dead && r.mode === mode) translated.add(r.host - pageOff);
     }
     // Threshold 0 translates whole pages (one module per page, not one per entry point).
     const sweep = this.opts.threshold === 0 ? sweepEntries(this.ram.dv, pageOff, this.fpOk(mode)).filter((o) => !translated.has(o)) : [];
@@ -432,8 +436,8 @@ export class Jit implements ExecEngine {
     const list = this.pageRecs.get(page);
     if (list !== undefined) {
       for (const r of list) {
-        const host = Math.floor(r.key / 32), mode = r.key & 31, di = dcIndex(host, mode);
-        this.recs[mode]!.delete(host);
+        const di = dcIndex(r.host, r.mode);
+        this.recs[r.mode]!.delete(r.host);
         if (this.dcRec[di] === r) { this.dcKey[di] = -1; this.dcRec[di] = null; }
       }
       this.pageRecs.delete(page);

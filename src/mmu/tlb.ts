@@ -87,9 +87,6 @@ export class Tlb {
   readonly base: number;
   /** Leaf level of each entry's translation (0: a 4 KiB page; see PageTranslator.leafLevel). */
   private readonly level = new Uint8Array(TLB_SIZE);
-  /** Page-aligned address of each entry, whatever its permissions (for flushPage). */
-  private readonly vlo = new Int32Array(TLB_SIZE);
-  private readonly vhi = new Int32Array(TLB_SIZE);
   /** Entries whose level is above 0. */
   private superEntries = 0;
 
@@ -107,7 +104,6 @@ export class Tlb {
     if (this.level[i] !== 0) this.superEntries--;
     if (level !== 0) this.superEntries++;
     this.level[i] = level;
-    this.vlo[i] = tag; this.vhi[i] = hi;
     e[j + TLB_W_R] = perms & ACCESS_READ ? tag : TLB_INVALID; e[j + TLB_W_R + 1] = hi;
     e[j + TLB_W_W] = perms & ACCESS_WRITE ? tag : TLB_INVALID; e[j + TLB_W_W + 1] = hi;
     e[j + TLB_W_X] = perms & ACCESS_EXEC ? tag : TLB_INVALID; e[j + TLB_W_X + 1] = hi;
@@ -130,12 +126,16 @@ export class Tlb {
   flushPage(lo: number, hi: number): void {
     this.drop((lo >>> 12) & TLB_MASK);
     if (this.superEntries === 0) return;
-    const lv = this.level, vl = this.vlo, vh = this.vhi;
+    const lv = this.level, e = this.e;
     for (let i = 0; i < TLB_SIZE; i++) {
       const l = lv[i]!;
       if (l === 0) continue;
+      // The entry's page address: from any tag still valid (drop invalidates all three; a level is non-zero only while one is).
+      const j = i * TLB_WORDS;
+      const w = e[j + TLB_W_R] !== TLB_INVALID ? TLB_W_R : e[j + TLB_W_W] !== TLB_INVALID ? TLB_W_W : TLB_W_X;
+      const tlo = e[j + w]!, thi = e[j + w + 1]!;
       const bits = 12 + 9 * l; // the superpage spans 2^bits bytes
-      const same = bits < 32 ? vh[i] === hi && ((vl[i]! ^ lo) >>> bits) === 0 : (vh[i]! ^ hi) >>> (bits - 32) === 0;
+      const same = bits < 32 ? thi === hi && ((tlo ^ lo) >>> bits) === 0 : (thi ^ hi) >>> (bits - 32) === 0;
       if (same) this.drop(i);
     }
   }
