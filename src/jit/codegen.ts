@@ -34,7 +34,7 @@ import {
   L_A32, L_B, L_BUDGET, L_CODE, L_ENTRY, L_F32, L_F64, L_FTLB, L_LO, L_NPC, L_P, L_PCBASE, L_Q, L_ST, L_T, L_T2,
   L_T3, L_T4, L_TLB, PC_OFF, SITE_BITS, SITE_CELL, SITE_CROSS, SITE_JALR, SITE_PAGE, TLB_CELL, type UnitCode,
   regLocal,
-  TYPES, IMPORTS, LOCALS,
+  TYPES, HELPERS, HELPER_TABLE, LOCALS, T_UNIT, T_HUB,
 } from './unit-abi.js';
 
 /** Emits the unit's function. */
@@ -567,7 +567,7 @@ class Gen {
     c.op(Op.else);
     c.local(Op.local_get, L_LO);
     c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
-    c.i32(size); c.call(slowFn); c.local(Op.local_tee, L_P);
+    c.i32(size); callHelper(c, slowFn); c.local(Op.local_tee, L_P);
     c.i32(0); c.op(Op.i32_lt_s);
     if (allowSplit) { c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne); c.op(Op.i32_and); }
     this.open(Op.if); this.bail(off); this.close();
@@ -656,7 +656,7 @@ class Gen {
     const c = this.c;
     c.local(Op.local_get, L_LO);
     c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
-    c.i32(size); c.call(FN_ST_SLOW); c.local(Op.local_tee, L_P);
+    c.i32(size); callHelper(c, FN_ST_SLOW); c.local(Op.local_tee, L_P);
     c.i32(0); c.op(Op.i32_ge_s);
     this.open(Op.if);
     c.local(Op.local_get, L_P); this.storeValue(r2, fp); c.mem(st, 0);
@@ -668,7 +668,7 @@ class Gen {
     c.i32(size);
     this.storeValue(r2, fp); c.local(Op.local_tee, L_T); c.op(Op.i32_wrap_i64);
     c.local(Op.local_get, L_T); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
-    c.call(FN_ST_SPLIT);
+    callHelper(c, FN_ST_SPLIT);
     this.close();
     this.checkFlushed(next);
   }
@@ -728,7 +728,7 @@ class Gen {
     if (f3 < 4) this.spill(r1);
     c.i32(insn);
     c.local(Op.local_get, L_BUDGET); c.i32(this.n - this.k); c.op(Op.i32_add);
-    c.call(FN_CSR); c.local(Op.local_tee, L_Q);
+    callHelper(c, FN_CSR); c.local(Op.local_tee, L_Q);
     c.i32(0); c.op(Op.i32_lt_s);
     this.open(Op.if); this.bail(off); this.close();
     this.reload(rd);
@@ -765,7 +765,7 @@ class Gen {
     const intSrc = isOpFp && (f5 === 0x1a || f5 === 0x1e);
     const intDst = isOpFp && (f5 === 0x18 || f5 === 0x1c || f5 === 0x14);
     if (intSrc) this.spill(r1);
-    c.i32(insn); c.call(FN_FP);
+    c.i32(insn); callHelper(c, FN_FP);
     c.i32(0); c.op(Op.i32_lt_s);
     this.open(Op.if); this.bail(off); this.close();
     if (intDst) this.reload(rd);
@@ -774,7 +774,7 @@ class Gen {
   private amoHelper(insn: number, rd: number, r1: number, r2: number, off: number, next: number): void {
     const c = this.c;
     this.spill(r1); this.spill(r2);
-    c.i32(insn); c.call(FN_AMO);
+    c.i32(insn); callHelper(c, FN_AMO);
     c.i32(0); c.op(Op.i32_ne);
     this.open(Op.if); this.bail(off); this.close();
     this.reload(rd);
@@ -801,16 +801,22 @@ class Gen {
     epi.local(Op.local_get, L_ST); epi.local(Op.local_get, L_BUDGET);
     epi.local(Op.local_get, L_P); epi.i32((1 << LINK_ENTRY_BITS) - 1); epi.op(Op.i32_and);
     epi.local(Op.local_get, L_P); epi.i32(LINK_ENTRY_BITS); epi.op(Op.i32_shr_u);
-    epi.tailCall(FN_HUB);
+    epi.i32(FN_HUB); epi.tailCallIndirect(T_HUB);
     epi.op(Op.end);
     epi.local(Op.local_get, L_CODE);
     epi.op(Op.end);
     const all = new Code(false);
     all.bytes(pro.view()); all.bytes(body.view()); all.bytes(epi.view());
-    const bytes = moduleBytes(TYPES, IMPORTS, 0, LOCALS, all.view(), this.globals);
+    const bytes = moduleBytes(TYPES, HELPER_TABLE, T_UNIT, LOCALS, all.view(), this.globals);
     const listing = body.listing === null ? null : [...pro.listing!, ...body.listing, ...epi.listing!];
     return { bytes, listing, sites: this.sites };
   }
+}
+
+/** Calls helper `fn` through the helper table. */
+function callHelper(c: Code, fn: number): void {
+  c.i32(fn);
+  c.callIndirect(HELPERS[fn]!.type);
 }
 
 /** Generates the WebAssembly module for a unit's blocks (the first is the hot entry). */

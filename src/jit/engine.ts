@@ -34,7 +34,7 @@ import { hubModuleBytes } from './wasm-writer.js';
 import { generateUnit } from './codegen.js';
 import {
   LINK_ENTRY_BITS, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
-  IBTC_PC_LO, IBTC_PC_HI, IBTC_LINK, IBTC_MODE, IBTC_PAGE, ibtcIndex,
+  IBTC_PC_LO, IBTC_PC_HI, IBTC_LINK, IBTC_MODE, IBTC_PAGE, ibtcIndex, HELPERS, HELPER_TABLE, TYPES, T_UNIT, T_HUB, FN_HUB,
 } from './unit-abi.js';
 
 /** JIT settings. */
@@ -155,24 +155,28 @@ export class Jit implements ExecEngine {
     this.ram = ram;
     this.opts = opts;
     ram.onCodeWrite = (page) => this.invalidatePage(page);
-    const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModuleBytes(256)));
+    const helpers: Record<string, WebAssembly.ImportValue> = {
+      ldSlow: (lo: number, hi: number, size: number): number => this.cur!.addrR(lo, hi, size),
+      stSlow: (lo: number, hi: number, size: number): number => this.cur!.addrW(lo, hi, size),
+      stSplit: (lo: number, hi: number, size: number, vlo: number, vhi: number): void => {
+        this.cur!.storeSplit(lo, hi, size, vlo, vhi);
+      },
+      fp: (insn: number): number => this.fpHelper(insn),
+      amo: (insn: number): number => this.amo(insn),
+      csr: (insn: number, budgetNow: number): number => this.csr(insn, budgetNow),
+    };
+    // The hub imports the JS helpers once; units call its thunks through the helper table (see hubModuleBytes).
+    const viaHub = HELPERS.filter((_, i) => i !== FN_HUB);
+    const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModuleBytes(256, TYPES, viaHub, T_UNIT, T_HUB)), { h: helpers });
     this.table = hub.exports['tab'] as WebAssembly.Table;
     this.hubFn = hub.exports['hub'] as Jit['hubFn'];
-    this.imports = {
-      m: { mem: ram.memory },
-      h: {
-        ldSlow: (lo: number, hi: number, size: number): number => this.cur!.addrR(lo, hi, size),
-        stSlow: (lo: number, hi: number, size: number): number => this.cur!.addrW(lo, hi, size),
-        stSplit: (lo: number, hi: number, size: number, vlo: number, vhi: number): void => {
-          this.cur!.storeSplit(lo, hi, size, vlo, vhi);
-        },
-        fp: (insn: number): number => execFp(this.cur!.st, insn),
-        amo: (insn: number): number => this.amo(insn),
-        hub: hub.exports['hub'] as WebAssembly.ImportValue,
-        csr: (insn: number, budgetNow: number): number => this.csr(insn, budgetNow),
-      },
-    };
+    const fns = new WebAssembly.Table({ element: 'anyfunc', initial: HELPER_TABLE.min });
+    HELPERS.forEach((im, i) => fns.set(i, hub.exports[im.name] as (...a: unknown[]) => unknown));
+    this.imports = { m: { mem: ram.memory }, h: { fns } };
   }
+
+  /** The F/D helper of translated code (a field, so tests can wrap it to count calls). */
+  fpHelper = (insn: number): number => execFp(this.cur!.st, insn);
 
   /** Lets `h` run here: its TLBs will lose write permission to code pages. */
   attach(h: Hart): void {

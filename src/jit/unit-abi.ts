@@ -5,7 +5,7 @@
  * indirect-branch cache in each CPU slot, and how links and exit sites are
  * encoded.
  */
-import { I32, I64, F32, F64, type FuncType, type FuncImport } from './wasm-writer.js';
+import { I32, I64, F32, F64, type FuncType, type FuncImport, type TableImport } from './wasm-writer.js';
 import { S, HART_STATE_BYTES } from '../cpu/hart-state.js';
 import { TLB_BYTES } from '../mmu/tlb.js';
 import { CPU_SLOT_BYTES } from '../memory/guest-ram.js';
@@ -34,7 +34,7 @@ export const SITE_CELL = 512 + 4 * S.JIT_SITE;
 export const FFLAGS_CELL = 512 + 4 * S.FFLAGS;
 export const FRM_CELL = 512 + 4 * S.FRM;
 
-/** Function indices of the imports (in `IMPORTS` order). */
+/** Indices of the helpers in the helper table (in `HELPERS` order). */
 export const FN_LD_SLOW = 0, FN_ST_SLOW = 1, FN_ST_SPLIT = 2, FN_FP = 3, FN_AMO = 4, FN_HUB = 5, FN_CSR = 6;
 
 /** Types: 0 = (i32 i32 i32) -> i32 (slow paths and the unit function), 1 = stSplit, 2 = (i32) -> i32. */
@@ -45,8 +45,14 @@ export const TYPES: FuncType[] = [
   { params: [I32, I32, I32, I32], results: [I32] },
   { params: [I32, I32], results: [I32] },
 ];
-/** Imported helpers ("h" module), provided by the engine. */
-export const IMPORTS: FuncImport[] = [
+/** Type indices of a unit's function and of the hub's entry. */
+export const T_UNIT = 0, T_HUB = 3;
+/**
+ * The helpers units call, by index in the helper table ("h"."fns", built by
+ * the engine from the hub's exports): the hub's entry and thunks of the
+ * engine's JS functions (module and name are what the hub imports).
+ */
+export const HELPERS: FuncImport[] = [
   { module: 'h', name: 'ldSlow', type: 0 },
   { module: 'h', name: 'stSlow', type: 0 },
   { module: 'h', name: 'stSplit', type: 1 },
@@ -55,6 +61,9 @@ export const IMPORTS: FuncImport[] = [
   { module: 'h', name: 'hub', type: 3 },
   { module: 'h', name: 'csr', type: 4 },
 ];
+
+/** The helper table as units import it. */
+export const HELPER_TABLE: TableImport = { module: 'h', name: 'fns', min: HELPERS.length };
 
 /** Returned by the store slow path for a store that straddles two pages (cpu/hart.ts ADDR_SPLIT). */
 export const ADDR_SPLIT = -2;

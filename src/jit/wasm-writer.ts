@@ -19,7 +19,7 @@ export const VOID = 0x40;
 /** Opcodes (§5.4). */
 export const enum Op {
   unreachable = 0x00, block = 0x02, loop = 0x03, if = 0x04, else = 0x05, end = 0x0b, br = 0x0c, br_if = 0x0d,
-  br_table = 0x0e, return = 0x0f, call = 0x10, return_call = 0x12, return_call_indirect = 0x13, drop = 0x1a, select = 0x1b,
+  br_table = 0x0e, return = 0x0f, call = 0x10, call_indirect = 0x11, return_call = 0x12, return_call_indirect = 0x13, drop = 0x1a, select = 0x1b,
   global_get = 0x23, global_set = 0x24,
   local_get = 0x20, local_set = 0x21, local_tee = 0x22,
   i32_load = 0x28, i64_load = 0x29, i64_load8_s = 0x30, i64_load8_u = 0x31, i64_load16_s = 0x32,
@@ -49,7 +49,7 @@ export const enum Op {
 /** Mnemonics for the listing, indexed by opcode. */
 const NAMES: Record<number, string> = {
   0x00: 'unreachable', 0x02: 'block', 0x03: 'loop', 0x04: 'if', 0x05: 'else', 0x0b: 'end', 0x0c: 'br',
-  0x0d: 'br_if', 0x0e: 'br_table', 0x0f: 'return', 0x10: 'call', 0x12: 'return_call', 0x13: 'return_call_indirect', 0x1a: 'drop',
+  0x0d: 'br_if', 0x0e: 'br_table', 0x0f: 'return', 0x10: 'call', 0x11: 'call_indirect', 0x12: 'return_call', 0x13: 'return_call_indirect', 0x1a: 'drop',
   0x1b: 'select', 0x23: 'global.get', 0x24: 'global.set',
   0x20: 'local.get', 0x21: 'local.set', 0x22: 'local.tee',
   0x28: 'i32.load', 0x29: 'i64.load', 0x30: 'i64.load8_s', 0x31: 'i64.load8_u', 0x32: 'i64.load16_s',
@@ -235,6 +235,14 @@ export class Code extends Bytes {
     this.note(`return_call_indirect (type ${type})`);
   }
 
+  /** call_indirect through table 0 with function type `type` (the index is on the stack). */
+  callIndirect(type: number): void {
+    this.byte(Op.call_indirect);
+    this.u32(type);
+    this.u32(0);
+    this.note(`call_indirect (type ${type})`);
+  }
+
   /** call of function index `idx`. */
   call(idx: number): void {
     this.byte(Op.call);
@@ -310,14 +318,18 @@ export interface FuncType { params: number[]; results: number[] }
 /** An imported function: module, name and type index. */
 export interface FuncImport { module: string; name: string; type: number }
 
+/** An imported funcref table: module, name and minimum size. */
+export interface TableImport { module: string; name: string; min: number }
+
 /**
- * Assembles a module: `types`, function imports, the imported memory
- * ("m"."mem"), `globals` mutable i32 globals
- * (zero, exported as their names), and one exported function "f" of type
- * `fnType` with the given locals (as [count, type] groups) and body (which
- * must end with `end`).
+ * Assembles a module: `types`, the imported memory ("m"."mem"), the
+ * imported funcref table `table` (table 0), `globals` mutable i32 globals
+ * (zero, exported as their names), and one exported function "f" (function
+ * 0) of type `fnType` with the given locals (as [count, type] groups) and
+ * body (which must end with `end`). It imports no functions: calls to
+ * helpers go through the table (see hubModuleBytes).
  */
-export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: number,
+export function moduleBytes(types: FuncType[], table: TableImport, fnType: number,
   locals: [number, number][], body: Uint8Array, globals: string[] = []): Uint8Array<ArrayBuffer> {
   const out = moduleHeader();
   const section = (id: number, fill: (b: Bytes) => void): void => addSection(out, id, fill);
@@ -330,8 +342,8 @@ export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: nu
     }
   });
   section(2, (b) => { // import section
-    b.u32(imports.length + 1);
-    for (const im of imports) { b.name(im.module); b.name(im.name); b.byte(0x00); b.u32(im.type); }
+    b.u32(2);
+    b.name(table.module); b.name(table.name); b.byte(0x01); b.byte(0x70); b.byte(0x00); b.u32(table.min); // funcref table, no max
     b.name('m'); b.name('mem'); b.byte(0x02); b.byte(0x00); b.u32(0); // memory, min 0 pages, no max
   });
   section(3, (b) => { b.u32(1); b.u32(fnType); }); // function section
@@ -343,7 +355,7 @@ export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: nu
   }
   section(7, (b) => { // exports: "f" and the globals
     b.u32(1 + globals.length);
-    b.name('f'); b.byte(0x00); b.u32(imports.length);
+    b.name('f'); b.byte(0x00); b.u32(0);
     globals.forEach((g, i) => { b.name(g); b.byte(0x03); b.u32(i); });
   });
   section(10, (b) => { // code section
@@ -364,31 +376,60 @@ export function moduleBytes(types: FuncType[], imports: FuncImport[], fnType: nu
  * Units reach each other through an imported `hub` instead of importing the
  * table: V8 updates every importer of a table on each `Table.set`, which
  * made installing a unit cost O(live units).
+ *
+ * It also imports the engine's JS helpers (`helpers`, module "h") once and
+ * exports a wasm thunk for each, under the helper's name. Units call the
+ * thunks (and the hub) through a helper table rather than importing
+ * functions: V8 (Node 20) compiles a wasm-to-JS wrapper with TurboFan for
+ * every imported function signature of every module, even when the import
+ * turns out to be a wasm function, and that was about half the cost of
+ * compiling a unit.
+ * `types[unitType]` is the units' function type, `types[hubType]` the hub's.
  */
-export function hubModuleBytes(initialSlots: number): Uint8Array<ArrayBuffer> {
+export function hubModuleBytes(initialSlots: number, types: FuncType[], helpers: FuncImport[],
+  unitType: number, hubType: number): Uint8Array<ArrayBuffer> {
   const out = moduleHeader();
   const section = (id: number, fill: (b: Bytes) => void): void => addSection(out, id, fill);
-  section(1, (b) => { // types: 0 = unit (i32 i32 i32) -> i32, 1 = hub (i32 i32 i32 i32) -> i32
-    b.u32(2);
-    b.byte(0x60); b.u32(3); b.bytes([I32, I32, I32]); b.u32(1); b.byte(I32);
-    b.byte(0x60); b.u32(4); b.bytes([I32, I32, I32, I32]); b.u32(1); b.byte(I32);
+  const n = helpers.length;
+  section(1, (b) => {
+    b.u32(types.length);
+    for (const t of types) {
+      b.byte(0x60);
+      b.u32(t.params.length); for (const p of t.params) b.byte(p);
+      b.u32(t.results.length); for (const r of t.results) b.byte(r);
+    }
   });
-  section(3, (b) => { b.u32(1); b.u32(1); });
+  section(2, (b) => {
+    b.u32(n);
+    for (const im of helpers) { b.name(im.module); b.name(im.name); b.byte(0x00); b.u32(im.type); }
+  });
+  section(3, (b) => { b.u32(1 + n); b.u32(hubType); for (const im of helpers) b.u32(im.type); });
   section(4, (b) => { b.u32(1); b.byte(0x70); b.byte(0x00); b.u32(initialSlots); }); // funcref table
   section(7, (b) => {
-    b.u32(2);
-    b.name('hub'); b.byte(0x00); b.u32(0);
+    b.u32(2 + n);
+    b.name('hub'); b.byte(0x00); b.u32(n);
     b.name('tab'); b.byte(0x01); b.u32(0);
+    helpers.forEach((im, i) => { b.name(im.name); b.byte(0x00); b.u32(n + 1 + i); });
   });
   section(10, (b) => {
-    const fb = new Code(false);
-    fb.u32(0); // no locals
-    fb.local(Op.local_get, 0); fb.local(Op.local_get, 1); fb.local(Op.local_get, 2); fb.local(Op.local_get, 3);
-    fb.tailCallIndirect(0);
-    fb.op(Op.end);
-    b.u32(1);
-    b.u32(fb.len);
-    b.bytes(fb.view());
+    b.u32(1 + n);
+    const body = (fill: (fb: Code) => void): void => {
+      const fb = new Code(false);
+      fb.u32(0); // no locals
+      fill(fb);
+      fb.op(Op.end);
+      b.u32(fb.len);
+      b.bytes(fb.view());
+    };
+    body((fb) => {
+      for (let p = 0; p < 4; p++) fb.local(Op.local_get, p);
+      fb.tailCallIndirect(unitType);
+    });
+    helpers.forEach((im, i) => body((fb) => {
+      const t = types[im.type]!;
+      for (let p = 0; p < t.params.length; p++) fb.local(Op.local_get, p);
+      fb.call(i);
+    }));
   });
   return new Uint8Array(out.view());
 }

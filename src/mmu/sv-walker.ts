@@ -95,7 +95,9 @@ export class SvTranslator implements PageTranslator {
     let a = ((c.satpHi & 0xfff) * TWO32 + (c.satpLo >>> 0)) * 4096; // root table (satp.PPN, §4.1.11)
     const dv = this.ram.dv;
     for (let i = levels - 1; i >= 0; i--) {
-      const vpn = Math.floor(vpnAll / 2 ** (9 * i)) % 512;
+      // VPN[i] is VA bits 12+9i .. 20+9i (§4.3.1); 32-bit shifts (the float form cost ~70% of a walk).
+      const sh = 12 + 9 * i;
+      const vpn = sh <= 23 ? (lo >>> sh) & 511 : sh >= 32 ? (hi >>> (sh - 32)) & 511 : ((lo >>> sh) | (hi << (32 - sh))) & 511;
       const pteAddr = a + vpn * 8;
       const pteOff = this.pteOffset(pteAddr);
       if (pteOff < 0) return XLATE_ACCESS_FAULT;
@@ -119,7 +121,9 @@ export class SvTranslator implements PageTranslator {
       if (access === ACCESS_READ && !readable) return XLATE_PAGE_FAULT;
       if (access === ACCESS_WRITE && (pteLo & PTE_W) === 0) return XLATE_PAGE_FAULT;
       if (access === ACCESS_EXEC && (pteLo & PTE_X) === 0) return XLATE_PAGE_FAULT;
-      if (i > 0 && ppn % 2 ** (9 * i) !== 0) return XLATE_PAGE_FAULT; // misaligned superpage
+      // Misaligned superpage: PPN bits below level i must be zero. 9i < 32 up to i = 3 (Sv57's i = 4 uses floats).
+      const below = i === 0 ? 0 : i < 4 ? ((pteLo >>> 10) | (pteHi << 22)) & ((1 << (9 * i)) - 1) : ppn % 2 ** (9 * i);
+      if (below !== 0) return XLATE_PAGE_FAULT;
       // Hardware A/D update (§4.3.2 step 7, the Svadu-style behaviour QEMU implements).
       const want = PTE_A | (access === ACCESS_WRITE ? PTE_D : 0);
       if ((pteLo & want) !== want) {
@@ -127,7 +131,7 @@ export class SvTranslator implements PageTranslator {
         pteLo |= want;
         dv.setInt32(pteOff, pteLo, true);
       }
-      const pagePpn = i === 0 ? ppn : ppn + (vpnAll % 2 ** (9 * i));
+      const pagePpn = i === 0 ? ppn : ppn + (i < 4 ? ((lo >>> 12) | (hi << 20)) & ((1 << (9 * i)) - 1) : vpnAll % 2 ** (9 * i));
       this.grantedPerms = (readable ? ACCESS_READ : 0) | ((pteLo & PTE_W) && (pteLo & PTE_D) ? ACCESS_WRITE : 0) |
         ((pteLo & PTE_X) ? ACCESS_EXEC : 0);
       this.leafLevel = i;

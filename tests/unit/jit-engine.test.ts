@@ -1352,10 +1352,10 @@ test('fused multiply-add on near-tie and cancelling operands: inline results equ
   const countHelper: Program = {
     ...p,
     init: (t) => {
-      const h = (t.jit as unknown as { imports: { h: { fp: (insn: number) => number } } } | null)?.imports.h;
-      if (h === undefined) return;
-      const fp = h.fp;
-      h.fp = (insn: number): number => { helperCalls++; return fp(insn); };
+      const j = t.jit as unknown as { fpHelper: (insn: number) => number } | null;
+      if (j === null) return;
+      const fp = j.fpHelper;
+      j.fpHelper = (insn: number): number => { helperCalls++; return fp(insn); };
     },
   };
   differential(countHelper, toExit(100_000), [{ threshold: 0 }]);
