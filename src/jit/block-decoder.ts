@@ -76,7 +76,7 @@ export function translatable(insn: number, fpOk: boolean): boolean {
         return f6 === 0 || f6 === 0x0a || f6 === 0x12 || f6 === 0x1a ||
           ((imm & 0xfff) >= 0x600 && (imm & 0xfff) <= 0x605 && (imm & 0xfff) !== 0x603);
       }
-      if (f3 === 5) return f6 === 0 || f6 === 0x10 || f6 === 0x18 || f6 === 0x12;
+      if (f3 === 5) return f6 === 0 || f6 === 0x10 || f6 === 0x18 || f6 === 0x12 || (imm & 0xfff) === 0x287 || (imm & 0xfff) === 0x6b8;
       return true;
     }
     case 0x0c: // OP

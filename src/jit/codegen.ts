@@ -372,10 +372,34 @@ class Gen {
         if (f6 === 0) { c.i64(sh); c.op(Op.i64_shr_u); }
         else if (f6 === 0x10) { c.i64(sh); c.op(Op.i64_shr_s); }
         else if (f6 === 0x18) { c.i64(sh); c.op(Op.i64_rotr); }
+        else if ((imm & 0xfff) === 0x287) this.orcB();
+        else if ((imm & 0xfff) === 0x6b8) this.rev8();
         else { c.i64(sh); c.op(Op.i64_shr_u); c.i64(1); c.op(Op.i64_and); } // bexti
         break;
     }
     this.setX(rd);
+  }
+
+  /**
+   * orc.b (Zbb): each byte becomes 0xff if it was nonzero, else 0. Adding
+   * 0x7f to each byte's low 7 bits sets its bit 7 exactly when they are
+   * nonzero, with no carry into the next byte; OR-ing the value catches 0x80.
+   */
+  private orcB(): void {
+    const c = this.c;
+    c.local(Op.local_tee, L_T); c.i64w(0x7f7f7f7f, 0x7f7f7f7f); c.op(Op.i64_and);
+    c.i64w(0x7f7f7f7f, 0x7f7f7f7f); c.op(Op.i64_add); c.local(Op.local_get, L_T); c.op(Op.i64_or);
+    c.i64w(0x80808080 | 0, 0x80808080 | 0); c.op(Op.i64_and); c.i64(7); c.op(Op.i64_shr_u); c.i64(0xff); c.op(Op.i64_mul);
+  }
+
+  /** rev8 (Zbb, RV64): byte swap, by swapping bytes within halfwords, halfwords within words, then the words. */
+  private rev8(): void {
+    const c = this.c;
+    for (const [sh, lo] of [[8, 0x00ff00ff], [16, 0x0000ffff]] as const) {
+      c.local(Op.local_tee, L_T); c.i64(sh); c.op(Op.i64_shr_u); c.i64w(lo, lo); c.op(Op.i64_and);
+      c.local(Op.local_get, L_T); c.i64w(lo, lo); c.op(Op.i64_and); c.i64(sh); c.op(Op.i64_shl); c.op(Op.i64_or);
+    }
+    c.i64(32); c.op(Op.i64_rotr);
   }
 
   /** Pushes the i64 constant 1 << n (n in 0..63). */
