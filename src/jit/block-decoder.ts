@@ -8,7 +8,12 @@
  * the interpreter must run (CSR and other SYSTEM instructions, fence.i,
  * unsupported encodings), by the page end, by the length cap, or by another
  * block's entry point. Blocks never cross a page: the unit is keyed by the
- * physical page, and fetch permission is checked once per page.
+ * physical page, and fetch permission is checked once per page. The one
+ * exception is a 32-bit instruction in the page's last two bytes: given the
+ * host page `next` that the following virtual page mapped to when the unit
+ * was planned, its upper half is read from there (the generated code checks
+ * that mapping before running it, and the unit is invalidated with either
+ * page), and it ends its block.
  */
 import { RVC_TABLE } from '../cpu/decode-compressed.js';
 
@@ -34,6 +39,15 @@ export const MAX_UNIT_BLOCKS = 48;
 export const MAX_UNIT_INSNS = 1500;
 /** Most blocks in a whole-page unit (sweepEntries). */
 export const MAX_SWEEP_BLOCKS = 255;
+
+/** Page offset of a 32-bit instruction that straddles into the next page. */
+export const STRADDLE_OFF = 4094;
+
+/** True if block `b` ends with an instruction that straddles into the next page. */
+export function straddles(b: Block): boolean {
+  const n = b.offs.length;
+  return n > 0 && b.offs[n - 1] === STRADDLE_OFF && b.lens[n - 1] === 4;
+}
 
 /** One decoded basic block. Offsets are byte offsets in the page; targets may lie outside it. */
 export interface Block {
@@ -120,19 +134,27 @@ export function translatable(insn: number, fpOk: boolean): boolean {
   }
 }
 
-/** Reads the instruction at page offset `off`: [expanded insn, length], or [0, 0] if it cannot be decoded here. */
-function fetchAt(dv: DataView, page: number, off: number, out: number[]): void {
+/**
+ * Reads the instruction at page offset `off`: [expanded insn, length], or
+ * [0, 0] if it cannot be decoded here. One that straddles the page end
+ * takes its upper half from host page `next` (if it is not -1).
+ */
+function fetchAt(dv: DataView, page: number, off: number, out: number[], next: number): void {
   const lo = dv.getUint16(page + off, true);
   if ((lo & 3) !== 3) { out[0] = RVC_TABLE[lo]!; out[1] = out[0] === 0 ? 0 : 2; return; }
-  if (off > 4092) { out[0] = 0; out[1] = 0; return; } // straddles the page end
+  if (off > 4092) { // straddles the page end
+    if (off === STRADDLE_OFF && next >= 0) { out[0] = lo | (dv.getUint16(next, true) << 16); out[1] = 4; return; }
+    out[0] = 0; out[1] = 0; return;
+  }
   out[0] = dv.getInt32(page + off, true); out[1] = 4;
 }
 
 /**
  * Decodes the block at page offset `start` of the page at host offset
  * `page`. `leaders` are other blocks' entries: reaching one ends the block.
+ * `next` is the host page of the following virtual page, or -1.
  */
-export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boolean, leaders?: Set<number>): Block {
+export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boolean, leaders?: Set<number>, next = -1): Block {
   const b: Block = { start, insns: [], offs: [], lens: [], end: start, term: Term.FALL, target: 0 };
   const cur = [0, 0];
   let off = start;
@@ -140,7 +162,7 @@ export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boo
     if (off >= 4096) { b.term = Term.FALL; break; }
     if (off !== start && leaders !== undefined && leaders.has(off)) { b.term = Term.FALL; break; }
     if (b.insns.length >= MAX_BLOCK_INSNS) { b.term = Term.FALL; break; }
-    fetchAt(dv, page, off, cur);
+    fetchAt(dv, page, off, cur, next);
     const insn = cur[0]!, len = cur[1]!;
     if (len === 0 || !translatable(insn, fpOk)) {
       b.term = Term.INTERP;
@@ -162,9 +184,10 @@ export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boo
  * Plans a unit from the hot entry at `entry`: every block reachable from it
  * through direct branches and fall-throughs that stay in the page, split so
  * that no block runs into another's entry. Returns the blocks in address order.
+ * `nextPage` is the host page of the following virtual page, or -1.
  */
 export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolean, extraEntries: number[] = [],
-  translated?: Set<number>): Block[] {
+  translated?: Set<number>, nextPage = -1): Block[] {
   const leaders = new Set<number>([entry]);
   const maxBlocks = extraEntries.length > 0 ? MAX_SWEEP_BLOCKS : MAX_UNIT_BLOCKS;
   const maxInsns = extraEntries.length > 0 ? 4096 : MAX_UNIT_INSNS;
@@ -177,7 +200,7 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
   let insns = 0;
   // Discover leaders breadth-first (blocks decoded here may be split later).
   for (let qi = 0; qi < queue.length && leaders.size < maxBlocks && insns < maxInsns; qi++) {
-    const b = decodeBlock(dv, page, queue[qi]!, fpOk, stops);
+    const b = decodeBlock(dv, page, queue[qi]!, fpOk, stops, nextPage);
     insns += b.insns.length;
     const next: number[] = [];
     if (b.term === Term.BRANCH) next.push(b.target, b.end);
@@ -192,7 +215,7 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
     }
   }
   const blocks: Block[] = [];
-  for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fpOk, stops));
+  for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fpOk, stops, nextPage));
   // Address order: forward branches become forward wasm branches (codegen.ts).
   return blocks.sort((a, b) => a.start - b.start);
 }

@@ -25,7 +25,7 @@
  */
 import { Code, Op, I32, I64, VOID, moduleBytes } from './wasm-writer.js';
 import { emitFpFast, FpFast, type FpCtx } from './codegen-fp.js';
-import { type Block, Term } from './block-decoder.js';
+import { type Block, Term, STRADDLE_OFF, straddles } from './block-decoder.js';
 import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HOST, TLB_MASK, TLB_ENTRY_SHIFT } from '../mmu/tlb.js';
 import {
   ADDR_SPLIT, BUDGET_CELL, EXIT_BUDGET, EXIT_CHAIN, EXIT_DISPATCH, EXIT_INTERP, FFLAGS_CELL, FLUSHED_CELL, FN_AMO,
@@ -66,8 +66,12 @@ class Gen {
   /** What the F/D fast paths (codegen-fp.ts) use. */
   private readonly fpCtx: FpCtx;
 
-  constructor(blocks: Block[], listing: boolean, mode: number, fpOk: boolean) {
+  /** Host page the next virtual page mapped to when the unit was planned (for an instruction straddling into it), or -1. */
+  private readonly nextHost: number;
+
+  constructor(blocks: Block[], listing: boolean, mode: number, fpOk: boolean, nextHost: number) {
     this.blocks = blocks;
+    this.nextHost = nextHost;
     this.mode = mode;
     this.fpOk = fpOk;
     this.c = new Code(listing);
@@ -263,11 +267,14 @@ class Gen {
       c.local(Op.local_get, L_BUDGET); c.i32(n); c.op(Op.i32_sub); c.local(Op.local_set, L_BUDGET);
     }
     const last = b.term === Term.BRANCH || b.term === Term.JAL || b.term === Term.JALR ? n - 1 : n;
+    const guardAt = straddles(b) ? n - 1 : -1;
     for (let k = 0; k < last; k++) {
       this.k = k;
+      if (k === guardAt) this.straddleGuard();
       this.emitInsn(b.insns[k]!, b.offs[k]!, b.offs[k]! + b.lens[k]!);
     }
     this.k = n - 1;
+    if (last < n && guardAt === n - 1) this.straddleGuard();
     const lastOff = n > 0 ? b.offs[n - 1]! : b.start;
     switch (b.term) {
       case Term.BRANCH: this.emitBranch(b.insns[n - 1]!, b.target, b.end); break;
@@ -311,6 +318,22 @@ class Gen {
     }
     this.open(Op.if); this.goto(target); this.close();
     this.goto(fall);
+  }
+
+  /**
+   * Before an instruction that straddles into the next page: unless the
+   * fetch TLB still maps the next virtual page to the host page its upper
+   * half was read from, the interpreter runs it (and raises any fetch fault).
+   */
+  private straddleGuard(): void {
+    const c = this.c;
+    if (this.nextHost < 0) throw new Error('codegen: a straddling instruction without its next page');
+    this.pcAt(4096); c.local(Op.local_tee, L_NPC); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
+    this.tlbEntry(L_FTLB, L_Q);
+    this.fetchTagEq(L_Q);
+    c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_HOST); c.i32(this.nextHost); c.op(Op.i32_eq); c.op(Op.i32_and);
+    c.op(Op.i32_eqz);
+    this.open(Op.if); this.bail(STRADDLE_OFF); this.close();
   }
 
   /** Side exit for the current instruction at page offset `off`: the interpreter runs it. */
@@ -843,9 +866,13 @@ function callHelper(c: Code, fn: number): void {
   c.callIndirect(HELPERS[fn]!.type);
 }
 
-/** Generates the WebAssembly module for a unit's blocks (the first is the hot entry). */
-export function generateUnit(blocks: Block[], listing = false, mode = 0, fpOk = true): UnitCode {
-  const g = new Gen(blocks, listing, mode, fpOk);
+/**
+ * Generates the WebAssembly module for a unit's blocks (the first is the hot
+ * entry). `nextHost` is the host page an instruction straddling the page end
+ * takes its upper half from (planUnit's `next`), or -1.
+ */
+export function generateUnit(blocks: Block[], listing = false, mode = 0, fpOk = true, nextHost = -1): UnitCode {
+  const g = new Gen(blocks, listing, mode, fpOk, nextHost);
   g.emitBody();
   return g.finish();
 }

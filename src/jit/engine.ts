@@ -29,7 +29,7 @@ import { execAmo } from '../cpu/exec-amo.js';
 import { MSTATUS_FS } from '../cpu/csr-file.js';
 import { TLB_MASK, PAGE_MASK, TLB_WORDS, TLB_W_X, TLB_W_HOST } from '../mmu/tlb.js';
 import type { GuestRam } from '../memory/guest-ram.js';
-import { decodeBlock, planUnit, sweepEntries, Term } from './block-decoder.js';
+import { decodeBlock, planUnit, sweepEntries, straddles, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
 import { generateUnit } from './codegen.js';
 import {
@@ -50,6 +50,8 @@ interface Unit {
   fn: (st: number, budget: number, entry: number) => number;
   bytes: number;
   page: number;
+  /** The next page, when the unit holds an instruction straddling into it (-1 if not): invalidated with either. */
+  page2: number;
   mode: number;
   recs: BlockRec[];
   dead: boolean;
@@ -261,7 +263,7 @@ export class Jit implements ExecEngine {
         this.dcKey[di] = key; this.dcRec[di] = rec;
       }
       let unit = rec.unit;
-      if (unit === null && ++rec.count > this.opts.threshold) unit = this.translate(rec, host, mode);
+      if (unit === null && ++rec.count > this.opts.threshold) unit = this.translate(rec, host, mode, pcLo, pcHi);
       if (unit !== null && unit.dead) unit = null;
       if (unit !== null) {
         if (pending >= 0) this.link(pending, rec, unit, host);
@@ -335,8 +337,31 @@ export class Jit implements ExecEngine {
     return this.cur === null || this.cur.csrs === null || ((mode >>> MODE_FS_SHIFT) & 3) === 3;
   }
 
-  /** Translates the unit around `rec` and installs it. */
-  private translate(rec: BlockRec, host: number, mode: number): Unit {
+  /**
+   * The host page the fetch TLB maps the virtual page after pc's to, or -1
+   * (no walk: after the interpreter has run a straddling instruction, its
+   * second page is in the fetch TLB).
+   */
+  private nextPageHost(pcLo: number, pcHi: number): number {
+    const t = this.cur!.fetchTlb, e = t.e;
+    const lo = ((pcLo & PAGE_MASK) + 4096) | 0, hi = lo === 0 ? (pcHi + 1) | 0 : pcHi;
+    const j = ((lo >>> 12) & TLB_MASK) * TLB_WORDS;
+    return e[j + TLB_W_X] === lo && e[j + TLB_W_X + 1] === hi ? e[j + TLB_W_HOST]! : -1;
+  }
+
+  /** Marks RAM page `page` as holding translated code `u` (its stores take the slow path, which invalidates). */
+  private addCodePage(page: number, u: Unit): void {
+    let units = this.pageUnits.get(page);
+    if (units === undefined) { units = []; this.pageUnits.set(page, units); }
+    units.push(u);
+    if (this.ram.codePages[page] === 0) {
+      this.ram.codePages[page] = 1;
+      for (const h of this.harts) for (const tl of h.tlbs) tl.dropWrite(page * 4096);
+    }
+  }
+
+  /** Translates the unit around `rec` (reached at pc pcHi:pcLo) and installs it. */
+  private translate(rec: BlockRec, host: number, mode: number, pcLo: number, pcHi: number): Unit {
     const t0 = globalThis.performance.now();
     const pageOff = host & PAGE_MASK, page = host >>> 12;
     // At threshold 0 (whole pages), blocks other units already hold are not translated again. Otherwise a
@@ -348,15 +373,17 @@ export class Jit implements ExecEngine {
     }
     // Threshold 0 translates whole pages (one module per page, not one per entry point).
     const sweep = this.opts.threshold === 0 ? sweepEntries(this.ram.dv, pageOff, this.fpOk(mode)).filter((o) => !translated.has(o)) : [];
-    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), sweep, translated);
-    const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode));
+    const next = this.nextPageHost(pcLo, pcHi);
+    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), sweep, translated, next);
+    const page2 = blocks.some(straddles) ? next >>> 12 : -1;
+    const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode), next);
     const module = new WebAssembly.Module(code.bytes);
     const inst = new WebAssembly.Instance(module, this.imports);
     const slot = this.freeSlots.pop() ?? this.slotUnit.length;
     if (slot >= this.table.length) this.table.grow(this.table.length);
     const fn = inst.exports['f'] as Unit['fn'];
     const unit: Unit = {
-      fn, bytes: code.bytes.length, page, mode, recs: [], dead: false, slot, exports: inst.exports, sites: code.sites,
+      fn, bytes: code.bytes.length, page, page2, mode, recs: [], dead: false, slot, exports: inst.exports, sites: code.sites,
       inLinks: new Set(), linkTo: [],
     };
     this.slotUnit[slot] = unit;
@@ -367,13 +394,8 @@ export class Jit implements ExecEngine {
       const r = key === rec.key ? rec : this.recs[mode]!.get(pageOff + b.start) ?? this.newRec(key, pageOff + b.start, mode);
       if (r.unit === null) { r.unit = unit; r.entry = i; unit.recs.push(r); }
     });
-    let units = this.pageUnits.get(page);
-    if (units === undefined) { units = []; this.pageUnits.set(page, units); }
-    units.push(unit);
-    if (this.ram.codePages[page] === 0) {
-      this.ram.codePages[page] = 1;
-      for (const h of this.harts) for (const tl of h.tlbs) tl.dropWrite(pageOff);
-    }
+    this.addCodePage(page, unit);
+    if (page2 >= 0 && page2 !== page) this.addCodePage(page2, unit);
     this.fifo.push(unit);
     const st = this.stats;
     st.unitsCompiled++; st.blocksCompiled += blocks.length; st.bytesCompiled += unit.bytes; st.liveBytes += unit.bytes;
@@ -415,12 +437,17 @@ export class Jit implements ExecEngine {
     this.slotUnit[u.slot] = null;
     this.freeSlots.push(u.slot);
     for (const r of u.recs) if (r.unit === u) { r.unit = null; r.count = 0; }
-    const units = this.pageUnits.get(u.page);
-    if (units !== undefined) {
-      const i = units.indexOf(u);
-      if (i >= 0) units.splice(i, 1);
-      if (units.length === 0) { this.pageUnits.delete(u.page); this.ram.codePages[u.page] = 0; }
-    }
+    this.dropCodePage(u.page, u);
+    if (u.page2 >= 0 && u.page2 !== u.page) this.dropCodePage(u.page2, u);
+  }
+
+  /** Forgets that RAM page `page` holds unit `u` (the page stops being a code page with its last unit). */
+  private dropCodePage(page: number, u: Unit): void {
+    const units = this.pageUnits.get(page);
+    if (units === undefined) return;
+    const i = units.indexOf(u);
+    if (i >= 0) units.splice(i, 1);
+    if (units.length === 0) { this.pageUnits.delete(page); this.ram.codePages[page] = 0; }
   }
 
   private evict(u: Unit): void {

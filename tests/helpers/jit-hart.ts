@@ -211,6 +211,7 @@ export const rv = {
   ld: (rd: number, rs: number, imm: number): number => i(LOAD, 3, rd, rs, imm),
   lbu: (rd: number, rs: number, imm: number): number => i(LOAD, 4, rd, rs, imm),
   sb: (rs2: number, rs1: number, imm: number): number => s(STORE, 0, rs1, rs2, imm),
+  sh: (rs2: number, rs1: number, imm: number): number => s(STORE, 1, rs1, rs2, imm),
   sw: (rs2: number, rs1: number, imm: number): number => s(STORE, 2, rs1, rs2, imm),
   sd: (rs2: number, rs1: number, imm: number): number => s(STORE, 3, rs1, rs2, imm),
   jalr: (rd: number, rs: number, imm: number): number => i(JALR, 0, rd, rs, imm),

@@ -39,7 +39,7 @@ import {
   ExitReason, CAUSE_BREAKPOINT, CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_USER_ECALL,
 } from '../../src/cpu/hart.js';
 import { S } from '../../src/cpu/hart-state.js';
-import type { JitOptions } from '../../src/jit/engine.js';
+import { jitTotals, type JitOptions } from '../../src/jit/engine.js';
 import { VirtioMmio, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_FEATURES_OK, STATUS_DRIVER_OK } from '../../src/devices/virtio/mmio.js';
 import type { DmaMemory } from '../../src/devices/virtio/queue.js';
 import { VirtioBlk, VIRTIO_BLK_T_IN, VIRTIO_BLK_S_OK } from '../../src/devices/virtio/blk.js';
@@ -1070,22 +1070,85 @@ test('misaligned and page-straddling loads and stores in translated code', () =>
   differential(p, toExit(500));
 });
 
-test('an instruction straddling two pages, in a hot loop, runs in the interpreter between translated blocks', () => {
+/** The nops before an instruction at 0x...ffe: c.addi a0, 1 then six c.nop (from 0x...ff0). */
+const STRADDLE_LEAD: Item[] = [{ h: 0x0505 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }];
+
+/** Script `inner`, also recording in `steps` the JIT's exits to the interpreter during it, by hart name. */
+const countingInterp = (inner: Script, steps: Map<string, number>): Script => (t) => {
+  const before = jitTotals.interpSteps;
+  const out = inner(t);
+  steps.set(t.name, jitTotals.interpSteps - before);
+  return out;
+};
+
+test('an instruction straddling two pages, in a hot loop, is translated (with its second page)', () => {
   const p: Program = {
     pc: 0x1ff0,
     regs: [[A1, 30n], [T2, BigInt(END)]],
     code: [[0x1ff0, [
       'top:',
-      { h: 0x0505 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }, { h: 0x0001 }, // c.addi a0, 1; c.nop x6
+      ...STRADDLE_LEAD,
       rv.addi(A2, A2, 5), // at 0x1ffe: straddles into page 0x2000
       rv.addi(A1, A1, -1),
       rv.bne(A1, 0, 'top'),
       rv.jalr(0, T2, 0),
     ]]],
   };
-  const { ref } = differential(p, toExit(100));
+  const steps = new Map<string, number>();
+  const { ref, runs } = differential(p, countingInterp(toExit(100), steps));
   assert.equal(getX(ref, A2), 150n);
   assert.equal(getX(ref, A0), 30n);
+  // Translated after the interpreter's first run of it has put page 0x2000 in the fetch TLB (threshold > 0).
+  for (const t of runs) if (t.jit!.opts.threshold > 0) assert.ok(steps.get(t.name)! <= 2, `${t.name}: ${steps.get(t.name)} exits to the interpreter`);
+});
+
+test('a straddling instruction follows a remapping of its second page', () => {
+  // Virtual 0x2fff0..0x2ffff is identity-mapped; virtual page 0x30 maps to physical 0x31, later 0x32. The two
+  // physical pages hold different upper halves of the straddling addi (immediates 5 and 100) and the same tail.
+  const version = (imm: number): Uint8Array => assemble(0x2fff0, [
+    'top:', ...STRADDLE_LEAD, rv.addi(A2, A2, imm), rv.addi(A1, A1, -1), rv.bne(A1, 0, 'top'), rv.jalr(0, T2, 0),
+  ]);
+  const v5 = version(5), v100 = version(100);
+  const p: Program = {
+    pc: 0x2fff0,
+    hart: { translator: (ram) => { const tr = new RemapTranslator(ram); tr.map.set(0x30, 0x31); return tr; } },
+    regs: [[A1, 30n], [T2, BigInt(END)]],
+    code: [],
+    data: [[0x2fff0, v5.subarray(0, 16)], [0x31000, v5.subarray(16)], [0x32000, v100.subarray(16)]],
+  };
+  const script: Script = (t) => {
+    const out = [snapshot(t, runToExit(t, 100))];
+    remap(t).map.set(0x30, 0x32);
+    t.hart.flushTlbs(); // what sfence.vma does
+    setX(t, A1, 30n); setPc(t, 0x2fff0);
+    out.push(snapshot(t, runToExit(t, 100)));
+    return out;
+  };
+  const { refTrace } = differential(p, script);
+  assert.equal(refTrace[0]!.x[A2], 'x12=0x96'); // 30 * 5
+  assert.equal(refTrace[1]!.x[A2], 'x12=0xc4e'); // 150 + 30 * 100
+});
+
+test('a store into the second page of a straddling instruction invalidates its translation', () => {
+  // Half way, the loop rewrites the straddling addi's upper half (in page 0x2000): immediate 5 becomes 100.
+  const p: Program = {
+    pc: 0x1ff0,
+    regs: [[A1, 30n], [A3, 15n], [T0, 0x2000n], [T1, BigInt(rv.addi(A2, A2, 100) >>> 16)], [T2, BigInt(END)]],
+    code: [[0x1ff0, [
+      'top:',
+      ...STRADDLE_LEAD,
+      rv.addi(A2, A2, 5), // at 0x1ffe
+      rv.addi(A1, A1, -1),
+      rv.bne(A1, A3, 'skip'),
+      rv.sh(T1, T0, 0),
+      'skip:',
+      rv.bne(A1, 0, 'top'),
+      rv.jalr(0, T2, 0),
+    ]]],
+  };
+  const { ref, runs } = differential(p, toExit(100));
+  assert.equal(getX(ref, A2), 1575n); // 15 * 5 + 15 * 100
+  for (const t of runs) assert.ok(t.jit!.stats.invalidations >= 1, `${t.name}: the store invalidated nothing`);
 });
 
 test('two harts sharing one JIT: one hart\'s store into shared code is seen by the other', () => {
