@@ -48,6 +48,8 @@ export const enum S {
   JIT_FTLB = 18,
   /** JIT: (unit slot << 10) | exit site of the last unchained exit, or -1 (the dispatcher links the site). */
   JIT_SITE = 19,
+  /** Written by the interpreter's exit bookkeeping instead of EXIT_ILEN on exits that define no length (never read). */
+  EXIT_SCRATCH = 20,
 }
 
 /** fflags bits (F spec §13.2). */

@@ -33,7 +33,7 @@ import { decodeBlock, planUnit, sweepEntries, straddles, Term } from './block-de
 import { hubModuleBytes } from './wasm-writer.js';
 import { generateUnit } from './codegen.js';
 import {
-  LINK_ENTRY_BITS, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
+  LINK_ENTRY_BITS, LINK_ENTRY_MASK, SITE_BITS, EXIT_BUDGET, EXIT_DISPATCH, EXIT_INTERP, SITE_CROSS, SITE_JALR, IBTC_OFF, IBTC_ENTRIES, IBTC_ENTRY,
   IBTC_PC_LO, IBTC_PC_HI, IBTC_LINK, IBTC_MODE, IBTC_PAGE, ibtcIndex, HELPERS, HELPER_TABLE, TYPES, T_UNIT, T_HUB, FN_HUB,
 } from './unit-abi.js';
 
@@ -109,8 +109,17 @@ export const jitTotals: JitStats = {
  */
 const MAX_LIVE_UNITS = 6000;
 
-/** The dispatcher's direct-mapped block cache (a boot touches ~80 K blocks; 8 K entries missed often). */
+/**
+ * The dispatcher's direct-mapped block cache (a boot touches ~80 K blocks;
+ * 8 K entries missed often). Entries are DC_WORDS int32s in one array, so a
+ * lookup touches one cache line (cold blocks are most of a boot's
+ * dispatches, and separate tag, record and count loads each missed):
+ * host offset (-1: empty), mode | len << DC_LEN_SHIFT, count, link
+ * ((slot << LINK_ENTRY_BITS) | entry, 0 while the block is not translated).
+ * The count is the block record's while the entry holds it.
+ */
 const DC_BITS = 16, DC_SIZE = 1 << DC_BITS, DC_MASK = DC_SIZE - 1;
+const DC_WORDS = 4, DC_HOST = 0, DC_MODE_LEN = 1, DC_COUNT = 2, DC_LINK = 3, DC_LEN_SHIFT = 5, DC_MODE_MASK = 31;
 /** The direct-mapped cache index of the block at host offset `host` in `mode`. */
 function dcIndex(host: number, mode: number): number {
   return ((host >>> 1) ^ (mode << 11)) & DC_MASK;
@@ -135,7 +144,8 @@ export class Jit implements ExecEngine {
   private readonly pageUnits = new Map<number, Unit[]>();
   private readonly fifo: Unit[] = [];
   private fifoHead = 0;
-  private readonly dcKey = new Float64Array(DC_SIZE).fill(-1);
+  private readonly dc = new Int32Array(DC_SIZE * DC_WORDS).fill(-1);
+  /** The record each block-cache entry holds (read only on a miss, to write its count back). */
   private readonly dcRec: (BlockRec | null)[] = new Array<BlockRec | null>(DC_SIZE).fill(null);
   private readonly harts = new Set<Hart>();
   private cur: Hart | null = null;
@@ -255,32 +265,35 @@ export class Jit implements ExecEngine {
         }
         host = p + (pcLo & 0xfff);
       }
-      const mode = this.modeOf(h), key = host * 32 + mode;
-      const di = dcIndex(host, mode);
-      let rec = this.dcKey[di] === key ? this.dcRec[di]! : null;
-      if (rec === null) {
-        rec = this.recs[mode]!.get(host) ?? this.newRec(key, host, mode);
-        this.dcKey[di] = key; this.dcRec[di] = rec;
+      const mode = this.modeOf(h), dc = this.dc, di = dcIndex(host, mode), d = di * DC_WORDS;
+      if (dc[d + DC_HOST] !== host || (dc[d + DC_MODE_LEN]! & DC_MODE_MASK) !== mode) this.dcFill(host, mode);
+      let link = dc[d + DC_LINK]!;
+      if (link === 0) {
+        const n = dc[d + DC_COUNT]! + 1;
+        dc[d + DC_COUNT] = n;
+        if (n > this.opts.threshold) {
+          const rec = this.dcRec[di]!;
+          rec.count = n;
+          this.translate(rec, host, mode, pcLo, pcHi);
+          link = dc[d + DC_LINK]!;
+        }
       }
-      let unit = rec.unit;
-      if (unit === null && ++rec.count > this.opts.threshold) unit = this.translate(rec, host, mode, pcLo, pcHi);
-      if (unit !== null && unit.dead) unit = null;
-      if (unit !== null) {
-        if (pending >= 0) this.link(pending, rec, unit, host);
+      if (link !== 0) {
+        if (pending >= 0) this.link(pending, link, host);
         // Fill the hart's indirect-branch cache for this pc (jalr exits look it up).
         const e = base + IBTC_OFF + ibtcIndex(pcLo) * IBTC_ENTRY, dv = this.ram.dv;
         dv.setInt32(e + IBTC_PC_LO, pcLo, true); dv.setInt32(e + IBTC_PC_HI, pcHi, true);
-        dv.setInt32(e + IBTC_LINK, (unit.slot << LINK_ENTRY_BITS) | rec.entry, true);
+        dv.setInt32(e + IBTC_LINK, link, true);
         dv.setInt32(e + IBTC_MODE, mode + 1, true); dv.setInt32(e + IBTC_PAGE, host & PAGE_MASK, true);
       }
       pending = -1;
-      if (unit !== null) {
+      if (link !== 0) {
         s[S.JIT_TLB] = h.tlb.base;
         s[S.JIT_FTLB] = h.fetchTlb.base;
         s[S.JIT_FLUSHED] = 0;
         s[S.JIT_SITE] = -1;
         this.entryLeft = left;
-        const code = this.hubFn(base, left, rec.entry, unit.slot);
+        const code = this.hubFn(base, left, link & LINK_ENTRY_MASK, link >>> LINK_ENTRY_BITS);
         const rem = s[S.JIT_BUDGET]!;
         st.instret += left - rem;
         left = rem;
@@ -295,12 +308,41 @@ export class Jit implements ExecEngine {
         if (code === EXIT_BUDGET) break;
       } else {
         jitTotals.coldBlocks++;
-        const before = st.instret, r = interpret(h, left < rec.len ? left : rec.len);
+        const len = dc[d + DC_MODE_LEN]! >>> DC_LEN_SHIFT;
+        const before = st.instret, r = interpret(h, left < len ? left : len);
         left -= st.instret - before;
         if (r !== ExitReason.BUDGET || h.csrChanged) return r;
       }
     }
     return ExitReason.BUDGET;
+  }
+
+  /** Loads the block cache entry for (host, mode) from its record (made if new), writing back the count of the one it replaces. */
+  private dcFill(host: number, mode: number): void {
+    const i = dcIndex(host, mode), d = i * DC_WORDS, dc = this.dc;
+    const old = this.dcRec[i];
+    if (old !== null && old !== undefined) old.count = dc[d + DC_COUNT]!;
+    const rec = this.recs[mode]!.get(host) ?? this.newRec(host * 32 + mode, host, mode);
+    this.dcRec[i] = rec;
+    dc[d + DC_HOST] = host;
+    dc[d + DC_MODE_LEN] = mode | (rec.len << DC_LEN_SHIFT);
+    dc[d + DC_COUNT] = rec.count;
+    dc[d + DC_LINK] = this.recLink(rec);
+  }
+
+  /** The link of `rec`'s translation ((slot << LINK_ENTRY_BITS) | entry), or 0. */
+  private recLink(rec: BlockRec): number {
+    const u = rec.unit;
+    return u === null || u.dead ? 0 : (u.slot << LINK_ENTRY_BITS) | rec.entry;
+  }
+
+  /** Refreshes the block cache entry of `rec` (if it holds it) after its translation or count changed. */
+  private dcUpdate(rec: BlockRec): void {
+    const i = dcIndex(rec.host, rec.mode);
+    if (this.dcRec[i] !== rec) return;
+    const d = i * DC_WORDS;
+    this.dc[d + DC_COUNT] = rec.count;
+    this.dc[d + DC_LINK] = this.recLink(rec);
   }
 
   private newRec(key: number, host: number, mode: number): BlockRec {
@@ -317,16 +359,19 @@ export class Jit implements ExecEngine {
 
   /**
    * Links exit site `cell` ((slot << SITE_BITS) | site) of the unit that just left
-   * to `unit`, which holds the block `rec` reached from it: the next time,
-   * that exit tail-calls `unit` directly (block chaining across units).
+   * to the translated block `link` ((slot << LINK_ENTRY_BITS) | entry) reached from it,
+   * at host offset `host`: the next time, that exit tail-calls its unit directly
+   * (block chaining across units).
    */
-  private link(cell: number, rec: BlockRec, unit: Unit, host: number): void {
+  private link(cell: number, link: number, host: number): void {
     const src = this.slotUnit[cell >>> SITE_BITS], site = cell & ((1 << SITE_BITS) - 1);
+    const unit = this.slotUnit[link >>> LINK_ENTRY_BITS];
+    if (unit === null || unit === undefined) return;
     if (src === null || src === undefined || src.dead || src.mode !== unit.mode) return;
     const kind = src.sites[site];
     if (kind === undefined || kind === SITE_JALR) return; // jalr exits use the IBTC
     const g = src.exports;
-    (g[`l${site}`] as WebAssembly.Global).value = (unit.slot << LINK_ENTRY_BITS) | rec.entry;
+    (g[`l${site}`] as WebAssembly.Global).value = link;
     if (kind === SITE_CROSS) (g[`p${site}`] as WebAssembly.Global).value = host & PAGE_MASK;
     src.linkTo[site] = unit;
     unit.inLinks.add(cell);
@@ -392,7 +437,7 @@ export class Jit implements ExecEngine {
     blocks.forEach((b, i) => {
       const key = (pageOff + b.start) * 32 + mode;
       const r = key === rec.key ? rec : this.recs[mode]!.get(pageOff + b.start) ?? this.newRec(key, pageOff + b.start, mode);
-      if (r.unit === null) { r.unit = unit; r.entry = i; unit.recs.push(r); }
+      if (r.unit === null) { r.unit = unit; r.entry = i; unit.recs.push(r); this.dcUpdate(r); }
     });
     this.addCodePage(page, unit);
     if (page2 >= 0 && page2 !== page) this.addCodePage(page2, unit);
@@ -436,7 +481,7 @@ export class Jit implements ExecEngine {
     this.table.set(u.slot, null);
     this.slotUnit[u.slot] = null;
     this.freeSlots.push(u.slot);
-    for (const r of u.recs) if (r.unit === u) { r.unit = null; r.count = 0; }
+    for (const r of u.recs) if (r.unit === u) { r.unit = null; r.count = 0; this.dcUpdate(r); }
     this.dropCodePage(u.page, u);
     if (u.page2 >= 0 && u.page2 !== u.page) this.dropCodePage(u.page2, u);
   }
@@ -469,7 +514,7 @@ export class Jit implements ExecEngine {
       for (const r of list) {
         const di = dcIndex(r.host, r.mode);
         this.recs[r.mode]!.delete(r.host);
-        if (this.dcRec[di] === r) { this.dcKey[di] = -1; this.dcRec[di] = null; }
+        if (this.dcRec[di] === r) { this.dc[di * DC_WORDS + DC_HOST] = -1; this.dcRec[di] = null; }
       }
       this.pageRecs.delete(page);
     }

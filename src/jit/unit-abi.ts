@@ -104,6 +104,8 @@ export const IBTC_PC_LO = 0, IBTC_PC_HI = 4, IBTC_LINK = 8, IBTC_MODE = 12, IBTC
 
 /** A link is (table slot << LINK_ENTRY_BITS) | entry block; an exit-site cell is (slot << SITE_BITS) | site. */
 export const LINK_ENTRY_BITS = 9, SITE_BITS = 10;
+/** The entry-block bits of a link. */
+export const LINK_ENTRY_MASK = (1 << LINK_ENTRY_BITS) - 1;
 
 /** Global 0 of every unit: its table slot, set by the engine after instantiation. */
 export const G_SLOT = 0;
