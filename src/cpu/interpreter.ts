@@ -72,13 +72,16 @@ function storeExit(h: Hart, p: number, lo: number, hi: number): ExitReason {
  * Runs up to `budget` instructions. Returns why it stopped; pc and the
  * exit fields in `h.st.s` describe the stop. On EXCEPTION, pc is the
  * faulting instruction's address and s[EXIT_ILEN] its length.
+ * A caller that has just translated pc for fetch may pass its page
+ * (`pageLo`, `pageHi`: pc's page; `pageHost`: its host offset) to save the
+ * first fetch-TLB lookup (the JIT's dispatcher, once per cold block).
  */
-export function run(h: Hart, budget: number): ExitReason {
+export function run(h: Hart, budget: number, pageLo: number = TLB_INVALID, pageHi = 0, pageHost = 0): ExitReason {
   const st = h.st, x = st.x, s = st.s, f = st.f;
   const dv = h.ram.dv, u8 = h.ram.u8;
   const rvc = RVC_TABLE;
   let pcLo = s[S.PC_LO]!, pcHi = s[S.PC_HI]!;
-  let fpTag = TLB_INVALID, fpHi = 0, fpBase = 0;
+  let fpTag = pageLo, fpHi = pageHi, fpBase = pageHost;
   const start = budget;
   let exit: ExitReason = ExitReason.BUDGET;
   let ilen = 4, raw = 0;

@@ -309,7 +309,7 @@ export class Jit implements ExecEngine {
       } else {
         jitTotals.coldBlocks++;
         const len = dc[d + DC_MODE_LEN]! >>> DC_LEN_SHIFT;
-        const before = st.instret, r = interpret(h, left < len ? left : len);
+        const before = st.instret, r = interpret(h, left < len ? left : len, pcLo & PAGE_MASK, pcHi, host & PAGE_MASK);
         left -= st.instret - before;
         if (r !== ExitReason.BUDGET || h.csrChanged) return r;
       }
