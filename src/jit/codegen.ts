@@ -23,16 +23,17 @@
  * The function returns an EXIT_* code; pc (S.PC) and the remaining budget
  * (S.JIT_BUDGET) are in the hart state.
  */
-import { Code, Op, I32, I64, VOID, moduleBytes } from './wasm-writer.js';
+import { Code, Op, I32, VOID, moduleBytes } from './wasm-writer.js';
 import { emitFpFast, FpFast, type FpCtx } from './codegen-fp.js';
+import { opImm, op, opImm32, op32, type IntCtx } from './codegen-int.js';
 import { type Block, Term, STRADDLE_OFF, straddles } from './block-decoder.js';
 import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HOST, TLB_MASK, TLB_ENTRY_SHIFT } from '../mmu/tlb.js';
 import {
   ADDR_SPLIT, BUDGET_CELL, EXIT_BUDGET, EXIT_CHAIN, EXIT_DISPATCH, EXIT_INTERP, FFLAGS_CELL, FLUSHED_CELL, FN_AMO,
   FN_CSR, FN_FP, FN_HUB, FN_LD_SLOW, FN_ST_SLOW, FN_ST_SPLIT, FRM_CELL, FTLB_CELL, F_BASE, G_SLOT, IBTC_BITS,
   IBTC_ENTRY, IBTC_HASH, IBTC_LINK, IBTC_MODE, IBTC_OFF, IBTC_PAGE, IBTC_PC_HI, IBTC_PC_LO, LINK_ENTRY_BITS, L_A,
-  L_A32, L_B, L_BUDGET, L_CODE, L_ENTRY, L_F32, L_F64, L_FTLB, L_LO, L_NPC, L_P, L_PCBASE, L_Q, L_ST, L_T, L_T2,
-  L_T3, L_T4, L_TLB, PC_OFF, SITE_BITS, SITE_CELL, SITE_CROSS, SITE_JALR, SITE_PAGE, TLB_CELL, type UnitCode,
+  L_A32, L_B, L_BUDGET, L_CODE, L_ENTRY, L_F32, L_F64, L_FTLB, L_LO, L_NPC, L_P, L_PCBASE, L_Q, L_ST, L_T,
+  L_TLB, PC_OFF, SITE_BITS, SITE_CELL, SITE_CROSS, SITE_JALR, SITE_PAGE, TLB_CELL, type UnitCode,
   regLocal,
   TYPES, HELPERS, HELPER_TABLE, LOCALS, T_UNIT, T_HUB,
 } from './unit-abi.js';
@@ -65,6 +66,8 @@ class Gen {
 
   /** What the F/D fast paths (codegen-fp.ts) use. */
   private readonly fpCtx: FpCtx;
+  /** What the integer code generators (codegen-int.ts) use. */
+  private readonly intCtx: IntCtx;
 
   /** Host page the next virtual page mapped to when the unit was planned (for an instruction straddling into it), or -1. */
   private readonly nextHost: number;
@@ -77,6 +80,7 @@ class Gen {
     this.c = new Code(listing);
     blocks.forEach((b, i) => this.index.set(b.start, i));
     this.fpCtx = { c: this.c, st: L_ST, f64: L_F64, f32: L_F32, getX: (r) => this.getX(r), setX: (r) => this.setX(r) };
+    this.intCtx = { c: this.c, getX: (r) => this.getX(r), setX: (r) => this.setX(r) };
   }
 
   private depthLoop(): number { return this.blocks.length - 1 - this.bi + this.extra; }
@@ -344,10 +348,10 @@ class Gen {
   private emitInsn(insn: number, off: number, next: number): void {
     const rd = (insn >>> 7) & 31, r1 = (insn >>> 15) & 31, r2 = (insn >>> 20) & 31, f3 = (insn >>> 12) & 7;
     switch ((insn >>> 2) & 31) {
-      case 0x04: if (rd !== 0) this.opImm(insn, rd, r1, f3); break;
-      case 0x0c: if (rd !== 0) this.op(insn, rd, r1, r2, f3); break;
-      case 0x06: if (rd !== 0) this.opImm32(insn, rd, r1, f3); break;
-      case 0x0e: if (rd !== 0) this.op32(insn, rd, r1, r2, f3); break;
+      case 0x04: if (rd !== 0) opImm(this.intCtx, insn, rd, r1, f3); break;
+      case 0x0c: if (rd !== 0) op(this.intCtx, insn, rd, r1, r2, f3); break;
+      case 0x06: if (rd !== 0) opImm32(this.intCtx, insn, rd, r1, f3); break;
+      case 0x0e: if (rd !== 0) op32(this.intCtx, insn, rd, r1, r2, f3); break;
       case 0x0d: if (rd !== 0) { this.c.i64(insn & 0xfffff000); this.setX(rd); } break; // LUI
       case 0x05: if (rd !== 0) { this.pcAt(off); this.c.i64(insn & 0xfffff000); this.c.op(Op.i64_add); this.setX(rd); } break;
       case 0x00: this.load(insn, rd, r1, f3, off, false); break;
@@ -364,239 +368,6 @@ class Gen {
       }
       default: throw new Error(`codegen: untranslatable 0x${(insn >>> 0).toString(16)}`);
     }
-  }
-
-  private opImm(insn: number, rd: number, r1: number, f3: number): void {
-    const c = this.c, imm = insn >> 20, sh = imm & 0x3f, f6 = (imm >>> 6) & 0x3f;
-    this.getX(r1);
-    switch (f3) {
-      case 0: if (imm !== 0) { c.i64(imm); c.op(Op.i64_add); } break;
-      case 2: c.i64(imm); c.op(Op.i64_lt_s); c.op(Op.i64_extend_i32_u); break;
-      case 3: c.i64(imm); c.op(Op.i64_lt_u); c.op(Op.i64_extend_i32_u); break;
-      case 4: c.i64(imm); c.op(Op.i64_xor); break;
-      case 6: c.i64(imm); c.op(Op.i64_or); break;
-      case 7: c.i64(imm); c.op(Op.i64_and); break;
-      case 1:
-        if (f6 === 0) { c.i64(sh); c.op(Op.i64_shl); }
-        else if (f6 === 0x0a) { this.bit(sh); c.op(Op.i64_or); } // bseti
-        else if (f6 === 0x12) { this.bit(sh); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_and); } // bclri
-        else if (f6 === 0x1a) { this.bit(sh); c.op(Op.i64_xor); } // binvi
-        else {
-          switch (imm & 0xfff) {
-            case 0x600: c.op(Op.i64_clz); break;
-            case 0x601: c.op(Op.i64_ctz); break;
-            case 0x602: c.op(Op.i64_popcnt); break;
-            case 0x604: c.op(Op.i64_extend8_s); break;
-            default: c.op(Op.i64_extend16_s); break; // 0x605
-          }
-        }
-        break;
-      default: // 5
-        if (f6 === 0) { c.i64(sh); c.op(Op.i64_shr_u); }
-        else if (f6 === 0x10) { c.i64(sh); c.op(Op.i64_shr_s); }
-        else if (f6 === 0x18) { c.i64(sh); c.op(Op.i64_rotr); }
-        else if ((imm & 0xfff) === 0x287) this.orcB();
-        else if ((imm & 0xfff) === 0x6b8) this.rev8();
-        else { c.i64(sh); c.op(Op.i64_shr_u); c.i64(1); c.op(Op.i64_and); } // bexti
-        break;
-    }
-    this.setX(rd);
-  }
-
-  /**
-   * orc.b (Zbb): each byte becomes 0xff if it was nonzero, else 0. Adding
-   * 0x7f to each byte's low 7 bits sets its bit 7 exactly when they are
-   * nonzero, with no carry into the next byte; OR-ing the value catches 0x80.
-   */
-  private orcB(): void {
-    const c = this.c;
-    c.local(Op.local_tee, L_T); c.i64w(0x7f7f7f7f, 0x7f7f7f7f); c.op(Op.i64_and);
-    c.i64w(0x7f7f7f7f, 0x7f7f7f7f); c.op(Op.i64_add); c.local(Op.local_get, L_T); c.op(Op.i64_or);
-    c.i64w(0x80808080 | 0, 0x80808080 | 0); c.op(Op.i64_and); c.i64(7); c.op(Op.i64_shr_u); c.i64(0xff); c.op(Op.i64_mul);
-  }
-
-  /** rev8 (Zbb, RV64): byte swap, by swapping bytes within halfwords, halfwords within words, then the words. */
-  private rev8(): void {
-    const c = this.c;
-    for (const [sh, lo] of [[8, 0x00ff00ff], [16, 0x0000ffff]] as const) {
-      c.local(Op.local_tee, L_T); c.i64(sh); c.op(Op.i64_shr_u); c.i64w(lo, lo); c.op(Op.i64_and);
-      c.local(Op.local_get, L_T); c.i64w(lo, lo); c.op(Op.i64_and); c.i64(sh); c.op(Op.i64_shl); c.op(Op.i64_or);
-    }
-    c.i64(32); c.op(Op.i64_rotr);
-  }
-
-  /** Pushes the i64 constant 1 << n (n in 0..63). */
-  private bit(n: number): void {
-    if (n < 32) this.c.i64w(n === 31 ? 0x80000000 | 0 : 1 << n, 0);
-    else this.c.i64w(0, n === 63 ? 0x80000000 | 0 : 1 << (n - 32));
-  }
-
-  private op(insn: number, rd: number, r1: number, r2: number, f3: number): void {
-    const c = this.c, key = (insn >>> 22 & 0x3f8) | f3;
-    const ab = (): void => { this.getX(r1); this.getX(r2); };
-    switch (key) {
-      case 0x000: ab(); c.op(Op.i64_add); break;
-      case 0x100: ab(); c.op(Op.i64_sub); break;
-      case 0x001: ab(); c.op(Op.i64_shl); break; // wasm masks the count to 6 bits, as RV64 does
-      case 0x002: ab(); c.op(Op.i64_lt_s); c.op(Op.i64_extend_i32_u); break;
-      case 0x003: ab(); c.op(Op.i64_lt_u); c.op(Op.i64_extend_i32_u); break;
-      case 0x004: ab(); c.op(Op.i64_xor); break;
-      case 0x005: ab(); c.op(Op.i64_shr_u); break;
-      case 0x105: ab(); c.op(Op.i64_shr_s); break;
-      case 0x006: ab(); c.op(Op.i64_or); break;
-      case 0x007: ab(); c.op(Op.i64_and); break;
-      case 0x008: ab(); c.op(Op.i64_mul); break;
-      case 0x009: case 0x00a: case 0x00b: this.mulh(r1, r2, key); break;
-      case 0x00c: this.div(r1, r2, true, false); break;
-      case 0x00d: this.div(r1, r2, false, false); break;
-      case 0x00e: this.div(r1, r2, true, true); break;
-      case 0x00f: this.div(r1, r2, false, true); break;
-      case 0x107: this.getX(r1); this.getX(r2); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_and); break; // andn
-      case 0x106: this.getX(r1); this.getX(r2); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_or); break; // orn
-      case 0x104: ab(); c.op(Op.i64_xor); c.i64(-1); c.op(Op.i64_xor); break; // xnor
-      case 0x082: case 0x084: case 0x086: // sh1add, sh2add, sh3add
-        this.getX(r1); c.i64(f3 >>> 1); c.op(Op.i64_shl); this.getX(r2); c.op(Op.i64_add); break;
-      case 0x02c: case 0x02d: case 0x02e: case 0x02f: { // min, minu, max, maxu
-        ab(); this.getX(r1); this.getX(r2);
-        c.op(key === 0x02c ? Op.i64_lt_s : key === 0x02d ? Op.i64_lt_u : key === 0x02e ? Op.i64_gt_s : Op.i64_gt_u);
-        c.op(Op.select);
-        break;
-      }
-      case 0x181: ab(); c.op(Op.i64_rotl); break; // rol
-      case 0x185: ab(); c.op(Op.i64_rotr); break; // ror
-      case 0x0a1: this.getX(r1); c.i64(1); this.getX(r2); c.op(Op.i64_shl); c.op(Op.i64_or); break; // bset
-      case 0x121: this.getX(r1); c.i64(1); this.getX(r2); c.op(Op.i64_shl); c.i64(-1); c.op(Op.i64_xor); c.op(Op.i64_and); break;
-      case 0x125: ab(); c.op(Op.i64_shr_u); c.i64(1); c.op(Op.i64_and); break; // bext
-      default: this.getX(r1); c.i64(1); this.getX(r2); c.op(Op.i64_shl); c.op(Op.i64_xor); break; // 0x1a1 binv
-    }
-    this.setX(rd);
-  }
-
-  /**
-   * Division with RISC-V's results for the cases where wasm traps (M spec
-   * §13.2, Table 13.1): x/0 = -1 (all ones), x%0 = x, MIN/-1 = MIN, MIN%-1 = 0.
-   */
-  private div(r1: number, r2: number, signed: boolean, rem: boolean): void {
-    const c = this.c;
-    this.getX(r1); c.local(Op.local_set, L_T);
-    this.getX(r2); c.local(Op.local_tee, L_T2);
-    c.op(Op.i64_eqz);
-    c.open(Op.if, I64);
-    if (rem) c.local(Op.local_get, L_T); else c.i64(-1);
-    c.op(Op.else);
-    if (signed && !rem) {
-      // MIN / -1 overflows: the result is MIN (= the dividend).
-      c.local(Op.local_get, L_T2); c.i64(-1); c.op(Op.i64_eq);
-      c.local(Op.local_get, L_T); c.i64w(0, 0x80000000 | 0); c.op(Op.i64_eq); c.op(Op.i32_and);
-      c.open(Op.if, I64);
-      c.local(Op.local_get, L_T);
-      c.op(Op.else);
-      c.local(Op.local_get, L_T); c.local(Op.local_get, L_T2); c.op(Op.i64_div_s);
-      c.op(Op.end);
-    } else {
-      // rem_s of MIN by -1 is 0 in wasm (no trap), as RISC-V wants.
-      c.local(Op.local_get, L_T); c.local(Op.local_get, L_T2);
-      c.op(signed ? (rem ? Op.i64_rem_s : Op.i64_div_s) : (rem ? Op.i64_rem_u : Op.i64_div_u));
-    }
-    c.op(Op.end);
-  }
-
-  /** mulh (0x009), mulhsu (0x00a), mulhu (0x00b): the high 64 bits of the 128-bit product from 32-bit partial products. */
-  private mulh(r1: number, r2: number, key: number): void {
-    const c = this.c;
-    this.getX(r1); c.local(Op.local_set, L_T);
-    this.getX(r2); c.local(Op.local_set, L_T2);
-    const lo32 = (l: number): void => { c.local(Op.local_get, l); c.i64w(-1, 0); c.op(Op.i64_and); };
-    const hi32 = (l: number): void => { c.local(Op.local_get, l); c.i64(32); c.op(Op.i64_shr_u); };
-    // T3 = lo(a)*hi(b), T4 = hi(a)*lo(b)
-    lo32(L_T); hi32(L_T2); c.op(Op.i64_mul); c.local(Op.local_set, L_T3);
-    hi32(L_T); lo32(L_T2); c.op(Op.i64_mul); c.local(Op.local_set, L_T4);
-    // A = (lo(a)*lo(b) >> 32) + lo(T3) + lo(T4): the middle column, below 3 * 2^32
-    lo32(L_T); lo32(L_T2); c.op(Op.i64_mul); c.i64(32); c.op(Op.i64_shr_u);
-    lo32(L_T3); c.op(Op.i64_add); lo32(L_T4); c.op(Op.i64_add); c.local(Op.local_set, L_A);
-    // high = hi(a)*hi(b) + hi(T3) + hi(T4) + hi(A)
-    hi32(L_T); hi32(L_T2); c.op(Op.i64_mul);
-    hi32(L_T3); c.op(Op.i64_add); hi32(L_T4); c.op(Op.i64_add); hi32(L_A); c.op(Op.i64_add);
-    if (key !== 0x00b) {
-      // Signed corrections: subtract b when a < 0; for mulh also a when b < 0.
-      c.local(Op.local_get, L_T2); c.i64(0); c.local(Op.local_get, L_T); c.i64(0); c.op(Op.i64_lt_s); c.op(Op.select);
-      c.op(Op.i64_sub);
-      if (key === 0x009) {
-        c.local(Op.local_get, L_T); c.i64(0); c.local(Op.local_get, L_T2); c.i64(0); c.op(Op.i64_lt_s); c.op(Op.select);
-        c.op(Op.i64_sub);
-      }
-    }
-  }
-
-  private opImm32(insn: number, rd: number, r1: number, f3: number): void {
-    const c = this.c, imm = insn >> 20, sh = imm & 0x1f, f7 = (imm >>> 5) & 0x7f;
-    if (f3 === 1 && ((imm >>> 6) & 0x3f) === 0x02) { // slli.uw
-      this.getX(r1); c.i64w(-1, 0); c.op(Op.i64_and); c.i64(imm & 0x3f); c.op(Op.i64_shl); this.setX(rd); return;
-    }
-    this.getX(r1); c.op(Op.i32_wrap_i64);
-    if (f3 === 0) { if (imm !== 0) { c.i32(imm); c.op(Op.i32_add); } }
-    else if (f3 === 1) {
-      if (f7 === 0) { c.i32(sh); c.op(Op.i32_shl); }
-      else if ((imm & 0xfff) === 0x600) c.op(Op.i32_clz);
-      else if ((imm & 0xfff) === 0x601) c.op(Op.i32_ctz);
-      else c.op(Op.i32_popcnt);
-    } else if (f7 === 0) { c.i32(sh); c.op(Op.i32_shr_u); }
-    else if (f7 === 0x20) { c.i32(sh); c.op(Op.i32_shr_s); }
-    else { c.i32(sh); c.op(Op.i32_rotr); } // roriw
-    c.op(Op.i64_extend_i32_s);
-    this.setX(rd);
-  }
-
-  private op32(insn: number, rd: number, r1: number, r2: number, f3: number): void {
-    const c = this.c, key = (insn >>> 22 & 0x3f8) | f3;
-    switch (key) {
-      case 0x020: // add.uw
-        this.getX(r1); c.i64w(-1, 0); c.op(Op.i64_and); this.getX(r2); c.op(Op.i64_add); this.setX(rd); return;
-      case 0x024: this.getX(r1); c.i64(0xffff); c.op(Op.i64_and); this.setX(rd); return; // zext.h
-      case 0x082: case 0x084: case 0x086: // shNadd.uw
-        this.getX(r1); c.i64w(-1, 0); c.op(Op.i64_and); c.i64(f3 >>> 1); c.op(Op.i64_shl);
-        this.getX(r2); c.op(Op.i64_add); this.setX(rd); return;
-      case 0x00c: case 0x00d: case 0x00e: case 0x00f: this.div32(r1, r2, key); this.setX(rd); return;
-      default: break;
-    }
-    this.getX(r1); c.op(Op.i32_wrap_i64); this.getX(r2); c.op(Op.i32_wrap_i64);
-    switch (key) {
-      case 0x000: c.op(Op.i32_add); break;
-      case 0x100: c.op(Op.i32_sub); break;
-      case 0x001: c.op(Op.i32_shl); break;
-      case 0x005: c.op(Op.i32_shr_u); break;
-      case 0x105: c.op(Op.i32_shr_s); break;
-      case 0x008: c.op(Op.i32_mul); break;
-      case 0x181: c.op(Op.i32_rotl); break;
-      default: c.op(Op.i32_rotr); break; // 0x185
-    }
-    c.op(Op.i64_extend_i32_s);
-    this.setX(rd);
-  }
-
-  /** divw/divuw/remw/remuw with the RISC-V results for /0 and overflow (M spec §13.2). */
-  private div32(r1: number, r2: number, key: number): void {
-    const c = this.c, signed = key === 0x00c || key === 0x00e, rem = key >= 0x00e;
-    this.getX(r1); c.op(Op.i32_wrap_i64); c.local(Op.local_set, L_LO);
-    this.getX(r2); c.op(Op.i32_wrap_i64); c.local(Op.local_tee, L_P);
-    c.op(Op.i32_eqz);
-    c.open(Op.if, I32);
-    if (rem) c.local(Op.local_get, L_LO); else c.i32(-1);
-    c.op(Op.else);
-    if (signed && !rem) {
-      c.local(Op.local_get, L_P); c.i32(-1); c.op(Op.i32_eq);
-      c.local(Op.local_get, L_LO); c.i32(0x80000000 | 0); c.op(Op.i32_eq); c.op(Op.i32_and);
-      c.open(Op.if, I32);
-      c.local(Op.local_get, L_LO);
-      c.op(Op.else);
-      c.local(Op.local_get, L_LO); c.local(Op.local_get, L_P); c.op(Op.i32_div_s);
-      c.op(Op.end);
-    } else {
-      c.local(Op.local_get, L_LO); c.local(Op.local_get, L_P);
-      c.op(signed ? (rem ? Op.i32_rem_s : Op.i32_div_s) : (rem ? Op.i32_rem_u : Op.i32_div_u));
-    }
-    c.op(Op.end);
-    c.op(Op.i64_extend_i32_s);
   }
 
   /**
