@@ -9,7 +9,7 @@
 import { HartState, S, HART_STATE_BYTES } from './hart-state.js';
 import type { GuestRam } from '../memory/guest-ram.js';
 import {
-  Tlb, TLB_MASK, TLB_BYTES, TLB_WORDS, TLB_W_R, TLB_W_W, TLB_W_X, TLB_W_HOST, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
+  Tlb, TLB_MASK, TLB_BYTES, TLB_WORDS, TLB_W_R, TLB_W_W, TLB_W_HOST, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
   type PageTranslator,
 } from '../mmu/tlb.js';
 import type { CsrFile } from './csr-file.js';
@@ -266,9 +266,8 @@ export class Hart {
 
   /** Host offset of the page holding pc for fetch, or -1 on fault (recorded). */
   fetchPage(lo: number, hi: number): number {
-    const t = this.fetchTlb, i = (lo >>> 12) & TLB_MASK;
-    const e = t.e, j = i * TLB_WORDS;
-    if (e[j + TLB_W_X] === (lo & PAGE_MASK) && e[j + TLB_W_X + 1] === hi) return e[j + TLB_W_HOST]!;
+    const cached = this.fetchTlb.fetchHost(lo, hi);
+    if (cached >= 0) return cached;
     const host = this.fillPage(lo, hi, ACCESS_EXEC);
     if (host === ADDR_MMIO) { this.raise(CAUSE_FETCH_ACCESS, lo, hi); return -1; }
     return host;

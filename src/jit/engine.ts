@@ -69,8 +69,6 @@ interface Unit {
 
 /** What the dispatcher knows of one block start. */
 interface BlockRec {
-  /** host * 32 + mode (the dispatcher cache's tag). */
-  key: number;
   /** Host offset of the block's first instruction, and its translation mode. */
   host: number;
   mode: number;
@@ -322,7 +320,7 @@ export class Jit implements ExecEngine {
     const i = dcIndex(host, mode), d = i * DC_WORDS, dc = this.dc;
     const old = this.dcRec[i];
     if (old !== null && old !== undefined) old.count = dc[d + DC_COUNT]!;
-    const rec = this.recs[mode]!.get(host) ?? this.newRec(host * 32 + mode, host, mode);
+    const rec = this.recs[mode]!.get(host) ?? this.newRec(host, mode);
     this.dcRec[i] = rec;
     dc[d + DC_HOST] = host;
     dc[d + DC_MODE_LEN] = mode | (rec.len << DC_LEN_SHIFT);
@@ -345,10 +343,10 @@ export class Jit implements ExecEngine {
     this.dc[d + DC_LINK] = this.recLink(rec);
   }
 
-  private newRec(key: number, host: number, mode: number): BlockRec {
+  private newRec(host: number, mode: number): BlockRec {
     const b = decodeBlock(this.ram.dv, host & PAGE_MASK, host & 0xfff, this.fpOk(mode));
     const len = Math.max(1, b.insns.length + (b.term === Term.INTERP ? 1 : 0));
-    const rec: BlockRec = { key, host, mode, unit: null, entry: 0, count: 0, len };
+    const rec: BlockRec = { host, mode, unit: null, entry: 0, count: 0, len };
     this.recs[mode]!.set(host, rec);
     const page = host >>> 12;
     let list = this.pageRecs.get(page);
@@ -388,10 +386,8 @@ export class Jit implements ExecEngine {
    * second page is in the fetch TLB).
    */
   private nextPageHost(pcLo: number, pcHi: number): number {
-    const t = this.cur!.fetchTlb, e = t.e;
     const lo = ((pcLo & PAGE_MASK) + 4096) | 0, hi = lo === 0 ? (pcHi + 1) | 0 : pcHi;
-    const j = ((lo >>> 12) & TLB_MASK) * TLB_WORDS;
-    return e[j + TLB_W_X] === lo && e[j + TLB_W_X + 1] === hi ? e[j + TLB_W_HOST]! : -1;
+    return this.cur!.fetchTlb.fetchHost(lo, hi);
   }
 
   /** Marks RAM page `page` as holding translated code `u` (its stores take the slow path, which invalidates). */
@@ -435,8 +431,8 @@ export class Jit implements ExecEngine {
     this.table.set(slot, fn);
     (inst.exports['u'] as WebAssembly.Global).value = slot;
     blocks.forEach((b, i) => {
-      const key = (pageOff + b.start) * 32 + mode;
-      const r = key === rec.key ? rec : this.recs[mode]!.get(pageOff + b.start) ?? this.newRec(key, pageOff + b.start, mode);
+      const bh = pageOff + b.start;
+      const r = bh === rec.host ? rec : this.recs[mode]!.get(bh) ?? this.newRec(bh, mode);
       if (r.unit === null) { r.unit = unit; r.entry = i; unit.recs.push(r); this.dcUpdate(r); }
     });
     this.addCodePage(page, unit);

@@ -110,6 +110,12 @@ export class Tlb {
     e[j + TLB_W_HOST] = hostOff;
   }
 
+  /** Host offset of the page holding (lo, hi) if it is cached for fetch, else -1 (no walk). */
+  fetchHost(lo: number, hi: number): number {
+    const e = this.e, j = ((lo >>> 12) & TLB_MASK) * TLB_WORDS;
+    return e[j + TLB_W_X] === (lo & PAGE_MASK) && e[j + TLB_W_X + 1] === hi ? e[j + TLB_W_HOST]! : -1;
+  }
+
   /** Drops every cached translation. */
   flushAll(): void {
     const e = this.e;
