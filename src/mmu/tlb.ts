@@ -79,6 +79,19 @@ export const TLB_BYTES = TLB_ENTRY_BYTES * TLB_SIZE;
 /** Int32 word indexes inside an entry, for the JS side (`Tlb.e[i * TLB_WORDS + ...]`). */
 export const TLB_WORDS = TLB_ENTRY_BYTES / 4, TLB_W_R = 0, TLB_W_W = 2, TLB_W_X = 4, TLB_W_HOST = 6;
 
+/** Bits in a TLB's superpage filter (Tlb.superSeen). */
+const SUPER_FILTER_BITS = 4096;
+
+/**
+ * The filter bit of the level-`level` superpage holding address (lo, hi):
+ * a level-l leaf spans 2^(12 + 9l) bytes (privileged spec §4.3.2 / §4.4).
+ */
+function superHash(level: number, lo: number, hi: number): number {
+  const bits = 12 + 9 * level;
+  const page = bits < 32 ? (lo >>> bits) ^ (hi << (32 - bits)) ^ (hi >>> bits) : hi >>> (bits - 32);
+  return (Math.imul(page ^ (level << 24), 0x9e3779b1) >>> 20) & (SUPER_FILTER_BITS - 1);
+}
+
 /** The TLB arrays, allocated once (inside guest RAM's CPU area when the JIT may read them). */
 export class Tlb {
   /** The entries as int32 words (TLB_WORDS per entry; see TLB_ENTRY_BYTES). */
@@ -89,6 +102,17 @@ export class Tlb {
   private readonly level = new Uint8Array(TLB_SIZE);
   /** Entries whose level is above 0. */
   private superEntries = 0;
+  /**
+   * A filter of the superpages some entry has held since the last time none
+   * did: bit `superHash(level, page)` is set while an entry may hold a piece
+   * of that superpage. `flushPage` scans the entries only when the flushed
+   * address's superpage at some level hits the filter. Linux flushes single
+   * user pages (`update_mmu_cache`) while the TLB holds pieces of the
+   * kernel's linear-map superpages: most flushes skip the scan.
+   */
+  private readonly superSeen = new Int32Array(SUPER_FILTER_BITS / 32);
+  /** Bit l set while an entry of leaf level l may be present (same lifetime as superSeen). */
+  private superLevels = 0;
 
   /** A TLB in `buffer` at `byteOffset` (TLB_BYTES long), or in a fresh buffer. */
   constructor(buffer?: ArrayBuffer, byteOffset = 0) {
@@ -102,7 +126,12 @@ export class Tlb {
   fill(lo: number, hi: number, hostOff: number, perms: number, level = 0): void {
     const i = (lo >>> 12) & TLB_MASK, tag = lo & PAGE_MASK, e = this.e, j = i * TLB_WORDS;
     if (this.level[i] !== 0) this.superEntries--;
-    if (level !== 0) this.superEntries++;
+    if (level !== 0) {
+      this.superEntries++;
+      const b = superHash(level, lo, hi);
+      this.superSeen[b >>> 5]! |= 1 << (b & 31);
+      this.superLevels |= 1 << level;
+    }
     this.level[i] = level;
     e[j + TLB_W_R] = perms & ACCESS_READ ? tag : TLB_INVALID; e[j + TLB_W_R + 1] = hi;
     e[j + TLB_W_W] = perms & ACCESS_WRITE ? tag : TLB_INVALID; e[j + TLB_W_W + 1] = hi;
@@ -122,6 +151,13 @@ export class Tlb {
     for (let j = 0; j < e.length; j += TLB_WORDS) { e[j + TLB_W_R] = TLB_INVALID; e[j + TLB_W_W] = TLB_INVALID; e[j + TLB_W_X] = TLB_INVALID; }
     this.level.fill(0);
     this.superEntries = 0;
+    this.forgetSuper();
+  }
+
+  /** Empties the superpage filter (no entry holds a superpage piece). */
+  private forgetSuper(): void {
+    this.superSeen.fill(0);
+    this.superLevels = 0;
   }
 
   /**
@@ -131,7 +167,14 @@ export class Tlb {
    */
   flushPage(lo: number, hi: number): void {
     this.drop((lo >>> 12) & TLB_MASK);
-    if (this.superEntries === 0) return;
+    if (this.superEntries === 0) { if (this.superLevels !== 0) this.forgetSuper(); return; }
+    let hit = false;
+    for (let l = 1, m = this.superLevels >>> 1; m !== 0; l++, m >>>= 1) {
+      if ((m & 1) === 0) continue;
+      const b = superHash(l, lo, hi);
+      if ((this.superSeen[b >>> 5]! & (1 << (b & 31))) !== 0) { hit = true; break; }
+    }
+    if (!hit) return;
     const lv = this.level, e = this.e;
     for (let i = 0; i < TLB_SIZE; i++) {
       const l = lv[i]!;
