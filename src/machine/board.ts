@@ -14,6 +14,7 @@ import { Hart, slotState } from '../cpu/hart.js';
 import { attachJit, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
 import { CsrFile, IRQ_MSI, IRQ_MTI, IRQ_MEI, IRQ_SEI } from '../cpu/csr-file.js';
 import { Vcpu } from '../cpu/vcpu.js';
+import { warmUpInterpreter } from './warm-up.js';
 import { SvTranslator, type PhysicalMap } from '../mmu/sv-walker.js';
 import { MmioBus } from '../devices/bus.js';
 import { Clint, type HartIrqs } from '../devices/clint.js';
@@ -117,6 +118,7 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
         this.overlayPages.add(Math.floor(r.base / 4096) * 4096);
       }
     }
+    warmUpInterpreter();
     for (let i = 0; i < cfg.harts; i++) {
       const st = slotState(this.ram);
       const c = new CsrFile(st, i);
