@@ -17,8 +17,17 @@
  * encodings come from the major-opcode map (unprivileged spec Table 70)
  * and funct fields; operands mix RAM addresses, page-crossing and MMIO
  * addresses, and arbitrary 64-bit values, so load and store fault and MMIO
- * paths are taken too. Exits are ignored: nothing is dispatched, no device
- * is touched, and no JIT engine sees the scratch RAM.
+ * paths are taken too. Exits are ignored: nothing is dispatched and no
+ * device is touched. Then, when the JIT is on, a short loop runs through the
+ * JIT's dispatcher on the same hart, with the scratch RAM's own engine (it
+ * compiles two small units, which count in the process's JIT totals), so
+ * the dispatcher is optimized with feedback for its cold, translated and
+ * exit paths too.
+ *
+ * Measured on a Debian boot (2 cores): the interpreter's `run` was compiled
+ * by TurboFan 25 times without the warm-up and once with it; background JS
+ * compile time fell from 2.1 s to 1.2 s, and the boot from 8.8 s to 8.2 s.
+ * The warm-up itself takes 60-100 ms.
  */
 import { GuestRam } from '../memory/guest-ram.js';
 import { Hart, slotState, ExitReason } from '../cpu/hart.js';
@@ -89,7 +98,7 @@ const LOOP_OFF = 0x2000;
  */
 function loopProgram(): number[] {
   return [
-    (1 << 12) | (5 << 7) | LUI, // lui x5, 1 (x5 = LOOP_COUNT)
+    LOOP_COUNT | (5 << 7) | LUI, // lui x5, LOOP_COUNT >> 12 (x5 = LOOP_COUNT, a multiple of 4096)
     iType(LOAD, 3, 6, 8, 0), // loop: ld x6, 0(x8)
     iType(OP_IMM, 0, 6, 6, 1), // addi x6, x6, 1
     sType(STORE, 3, 8, 6, 0), // sd x6, 0(x8)
@@ -151,7 +160,8 @@ export interface WarmUpReport {
 
 /**
  * Runs the warm-up once per process (later calls return at once). Costs
- * about 60 ms; changes no state outside its scratch hart.
+ * 60-100 ms; changes no guest-visible state (only its scratch hart and RAM,
+ * and the process's JIT counters).
  */
 export function warmUpInterpreter(): void {
   if (warmed) return;
