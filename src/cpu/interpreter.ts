@@ -13,7 +13,7 @@ import { ExitReason, ADDR_SPLIT, ADDR_MMIO, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BRE
   type Hart } from './hart.js';
 import { S } from './hart-state.js';
 import { RVC_TABLE } from './decode-compressed.js';
-import { PAGE_MASK, TLB_INVALID } from '../mmu/tlb.js';
+import { PAGE_MASK, TLB_INVALID, TLB_MASK, TLB_WORDS, TLB_W_R, TLB_W_W, TLB_W_HOST } from '../mmu/tlb.js';
 import { execFp } from './exec-fp.js';
 import { execAmo } from './exec-amo.js';
 import {
@@ -207,19 +207,23 @@ export function run(h: Hart, budget: number, pageLo: number = TLB_INVALID, pageH
         const imm = insn >> 20, blo = x[r1]!;
         const alo = (blo + imm) | 0, ahi = (x[r1 + 1]! + (imm >> 31) + ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
         const f3 = (insn >>> 12) & 7;
-        if (f3 === 3) { // ld
-          const p = h.addrR(alo, ahi, 8); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
-          x[rd] = dv.getInt32(p, true); x[rd + 1] = dv.getInt32(p + 4, true);
-        } else if (f3 === 2 || f3 === 6) { // lw / lwu
-          const p = h.addrR(alo, ahi, 4); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
-          const v = dv.getInt32(p, true); x[rd] = v; x[rd + 1] = f3 === 2 ? v >> 31 : 0;
-        } else if (f3 === 0 || f3 === 4) { // lb / lbu
-          const p = h.addrR(alo, ahi, 1); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
+        if (f3 === 7) { exit = ExitReason.EXCEPTION; break loop; }
+        // The data TLB's hit test inline (Hart.addrR does it too, and the rest on a miss).
+        const size = 1 << (f3 & 3), te = h.tlb.e, tj = ((alo >>> 12) & TLB_MASK) * TLB_WORDS;
+        let p: number;
+        if (te[tj + TLB_W_R] === (alo & PAGE_MASK) && te[tj + TLB_W_R + 1] === ahi && (alo & 0xfff) <= 4096 - size) {
+          p = te[tj + TLB_W_HOST]! + (alo & 0xfff);
+        } else {
+          p = h.addrR(alo, ahi, size);
+          if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
+        }
+        if (f3 === 3) { x[rd] = dv.getInt32(p, true); x[rd + 1] = dv.getInt32(p + 4, true); } // ld
+        else if (f3 === 2 || f3 === 6) { const v = dv.getInt32(p, true); x[rd] = v; x[rd + 1] = f3 === 2 ? v >> 31 : 0; } // lw / lwu
+        else if (f3 === 0 || f3 === 4) { // lb / lbu
           const v = u8[p]!; if (f3 === 0) { x[rd] = (v << 24) >> 24; x[rd + 1] = (v << 24) >> 31; } else { x[rd] = v; x[rd + 1] = 0; }
-        } else if (f3 === 1 || f3 === 5) { // lh / lhu
-          const p = h.addrR(alo, ahi, 2); if (p < 0) { exit = loadExit(h, p, rd, f3); ilen = -ilen; break loop; }
+        } else { // lh / lhu
           const v = dv.getUint16(p, true); if (f3 === 1) { x[rd] = (v << 16) >> 16; x[rd + 1] = (v << 16) >> 31; } else { x[rd] = v; x[rd + 1] = 0; }
-        } else { exit = ExitReason.EXCEPTION; break loop; }
+        }
         break;
       }
       case 0x08: { // STORE
@@ -227,8 +231,9 @@ export function run(h: Hart, budget: number, pageLo: number = TLB_INVALID, pageH
         const alo = (blo + imm) | 0, ahi = (x[r1 + 1]! + (imm >> 31) + ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0;
         const f3 = (insn >>> 12) & 7;
         if (f3 > 3) { exit = ExitReason.EXCEPTION; break loop; }
-        const size = 1 << f3;
-        const p = h.addrW(alo, ahi, size);
+        const size = 1 << f3, te = h.tlb.e, tj = ((alo >>> 12) & TLB_MASK) * TLB_WORDS;
+        const p = te[tj + TLB_W_W] === (alo & PAGE_MASK) && te[tj + TLB_W_W + 1] === ahi && (alo & 0xfff) <= 4096 - size
+          ? te[tj + TLB_W_HOST]! + (alo & 0xfff) : h.addrW(alo, ahi, size);
         if (p >= 0) {
           if (f3 === 3) { dv.setInt32(p, x[r2]!, true); dv.setInt32(p + 4, x[r2 + 1]!, true); }
           else if (f3 === 2) dv.setInt32(p, x[r2]!, true);
