@@ -10,6 +10,7 @@ import { parseSize } from './size.js';
 // loading the system VM, the image store and the archive client (a visible share of a short
 // guest program's wall time).
 import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
+import { relaunchWithPoolSize } from '../host/compiler-threads.js';
 
 const program = new Command();
 program
@@ -69,6 +70,12 @@ program
   .allowExcessArguments(true)
   .argument('[qemu-options...]')
   .action(async (args: string[]) => {
+    // On hosts with few cores, rerun with fewer V8 worker threads (see host/compiler-threads.ts).
+    const relaunched = relaunchWithPoolSize();
+    if (relaunched !== null) {
+      process.exitCode = await relaunched;
+      return;
+    }
     const { runCommand } = await import('./run-command.js');
     process.exitCode = await runCommand(args);
   });

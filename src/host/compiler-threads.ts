@@ -1,0 +1,66 @@
+/**
+ * How many threads V8 may use for background work (TurboFan compiles of
+ * JavaScript and WebAssembly, concurrent GC), so that they do not take the
+ * vCPU thread's core.
+ *
+ * A system VM compiles thousands of small wasm modules while it boots, and
+ * V8 re-optimizes each hot one with TurboFan on its worker threads. Node
+ * starts 4 workers whatever the host has. On a 2-core host, bursts of 2-4
+ * busy workers preempt the main thread, which runs the guest: a Debian boot
+ * took 8.2 s with 4 workers, 7.6 s with 2 and 7.3 s with 1 (the process VM's
+ * workloads, which compile far less, were unchanged).
+ *
+ * The worker count is fixed when Node starts (`--v8-pool-size`), so `tsvm
+ * run` relaunches itself once with the option when the host has fewer than 5
+ * cores and the option was not given: the parent waits for the child,
+ * forwards termination signals to it and exits with its status.
+ */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+
+/** Set in the relaunched child's environment (and honoured if a user sets it): do not relaunch. */
+export const POOL_ENV = 'TSVM_V8_POOL_SIZE';
+/** Node's default worker count (node.1: --v8-pool-size, 4). */
+const NODE_DEFAULT_POOL = 4;
+/** Signals the parent passes on to the child. */
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+
+/** Background worker threads for a host with `cores` cores: all but one core, at least 1, at most Node's default. */
+export function wantedPoolSize(cores: number): number {
+  return Math.max(1, Math.min(NODE_DEFAULT_POOL, cores - 1));
+}
+
+/** True when `--v8-pool-size` was already chosen for this process (command line or NODE_OPTIONS). */
+function poolChosen(execArgv: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  return env[POOL_ENV] !== undefined || execArgv.some((a) => a.startsWith('--v8-pool-size')) ||
+    (env.NODE_OPTIONS ?? '').includes('--v8-pool-size');
+}
+
+/**
+ * When this process should run with fewer V8 workers than it has, runs
+ * the same command line in a child Node with `--v8-pool-size` and resolves
+ * to the exit status to use (the child's, or 128 + signal number); returns
+ * null when this process should go on itself.
+ */
+export function relaunchWithPoolSize(): Promise<number> | null {
+  const want = wantedPoolSize(os.availableParallelism());
+  if (want >= NODE_DEFAULT_POOL || poolChosen(process.execArgv, process.env)) return null;
+  const script = process.argv[1];
+  if (script === undefined) return null;
+  const child = spawn(process.execPath, [`--v8-pool-size=${want}`, ...process.execArgv, script, ...process.argv.slice(2)], {
+    stdio: 'inherit', env: { ...process.env, [POOL_ENV]: String(want) },
+  });
+  const forward = (sig: NodeJS.Signals): void => { child.kill(sig); };
+  for (const sig of FORWARDED) process.on(sig, forward);
+  return new Promise((resolve) => {
+    const done = (status: number): void => {
+      for (const sig of FORWARDED) process.off(sig, forward);
+      resolve(status);
+    };
+    child.on('error', (e) => {
+      process.stderr.write(`tsvm: cannot relaunch node with --v8-pool-size: ${e.message}\n`);
+      done(125);
+    });
+    child.on('exit', (code, signal) => done(code ?? 128 + (signal !== null ? os.constants.signals[signal] : 0)));
+  });
+}
