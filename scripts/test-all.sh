@@ -35,21 +35,8 @@ mapfile -t files < <(find dist/tests -name '*.test.js' | sort)
 # interpreter only. TSVM_JIT reaches tsvm processes directly and in-process
 # VMs through the preloaded tests/helpers/jit-env.ts. TSVM_JIT_MODES picks
 # a subset (e.g. TSVM_JIT_MODES=on).
-#
-# At threshold 0 the system-VM tests that boot Debian's kernel are left out:
-# translating every block of a kernel boot on first execution compiles
-# thousands of page-sized modules (about 7,000 units and 137 MB of wasm in
-# the first 50 s) and does not reach the prompt within the tests' timeouts.
-# Those tests run in the other two modes; see docs/jit.md.
 export NODE_OPTIONS="--import=$PWD/dist/tests/helpers/jit-env.js ${NODE_OPTIONS:-}"
 for mode in ${TSVM_JIT_MODES:-on 0 off}; do
-  run=("${files[@]}")
-  if [ "$mode" = 0 ]; then
-    run=()
-    for f in "${files[@]}"; do
-      case "$f" in dist/tests/system/run-bad-input.test.js) run+=("$f") ;; dist/tests/system/*) ;; *) run+=("$f") ;; esac
-    done
-  fi
-  echo "test-all: tests with TSVM_JIT=$mode (${#run[@]} files)"
-  TSVM_JIT=$mode node --test --test-concurrency=2 --test-timeout=900000 "${run[@]}"
+  echo "test-all: tests with TSVM_JIT=$mode (${#files[@]} files)"
+  TSVM_JIT=$mode node --test --test-concurrency=2 --test-timeout=900000 "${files[@]}"
 done

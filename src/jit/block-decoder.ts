@@ -37,8 +37,6 @@ export const MAX_BLOCK_INSNS = 64;
 export const MAX_UNIT_BLOCKS = 48;
 /** Most instructions per unit (bounds one compile). */
 export const MAX_UNIT_INSNS = 1500;
-/** Most blocks in a whole-page unit (sweepEntries). */
-export const MAX_SWEEP_BLOCKS = 255;
 
 /** Page offset of a 32-bit instruction that straddles into the next page. */
 export const STRADDLE_OFF = 4094;
@@ -180,35 +178,45 @@ export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boo
   return b;
 }
 
+/** True when the block ends in a call: a jal or jalr that writes a link register (rd != x0). */
+function isCall(b: Block): boolean {
+  const last = b.insns[b.insns.length - 1];
+  return last !== undefined && ((last >>> 7) & 31) !== 0;
+}
+
 /**
  * Plans a unit from the hot entry at `entry`: every block reachable from it
  * through direct branches and fall-throughs that stay in the page, split so
- * that no block runs into another's entry. Returns the blocks in address order.
- * `nextPage` is the host page of the following virtual page, or -1.
+ * that no block runs into another's entry. With `callReturns` (threshold 0),
+ * the instruction after each call is a leader too, so the callee's return
+ * lands in this unit instead of making a unit of its own. `translated`
+ * holds the blocks other units translate (they are not translated again).
+ * Returns the blocks in address order. `nextPage` is the host page of the
+ * following virtual page, or -1.
  */
-export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolean, extraEntries: number[] = [],
+export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolean, callReturns = false,
   translated?: Set<number>, nextPage = -1): Block[] {
   const leaders = new Set<number>([entry]);
-  const maxBlocks = extraEntries.length > 0 ? MAX_SWEEP_BLOCKS : MAX_UNIT_BLOCKS;
-  const maxInsns = extraEntries.length > 0 ? 4096 : MAX_UNIT_INSNS;
-  const queue = [entry, ...extraEntries.filter((e) => e !== entry)];
-  for (const e of extraEntries) leaders.add(e);
+  const queue = [entry];
   // Blocks other units already translate are not translated again: this unit's blocks stop at
   // them and jump there through chainable exits (as each QEMU TB is translated once).
   const stops = new Set<number>(leaders);
   if (translated !== undefined) for (const t of translated) if (t !== entry) stops.add(t);
   let insns = 0;
   // Discover leaders breadth-first (blocks decoded here may be split later).
-  for (let qi = 0; qi < queue.length && leaders.size < maxBlocks && insns < maxInsns; qi++) {
+  for (let qi = 0; qi < queue.length && leaders.size < MAX_UNIT_BLOCKS && insns < MAX_UNIT_INSNS; qi++) {
     const b = decodeBlock(dv, page, queue[qi]!, fpOk, stops, nextPage);
     insns += b.insns.length;
     const next: number[] = [];
     if (b.term === Term.BRANCH) next.push(b.target, b.end);
-    else if (b.term === Term.JAL) next.push(b.target);
+    else if (b.term === Term.JAL) {
+      next.push(b.target);
+      if (callReturns && isCall(b)) next.push(b.end); // where the callee returns to
+    } else if (b.term === Term.JALR && callReturns && isCall(b)) next.push(b.end);
     else if (b.term === Term.FALL) next.push(b.end);
     else if (b.term === Term.INTERP && b.target >= 0) next.push(b.target); // the code after an ecall, sret, …
     for (const t of next) {
-      if (t < 0 || t >= 4096 || leaders.has(t) || stops.has(t) || leaders.size >= maxBlocks) continue;
+      if (t < 0 || t >= 4096 || leaders.has(t) || stops.has(t) || leaders.size >= MAX_UNIT_BLOCKS) continue;
       leaders.add(t);
       stops.add(t);
       queue.push(t);
@@ -218,25 +226,4 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
   for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fpOk, stops, nextPage));
   // Address order: forward branches become forward wasm branches (codegen.ts).
   return blocks.sort((a, b) => a.start - b.start);
-}
-
-/**
- * Block starts found by a linear sweep of the page from offset 0: each
- * block's end starts the next (after the interpreted instruction, for
- * INTERP ends). Used to translate a whole page at once (threshold 0), so a
- * page costs one module instead of one per entry point. A sweep that starts
- * inside an instruction straddling from the previous page decodes garbage
- * until it resynchronises; such blocks are never entered (entries are real
- * pcs), so they cost only compile time.
- */
-export function sweepEntries(dv: DataView, page: number, fpOk: boolean): number[] {
-  const out: number[] = [];
-  let off = 0;
-  while (off < 4096 && out.length < MAX_SWEEP_BLOCKS) {
-    const b = decodeBlock(dv, page, off, fpOk);
-    out.push(off);
-    const next = b.term === Term.INTERP ? (b.target >= 0 ? b.target : b.end + 2) : b.end;
-    off = next > off ? next : off + 2;
-  }
-  return out;
 }

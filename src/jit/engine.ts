@@ -29,7 +29,7 @@ import { execAmo } from '../cpu/exec-amo.js';
 import { MSTATUS_FS } from '../cpu/csr-file.js';
 import { TLB_MASK, PAGE_MASK, TLB_WORDS, TLB_W_X, TLB_W_HOST } from '../mmu/tlb.js';
 import type { GuestRam } from '../memory/guest-ram.js';
-import { decodeBlock, planUnit, sweepEntries, straddles, Term } from './block-decoder.js';
+import { decodeBlock, planUnit, straddles, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
 import { generateUnit } from './codegen.js';
 import {
@@ -77,7 +77,19 @@ interface BlockRec {
   count: number;
   /** Instructions to interpret while cold (up to and including the block's end). */
   len: number;
+  /** Host offset just past the block's last instruction. */
+  end: number;
 }
+
+/**
+ * The count given to a block start found inside a block that is already
+ * translated, at threshold 0: it stays interpreted (for about 2^30 runs).
+ * Such starts are where a trap handler returned to (an interrupt or a page
+ * fault in the middle of straight-line code): every run of the kernel's
+ * unrolled SHA-256 made hundreds of them, each of which became a one-block
+ * module, and the thousands of modules evicted each other.
+ */
+const INSIDE_TRANSLATED_COUNT = -(2 ** 30);
 
 /** Counters for reports and tests. */
 export interface JitStats {
@@ -346,7 +358,7 @@ export class Jit implements ExecEngine {
   private newRec(host: number, mode: number): BlockRec {
     const b = decodeBlock(this.ram.dv, host & PAGE_MASK, host & 0xfff, this.fpOk(mode));
     const len = Math.max(1, b.insns.length + (b.term === Term.INTERP ? 1 : 0));
-    const rec: BlockRec = { host, mode, unit: null, entry: 0, count: 0, len };
+    const rec: BlockRec = { host, mode, unit: null, entry: 0, count: 0, len, end: (host & PAGE_MASK) + b.end };
     this.recs[mode]!.set(host, rec);
     const page = host >>> 12;
     let list = this.pageRecs.get(page);
@@ -401,21 +413,33 @@ export class Jit implements ExecEngine {
     }
   }
 
-  /** Translates the unit around `rec` (reached at pc pcHi:pcLo) and installs it. */
-  private translate(rec: BlockRec, host: number, mode: number, pcLo: number, pcHi: number): Unit {
-    const t0 = globalThis.performance.now();
+  /**
+   * Translates the unit around `rec` (reached at pc pcHi:pcLo) and installs
+   * it; at threshold 0, returns null instead when pc lies inside a block a
+   * live unit already translates (see INSIDE_TRANSLATED_COUNT).
+   */
+  private translate(rec: BlockRec, host: number, mode: number, pcLo: number, pcHi: number): Unit | null {
     const pageOff = host & PAGE_MASK, page = host >>> 12;
-    // At threshold 0 (whole pages), blocks other units already hold are not translated again. Otherwise a
-    // unit takes every block reachable from its entry, even those other units hold: bigger units keep hot
-    // paths inside one function (the bytecode interpreter bench: 4.6 s with sharing, 3.2 s without).
-    const translated = new Set<number>();
-    if (this.opts.threshold === 0) for (const r of this.pageRecs.get(page) ?? []) {
+    if (this.opts.threshold === 0) {
+      for (const r of this.pageRecs.get(page) ?? []) {
+        if (r.mode === mode && r.host < host && host < r.end && r.unit !== null && !r.unit.dead) {
+          rec.count = INSIDE_TRANSLATED_COUNT;
+          this.dcUpdate(rec);
+          return null;
+        }
+      }
+    }
+    const t0 = globalThis.performance.now();
+    // At threshold 0, blocks other units already hold are not translated again, and return points
+    // after calls join the caller's unit (fewer, larger modules). Otherwise a unit takes every block
+    // reachable from its entry, even those other units hold: bigger units keep hot paths inside one
+    // function (the bytecode interpreter bench: 4.6 s with sharing, 3.2 s without).
+    const t0mode = this.opts.threshold === 0, translated = new Set<number>();
+    if (t0mode) for (const r of this.pageRecs.get(page) ?? []) {
       if (r.unit !== null && !r.unit.dead && r.mode === mode) translated.add(r.host - pageOff);
     }
-    // Threshold 0 translates whole pages (one module per page, not one per entry point).
-    const sweep = this.opts.threshold === 0 ? sweepEntries(this.ram.dv, pageOff, this.fpOk(mode)).filter((o) => !translated.has(o)) : [];
     const next = this.nextPageHost(pcLo, pcHi);
-    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), sweep, translated, next);
+    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), t0mode, translated, next);
     const page2 = blocks.some(straddles) ? next >>> 12 : -1;
     const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode), next);
     const module = new WebAssembly.Module(code.bytes);

@@ -473,8 +473,8 @@ test('random programs (ALU, memory, AMOs, branches, calls across pages) match th
     for (let k = 0; k < 8; k++) budgets.push(1 + rng.int(rng.int(2) === 0 ? 8 : 60));
     try {
       differential(p, withBudgets(budgets, 100_000), [{ threshold: 0 }, { threshold: 2 }]);
-      // A cache of about two units: eviction, slot reuse and unlinking all the time.
-      const { runs } = differential(p, toExit(1 + rng.int(500)), [{ threshold: 0 }, { threshold: 0, cacheBytes: 2 * maxUnitBytes(p) }]);
+      // A cache a little bigger than the biggest unit: eviction, slot reuse and unlinking all the time.
+      const { runs } = differential(p, toExit(1 + rng.int(500)), [{ threshold: 0 }, { threshold: 0, cacheBytes: maxUnitBytes(p) + 1 }]);
       evictions += runs[1]!.jit!.stats.evictions;
     } catch (e) {
       throw new Error(`round ${round} (seed ${SEED}), budgets ${budgets.join(',')}: ${(e as Error).message}`, { cause: e });
@@ -816,7 +816,7 @@ function manyPages(rounds: number): Program {
 }
 
 test('a small code cache evicts old units and results stay correct', () => {
-  // Size one unit of this program for each threshold (threshold 0 translates whole pages), then allow about three.
+  // Size one unit of this program for each threshold, then allow about three.
   const cacheFor = (threshold: number): number => {
     const probe = build(manyPages(20), { threshold });
     runToExit(probe);
