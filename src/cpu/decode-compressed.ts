@@ -17,20 +17,25 @@ function bits(v: number, hi: number, lo: number): number { return (v >>> lo) & (
 /** Sign-extends the low `n` bits of v. */
 function sext(v: number, n: number): number { return (v << (32 - n)) >> (32 - n); }
 
-function iType(imm: number, rs1: number, f3: number, rd: number, op: number): number {
+/** I-type encoding (also used by the interpreter warm-up, machine/warm-up.ts). */
+export function iType(imm: number, rs1: number, f3: number, rd: number, op: number): number {
   return ((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
 }
-function sType(imm: number, rs2: number, rs1: number, f3: number, op: number): number {
+/** S-type encoding. */
+export function sType(imm: number, rs2: number, rs1: number, f3: number, op: number): number {
   return (((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | op;
 }
-function rType(f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number): number {
+/** R-type encoding. */
+export function rType(f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number): number {
   return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
 }
-function bType(imm: number, rs2: number, rs1: number, f3: number): number {
+/** B-type encoding (conditional branch; `imm` is the byte offset). */
+export function bType(imm: number, rs2: number, rs1: number, f3: number): number {
   return (bit(imm, 12) << 31) | (bits(imm, 10, 5) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
     (bits(imm, 4, 1) << 8) | (bit(imm, 11) << 7) | OP_BRANCH;
 }
-function jType(imm: number, rd: number): number {
+/** J-type encoding (jal; `imm` is the byte offset). */
+export function jType(imm: number, rd: number): number {
   return (bit(imm, 20) << 31) | (bits(imm, 10, 1) << 21) | (bit(imm, 11) << 20) | (bits(imm, 19, 12) << 12) |
     (rd << 7) | OP_JAL;
 }

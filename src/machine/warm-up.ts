@@ -34,6 +34,7 @@ import { Hart, slotState, ExitReason } from '../cpu/hart.js';
 import { CsrFile, MSTATUS_FS } from '../cpu/csr-file.js';
 import { Vcpu } from '../cpu/vcpu.js';
 import { run } from '../cpu/interpreter.js';
+import { rType, iType, sType, bType, jType } from '../cpu/decode-compressed.js';
 import { S } from '../cpu/hart-state.js';
 import { SvTranslator } from '../mmu/sv-walker.js';
 import { attachJit, jitFor, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
@@ -54,10 +55,6 @@ const SAFE_CSRS = [0x001, 0x002, 0x003, 0xc00, 0xc01, 0xc02, 0x340, 0x140, 0x300
 
 let warmed = false;
 
-/** R-type encoding. */
-function r(op: number, f3: number, f7: number, rd: number, rs1: number, rs2: number): number {
-  return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
-}
 
 /** funct7 values of OP / OP-32 instructions (M, Zba, Zbb, Zbs), plus one that is illegal (unprivileged spec ch. 13, 28). */
 const OP_F7 = [0x00, 0x01, 0x04, 0x05, 0x10, 0x14, 0x20, 0x24, 0x30, 0x34, 0x7f];
@@ -66,25 +63,6 @@ const SHIFT_HI6 = [0x00, 0x02, 0x0a, 0x10, 0x12, 0x18, 0x1a, 0x3f];
 /** funct7 values of OP-FP for S and D (unprivileged spec ch. 20-21), plus illegal ones. */
 const FP_F7 = [0x00, 0x01, 0x04, 0x05, 0x08, 0x09, 0x0c, 0x0d, 0x10, 0x11, 0x14, 0x15, 0x20, 0x21, 0x2c, 0x2d,
   0x50, 0x51, 0x60, 0x61, 0x68, 0x69, 0x70, 0x71, 0x78, 0x79, 0x02, 0x7f];
-
-/** I-type encoding. */
-function iType(op: number, f3: number, rd: number, rs1: number, imm: number): number {
-  return (imm << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
-}
-/** S-type encoding. */
-function sType(op: number, f3: number, rs1: number, rs2: number, imm: number): number {
-  return ((imm >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | op;
-}
-/** B-type encoding (offset in bytes, even). */
-function bType(f3: number, rs1: number, rs2: number, off: number): number {
-  return (((off >> 12) & 1) << 31) | (((off >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
-    (((off >> 1) & 0xf) << 8) | (((off >> 11) & 1) << 7) | BRANCH;
-}
-/** J-type encoding (offset in bytes, even). */
-function jType(rd: number, off: number): number {
-  return (((off >> 20) & 1) << 31) | (((off >> 1) & 0x3ff) << 21) | (((off >> 11) & 1) << 20) | (((off >> 12) & 0xff) << 12) |
-    (rd << 7) | JAL;
-}
 
 /** Iterations of the engine warm-up loop: more than the system VM's translation threshold, so its blocks are translated. */
 const LOOP_COUNT = 4096;
@@ -99,45 +77,45 @@ const LOOP_OFF = 0x2000;
 function loopProgram(): number[] {
   return [
     LOOP_COUNT | (5 << 7) | LUI, // lui x5, LOOP_COUNT >> 12 (x5 = LOOP_COUNT, a multiple of 4096)
-    iType(LOAD, 3, 6, 8, 0), // loop: ld x6, 0(x8)
-    iType(OP_IMM, 0, 6, 6, 1), // addi x6, x6, 1
-    sType(STORE, 3, 8, 6, 0), // sd x6, 0(x8)
-    jType(1, 16), // jal x1, func
-    iType(OP_IMM, 0, 5, 5, -1), // addi x5, x5, -1
-    bType(1, 5, 0, -20), // bne x5, x0, loop
+    iType(0, 8, 3, 6, LOAD), // loop: ld x6, 0(x8)
+    iType(1, 6, 0, 6, OP_IMM), // addi x6, x6, 1
+    sType(0, 6, 8, 3, STORE), // sd x6, 0(x8)
+    jType(16, 1), // jal x1, func
+    iType(-1, 5, 0, 5, OP_IMM), // addi x5, x5, -1
+    bType(-20, 0, 5, 1), // bne x5, x0, loop
     0x00100073, // ebreak
-    iType(JALR, 0, 0, 1, 0), // func: jalr x0, 0(x1)
+    iType(0, 1, 0, 0, JALR), // func: jalr x0, 0(x1)
   ];
 }
 
 /** Every instruction word the warm-up executes (deterministic). */
 function encodings(): number[] {
   const w: number[] = [];
-  for (const op of [OP, OP_32]) for (const f7 of OP_F7) for (let f3 = 0; f3 < 8; f3++) w.push(r(op, f3, f7, 5, 6, 7));
+  for (const op of [OP, OP_32]) for (const f7 of OP_F7) for (let f3 = 0; f3 < 8; f3++) w.push(rType(f7, 7, 6, f3, 5, op));
   for (const op of [OP_IMM, OP_IMM_32]) {
     for (let f3 = 0; f3 < 8; f3++) {
-      if (f3 !== 1 && f3 !== 5) { w.push(r(op, f3, 0, 5, 6, 0) | (0x123 << 20), r(op, f3, 0, 5, 6, 0) | (0xfff << 20)); continue; }
+      if (f3 !== 1 && f3 !== 5) { w.push(rType(0, 0, 6, f3, 5, op) | (0x123 << 20), rType(0, 0, 6, f3, 5, op) | (0xfff << 20)); continue; }
       // imm[11:6] selects the operation, imm[5:0] is a shamt or (Zbb) a sub-selector.
-      for (const hi6 of SHIFT_HI6) for (const lo6 of [0, 1, 2, 4, 5, 7, 24, 31, 32, 56, 63]) w.push(r(op, f3, 0, 5, 6, 0) | (((hi6 << 6) | lo6) << 20));
+      for (const hi6 of SHIFT_HI6) for (const lo6 of [0, 1, 2, 4, 5, 7, 24, 31, 32, 56, 63]) w.push(rType(0, 0, 6, f3, 5, op) | (((hi6 << 6) | lo6) << 20));
     }
   }
   for (let f3 = 0; f3 < 8; f3++) {
     for (const base of [6, 7, 8, 9]) {
-      w.push(r(LOAD, f3, 0, 5, base, 0), r(STORE, f3, 0, 0, base, 10), r(LOAD_FP, f3, 0, 5, base, 0), r(STORE_FP, f3, 0, 0, base, 10));
+      w.push(rType(0, 0, base, f3, 5, LOAD), rType(0, 10, base, f3, 0, STORE), rType(0, 0, base, f3, 5, LOAD_FP), rType(0, 10, base, f3, 0, STORE_FP));
     }
-    w.push(r(BRANCH, f3, 0, 4, 6, 7), r(BRANCH, f3, 0, 4, 6, 6), r(BRANCH, f3, 0, 4, 10, 11), r(BRANCH, f3, 0, 4, 11, 10));
-    w.push(r(MISC_MEM, f3, 0, 0, 0, 0), r(JALR, f3, 0, 1, 6, 0), r(JALR, f3, 0, 1, 10, 0));
+    w.push(rType(0, 7, 6, f3, 4, BRANCH), rType(0, 6, 6, f3, 4, BRANCH), rType(0, 11, 10, f3, 4, BRANCH), rType(0, 10, 11, f3, 4, BRANCH));
+    w.push(rType(0, 0, 0, f3, 0, MISC_MEM), rType(0, 0, 6, f3, 1, JALR), rType(0, 0, 10, f3, 1, JALR));
   }
-  w.push(r(LUI, 0, 0x7f, 5, 31, 31), r(AUIPC, 0, 0x40, 5, 3, 3), r(JAL, 0, 0, 1, 0, 8), r(JAL, 0, 0x7f, 0, 31, 31));
+  w.push(rType(0x7f, 31, 31, 0, 5, LUI), rType(0x40, 3, 3, 0, 5, AUIPC), rType(0, 8, 0, 0, 1, JAL), rType(0x7f, 31, 31, 0, 0, JAL));
   for (const f5 of [0, 1, 2, 3, 4, 8, 12, 16, 20, 24, 28]) {
-    for (let f3 = 0; f3 < 8; f3++) for (const base of [6, 8]) w.push(r(AMO, f3, f5 << 2, 5, base, 10));
+    for (let f3 = 0; f3 < 8; f3++) for (const base of [6, 8]) w.push(rType(f5 << 2, 10, base, f3, 5, AMO));
   }
-  for (const f7 of FP_F7) for (let f3 = 0; f3 < 8; f3++) for (const rs2 of [0, 1, 2, 3]) w.push(r(OP_FP, f3, f7, 5, 6, rs2));
-  for (let k = 0; k < 4; k++) for (let fmt = 0; fmt < 4; fmt++) for (let f3 = 0; f3 < 8; f3++) w.push(r(MADD + 4 * k, f3, (7 << 2) | fmt, 5, 6, 7));
-  for (const f12 of [0, 1, 0x102, 0x105, 0x302, 0x7b2]) w.push(r(SYSTEM, 0, 0, 0, 0, 0) | (f12 << 20));
-  w.push(r(SYSTEM, 0, 0x09, 0, 6, 7), r(SYSTEM, 0, 0x09, 0, 0, 0));
+  for (const f7 of FP_F7) for (let f3 = 0; f3 < 8; f3++) for (const rs2 of [0, 1, 2, 3]) w.push(rType(f7, rs2, 6, f3, 5, OP_FP));
+  for (let k = 0; k < 4; k++) for (let fmt = 0; fmt < 4; fmt++) for (let f3 = 0; f3 < 8; f3++) w.push(rType((7 << 2) | fmt, 7, 6, f3, 5, MADD + 4 * k));
+  for (const f12 of [0, 1, 0x102, 0x105, 0x302, 0x7b2]) w.push(rType(0, 0, 0, 0, 0, SYSTEM) | (f12 << 20));
+  w.push(rType(0x09, 7, 6, 0, 0, SYSTEM), rType(0x09, 0, 0, 0, 0, SYSTEM));
   for (const csr of SAFE_CSRS) {
-    for (let f3 = 1; f3 < 8; f3++) if (f3 !== 4) w.push(r(SYSTEM, f3, 0, 5, f3 < 4 ? 0 : 1, 0) | (csr << 20), r(SYSTEM, f3, 0, 0, 0, 0) | (csr << 20));
+    for (let f3 = 1; f3 < 8; f3++) if (f3 !== 4) w.push(rType(0, 0, f3 < 4 ? 0 : 1, f3, 5, SYSTEM) | (csr << 20), rType(0, 0, 0, f3, 0, SYSTEM) | (csr << 20));
   }
   // Compressed: a spread of every quadrant's encodings (they run as their 32-bit expansion).
   for (let h = 0; h < 0x10000; h += 37) if ((h & 3) !== 3) w.push(h);
