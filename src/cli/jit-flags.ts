@@ -36,11 +36,11 @@ export function applyJitEnv(env: NodeJS.ProcessEnv): string | null {
   return null;
 }
 
-/** One line of JIT counters for --stats: units, blocks, wasm bytes, compile time, invalidations, evictions. */
+/** One line of JIT counters for --stats: units, blocks, wasm bytes, compile time, invalidations, evictions, dispatcher counts, rebuilds. */
 export function jitStatsLine(): string {
   const t = jitTotals;
   if (!jitConfig.enabled) return 'tsvm: jit: off';
   return `tsvm: jit: units=${t.unitsCompiled} blocks=${t.blocksCompiled} wasm-bytes=${t.bytesCompiled} ` +
     `compile-ms=${t.compileMs.toFixed(1)} invalidations=${t.invalidations} evictions=${t.evictions} ` +
-    `dispatches=${t.dispatches} interp-steps=${t.interpSteps} cold-blocks=${t.coldBlocks}`;
+    `dispatches=${t.dispatches} interp-steps=${t.interpSteps} cold-blocks=${t.coldBlocks} rebuilds=${t.rebuilds}`;
 }

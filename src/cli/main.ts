@@ -11,6 +11,9 @@ import { parseSize } from './size.js';
 // guest program's wall time).
 import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
 import { relaunchWithPoolSize } from '../host/compiler-threads.js';
+import { enableWasmBranchHints } from '../host/wasm-features.js';
+
+enableWasmBranchHints();
 
 const program = new Command();
 program

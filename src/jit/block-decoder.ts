@@ -62,7 +62,16 @@ export interface Block {
   term: Term;
   /** Branch/jal target as a page offset (BRANCH, JAL); for INTERP, the offset after that instruction (-1 if unknown). */
   target: number;
+  /**
+   * For a JALR block: the page offsets its jalr was seen to jump to in this
+   * page (learned by the engine) that the unit also holds, so generated code
+   * jumps there without leaving the unit. Set by planUnit.
+   */
+  jalrTargets?: number[];
 }
+
+/** Page offsets that jalr instructions of a page were seen to jump to in the same page, by the jalr's page offset. */
+export type JalrTargets = ReadonlyMap<number, readonly number[]>;
 
 /** Sign-extended B-type immediate (unprivileged spec §2.5, Figure 2.4). */
 export function branchImm(insn: number): number {
@@ -191,11 +200,14 @@ function isCall(b: Block): boolean {
  * the instruction after each call is a leader too, so the callee's return
  * lands in this unit instead of making a unit of its own. `translated`
  * holds the blocks other units translate (they are not translated again).
+ * `learned` maps a jalr's page offset to the same-page targets it was seen
+ * to jump to: they are followed like direct branch targets, so an indirect
+ * jump to one of them (a switch's jump table, a return) stays in the unit.
  * Returns the blocks in address order. `nextPage` is the host page of the
  * following virtual page, or -1.
  */
 export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolean, callReturns = false,
-  translated?: Set<number>, nextPage = -1): Block[] {
+  translated?: Set<number>, nextPage = -1, learned?: JalrTargets): Block[] {
   const leaders = new Set<number>([entry]);
   const queue = [entry];
   // Blocks other units already translate are not translated again: this unit's blocks stop at
@@ -212,8 +224,11 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
     else if (b.term === Term.JAL) {
       next.push(b.target);
       if (callReturns && isCall(b)) next.push(b.end); // where the callee returns to
-    } else if (b.term === Term.JALR && callReturns && isCall(b)) next.push(b.end);
-    else if (b.term === Term.FALL) next.push(b.end);
+    } else if (b.term === Term.JALR) {
+      if (callReturns && isCall(b)) next.push(b.end);
+      const seen = learned?.get(b.offs[b.offs.length - 1]!);
+      if (seen !== undefined) next.push(...seen);
+    } else if (b.term === Term.FALL) next.push(b.end);
     else if (b.term === Term.INTERP && b.target >= 0) next.push(b.target); // the code after an ecall, sret, …
     for (const t of next) {
       if (t < 0 || t >= 4096 || leaders.has(t) || stops.has(t) || leaders.size >= MAX_UNIT_BLOCKS) continue;
@@ -224,6 +239,13 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
   }
   const blocks: Block[] = [];
   for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fpOk, stops, nextPage));
+  if (learned !== undefined) {
+    for (const b of blocks) {
+      const seen = b.term === Term.JALR ? learned.get(b.offs[b.offs.length - 1]!) : undefined;
+      const held = seen?.filter((t) => leaders.has(t));
+      if (held !== undefined && held.length > 0) b.jalrTargets = held;
+    }
+  }
   // Address order: forward branches become forward wasm branches (codegen.ts).
   return blocks.sort((a, b) => a.start - b.start);
 }

@@ -38,6 +38,9 @@ import {
   TYPES, HELPERS, HELPER_TABLE, LOCALS, T_UNIT, T_HUB,
 } from './unit-abi.js';
 
+/** Widest jalr dispatch table (entries, one per 2 bytes of the targets' span); wider spans use compares. */
+const MAX_JALR_TABLE = 1024;
+
 /** Emits the unit's function. */
 class Gen {
   readonly c: Code;
@@ -57,6 +60,8 @@ class Gen {
   /** Exported global names (index = global index) and exit-site kinds. */
   readonly globals: string[] = ['u'];
   readonly sites: number[] = [];
+  /** Per exit site: the page offset of its jalr (-1 for other kinds). */
+  readonly siteInsn: number[] = [];
 
   /** The translation mode the unit is for (IBTC entries must match it). */
   private readonly mode: number;
@@ -88,6 +93,8 @@ class Gen {
 
   private open(o: Op.block | Op.if | Op.loop, t: number = VOID): void { this.c.open(o, t); this.extra++; }
   private close(): void { this.c.op(Op.end); this.extra--; }
+  /** Opens an `if` with a branch hint (V8 lays the unlikely arm out of line and keeps registers for the likely one). */
+  private openIf(likely: boolean, t: number = VOID): void { this.c.openHinted(likely, t); this.extra++; }
 
   private getX(r: number): void {
     if (r === 0) { this.c.i64(0); return; }
@@ -152,16 +159,52 @@ class Gen {
     const site = this.newSite(cross ? SITE_CROSS : SITE_PAGE);
     this.pcAt(off); c.local(Op.local_set, L_NPC);
     c.global(Op.global_get, this.gIndex('l', site)); c.local(Op.local_tee, L_P);
-    this.open(Op.if);
-    if (cross) { this.fetchTlbCheck(site); this.open(Op.if); this.chain(); this.close(); } else this.chain();
+    this.openIf(true);
+    if (cross) { this.fetchTlbCheck(site); this.openIf(true); this.chain(); this.close(); } else this.chain();
     this.close();
     this.siteExit(site);
   }
 
-  /** Registers an exit site with its globals; returns its number. */
-  private newSite(kind: number): number {
+  /**
+   * A jalr whose target (in L_NPC) may be one of `targets`, page offsets of
+   * blocks in this unit it was seen to jump to: when it is, jump there
+   * without leaving the unit (a br_table over the targets' span, or compares
+   * when the span is wide). Same page offset means same page: pcBase is the
+   * page this unit runs from. Other targets fall through to the IBTC.
+   */
+  private jalrInUnit(targets: number[]): void {
+    const c = this.c, offs = [...new Set(targets)].filter((t) => this.index.has(t)).sort((a, b) => a - b);
+    if (offs.length === 0) return;
+    const min = offs[0]!, span = offs[offs.length - 1]! - min + 2, slots = span >>> 1;
+    c.comment(`jalr in unit: ${offs.map((o) => '+0x' + o.toString(16)).join(' ')}`);
+    c.local(Op.local_get, L_NPC); c.local(Op.local_get, L_PCBASE); c.op(Op.i64_sub);
+    if (min !== 0) { c.i64(min); c.op(Op.i64_sub); }
+    c.local(Op.local_tee, L_T); c.i64(span); c.op(Op.i64_lt_u);
+    this.openIf(true);
+    if (slots <= MAX_JALR_TABLE) {
+      this.open(Op.block); // miss: a pc between the targets
+      for (let i = 0; i < offs.length; i++) this.open(Op.block);
+      // pc offsets are even (jalr clears bit 0; block starts are 2-aligned)
+      const table = new Array<number>(slots).fill(offs.length);
+      offs.forEach((o, i) => { table[(o - min) >>> 1] = i; });
+      c.local(Op.local_get, L_T); c.op(Op.i32_wrap_i64); c.i32(1); c.op(Op.i32_shr_u);
+      c.brTable(table, offs.length);
+      for (const o of offs) { this.close(); this.goto(o); }
+      this.close();
+    } else {
+      for (const o of offs) {
+        c.local(Op.local_get, L_T); c.i64(o - min); c.op(Op.i64_eq);
+        this.open(Op.if); this.goto(o); this.close();
+      }
+    }
+    this.close();
+  }
+
+  /** Registers an exit site with its globals (`insn`: page offset of a jalr site's instruction); returns its number. */
+  private newSite(kind: number, insn = -1): number {
     const k = this.sites.length;
     this.sites.push(kind);
+    this.siteInsn.push(insn);
     if (kind !== SITE_JALR) this.globals.push(`l${k}`);
     if (kind === SITE_CROSS) this.globals.push(`p${k}`);
     return k;
@@ -213,7 +256,7 @@ class Gen {
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PC_HI);
     c.local(Op.local_get, L_NPC); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64); c.op(Op.i32_eq); c.op(Op.i32_and);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_MODE); c.i32(this.mode + 1); c.op(Op.i32_eq); c.op(Op.i32_and);
-    this.open(Op.if, I32);
+    this.openIf(true, I32);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_LINK); c.local(Op.local_set, L_P);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, IBTC_OFF + IBTC_PAGE); c.local(Op.local_set, L_Q);
     // fetch TLB check against the entry's page (in L_Q)
@@ -267,7 +310,7 @@ class Gen {
     if (this.selfLoop === 1) this.open(Op.loop);
     if (n > 0) {
       c.local(Op.local_get, L_BUDGET); c.i32(n); c.op(Op.i32_lt_s);
-      this.open(Op.if); this.exitAt(b.start, EXIT_BUDGET, 0); this.close();
+      this.openIf(false); this.exitAt(b.start, EXIT_BUDGET, 0); this.close();
       c.local(Op.local_get, L_BUDGET); c.i32(n); c.op(Op.i32_sub); c.local(Op.local_set, L_BUDGET);
     }
     const last = b.term === Term.BRANCH || b.term === Term.JAL || b.term === Term.JALR ? n - 1 : n;
@@ -292,10 +335,11 @@ class Gen {
         const insn = b.insns[n - 1]!, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31;
         this.getX(rs1); c.i64(insn >> 20); c.op(Op.i64_add); c.i64(-2); c.op(Op.i64_and); c.local(Op.local_set, L_NPC);
         if (rd !== 0) { this.pcAt(b.end); this.setX(rd); }
+        if (b.jalrTargets !== undefined) this.jalrInUnit(b.jalrTargets);
         // The hart's indirect-branch cache (IBTC): chain when it maps the target pc, in this mode, to a unit.
-        const site = this.newSite(SITE_JALR);
+        const site = this.newSite(SITE_JALR, b.offs[n - 1]!);
         this.ibtcLookup();
-        this.open(Op.if);
+        this.openIf(true);
         this.chain();
         this.close();
         this.siteExit(site);
@@ -337,7 +381,7 @@ class Gen {
     this.fetchTagEq(L_Q);
     c.local(Op.local_get, L_Q); c.mem(Op.i32_load, TLB_OFF_HOST); c.i32(this.nextHost); c.op(Op.i32_eq); c.op(Op.i32_and);
     c.op(Op.i32_eqz);
-    this.open(Op.if); this.bail(STRADDLE_OFF); this.close();
+    this.openIf(false); this.bail(STRADDLE_OFF); this.close();
   }
 
   /** Side exit for the current instruction at page offset `off`: the interpreter runs it. */
@@ -380,7 +424,7 @@ class Gen {
   private hostAddr(size: number, tagOff: number, slowFn: number, off: number, allowSplit: boolean): void {
     const c = this.c;
     this.tlbHit(size, tagOff);
-    this.open(Op.if);
+    this.openIf(true);
     this.hitAddr(); c.local(Op.local_set, L_P);
     c.op(Op.else);
     c.local(Op.local_get, L_LO);
@@ -388,7 +432,7 @@ class Gen {
     c.i32(size); callHelper(c, slowFn); c.local(Op.local_tee, L_P);
     c.i32(0); c.op(Op.i32_lt_s);
     if (allowSplit) { c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne); c.op(Op.i32_and); }
-    this.open(Op.if); this.bail(off); this.close();
+    this.openIf(false); this.bail(off); this.close();
     this.close();
   }
 
@@ -462,7 +506,7 @@ class Gen {
     const st = size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8;
     this.effAddr(r1, imm);
     this.tlbHit(size, TLB_OFF_W);
-    this.open(Op.if);
+    this.openIf(true);
     this.hitAddr(); this.storeValue(r2, fp); c.mem(st, 0);
     c.op(Op.else);
     this.slowStore(size, st, r2, off, next, fp);
@@ -476,11 +520,11 @@ class Gen {
     c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
     c.i32(size); callHelper(c, FN_ST_SLOW); c.local(Op.local_tee, L_P);
     c.i32(0); c.op(Op.i32_ge_s);
-    this.open(Op.if);
+    this.openIf(true);
     c.local(Op.local_get, L_P); this.storeValue(r2, fp); c.mem(st, 0);
     c.op(Op.else);
     c.local(Op.local_get, L_P); c.i32(ADDR_SPLIT); c.op(Op.i32_ne);
-    this.open(Op.if); this.bail(off); this.close();
+    this.openIf(false); this.bail(off); this.close();
     c.local(Op.local_get, L_LO);
     c.local(Op.local_get, L_A); c.i64(32); c.op(Op.i64_shr_u); c.op(Op.i32_wrap_i64);
     c.i32(size);
@@ -495,7 +539,7 @@ class Gen {
   private checkFlushed(next: number): void {
     const c = this.c;
     c.local(Op.local_get, L_ST); c.mem(Op.i32_load, FLUSHED_CELL);
-    this.open(Op.if);
+    this.openIf(false);
     c.local(Op.local_get, L_ST); c.i32(0); c.mem(Op.i32_store, FLUSHED_CELL);
     this.exitAt(next, EXIT_DISPATCH, this.n - this.k - 1);
     this.close();
@@ -548,10 +592,10 @@ class Gen {
     c.local(Op.local_get, L_BUDGET); c.i32(this.n - this.k); c.op(Op.i32_add);
     callHelper(c, FN_CSR); c.local(Op.local_tee, L_Q);
     c.i32(0); c.op(Op.i32_lt_s);
-    this.open(Op.if); this.bail(off); this.close();
+    this.openIf(false); this.bail(off); this.close();
     this.reload(rd);
     c.local(Op.local_get, L_Q);
-    this.open(Op.if); this.exitAt(next, EXIT_DISPATCH, this.n - this.k - 1); this.close();
+    this.openIf(false); this.exitAt(next, EXIT_DISPATCH, this.n - this.k - 1); this.close();
   }
 
   /** Spills x[r] to the hart state (a helper reads it there). */
@@ -585,7 +629,7 @@ class Gen {
     if (intSrc) this.spill(r1);
     c.i32(insn); callHelper(c, FN_FP);
     c.i32(0); c.op(Op.i32_lt_s);
-    this.open(Op.if); this.bail(off); this.close();
+    this.openIf(false); this.bail(off); this.close();
     if (intDst) this.reload(rd);
   }
 
@@ -594,7 +638,7 @@ class Gen {
     this.spill(r1); this.spill(r2);
     c.i32(insn); callHelper(c, FN_AMO);
     c.i32(0); c.op(Op.i32_ne);
-    this.open(Op.if); this.bail(off); this.close();
+    this.openIf(false); this.bail(off); this.close();
     this.reload(rd);
     this.checkFlushed(next);
   }
@@ -625,9 +669,10 @@ class Gen {
     epi.op(Op.end);
     const all = new Code(false);
     all.bytes(pro.view()); all.bytes(body.view()); all.bytes(epi.view());
-    const bytes = moduleBytes(TYPES, HELPER_TABLE, T_UNIT, LOCALS, all.view(), this.globals);
+    const hints = body.hints.map((v, i) => (i & 1) === 0 ? v + pro.len : v);
+    const bytes = moduleBytes(TYPES, HELPER_TABLE, T_UNIT, LOCALS, all.view(), this.globals, hints);
     const listing = body.listing === null ? null : [...pro.listing!, ...body.listing, ...epi.listing!];
-    return { bytes, listing, sites: this.sites };
+    return { bytes, listing, sites: this.sites, siteInsn: this.siteInsn };
   }
 }
 

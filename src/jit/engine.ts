@@ -65,6 +65,13 @@ interface Unit {
   inLinks: Set<number>;
   /** Per exit site: the unit it is linked to now. */
   linkTo: (Unit | null)[];
+  /** The block record the unit was translated for (a rebuild starts there again). */
+  entryRec: BlockRec;
+  /** Per exit site: the page offset of its jalr (-1 for other kinds). */
+  siteInsn: number[];
+  /** Learned jalr targets the unit was planned with, and targets learned from its jalrs since. */
+  builtTargets: number;
+  newTargets: number;
 }
 
 /** What the dispatcher knows of one block start. */
@@ -79,6 +86,8 @@ interface BlockRec {
   len: number;
   /** Host offset just past the block's last instruction. */
   end: number;
+  /** Times a unit translated for this entry was rebuilt to take in learned jalr targets. */
+  rebuilds: number;
 }
 
 /**
@@ -104,12 +113,14 @@ export interface JitStats {
   dispatches: number;
   interpSteps: number;
   coldBlocks: number;
+  /** Units translated again to take in jalr targets learned since (see learnJalr). */
+  rebuilds: number;
 }
 
 /** Totals over every engine in this process (for --stats and the benchmarks). */
 export const jitTotals: JitStats = {
   unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
-  dispatches: 0, interpSteps: 0, coldBlocks: 0,
+  dispatches: 0, interpSteps: 0, coldBlocks: 0, rebuilds: 0,
 };
 
 /**
@@ -118,6 +129,11 @@ export const jitTotals: JitStats = {
  * exhaust the process's mappings ("Commit wasm code space Allocation failed").
  */
 const MAX_LIVE_UNITS = 6000;
+
+/** Most same-page targets learned per jalr, and most rebuilds per unit entry (see learnJalr). */
+const MAX_JALR_TARGETS = 64, MAX_REBUILDS = 6;
+/** The site bits of an exit-site cell. */
+const SITE_MASK = (1 << SITE_BITS) - 1;
 
 /**
  * The dispatcher's direct-mapped block cache (a boot touches ~80 K blocks;
@@ -144,7 +160,7 @@ export class Jit implements ExecEngine {
   readonly opts: JitOptions;
   readonly stats: JitStats = {
     unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
-    dispatches: 0, interpSteps: 0, coldBlocks: 0,
+    dispatches: 0, interpSteps: 0, coldBlocks: 0, rebuilds: 0,
   };
   /** When set, receives the listing of every unit compiled (for debugging and golden tests). */
   onListing: ((pc: number, listing: string[]) => void) | null = null;
@@ -171,6 +187,8 @@ export class Jit implements ExecEngine {
    */
   private readonly hubFn: (st: number, budget: number, entry: number, slot: number) => number;
   private readonly slotUnit: (Unit | null)[] = [null];
+  /** Learned jalr targets: by RAM page, the same-page targets seen for each jalr (by its page offset). */
+  private readonly learned = new Map<number, Map<number, number[]>>();
   private readonly freeSlots: number[] = [];
 
   constructor(ram: GuestRam, opts: JitOptions) {
@@ -275,7 +293,10 @@ export class Jit implements ExecEngine {
         }
         host = p + (pcLo & 0xfff);
       }
-      const mode = this.modeOf(h), dc = this.dc, di = dcIndex(host, mode), d = di * DC_WORDS;
+      const mode = this.modeOf(h);
+      // A jalr exit (jalr sites are never linked): learn its target; this may rebuild the unit that left.
+      if (pending >= 0 && this.learnJalr(pending, host, mode, pcLo, pcHi)) pending = -1;
+      const dc = this.dc, di = dcIndex(host, mode), d = di * DC_WORDS;
       if (dc[d + DC_HOST] !== host || (dc[d + DC_MODE_LEN]! & DC_MODE_MASK) !== mode) this.dcFill(host, mode);
       let link = dc[d + DC_LINK]!;
       if (link === 0) {
@@ -358,7 +379,7 @@ export class Jit implements ExecEngine {
   private newRec(host: number, mode: number): BlockRec {
     const b = decodeBlock(this.ram.dv, host & PAGE_MASK, host & 0xfff, this.fpOk(mode));
     const len = Math.max(1, b.insns.length + (b.term === Term.INTERP ? 1 : 0));
-    const rec: BlockRec = { host, mode, unit: null, entry: 0, count: 0, len, end: (host & PAGE_MASK) + b.end };
+    const rec: BlockRec = { host, mode, unit: null, entry: 0, count: 0, len, end: (host & PAGE_MASK) + b.end, rebuilds: 0 };
     this.recs[mode]!.set(host, rec);
     const page = host >>> 12;
     let list = this.pageRecs.get(page);
@@ -385,6 +406,37 @@ export class Jit implements ExecEngine {
     if (kind === SITE_CROSS) (g[`p${site}`] as WebAssembly.Global).value = host & PAGE_MASK;
     src.linkTo[site] = unit;
     unit.inLinks.add(cell);
+  }
+
+  /**
+   * After unit `cell >>> SITE_BITS` left through exit site `cell` to host
+   * offset `host` in `mode`: if that was a jalr, returns true, and when the
+   * target lies in the unit's own page, remembers it for that jalr. When the
+   * unit's jalrs have learned as many new targets as it was planned with
+   * (at least one), the unit is translated again from its entry with them,
+   * so those jumps stay inside it (a bytecode interpreter's switch, a
+   * function's returns); at most MAX_REBUILDS times per entry, so the
+   * rebuilds stay logarithmic and bounded.
+   */
+  private learnJalr(cell: number, host: number, mode: number, pcLo: number, pcHi: number): boolean {
+    const src = this.slotUnit[cell >>> SITE_BITS], site = cell & SITE_MASK;
+    if (src === null || src === undefined || src.dead || src.sites[site] !== SITE_JALR) return false;
+    if (host >>> 12 !== src.page || mode !== src.mode) return true;
+    const at = src.siteInsn[site]!, off = host & 0xfff;
+    let page = this.learned.get(src.page);
+    if (page === undefined) { page = new Map(); this.learned.set(src.page, page); }
+    let seen = page.get(at);
+    if (seen === undefined) { seen = []; page.set(at, seen); }
+    if (seen.includes(off) || seen.length >= MAX_JALR_TARGETS) return true;
+    seen.push(off);
+    const rec = src.entryRec;
+    if (++src.newTargets >= Math.max(1, src.builtTargets) && rec.rebuilds < MAX_REBUILDS) {
+      rec.rebuilds++;
+      this.stats.rebuilds++; jitTotals.rebuilds++;
+      this.kill(src);
+      this.translate(rec, rec.host, rec.mode, pcLo, pcHi, true);
+    }
+    return true;
   }
 
   /** F/D instructions are translated only when FS is Dirty (or there are no privileged CSRs). */
@@ -418,9 +470,9 @@ export class Jit implements ExecEngine {
    * it; at threshold 0, returns null instead when pc lies inside a block a
    * live unit already translates (see INSIDE_TRANSLATED_COUNT).
    */
-  private translate(rec: BlockRec, host: number, mode: number, pcLo: number, pcHi: number): Unit | null {
+  private translate(rec: BlockRec, host: number, mode: number, pcLo: number, pcHi: number, rebuild = false): Unit | null {
     const pageOff = host & PAGE_MASK, page = host >>> 12;
-    if (this.opts.threshold === 0) {
+    if (this.opts.threshold === 0 && !rebuild) {
       for (const r of this.pageRecs.get(page) ?? []) {
         if (r.mode === mode && r.host < host && host < r.end && r.unit !== null && !r.unit.dead) {
           rec.count = INSIDE_TRANSLATED_COUNT;
@@ -439,7 +491,7 @@ export class Jit implements ExecEngine {
       if (r.unit !== null && !r.unit.dead && r.mode === mode) translated.add(r.host - pageOff);
     }
     const next = this.nextPageHost(pcLo, pcHi);
-    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), t0mode, translated, next);
+    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), t0mode, translated, next, this.learned.get(page));
     const page2 = blocks.some(straddles) ? next >>> 12 : -1;
     const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode), next);
     const module = new WebAssembly.Module(code.bytes);
@@ -449,7 +501,8 @@ export class Jit implements ExecEngine {
     const fn = inst.exports['f'] as Unit['fn'];
     const unit: Unit = {
       fn, bytes: code.bytes.length, page, page2, mode, recs: [], dead: false, slot, exports: inst.exports, sites: code.sites,
-      inLinks: new Set(), linkTo: [],
+      inLinks: new Set(), linkTo: [], entryRec: rec, siteInsn: code.siteInsn, newTargets: 0,
+      builtTargets: blocks.reduce((n, b) => n + (b.jalrTargets?.length ?? 0), 0),
     };
     this.slotUnit[slot] = unit;
     this.table.set(slot, fn);
@@ -529,6 +582,7 @@ export class Jit implements ExecEngine {
     const units = this.pageUnits.get(page);
     if (units !== undefined) for (const u of [...units]) this.kill(u);
     this.ram.codePages[page] = 0;
+    this.learned.delete(page);
     const list = this.pageRecs.get(page);
     if (list !== undefined) {
       for (const r of list) {

@@ -118,4 +118,6 @@ export interface UnitCode {
   listing: string[] | null;
   /** Kind of each exit site (SITE_*); site k owns the exported globals l{k} (link), p{k} (page), a{k}/b{k} (jalr target). */
   sites: number[];
+  /** Per exit site: the page offset of its jalr (SITE_JALR), else -1. */
+  siteInsn: number[];
 }

@@ -159,6 +159,8 @@ export class Code extends Bytes {
   /** Text listing, one instruction per line, or null when not wanted. */
   readonly listing: string[] | null;
   private depth = 0;
+  /** Branch hints: (byte offset of an `if` in this code, 1 likely / 0 unlikely) pairs. */
+  readonly hints: number[] = [];
 
   constructor(listing: boolean) {
     super();
@@ -180,6 +182,13 @@ export class Code extends Bytes {
     this.byte(o);
     this.note(NAMES[o] ?? `op ${o}`);
     if (o === Op.else) this.depth++;
+  }
+
+  /** An `if` whose condition is `likely` (true) or unlikely (false): recorded for the branch-hint section. */
+  openHinted(likely: boolean, type: number = VOID): void {
+    this.hints.push(this.len, likely ? 1 : 0);
+    this.open(Op.if, type);
+    if (this.listing !== null) this.listing[this.listing.length - 1] += likely ? ' ;; likely' : ' ;; unlikely';
   }
 
   /** block / loop / if with a block type. */
@@ -330,7 +339,7 @@ export interface TableImport { module: string; name: string; min: number }
  * helpers go through the table (see hubModuleBytes).
  */
 export function moduleBytes(types: FuncType[], table: TableImport, fnType: number,
-  locals: [number, number][], body: Uint8Array, globals: string[] = []): Uint8Array<ArrayBuffer> {
+  locals: [number, number][], body: Uint8Array, globals: string[] = [], hints: number[] = []): Uint8Array<ArrayBuffer> {
   const out = moduleHeader();
   const section = (id: number, fill: (b: Bytes) => void): void => addSection(out, id, fill);
   section(1, (b) => { // type section
@@ -358,10 +367,20 @@ export function moduleBytes(types: FuncType[], table: TableImport, fnType: numbe
     b.name('f'); b.byte(0x00); b.u32(0);
     globals.forEach((g, i) => { b.name(g); b.byte(0x03); b.u32(i); });
   });
+  const fb = new Bytes();
+  fb.u32(locals.length);
+  for (const [n, t] of locals) { fb.u32(n); fb.byte(t); }
+  if (hints.length > 0) {
+    // Branch hints (branch-hinting proposal: custom section "metadata.code.branch_hint", before the code
+    // section): for function 0, each hinted `if` as (offset from the body's start, including the locals, size 1, hint).
+    const base = fb.len;
+    section(0, (b) => {
+      b.name('metadata.code.branch_hint');
+      b.u32(1); b.u32(0); b.u32(hints.length / 2);
+      for (let i = 0; i < hints.length; i += 2) { b.u32(base + hints[i]!); b.u32(1); b.byte(hints[i + 1]!); }
+    });
+  }
   section(10, (b) => { // code section
-    const fb = new Bytes();
-    fb.u32(locals.length);
-    for (const [n, t] of locals) { fb.u32(n); fb.byte(t); }
     fb.bytes(body);
     b.u32(1);
     b.u32(fb.len);

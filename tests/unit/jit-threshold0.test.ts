@@ -24,17 +24,20 @@ function both(items: Item[], regs: [number, bigint][]): [TestHart, TestHart] {
 }
 
 test('threshold 0: an entry in the middle of a translated block is interpreted, not compiled into a unit', () => {
-  // loop: a0 += 1, 2, 4; t0 -= 1; then (t0 != 0) jump through t1 into the middle of the block (at "mid").
+  // a0 += 1, 2, 4, then jump to the next page, which counts t0 down and jumps back through t1
+  // into the middle of the first block (at "mid"), as a trap handler's return would. The jalr
+  // is in another page, so its target is not learned into a unit (see jit-jalr-learn.test.ts).
   const items: Item[] = [
-    rv.addi(A0, A0, 1), rv.addi(A0, A0, 2), 'mid:', rv.addi(A0, A0, 4), rv.addi(T0, T0, -1),
-    rv.beq(T0, 0, 'end'), rv.jalr(0, T1, 0), 'end:', EBREAK,
+    rv.addi(A0, A0, 1), rv.addi(A0, A0, 2), 'mid:', rv.addi(A0, A0, 4), rv.jal(0, 'far'),
+    ...new Array<number>(1020).fill(rv.addi(0, 0, 0)),
+    'far:', rv.addi(T0, T0, -1), rv.beq(T0, 0, 'end'), rv.jalr(0, T1, 0), 'end:', EBREAK,
   ];
   const mid = CODE + 8;
   const [ref, jit] = both(items, [[T0, 3n], [T1, BigInt(mid)]]);
   assert.equal(getX(ref, A0), 7n + 4n + 4n);
   assert.equal(getX(jit, A0), getX(ref, A0));
   assert.equal(getX(jit, T0), 0n);
-  assert.equal(jit.jit!.stats.unitsCompiled, 1, 'one unit: the entry at "mid" is inside its first block');
+  assert.equal(jit.jit!.stats.unitsCompiled, 2, 'two units (one per page): the entry at "mid" is inside the first one\'s block');
 });
 
 test('threshold 0: the code after a call joins the caller\'s unit', () => {
@@ -50,5 +53,7 @@ test('threshold 0: the code after a call joins the caller\'s unit', () => {
   assert.equal(getX(ref, A0), 1113n);
   assert.equal(getX(jit, A0), 1113n);
   // The caller's unit holds its three return points; the function is reached by a direct jal, so it is in it too.
-  assert.equal(jit.jit!.stats.unitsCompiled, 1);
+  // (Its return, a jalr into the same page, makes the unit be translated again with the learned targets.)
+  const st = jit.jit!.stats;
+  assert.equal(st.unitsCompiled - st.rebuilds, 1);
 });
