@@ -27,7 +27,7 @@ import { Code, Op, I32, VOID, moduleBytes } from './wasm-writer.js';
 import { emitFpFast, FpFast, type FpCtx } from './codegen-fp.js';
 import { opImm, op, opImm32, op32, type IntCtx } from './codegen-int.js';
 import { type Block, Term, STRADDLE_OFF, straddles } from './block-decoder.js';
-import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HOST, TLB_MASK, TLB_ENTRY_SHIFT } from '../mmu/tlb.js';
+import { TLB_OFF_R, TLB_OFF_W, TLB_OFF_X, TLB_OFF_HOST, TLB_OFF_ADDEND, TLB_MASK, TLB_ENTRY_SHIFT } from '../mmu/tlb.js';
 import {
   ADDR_SPLIT, BUDGET_CELL, EXIT_BUDGET, EXIT_CHAIN, EXIT_DISPATCH, EXIT_INTERP, FFLAGS_CELL, FLUSHED_CELL, FN_AMO,
   FN_CSR, FN_FP, FN_HUB, FN_LD_SLOW, FN_ST_SLOW, FN_ST_SPLIT, FRM_CELL, FTLB_CELL, F_BASE, G_SLOT, IBTC_BITS,
@@ -455,11 +455,11 @@ class Gen {
     c.i64(-4096); c.op(Op.i64_and); c.op(Op.i64_eq);
   }
 
-  /** Pushes the host address of a TLB hit (entry in L_P, low word in L_LO). */
+  /** Pushes the host address of a TLB hit (entry in L_P, low word in L_LO): the entry's addend plus the low word. */
   private hitAddr(): void {
     const c = this.c;
-    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_HOST);
-    c.local(Op.local_get, L_LO); c.i32(0xfff); c.op(Op.i32_and); c.op(Op.i32_add);
+    c.local(Op.local_get, L_P); c.mem(Op.i32_load, TLB_OFF_ADDEND);
+    c.local(Op.local_get, L_LO); c.op(Op.i32_add);
   }
 
   /** Pushes rs1 + imm and keeps it in L_A. */

@@ -65,7 +65,10 @@ export interface PageTranslator {
  * Layout of one TLB entry (TLB_ENTRY_BYTES, entry-major so one entry is one
  * cache line): three 64-bit tags — the page-aligned virtual address for
  * reads, writes and fetches, low word first; a low word of TLB_INVALID means
- * "not cached for this kind" — then the host offset of the page.
+ * "not cached for this kind" — then the host offset of the page, and the
+ * addend: host offset minus the page's virtual address (mod 2^32), so
+ * generated code gets an access's host address with one add to the
+ * address's low word (QEMU's TLB entries hold the same kind of addend).
  * Generated code compares a tag with one i64 load (QEMU's TLB compares the
  * same way: page address and "does not cross the page" in one test).
  */
@@ -73,11 +76,11 @@ export const TLB_ENTRY_BYTES = 32;
 /** log2(TLB_ENTRY_BYTES). */
 export const TLB_ENTRY_SHIFT = 5;
 /** Byte offsets inside an entry (generated code reads them directly). */
-export const TLB_OFF_R = 0, TLB_OFF_W = 8, TLB_OFF_X = 16, TLB_OFF_HOST = 24;
+export const TLB_OFF_R = 0, TLB_OFF_W = 8, TLB_OFF_X = 16, TLB_OFF_HOST = 24, TLB_OFF_ADDEND = 28;
 /** Bytes one TLB occupies when it lives in a CPU slot. */
 export const TLB_BYTES = TLB_ENTRY_BYTES * TLB_SIZE;
 /** Int32 word indexes inside an entry, for the JS side (`Tlb.e[i * TLB_WORDS + ...]`). */
-export const TLB_WORDS = TLB_ENTRY_BYTES / 4, TLB_W_R = 0, TLB_W_W = 2, TLB_W_X = 4, TLB_W_HOST = 6;
+export const TLB_WORDS = TLB_ENTRY_BYTES / 4, TLB_W_R = 0, TLB_W_W = 2, TLB_W_X = 4, TLB_W_HOST = 6, TLB_W_ADDEND = 7;
 
 /** Bits in a TLB's superpage filter (Tlb.superSeen). */
 const SUPER_FILTER_BITS = 4096;
@@ -137,6 +140,7 @@ export class Tlb {
     e[j + TLB_W_W] = perms & ACCESS_WRITE ? tag : TLB_INVALID; e[j + TLB_W_W + 1] = hi;
     e[j + TLB_W_X] = perms & ACCESS_EXEC ? tag : TLB_INVALID; e[j + TLB_W_X + 1] = hi;
     e[j + TLB_W_HOST] = hostOff;
+    e[j + TLB_W_ADDEND] = (hostOff - tag) | 0;
   }
 
   /** Host offset of the page holding (lo, hi) if it is cached for fetch, else -1 (no walk). */

@@ -2,12 +2,12 @@
  * Unit tests for the software TLB (src/mmu/tlb.ts): what `sfence.vma` with
  * an address must drop when entries hold 4 KiB pieces of superpages
  * (privileged spec §4.2.1), including the superpage filter that lets most
- * flushes skip the scan of every entry.
+ * flushes skip the scan of every entry; and the addend generated code uses.
  */
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tlb, TLB_SIZE, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC } from '../../src/mmu/tlb.js';
+import { Tlb, TLB_SIZE, TLB_MASK, TLB_WORDS, TLB_W_ADDEND, TLB_W_HOST, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC } from '../../src/mmu/tlb.js';
 
 const RWX = ACCESS_READ | ACCESS_WRITE | ACCESS_EXEC;
 const MEGA = 0x200000, GIGA = 0x40000000;
@@ -53,4 +53,16 @@ test('every one of many megapages is found by a flush of any address inside it',
     assert.ok(cached(t, (0x80000000 + (m + 1) * MEGA + ((m + 1) % 512) * 0x1000) | 0, -1), `megapage ${m + 1} kept`);
   }
   assert.equal(TLB_SIZE >= 256, true);
+});
+
+test('an entry\'s addend plus an address\'s low word is the host offset of that address (what generated code adds)', () => {
+  const t = new Tlb();
+  for (const [lo, hi, host] of [[0x10000, 0, 0x5000], [0xfffff000 | 0, 0, 0x7000], [0xc0123000 | 0, -1, 0x3ff000], [0x2000, 1, 0]] as const) {
+    t.fill(lo, hi, host, RWX);
+    const j = ((lo >>> 12) & TLB_MASK) * TLB_WORDS;
+    for (const off of [0, 1, 0x7ff, 0xfff]) {
+      assert.equal((t.e[j + TLB_W_ADDEND]! + ((lo + off) | 0)) | 0, host + off, `0x${(lo >>> 0).toString(16)} + 0x${off.toString(16)}`);
+    }
+    assert.equal(t.e[j + TLB_W_HOST], host, 'the host offset is kept as well');
+  }
 });
