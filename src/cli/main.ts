@@ -1,118 +1,18 @@
 #!/usr/bin/env node
 /**
- * The tsvm command line: parsing and dispatch only; each command lives in
- * its own module.
+ * The tsvm executable. Before the command line parser and the VMs are
+ * loaded, it keeps V8's background compiles from taking the vCPU thread's
+ * core (host/compiler-threads.ts): `tsvm run` reruns itself with fewer V8
+ * worker threads on hosts with few cores (so the relaunching parent stays a
+ * small process), and `tsvm exec` lowers their priority. Everything else is
+ * in program.ts.
  */
-import { Command, CommanderError } from 'commander';
-import { execCommand } from './exec-command.js';
-import { parseSize } from './size.js';
-// The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
-// loading the system VM, the image store and the archive client (a visible share of a short
-// guest program's wall time).
-import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
-import { relaunchWithPoolSize } from '../host/compiler-threads.js';
-import { enableWasmBranchHints } from '../host/wasm-features.js';
+import { lowerWorkerPriority, relaunchWithPoolSize } from '../host/compiler-threads.js';
 
-enableWasmBranchHints();
-
-const program = new Command();
-program
-  .name('tsvm')
-  .description('A RISC-V RV64GC virtual machine monitor in TypeScript')
-  .version('0.1.0')
-  .enablePositionalOptions()
-  .exitOverride();
-
-program
-  .command('exec')
-  .description('run a riscv64 Linux program as a host process (the process VM)')
-  .argument('<program>', 'riscv64 ELF executable (guest path)')
-  .argument('[args...]', 'arguments for the program')
-  .option('--root <dir>', 'confine the guest to DIR as its / (like chroot)')
-  .option('--trace', 'print an strace-like line for each system call', false)
-  .option('--memory <size>', 'guest RAM backing the process (e.g. 1G)', '1G')
-  .option('--stats', 'print guest instruction count and MIPS to stderr at exit', false)
-  .option('--jit <mode>', 'binary translation: on or off (default on)')
-  .option('--jit-threshold <n>', 'runs of a block before it is translated (0: at first run)')
-  .passThroughOptions()
-  .action((prog: string, args: string[], o: {
-    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string;
-  }) => {
-    const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
-      (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
-    if (err !== null) {
-      process.stderr.write(`tsvm: ${err}\n`);
-      process.exitCode = 125;
-      return;
-    }
-    const mem = parseSize(o.memory);
-    if (mem === null || mem < 16 * 1024 * 1024 || mem > 3 * 1024 ** 3) {
-      process.stderr.write(`tsvm: --memory ${o.memory}: expected a size between 16M and 3G\n`);
-      process.exitCode = 125;
-      return;
-    }
-    process.exitCode = execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats });
-  });
-
-program
-  .command('fetch')
-  .description("download verified Debian riscv64 packages (trixie) through the host's apt mirror")
-  .argument('<packages...>', 'package names')
-  .option('--root <dir>', 'install the packages and their dependencies into DIR')
-  .option('--mirror <url>', 'Debian archive mirror URL (default: from the host apt configuration)')
-  .action(async (packages: string[], o: { root?: string; mirror?: string }) => {
-    const { fetchCommand } = await import('./fetch-command.js');
-    process.exitCode = await fetchCommand({ packages, root: o.root, mirror: o.mirror });
-  });
-
-program
-  .command('run')
-  .description('boot a system VM (qemu-system-riscv64 style options: -M -m -smp -kernel -initrd -append -bios -nographic)')
-  .helpOption(false)
-  .allowUnknownOption(true)
-  .allowExcessArguments(true)
-  .argument('[qemu-options...]')
-  .action(async (args: string[]) => {
-    // On hosts with few cores, rerun with fewer V8 worker threads (see host/compiler-threads.ts).
-    const relaunched = relaunchWithPoolSize();
-    if (relaunched !== null) {
-      process.exitCode = await relaunched;
-      return;
-    }
-    const { runCommand } = await import('./run-command.js');
-    process.exitCode = await runCommand(args);
-  });
-
-program
-  .command('guest')
-  .description("build (on first use) and print the default guest: Debian's riscv64 kernel and a busybox initramfs")
-  .option('--mirror <url>', 'Debian archive mirror URL')
-  .action(async (o: { mirror?: string }) => {
-    const { guestCommand } = await import('./guest-info.js');
-    process.exitCode = await guestCommand(o);
-  });
-
-program
-  .command('demo')
-  .description("fetch Debian's riscv64 busybox-static and run some applets on tsvm")
-  .option('--mirror <url>', 'Debian archive mirror URL')
-  .action(async (o: { mirror?: string }) => {
-    const { demoCommand } = await import('./demo-command.js');
-    process.exitCode = await demoCommand(o);
-  });
-
-const envError = applyJitEnv(process.env);
-if (envError !== null) {
-  process.stderr.write(`tsvm: ${envError}\n`);
-  process.exit(125);
-}
-
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof CommanderError) {
-    process.exitCode = e.exitCode === 0 ? 0 : 125;
-  } else {
-    throw e;
-  }
+const command = process.argv[2];
+const relaunched = command === 'run' ? relaunchWithPoolSize() : null;
+if (relaunched !== null) process.exitCode = await relaunched;
+else {
+  if (command === 'exec') lowerWorkerPriority();
+  await import('./program.js');
 }

@@ -1,7 +1,8 @@
 /**
  * Unit tests for src/host/compiler-threads.ts: the worker count chosen per
- * core count, and the relaunch (`--v8-pool-size` in the child, exit status
- * passed through, SIGTERM forwarded so no child outlives its parent).
+ * core count, the relaunch (`--v8-pool-size` in the child, exit status
+ * passed through, SIGTERM forwarded so no child outlives its parent), and
+ * the lowered priority of every thread but the main one.
  */
 
 import { test } from 'node:test';
@@ -67,4 +68,27 @@ test('no relaunch when the marker is set', async () => {
   const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
   assert.equal(code, 7);
   assert.equal(JSON.parse(out).pid, p.pid);
+});
+
+test('tsvm exec\'s way: every thread but the main one gets the lowest priority (Linux), the main thread keeps its own', { skip: process.platform !== 'linux' }, async () => {
+  const mod = path.resolve('dist/src/host/compiler-threads.js');
+  const script = `
+    import fs from 'node:fs';
+    const { lowerWorkerPriority } = await import(${JSON.stringify(mod)});
+    const nice = (t) => Number(fs.readFileSync('/proc/self/task/' + t + '/stat', 'utf8').split(') ')[1].split(' ')[16]);
+    const before = Object.fromEntries(fs.readdirSync('/proc/self/task').map((t) => [t, nice(t)]));
+    const changed = lowerWorkerPriority();
+    const after = Object.fromEntries(fs.readdirSync('/proc/self/task').map((t) => [t, nice(t)]));
+    console.log(JSON.stringify({ pid: process.pid, changed, before, after }));`;
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let buf = '';
+    p.stdout.on('data', (d: Buffer) => { buf += d.toString(); });
+    p.on('exit', (code) => (code === 0 ? resolve(buf) : reject(new Error(`exit ${code}`))));
+  });
+  const r = JSON.parse(out) as { pid: number; changed: number; before: Record<string, number>; after: Record<string, number> };
+  const others = Object.keys(r.after).filter((t) => Number(t) !== r.pid);
+  assert.ok(others.length >= 1 && r.changed === others.length, `every other thread was changed (${r.changed} of ${others.length})`);
+  for (const t of others) assert.equal(r.after[t], 19, `thread ${t}`);
+  assert.equal(r.after[String(r.pid)], r.before[String(r.pid)], 'the main thread keeps its priority');
 });
