@@ -75,7 +75,16 @@ export const regLocal = (r: number): number => 3 + r;
 export const L_A = 35, L_T = 36, L_T2 = 37, L_T3 = 38, L_T4 = 39, L_NPC = 40;
 export const L_LO = 41, L_P = 42, L_TLB = 43, L_CODE = 44, L_B = 45, L_FTLB = 46, L_Q = 47, L_A32 = 48;
 export const L_F64 = [49, 50, 51, 52, 53, 54, 55, 56, 57, 58], L_F32 = [59, 60, 61];
-export const LOCALS: [number, number][] = [[38, I64], [8, I32], [10, F64], [3, F32]];
+/**
+ * One-page caches of the first loads in a unit's loop bodies (codegen.ts
+ * hostAddr): the page each last hit in the data TLB, and that entry's
+ * addend. They live for one call of the unit (the prologue sets the tags to
+ * -1, which no page equals): nothing a unit runs between its entry and its
+ * exit changes a mapping or a read permission (satp, mstatus, sfence.vma,
+ * mmap and munprotect all end the call first).
+ */
+export const L_CTAG = [62, 63], L_CADD = [64, 65];
+export const LOCALS: [number, number][] = [[38, I64], [8, I32], [10, F64], [3, F32], [2, I64], [2, I32]];
 
 /**
  * The indirect-branch target cache in each hart's CPU slot, after the hart

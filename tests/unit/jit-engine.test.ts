@@ -906,6 +906,39 @@ class RemapTranslator implements PageTranslator {
 
 const remap = (t: TestHart): RemapTranslator => t.hart.translator as RemapTranslator;
 
+test('loads in a tight loop with a one-page cache: a walk over pages, accesses crossing into a page mapped elsewhere, a remap between runs', () => {
+  // Virtual page 0x41 maps to physical 0x45 (not next to 0x40), later to 0x46. The loop's 8-byte load crosses
+  // from 0x40fff into it; its 1-byte load does not. Each page holds different bytes, so reading the wrong one shows.
+  const page = (seed: number): Uint8Array => Uint8Array.from({ length: 4096 }, (_, k) => (k * seed + 7) & 0xff);
+  const p: Program = {
+    pc: 0x1000,
+    hart: { translator: (ram) => { const tr = new RemapTranslator(ram); tr.map.set(0x41, 0x45); return tr; } },
+    regs: [[S0, 0x40f00n], [A0, 0x41100n], [T2, BigInt(END)]],
+    data: [[0x40000, page(3)], [0x41000, page(5)], [0x45000, page(11)], [0x46000, page(13)]],
+    code: [[0x1000, [
+      'loop:',
+      rv.ld(A2, S0, 0),
+      rv.lbu(A3, S0, 0),
+      rv.add(A4, A4, A2),
+      rv.xor(A5, A5, A3),
+      rv.addi(S0, S0, 1),
+      rv.bne(S0, A0, 'loop'),
+      rv.jalr(0, T2, 0),
+    ]]],
+  };
+  // Slices long enough that one call of the unit runs through the page crossing (its cache is per call).
+  const script: Script = (t) => {
+    const out = [snapshot(t, runToExit(t, 5000))];
+    remap(t).map.set(0x41, 0x46);
+    t.hart.flushTlbs(); // what sfence.vma does
+    setX(t, S0, 0x40f00n); setPc(t, 0x1000);
+    out.push(snapshot(t, runToExit(t, 5000)));
+    return out;
+  };
+  const { refTrace } = differential(p, script);
+  assert.notEqual(refTrace[0]!.x[A4], refTrace[1]!.x[A4], 'the remap changed what the loop read');
+});
+
 test('chained jal and IBTC jalr exits to a remapped page follow the new mapping (no stale chain)', () => {
   // Virtual page 0x30 holds a function; physical pages 0x31 and 0x32 hold two versions of it.
   const fn = (k: number): Item[] => [rv.addi(A0, A0, k), rv.jalr(0, RA, 0)];

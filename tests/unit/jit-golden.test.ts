@@ -190,8 +190,24 @@ test('golden: a jalr with learned targets in its page dispatches to them inside 
   golden('jalr-in-unit', blocks);
 });
 
+test('golden: the first loads of a tight loop check a one-page cache of their own before the TLB', () => {
+  const blocks = plan([
+    'loop:',
+    rv.lbu(A2, A0, 0),
+    rv.lw(A3, A0, 4),
+    rv.ld(A4, A0, 8), // a third load: the TLB only
+    rv.add(A5, A5, A2),
+    rv.add(A5, A5, A3),
+    rv.addi(A0, A0, 1),
+    rv.bne(A0, A1, 'loop'),
+    rv.jalr(0, RA, 0),
+  ], 0x200);
+  assert.deepEqual(shape(blocks), [[0x200, 7, Term.BRANCH], [0x21c, 1, Term.JALR]]);
+  golden('loop-load-cache', blocks);
+});
+
 test('every golden file belongs to a test', () => {
   if (UPDATE) return;
   const names = fs.readdirSync(GOLDEN_DIR).filter((f) => f.endsWith('.txt')).sort();
-  assert.deepEqual(names, ['amo-csr-exit.txt', 'branch-chain.txt', 'fp-helper.txt', 'jalr-in-unit.txt', 'load-store.txt', 'loop-add.txt', 'mul-div.txt']);
+  assert.deepEqual(names, ['amo-csr-exit.txt', 'branch-chain.txt', 'fp-helper.txt', 'jalr-in-unit.txt', 'load-store.txt', 'loop-add.txt', 'loop-load-cache.txt', 'mul-div.txt']);
 });
