@@ -906,6 +906,20 @@ class RemapTranslator implements PageTranslator {
 
 const remap = (t: TestHart): RemapTranslator => t.hart.translator as RemapTranslator;
 
+/**
+ * Script: runs to the first exit in slices of `slice`; then maps virtual
+ * page `vpn` to physical page `ppn`, flushes the TLBs (what sfence.vma
+ * does), sets register `reg` and pc again, and runs to the exit once more.
+ */
+const remapBetweenRuns = (vpn: number, ppn: number, reg: [number, bigint], pc: number, slice: number): Script => (t) => {
+  const out = [snapshot(t, runToExit(t, slice))];
+  remap(t).map.set(vpn, ppn);
+  t.hart.flushTlbs();
+  setX(t, reg[0], reg[1]); setPc(t, pc);
+  out.push(snapshot(t, runToExit(t, slice)));
+  return out;
+};
+
 test('loads in a tight loop with a one-page cache: a walk over pages, accesses crossing into a page mapped elsewhere, a remap between runs', () => {
   // Virtual page 0x41 maps to physical 0x45 (not next to 0x40), later to 0x46. The loop's 8-byte load crosses
   // from 0x40fff into it; its 1-byte load does not. Each page holds different bytes, so reading the wrong one shows.
@@ -927,15 +941,7 @@ test('loads in a tight loop with a one-page cache: a walk over pages, accesses c
     ]]],
   };
   // Slices long enough that one call of the unit runs through the page crossing (its cache is per call).
-  const script: Script = (t) => {
-    const out = [snapshot(t, runToExit(t, 5000))];
-    remap(t).map.set(0x41, 0x46);
-    t.hart.flushTlbs(); // what sfence.vma does
-    setX(t, S0, 0x40f00n); setPc(t, 0x1000);
-    out.push(snapshot(t, runToExit(t, 5000)));
-    return out;
-  };
-  const { refTrace } = differential(p, script);
+  const { refTrace } = differential(p, remapBetweenRuns(0x41, 0x46, [S0, 0x40f00n], 0x1000, 5000));
   assert.notEqual(refTrace[0]!.x[A4], refTrace[1]!.x[A4], 'the remap changed what the loop read');
 });
 
@@ -1149,15 +1155,7 @@ test('a straddling instruction follows a remapping of its second page', () => {
     code: [],
     data: [[0x2fff0, v5.subarray(0, 16)], [0x31000, v5.subarray(16)], [0x32000, v100.subarray(16)]],
   };
-  const script: Script = (t) => {
-    const out = [snapshot(t, runToExit(t, 100))];
-    remap(t).map.set(0x30, 0x32);
-    t.hart.flushTlbs(); // what sfence.vma does
-    setX(t, A1, 30n); setPc(t, 0x2fff0);
-    out.push(snapshot(t, runToExit(t, 100)));
-    return out;
-  };
-  const { refTrace } = differential(p, script);
+  const { refTrace } = differential(p, remapBetweenRuns(0x30, 0x32, [A1, 30n], 0x2fff0, 100));
   assert.equal(refTrace[0]!.x[A2], 'x12=0x96'); // 30 * 5
   assert.equal(refTrace[1]!.x[A2], 'x12=0xc4e'); // 150 + 30 * 100
 });
