@@ -49,7 +49,13 @@ program
       process.exitCode = 125;
       return;
     }
-    process.exitCode = execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats });
+    // The guest has ended: leave at once. Ending by draining the event loop
+    // makes Node wait (NodePlatform::DrainTasks) for every queued background
+    // task, including V8's TurboFan tier-up of the JIT's wasm units, which run
+    // at nice 19 here (main.ts): on a loaded host the process then hung for
+    // minutes after the guest's last write (issue 13). process.exit() only
+    // lets the tasks that are running finish.
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats }));
   });
 
 program

@@ -22,7 +22,7 @@ import type { OpenFile } from './fd-table.js';
 import { raiseSignal } from './sys-signals.js';
 import { noteFileWrite } from './shared-mappings.js';
 import {
-  E, O_APPEND, SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE, SIGPIPE, u64,
+  E, O_APPEND, SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE, SIGPIPE, S_IFCHR, S_IFMT, devMajorMinor, u64,
 } from './sys-abi.js';
 
 /** Largest transfer done with one host call (bounds host buffer sizes). */
@@ -263,6 +263,21 @@ function vectored(c: SysCtx, fd: number, iovAddr: number, cnt: number, pos: numb
   return done;
 }
 
+/** Major number of the memory devices /dev/null, zero, full, random, urandom (Documentation/admin-guide/devices.txt: 1 char). */
+const MEM_MAJOR = 1;
+
+/**
+ * lseek on a host fd that is not a regular file: Linux's memory devices
+ * (drivers/char/mem.c: null_lseek, and noop-style seeks for zero, full and
+ * the random devices) accept any seek and report offset 0; pipes, sockets
+ * and terminals (no_llseek) fail with ESPIPE.
+ */
+function hostCharSeek(c: SysCtx, hostFd: number): number {
+  const st = c.host.fstat(hostFd);
+  if (typeof st === 'number') return st;
+  return (st.mode & S_IFMT) === S_IFCHR && devMajorMinor(st.rdev)[0] === MEM_MAJOR ? 0 : -E.ESPIPE;
+}
+
 function lseek(c: SysCtx, a: SysArgs): number {
   const f = fileOf(c, a.i32(0));
   if (typeof f === 'number') return f;
@@ -272,7 +287,7 @@ function lseek(c: SysCtx, a: SysArgs): number {
     case 'pipe': return -E.ESPIPE;
     case 'path': return -E.EBADF;
     case 'null': case 'zero': case 'full': case 'random': return 0;
-    case 'host': if (!f.seekable) return -E.ESPIPE; break;
+    case 'host': if (!f.seekable) return hostCharSeek(c, f.hostFd); break;
     default: break;
   }
   if (f.implicitPos && f.kind === 'host') {
