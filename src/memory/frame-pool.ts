@@ -20,7 +20,7 @@
  * The limit: a memory32 `WebAssembly.Memory` holds at most 65536 wasm pages
  * of 64 KiB, 4 GiB (WebAssembly JS API, "limits" of memory32; V8 enforces
  * it on Node 20), so one pool holds at most 2^20 frames. memory64 lifts
- * it; it is experimental until Node 24 (V8 13.x ships it unflagged), and
+ * it; it is experimental until Node 24, and
  * JIT-generated code would then use i64 addresses. Until then a host that
  * needs more than 4 GiB of machine memory needs a second pool.
  *

@@ -38,7 +38,7 @@ import { P2m, P2M_SHARED, P2M_FRAME_MASK } from './p2m.js';
 /** Pages one scan visits by default (ksm.rst, `pages_to_scan`: default 100, every `sleep_millisecs` = 20 ms). */
 export const DEFAULT_PAGES_TO_SCAN = 100;
 /**
- * Most hint-table slots (2^22, 4 M entries, ~80 MiB of tables): the tables
+ * Most hint-table slots (2^22: 4 M entries, 28 bytes each, 112 MiB): the tables
  * are sized from the pool, never from the guests, so no guest can grow
  * them; this caps what a misconfigured host allocates.
  */
