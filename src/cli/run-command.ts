@@ -20,6 +20,7 @@ import { parseQemuOpts, OptsError, type QemuOpts } from '../vmm/qemu-opts.js';
 import { buildDevices, loadDeviceModules, type DeviceOptions } from '../vmm/device-builder.js';
 import { QmpMonitor, parseQmpAddress, shutdownCauseOf, type QmpAddress } from '../vmm/qmp.js';
 import { QmpServer } from '../host/qmp-server.js';
+import { nodeDeviceServices } from '../host/node-vm-services.js';
 import { VirtioBalloon, RamAccounting } from '../devices/virtio/balloon.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 import { setJitMode, setJitThreshold } from './jit-flags.js';
@@ -152,7 +153,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     await loadDeviceModules();
     let built;
-    try { built = buildDevices(opts.dev, () => console.wake(), consolePort); } catch (e) {
+    try { built = buildDevices(opts.dev, nodeDeviceServices, () => console.wake(), consolePort); } catch (e) {
       if (e instanceof OptsError) { process.stderr.write(`tsvm run: ${e.message}\n`); return EXIT_USAGE; }
       throw e;
     }

@@ -2,14 +2,13 @@
  * Registers the virtio block device with the device builder:
  *   -drive file=PATH[,format=raw|qcow2][,if=virtio][,readonly=on][,snapshot=on]
  *   -drive file=PATH,if=none,id=ID ... -device virtio-blk-device,drive=ID[,serial=S]
- * The image is opened through the host file adapter (src/host/file-io.ts);
+ * The image is opened through the build's host services
+ * (`DeviceServices.openDisk`, on Node src/host/node-vm-services.ts);
  * without format= it is probed (qcow2 magic, else raw). snapshot=on opens
  * the image read-only and keeps the guest's writes in memory.
  */
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { SnapshotOverlay, type BlockBackend } from '../devices/virtio/block-backend.js';
-import { openDiskImage, Qcow2Image, type DiskFormat } from '../images/qcow2.js';
-import { nodeFileHost } from '../host/file-io.js';
 import { registerDevice, registerVirtioDrive, type BuildContext } from './device-builder.js';
 import { OptsError, boolProp, type QemuOpts } from './qemu-opts.js';
 
@@ -42,15 +41,15 @@ function makeBlk(drive: QemuOpts, dev: QemuOpts | null, ctx: BuildContext): Virt
   if (!['unmap', 'on', 'ignore', 'off'].includes(discardProp)) throw new OptsError(`-drive ${drive.text}: discard=${discardProp} is not unmap or ignore`);
   const readOnly = boolProp(drive, 'readonly', false), snapshot = boolProp(drive, 'snapshot', false);
 
-  const image = openDiskImage(nodeFileHost, file, { readOnly: readOnly || snapshot, ...(fmt !== undefined ? { format: fmt as DiskFormat } : {}) });
+  const { backend: image, clusterSize } = ctx.services.openDisk(file, { readOnly: readOnly || snapshot, ...(fmt !== undefined ? { format: fmt } : {}) });
   const backend: BlockBackend = snapshot && !readOnly ? new SnapshotOverlay(image) : image;
   ctx.cleanups.push(() => backend.close());
-  const qcow2 = image instanceof Qcow2Image;
+  const qcow2 = clusterSize !== null;
   const serial = dev?.props.get('serial') ?? drive.props.get('serial');
   return new VirtioBlk(backend, {
     ...(serial !== undefined ? { serial } : {}),
     discard: discardProp === 'unmap' || discardProp === 'on',
-    discardGranularity: qcow2 ? image.header.clusterSize : 4096,
+    discardGranularity: clusterSize ?? 4096, // raw: one host page
     zeroesMayUnmap: qcow2 && !snapshot,
   });
 }

@@ -8,6 +8,7 @@ import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
+import type { DeviceServices } from './services.js';
 
 /** Parsed device-related command-line options. */
 export interface DeviceOptions {
@@ -29,6 +30,8 @@ export interface BuildContext {
   wake: () => void;
   /** The host console (the stdio the UART uses), for virtio-console; absent when there is none. */
   console?: ConsolePort;
+  /** Host services: disk images and -netdev backends. */
+  services: DeviceServices;
 }
 
 /** Builds one device from its -device options. */
@@ -52,7 +55,7 @@ export async function loadDeviceModules(): Promise<void> {
 }
 
 /** Builds the virtio devices in command-line order; throws OptsError on bad options. */
-export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}, console?: ConsolePort): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
+export function buildDevices(opts: DeviceOptions, services: DeviceServices, wake: () => void = () => {}, console?: ConsolePort): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
   const used = new Set<QemuOpts>();
   const byId = (list: QemuOpts[], id: string, what: string): QemuOpts => {
     const o = list.find((x) => x.props.get('id') === id);
@@ -61,7 +64,7 @@ export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}, c
     return o;
   };
   const ctx: BuildContext = {
-    opts, cleanups: [], wake, console,
+    opts, cleanups: [], wake, console, services,
     drive: (id) => byId(opts.drives, id, '-drive'),
     netdev: (id) => byId(opts.netdevs, id, '-netdev'),
   };

@@ -14,17 +14,10 @@ import { SbiFirmware, HSM_STARTED, HSM_STOPPED, type SbiPlatform } from '../mach
 import type { Board } from '../machine/board.js';
 import type { VmControl, RunState, BalloonControl, ShutdownCause } from './qmp.js';
 
-/** What the VMM needs from its host. */
-export interface VmHost {
-  /** Waits up to `ms` milliseconds, returning early when input arrives. */
-  wait(ms: number): Promise<void>;
-  /** Lets the host's event loop run (console input, signals). */
-  yield(): Promise<void>;
-  /** Host monotonic time in ms. */
-  now(): number;
-  /** Ends a pending `wait` early (an asynchronous device event arrived). */
-  wake(): void;
-}
+import type { VmHost } from './services.js';
+
+/** What the VMM's run loop needs from its host (defined with the other host services). */
+export type { VmHost } from './services.js';
 
 /** Instructions a hart runs before the VMM looks at timers and other harts. */
 const SLICE = 50_000;

@@ -17,6 +17,7 @@ import {
 import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_FEATURES_OK, STATUS_DRIVER_OK, STATUS_DEVICE_NEEDS_RESET } from '../../src/devices/virtio/mmio.js';
 import type { BalloonControl } from '../../src/vmm/qmp.js';
 import { buildDevices, loadDeviceModules } from '../../src/vmm/device-builder.js';
+import { nodeDeviceServices } from '../../src/host/node-vm-services.js';
 import { parseQemuOpts, OptsError } from '../../src/vmm/qemu-opts.js';
 
 const RAM = 4 * 1024 * 1024;
@@ -222,12 +223,12 @@ test('without attach, the device sizes its accounting from the transport on acti
 
 test('-device virtio-balloon-device options', async () => {
   await loadDeviceModules();
-  const build = (text: string): ReturnType<typeof buildDevices> => buildDevices({ devices: [parseQemuOpts(text)], drives: [], netdevs: [] });
+  const build = (text: string): ReturnType<typeof buildDevices> => buildDevices({ devices: [parseQemuOpts(text)], drives: [], netdevs: [] }, nodeDeviceServices);
   const ok = build('virtio-balloon-device,id=b0,guest-stats-polling-interval=2');
   assert.ok(ok.devices[0] instanceof VirtioBalloon);
   for (const c of ok.cleanups) c();
   assert.throws(() => build('virtio-balloon-device,bogus=1'), OptsError);
   assert.throws(() => build('virtio-balloon-device,deflate-on-oom=on'), OptsError);
   assert.throws(() => build('virtio-balloon-device,guest-stats-polling-interval=x'), OptsError);
-  assert.throws(() => buildDevices({ devices: [parseQemuOpts('virtio-balloon-device'), parseQemuOpts('virtio-balloon-device')], drives: [], netdevs: [] }), OptsError);
+  assert.throws(() => buildDevices({ devices: [parseQemuOpts('virtio-balloon-device'), parseQemuOpts('virtio-balloon-device')], drives: [], netdevs: [] }, nodeDeviceServices), OptsError);
 });
