@@ -17,7 +17,7 @@ import { ensureDefaultGuest } from '../images/default-guest.js';
 import { ImageError } from '../images/errors.js';
 import type { MachineKind } from '../machine/board.js';
 import { parseQemuOpts, OptsError, type QemuOpts } from '../vmm/qemu-opts.js';
-import { buildDevices, loadDeviceModules, type DeviceOptions } from '../vmm/device-builder.js';
+import { buildDevices, type DeviceOptions } from '../vmm/device-builder.js';
 import { QmpMonitor, parseQmpAddress, shutdownCauseOf, type QmpAddress } from '../vmm/qmp.js';
 import { QmpServer } from '../host/qmp-server.js';
 import { nodeDeviceServices } from '../host/node-vm-services.js';
@@ -151,7 +151,6 @@ export async function runCommand(argv: string[]): Promise<number> {
   let vm: Vm;
   let cleanups: (() => void)[] = [];
   try {
-    await loadDeviceModules();
     let built;
     try { built = buildDevices(opts.dev, nodeDeviceServices, () => console.wake(), consolePort); } catch (e) {
       if (e instanceof OptsError) { process.stderr.write(`tsvm run: ${e.message}\n`); return EXIT_USAGE; }
