@@ -7,14 +7,14 @@
  * so an idle guest sleeps instead of spinning.
  */
 import fs from 'node:fs';
-import type { VmHost } from '../vmm/vm.js';
+import type { VmConsole } from '../vmm/services.js';
 import type { CharBackend, Clock } from '../devices/device.js';
 
 /** QEMU's escape character for -nographic consoles: Ctrl-A. */
 const ESCAPE = 0x01;
 
 /** The host side of the guest console. */
-export class HostConsole implements CharBackend, VmHost {
+export class HostConsole implements CharBackend, VmConsole {
   /** Receives guest-bound input bytes. */
   onInput: (bytes: Uint8Array) => void = () => {};
   /** Called on `Ctrl-A x`. */

@@ -29,6 +29,7 @@ import { execAmo } from '../cpu/exec-amo.js';
 import { MSTATUS_FS } from '../cpu/csr-file.js';
 import { TLB_MASK, PAGE_MASK, TLB_WORDS, TLB_W_X, TLB_W_HOST } from '../mmu/tlb.js';
 import type { GuestRam } from '../memory/guest-ram.js';
+import type { JitConfig } from './jit-config.js';
 import { decodeBlock, planUnit, straddles, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
 import { generateUnit } from './codegen.js';
@@ -117,7 +118,7 @@ export interface JitStats {
   rebuilds: number;
 }
 
-/** Totals over every engine in this process (for --stats and the benchmarks). */
+/** Totals over every engine in this process (for --stats and the benchmarks): counters only, never read by an engine. */
 export const jitTotals: JitStats = {
   unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
   dispatches: 0, interpSteps: 0, coldBlocks: 0, rebuilds: 0,
@@ -609,27 +610,38 @@ export class Jit implements ExecEngine {
  */
 export const PROCESS_VM_THRESHOLD = 32, SYSTEM_VM_THRESHOLD = 3000;
 
-/** Global JIT settings: the CLI sets them from --jit and --jit-threshold (or TSVM_JIT); null = the VM's default. */
-export const jitConfig: { enabled: boolean; threshold: number | null; cacheBytes: number } = {
-  enabled: true,
-  threshold: null,
-  cacheBytes: 64 * 1024 * 1024,
-};
+/**
+ * The JIT engines of one VM: one per guest RAM (the harts on a RAM share
+ * its engine), made on first use with the VM's own JitConfig. A board holds
+ * one; a process VM one for all its tasks (forked children get RAM, and so
+ * an engine, of their own).
+ */
+export class JitEngines {
+  /** The VM's settings (its own copy). */
+  readonly config: JitConfig;
+  /** The VM kind's threshold, used when the config names none. */
+  readonly defaultThreshold: number;
+  private readonly byRam = new WeakMap<GuestRam, Jit>();
 
-const engines = new WeakMap<GuestRam, Jit>();
-
-/** The JIT shared by the harts on `ram` (created on first use), or null when the JIT is off. */
-export function jitFor(ram: GuestRam, defaultThreshold = PROCESS_VM_THRESHOLD): Jit | null {
-  if (!jitConfig.enabled) return null;
-  let j = engines.get(ram);
-  if (j === undefined) {
-    j = new Jit(ram, { threshold: jitConfig.threshold ?? defaultThreshold, cacheBytes: jitConfig.cacheBytes });
-    engines.set(ram, j);
+  constructor(config: JitConfig, defaultThreshold = PROCESS_VM_THRESHOLD) {
+    this.config = Object.freeze({ ...config });
+    this.defaultThreshold = defaultThreshold;
   }
-  return j;
-}
 
-/** Attaches the JIT (if enabled) to `h`, with `defaultThreshold` unless --jit-threshold set one. */
-export function attachJit(h: Hart, defaultThreshold = PROCESS_VM_THRESHOLD): void {
-  jitFor(h.ram, defaultThreshold)?.attach(h);
+  /** The engine shared by the harts on `ram` (created on first use), or null when the JIT is off. */
+  for(ram: GuestRam): Jit | null {
+    if (!this.config.enabled) return null;
+    let j = this.byRam.get(ram);
+    if (j === undefined) {
+      j = new Jit(ram, { threshold: this.config.threshold ?? this.defaultThreshold, cacheBytes: this.config.cacheBytes });
+      this.byRam.set(ram, j);
+    }
+    return j;
+  }
+
+  /** Attaches the engine (if the JIT is on) to `h`. */
+  attach(h: Hart): void { this.for(h.ram)?.attach(h); }
+
+  /** Detaches `h` from its engine (the hart will not run again). */
+  detach(h: Hart): void { this.byRam.get(h.ram)?.detach(h); }
 }

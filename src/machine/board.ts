@@ -11,7 +11,8 @@
  */
 import { GuestRam } from '../memory/guest-ram.js';
 import { Hart, slotState } from '../cpu/hart.js';
-import { attachJit, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
+import { JitEngines, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
+import { defaultJitConfig, type JitConfig } from '../jit/jit-config.js';
 import { CsrFile, IRQ_MSI, IRQ_MTI, IRQ_MEI, IRQ_SEI } from '../cpu/csr-file.js';
 import { Vcpu } from '../cpu/vcpu.js';
 import { warmUpInterpreter } from './warm-up.js';
@@ -46,6 +47,8 @@ export interface BoardConfig {
   htif?: { tohost: number; fromhost: number };
   /** virtio devices for the virt board's virtio-mmio slots (at most 8). */
   virtio?: VirtioDevice[];
+  /** The VM's JIT settings (copied); absent: the process default (defaultJitConfig). */
+  jit?: JitConfig;
 }
 
 /** What ended the machine, if anything. */
@@ -67,12 +70,15 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
   /** The occupied virtio-mmio transports, in device order. */
   readonly virtio: VirtioMmio[] = [];
   readonly power: PowerState = { off: false, reset: false, status: 0 };
+  /** The board's JIT engine (one for its RAM), with the VM's own settings. */
+  readonly jit: JitEngines;
   /** RAM pages that also hold device windows (HTIF inside .data): accesses leave as MMIO. */
   private readonly overlayPages = new Set<number>();
 
   constructor(cfg: BoardConfig) {
     this.kind = cfg.kind;
     this.ram = new GuestRam(cfg.ramBytes);
+    this.jit = new JitEngines(cfg.jit ?? defaultJitConfig(), SYSTEM_VM_THRESHOLD);
     this.clint = new Clint(cfg.harts, cfg.clock, this);
     this.bus.map(VIRT_CLINT_BASE, VIRT_CLINT_SIZE, this.clint);
     if (cfg.kind === 'virt') {
@@ -118,7 +124,7 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
         this.overlayPages.add(Math.floor(r.base / 4096) * 4096);
       }
     }
-    warmUpInterpreter();
+    warmUpInterpreter(this.jit.config);
     for (let i = 0; i < cfg.harts; i++) {
       const st = slotState(this.ram);
       const c = new CsrFile(st, i);
@@ -127,7 +133,7 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
       hart.timebaseHz = this.clint.timebaseHz;
       this.csrs.push(c);
       this.vcpus.push(new Vcpu(hart, c));
-      attachJit(hart, SYSTEM_VM_THRESHOLD);
+      this.jit.attach(hart);
     }
   }
 

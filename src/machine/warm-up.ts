@@ -37,7 +37,8 @@ import { run } from '../cpu/interpreter.js';
 import { rType, iType, sType, bType, jType } from '../cpu/decode-compressed.js';
 import { S } from '../cpu/hart-state.js';
 import { SvTranslator } from '../mmu/sv-walker.js';
-import { attachJit, jitFor, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
+import { JitEngines, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
+import { defaultJitConfig, type JitConfig } from '../jit/jit-config.js';
 
 /** Scratch RAM: 64 KiB at the virt board's RAM base (QEMU hw/riscv/virt.c memmap). */
 const RAM_BASE = 0x80000000, RAM_BYTES = 0x10000;
@@ -53,6 +54,12 @@ const LOAD = 0x03, LOAD_FP = 0x07, MISC_MEM = 0x0f, OP_IMM = 0x13, AUIPC = 0x17,
 const SAFE_CSRS = [0x001, 0x002, 0x003, 0xc00, 0xc01, 0xc02, 0x340, 0x140, 0x300, 0x100, 0x304, 0x104, 0x344, 0x144,
   0x305, 0x105, 0x341, 0x141, 0x342, 0x142, 0x343, 0x143, 0xf14, 0x301, 0x180, 0x30a, 0x14d];
 
+/**
+ * Whether this host process has run the warm-up. Module-level on purpose,
+ * the one such flag the core keeps: the warm-up trains V8 (its inline
+ * caches and compiled code are per process, shared by every VM in it), not
+ * any VM, so it is due once per process however many VMs are built.
+ */
 let warmed = false;
 
 
@@ -141,20 +148,21 @@ export interface WarmUpReport {
  * 60-100 ms; changes no guest-visible state (only its scratch hart and RAM,
  * and the process's JIT counters).
  */
-export function warmUpInterpreter(): void {
+export function warmUpInterpreter(jit: JitConfig = defaultJitConfig()): void {
   if (warmed) return;
   warmed = true;
-  runWarmUp();
+  runWarmUp(jit);
 }
 
 /** Executes the warm-up set on a fresh scratch hart (see the module comment). */
-export function runWarmUp(): WarmUpReport {
+export function runWarmUp(jit: JitConfig = defaultJitConfig()): WarmUpReport {
+  const jits = new JitEngines(jit, SYSTEM_VM_THRESHOLD); // a scratch engine of the warm-up's own
   const report: WarmUpReport = { runs: 0, retired: 0, retiredOpcodes: 0, retiredQuadrants: 0, engineLoops: 0 };
   const ram = new GuestRam(RAM_BYTES), st = slotState(ram), c = new CsrFile(st, 0);
   const h = new Hart(ram, new SvTranslator(ram, RAM_BASE, c, { isMmio: (p) => p === MMIO_PAGE }), st);
   c.timeTicks = () => 0;
   const v = new Vcpu(h, c);
-  attachJit(h, SYSTEM_VM_THRESHOLD); // as the board does, so the scratch hart has the same shape (nothing runs it)
+  jits.attach(h); // as the board does, so the scratch hart has the same shape (nothing runs it)
   // One PMP entry granting S and U mode everything (NAPOT over all addresses, RWX), as firmware sets up (§3.7).
   st.s[S.PRIV] = 3;
   c.write(0x3b0, -1, 0x3fffff);
@@ -195,7 +203,7 @@ export function runWarmUp(): WarmUpReport {
   }
   // The JIT's dispatcher (`Jit.run`) the same way: cold blocks, translation, chained and unchained exits.
   // instret starts above 2^32, where a long boot's count soon is (it stops being a small integer).
-  const eng = jitFor(ram, SYSTEM_VM_THRESHOLD);
+  const eng = jits.for(ram);
   if (eng !== null) {
     loopProgram().forEach((w, k) => dv.setInt32(LOOP_OFF + 4 * k, w, true));
     dv.setInt32(DATA_OFF, 0, true); dv.setInt32(DATA_OFF + 4, 0, true);

@@ -9,7 +9,8 @@
 import { GuestRam } from '../memory/guest-ram.js';
 import { Hart } from '../cpu/hart.js';
 import { AddressSpace } from './address-space.js';
-import { attachJit, jitFor } from '../jit/engine.js';
+import { JitEngines, PROCESS_VM_THRESHOLD } from '../jit/engine.js';
+import { defaultJitConfig, type JitConfig } from '../jit/jit-config.js';
 
 /** Options that shape a process VM. */
 export interface ProcessOptions {
@@ -19,6 +20,10 @@ export interface ProcessOptions {
   root?: string;
   /** Print an strace-like line per syscall to stderr. */
   trace: boolean;
+  /** The VM's JIT settings; absent: the process default (defaultJitConfig) when the root task is made. */
+  jit?: JitConfig;
+  /** The VM's JIT engines, shared by all its tasks (made with the root task; callers leave it unset). */
+  jitEngines?: JitEngines;
 }
 
 /** A guest task: hart + address space + identity. */
@@ -41,7 +46,9 @@ export class GuestProcess {
 
   /** A task with a fresh address space, or one sharing `image` (a thread or CLONE_VM child). */
   constructor(opts: ProcessOptions, pid: number, image?: { ram: GuestRam; mem: AddressSpace }, tid = pid) {
-    this.opts = opts;
+    // The root task of a VM makes the VM's engines (with its own copy of the settings); every later
+    // task gets its parent's opts, and so the same engines.
+    this.opts = opts.jitEngines ? opts : { ...opts, jitEngines: new JitEngines(opts.jit ?? defaultJitConfig(), PROCESS_VM_THRESHOLD) };
     this.ram = image?.ram ?? new GuestRam(opts.memoryBytes);
     this.mem = image?.mem ?? new AddressSpace(this.ram);
     this.hart = new Hart(this.ram, this.mem);
@@ -50,10 +57,13 @@ export class GuestProcess {
     // dispatcher trips per 300 K elements, each a failed IBTC check).
     this.hart.fetchTlb = this.hart.addTlb();
     this.mem.tlbs.push(this.hart.tlb, this.hart.fetchTlb);
-    attachJit(this.hart);
+    this.jitEngines.attach(this.hart);
     this.pid = pid;
     this.tid = tid;
   }
+
+  /** The VM's JIT engines. */
+  get jitEngines(): JitEngines { return this.opts.jitEngines!; }
 
   /** Unregisters this task's TLBs from its address space (the task exits or leaves the space). */
   detach(): void {
@@ -66,7 +76,7 @@ export class GuestProcess {
   /** Frees this task's hart slot (the task is gone and its hart will not run again). */
   release(): void {
     this.detach();
-    jitFor(this.hart.ram)?.detach(this.hart);
+    this.jitEngines.detach(this.hart);
     this.hart.release();
   }
 

@@ -35,6 +35,7 @@
 import type { SysCtx } from './sys-context.js';
 import type { HostOs } from './host-os.js';
 import type { AddressSpace } from './address-space.js';
+import type { Pipe } from './fd-table.js';
 import { GuestRam } from '../memory/guest-ram.js';
 import { E, SIGCHLD, SIGKILL, signalName } from './sys-abi.js';
 import {
@@ -134,6 +135,14 @@ export class Kernel {
   memoryLimit = 4 * 1024 ** 3;
   /** The umask the host process has (applied when switching between processes). */
   hostUmask = -1;
+  /** Inode numbers handed to pipes, the same in every process of the VM (fstat, /proc/self/fd). */
+  readonly pipeInodes = new WeakMap<Pipe, number>();
+  /** The next pipe inode number (an arbitrary start, far from the host's own small ones). */
+  nextPipeInode = 100000;
+  /** The siginfo rt_sigqueueinfo is sending, for raiseSignal while the send is under way (sys-signals.ts). */
+  stagedSigInfo: Uint8Array | null = null;
+  /** Set to -EAGAIN by raiseSignal when it refuses to queue (read by sys-signals.ts's sendChecked). */
+  raiseRefused = 0;
   private readonly byTid = new Map<number, SysCtx>();
   private readonly futexes = new WeakMap<AddressSpace, Map<number, SysCtx[]>>();
   private readonly ramPool: GuestRam[] = [];

@@ -95,9 +95,6 @@ const DEFAULT_RLIMITS: Array<[bigint, bigint]> = [
   [RLIM_INF, RLIM_INF], // RLIMIT_RTTIME
 ];
 
-let pipeInodes = 100000;
-/** Inode numbers handed to pipes, the same in every process of the VM. */
-const PIPE_INODES = new WeakMap<Pipe, number>();
 
 const UTF8 = new TextDecoder();
 
@@ -131,8 +128,8 @@ export class SysCtx {
   robustHead = 0;
   /** The VM's terminal state. */
   readonly tty: TtyState;
-  /** Inode numbers handed to pipes (for fstat and /proc/self/fd). */
-  readonly pipeIno = PIPE_INODES;
+  /** Inode numbers handed to pipes (for fstat and /proc/self/fd): the VM's, kept by its kernel. */
+  get pipeIno(): WeakMap<Pipe, number> { return this.kernel.pipeInodes; }
   /** The scheduler, process table and futexes of the VM. */
   readonly kernel: Kernel;
   /** The process (thread group) this task belongs to; set when the kernel registers the task. */
@@ -424,7 +421,7 @@ export class SysCtx {
   /** A stable inode number for a pipe. */
   pipeInode(p: Pipe): number {
     let n = this.pipeIno.get(p);
-    if (n === undefined) { n = pipeInodes++; this.pipeIno.set(p, n); }
+    if (n === undefined) { n = this.kernel.nextPipeInode++; this.pipeIno.set(p, n); }
     return n;
   }
 

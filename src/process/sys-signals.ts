@@ -66,20 +66,16 @@ const KERNEL_SIGINFO_SIZE = 48;
 /** One queued instance of a real-time signal: si_code and sender, or the siginfo given to rt_sigqueueinfo. */
 export interface QueuedSignal { code: number; pid: number; uid: number; image: Uint8Array | null }
 
-/** The siginfo rt_sigqueueinfo is sending, for raiseSignal while the send is under way. */
-let stagedInfo: Uint8Array | null = null;
-/** Set to -EAGAIN by raiseSignal when it refuses to queue (read by sendChecked). */
-let raiseRefused = 0;
-
 /**
  * Runs a send through the kernel and returns its result, or -EAGAIN if
  * raiseSignal refused to queue the signal (the kernel's send paths do not
  * pass raiseSignal's result on).
  */
-function sendChecked(send: () => number): number {
-  raiseRefused = 0;
+function sendChecked(c: SysCtx, send: () => number): number {
+  const k = c.kernel;
+  k.raiseRefused = 0;
   const r = send();
-  return r < 0 ? r : raiseRefused;
+  return r < 0 ? r : k.raiseRefused;
 }
 
 /** Per-thread signal state; `actions` is shared by the threads of a process. */
@@ -148,7 +144,7 @@ export function raiseSignal(c: SysCtx, sig: number, code = SI_USER, from = c.pro
     s.senders.set(sig, from);
     return 0;
   }
-  const img = image ?? stagedInfo;
+  const img = image ?? c.kernel.stagedSigInfo;
   if ((s.pending & b) === 0n) s.rtQueue.delete(sig);
   let queued = 0;
   for (const q of s.rtQueue.values()) queued += q.length;
@@ -156,7 +152,7 @@ export function raiseSignal(c: SysCtx, sig: number, code = SI_USER, from = c.pro
   if (queued >= Math.min(RT_QUEUE_MAX, Number(lim))) {
     // Over the limit (kernel/signal.c __send_signal): kill()'s signal stays pending without its siginfo.
     if ((img ? new DataView(img.buffer, img.byteOffset).getInt32(8, true) : code) !== SI_USER) {
-      raiseRefused = -E.EAGAIN;
+      c.kernel.raiseRefused = -E.EAGAIN;
       return -E.EAGAIN;
     }
     s.pending |= b;
@@ -415,13 +411,13 @@ function kill(c: SysCtx, a: SysArgs): number {
 function tgkill(c: SysCtx, a: SysArgs): number {
   const tgid = a.i32(0), tid = a.i32(1), sig = a.i32(2);
   if (tgid <= 0 || tid <= 0 || sig < 0 || sig > NSIG) return -E.EINVAL;
-  return sendChecked(() => c.kernel.killThread(c, tgid, tid, sig));
+  return sendChecked(c, () => c.kernel.killThread(c, tgid, tid, sig));
 }
 
 function tkill(c: SysCtx, a: SysArgs): number {
   const tid = a.i32(0), sig = a.i32(1);
   if (tid <= 0 || sig < 0 || sig > NSIG) return -E.EINVAL;
-  return sendChecked(() => c.kernel.killThread(c, -1, tid, sig));
+  return sendChecked(c, () => c.kernel.killThread(c, -1, tid, sig));
 }
 
 /** rt_sigqueueinfo: sends `sig` with the caller's siginfo (si_signo set to sig), as sigqueue(3) does. */
@@ -434,11 +430,11 @@ function rtSigqueueinfo(c: SysCtx, a: SysArgs): number {
   // Only the kernel may name kill() or tkill() as the origin to another process.
   if ((code >= 0 || code === SI_TKILL) && pid !== c.proc.tid) return -E.EPERM;
   if (pid <= 0) return -E.ESRCH;
-  stagedInfo = raw; // raiseSignal queues this siginfo (kernel.kill has no parameter for it)
+  c.kernel.stagedSigInfo = raw; // raiseSignal queues this siginfo (kernel.kill has no parameter for it)
   try {
-    return sendChecked(() => c.kernel.kill(c, pid, sig, code));
+    return sendChecked(c, () => c.kernel.kill(c, pid, sig, code));
   } finally {
-    stagedInfo = null;
+    c.kernel.stagedSigInfo = null;
   }
 }
 

@@ -8,7 +8,7 @@
  * The VMM should `attach()` the board's RamAccounting to the device after
  * building the board (otherwise the device makes its own on activation).
  */
-import { registerDevice, type BuildContext } from './device-builder.js';
+import type { BuildContext } from './device-builder.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
 import { VirtioBalloon } from '../devices/virtio/balloon.js';
 
@@ -40,5 +40,3 @@ export function buildBalloon(o: QemuOpts, ctx: BuildContext): VirtioBalloon {
   }
   return dev;
 }
-
-registerDevice('virtio-balloon-device', buildBalloon);

@@ -13,14 +13,11 @@
  * The host console reaches the factory as `BuildContext.console`
  * (a `ConsolePort`), which the VMM provides.
  */
-import { registerDevice, type BuildContext } from './device-builder.js';
+import type { BuildContext } from './device-builder.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
-import { VirtioConsole, type ConsolePort } from '../devices/virtio/console.js';
+import { VirtioConsole } from '../devices/virtio/console.js';
 
 const DEVICE_PROPS = new Set(['id', 'chardev']);
-
-/** BuildContext with the host console (an addition proposed for device-builder.ts). */
-type ContextWithConsole = BuildContext & { console?: ConsolePort };
 
 /** Builds a virtio console connected to the host console. */
 export function buildConsole(o: QemuOpts, ctx: BuildContext): VirtioConsole {
@@ -30,7 +27,7 @@ export function buildConsole(o: QemuOpts, ctx: BuildContext): VirtioConsole {
   }
   const chardev = o.props.get('chardev') ?? 'stdio';
   if (chardev !== 'stdio') throw new OptsError(`${where}: chardev=${chardev}: only chardev=stdio (the host console) is supported`);
-  const port = (ctx as ContextWithConsole).console;
+  const port = ctx.console;
   if (!port) throw new OptsError(`${where}: the host console is not available to devices in this build`);
   const dev = new VirtioConsole(port, { size: port.size?.() ?? null, wake: ctx.wake });
   ctx.cleanups.push(port.onInput((bytes) => { dev.pushInput(bytes); }));
@@ -38,5 +35,3 @@ export function buildConsole(o: QemuOpts, ctx: BuildContext): VirtioConsole {
   if (offResize) ctx.cleanups.push(offResize);
   return dev;
 }
-
-registerDevice('virtio-console-device', buildConsole);

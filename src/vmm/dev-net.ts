@@ -3,28 +3,16 @@
  * a virtio-net device whose frames go to the `-netdev` with that id.
  *
  * The netdev itself (a socket, a unix stream, a user-mode network) is a
- * host resource, opened through the host adapter src/host/net-socket.ts
- * (replaceable with `setNetdevOpener`, e.g. by tests or another host).
+ * host resource, opened through the build's host services
+ * (`DeviceServices.openNetdev`; on Node, src/host/net-socket.ts).
  */
-import { registerDevice, type BuildContext } from './device-builder.js';
+import type { BuildContext } from './device-builder.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
 import { VirtioNet } from '../devices/virtio/net.js';
-import type { NetBackend } from '../devices/virtio/net-backend.js';
-import { openNetdev } from '../host/net-socket.js';
-
-/** Opens the host side of one -netdev; throws OptsError for unusable options (one line). */
-export type NetdevOpener = (netdev: QemuOpts) => NetBackend;
-
-let opener: NetdevOpener = openNetdev;
-
-/** Replaces how -netdev backends are opened (the default is the Node host adapter). */
-export function setNetdevOpener(f: NetdevOpener): void { opener = f; }
 
 /** QEMU's default MAC for the first NIC (qemu_macaddr_default_if_unset): 52:54:00:12:34:56, then + 1 per NIC. */
 const DEFAULT_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56] as const;
 const DEVICE_PROPS = new Set(['id', 'netdev', 'mac', 'host_mtu']);
-/** Netdev ids already given a device, per build (a netdev has one peer). */
-const claimed = new WeakMap<BuildContext, Set<string>>();
 
 /** Parses `aa:bb:cc:dd:ee:ff`; null if malformed. */
 export function parseMac(text: string): Uint8Array | null {
@@ -39,15 +27,15 @@ export function defaultMac(index: number): Uint8Array {
   return mac;
 }
 
-function buildNet(o: QemuOpts, ctx: BuildContext): VirtioNet {
+/** Builds a virtio-net device from its -device options, on the -netdev it names. */
+export function buildNet(o: QemuOpts, ctx: BuildContext): VirtioNet {
   const where = `-device ${o.text}`;
   for (const k of o.props.keys()) {
     if (!DEVICE_PROPS.has(k)) throw new OptsError(`${where}: unknown property '${k}' (known: ${[...DEVICE_PROPS].join(', ')})`);
   }
   const id = o.props.get('netdev');
   if (id === undefined || id === '') throw new OptsError(`${where}: needs netdev=ID naming a -netdev`);
-  let used = claimed.get(ctx);
-  if (!used) { used = new Set(); claimed.set(ctx, used); }
+  const used = ctx.claimedNetdevs;
   if (used.has(id)) throw new OptsError(`${where}: -netdev '${id}' is already used by another device`);
   const nd = ctx.netdev(id);
   used.add(id);
@@ -63,9 +51,7 @@ function buildNet(o: QemuOpts, ctx: BuildContext): VirtioNet {
     // 68: the minimum IPv4 MTU (RFC 791); 65535: the config field is 16 bits (virtio 1.2 §5.1.4).
     if (!/^\d+$/.test(mtuText) || mtu < 68 || mtu > 65535) throw new OptsError(`${where}: host_mtu=${mtuText} is not an MTU from 68 to 65535`);
   }
-  const backend = opener(nd);
+  const backend = ctx.services.openNetdev(nd);
   ctx.cleanups.push(() => backend.close());
   return new VirtioNet({ mac, mtu, backend, wake: ctx.wake });
 }
-
-registerDevice('virtio-net-device', buildNet);

@@ -1,13 +1,19 @@
 /**
  * Turns -device/-drive/-netdev options into virtio device models for the
- * board. Each device kind registers a factory here; the factories get the
- * parsed options and the host services they need (files, sockets), so
- * the devices themselves stay host-independent.
+ * board. The device kinds are a constant table of factories; each build
+ * gets its own BuildContext (the parsed options, the host services — disk
+ * images, sockets — and the build's bookkeeping), so the devices stay
+ * host-independent and two VMs built in one process share nothing.
  */
 import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
+import { buildBlkDevice, buildVirtioDrive } from './dev-blk.js';
+import { buildNet } from './dev-net.js';
+import { buildBalloon } from './dev-balloon.js';
+import { buildConsole } from './dev-console.js';
+import type { DeviceServices } from './services.js';
 
 /** Parsed device-related command-line options. */
 export interface DeviceOptions {
@@ -29,6 +35,12 @@ export interface BuildContext {
   wake: () => void;
   /** The host console (the stdio the UART uses), for virtio-console; absent when there is none. */
   console?: ConsolePort;
+  /** Host services: disk images and -netdev backends. */
+  services: DeviceServices;
+  /** Drives already attached to a device in this build (each may back only one). */
+  attachedDrives: Set<QemuOpts>;
+  /** Netdev ids already given a device in this build (a netdev has one peer). */
+  claimedNetdevs: Set<string>;
 }
 
 /** Builds one device from its -device options. */
@@ -36,23 +48,20 @@ export type DeviceFactory = (o: QemuOpts, ctx: BuildContext) => VirtioDevice;
 /** Builds the implicit device of a `-drive ...,if=virtio`. */
 export type DriveFactory = (drive: QemuOpts, ctx: BuildContext) => VirtioDevice;
 
-const deviceFactories = new Map<string, DeviceFactory>();
-let virtioDriveFactory: DriveFactory | null = null;
+/** The -device driver names tsvm knows, and their factories. */
+export const DEVICE_FACTORIES: ReadonlyMap<string, DeviceFactory> = new Map<string, DeviceFactory>([
+  ['virtio-balloon-device', buildBalloon],
+  ['virtio-blk-device', buildBlkDevice],
+  ['virtio-console-device', buildConsole],
+  ['virtio-net-device', buildNet],
+  ['virtio-rng-device', () => new VirtioRng()],
+]);
 
-/** Registers a -device driver name (e.g. 'virtio-blk-device'). */
-export function registerDevice(name: string, f: DeviceFactory): void { deviceFactories.set(name, f); }
-/** Registers what `-drive if=virtio` creates. */
-export function registerVirtioDrive(f: DriveFactory): void { virtioDriveFactory = f; }
-
-registerDevice('virtio-rng-device', () => new VirtioRng());
-
-/** Loads the device modules; each registers its factories when imported. */
-export async function loadDeviceModules(): Promise<void> {
-  await Promise.all([import('./dev-blk.js'), import('./dev-net.js'), import('./dev-balloon.js'), import('./dev-console.js')]);
-}
+/** What `-drive if=virtio` creates. */
+export const VIRTIO_DRIVE_FACTORY: DriveFactory = buildVirtioDrive;
 
 /** Builds the virtio devices in command-line order; throws OptsError on bad options. */
-export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}, console?: ConsolePort): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
+export function buildDevices(opts: DeviceOptions, services: DeviceServices, wake: () => void = () => {}, console?: ConsolePort): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
   const used = new Set<QemuOpts>();
   const byId = (list: QemuOpts[], id: string, what: string): QemuOpts => {
     const o = list.find((x) => x.props.get('id') === id);
@@ -61,7 +70,7 @@ export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}, c
     return o;
   };
   const ctx: BuildContext = {
-    opts, cleanups: [], wake, console,
+    opts, cleanups: [], wake, console, services, attachedDrives: new Set(), claimedNetdevs: new Set(),
     drive: (id) => byId(opts.drives, id, '-drive'),
     netdev: (id) => byId(opts.netdevs, id, '-netdev'),
   };
@@ -71,13 +80,12 @@ export function buildDevices(opts: DeviceOptions, wake: () => void = () => {}, c
       const iface = d.props.get('if') ?? 'virtio';
       if (iface === 'none') continue;
       if (iface !== 'virtio') throw new OptsError(`-drive ${d.text}: only if=virtio or if=none are supported`);
-      if (!virtioDriveFactory) throw new OptsError('virtio block devices are not available in this build');
       used.add(d);
-      devices.push(virtioDriveFactory(d, ctx));
+      devices.push(VIRTIO_DRIVE_FACTORY(d, ctx));
     }
     for (const d of opts.devices) {
-      const f = deviceFactories.get(d.type);
-      if (!f) throw new OptsError(`unknown device '${d.type}' (known: ${[...deviceFactories.keys()].sort().join(', ')})`);
+      const f = DEVICE_FACTORIES.get(d.type);
+      if (!f) throw new OptsError(`unknown device '${d.type}' (known: ${[...DEVICE_FACTORIES.keys()].sort().join(', ')})`);
       devices.push(f(d, ctx));
     }
     for (const d of opts.drives) if (!used.has(d)) throw new OptsError(`-drive ${d.text} is not used by any device`);

@@ -1,5 +1,6 @@
 /**
- * QEMU's option syntax for -device, -drive, -netdev and -qmp:
+ * QEMU's option syntax for -device, -drive, -netdev and -qmp, and its
+ * sizes (-m 512M):
  * `driver,key=value,key=value` (a leading bare word is the driver or
  * backend type; `,,` escapes a comma inside a value).
  */
@@ -52,4 +53,15 @@ export function boolProp(o: QemuOpts, key: string, dflt: boolean): boolean {
   if (['on', 'yes', 'true', '1'].includes(v)) return true;
   if (['off', 'no', 'false', '0'].includes(v)) return false;
   throw new OptsError(`'${o.text}': ${key}=${v} is not on/off`);
+}
+
+/** Parses sizes like `512M`, `2G`, `65536` (QEMU's -m spelling; a bare number means MiB there, bytes here only with a `B` suffix). */
+export function parseSize(text: string, defaultUnit: 'M' | 'B' = 'M'): number | null {
+  const m = /^(\d+(?:\.\d+)?)([KMGT]i?B?|B)?$/i.exec(text.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  const unit = (m[2] ?? defaultUnit).toUpperCase()[0]!;
+  const mult = unit === 'K' ? 1024 : unit === 'M' ? 1024 ** 2 : unit === 'G' ? 1024 ** 3 : unit === 'T' ? 1024 ** 4 : 1;
+  const v = Math.floor(n * mult);
+  return Number.isFinite(v) && v > 0 ? v : null;
 }

@@ -13,18 +13,11 @@ import { IRQ_SSI, IRQ_STI } from '../cpu/csr-file.js';
 import { SbiFirmware, HSM_STARTED, HSM_STOPPED, type SbiPlatform } from '../machine/sbi.js';
 import type { Board } from '../machine/board.js';
 import type { VmControl, RunState, BalloonControl, ShutdownCause } from './qmp.js';
+import { VmLifecycle, type VmState } from './lifecycle.js';
+import type { VmHost } from './services.js';
 
-/** What the VMM needs from its host. */
-export interface VmHost {
-  /** Waits up to `ms` milliseconds, returning early when input arrives. */
-  wait(ms: number): Promise<void>;
-  /** Lets the host's event loop run (console input, signals). */
-  yield(): Promise<void>;
-  /** Host monotonic time in ms. */
-  now(): number;
-  /** Ends a pending `wait` early (an asynchronous device event arrived). */
-  wake(): void;
-}
+/** What the VMM's run loop needs from its host (defined with the other host services). */
+export type { VmHost } from './services.js';
 
 /** Instructions a hart runs before the VMM looks at timers and other harts. */
 const SLICE = 50_000;
@@ -34,7 +27,13 @@ const YIELD_MS = 8;
 /** Why the VM stopped. */
 export interface VmResult { status: number; reason: 'poweroff' | 'reset' | 'panic' | 'stopped' }
 
-/** A running system VM. */
+/**
+ * A system VM: its board, the built-in SBI, and the run loop. Its lifecycle
+ * (lifecycle.ts: created, running, paused, shutdown) is checked: `run`
+ * starts it, `pause`/`resume` (QMP stop/cont) move between running and
+ * paused, and `stop` (QMP quit, the console escape), a guest poweroff or a
+ * kernel panic end it in `shutdown`.
+ */
 export class Vm implements SbiPlatform, VmControl {
   readonly board: Board;
   readonly sbi: SbiFirmware;
@@ -44,12 +43,12 @@ export class Vm implements SbiPlatform, VmControl {
   readonly waiting: Uint8Array;
   /** SBI set_timer deadline per hart, in timer ticks (Infinity = none). */
   readonly sbiTimer: Float64Array;
-  /** Set to stop the loop (console escape, QMP quit). */
-  stopRequested = false;
-  /** While true the harts do not run (QMP `stop`); devices and timers keep their state. */
-  paused = false;
-  /** Set when the console showed a kernel panic. */
+  /** Set when the console showed a kernel panic: the run loop then shuts the VM down (the shutdown's cause, not a state). */
   panicked = false;
+  /** The lifecycle state machine. */
+  readonly lifecycle = new VmLifecycle();
+  /** Whether `run` was called (a VM runs once: shutdown is final). */
+  private started = false;
   private readonly host: VmHost;
   private readonly consoleIn: number[] = [];
   private readonly out = new Int32Array(2);
@@ -103,23 +102,33 @@ export class Vm implements SbiPlatform, VmControl {
     if (type === 0) this.board.poweroff(reason === 1 ? 1 : 0); else this.board.reset();
   }
 
-  /** Pauses the harts (QMP `stop`). */
-  pause(): void { this.paused = true; this.host.wake(); }
-  /** Resumes the harts (QMP `cont`). */
-  resume(): void { this.paused = false; this.host.wake(); }
-  /** Stops the VM from outside (QMP `quit`, console escape). */
-  stop(): void { this.stopRequested = true; this.host.wake(); }
+  /** The lifecycle state. */
+  get state(): VmState { return this.lifecycle.state; }
+
+  /** Pauses the harts (QMP `stop`): running (or created) -> paused; devices and timers keep their state. */
+  pause(): void { this.lifecycle.transition('paused', 'pause'); this.host.wake(); }
+  /** Resumes the harts (QMP `cont`): paused -> running. */
+  resume(): void { this.lifecycle.transition('running', 'resume'); this.host.wake(); }
+  /** Ends the VM from outside (QMP `quit`, console escape): -> shutdown; a VM already shut down stays so. */
+  stop(): void {
+    if (this.lifecycle.state !== 'shutdown') this.lifecycle.transition('shutdown', 'stop');
+    this.host.wake();
+  }
 
   // ---- VmControl (QMP) ----
   /** The memory balloon QMP controls, if the VM has one. */
   balloon: BalloonControl | null = null;
   /** Why the host asked the VM to end (QMP quit/system_powerdown/system_reset), for the SHUTDOWN event. */
   hostRequest: ShutdownCause | null = null;
-  runState(): RunState { return this.stopRequested || this.board.power.off ? 'shutdown' : this.paused ? 'paused' : 'running'; }
-  /** No guest-visible power button on this board: power off directly (status 0). */
-  powerdown(): void { this.hostRequest ??= 'host-qmp-quit'; this.board.poweroff(0); this.host.wake(); }
+  /** The QMP run state: the lifecycle's (a VM not yet started reports running, as QEMU without -S does). */
+  runState(): RunState {
+    const s = this.lifecycle.state;
+    return s === 'created' ? 'running' : s;
+  }
+  /** No guest-visible power button on this board: power off directly (status 0), ending the VM. */
+  powerdown(): void { this.hostRequest ??= 'host-qmp-quit'; this.board.poweroff(0); this.stop(); }
   /** No in-place reboot: end the VM as QEMU's -no-reboot does. */
-  reset(): void { this.hostRequest ??= 'host-qmp-system-reset'; this.board.reset(); this.host.wake(); }
+  reset(): void { this.hostRequest ??= 'host-qmp-system-reset'; this.board.reset(); this.stop(); }
   quit(): void { this.hostRequest ??= 'host-qmp-quit'; this.stop(); }
 
   /** Console output sink for SBI console calls (set by the owner of the VM). */
@@ -186,14 +195,25 @@ export class Vm implements SbiPlatform, VmControl {
     return t;
   }
 
-  /** Runs until the guest powers off or the VM is stopped; returns the exit status. */
+  // Read through methods: a QMP command or the console can change the state at any await in run().
+  private isRunning(): boolean { return this.lifecycle.state === 'running'; }
+  private isPaused(): boolean { return this.lifecycle.state === 'paused'; }
+
+  /**
+   * Runs until the guest powers off or the VM is stopped; returns the exit
+   * status. Starts the VM (created -> running; one paused before it started
+   * stays paused) and leaves it shut down.
+   */
   async run(): Promise<VmResult> {
-    const b = this.board, host = this.host;
+    const b = this.board, host = this.host, life = this.lifecycle;
+    if (this.started) throw new Error(`Vm.run: the VM has already been run (it is ${life.state})`);
+    this.started = true;
+    if (life.state === 'created') life.transition('running', 'run');
     let lastYield = host.now();
     while (true) {
-      if (this.paused && !this.stopRequested && !b.power.off) { await host.wait(1000); lastYield = host.now(); continue; }
+      if (this.isPaused() && !b.power.off) { await host.wait(1000); lastYield = host.now(); continue; }
       let running = 0;
-      for (let i = 0; i < b.harts && !b.power.off && !this.stopRequested; i++) {
+      for (let i = 0; i < b.harts && !b.power.off && this.isRunning(); i++) {
         if (this.hsm[i] !== HSM_STARTED || this.waiting[i]) continue;
         running++;
         const v = b.vcpus[i]!;
@@ -201,11 +221,11 @@ export class Vm implements SbiPlatform, VmControl {
         if (r === ExitReason.MMIO) this.mmio(i);
         else if (r === ExitReason.HYPERCALL) { this.sbi.handle(i); if (this.hsm[i] === HSM_STARTED) v.skip(); }
         else if (r === ExitReason.HALT) this.waiting[i] = 1;
-        if (b.power.off || this.panicked || this.stopRequested) break;
+        if (b.power.off || this.panicked || !this.isRunning()) break;
       }
-      if (b.power.off) return { status: b.power.status, reason: b.power.reset ? 'reset' : 'poweroff' };
-      if (this.panicked) return { status: 1, reason: 'panic' };
-      if (this.stopRequested) return { status: 0, reason: 'stopped' };
+      if (b.power.off) { this.stop(); return { status: b.power.status, reason: b.power.reset ? 'reset' : 'poweroff' }; }
+      if (this.panicked) { this.stop(); return { status: 1, reason: 'panic' }; }
+      if (life.state === 'shutdown') return { status: 0, reason: 'stopped' };
       this.tick();
       const now = host.now();
       if (running === 0 && this.waiting.some((w, i) => w === 1 && this.hsm[i] === HSM_STARTED)) {

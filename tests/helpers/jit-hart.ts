@@ -1,6 +1,6 @@
 /**
  * Harts for the JIT tests: one on flat RAM run by the interpreter, one run
- * by a private `Jit` (never the process-wide `jitFor`, so TSVM_JIT does not
+ * by a private `Jit` (never a VM's `JitEngines`, which copy the process default, so TSVM_JIT does not
  * change what a test exercises), with helpers to load code, set registers
  * and compare whole architectural states (BigInt, tests only).
  */

@@ -16,7 +16,8 @@ import {
 } from '../../src/devices/virtio/balloon.js';
 import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_FEATURES_OK, STATUS_DRIVER_OK, STATUS_DEVICE_NEEDS_RESET } from '../../src/devices/virtio/mmio.js';
 import type { BalloonControl } from '../../src/vmm/qmp.js';
-import { buildDevices, loadDeviceModules } from '../../src/vmm/device-builder.js';
+import { buildDevices } from '../../src/vmm/device-builder.js';
+import { nodeDeviceServices } from '../../src/host/node-vm-services.js';
 import { parseQemuOpts, OptsError } from '../../src/vmm/qemu-opts.js';
 
 const RAM = 4 * 1024 * 1024;
@@ -220,14 +221,13 @@ test('without attach, the device sizes its accounting from the transport on acti
   assert.equal(drv.reg(NUM_PAGES), PAGES / 2);
 });
 
-test('-device virtio-balloon-device options', async () => {
-  await loadDeviceModules();
-  const build = (text: string): ReturnType<typeof buildDevices> => buildDevices({ devices: [parseQemuOpts(text)], drives: [], netdevs: [] });
+test('-device virtio-balloon-device options', () => {
+  const build = (text: string): ReturnType<typeof buildDevices> => buildDevices({ devices: [parseQemuOpts(text)], drives: [], netdevs: [] }, nodeDeviceServices);
   const ok = build('virtio-balloon-device,id=b0,guest-stats-polling-interval=2');
   assert.ok(ok.devices[0] instanceof VirtioBalloon);
   for (const c of ok.cleanups) c();
   assert.throws(() => build('virtio-balloon-device,bogus=1'), OptsError);
   assert.throws(() => build('virtio-balloon-device,deflate-on-oom=on'), OptsError);
   assert.throws(() => build('virtio-balloon-device,guest-stats-polling-interval=x'), OptsError);
-  assert.throws(() => buildDevices({ devices: [parseQemuOpts('virtio-balloon-device'), parseQemuOpts('virtio-balloon-device')], drives: [], netdevs: [] }), OptsError);
+  assert.throws(() => buildDevices({ devices: [parseQemuOpts('virtio-balloon-device'), parseQemuOpts('virtio-balloon-device')], drives: [], netdevs: [] }, nodeDeviceServices), OptsError);
 });

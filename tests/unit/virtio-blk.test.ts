@@ -21,6 +21,7 @@ import {
 import type { BlockBackend } from '../../src/devices/virtio/block-backend.js';
 import { STATUS_DEVICE_NEEDS_RESET } from '../../src/devices/virtio/mmio.js';
 import { buildDevices, type DeviceOptions } from '../../src/vmm/device-builder.js';
+import { nodeDeviceServices } from '../../src/host/node-vm-services.js';
 import { parseQemuOpts, OptsError } from '../../src/vmm/qemu-opts.js';
 import { ImageError } from '../../src/images/errors.js';
 import '../../src/vmm/dev-blk.js';
@@ -256,7 +257,7 @@ function rawFile(name: string, fill: number, size = 1024 * 1024): string {
 
 test('-drive if=virtio and if=none + -device virtio-blk-device build block devices', () => {
   const a = rawFile('a.raw', 1), b = rawFile('b.raw', 2);
-  const built = buildDevices(opts([`file=${a},format=raw,if=virtio`, `file=${b},if=none,id=d1,readonly=on`], ['virtio-blk-device,drive=d1,serial=second']));
+  const built = buildDevices(opts([`file=${a},format=raw,if=virtio`, `file=${b},if=none,id=d1,readonly=on`], ['virtio-blk-device,drive=d1,serial=second']), nodeDeviceServices);
   assert.equal(built.devices.length, 2);
   const [da, db] = built.devices as VirtioBlk[];
   assert.ok(da instanceof VirtioBlk && db instanceof VirtioBlk);
@@ -272,7 +273,7 @@ test('-drive if=virtio and if=none + -device virtio-blk-device build block devic
 
 test('snapshot=on keeps guest writes in memory; the file is never modified', () => {
   const f = rawFile('snap.raw', 7);
-  const built = buildDevices(opts([`file=${f},format=raw,snapshot=on`]));
+  const built = buildDevices(opts([`file=${f},format=raw,snapshot=on`]), nodeDeviceServices);
   const dev = built.devices[0] as VirtioBlk, d = new FakeDriver(dev, 1024 * 1024);
   d.init();
   assert.equal(write(d, 0, new Uint8Array(512).fill(9)), VIRTIO_BLK_S_OK);
@@ -284,7 +285,7 @@ test('snapshot=on keeps guest writes in memory; the file is never modified', () 
 test('a qcow2 drive written through the device checks clean in qemu-img', () => {
   const f = path.join(dir, 'dev.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', f, '4M']);
-  const built = buildDevices(opts([`file=${f}`])); // format probed
+  const built = buildDevices(opts([`file=${f}`]), nodeDeviceServices); // format probed
   const dev = built.devices[0] as VirtioBlk, d = new FakeDriver(dev, 4 * 1024 * 1024);
   d.init();
   const data = new Uint8Array(128 * 1024).map((_, i) => i & 0xff);
@@ -300,7 +301,7 @@ test('a qcow2 drive written through the device checks clean in qemu-img', () => 
 test('bad -drive / -device options are OptsErrors; a missing image is a one-line ImageError', () => {
   const f = rawFile('c.raw', 0);
   const fails = (o: DeviceOptions, re: RegExp, type: typeof OptsError | typeof ImageError = OptsError): void => {
-    assert.throws(() => buildDevices(o), (e: unknown) => {
+    assert.throws(() => buildDevices(o, nodeDeviceServices), (e: unknown) => {
       assert.ok(e instanceof type, `expected ${type.name}, got ${String(e)}`);
       assert.doesNotMatch((e as Error).message, /\n/);
       assert.match((e as Error).message, re);

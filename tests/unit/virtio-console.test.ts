@@ -111,6 +111,8 @@ test('-device virtio-console-device[,chardev=stdio] builds on the host console p
   const ctx = {
     opts: { devices: [], drives: [], netdevs: [] }, cleanups: [] as (() => void)[], wake: () => {}, console: port,
     drive: () => { throw new Error('unused'); }, netdev: () => { throw new Error('unused'); },
+    services: { openDisk: () => { throw new Error('unused'); }, openNetdev: () => { throw new Error('unused'); } },
+    attachedDrives: new Set(), claimedNetdevs: new Set(),
   } satisfies BuildContext & { console: ConsolePort };
   const dev = buildConsole(parseQemuOpts('virtio-console-device,chardev=stdio,id=con0'), ctx);
   assert.equal(listeners.length, 1);

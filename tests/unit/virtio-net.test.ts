@@ -22,7 +22,9 @@ import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK } from '../../src/devices/v
 import {
   FrameDecoder, FramingError, encodeFrame, listenStream, connectStream, openNetdev, hostfwdToPasst, type StreamNetBackend,
 } from '../../src/host/net-socket.js';
-import { setNetdevOpener, defaultMac, parseMac } from '../../src/vmm/dev-net.js';
+import { defaultMac, parseMac } from '../../src/vmm/dev-net.js';
+import { nodeDeviceServices } from '../../src/host/node-vm-services.js';
+import type { DeviceServices } from '../../src/vmm/services.js';
 import { buildDevices } from '../../src/vmm/device-builder.js';
 import { parseQemuOpts, OptsError } from '../../src/vmm/qemu-opts.js';
 
@@ -323,13 +325,17 @@ test('socket backends: a listening backend speaks the framing to a raw TCP peer 
 test('-device virtio-net-device: netdev lookup, default and explicit MACs, one device per netdev, clear errors', () => {
   const opened: string[] = [];
   const backends: TestBackend[] = [];
-  setNetdevOpener((nd) => { opened.push(nd.props.get('id')!); const b = new TestBackend(); backends.push(b); return b; });
-  try {
+  // The netdev opener is a host service of the build: this one records the ids and hands out test backends.
+  const services: DeviceServices = {
+    ...nodeDeviceServices,
+    openNetdev: (nd) => { opened.push(nd.props.get('id')!); const b = new TestBackend(); backends.push(b); return b; },
+  };
+  {
     const opts = (devices: string[], netdevs: string[]): Parameters<typeof buildDevices>[0] => ({
       devices: devices.map((d) => parseQemuOpts(d)), drives: [], netdevs: netdevs.map((n) => parseQemuOpts(n)),
     });
     const built = buildDevices(opts(['virtio-net-device,netdev=a', 'virtio-net-device,netdev=b,mac=02:00:00:00:00:07,host_mtu=1400', 'virtio-net-device,netdev=c'],
-      ['socket,id=a,listen=:1', 'user,id=b', 'user,id=c']));
+      ['socket,id=a,listen=:1', 'user,id=b', 'user,id=c']), services);
     assert.deepEqual(opened, ['a', 'b', 'c']);
     const nets = built.devices as VirtioNet[];
     assert.deepEqual([...nets[0]!.mac], [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
@@ -348,11 +354,9 @@ test('-device virtio-net-device: netdev lookup, default and explicit MACs, one d
       [['virtio-net-device,netdev=a', 'virtio-net-device,netdev=a'], ['user,id=a'], /already used/],
     ];
     for (const [devs, nds, re] of bad) {
-      assert.throws(() => buildDevices(opts(devs, nds)), (e: unknown) => e instanceof OptsError && re.test(e.message) && !e.message.includes('\n'), devs.join(' '));
+      assert.throws(() => buildDevices(opts(devs, nds), services), (e: unknown) => e instanceof OptsError && re.test(e.message) && !e.message.includes('\n'), devs.join(' '));
     }
     assert.deepEqual(parseMac('52:54:00:AB:cd:0f') && [...parseMac('52:54:00:AB:cd:0f')!], [0x52, 0x54, 0, 0xab, 0xcd, 0x0f]);
-  } finally {
-    setNetdevOpener(openNetdev);
   }
 });
 
