@@ -97,6 +97,8 @@ export class FramePool {
   private bump = 1;
   private used = 0;
   private shared = 0;
+  private control = 0;
+  private readonly runFree: { first: number; n: number }[] = [];
 
   /** Creates a pool of `frames` frames plus the zero frame; throws RangeError on a bad size (a host configuration error). */
   constructor(opts: FramePoolOptions) {
@@ -121,7 +123,7 @@ export class FramePool {
   /** Frames referenced by at least one mapping. */
   get framesUsed(): number { return this.used; }
   /** Frames available to `alloc`. */
-  get framesFree(): number { return this.frameCount - 1 - this.used; }
+  get framesFree(): number { return this.frameCount - 1 - this.used - this.control - this.runFree.reduce((a, r) => a + r.n, 0); }
   /** Frames marked shared (read-only, merged by the scanner). */
   get framesShared(): number { return this.shared; }
 
@@ -202,6 +204,32 @@ export class FramePool {
 
   /** Whether frame `f` is marked shared. */
   isShared(f: number): boolean { return this.sharedFlag[f] !== 0; }
+
+  /**
+   * Takes `n` physically contiguous frames from the never-used region (a
+   * VM's CPU area: hart state, TLBs and JIT caches, which generated code
+   * reaches with plain loads). Returns the first frame, or NO_FRAME. Runs
+   * are not guest pages: they are never shared, swapped or counted in
+   * `frames_used`, only in `frames_control`.
+   */
+  allocRun(n: number): number {
+    const i = this.runFree.findIndex((r) => r.n === n);
+    if (i >= 0) { const r = this.runFree.splice(i, 1)[0]!; this.control += n; return r.first; }
+    if (!Number.isInteger(n) || n < 1 || this.bump + n > this.frameCount) return NO_FRAME;
+    const f = this.bump;
+    this.bump += n;
+    this.control += n;
+    return f;
+  }
+
+  /** Returns a run taken by allocRun (kept for a later run of the same size). */
+  freeRun(first: number, n: number): void {
+    this.runFree.push({ first, n });
+    this.control -= n;
+  }
+
+  /** Frames held by control runs (allocRun). */
+  get framesControl(): number { return this.control; }
 
   /** Byte offset of frame `f` in the memory (what a TLB fill adds). */
   offset(f: number): number { return f * FRAME_SIZE; }

@@ -28,7 +28,7 @@
  * quietly deflate under memory pressure).
  */
 import type { VirtioDevice, VirtioContext } from './mmio.js';
-import { VirtqError, type DmaMemory } from './queue.js';
+import { VirtqError, dmaHost, type DmaMemory } from './queue.js';
 
 /** Device ID of the memory balloon (virtio 1.2 §5: 5). */
 export const VIRTIO_ID_BALLOON = 5;
@@ -343,10 +343,11 @@ export class VirtioBalloon implements VirtioDevice {
 
   /** Zeroes RAM page `i` unless it already is zero (so untouched host pages stay untouched). */
   private zeroPage(mem: DmaMemory, i: number): void {
-    const off = (i * BALLOON_PAGE_SIZE) + (this.acc!.base - mem.base);
-    if (off < 0 || off + BALLOON_PAGE_SIZE > mem.size) return;
+    const gpa = i * BALLOON_PAGE_SIZE + this.acc!.base, rel = gpa - mem.base;
+    if (rel < 0 || rel + BALLOON_PAGE_SIZE > mem.size) return;
     if (this.wordsOf !== mem.u8) { this.wordsOf = mem.u8; this.words = wordsOf(mem.u8); }
-    if (pageIsZero(mem.u8, this.words, off)) return;
+    if (pageIsZero(mem.u8, this.words, dmaHost(mem, gpa, BALLOON_PAGE_SIZE, false))) return;
+    const off = dmaHost(mem, gpa, BALLOON_PAGE_SIZE, true);
     mem.u8.fill(0, off, off + BALLOON_PAGE_SIZE);
     mem.written?.(off, BALLOON_PAGE_SIZE);
     this.acc!.zeroedPages++;
