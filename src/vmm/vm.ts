@@ -221,11 +221,26 @@ export class Vm implements SbiPlatform, VmControl {
     }
   }
 
+  /**
+   * Called once per run-loop round, between slices, when no hart is inside
+   * guest code: the host's safe point (it may block there while it remaps
+   * this VM's pages, then deliver the remaps).
+   */
+  safePoint: (() => void) | null = null;
+  /** Told when the loop starts (true) and ends (false) a wait with every hart idle, so the host need not wait for a safe point. */
+  idleHook: ((idle: boolean) => void) | null = null;
+
+  private async idleWait(ms: number): Promise<void> {
+    this.idleHook?.(true);
+    try { await this.host.wait(ms); } finally { this.idleHook?.(false); }
+  }
+
   private async loop(): Promise<VmResult> {
     const b = this.board, host = this.host, life = this.lifecycle;
     let lastYield = host.now();
     while (true) {
-      if (this.isPaused() && !b.power.off) { await host.wait(1000); lastYield = host.now(); continue; }
+      this.safePoint?.();
+      if (this.isPaused() && !b.power.off) { await this.idleWait(1000); lastYield = host.now(); continue; }
       let running = 0;
       for (let i = 0; i < b.harts && !b.power.off && this.isRunning(); i++) {
         if (this.hsm[i] !== HSM_STARTED || this.waiting[i]) continue;
@@ -245,11 +260,11 @@ export class Vm implements SbiPlatform, VmControl {
       if (running === 0 && this.waiting.some((w, i) => w === 1 && this.hsm[i] === HSM_STARTED)) {
         const dl = this.nextDeadlineNs();
         const ms = Number.isFinite(dl) ? Math.max(0, (dl - now * 1e6) / 1e6) : 1000;
-        if (ms > 0.05) await host.wait(Math.min(ms, 1000));
+        if (ms > 0.05) await this.idleWait(Math.min(ms, 1000));
         lastYield = host.now();
         this.tick();
       } else if (running === 0) {
-        await host.wait(50); // every hart stopped: nothing can run until input or an external event
+        await this.idleWait(50); // every hart stopped: nothing can run until input or an external event
         lastYield = host.now();
       } else if (now - lastYield >= YIELD_MS) {
         await host.yield();
