@@ -146,33 +146,36 @@ function iso(d: IsoData): object {
     }
     c.checks++;
   };
-  for (let op = 0; op < d.ops; op++) {
-    if (gate.poll(pi)) { c.stops++; drain(); } // the safe point: between "instructions"
-    const g = rint(rng, pages), r = rint(rng, 100);
-    if (r < 30) {
-      const k = rint(rng, paletteN), f = writeFrame(g, op);
-      const src = palette.subarray(k * FRAME_SIZE, (k + 1) * FRAME_SIZE);
-      pool.u8.set(src, f * FRAME_SIZE);
-      model.set(src, g * FRAME_SIZE);
-      c.writes++;
-    } else if (r < 45) {
-      const f = writeFrame(g, op);
-      const at = rint(rng, FRAME_SIZE - 16), n = 1 + rint(rng, 16);
-      for (let i = 0; i < n; i++) { const b = rint(rng, 256); pool.u8[f * FRAME_SIZE + at + i] = b; model[g * FRAME_SIZE + at + i] = b; }
-      c.writes++;
-    } else if (r < 49) {
-      p2m.balloon(g);
-      model.fill(0, g * FRAME_SIZE, (g + 1) * FRAME_SIZE);
-    } else if (r < 51) {
-      p2m.deflate(g);
-    } else {
-      check(g, op);
+  try {
+    for (let op = 0; op < d.ops; op++) {
+      if (gate.poll(pi)) { c.stops++; drain(); } // the safe point: between "instructions"
+      const g = rint(rng, pages), r = rint(rng, 100);
+      if (r < 30) {
+        const k = rint(rng, paletteN), f = writeFrame(g, op);
+        const src = palette.subarray(k * FRAME_SIZE, (k + 1) * FRAME_SIZE);
+        pool.u8.set(src, f * FRAME_SIZE);
+        model.set(src, g * FRAME_SIZE);
+        c.writes++;
+      } else if (r < 45) {
+        const f = writeFrame(g, op);
+        const at = rint(rng, FRAME_SIZE - 16), n = 1 + rint(rng, 16);
+        for (let i = 0; i < n; i++) { const b = rint(rng, 256); pool.u8[f * FRAME_SIZE + at + i] = b; model[g * FRAME_SIZE + at + i] = b; }
+        c.writes++;
+      } else if (r < 49) {
+        p2m.balloon(g);
+        model.fill(0, g * FRAME_SIZE, (g + 1) * FRAME_SIZE);
+      } else if (r < 51) {
+        p2m.deflate(g);
+      } else {
+        check(g, op);
+      }
     }
+    if (gate.poll(pi)) { c.stops++; drain(); }
+    for (let g = 0; g < pages; g++) check(g, d.ops);
+  } finally {
+    gate.leave(pi); // also on failure: the host must not wait for a VM that stopped for good
+    log.removeConsumer(ci);
   }
-  if (gate.poll(pi)) { c.stops++; drain(); }
-  for (let g = 0; g < pages; g++) check(g, d.ops);
-  gate.leave(pi);
-  log.removeConsumer(ci);
   return { ...c, ...p2m.swapCounts() };
 }
 

@@ -136,11 +136,12 @@ test(`threaded isolation: VM workers read back only their own data while the hos
       swap: swap.handle(), swapFile: file.handle(), ops: 6000, palette: palette.buffer as SharedArrayBuffer, model: model.buffer as SharedArrayBuffer,
     }));
   }
-  let finished = 0, stops = 0, evicted = 0, maxSharing = 0, maxZero = 0;
-  const all = Promise.all(runs.map((r) => r.done.finally(() => { finished++; })));
+  let finished = 0, stops = 0, evicted = 0, maxSharing = 0, maxZero = 0, failure: string | null = null;
+  const all = Promise.all(runs.map((r, v) => r.done.then((m) => { if (m.ok !== true) failure ??= `vm${v}: ${String(m.error)}`; return m; }).finally(() => { finished++; })));
   all.catch(() => { /* reported below */ });
   try {
     while (finished < VMS) {
+      if (failure !== null) assert.fail(failure); // a VM read someone else's data (or failed): stop at once
       await SafePointGate.stopAll(gates, 10000);
       try {
         checkInvariants(pool, hostViews, `stop ${stops}`);
