@@ -82,13 +82,13 @@ test(`workers allocate, write, copy on write, balloon and take runs concurrently
   for (let v = 0; v < VMS; v++) vms.push(new P2m(pool, PAGES, `vm${v}`));
   // Pages [0, SHARED) hold the same bytes in every VM and are merged up front, so the workers' first writes race on COW.
   for (let g = 0; g < SHARED; g++) {
-    const fs0 = vms.map((p) => { const f = p.frameForWrite(g); pool.i32.fill(TAG + g, f * FRAME_WORDS, (f + 1) * FRAME_WORDS); return f; });
+    const fs0 = vms.map((p) => { const f = p.frameForWrite(g); for (const w of [0, 511, 1023]) pool.i32[f * FRAME_WORDS + w] = TAG + g; return f; });
     assert.ok(vms[0]!.markShared(g));
     for (let v = 1; v < VMS; v++) assert.ok(vms[v]!.mergeInto(g, fs0[0]!));
     assert.equal(pool.refcount(fs0[0]!), VMS);
   }
   checkInvariants(pool, vms, 'after the merges');
-  const runs = vms.map((p, v) => start({ mode: 'churn', seed: SEED + v, pool: pool.handle(), p2m: p.handle(), ops: 20000, sharedPages: SHARED, sharedTag: TAG }));
+  const runs = vms.map((p, v) => start({ mode: 'churn', seed: SEED + v, pool: pool.handle(), p2m: p.handle(), ops: 200000, sharedPages: SHARED, sharedTag: TAG }));
   const results = await Promise.all(runs.map((r) => r.done));
   for (const [v, r] of results.entries()) assert.equal(r.ok, true, `vm${v}: ${String(r.error)}`);
   console.log(`mempool-threads churn: ${JSON.stringify(results)} ${JSON.stringify(pool.stats())}`);
