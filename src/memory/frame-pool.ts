@@ -46,7 +46,8 @@
  * freed runs are kept on a short list for reuse by a run of the same size.
  * Run frames are never shared, swapped or counted as guest pages
  * (`controlStats()`), and their reference count is pinned at
- * CONTROL_FRAME_REF so that a stray unref fails loudly.
+ * CONTROL_FRAME_REF (first frame) and CONTROL_BODY_REF (the rest), so that a
+ * stray unref or a freeRun of anything but one live run fails loudly.
  */
 
 /** Bytes per frame: the RISC-V base page (privileged spec §4.3, PAGESIZE = 2^12). */
@@ -76,10 +77,14 @@ export const NO_FRAME = -1;
 export const MAX_PAGE_SHARING = 256;
 
 /**
- * The reference count of every frame of a live control run (allocRun): above
- * MAX_PAGE_SHARING, so `ref` refuses it, and `unref` of it is a host bug.
+ * The reference count of the first frame of a live control run (allocRun):
+ * above MAX_PAGE_SHARING, so `ref` refuses it, and `unref` of it is a host
+ * bug. The run's other frames hold CONTROL_BODY_REF, so `freeRun` can
+ * check that it was given exactly one live run.
  */
 export const CONTROL_FRAME_REF = 0xffff;
+/** The reference count of a live control run's frames after the first. */
+export const CONTROL_BODY_REF = 0xfffe;
 /** Freed runs kept for reuse; a run freed when the list is full goes back as single frames. */
 export const MAX_CACHED_RUNS = 64;
 /**
@@ -170,7 +175,7 @@ export class FramePool {
   readonly threadShared: boolean;
   /** The metadata words (M_*). */
   private readonly meta: Int32Array;
-  /** Per frame: the number of p2m entries mapping it (0: free or never used; CONTROL_FRAME_REF: in a run). */
+  /** Per frame: the number of p2m entries mapping it (0: free or never used; CONTROL_*_REF: in a run). */
   private readonly refs: Uint16Array;
   /** Per frame: 1 while the sharing scanner has made it a read-only shared frame. */
   private readonly sharedFlag: Uint8Array;
@@ -366,7 +371,7 @@ export class FramePool {
     if (f === ZERO_FRAME) return 1;
     this.lock();
     const r = this.refs[f]!;
-    if (r === 0 || r === CONTROL_FRAME_REF) {
+    if (r === 0 || r >= CONTROL_BODY_REF) {
       this.unlock();
       throw new Error(`frame pool: unref of ${r === 0 ? 'free' : 'control'} frame ${f}`); // a host bug, never guest-triggered
     }
@@ -382,7 +387,7 @@ export class FramePool {
     return r - 1;
   }
 
-  /** The number of mappings of frame `f` (0: free; CONTROL_FRAME_REF: in a control run). */
+  /** The number of mappings of frame `f` (0: free; CONTROL_FRAME_REF or CONTROL_BODY_REF: in a control run). */
   refcount(f: number): number { return Atomics.load(this.refs, f); }
 
   /** Marks frame `f` as a read-only shared frame (the scanner merged pages into it). */
@@ -432,7 +437,8 @@ export class FramePool {
       m[M_BUMP] = first + n;
     }
     if (first >= 0) {
-      this.refs.fill(CONTROL_FRAME_REF, first, first + n);
+      this.refs[first] = CONTROL_FRAME_REF;
+      this.refs.fill(CONTROL_BODY_REF, first + 1, first + n);
       m[M_CONTROL] = m[M_CONTROL]! + n;
       m[M_RUNS_LIVE]!++;
     }
@@ -452,9 +458,9 @@ export class FramePool {
     }
     const m = this.meta;
     this.lock();
-    for (let f = first; f < first + n; f++) {
-      if (this.refs[f] !== CONTROL_FRAME_REF) { this.unlock(); throw new Error(`frame pool: freeRun(${first}, ${n}): frame ${f} is not in a live run`); }
-    }
+    let ok = this.refs[first] === CONTROL_FRAME_REF && (first + n === this.frameCount || this.refs[first + n] !== CONTROL_BODY_REF);
+    for (let f = first + 1; ok && f < first + n; f++) ok = this.refs[f] === CONTROL_BODY_REF;
+    if (!ok) { this.unlock(); throw new Error(`frame pool: freeRun(${first}, ${n}): not one live run`); } // a host bug
     this.refs.fill(0, first, first + n);
     m[M_CONTROL] = m[M_CONTROL]! - n;
     m[M_RUNS_LIVE]!--;
