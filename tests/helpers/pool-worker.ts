@@ -7,7 +7,8 @@
  *   TLBs, stops at safe points, drains its RemapLog, and swaps its own
  *   pages out when the pool is empty;
  * - `stuck`: joins a gate and never reaches a safe point;
- * - `polite`: joins a gate and polls it until told to stop.
+ * - `polite`: joins a gate and polls it until told to stop;
+ * - `idler`: joins a gate idle, leaves idle when told, then polls like `polite`.
  * Every worker posts one message at the end: `{ ok: true, ... }` or
  * `{ ok: false, error }`.
  */
@@ -28,8 +29,8 @@ export interface IsoData extends Common {
   mode: 'iso'; pool: FramePoolHandle; p2m: P2mHandle; gate: SafePointGateHandle; log: RemapLogHandle;
   swap: HostSwapHandle; swapFile: SwapFileHandle; ops: number; palette: SharedArrayBuffer; model: SharedArrayBuffer;
 }
-/** `stuck` and `polite`: see the file comment; `ctl` is [ready, index, stop flag, progress]. */
-export interface GateData extends Common { mode: 'stuck' | 'polite'; gate: SafePointGateHandle; ctl: SharedArrayBuffer }
+/** `stuck`, `polite` and `idler`: see the file comment; `ctl` is [ready, index, phase (1: leave idle, 2: stop), progress, exitIdle parked]. */
+export interface GateData extends Common { mode: 'stuck' | 'polite' | 'idler'; gate: SafePointGateHandle; ctl: SharedArrayBuffer }
 
 const data = workerData as ChurnData | IsoData | GateData;
 const rint = (rng: Rng, n: number): number => Math.floor((rng() / 4294967296) * n);
@@ -194,13 +195,19 @@ function iso(d: IsoData): object {
 function gateRole(d: GateData): object {
   const gate = SafePointGate.attach(d.gate), ctl = new Int32Array(d.ctl);
   const i = gate.join();
+  if (d.mode === 'idler') gate.enterIdle(i);
   Atomics.store(ctl, 1, i);
   Atomics.store(ctl, 0, 1);
   Atomics.notify(ctl, 0);
   if (d.mode === 'stuck') {
     for (;;) { /* guest code that never returns to the run loop; the test terminates this thread */ }
   }
-  while (Atomics.load(ctl, 2) === 0) {
+  if (d.mode === 'idler') {
+    while (Atomics.load(ctl, 2) === 0) Atomics.wait(ctl, 2, 0);
+    Atomics.store(ctl, 4, gate.exitIdle(i) ? 1 : 0);
+    Atomics.add(ctl, 3, 1);
+  }
+  while (Atomics.load(ctl, 2) !== 2 && (d.mode === 'idler' || Atomics.load(ctl, 2) === 0)) {
     gate.poll(i);
     Atomics.add(ctl, 3, 1);
   }

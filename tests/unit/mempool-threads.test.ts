@@ -210,3 +210,24 @@ test('a hart that never reaches a safe point makes the stop fail after its timeo
     await polite.worker.terminate();
   }
 });
+
+test('an idle hart counts as stopped, and leaving idle during a stop parks it until the release', async () => {
+  const gate = new SafePointGate('vm-idle');
+  const ctl = new Int32Array(new SharedArrayBuffer(32));
+  const idler = start({ mode: 'idler', seed: SEED, gate: gate.handle(), ctl: ctl.buffer as SharedArrayBuffer });
+  try {
+    while (Atomics.load(ctl, 0) === 0) await new Promise((r) => setTimeout(r, 1));
+    await gate.stop(10000); // succeeds at once: the only hart is idle
+    Atomics.store(ctl, 2, 1);
+    Atomics.notify(ctl, 2);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(Atomics.load(ctl, 3), 0, 'the hart left idle but did not run: it is parked in exitIdle');
+    gate.release();
+    while (Atomics.load(ctl, 3) === 0) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(Atomics.load(ctl, 4), 1, 'exitIdle reported that it parked (drain the RemapLog)');
+    Atomics.store(ctl, 2, 2);
+    assert.equal((await idler.done).ok, true);
+  } finally {
+    await idler.worker.terminate();
+  }
+});
