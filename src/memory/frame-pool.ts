@@ -287,10 +287,12 @@ export class FramePool {
 
   private lockSlow(): void {
     const m = this.meta;
+    // One thread only: the holder is this thread, in a call that took the lock twice (a host bug; spinning would hang).
+    if (!this.threadShared) throw new Error('frame pool: lock taken twice (it is not reentrant)');
     for (let i = 0; i < LOCK_SPINS; i++) {
       if (Atomics.load(m, M_LOCK) === 0 && Atomics.compareExchange(m, M_LOCK, 0, 1) === 0) return;
     }
-    if (this.spinOnly || !this.threadShared) {
+    if (this.spinOnly) {
       while (Atomics.compareExchange(m, M_LOCK, 0, 1) !== 0) { /* spin: this thread may not block */ }
       return;
     }

@@ -42,7 +42,14 @@
  *
  * Blocking: participants block in Atomics.wait, which a worker may do; a
  * browser's main thread may not (it would run VMs on workers anyway). The
- * host never blocks: it waits with Atomics.waitAsync (Node 16+).
+ * host never blocks: it waits with Atomics.waitAsync (Node 16+), or polls
+ * with a 1 ms timer on an engine without it.
+ *
+ * Not covered yet: with several hart threads per VM, a remap one hart makes
+ * on its own fault path (copy-on-write, its VM's own eviction) must reach
+ * the VM's other harts too, like a TLB shootdown. The gate has one
+ * controller (the host), so that step needs its own mechanism, or the host
+ * as the go-between.
  */
 
 /** Most participants (hart threads) of one gate: one per CPU slot (src/memory/guest-ram.ts, CPU_SLOTS). */
@@ -186,7 +193,7 @@ export class SafePointGate {
    */
   async awaitStopped(seq: number, deadline: number, timeoutMs: number): Promise<void> {
     const w = this.w;
-    const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+    const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
     for (;;) {
       const bell = Atomics.load(w, G_DOORBELL);
       const left = this.pending(seq);
@@ -195,6 +202,10 @@ export class SafePointGate {
       if (ms <= 0) {
         this.release();
         throw new Error(`${this.name}: ${left} hart thread(s) did not reach a safe point within ${timeoutMs} ms`);
+      }
+      if (waitAsync === undefined) { // an engine without Atomics.waitAsync: poll the doorbell every millisecond
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
       }
       const r = waitAsync(w, G_DOORBELL, bell, ms);
       if (r.async) await r.value;
