@@ -8,7 +8,9 @@
  *   pages out when the pool is empty;
  * - `stuck`: joins a gate and never reaches a safe point;
  * - `polite`: joins a gate and polls it until told to stop;
- * - `idler`: joins a gate idle, leaves idle when told, then polls like `polite`.
+ * - `idler`: joins a gate idle, leaves idle when told, then polls like `polite`;
+ * - `hog`: writes new pages until a fault fails (its swap is full), or
+ *   (`hog: false`) rewrites and verifies the pages it already has.
  * Every worker posts one message at the end: `{ ok: true, ... }` or
  * `{ ok: false, error }`.
  */
@@ -32,7 +34,10 @@ export interface IsoData extends Common {
 /** `stuck`, `polite` and `idler`: see the file comment; `ctl` is [ready, index, phase (1: leave idle, 2: stop), progress, exitIdle parked]. */
 export interface GateData extends Common { mode: 'stuck' | 'polite' | 'idler'; gate: SafePointGateHandle; ctl: SharedArrayBuffer }
 
-const data = workerData as ChurnData | IsoData | GateData;
+/** `hog`: see the file comment. */
+export interface HogData extends Common { mode: 'hog'; hog: boolean; pool: FramePoolHandle; p2m: P2mHandle; swap: HostSwapHandle; swapFile: SwapFileHandle; ops: number }
+
+const data = workerData as ChurnData | IsoData | GateData | HogData;
 const rint = (rng: Rng, n: number): number => Math.floor((rng() / 4294967296) * n);
 const nap = new Int32Array(new SharedArrayBuffer(4));
 /** The words of a page the churn workers write (see churn). */
@@ -192,6 +197,37 @@ function iso(d: IsoData): object {
   return { ...c, ...p2m.swapCounts() };
 }
 
+function hogRole(d: HogData): object {
+  const pool = FramePool.attach(d.pool);
+  const p2m = P2m.attach(pool, d.p2m);
+  const swap = HostSwap.attach(pool, d.swap, SwapFile.attach(d.swapFile), seededRng(d.seed));
+  swap.register(p2m);
+  if (d.hog) {
+    for (let g = 0; g < p2m.ramPages; g++) {
+      const f = p2m.frameForWrite(g);
+      if (f < 0) return { written: g, code: f, kind: p2m.lastError?.kind, message: p2m.lastError?.message };
+      pool.i32[f * FRAME_WORDS] = g + 1;
+    }
+    return { written: p2m.ramPages };
+  }
+  // Pages [0, ramPages) were written by the test with word 0 = gpn + 1000; rewrite and verify them.
+  const rng = seededRng(d.seed), model = new Int32Array(p2m.ramPages);
+  for (let g = 0; g < model.length; g++) model[g] = g + 1000;
+  for (let op = 0; op < d.ops; op++) {
+    const g = rint(rng, model.length);
+    if (rint(rng, 2) === 0) {
+      const f = p2m.frameForWrite(g);
+      if (f < 0) throw new Error(`op ${op}: page ${g}: ${p2m.lastError?.message}`);
+      model[g] = rng() | 0;
+      pool.i32[f * FRAME_WORDS] = model[g]!;
+    } else {
+      const f = p2m.frameForRead(g);
+      if (f < 0 || pool.i32[f * FRAME_WORDS] !== model[g]) throw new Error(`op ${op}: page ${g} reads ${f < 0 ? p2m.lastError?.message : pool.i32[f * FRAME_WORDS]}, want ${model[g]}`);
+    }
+  }
+  return { ops: d.ops };
+}
+
 function gateRole(d: GateData): object {
   const gate = SafePointGate.attach(d.gate), ctl = new Int32Array(d.ctl);
   const i = gate.join();
@@ -216,7 +252,7 @@ function gateRole(d: GateData): object {
 }
 
 try {
-  const out = data.mode === 'churn' ? churn(data) : data.mode === 'iso' ? iso(data) : gateRole(data);
+  const out = data.mode === 'churn' ? churn(data) : data.mode === 'iso' ? iso(data) : data.mode === 'hog' ? hogRole(data) : gateRole(data);
   parentPort!.postMessage({ ok: true, ...out });
 } catch (e) {
   parentPort!.postMessage({ ok: false, error: (e as Error).message });

@@ -22,14 +22,14 @@ import { HostSwap, seededRng } from '../../src/memory/host-swap.js';
 import { PageSharing } from '../../src/memory/page-sharing.js';
 import { SafePointGate, RemapLog } from '../../src/memory/safe-point.js';
 import { SwapFile } from '../../src/host/swap-file.js';
-import type { ChurnData, IsoData, GateData } from '../helpers/pool-worker.js';
+import type { ChurnData, IsoData, GateData, HogData } from '../helpers/pool-worker.js';
 
 const SEED = Number(process.env.MEMPOOL_SEED ?? 20261214);
 console.log(`mempool-threads: MEMPOOL_SEED=${SEED}`);
 const WORKER = new URL('../helpers/pool-worker.js', import.meta.url);
 
 /** Runs a worker; resolves with its one message (a worker error rejects). */
-function start(data: ChurnData | IsoData | GateData): { worker: Worker; done: Promise<Record<string, unknown>> } {
+function start(data: ChurnData | IsoData | GateData | HogData): { worker: Worker; done: Promise<Record<string, unknown>> } {
   const worker = new Worker(WORKER, { workerData: data });
   const done = new Promise<Record<string, unknown>>((resolve, reject) => {
     worker.once('message', (m: Record<string, unknown>) => resolve(m));
@@ -229,5 +229,31 @@ test('an idle hart counts as stopped, and leaving idle during a stop parks it un
     assert.equal((await idler.done).ok, true);
   } finally {
     await idler.worker.terminate();
+  }
+});
+
+test('a full swap file stops only the VM whose fault needs a slot; the other VM thread runs on untouched', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-poolmt-full-'));
+  try {
+    const pool = new FramePool({ frames: 16 });
+    const file = new SwapFile(path.join(dir, 'swap'), 2 * FRAME_SIZE);
+    const swap = new HostSwap(pool, file, seededRng(SEED));
+    const hog = new P2m(pool, 64, 'hog'), modest = new P2m(pool, 8, 'modest');
+    for (let g = 0; g < 8; g++) pool.i32[modest.frameForWrite(g) * FRAME_WORDS] = g + 1000;
+    const common = { seed: SEED, pool: pool.handle(), swap: swap.handle(), swapFile: file.handle(), ops: 200000 };
+    const a = start({ mode: 'hog', hog: true, p2m: hog.handle(), ...common });
+    const b = start({ mode: 'hog', hog: false, p2m: modest.handle(), ...common });
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assert.equal(ra.ok, true, String(ra.error));
+    assert.equal(rb.ok, true, `the other VM ran on: ${String(rb.error)}`);
+    assert.equal(ra.written, 8 + 2, 'the hog got the 8 free frames, then swapped 2 of its own pages out');
+    assert.equal(ra.kind, 'swap-full');
+    assert.match(String(ra.message), /^hog: guest page 0xa: host swap is full \(2 slots\)$/);
+    assert.deepEqual(modest.stats().pages_swapped, 0, 'the hog evicted none of the other VM\'s pages');
+    assert.deepEqual(swap.vmStats(hog), { pages_out: 2, pages_in: 0, pages_swapped: 2 });
+    checkInvariants(pool, [hog, modest], 'after the hog failed');
+    file.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
