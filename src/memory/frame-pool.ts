@@ -85,7 +85,11 @@ export const MAX_PAGE_SHARING = 256;
 export const CONTROL_FRAME_REF = 0xffff;
 /** The reference count of a live control run's frames after the first. */
 export const CONTROL_BODY_REF = 0xfffe;
-/** Freed runs kept for reuse; a run freed when the list is full goes back as single frames. */
+/**
+ * Freed runs kept for reuse; a run freed when the list is full goes back as
+ * single frames. A tuning choice: VMs come and go with a few run sizes
+ * (harts x CPU_SLOT_BYTES), so a short list catches nearly every reuse.
+ */
 export const MAX_CACHED_RUNS = 64;
 /**
  * Lock attempts spent spinning before sleeping in Atomics.wait. A tuning
