@@ -208,7 +208,11 @@ export class SafePointGate {
         continue;
       }
       const r = waitAsync(w, G_DOORBELL, bell, ms);
-      if (r.async) await r.value;
+      if (r.async) {
+        // A pending waitAsync does not keep Node's event loop alive: a timer does, until the wait ends.
+        const keepAlive = setTimeout(() => {}, ms + 1);
+        try { await r.value; } finally { clearTimeout(keepAlive); }
+      }
     }
   }
 
