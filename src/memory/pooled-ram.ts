@@ -51,10 +51,11 @@ export class PooledRam implements GuestMemory {
 
   /**
    * `size` bytes of RAM at guest-physical `base` on `pool`, with
-   * `cpuSlots` CPU slots. Throws RangeError when the pool cannot hold the
-   * CPU area (a host configuration error).
+   * `cpuSlots` CPU slots, mapped by `p2m` (a table the host made, attached
+   * in this thread) or a new table. Throws RangeError when the pool cannot
+   * hold the CPU area (a host configuration error).
    */
-  constructor(pool: FramePool, size: number, base: number, cpuSlots: number, name = 'vm') {
+  constructor(pool: FramePool, size: number, base: number, cpuSlots: number, name = 'vm', p2m?: P2m) {
     if (!Number.isInteger(size) || size < FRAME_SIZE) throw new RangeError(`invalid RAM size ${size}`);
     this.pool = pool;
     this.memory = pool.memory;
@@ -62,7 +63,8 @@ export class PooledRam implements GuestMemory {
     this.dv = new DataView(pool.memory.buffer);
     this.base = base;
     this.size = Math.floor(size / FRAME_SIZE) * FRAME_SIZE;
-    this.p2m = new P2m(pool, this.size / FRAME_SIZE, name);
+    if (p2m !== undefined && p2m.ramPages !== this.size / FRAME_SIZE) throw new RangeError(`${name}: the p2m table has ${p2m.ramPages} pages, not ${this.size / FRAME_SIZE}`);
+    this.p2m = p2m ?? new P2m(pool, this.size / FRAME_SIZE, name);
     // One frame for the scratch area, then the slots (CPU_SLOT_BYTES is a multiple of 4 KiB).
     this.runFrames = 1 + (cpuSlots * CPU_SLOT_BYTES) / FRAME_SIZE;
     this.runFirst = pool.allocRun(this.runFrames);
@@ -72,11 +74,16 @@ export class PooledRam implements GuestMemory {
     this.u8.fill(0, this.scratch, this.scratch + this.runFrames * FRAME_SIZE);
     this.slotUsed = new Uint8Array(cpuSlots);
     this.codePages = new Uint8Array(pool.frameCount);
-    this.p2m.onRemap = (_gpn, oldFrame) => this.remapped(oldFrame);
+    this.p2m.onRemap = (_gpn, oldFrame) => this.applyRemap(oldFrame);
   }
 
-  /** A p2m entry stopped mapping `frame`: drop what the JIT knows of it (the frame may be reused), and every TLB entry holding it. */
-  private remapped(frame: number): void {
+  /**
+   * A p2m entry stopped mapping `frame`: drops what the JIT knows of it
+   * (the frame may be reused) and every TLB entry holding it. The table's
+   * remap hook calls it; so does the VM's thread for each remap the host
+   * made while the VM was stopped (RemapLog.drain).
+   */
+  applyRemap(frame: number): void {
     this.epoch++;
     this.onCodeWrite?.(frame);
     this.onRemap?.(frame * FRAME_SIZE);
