@@ -23,14 +23,16 @@
  * VM of lowest rho; rho rises as its P falls, so it ends with every VM
  * reclaimed from at one common rho (a water level). `tick` computes that
  * level directly by bisection, then settles the last pages one by one.
- * Each VM's target lies between a floor (its reservation; in the high
- * state its current allocation, since nothing is reclaimed there) and its
- * demand (the pages it holds, has in the balloon, or has in host swap,
- * at most its limit). The frames to share out are the VMs' current
- * allocations plus the free frames minus the high threshold: targets
- * drive free memory above the high threshold (§6.3). When memory is
- * plentiful the same computation gives ballooned pages back, to the VM of
- * highest rho first.
+ * Each VM's target lies between its reservation and its demand (the
+ * pages it holds, has in the balloon, or has in host swap, at most its
+ * limit). The frames to share out are the VMs' current allocations plus
+ * the free frames minus the high threshold: targets drive free memory
+ * above the high threshold (§6.3). Targets are computed in every state;
+ * the high state only reclaims nothing. A VM below its target has
+ * ballooned pages given back, to the VM of highest rho first; if that
+ * makes memory scarce, the soft state reclaims from the VMs above their
+ * targets. So a VM whose idle memory was taken, and which becomes active
+ * again, gets its share back (§5.2) even when the host is not short.
  *
  * Free-memory states (§6.3): thresholds of 6%, 4%, 2% and 1% of the pool
  * (high, soft, hard, low). Free memory dropping below the soft, hard or
@@ -38,7 +40,7 @@
  * memory exceeds the next higher threshold (the paper's hysteresis: soft
  * is entered below 4% and left above 6%). The search tool could not
  * retrieve §6.3 itself; this reading of its thresholds is ours.
- * - high: no reclamation; balloons deflate toward the VMs' demand.
+ * - high: no reclamation; balloons of VMs below their targets deflate.
  * - soft: reclaim by ballooning; host swap only where the balloon cannot
  *   keep up: no balloon driver, the balloon at its maximum, or the VM
  *   above its target for longer than a grace period.
@@ -146,7 +148,7 @@ export class PolicyVm {
   hasBalloon: boolean;
 
   // ---- Outputs of the last tick ----
-  /** Output: the frames the VM should hold. */
+  /** Output: the frames the VM is entitled to (reclaimed toward outside the high state). */
   target = 0;
   /** Output: the balloon size to ask the guest for (pages). */
   balloonTarget = 0;
@@ -195,7 +197,7 @@ export interface PolicyTick {
   state: MemoryState;
   /** Free frames the tick saw. */
   freeFrames: number;
-  /** Frames the targets take back in all (sum over VMs of allocated - target, where positive). */
+  /** Frames being reclaimed in all (sum over VMs of allocated - target, where positive; 0 in the high state). */
   reclaimPages: number;
   /** Pages of balloon to give back in all (sum of balloonSize - balloonTarget, where positive). */
   deflatePages: number;
@@ -323,10 +325,11 @@ export class AllocationPolicy {
       const alloc = clampInt(v.allocated, 0, v.limit);
       v.active = activePages(v);
       v.hi = Math.min(v.limit, alloc + clampInt(v.balloonSize, 0, v.limit) + clampInt(v.swapped, 0, v.limit));
-      v.lo = Math.min(v.hi, Math.max(v.reservation, state === 'high' ? alloc : 0));
+      v.lo = Math.min(v.hi, v.reservation);
       held += alloc;
     }
     this.waterFill(held + free - this.highFrames);
+    const reclaiming = state !== 'high';
     const out: PolicyTick = { state, freeFrames: free, reclaimPages: 0, deflatePages: 0, swapOutPages: 0 };
     for (const v of vms) {
       const alloc = clampInt(v.allocated, 0, v.limit);
@@ -334,21 +337,24 @@ export class AllocationPolicy {
       const excess = alloc - v.target;
       const canBalloon = v.hasBalloon && v.balloonMax > 0;
       // The balloon target makes the guest give up `excess` more frames: it stays put while
-      // inflation frees frames, and grows while the guest gives pages that held none.
-      v.balloonTarget = canBalloon ? clampInt(balloon + excess, 0, v.balloonMax) : 0;
-      if (excess > 0) {
+      // inflation frees frames, and grows while the guest gives pages that held none. In the
+      // high state it only deflates: a VM below its target gets pages back, and the pressure
+      // that follows reclaims them from the VMs above theirs.
+      const want = reclaiming || excess < 0 ? balloon + excess : balloon;
+      v.balloonTarget = canBalloon ? clampInt(want, 0, v.balloonMax) : 0;
+      if (reclaiming && excess > 0) {
         if (v.overSince < 0) v.overSince = nowMs;
       } else v.overSince = -1;
       const lagging = v.overSince >= 0 && nowMs - v.overSince > this.balloonGraceMs;
       let swap = 0;
-      if (excess > 0) {
+      if (reclaiming && excess > 0) {
         if (state === 'hard' || state === 'low' || !canBalloon || lagging) swap = excess;
         else swap = excess - Math.min(excess, Math.max(0, v.balloonTarget - balloon)); // what the balloon cannot take (at its maximum)
+        out.reclaimPages += excess;
       }
       v.swapOut = swap;
       v.blocked = state === 'low' && excess > 0;
       v.rho = this.rhoAt(v, v.target);
-      if (excess > 0) out.reclaimPages += excess;
       if (balloon > v.balloonTarget) out.deflatePages += balloon - v.balloonTarget;
       out.swapOutPages += swap;
     }
