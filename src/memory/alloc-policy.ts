@@ -27,8 +27,8 @@
  * pages it holds, has in the balloon, or has in host swap, at most its
  * limit). The frames to share out are the VMs' current allocations plus
  * the free frames minus the high threshold: targets drive free memory
- * above the high threshold (§6.3). Targets are computed in every state;
- * the high state only reclaims nothing. A VM below its target has
+ * above the high threshold (§6.3). Targets are computed in every state,
+ * but nothing is reclaimed in the high state. A VM below its target has
  * ballooned pages given back, to the VM of highest rho first; if that
  * makes memory scarce, the soft state reclaims from the VMs above their
  * targets. So a VM whose idle memory was taken, and which becomes active
@@ -42,10 +42,13 @@
  * retrieve §6.3 itself; this reading of its thresholds is ours.
  * - high: no reclamation; balloons of VMs below their targets deflate.
  * - soft: reclaim by ballooning; host swap only where the balloon cannot
- *   keep up: no balloon driver, the balloon at its maximum, or the VM
- *   above its target for longer than a grace period.
- * - hard: reclaim by host swapping (the balloon target stays, and takes
- *   over pages as the guest touches them).
+ *   keep up: no balloon driver, the balloon at its maximum, or the balloon
+ *   short of the target it was given for longer than a grace period (then
+ *   swap takes the excess, and the balloon gets a new target and grace
+ *   period at the next tick).
+ * - hard: reclaim by host swapping (the balloon holds its size; swapped
+ *   pages count in the VM's demand, so once the guest touches them and
+ *   they come back in, the balloon takes over their reclaim).
  * - low: as hard, and VMs above their target are blocked until they are
  *   not (the host stops their harts).
  *
@@ -87,8 +90,8 @@ export const MAX_IDLE_TAX = 0.99;
  */
 export const DEFAULT_SHARES_PER_PAGE = 10 / 256;
 /**
- * How long a VM may stay above its target, while its balloon inflates,
- * before host swap takes the rest (ms). Not in the paper: 10 s is many
+ * How long a balloon may stay short of an inflation target before host
+ * swap takes the VM's excess (ms). Not in the paper: 10 s is many
  * times what Linux's virtio-balloon needs to inflate by hundreds of MiB.
  */
 export const DEFAULT_BALLOON_GRACE_MS = 10_000;
@@ -159,8 +162,8 @@ export class PolicyVm {
   /** Output: rho at its target (for stats). */
   rho = 0;
 
-  /** Since when (tick time, ms) the VM has been above its target; -1 when it is not. */
-  overSince = -1;
+  /** Since when (tick time, ms) the balloon has been short of an inflation target it was given; -1 when it is not. */
+  lagSince = -1;
   // Scratch of the water-filling.
   /** @internal floor of this tick's target. */ lo = 0;
   /** @internal ceiling of this tick's target (the VM's demand). */ hi = 0;
@@ -336,22 +339,23 @@ export class AllocationPolicy {
       const balloon = clampInt(v.balloonSize, 0, v.limit);
       const excess = alloc - v.target;
       const canBalloon = v.hasBalloon && v.balloonMax > 0;
-      // The balloon target makes the guest give up `excess` more frames: it stays put while
-      // inflation frees frames, and grows while the guest gives pages that held none. In the
-      // high state it only deflates: a VM below its target gets pages back, and the pressure
-      // that follows reclaims them from the VMs above theirs.
-      const want = reclaiming || excess < 0 ? balloon + excess : balloon;
-      v.balloonTarget = canBalloon ? clampInt(want, 0, v.balloonMax) : 0;
-      if (reclaiming && excess > 0) {
-        if (v.overSince < 0) v.overSince = nowMs;
-      } else v.overSince = -1;
-      const lagging = v.overSince >= 0 && nowMs - v.overSince > this.balloonGraceMs;
+      // The balloon lags when it has been short of the target it was given for longer than the grace period.
+      if (v.lagSince >= 0 && balloon >= v.balloonTarget) v.lagSince = -1; // it caught up
+      const lagging = v.lagSince >= 0 && nowMs - v.lagSince > this.balloonGraceMs;
       let swap = 0;
       if (reclaiming && excess > 0) {
         if (state === 'hard' || state === 'low' || !canBalloon || lagging) swap = excess;
-        else swap = excess - Math.min(excess, Math.max(0, v.balloonTarget - balloon)); // what the balloon cannot take (at its maximum)
+        else swap = excess - Math.min(excess, Math.max(0, v.balloonMax - balloon)); // what the balloon cannot take (at its maximum)
         out.reclaimPages += excess;
       }
+      // The balloon target makes the guest give up what swap does not take: it stays put while
+      // inflation frees frames, and grows while the guest gives pages that held none. In the
+      // high state it only deflates: a VM below its target gets pages back, and the pressure
+      // that follows reclaims them from the VMs above theirs.
+      const want = reclaiming || excess < 0 ? balloon + excess - swap : balloon;
+      v.balloonTarget = canBalloon ? clampInt(want, 0, v.balloonMax) : 0;
+      if (v.balloonTarget <= balloon) v.lagSince = -1; // no inflation asked for
+      else if (v.lagSince < 0) v.lagSince = nowMs; // a new one: its grace period starts
       v.swapOut = swap;
       v.blocked = state === 'low' && excess > 0;
       v.rho = this.rhoAt(v, v.target);

@@ -83,6 +83,18 @@ test('at tax 75% an idle VM is reclaimed before an active one with equal shares;
   }
 });
 
+/** The pool of the simulation: free frames, and host swap's fault-time eviction (random pages of every VM, as HostSwap). */
+class SimPool {
+  readonly vms: SimVm[] = [];
+  constructor(public free: number, private readonly rng: Rng) {}
+  evictOne(): void {
+    for (;;) {
+      const vm = this.vms[Math.floor((this.rng() / 4294967296) * this.vms.length)]!;
+      if (vm.swapPage(Math.floor((this.rng() / 4294967296) * vm.pages))) return;
+    }
+  }
+}
+
 /** One simulated guest for the §5.4 experiment: pages, a balloon, a software TLB and an activity sampler. */
 class SimVm {
   static readonly UNBACKED = 0; static readonly RESIDENT = 1; static readonly BALLOONED = 2; static readonly SWAPPED = 3;
@@ -91,25 +103,24 @@ class SimVm {
   readonly marks: TouchMarks;
   readonly sampler: ActivitySampler;
   resident = 0; ballooned = 0; swapped = 0;
-  constructor(readonly name: string, readonly pages: number, readonly pool: { free: number }, private readonly rng: Rng) {
+  constructor(readonly name: string, readonly pages: number, readonly pool: SimPool, private readonly rng: Rng) {
     this.page = new Uint8Array(pages);
     this.cached = new Uint8Array(pages);
     this.marks = new TouchMarks(pages, (g) => { this.cached[g] = 0; });
     this.sampler = new ActivitySampler(pages, this.marks, { seed: nextSeed() });
     this.sampler.start();
   }
-  /** A guest write to page g: faults in a frame if it has none (false if the pool has none free). */
-  touch(g: number): boolean {
+  /** A guest write to page g: faults in a frame if it has none (host swap evicts a random page when the pool is empty). */
+  touch(g: number): void {
     const s = this.page[g]!;
-    if (s === SimVm.BALLOONED) return true; // the guest does not use pages it gave to the balloon
+    if (s === SimVm.BALLOONED) return; // the guest does not use pages it gave to the balloon
     if (s !== SimVm.RESIDENT) {
-      if (this.pool.free === 0) return false;
+      if (this.pool.free === 0) this.pool.evictOne();
       this.pool.free--; this.resident++;
       if (s === SimVm.SWAPPED) this.swapped--;
       this.page[g] = SimVm.RESIDENT;
     }
     if (this.cached[g] === 0) { this.cached[g] = 1; this.marks.noteFill(g); }
-    return true;
   }
   /** The guest's balloon driver: inflates from the top of RAM (freeing frames of resident pages), deflates likewise. */
   balloonTo(target: number): void {
@@ -127,11 +138,15 @@ class SimVm {
   /** Host swap: n random resident pages out. */
   swapOut(n: number): void {
     for (let tries = 0; n > 0 && this.resident > 0 && tries < 100 * this.pages; tries++) {
-      const g = Math.floor((this.rng() / 4294967296) * this.pages);
-      if (this.page[g] !== SimVm.RESIDENT) continue;
-      this.page[g] = SimVm.SWAPPED; this.cached[g] = 0;
-      this.resident--; this.swapped++; this.pool.free++; n--;
+      if (this.swapPage(Math.floor((this.rng() / 4294967296) * this.pages))) n--;
     }
+  }
+  /** Swaps page g out if it is resident. */
+  swapPage(g: number): boolean {
+    if (this.page[g] !== SimVm.RESIDENT) return false;
+    this.page[g] = SimVm.SWAPPED; this.cached[g] = 0;
+    this.resident--; this.swapped++; this.pool.free++;
+    return true;
   }
   report(v: PolicyVm): void {
     v.allocated = this.resident; v.balloonSize = this.ballooned; v.swapped = this.swapped;
@@ -144,7 +159,7 @@ function workHard(vm: SimVm): void {
   let faults = 0;
   for (let g = 0; g < vm.pages; g++) {
     if (vm.page[g] !== SimVm.RESIDENT && vm.page[g] !== SimVm.BALLOONED && ++faults > 40) break;
-    if (!vm.touch(g)) break;
+    vm.touch(g);
   }
 }
 
@@ -152,8 +167,8 @@ function workHard(vm: SimVm): void {
 interface TaxRun {
   /** Average allocations over the last 50 periods of the first phase. */
   active: number; idle: number;
-  /** The once-idle VM's allocation 20 periods after it woke up. */
-  wokeAfter20: number;
+  /** The once-idle VM's allocation 40 periods after it woke up. */
+  wokeAfter40: number;
   /** Average allocations over the last 50 periods with both VMs active. */
   bothActive: number; bothWoken: number;
   states: Set<MemoryState>;
@@ -163,26 +178,32 @@ interface TaxRun {
  * ESX §5.4's experiment in simulation: two VMs with equal shares in a pool
  * smaller than both; one idle after touching 600 pages at boot (then 5% of
  * its pages per period), one touching all of its pages every period,
- * faulting in at most 40 new pages per period. After 400 periods the idle
- * VM wakes up and works as hard as the other for 100 more.
+ * faulting in at most 40 new pages per period. A fault on an empty pool
+ * evicts a random page (host swap); a blocked VM does not run. The policy
+ * ticks once per period, and its balloon targets and swap requests are
+ * carried out at once. After 400 periods the idle VM wakes up and works as
+ * hard as the other for 100 more.
  */
 function idleTaxExperiment(tau: number): TaxRun {
   const POOL = 1000, RAM = 800, PERIODS = 400, WOKEN = 100;
-  const pool = { free: POOL };
+  const pool = new SimPool(POOL, seededRng(nextSeed()));
   const pol = new AllocationPolicy({ poolFrames: POOL, swapSlots: 2 * RAM, idleTax: tau });
   const rng = seededRng(nextSeed());
   const active = new SimVm('active', RAM, pool, seededRng(nextSeed()));
   const idle = new SimVm('idle', RAM, pool, seededRng(nextSeed()));
+  pool.vms.push(active, idle);
   const pa = pol.add({ name: 'active', limit: RAM }), pi = pol.add({ name: 'idle', limit: RAM });
   for (let g = 0; g < 600; g++) idle.touch(g); // boot
-  const run: TaxRun = { active: 0, idle: 0, wokeAfter20: 0, bothActive: 0, bothWoken: 0, states: new Set() };
+  const run: TaxRun = { active: 0, idle: 0, wokeAfter40: 0, bothActive: 0, bothWoken: 0, states: new Set() };
   for (let p = 0; p < PERIODS + WOKEN; p++) {
     if (!pi.blocked) {
       if (p < PERIODS) for (let i = 0; i < RAM / 20; i++) idle.touch(Math.floor((rng() / 4294967296) * RAM));
       else workHard(idle);
     }
     if (!pa.blocked) workHard(active);
-    for (const vm of [active, idle]) vm.sampler.endPeriod();
+    // Sampling periods are VM execution time (§5.3): a blocked VM's period does not advance.
+    if (!pa.blocked) active.sampler.endPeriod();
+    if (!pi.blocked) idle.sampler.endPeriod();
     active.report(pa); idle.report(pi);
     const r = pol.tick(p * 1000, pool.free);
     run.states.add(r.state);
@@ -190,7 +211,7 @@ function idleTaxExperiment(tau: number): TaxRun {
     active.swapOut(pa.swapOut); idle.swapOut(pi.swapOut);
     assert.ok(pool.free >= 0 && active.resident + idle.resident + pool.free === POOL, 'frames are conserved');
     if (p >= PERIODS - 50 && p < PERIODS) { run.active += active.resident / 50; run.idle += idle.resident / 50; }
-    if (p === PERIODS + 20) run.wokeAfter20 = idle.resident;
+    if (p === PERIODS + 40) run.wokeAfter40 = idle.resident;
     if (p >= PERIODS + WOKEN - 50) { run.bothActive += active.resident / 50; run.bothWoken += idle.resident / 50; }
   }
   return run;
@@ -201,15 +222,15 @@ test(`§5.4 in simulation: with equal shares the active VM ends with more memory
   const taxed = idleTaxExperiment(0.75);
   const f = (x: number): string => x.toFixed(0);
   console.log(`alloc-policy: tax 0: active ${f(flat.active)}, idle ${f(flat.idle)} frames; tax 75%: active ${f(taxed.active)}, idle ${f(taxed.idle)} frames; ` +
-    `tax 75%, idle VM woken: ${f(taxed.wokeAfter20)} after 20 periods, then ${f(taxed.bothActive)} and ${f(taxed.bothWoken)}`);
+    `tax 75%, idle VM woken: ${f(taxed.wokeAfter40)} after 40 periods, then ${f(taxed.bothActive)} and ${f(taxed.bothWoken)}`);
   // Tax 0: rho = S / P, equal shares: equal pages, ~470 each of the 940 the targets hand out (1000 less 6%).
   assert.ok(Math.abs(flat.active - flat.idle) <= 60, `tax 0: ${flat.active} vs ${flat.idle}`);
   // Tax 75%: the idle VM's ~40 active pages cost 1, its idle pages 4: ~212 against ~728 (P_a = 40 + 4 (P_i - 40)).
   assert.ok(taxed.active > 2.5 * taxed.idle, `tax 75%: ${taxed.active} vs ${taxed.idle}`);
   assert.ok(taxed.active > flat.active + 150, 'the tax moves memory to the active VM');
-  assert.ok(taxed.states.has('soft'), 'the experiment ran under pressure');
+  assert.ok(taxed.states.has('soft') || taxed.states.has('hard'), 'the experiment ran under pressure');
   // The idle VM wakes up: its estimate rises at once and it ramps up to its full share (ESX §5.2).
-  assert.ok(taxed.wokeAfter20 > 400, `20 periods after waking: ${taxed.wokeAfter20} frames`);
+  assert.ok(taxed.wokeAfter40 > 400, `40 periods after waking: ${taxed.wokeAfter40} frames`);
   assert.ok(Math.abs(taxed.bothActive - taxed.bothWoken) <= 60, `both active: ${taxed.bothActive} vs ${taxed.bothWoken}`);
 });
 
@@ -292,10 +313,10 @@ test('balloon first; host swap only for what the balloon cannot take, after the 
   assert.equal(v.swapOut, 0);
   r = pol.tick(DEFAULT_BALLOON_GRACE_MS + 1, 35);
   assert.equal(r.state, 'soft');
-  assert.equal(v.swapOut, 25);
+  assert.deepEqual([v.swapOut, v.balloonTarget], [25, 0], 'swap takes the excess; the balloon is not asked for it too');
   // The balloon delivered: at target, the grace clock resets.
   inputs(v, 475, 1, 25); r = pol.tick(DEFAULT_BALLOON_GRACE_MS + 2, 60);
-  assert.deepEqual([r.state, v.swapOut, v.overSince], ['high', 0, -1]);
+  assert.deepEqual([r.state, v.swapOut, v.lagSince], ['high', 0, -1]);
   // A guest that gave the balloon pages without frames: the target grows until frames come back.
   [pol, v] = mk();
   pol.tick(0, 35);
@@ -314,7 +335,7 @@ test('balloon first; host swap only for what the balloon cannot take, after the 
   [pol, v] = mk();
   r = pol.tick(0, 15);
   assert.equal(r.state, 'hard');
-  assert.deepEqual([v.target, v.balloonTarget, v.swapOut, v.blocked], [455, 45, 45, false]);
+  assert.deepEqual([v.target, v.balloonTarget, v.swapOut, v.blocked], [455, 0, 45, false], 'swap takes it all; the balloon holds');
   r = pol.tick(1, 5);
   assert.equal(r.state, 'low');
   assert.deepEqual([v.swapOut, v.blocked], [55, true]);
