@@ -19,7 +19,8 @@
  * RAM: generated code reaches them with plain loads, as with GuestRam.
  */
 import { FRAME_SIZE, NO_FRAME, type FramePool } from './frame-pool.js';
-import { P2m } from './p2m.js';
+import { P2m, P2M_FRAME_MASK } from './p2m.js';
+import { TouchMarks } from './activity.js';
 import { CPU_SLOT_BYTES } from './guest-ram.js';
 import { copyPaged, inRam, GuestMemoryError, MEM_NOT_RAM, type CodeWriteHook, type GuestMemory } from './guest-memory.js';
 
@@ -44,6 +45,8 @@ export class PooledRam implements GuestMemory {
   readonly p2m: P2m;
   /** The pool the frames come from. */
   readonly pool: FramePool;
+  /** The activity sampler's marks (ESX §5.3): every TLB fill of a page notes it; `invalidate` drops its translations. */
+  readonly touches: TouchMarks;
   private readonly runFirst: number;
   private readonly runFrames: number;
   private readonly slotUsed: Uint8Array;
@@ -75,6 +78,7 @@ export class PooledRam implements GuestMemory {
     this.slotUsed = new Uint8Array(cpuSlots);
     this.codePages = new Uint8Array(pool.frameCount);
     this.p2m.onRemap = (_gpn, oldFrame) => this.applyRemap(oldFrame);
+    this.touches = new TouchMarks(this.p2m.ramPages, (gpn) => this.dropTranslations(gpn));
   }
 
   /**
@@ -100,7 +104,14 @@ export class PooledRam implements GuestMemory {
       throw new GuestMemoryError(`${p.name}: guest page 0x${(this.base + gpn * FRAME_SIZE).toString(16)}: ${e?.message ?? 'no memory'}`);
     }
     this.lastWritable = write || p.isWritable(gpn);
+    this.touches.noteFill(gpn);
     return f * FRAME_SIZE;
+  }
+
+  /** Drops every TLB entry for guest page `gpn` (not its translated code), so the next access refills and marks it touched. */
+  dropTranslations(gpn: number): void {
+    const e = this.p2m.entry(gpn);
+    this.onRemap?.((e >= 0 ? e & P2M_FRAME_MASK : 0) * FRAME_SIZE); // a page that is not mapped reads the zero frame
   }
 
   /** See GuestMemory.read. */
