@@ -114,6 +114,7 @@ export class Host {
       process.umask(old);
     }
     fs.chmodSync(sock, 0o600);
+    host.vms.prefetchDefaultGuest();
     return host;
   }
 

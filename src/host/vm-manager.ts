@@ -114,6 +114,24 @@ export class VmManager {
     this.prespawn();
   }
 
+  /**
+   * Resolves the default guest and reads its files ahead of the first
+   * `vm run` (off the start path). A failure is reported when a VM needs
+   * the default guest.
+   */
+  prefetchDefaultGuest(): void {
+    void this.resolveDefaultGuest(undefined).then((g) => { this.sharedFile(g.kernel); this.sharedFile(g.initrd); }, () => {});
+  }
+
+  /** The default guest's files (built on first use; the result is kept for the host's life). */
+  private async resolveDefaultGuest(mirror: string | undefined): Promise<{ kernel: string; initrd: string }> {
+    this.defaultGuest ??= ensureDefaultGuest({ mirror, progress: false }).then((g) => ({ kernel: g.kernel, initrd: g.initrd }));
+    try { return await this.defaultGuest; } catch (e) {
+      this.defaultGuest = null;
+      throw e;
+    }
+  }
+
   /** Starts the idle worker the next VM will use. */
   private prespawn(): void {
     if (this.closing || this.idle !== null) return;
@@ -177,10 +195,8 @@ export class VmManager {
     for (const d of config.dev.drives) { const f = d.props.get('file'); if (f !== undefined) d.props.set('file', abs(f)); }
     if (config.qmp?.kind === 'unix') config.qmp = { ...config.qmp, path: abs(config.qmp.path), wait: false };
     if (config.kernel === undefined) {
-      this.defaultGuest ??= ensureDefaultGuest({ mirror: config.mirror, progress: false }).then((g) => ({ kernel: g.kernel, initrd: g.initrd }));
       let g: { kernel: string; initrd: string };
-      try { g = await this.defaultGuest; } catch (e) {
-        this.defaultGuest = null;
+      try { g = await this.resolveDefaultGuest(config.mirror); } catch (e) {
         throw new HostApiError(500, `default guest: ${e instanceof Error ? e.message : String(e)}`);
       }
       config.kernel = g.kernel;
