@@ -155,6 +155,7 @@ export class Host {
       send(res, 200, { pid: process.pid, socket: this.options.socket, pool_bytes: this.options.poolBytes, swap: this.options.swapPath, vms: vms.list().length });
     } else if (parts[1] === 'host' && parts[2] === 'stats' && parts.length === 3) {
       only('GET');
+      await vms.refreshMemory();
       send(res, 200, { ...this.memory.stats(), vms: vms.list().length });
     } else if (parts[1] === 'host' && parts[2] === 'stop' && parts.length === 3) {
       only('POST');

@@ -193,7 +193,7 @@ export class VmManager {
     if (config.initrd !== undefined) config.initrd = abs(config.initrd);
     if (config.bios !== 'default' && config.bios !== 'none') config.bios = abs(config.bios);
     for (const d of config.dev.drives) { const f = d.props.get('file'); if (f !== undefined) d.props.set('file', abs(f)); }
-    if (config.qmp?.kind === 'unix') config.qmp = { ...config.qmp, path: abs(config.qmp.path), wait: false };
+    if (config.qmp) config.qmp = config.qmp.kind === 'unix' ? { ...config.qmp, path: abs(config.qmp.path), wait: false } : { ...config.qmp, wait: false };
     if (config.kernel === undefined) {
       let g: { kernel: string; initrd: string };
       try { g = await this.resolveDefaultGuest(config.mirror); } catch (e) {
@@ -393,6 +393,11 @@ export class VmManager {
         built_to_first_insn_ms: round(t.firstInsnAt - t.builtAt),
       } : null,
     };
+  }
+
+  /** Refreshes every running VM's memory counters (for the host stats). */
+  async refreshMemory(): Promise<void> {
+    await Promise.all([...this.vms.values()].filter((r) => r.state === 'running' || r.state === 'paused').map((r) => this.stats(r.name).catch(() => null)));
   }
 
   /** Sends console input to the VM. */
