@@ -66,7 +66,7 @@ export class LogRing {
 }
 
 /** Start-up timestamps (epoch ms). */
-export interface StartTimes { requestedAt: number; workerAt: number; builtAt: number; firstInsnAt: number }
+export interface StartTimes { requestedAt: number; workerAt: number; builtAt: number; firstInsnAt: number; prebuilt: boolean }
 
 /** One VM as the host knows it. */
 export interface VmRecord {
@@ -96,8 +96,8 @@ export interface VmSummary {
   name: string; state: HostVmState; ram_bytes: number; smp: number; uptime_s: number; reason: string | null; exit_status: number | null;
 }
 
-/** A pre-spawned worker and the promise of its `ready`. */
-interface IdleWorker { worker: Worker; ready: Promise<void> }
+/** A pre-spawned worker, the promise of its `ready`, and whether it was given a VM to build ahead of time. */
+interface IdleWorker { worker: Worker; ready: Promise<void>; isReady: boolean; offered: boolean }
 
 /** The VMs of one host. */
 export class VmManager {
@@ -108,6 +108,8 @@ export class VmManager {
   private closing = false;
   private defaultGuest: Promise<{ kernel: string; initrd: string }> | null = null;
   private readonly files = new Map<string, { mtimeMs: number; size: number; bytes: SharedArrayBuffer }>();
+  /** The configuration idle workers build ahead of time, or null. */
+  private template: VmConfig | null = null;
 
   constructor(memory: HostMemory) {
     this.memory = memory;
@@ -120,7 +122,10 @@ export class VmManager {
    * the default guest.
    */
   prefetchDefaultGuest(): void {
-    void this.resolveDefaultGuest(undefined).then((g) => { this.sharedFile(g.kernel); this.sharedFile(g.initrd); }, () => {});
+    void this.configFor([], process.cwd()).then((c) => {
+      this.template ??= c;
+      this.offerPrebuild();
+    }, () => {});
   }
 
   /** The default guest's files (built on first use; the result is kept for the host's life). */
@@ -141,9 +146,32 @@ export class VmManager {
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`VM worker exited before it was ready (code ${code})`)));
     });
-    ready.catch(() => { if (this.idle?.worker === worker) this.idle = null; });
+    const idle: IdleWorker = { worker, ready, isReady: false, offered: false };
+    ready.then(() => { idle.isReady = true; this.offerPrebuild(); }, () => { if (this.idle === idle) this.idle = null; });
     worker.unref();
-    this.idle = { worker, ready };
+    this.idle = idle;
+  }
+
+  /**
+   * Gives the ready idle worker the VM to build ahead of time: the last
+   * configuration started that holds no host resources (at first, the
+   * default `vm run`). A VM asked for with the same configuration then
+   * only has to start its run loop.
+   */
+  private offerPrebuild(): void {
+    const idle = this.idle, config = this.template;
+    if (idle === null || !idle.isReady || idle.offered || config === null || this.closing) return;
+    idle.offered = true;
+    idle.worker.postMessage({ type: 'prebuild', config, files: this.filesFor(config) } satisfies ToWorker);
+  }
+
+  /** The boot files the host shares with a worker for `config`. */
+  private filesFor(config: VmConfig): SharedFile[] {
+    const files: SharedFile[] = [];
+    if (config.machine === 'virt') {
+      for (const p of [config.kernel, config.initrd]) { const f = p !== undefined ? this.sharedFile(p) : null; if (f) files.push(f); }
+    }
+    return files;
   }
 
   /** The record for `name`; throws 404. */
@@ -231,9 +259,9 @@ export class VmManager {
       throw e;
     }
     Object.assign(rec, { memBytes: config.memBytes, smp: config.smp });
-    const files: SharedFile[] = [];
-    if (config.machine === 'virt') {
-      for (const p of [config.kernel, config.initrd]) { const f = p !== undefined ? this.sharedFile(p) : null; if (f) files.push(f); }
+    const files = this.filesFor(config);
+    if (config.machine === 'virt' && config.dev.drives.length === 0 && config.dev.netdevs.length === 0 && config.qmp === undefined) {
+      this.template = config;
     }
     let idle = this.idle;
     if (idle === null) { this.prespawn(); idle = this.idle!; }
@@ -277,7 +305,7 @@ export class VmManager {
     switch (m.type) {
       case 'started':
         rec.state = m.state === 'created' ? 'running' : m.state;
-        rec.times = { requestedAt: m.requestedAt, workerAt: m.workerAt, builtAt: m.builtAt, firstInsnAt: m.firstInsnAt };
+        rec.times = { requestedAt: m.requestedAt, workerAt: m.workerAt, builtAt: m.builtAt, firstInsnAt: m.firstInsnAt, prebuilt: m.prebuilt };
         started();
         break;
       case 'output':
@@ -390,7 +418,7 @@ export class VmManager {
       start_ms: t ? round(t.firstInsnAt - t.requestedAt) : null,
       start: t ? {
         request_to_worker_ms: round(t.workerAt - t.requestedAt), worker_to_built_ms: round(t.builtAt - t.workerAt),
-        built_to_first_insn_ms: round(t.firstInsnAt - t.builtAt),
+        built_to_first_insn_ms: round(t.firstInsnAt - t.builtAt), prebuilt: t.prebuilt,
       } : null,
     };
   }

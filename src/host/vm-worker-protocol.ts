@@ -34,6 +34,13 @@ export interface StartMessage {
   paused: boolean;
 }
 
+/**
+ * Host -> worker: build this VM now, ahead of a StartMessage that may ask
+ * for the same configuration (then only its run loop has to start). Only
+ * configurations that hold no host resources (no -drive, -netdev, -qmp).
+ */
+export interface PrebuildMessage { type: 'prebuild'; config: VmConfig; files: SharedFile[] }
+
 /** Host -> worker: console input for the guest. */
 export interface InputMessage { type: 'input'; bytes: Uint8Array }
 
@@ -44,12 +51,16 @@ export type WorkerOp = 'pause' | 'resume' | 'stop' | 'stats' | 'qmp' | 'fault';
 export interface RequestMessage { type: 'request'; id: number; op: WorkerOp; qmp?: unknown }
 
 /** Host -> worker messages. */
-export type ToWorker = StartMessage | InputMessage | RequestMessage;
+export type ToWorker = StartMessage | PrebuildMessage | InputMessage | RequestMessage;
 
 /** Worker -> host: the worker has loaded its modules and waits for a StartMessage. */
 export interface ReadyMessage { type: 'ready' }
 /** Worker -> host: the VM was built and its run loop is about to execute its first instruction. */
-export interface StartedMessage { type: 'started'; state: HostVmState; requestedAt: number; workerAt: number; builtAt: number; firstInsnAt: number }
+export interface StartedMessage {
+  type: 'started'; state: HostVmState; requestedAt: number; workerAt: number; builtAt: number; firstInsnAt: number;
+  /** Whether the VM had been built ahead of time (a PrebuildMessage with the same configuration). */
+  prebuilt: boolean;
+}
 /** Worker -> host: guest console output. */
 export interface OutputMessage { type: 'output'; bytes: Uint8Array }
 /** Worker -> host: the answer to a RequestMessage. */
@@ -61,6 +72,11 @@ export interface FailedMessage { type: 'failed'; reason: string; buildError: boo
 
 /** Worker -> host messages. */
 export type FromWorker = ReadyMessage | StartedMessage | OutputMessage | ReplyMessage | ExitMessage | FailedMessage;
+
+/** A canonical text of a configuration, to tell whether a prebuilt VM is the one asked for. */
+export function configKey(config: VmConfig): string {
+  return JSON.stringify(config, (_k, v: unknown) => (v instanceof Map ? [...v.entries()] : v));
+}
 
 /** Set in a host's environment to accept the test-only `fault` operation (a worker then throws in its run loop). Never reachable from a guest. */
 export const TEST_FAULT_ENV = 'TSVM_HOST_TEST_FAULTS';

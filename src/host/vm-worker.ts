@@ -13,14 +13,14 @@ import { QmpMonitor, type QmpConnection } from '../vmm/qmp.js';
 import { VmStateError } from '../vmm/lifecycle.js';
 import type { VmConfig } from '../vmm/vm-config.js';
 import type { VmConsole, VmServices } from '../vmm/services.js';
+import type { Clock } from '../devices/device.js';
 import { nodeDeviceServices, readFile } from './node-vm-services.js';
-import { hostClock } from './console.js';
 import { QmpServer } from './qmp-server.js';
 import { ensureDefaultGuest } from '../images/default-guest.js';
 import { warmUpInterpreter } from '../machine/warm-up.js';
 import { defaultJitConfig } from '../jit/jit-config.js';
 import {
-  TEST_FAULT_ENV, type FromWorker, type HostVmState, type RequestMessage, type StartMessage, type ToWorker, type VmMemoryStats,
+  TEST_FAULT_ENV, configKey, type FromWorker, type SharedFile, type HostVmState, type RequestMessage, type StartMessage, type ToWorker, type VmMemoryStats,
 } from './vm-worker-protocol.js';
 
 /** Guest page size for the memory counters (RISC-V privileged spec §12.3: 4 KiB base pages). */
@@ -92,6 +92,19 @@ class WorkerConsole implements VmConsole {
   }
 
   now(): number { return performance.now(); }
+}
+
+/**
+ * The devices' clock: it stands still at 0 until the VM starts, so a VM
+ * built ahead of time starts at time 0 like one built on demand (the
+ * CLINT counts from the clock's value when it was made).
+ */
+class StartClock implements Clock {
+  private t0 = -1;
+  /** Starts the clock (once). */
+  start(): void { if (this.t0 < 0) this.t0 = performance.now(); }
+  monotonicNs(): number { return this.t0 < 0 ? 0 : (performance.now() - this.t0) * 1e6; }
+  realtimeNs(): number { return Date.now() * 1e6; }
 }
 
 /** A VM's guest memory and its counters. */
@@ -194,14 +207,13 @@ function handleRequest(req: RequestMessage): void {
   }
 }
 
-/** Builds and runs the VM; reports started, then exit or failed. */
-async function start(msg: StartMessage): Promise<void> {
-  const workerAt = epochMs();
-  const shared = new Map(msg.files.map((f) => [f.path, new Uint8Array(f.bytes)]));
-  const services: VmServices = {
+/** The Node VM services of this worker's VM: boot files from the host's shared copies, the console to the host. */
+function servicesFor(files: SharedFile[], clock: Clock): VmServices {
+  const shared = new Map(files.map((f) => [f.path, new Uint8Array(f.bytes)]));
+  return {
     ...nodeDeviceServices,
     console: workerConsole,
-    clock: hostClock,
+    clock,
     readFile: (path) => shared.get(path) ?? readFile(path),
     defaultGuest: async (mirror) => {
       const g = await ensureDefaultGuest({ mirror, progress: false });
@@ -209,18 +221,46 @@ async function start(msg: StartMessage): Promise<void> {
     },
     listenQmp: (addr, monitor) => QmpServer.listen(addr, monitor),
   };
-  try {
-    memory = await createVmMemory(msg.config, services);
-  } catch (e) {
-    post({ type: 'failed', reason: e instanceof Error ? e.message : String(e), buildError: true });
-    finish();
-    return;
+}
+
+/** A VM built ahead of time, its configuration's key and its clock. */
+interface Prebuilt { key: string; clock: StartClock; memory: Promise<VmMemory | null> }
+let prebuilt: Prebuilt | null = null;
+
+/** Builds `config` ahead of time (a failure just means the VM is built on demand). */
+function prebuild(config: VmConfig, files: SharedFile[]): void {
+  const clock = new StartClock();
+  prebuilt = { key: configKey(config), clock, memory: createVmMemory(config, servicesFor(files, clock)).catch(() => null) };
+}
+
+/** Builds (or takes the prebuilt) VM and runs it; reports started, then exit or failed. */
+async function start(msg: StartMessage): Promise<void> {
+  const workerAt = epochMs();
+  let mem: VmMemory | null = null, clock = new StartClock();
+  const pre = prebuilt;
+  prebuilt = null;
+  if (pre !== null && pre.key === configKey(msg.config)) {
+    mem = await pre.memory;
+    clock = pre.clock;
   }
-  const built = memory.built;
+  const wasPrebuilt = mem !== null;
+  if (mem === null) {
+    if (pre !== null) await pre.memory; // a different VM was built ahead: let it finish, then drop it (it holds no host resources)
+    try {
+      mem = await createVmMemory(msg.config, servicesFor(msg.files, clock));
+    } catch (e) {
+      post({ type: 'failed', reason: e instanceof Error ? e.message : String(e), buildError: true });
+      finish();
+      return;
+    }
+  }
+  memory = mem;
+  const built = mem.built;
   qmp = new QmpBridge(new QmpMonitor(built.vm));
   if (msg.paused) built.vm.pause();
   const builtAt = epochMs();
-  post({ type: 'started', state: stateOf(), requestedAt: msg.requestedAt, workerAt, builtAt, firstInsnAt: epochMs() });
+  clock.start();
+  post({ type: 'started', state: stateOf(), requestedAt: msg.requestedAt, workerAt, builtAt, firstInsnAt: epochMs(), prebuilt: wasPrebuilt });
   try {
     const r = await built.run();
     post({ type: 'exit', status: r.status, reason: r.reason });
@@ -240,6 +280,7 @@ function finish(): void {
 port.on('message', (m: ToWorker) => {
   if (ended) return;
   if (m.type === 'start') void start(m);
+  else if (m.type === 'prebuild') prebuild(m.config, m.files);
   else if (m.type === 'input') workerConsole.input(m.bytes);
   else handleRequest(m);
 });

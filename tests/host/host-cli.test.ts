@@ -81,6 +81,14 @@ test('tsvm host and tsvm vm from the command line, with the default Debian guest
     const lsj = JSON.parse(tsvm('vm', 'ls', '--json').stdout) as { name: string; state: string }[];
     assert.deepEqual(lsj.map((v) => [v.name, v.state]), [['g', 'running']]);
 
+    // A second VM with the same options was built ahead of time by the host's idle worker (configured
+    // after g started; g's boot gives it the time): only its run loop had to start.
+    const runH = tsvm('vm', 'run', '--name', 'h', '-d', '-m', '256M');
+    assert.equal(runH.status, 0, runH.stderr);
+    const hs0 = JSON.parse(tsvm('vm', 'stats', 'h', '--json').stdout) as { start: { prebuilt: boolean }; start_ms: number };
+    console.log(`vm h: start_ms ${hs0.start_ms} ${JSON.stringify(hs0.start)}`);
+    assert.equal(hs0.start.prebuilt, true);
+
     // Attach through a pipe, run a command, detach with Ctrl-P Ctrl-Q: the VM keeps running.
     const con = spawn(process.execPath, [TSVM_CLI, 'vm', 'console', 'g'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '', err = '';
@@ -115,6 +123,17 @@ test('tsvm host and tsvm vm from the command line, with the default Debian guest
     assert.match(q.stdout, /"status":"running"/);
     // The fault route exists only on a host started with TSVM_HOST_TEST_FAULTS=1.
     assert.equal((await hostRequest(sock, 'POST', '/v1/vms/g/x-fault')).status, 404);
+
+    // The prebuilt VM boots like any other; kill ends it at once.
+    const hDeadline = Date.now() + BOOT_MS;
+    while (!tsvm('vm', 'logs', 'h').stdout.includes(PROMPT)) {
+      assert.ok(Date.now() < hDeadline, `no prompt from h: ${tsvm('vm', 'logs', 'h').stdout.slice(-1000)}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.match(tsvm('vm', 'logs', 'h').stdout, /^\[ {4}0\.000000\] Linux version/);
+    assert.equal(tsvm('vm', 'kill', 'h').status, 0);
+    assert.match(tsvm('vm', 'ls').stdout, /h\s+shutdown\s+256M\s+-\s+killed/);
+    assert.equal(tsvm('vm', 'rm', 'h').status, 0);
 
     // rm refuses a running VM; stop powers it off; rm then removes it.
     const rm1 = tsvm('vm', 'rm', 'g');
