@@ -39,6 +39,8 @@ export async function hostStart(o: HostStartOptions): Promise<number> {
   let host: Host;
   try { host = await Host.start({ socket, poolBytes: pool, swapPath: swap }); } catch (e) { return fail((e as Error).message); }
   process.stderr.write(`tsvm host: listening on ${socket} (pid ${process.pid})\n`);
+  // A bug in one request's handling must not take the other VMs down with the host: log it and go on.
+  process.on('unhandledRejection', (e) => { process.stderr.write(`tsvm host: internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`); });
   const onSignal = (): void => { void host.stop(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

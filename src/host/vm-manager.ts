@@ -374,7 +374,7 @@ export class VmManager {
     const rec = this.get(name);
     if (rec.worker === null || rec.state === 'shutdown' || rec.state === 'failed') throw new HostApiError(409, `VM '${name}' is ${rec.state}`);
     await this.request(name, 'stop');
-    const t = setTimeout(() => { void this.kill(name, 'stopped (hard, after the grace period)'); }, STOP_GRACE_MS);
+    const t = setTimeout(() => { this.kill(name, 'stopped (hard, after the grace period)').catch(() => { /* it ended meanwhile */ }); }, STOP_GRACE_MS);
     await rec.gone;
     clearTimeout(t);
   }
