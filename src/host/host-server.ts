@@ -144,7 +144,10 @@ export class Host {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse, at: number): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://host');
-    const parts = url.pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+    let parts: string[];
+    try { parts = url.pathname.split('/').filter((p) => p !== '').map(decodeURIComponent); } catch {
+      throw new HostApiError(400, `bad percent-encoding in ${url.pathname}`);
+    }
     const method = req.method ?? 'GET';
     const bad = (): never => { throw new HostApiError(404, `no route ${method} ${url.pathname}`); };
     const only = (m: string): void => { if (method !== m) throw new HostApiError(405, `${url.pathname} takes ${m}, not ${method}`); };
@@ -244,7 +247,8 @@ export class Host {
     const m = /^\/v1\/vms\/([^/?]+)\/console$/.exec(req.url ?? '');
     if (m === null) { reject(404, `no route ${req.method ?? ''} ${req.url ?? ''}`); return; }
     if ((req.headers.upgrade ?? '').toLowerCase() !== CONSOLE_PROTOCOL) { reject(400, `upgrade to ${CONSOLE_PROTOCOL} only`); return; }
-    const name = decodeURIComponent(m[1]!);
+    let name: string;
+    try { name = decodeURIComponent(m[1]!); } catch { reject(400, `bad percent-encoding in ${req.url ?? ''}`); return; }
     let rec;
     try { rec = this.vms.get(name); } catch (e) { reject(404, (e as Error).message); return; }
     if (rec.worker === null) { reject(409, `VM '${name}' is ${rec.state}`); return; }

@@ -60,6 +60,7 @@ test('the host API: every route, bad requests, and a worker fault that ends one 
     assertClientError(await req('GET', '/v2/vms'), 404, /no route/);
     assertClientError(await req('GET', '/v1/vms/x/frob'), 404, /no route/);
     assertClientError(await req('PUT', '/v1/vms'), 405);
+    assertClientError(await req('GET', '/v1/vms/%ZZ'), 400, /percent-encoding/);
     for (const [m, p] of [['GET', '/v1/vms/nope'], ['GET', '/v1/vms/nope/stats'], ['GET', '/v1/vms/nope/logs'], ['POST', '/v1/vms/nope/pause'],
       ['POST', '/v1/vms/nope/resume'], ['POST', '/v1/vms/nope/stop'], ['POST', '/v1/vms/nope/kill'], ['DELETE', '/v1/vms/nope'],
       ['POST', '/v1/vms/nope/qmp'], ['POST', '/v1/vms/nope/balloon']] as const) {
