@@ -35,6 +35,7 @@ export async function hostStart(o: HostStartOptions): Promise<number> {
   if (typeof pool === 'string') return fail(pool, EXIT_USAGE);
   const socket = hostSocketPath(o.socket);
   const swap = o.swap !== undefined ? path.resolve(o.swap) : null;
+  if (swap !== null && !fs.existsSync(path.dirname(swap))) return fail(`--swap ${o.swap}: no directory ${path.dirname(swap)}`, EXIT_USAGE);
   if (o.detach) return daemonize(socket, o);
   let host: Host;
   try { host = await Host.start({ socket, poolBytes: pool, swapPath: swap }); } catch (e) { return fail((e as Error).message); }

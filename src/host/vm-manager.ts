@@ -414,7 +414,7 @@ export class VmManager {
     return {
       name: rec.name, state: rec.state, reason: rec.reason, exit_status: rec.exitStatus,
       ram_bytes: rec.memBytes, smp: rec.smp, uptime_s: this.summary(rec).uptime_s,
-      ...rec.memory,
+      ...(this.memory.vmStats(name) ?? rec.memory), // HostMemory's view while the VM holds memory; its last counters after
       start_ms: t ? round(t.firstInsnAt - t.requestedAt) : null,
       start: t ? {
         request_to_worker_ms: round(t.workerAt - t.requestedAt), worker_to_built_ms: round(t.builtAt - t.workerAt),

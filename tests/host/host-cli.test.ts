@@ -41,6 +41,11 @@ test('tsvm host and tsvm vm from the command line, with the default Debian guest
     assert.equal(none.stderr.trim().split('\n').length, 1);
     assert.match(none.stderr, new RegExp(`no tsvm host is running at ${sock}.*tsvm host start -d`));
     assert.equal(tsvm('host', 'stats').status, 1);
+    const badPool = tsvm('host', 'start', '-d', '--pool', '9G');
+    assert.equal(badPool.status, 125);
+    assert.match(badPool.stderr, /--pool 9G: expected a size from 16M to 4G/);
+    assert.equal(tsvm('host', 'start', '--swap', path.join(dir, 'no', 'swapfile')).status, 125);
+    assert.equal(fs.existsSync(sock), false, 'no host was started');
 
     // A stale socket file (its server was killed) is replaced.
     const stale = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)})`]);
