@@ -27,7 +27,8 @@ export function hostRequest(socket: string, method: string, path: string, body?:
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     const req = http.request({
-      socketPath: socket, method, path,
+      // One connection per request: a kept-alive connection the host has since closed would fail with EPIPE.
+      socketPath: socket, method, path, agent: false,
       headers: data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
     }, (res) => {
       const chunks: Buffer[] = [];
@@ -57,7 +58,7 @@ export async function hostAnswers(socket: string): Promise<boolean> {
 export function openConsole(socket: string, name: string): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const req = http.request({
-      socketPath: socket, method: 'GET', path: `/v1/vms/${encodeURIComponent(name)}/console`,
+      socketPath: socket, method: 'GET', path: `/v1/vms/${encodeURIComponent(name)}/console`, agent: false,
       headers: { connection: 'Upgrade', upgrade: CONSOLE_PROTOCOL },
     });
     req.on('upgrade', (_res, sock, head) => {

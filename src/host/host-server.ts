@@ -155,7 +155,7 @@ export class Host {
     const vms = this.vms;
     if (parts[1] === 'host' && parts.length === 2) {
       only('GET');
-      send(res, 200, { pid: process.pid, socket: this.options.socket, pool_bytes: this.options.poolBytes, swap: this.options.swapPath, vms: vms.list().length });
+      send(res, 200, { pid: process.pid, socket: this.options.socket, pool_bytes: this.options.poolBytes, swap: this.options.swapPath, vms: vms.list().length, idle_worker: vms.idleState() });
     } else if (parts[1] === 'host' && parts[2] === 'stats' && parts.length === 3) {
       only('GET');
       await vms.refreshMemory();

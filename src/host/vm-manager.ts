@@ -165,6 +165,12 @@ export class VmManager {
     idle.worker.postMessage({ type: 'prebuild', config, files: this.filesFor(config) } satisfies ToWorker);
   }
 
+  /** The idle worker: none, starting (loading the VMM), ready, or prebuilt (building or holding the next VM). */
+  idleState(): 'none' | 'starting' | 'ready' | 'prebuilt' {
+    const idle = this.idle;
+    return idle === null ? 'none' : idle.offered ? 'prebuilt' : idle.isReady ? 'ready' : 'starting';
+  }
+
   /** The boot files the host shares with a worker for `config`. */
   private filesFor(config: VmConfig): SharedFile[] {
     const files: SharedFile[] = [];

@@ -86,8 +86,12 @@ test('tsvm host and tsvm vm from the command line, with the default Debian guest
     const lsj = JSON.parse(tsvm('vm', 'ls', '--json').stdout) as { name: string; state: string }[];
     assert.deepEqual(lsj.map((v) => [v.name, v.state]), [['g', 'running']]);
 
-    // A second VM with the same options was built ahead of time by the host's idle worker (configured
-    // after g started; g's boot gives it the time): only its run loop had to start.
+    // A second VM with the same options is built ahead of time by the host's idle worker: only its run loop has to start.
+    const idleDeadline = Date.now() + 60_000;
+    while (((await hostRequest(sock, 'GET', '/v1/host')).body as { idle_worker: string }).idle_worker !== 'prebuilt') {
+      assert.ok(Date.now() < idleDeadline, 'the idle worker never took the next VM to build');
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const runH = tsvm('vm', 'run', '--name', 'h', '-d', '-m', '256M');
     assert.equal(runH.status, 0, runH.stderr);
     const hs0 = JSON.parse(tsvm('vm', 'stats', 'h', '--json').stdout) as { start: { prebuilt: boolean }; start_ms: number };
