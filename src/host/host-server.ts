@@ -123,6 +123,7 @@ export class Host {
     this.stopping ??= (async () => {
       this.server.close();
       await this.vms.closeAll();
+      this.memory.close();
       this.server.closeAllConnections();
       try { fs.unlinkSync(this.options.socket); } catch { /* already gone */ }
       this.resolveStopped();

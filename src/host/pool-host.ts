@@ -13,6 +13,7 @@
 import { FramePool, FRAME_SIZE, type FramePoolHandle } from '../memory/frame-pool.js';
 import { P2m, type P2mHandle, type P2mStats } from '../memory/p2m.js';
 import { PageSharing, type SharingStats } from '../memory/page-sharing.js';
+import { releaseOnHost } from '../memory/pooled-ram.js';
 import { HostSwap, seededRng, type HostSwapHandle } from '../memory/host-swap.js';
 import { SafePointGate, RemapLog, type SafePointGateHandle, type RemapLogHandle } from '../memory/safe-point.js';
 import { SwapFile, type SwapFileHandle } from './swap-file.js';
@@ -40,6 +41,8 @@ export interface VmPoolLinks {
   log: RemapLogHandle;
   /** Sharing on for this VM (`-sharing on|off`). */
   sharing: boolean;
+  /** The VM's control run, freed by the host with the table (releaseOnHost). */
+  run: { first: number; n: number };
 }
 
 /** Host-wide memory counters: the `pool`, `sharing` and `swap` parts of `tsvm host stats --json`. */
@@ -49,7 +52,7 @@ export interface PoolHostStats {
   swap: { pages_out: number; pages_in: number; slots_total: number; slots_used: number };
 }
 
-interface VmEntry { name: string; p2m: P2m; gate: SafePointGate; log: RemapLog; sharing: boolean }
+interface VmEntry { name: string; p2m: P2m; gate: SafePointGate; log: RemapLog; sharing: boolean; run: { first: number; n: number } }
 
 /** The pool, sharing and swap of one host. */
 export class PoolHost {
@@ -60,6 +63,8 @@ export class PoolHost {
   private readonly vms = new Map<string, VmEntry>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private scanning = false;
+  /** Frees deferred while a scanner round holds the VMs. */
+  private afterScan: (() => void)[] = [];
   private seed = 1;
   /** Pages scanned per round (0: sharing off host-wide). */
   scanBudget: number;
@@ -90,7 +95,7 @@ export class PoolHost {
     const log = RemapLog.attach(links.log);
     const p2m = P2m.attach(this.pool, links.p2m);
     p2m.onRemap = (gpn, old) => log.push(gpn, old); // the host changes the table only while the VM is stopped
-    const e: VmEntry = { name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing };
+    const e: VmEntry = { name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run };
     this.vms.set(name, e);
     this.sharing.register(p2m, links.sharing);
     this.swap?.register(p2m);
@@ -100,13 +105,20 @@ export class PoolHost {
     }
   }
 
-  /** Forgets a VM that ended (before its worker releases its frames). */
+  /**
+   * Forgets a VM whose worker has ended, and frees its frames: the pages of
+   * its table (swap slots too) and its control run. The host's thread does
+   * it, between scanner rounds, so the scanner never reads a table as it
+   * is freed.
+   */
   removeVm(name: string): void {
     const e = this.vms.get(name);
     if (e === undefined) return;
     this.vms.delete(name);
     this.sharing.unregister(e.p2m);
     this.swap?.unregister(e.p2m);
+    const free = (): void => releaseOnHost(this.pool, e.p2m, e.run);
+    if (this.scanning) this.afterScan.push(free); else free();
   }
 
   /** One scanner round: stop the sharing VMs at a safe point, scan, release. */
@@ -121,6 +133,7 @@ export class PoolHost {
     } catch {
       this.skippedRounds++;
       this.scanning = false;
+      for (const f of this.afterScan.splice(0)) f();
       return;
     }
     try {
@@ -129,6 +142,7 @@ export class PoolHost {
     } finally {
       SafePointGate.releaseAll(gates);
       this.scanning = false;
+      for (const f of this.afterScan.splice(0)) f();
     }
   }
 

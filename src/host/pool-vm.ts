@@ -48,7 +48,8 @@ export class VmPoolMemory {
   guestMemory = (bytes: number, base: number, cpuSlots: number): GuestMemory => {
     const ram = new PooledRam(this.pool, bytes, base, cpuSlots, this.name);
     this.swap?.register(ram.p2m);
-    ram.onRelease = () => { this.swap?.unregister(ram.p2m); };
+    ram.releasedByHost = true; // the host frees the frames once this thread is gone (PoolHost.removeVm)
+    ram.onRelease = () => { this.swap?.unregister(ram.p2m); this.detach(); };
     this.ram = ram;
     return ram;
   };
@@ -73,11 +74,14 @@ export class VmPoolMemory {
   /** The handles the host attaches to (after the build). */
   links(): VmPoolLinks {
     if (this.ram === null) throw new Error(`${this.name}: no pool memory yet`);
-    return { p2m: this.ram.p2m.handle(), gate: this.gate.handle(), log: this.log.handle(), sharing: this.sharing };
+    return { p2m: this.ram.p2m.handle(), gate: this.gate.handle(), log: this.log.handle(), sharing: this.sharing, run: this.ram.controlRun };
   }
 
-  /** Leaves the gate (the VM ended: the host no longer waits for it). */
+  /** Leaves the gate (the VM ended: the host no longer waits for it; it touches no guest memory after this). */
   detach(): void {
+    if (this.left) return;
+    this.left = true;
     this.gate.leave(this.participant);
   }
+  private left = false;
 }

@@ -162,7 +162,7 @@ export class VmManager {
     const idle = this.idle, config = this.template;
     if (idle === null || !idle.isReady || idle.offered || config === null || this.closing) return;
     idle.offered = true;
-    idle.worker.postMessage({ type: 'prebuild', config, files: this.filesFor(config) } satisfies ToWorker);
+    idle.worker.postMessage({ type: 'prebuild', config, files: this.filesFor(config), pool: this.memory.handles() } satisfies ToWorker);
   }
 
   /** The idle worker: none, starting (loading the VMM), ready, or prebuilt (building or holding the next VM). */
@@ -296,7 +296,7 @@ export class VmManager {
         });
       });
     });
-    const msg: StartMessage = { type: 'start', name, config, files, requestedAt, paused };
+    const msg: StartMessage = { type: 'start', name, config, files, requestedAt, paused, pool: this.memory.handles() };
     worker.postMessage(msg);
     try { await started; } catch (e) {
       if (e instanceof HostApiError && e.status === 400) this.vms.delete(name); // the build failed: nothing to keep
@@ -312,6 +312,7 @@ export class VmManager {
       case 'started':
         rec.state = m.state === 'created' ? 'running' : m.state;
         rec.times = { requestedAt: m.requestedAt, workerAt: m.workerAt, builtAt: m.builtAt, firstInsnAt: m.firstInsnAt, prebuilt: m.prebuilt };
+        this.memory.attachVm(rec.name, m.links);
         started();
         break;
       case 'output':

@@ -5,6 +5,7 @@
  * SharedArrayBuffers, console bytes, requests with ids and their replies.
  */
 import type { VmConfig } from '../vmm/vm-config.js';
+import type { VmPoolHandles, VmPoolLinks } from './pool-host.js';
 
 /** The states the host reports for a VM: the lifecycle's, plus `starting` (being built) and `failed` (a host error ended it). */
 export type HostVmState = 'starting' | 'created' | 'running' | 'paused' | 'shutdown' | 'failed';
@@ -32,6 +33,8 @@ export interface StartMessage {
   requestedAt: number;
   /** Start paused (the VM is built, its harts do not run until resumed). */
   paused: boolean;
+  /** The host's frame pool (and swap) the VM's RAM goes on. */
+  pool: VmPoolHandles;
 }
 
 /**
@@ -39,7 +42,7 @@ export interface StartMessage {
  * for the same configuration (then only its run loop has to start). Only
  * configurations that hold no host resources (no -drive, -netdev, -qmp).
  */
-export interface PrebuildMessage { type: 'prebuild'; config: VmConfig; files: SharedFile[] }
+export interface PrebuildMessage { type: 'prebuild'; config: VmConfig; files: SharedFile[]; pool: VmPoolHandles }
 
 /** Host -> worker: console input for the guest. */
 export interface InputMessage { type: 'input'; bytes: Uint8Array }
@@ -60,6 +63,8 @@ export interface StartedMessage {
   type: 'started'; state: HostVmState; requestedAt: number; workerAt: number; builtAt: number; firstInsnAt: number;
   /** Whether the VM had been built ahead of time (a PrebuildMessage with the same configuration). */
   prebuilt: boolean;
+  /** The VM's p2m table, safe-point gate and remap log on the host's pool. */
+  links: VmPoolLinks;
 }
 /** Worker -> host: guest console output. */
 export interface OutputMessage { type: 'output'; bytes: Uint8Array }

@@ -16,6 +16,8 @@ import type { VmConsole, VmServices } from '../vmm/services.js';
 import type { Clock } from '../devices/device.js';
 import { nodeDeviceServices, readFile } from './node-vm-services.js';
 import { QmpServer } from './qmp-server.js';
+import { VmPoolMemory } from './pool-vm.js';
+import type { VmPoolHandles } from './pool-host.js';
 import { ensureDefaultGuest } from '../images/default-guest.js';
 import { warmUpInterpreter } from '../machine/warm-up.js';
 import { defaultJitConfig } from '../jit/jit-config.js';
@@ -23,8 +25,6 @@ import {
   TEST_FAULT_ENV, configKey, type FromWorker, type SharedFile, type HostVmState, type RequestMessage, type StartMessage, type ToWorker, type VmMemoryStats,
 } from './vm-worker-protocol.js';
 
-/** Guest page size for the memory counters (RISC-V privileged spec §12.3: 4 KiB base pages). */
-const PAGE_SIZE = 4096;
 /** Console output buffered before it is sent to the host without waiting for the next wait/yield. */
 const OUTPUT_BATCH = 4096;
 
@@ -111,29 +111,28 @@ class StartClock implements Clock {
 export interface VmMemory {
   /** The built VM whose RAM this is. */
   built: BuiltVm;
+  /** Its RAM on the host's pool. */
+  pool: VmPoolMemory;
   /** The memory fields of `tsvm vm stats --json`. */
   stats(): VmMemoryStats;
 }
 
 /**
- * The one place a VM's guest memory is created (the seam for the host's
- * shared frame pool, docs/memory.md).
- * INTERIM: until the pool is wired in, guest RAM is what buildVm's board
- * allocates for itself (one GuestRam of config.memBytes, as `tsvm run`
- * has it), and the counters report its size and the balloon's released
- * pages; sharing and swap counters are zero.
+ * The one place a VM's guest memory is created: its RAM goes on the host's
+ * frame pool (pool-vm.ts), with its p2m table, safe-point gate and remap
+ * log, which the host attaches to when the VM starts.
  */
-export async function createVmMemory(config: VmConfig, services: VmServices): Promise<VmMemory> {
-  const built = await buildVm(config, services);
-  const ramPages = Math.floor(config.memBytes / PAGE_SIZE);
+export async function createVmMemory(config: VmConfig, services: VmServices, pool: VmPoolHandles, name: string): Promise<VmMemory> {
+  const mem = new VmPoolMemory(pool, name, config.sharing ?? true);
+  const built = await buildVm(config, { ...services, guestMemory: mem.guestMemory });
+  mem.attach(built.vm);
   return {
-    built,
+    built, pool: mem,
     stats: () => {
-      const ballooned = built.vm.balloon?.accounting?.usage().releasedBytes ?? 0;
-      const pagesBallooned = Math.floor(ballooned / PAGE_SIZE);
+      const s = mem.ram!.p2m.stats();
       return {
-        ram_pages: ramPages, pages_private: 0, pages_shared: 0, pages_zero: 0,
-        pages_ballooned: pagesBallooned, pages_swapped: 0,
+        ram_pages: s.ram_pages, pages_private: s.pages_private, pages_shared: s.pages_shared, pages_zero: s.pages_zero,
+        pages_ballooned: s.pages_ballooned, pages_swapped: s.pages_swapped,
       };
     },
   };
@@ -228,9 +227,9 @@ interface Prebuilt { key: string; clock: StartClock; memory: Promise<VmMemory | 
 let prebuilt: Prebuilt | null = null;
 
 /** Builds `config` ahead of time (a failure just means the VM is built on demand). */
-function prebuild(config: VmConfig, files: SharedFile[]): void {
+function prebuild(config: VmConfig, files: SharedFile[], pool: VmPoolHandles): void {
   const clock = new StartClock();
-  prebuilt = { key: configKey(config), clock, memory: createVmMemory(config, servicesFor(files, clock)).catch(() => null) };
+  prebuilt = { key: configKey(config), clock, memory: createVmMemory(config, servicesFor(files, clock), pool, 'vm').catch(() => null) };
 }
 
 /** Builds (or takes the prebuilt) VM and runs it; reports started, then exit or failed. */
@@ -247,7 +246,7 @@ async function start(msg: StartMessage): Promise<void> {
   if (mem === null) {
     if (pre !== null) await pre.memory; // a different VM was built ahead: let it finish, then drop it (it holds no host resources)
     try {
-      mem = await createVmMemory(msg.config, servicesFor(msg.files, clock));
+      mem = await createVmMemory(msg.config, servicesFor(msg.files, clock), msg.pool, msg.name);
     } catch (e) {
       post({ type: 'failed', reason: e instanceof Error ? e.message : String(e), buildError: true });
       finish();
@@ -260,7 +259,7 @@ async function start(msg: StartMessage): Promise<void> {
   if (msg.paused) built.vm.pause();
   const builtAt = epochMs();
   clock.start();
-  post({ type: 'started', state: stateOf(), requestedAt: msg.requestedAt, workerAt, builtAt, firstInsnAt: epochMs(), prebuilt: wasPrebuilt });
+  post({ type: 'started', state: stateOf(), requestedAt: msg.requestedAt, workerAt, builtAt, firstInsnAt: epochMs(), prebuilt: wasPrebuilt, links: mem.pool.links() });
   try {
     const r = await built.run();
     post({ type: 'exit', status: r.status, reason: r.reason });
@@ -280,7 +279,7 @@ function finish(): void {
 port.on('message', (m: ToWorker) => {
   if (ended) return;
   if (m.type === 'start') void start(m);
-  else if (m.type === 'prebuild') prebuild(m.config, m.files);
+  else if (m.type === 'prebuild') prebuild(m.config, m.files, m.pool);
   else if (m.type === 'input') workerConsole.input(m.bytes);
   else handleRequest(m);
 });

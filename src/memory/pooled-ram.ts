@@ -162,13 +162,29 @@ export class PooledRam implements GuestMemory {
 
   /** Called first thing in `release` (e.g. to take the table out of the sharing scanner). */
   onRelease: (() => void) | null = null;
+  /**
+   * When set, `release` leaves the frames to the host, which frees them from
+   * its own thread once the VM's thread is gone (releaseOnHost), so that
+   * it never frees a table its scanner may be reading.
+   */
+  releasedByHost = false;
+
+  /** The VM's control run (CPU area and scratch): first frame and length. */
+  get controlRun(): { first: number; n: number } { return { first: this.runFirst, n: this.runFrames }; }
 
   /** Gives every frame (RAM and CPU area) back to the pool; the VM must not run again. */
   release(): void {
     if (this.released) return;
     this.released = true;
     this.onRelease?.();
+    if (this.releasedByHost) return;
     this.p2m.releaseAll();
     this.pool.freeRun(this.runFirst, this.runFrames);
   }
+}
+
+/** Frees a VM's frames from the host's thread (see PooledRam.releasedByHost): its table's pages and its control run. */
+export function releaseOnHost(pool: FramePool, p2m: P2m, run: { first: number; n: number }): void {
+  p2m.releaseAll();
+  pool.freeRun(run.first, run.n);
 }

@@ -40,9 +40,9 @@ test('the host API: every route, bad requests, and a worker fault that ends one 
     assert.equal(obj(info)['pid'], h.child.pid);
 
     const hs = obj(await req('GET', '/v1/host/stats'));
-    assert.deepEqual(Object.keys(hs['pool'] as Obj).sort(), ['frames_free', 'frames_total', 'frames_used']);
-    assert.deepEqual(Object.keys(hs['sharing'] as Obj).sort(), ['full_scans', 'pages_shared', 'pages_sharing', 'pages_unshared']);
-    assert.deepEqual(Object.keys(hs['swap'] as Obj).sort(), ['pages_in', 'pages_out']);
+    assert.deepEqual(Object.keys(hs['pool'] as Obj).sort(), ['frames_control', 'frames_free', 'frames_total', 'frames_used']);
+    assert.deepEqual(Object.keys(hs['sharing'] as Obj).sort(), ['full_scans', 'pages_shared', 'pages_sharing', 'pages_unshared', 'pages_volatile', 'pages_zero']);
+    assert.deepEqual(Object.keys(hs['swap'] as Obj).sort(), ['pages_in', 'pages_out', 'slots_total', 'slots_used']);
     assert.equal((hs['pool'] as Obj)['frames_total'], 1024 * MiB / 4096);
 
     assert.deepEqual((await req('GET', '/v1/vms')).body, []);
