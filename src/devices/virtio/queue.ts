@@ -138,9 +138,11 @@ export class SplitQueue {
 
   /**
    * Pops the next available chain into `chain`. Returns false when the
-   * ring is empty; throws VirtqError for a malformed chain.
+   * ring is empty; throws VirtqError for a malformed chain. `maxBytes` caps
+   * the chain's total length (MAX_CHAIN_BYTES; a device that never copies
+   * the buffers, like the balloon's free page reports, may allow more).
    */
-  pop(mem: DmaMemory, chain: DescChain): boolean {
+  pop(mem: DmaMemory, chain: DescChain, maxBytes = MAX_CHAIN_BYTES): boolean {
     if (!this.ready) return false;
     const dv = mem.dv, availOff = this.availAddr - mem.base;
     const availIdx = dv.getUint16(availOff + 2, true);
@@ -174,7 +176,7 @@ export class SplitQueue {
       if (!writable && chain.writeBytes > 0) throw new VirtqError('device-readable buffer after a device-writable one');
       if (chain.count > QUEUE_MAX) throw new VirtqError('descriptor chain too long');
       total += len;
-      if (total > MAX_CHAIN_BYTES) throw new VirtqError(`descriptor chain longer than ${MAX_CHAIN_BYTES} bytes`);
+      if (total > maxBytes) throw new VirtqError(`descriptor chain longer than ${maxBytes} bytes`);
       const k = chain.count++;
       chain.off[k] = this.ramOffset(mem, addr, len, 'buffer');
       chain.len[k] = len;
