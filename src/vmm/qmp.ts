@@ -50,6 +50,8 @@ export interface BalloonControl {
   statsPollingInterval: number;
   /** The device's counters. */
   counters(): BalloonCounters;
+  /** The page-poison pattern discarded pages read back as (poison_val while PAGE_POISON is negotiated, else 0). */
+  readonly fill: number;
 }
 
 /**
@@ -296,6 +298,7 @@ const COMMANDS: Record<string, Command> = {
         };
       }
       r['__tsvm-counters'] = { ...b.counters() };
+      r['__tsvm-poison-val'] = b.fill;
       b.requestStats(); // the next query sees fresher statistics
       return r;
     },

@@ -151,6 +151,7 @@ test('balloon sets the target from bytes; query-balloon reports actual bytes (pl
     'total-bytes': RAM, 'released-bytes': 0, 'zeroed-pages': 0, 'released-total-pages': 0, 'reclaimed-total-pages': 0,
     'reported-total-pages': 0,
   });
+  assert.equal(q['__tsvm-poison-val'], 0);
   assert.deepEqual(q['__tsvm-counters'], { pages_ballooned: 0, pages_inflated: 0, pages_deflated: 0, pages_reported: 0, reports: 0, stats_reports: 0 });
   assert.equal(errDesc(c.one({ execute: 'balloon', arguments: { value: 0 } })), "Parameter 'value' expects a size");
   assert.match(errDesc(c.one({ execute: 'balloon', arguments: { value: 'x' } })), /Invalid parameter type for 'value', expected: integer/);
