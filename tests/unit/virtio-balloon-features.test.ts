@@ -131,6 +131,14 @@ test('free page reports: whole pages in device-writable buffers; empty, readable
   assert.ok(page(drv, TOP + 13).every((b) => b === 0x42));
   assert.equal(dev.counters().pages_reported, 10);
   assert.equal(dev.counters().reports, 2);
+  // A page in the balloon that is also reported stays in the balloon (and is not written again).
+  drv.submit(BALLOON_Q_INFLATE, [{ data: pfnArray([pageAddr(TOP + 14) / BALLOON_PAGE_SIZE]) }]);
+  const zeroed = acc.zeroedPages;
+  page(drv, TOP + 14).fill(0x66); // a driver bug, but the device must not hide it by rewriting the page
+  postRaw(drv, 3, [[pageAddr(TOP + 14), BALLOON_PAGE_SIZE, true]]);
+  assert.ok(acc.isReleased(TOP + 14));
+  assert.equal(acc.zeroedPages, zeroed);
+  assert.equal(acc.usage(drv.mem.u8).releasedDirtyPages, 1);
   assert.ok(drv.canariesIntact());
 });
 
