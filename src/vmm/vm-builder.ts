@@ -23,6 +23,8 @@ import { BootError } from '../machine/boot-loader.js';
 import { HSM_STOPPED } from '../machine/sbi.js';
 import { VIRT_DRAM_BASE } from '../machine/virt-map.js';
 import { VirtioBalloon, RamAccounting } from '../devices/virtio/balloon.js';
+import { PooledRam } from '../memory/pooled-ram.js';
+import { PooledBalloon } from './pooled-balloon.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 
 /** A host resource the VM needs could not be set up (one line). */
@@ -134,7 +136,11 @@ export async function buildVm(config: VmConfig, services: VmServices): Promise<B
     for (const h of booted.stoppedHarts) vm.hsm[h] = HSM_STOPPED;
     vm.consoleOut = (b) => console.write(b);
     const balloon = built.devices.find((d): d is VirtioBalloon => d instanceof VirtioBalloon);
-    if (balloon) { balloon.attach(new RamAccounting(booted.board.ramBase, booted.board.ram.size)); vm.balloon = balloon; }
+    if (balloon) {
+      const ram = booted.board.ram;
+      balloon.attach(ram instanceof PooledRam ? new PooledBalloon(ram) : new RamAccounting(booted.board.ramBase, ram.size));
+      vm.balloon = balloon;
+    }
   } catch (e) {
     return fail(e);
   }

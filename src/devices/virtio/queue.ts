@@ -155,10 +155,10 @@ export class SplitQueue {
   }
 
   /** Appends buffer [addr, addr+len) to `chain` as page-contiguous host segments. */
-  private addBuffer(mem: DmaMemory, chain: DescChain, addr: number, len: number, writable: boolean): void {
+  private addBuffer(mem: DmaMemory, chain: DescChain, addr: number, len: number, writable: boolean, translate: boolean): void {
     this.ramOffset(mem, addr, len, 'buffer');
     const w = writable ? 1 : 0;
-    if (mem.hostPage === undefined || len === 0) {
+    if (mem.hostPage === undefined || len === 0 || !translate) {
       const k = chain.count++;
       chain.off[k] = addr - mem.base; chain.len[k] = len; chain.writable[k] = w;
       return;
@@ -190,9 +190,13 @@ export class SplitQueue {
 
   /**
    * Pops the next available chain into `chain`. Returns false when the
-   * ring is empty; throws VirtqError for a malformed chain.
+   * ring is empty; throws VirtqError for a malformed chain. `maxBytes` caps
+   * the chain's total length (MAX_CHAIN_BYTES; a device that never copies
+   * the buffers, like the balloon's free page reports, may allow more).
+   * Without `translate` the buffers are kept as RAM offsets (gpa - base):
+   * for a device that hands guest-physical ranges on without touching them.
    */
-  pop(mem: DmaMemory, chain: DescChain): boolean {
+  pop(mem: DmaMemory, chain: DescChain, maxBytes = MAX_CHAIN_BYTES, translate = true): boolean {
     if (!this.ready) return false;
     const dv = mem.dv;
     const availIdx = dv.getUint16(dmaHost(mem, this.availAddr + 2, 2, false), true);
@@ -209,13 +213,13 @@ export class SplitQueue {
     // Translating a later buffer may evict an earlier one's page (host swap): then translate the chain again.
     for (let round = 0; ; round++) {
       const epoch = mem.epoch?.() ?? 0;
-      this.walk(mem, chain, head);
+      this.walk(mem, chain, head, maxBytes, translate);
       if ((mem.epoch?.() ?? 0) === epoch || round >= 3) return true;
     }
   }
 
   /** Reads the chain starting at descriptor `head` into `chain`; throws VirtqError when it is malformed. */
-  private walk(mem: DmaMemory, chain: DescChain, head: number): void {
+  private walk(mem: DmaMemory, chain: DescChain, head: number, maxBytes: number, translate: boolean): void {
     const dv = mem.dv;
     chain.head = head; chain.count = 0; chain.readBytes = 0; chain.writeBytes = 0;
     let tableSize = this.num, i = head, inIndirect = false, seen = 0, total = 0, descs = 0;
@@ -239,8 +243,8 @@ export class SplitQueue {
       if (!writable && chain.writeBytes > 0) throw new VirtqError('device-readable buffer after a device-writable one');
       if (++descs > QUEUE_MAX + 1) throw new VirtqError('descriptor chain too long');
       total += len;
-      if (total > MAX_CHAIN_BYTES) throw new VirtqError(`descriptor chain longer than ${MAX_CHAIN_BYTES} bytes`);
-      this.addBuffer(mem, chain, addr, len, writable);
+      if (total > maxBytes) throw new VirtqError(`descriptor chain longer than ${maxBytes} bytes`);
+      this.addBuffer(mem, chain, addr, len, writable, translate);
       if (writable) chain.writeBytes += len; else chain.readBytes += len;
       if ((flags & VIRTQ_DESC_F_NEXT) === 0) return;
       if (next >= tableSize) throw new VirtqError(`next index ${next} out of range`);
