@@ -86,6 +86,10 @@ test('the host API: every route, bad requests, and a worker fault that ends one 
     assert.equal(obj(await req('GET', '/v1/host/stats'))['vms'], 2);
 
     await Promise.all([waitForLog(sock, 'x', PROMPT, BOOT_MS), waitForLog(sock, 'y', PROMPT, BOOT_MS)]);
+    // The two identical guests share pages through the host's scanner (their workers stop at safe points for it).
+    await waitUntil(async () => ((obj(await req('GET', '/v1/host/stats'))['sharing'] as Obj)['pages_sharing'] as number) > 1000, 120_000, 'the scanner to merge pages of x and y');
+    const sx = obj(await req('GET', '/v1/vms/x/stats')), sy = obj(await req('GET', '/v1/vms/y/stats'));
+    assert.ok((sx['pages_shared'] as number) > 0 && (sy['pages_shared'] as number) > 0, `both VMs map shared frames: ${JSON.stringify([sx, sy])}`);
     const vs = obj(await req('GET', '/v1/vms/x/stats'));
     for (const k of ['state', 'ram_pages', 'pages_private', 'pages_shared', 'pages_zero', 'pages_ballooned', 'pages_swapped']) assert.ok(k in vs, k);
     assert.equal(vs['ram_pages'], 128 * MiB / 4096);
@@ -119,6 +123,9 @@ test('the host API: every route, bad requests, and a worker fault that ends one 
     // The ballooned pages' frames went back to the pool (the p2m table maps them as ballooned).
     const hs2 = obj(await req('GET', '/v1/host/stats')), used1 = (hs2['pool'] as Obj)['frames_used'] as number;
     assert.ok(used1 < used0, `frames in use fell when x ballooned: ${used0} -> ${used1}`);
+    // And back: the guest deflates, its pages come back (unbacked until written), and it keeps working (the console below).
+    assert.equal((await req('POST', '/v1/vms/x/balloon', { size: '128M' })).status, 200);
+    await waitUntil(async () => obj(await req('GET', '/v1/vms/x/stats'))['pages_ballooned'] === 0, 60_000, 'x to deflate its balloon');
 
     // The console stream: bytes both ways.
     const con = await openConsole(sock, 'x');
