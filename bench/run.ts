@@ -45,6 +45,7 @@ import { QEMU_CPU, guestEnv, requireQemu, requireTsvm } from '../tests/helpers/g
 import { benchBoot, bootTable, type BootRow } from './boot.js';
 import { benchVirtioBlk, blkTable, type BlkRow } from './virtio-blk.js';
 import { benchVirtioNet, netTable, type NetRow } from './virtio-net.js';
+import { benchMemory, memoryTable, writeMemoryCharts, type MemoryReport } from './memory.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
 interface Workload {
@@ -118,7 +119,7 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const onlyIdx = argv.indexOf('--only');
 const ONLY = onlyIdx >= 0 ? new Set((argv[onlyIdx + 1] ?? '').split(',').filter((s) => s !== '')) : null;
-const PARTS = ['crc', 'sort', 'interp', 'nbody', 'sha256sum', 'gzip', 'boot', 'blk', 'net'];
+const PARTS = ['crc', 'sort', 'interp', 'nbody', 'sha256sum', 'gzip', 'boot', 'blk', 'net', 'memory'];
 const unknown = [...(ONLY ?? [])].filter((n) => !PARTS.includes(n));
 if (unknown.length > 0) usage(`--only: unknown ${unknown.join(', ')} (expected some of ${PARTS.join(', ')})`);
 const runsIdx = argv.indexOf('--runs');
@@ -377,7 +378,7 @@ async function main(): Promise<void> {
     `Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ` +
     `${RUNS === 1 ? '1 run' : `median of ${RUNS} runs`}; QEMU -cpu ${QEMU_CPU}; tsvm JIT with its default threshold\n` +
     (QUICK ? '\n*--quick: small inputs, so start-up and translation dominate; for checking the harness, not for the ratios.*\n' : '');
-  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[] } = {
+  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[]; memory?: MemoryReport } = {
     date: new Date().toISOString(), quick: QUICK, runs: RUNS,
     rows: rows.map((r) => ({ name: r.w.name, what: r.w.what, program: r.w.program, args: r.w.args, problems: r.problems, notes: r.notes, ...r.m, derived: derive(r) })),
   };
@@ -393,6 +394,15 @@ async function main(): Promise<void> {
   if (QUICK && ONLY === null) process.stderr.write('bench: --quick: leaving out blk and net (name them in --only to run them)\n');
   if (QUICK ? ONLY?.has('blk') === true : ONLY === null || ONLY.has('blk')) sys.push(await part('virtio-blk', 'virtio-blk (tsvm with its JIT)', async () => (json.blk = await benchVirtioBlk(QUICK ? 32 : 256)), blkTable));
   if (QUICK ? ONLY?.has('net') === true : ONLY === null || ONLY.has('net')) sys.push(await part('virtio-net', 'virtio-net (tsvm with its JIT)', async () => (json.net = await benchVirtioNet(QUICK ? 4 : 16, QUICK ? 16 : 64)), netTable));
+  // The memory experiments boot up to 8 guests at a time: only when named in --only.
+  if (ONLY?.has('memory') === true) {
+    sys.push(await part('memory', 'Memory: page sharing across identical guests (ESX §4)', async () => {
+      const r = await benchMemory(QUICK);
+      json.memory = r;
+      for (const f of writeMemoryCharts(r, path.join(REPO_ROOT, 'docs'))) process.stderr.write(`bench: wrote ${path.relative(REPO_ROOT, f)}\n`);
+      return r;
+    }, memoryTable));
+  }
   const compute = rows.length > 0 ? `## Process VM: qemu-riscv64 vs tsvm exec (JIT) vs tsvm exec --jit=off\n\n${table(rows)}\n\n${summary(rows)}\n` : '';
   const md = `${[header, compute, ...sys].map((x) => x.trim()).filter((x) => x !== '').join('\n\n')}\n`;
   process.stdout.write(md);

@@ -99,6 +99,92 @@ program
     process.exitCode = await demoCommand(o);
   });
 
+const host = program.command('host').description('the many-VM host: a daemon that runs VMs on worker threads (docs/api.md)');
+host
+  .command('start')
+  .description('start the host (in the foreground, or as a daemon with -d)')
+  .option('--pool <size>', 'machine-memory pool size (default 2G, at most 4G)')
+  .option('--swap <file>', 'host swap file')
+  .option('--socket <path>', 'API socket (default: $TSVM_HOST, else $XDG_RUNTIME_DIR/tsvm/host.sock)')
+  .option('-d, --detach', 'run in the background; print the socket path once it answers', false)
+  .action(async (o: { pool?: string; swap?: string; socket?: string; detach: boolean }) => {
+    const { hostStart } = await import('./host-command.js');
+    process.exitCode = await hostStart(o);
+  });
+host
+  .command('stop')
+  .description('stop every VM and the host')
+  .option('--socket <path>', 'API socket')
+  .action(async (o: { socket?: string }) => {
+    const { hostStop } = await import('./host-command.js');
+    process.exitCode = await hostStop(o);
+  });
+host
+  .command('stats')
+  .description("the host's memory: pool, sharing, swap")
+  .option('--socket <path>', 'API socket')
+  .option('--json', 'the JSON contract (docs/api.md)', false)
+  .action(async (o: { socket?: string; json: boolean }) => {
+    const { hostStats } = await import('./host-command.js');
+    process.exitCode = await hostStats(o);
+  });
+
+const vmCmd = program.command('vm').description("the host's VMs (like docker's container commands)");
+vmCmd
+  .command('run')
+  .description("start a VM on the host: --name N [-d] and tsvm run's options; attached to its console unless -d")
+  .helpOption(false)
+  .allowUnknownOption(true)
+  .allowExcessArguments(true)
+  .argument('[options...]')
+  .action(async (args: string[]) => {
+    const { vmRun } = await import('./vm-command.js');
+    process.exitCode = await vmRun(args);
+  });
+vmCmd.command('ls').description('list the VMs').option('--json', 'JSON output', false)
+  .action(async (o: { json: boolean }) => {
+    const { vmLs } = await import('./vm-command.js');
+    process.exitCode = await vmLs(o);
+  });
+for (const [action, what] of [['stop', 'power the guest off (hard after 10 s)'], ['kill', 'end the VM at once'],
+  ['pause', 'pause the harts'], ['resume', 'resume the harts']] as const) {
+  vmCmd.command(action).description(what).argument('<name>')
+    .action(async (name: string) => {
+      const { vmAction } = await import('./vm-command.js');
+      process.exitCode = await vmAction(action, name);
+    });
+}
+vmCmd.command('rm').description('remove a VM that has ended').argument('<name>').option('-f, --force', 'kill it first if it runs', false)
+  .action(async (name: string, o: { force: boolean }) => {
+    const { vmRm } = await import('./vm-command.js');
+    process.exitCode = await vmRm(name, o.force);
+  });
+vmCmd.command('console').description('attach to the serial console (Ctrl-P Ctrl-Q detaches)').argument('<name>')
+  .action(async (name: string) => {
+    const { vmConsole } = await import('./vm-command.js');
+    process.exitCode = await vmConsole(name);
+  });
+vmCmd.command('logs').description('the console output so far (the last 1 MiB)').argument('<name>')
+  .action(async (name: string) => {
+    const { vmLogs } = await import('./vm-command.js');
+    process.exitCode = await vmLogs(name);
+  });
+vmCmd.command('stats').description("a VM's state, memory and start-up time").argument('<name>').option('--json', 'the JSON contract', false)
+  .action(async (name: string, o: { json: boolean }) => {
+    const { vmStats } = await import('./vm-command.js');
+    process.exitCode = await vmStats(name, o);
+  });
+vmCmd.command('balloon').description("set the balloon target (the guest's logical RAM size)").argument('<name>').argument('<size>')
+  .action(async (name: string, size: string) => {
+    const { vmBalloon } = await import('./vm-command.js');
+    process.exitCode = await vmBalloon(name, size);
+  });
+vmCmd.command('qmp').description("send one QMP command object to the VM's monitor").argument('<name>').argument('<json>')
+  .action(async (name: string, json: string) => {
+    const { vmQmp } = await import('./vm-command.js');
+    process.exitCode = await vmQmp(name, json);
+  });
+
 const envError = applyJitEnv(process.env);
 if (envError !== null) {
   process.stderr.write(`tsvm: ${envError}\n`);

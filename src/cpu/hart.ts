@@ -7,7 +7,7 @@
  * state's exit fields, and the run loop turns that into an exit reason.
  */
 import { HartState, S, HART_STATE_BYTES } from './hart-state.js';
-import type { GuestRam } from '../memory/guest-ram.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import {
   Tlb, TLB_MASK, TLB_BYTES, TLB_WORDS, TLB_W_R, TLB_W_W, TLB_W_HOST, PAGE_MASK, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, XLATE_MMIO,
   type PageTranslator,
@@ -58,7 +58,7 @@ export interface ExecEngine {
 }
 
 /** A hart state in a fresh CPU slot of `ram` (or a private one when the slots are used up). */
-export function slotState(ram: GuestRam): HartState {
+export function slotState(ram: GuestMemory): HartState {
   const slot = ram.allocCpuSlot();
   return slot >= 0 ? new HartState(ram.memory.buffer, slot) : new HartState();
 }
@@ -66,7 +66,7 @@ export function slotState(ram: GuestRam): HartState {
 /** One hart with its TLB, attached to guest RAM through a translator. */
 export class Hart {
   readonly st: HartState;
-  readonly ram: GuestRam;
+  readonly ram: GuestMemory;
   /** The TLB for data accesses in the current context. */
   tlb: Tlb;
   /** The TLB for instruction fetches in the current context. */
@@ -102,7 +102,7 @@ export class Hart {
    * in a CPU slot of `ram`'s memory, where generated code can reach them;
    * an `st` made by `slotState` keeps its slot.
    */
-  constructor(ram: GuestRam, translator: PageTranslator, st?: HartState) {
+  constructor(ram: GuestMemory, translator: PageTranslator, st?: HartState) {
     this.ram = ram;
     this.translator = translator;
     this.slot = st === undefined ? ram.allocCpuSlot() : st.buffer === ram.memory.buffer ? st.base : -1;
@@ -197,7 +197,7 @@ export class Hart {
     return ADDR_MMIO;
   }
 
-  private slowR(lo: number, hi: number, size: number): number {
+  private slowR(lo: number, hi: number, size: number, retry = 0): number {
     const off = lo & 0xfff;
     const host = this.fillPage(lo, hi, ACCESS_READ, size);
     if (host === ADDR_MMIO) return this.mmio(lo, size, false);
@@ -205,9 +205,11 @@ export class Hart {
     if (off + size <= 4096) return host + off;
     // Straddles two pages: gather the bytes into the scratch area.
     const nlo = (lo & PAGE_MASK) + 4096 | 0, nhi = nlo === 0 ? (hi + 1) | 0 : hi;
+    const epoch = this.ram.epoch;
     const host2 = this.fillPage(nlo, nhi, ACCESS_READ, size - (4096 - off));
     if (host2 === ADDR_MMIO) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return -1; }
     if (host2 < 0) return -1;
+    if (this.ram.epoch !== epoch && retry < 4) return this.slowR(lo, hi, size, retry + 1); // filling the second page may have evicted the first
     const u8 = this.ram.u8, sc = this.ram.scratch, first = 4096 - off;
     for (let k = 0; k < size; k++) u8[sc + k] = k < first ? u8[host + off + k]! : u8[host2 + k - first]!;
     return sc;

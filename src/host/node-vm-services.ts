@@ -23,7 +23,7 @@ function openDisk(file: string, opts: DiskOpenOptions): DiskImage {
 export const nodeDeviceServices: DeviceServices = { openDisk, openNetdev };
 
 /** Reads a whole file; throws HostFileError with the reason in a few words. */
-function readFile(path: string): Uint8Array {
+export function readFile(path: string): Uint8Array {
   try {
     return fs.readFileSync(path);
   } catch (e) {

@@ -685,7 +685,7 @@ class Gen {
   }
 
   /** Prepends the prologue (pcBase, TLB base, register loads) and appends the exit sequence. */
-  finish(): UnitCode {
+  finish(sharedMemory = false): UnitCode {
     const body = this.c;
     const pro = new Code(body.listing !== null);
     pro.local(Op.local_get, L_ST); pro.mem(Op.i64_load, PC_OFF); pro.i64(-4096); pro.op(Op.i64_and);
@@ -712,7 +712,7 @@ class Gen {
     const all = new Code(false);
     all.bytes(pro.view()); all.bytes(body.view()); all.bytes(epi.view());
     const hints = body.hints.map((v, i) => (i & 1) === 0 ? v + pro.len : v);
-    const bytes = moduleBytes(TYPES, HELPER_TABLE, T_UNIT, LOCALS, all.view(), this.globals, hints);
+    const bytes = moduleBytes(TYPES, HELPER_TABLE, T_UNIT, LOCALS, all.view(), this.globals, hints, sharedMemory);
     const listing = body.listing === null ? null : [...pro.listing!, ...body.listing, ...epi.listing!];
     return { bytes, listing, sites: this.sites, siteInsn: this.siteInsn };
   }
@@ -727,10 +727,11 @@ function callHelper(c: Code, fn: number): void {
 /**
  * Generates the WebAssembly module for a unit's blocks (the first is the hot
  * entry). `nextHost` is the host page an instruction straddling the page end
- * takes its upper half from (planUnit's `next`), or -1.
+ * takes its upper half from (planUnit's `next`), or -1. `sharedMemory`: the
+ * guest memory is a shared WebAssembly.Memory (a host's frame pool).
  */
-export function generateUnit(blocks: Block[], listing = false, mode = 0, fpOk = true, nextHost = -1): UnitCode {
+export function generateUnit(blocks: Block[], listing = false, mode = 0, fpOk = true, nextHost = -1, sharedMemory = false): UnitCode {
   const g = new Gen(blocks, listing, mode, fpOk, nextHost);
   g.emitBody();
-  return g.finish();
+  return g.finish(sharedMemory);
 }

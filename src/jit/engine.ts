@@ -28,7 +28,7 @@ import { execFp } from '../cpu/exec-fp.js';
 import { execAmo } from '../cpu/exec-amo.js';
 import { MSTATUS_FS } from '../cpu/csr-file.js';
 import { TLB_MASK, PAGE_MASK, TLB_WORDS, TLB_W_X, TLB_W_HOST } from '../mmu/tlb.js';
-import type { GuestRam } from '../memory/guest-ram.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import type { JitConfig } from './jit-config.js';
 import { decodeBlock, planUnit, straddles, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
@@ -157,7 +157,7 @@ const MODE_FS_SHIFT = 2, MODE_PAGING = 16;
 
 /** The engine for all harts on one guest RAM. */
 export class Jit implements ExecEngine {
-  readonly ram: GuestRam;
+  readonly ram: GuestMemory;
   readonly opts: JitOptions;
   readonly stats: JitStats = {
     unitsCompiled: 0, blocksCompiled: 0, bytesCompiled: 0, compileMs: 0, invalidations: 0, evictions: 0, liveBytes: 0,
@@ -192,8 +192,12 @@ export class Jit implements ExecEngine {
   private readonly learned = new Map<number, Map<number, number[]>>();
   private readonly freeSlots: number[] = [];
 
-  constructor(ram: GuestRam, opts: JitOptions) {
+  /** The guest memory is a shared WebAssembly.Memory (a host's frame pool): generated modules declare it so. */
+  private readonly sharedMemory: boolean;
+
+  constructor(ram: GuestMemory, opts: JitOptions) {
     this.ram = ram;
+    this.sharedMemory = typeof SharedArrayBuffer !== 'undefined' && ram.memory.buffer instanceof SharedArrayBuffer;
     this.opts = opts;
     ram.onCodeWrite = (page) => this.invalidatePage(page);
     const helpers: Record<string, WebAssembly.ImportValue> = {
@@ -494,7 +498,7 @@ export class Jit implements ExecEngine {
     const next = this.nextPageHost(pcLo, pcHi);
     const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), t0mode, translated, next, this.learned.get(page));
     const page2 = blocks.some(straddles) ? next >>> 12 : -1;
-    const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode), next);
+    const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode), next, this.sharedMemory);
     const module = new WebAssembly.Module(code.bytes);
     const inst = new WebAssembly.Instance(module, this.imports);
     const slot = this.freeSlots.pop() ?? this.slotUnit.length;
@@ -578,9 +582,10 @@ export class Jit implements ExecEngine {
 
   /** Guest code in RAM page `page` changed: drop its units and what the dispatcher knew of its blocks. */
   invalidatePage(page: number): void {
+    const units = this.pageUnits.get(page);
+    if (units === undefined && this.ram.codePages[page] === 0 && !this.pageRecs.has(page) && !this.learned.has(page)) return;
     this.stats.invalidations++;
     jitTotals.invalidations++;
-    const units = this.pageUnits.get(page);
     if (units !== undefined) for (const u of [...units]) this.kill(u);
     this.ram.codePages[page] = 0;
     this.learned.delete(page);
@@ -621,7 +626,7 @@ export class JitEngines {
   readonly config: JitConfig;
   /** The VM kind's threshold, used when the config names none. */
   readonly defaultThreshold: number;
-  private readonly byRam = new WeakMap<GuestRam, Jit>();
+  private readonly byRam = new WeakMap<GuestMemory, Jit>();
 
   constructor(config: JitConfig, defaultThreshold = PROCESS_VM_THRESHOLD) {
     this.config = Object.freeze({ ...config });
@@ -629,7 +634,7 @@ export class JitEngines {
   }
 
   /** The engine shared by the harts on `ram` (created on first use), or null when the JIT is off. */
-  for(ram: GuestRam): Jit | null {
+  for(ram: GuestMemory): Jit | null {
     if (!this.config.enabled) return null;
     let j = this.byRam.get(ram);
     if (j === undefined) {

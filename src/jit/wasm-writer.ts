@@ -336,10 +336,11 @@ export interface TableImport { module: string; name: string; min: number }
  * (zero, exported as their names), and one exported function "f" (function
  * 0) of type `fnType` with the given locals (as [count, type] groups) and
  * body (which must end with `end`). It imports no functions: calls to
- * helpers go through the table (see hubModuleBytes).
+ * helpers go through the table (see hubModuleBytes). `sharedMemory`
+ * declares the memory import shared (a host's frame pool).
  */
 export function moduleBytes(types: FuncType[], table: TableImport, fnType: number,
-  locals: [number, number][], body: Uint8Array, globals: string[] = [], hints: number[] = []): Uint8Array<ArrayBuffer> {
+  locals: [number, number][], body: Uint8Array, globals: string[] = [], hints: number[] = [], sharedMemory = false): Uint8Array<ArrayBuffer> {
   const out = moduleHeader();
   const section = (id: number, fill: (b: Bytes) => void): void => addSection(out, id, fill);
   section(1, (b) => { // type section
@@ -353,7 +354,9 @@ export function moduleBytes(types: FuncType[], table: TableImport, fnType: numbe
   section(2, (b) => { // import section
     b.u32(2);
     b.name(table.module); b.name(table.name); b.byte(0x01); b.byte(0x70); b.byte(0x00); b.u32(table.min); // funcref table, no max
-    b.name('m'); b.name('mem'); b.byte(0x02); b.byte(0x00); b.u32(0); // memory, min 0 pages, no max
+    b.name('m'); b.name('mem'); b.byte(0x02);
+    // memory, min 0 pages; a shared memory must be declared shared with a maximum (threads proposal: limits flag 3), 4 GiB here.
+    if (sharedMemory) { b.byte(0x03); b.u32(0); b.u32(65536); } else { b.byte(0x00); b.u32(0); }
   });
   section(3, (b) => { b.u32(1); b.u32(fnType); }); // function section
   if (globals.length > 0) {

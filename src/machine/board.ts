@@ -10,6 +10,8 @@
  * answers "is this physical page a device?" for the page-table walker.
  */
 import { GuestRam } from '../memory/guest-ram.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { S } from '../cpu/hart-state.js';
 import { Hart, slotState } from '../cpu/hart.js';
 import { JitEngines, SYSTEM_VM_THRESHOLD } from '../jit/engine.js';
 import { defaultJitConfig, type JitConfig } from '../jit/jit-config.js';
@@ -49,6 +51,12 @@ export interface BoardConfig {
   virtio?: VirtioDevice[];
   /** The VM's JIT settings (copied); absent: the process default (defaultJitConfig). */
   jit?: JitConfig;
+  /**
+   * Guest RAM made by the host (e.g. a PooledRam on the host's frame pool),
+   * `ramBytes` long at VIRT_DRAM_BASE with a CPU slot per hart; absent: a
+   * GuestRam of its own.
+   */
+  memory?: GuestMemory;
 }
 
 /** What ended the machine, if anything. */
@@ -57,7 +65,7 @@ export interface PowerState { off: boolean; reset: boolean; status: number }
 /** A board with its RAM, devices and harts. */
 export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl {
   readonly kind: MachineKind;
-  readonly ram: GuestRam;
+  readonly ram: GuestMemory;
   readonly ramBase = VIRT_DRAM_BASE;
   readonly bus = new MmioBus();
   readonly csrs: CsrFile[] = [];
@@ -77,7 +85,18 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
 
   constructor(cfg: BoardConfig) {
     this.kind = cfg.kind;
-    this.ram = new GuestRam(cfg.ramBytes);
+    if (cfg.memory !== undefined && (cfg.memory.base !== VIRT_DRAM_BASE || cfg.memory.size !== Math.floor(cfg.ramBytes / 4096) * 4096)) {
+      throw new RangeError(`board: the given guest memory is ${cfg.memory.size} bytes at 0x${cfg.memory.base.toString(16)}, not ${cfg.ramBytes} at 0x${VIRT_DRAM_BASE.toString(16)}`);
+    }
+    this.ram = cfg.memory ?? new GuestRam(cfg.ramBytes, VIRT_DRAM_BASE);
+    // A remapped page (copy-on-write, balloon, swap-out, merge) leaves every hart's TLBs; a unit running
+    // when its code page was dropped leaves at its next slow store (the flag the JIT's store path checks).
+    this.ram.onRemap = (host) => {
+      for (const v of this.vcpus) {
+        for (const t of v.hart.tlbs) t.dropHost(host);
+        v.hart.st.s[S.JIT_FLUSHED] = 1;
+      }
+    };
     this.jit = new JitEngines(cfg.jit ?? defaultJitConfig(), SYSTEM_VM_THRESHOLD);
     this.clint = new Clint(cfg.harts, cfg.clock, this);
     this.bus.map(VIRT_CLINT_BASE, VIRT_CLINT_SIZE, this.clint);
@@ -96,6 +115,8 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
       if (devs.length > VIRT_VIRTIO_COUNT) throw new RangeError(`at most ${VIRT_VIRTIO_COUNT} virtio devices`);
       const ram = this.ram;
       const dma = { u8: ram.u8, dv: ram.dv, base: this.ramBase, size: ram.size,
+        hostPage: (gpa: number, write: boolean): number => ram.hostPage(gpa, write),
+        epoch: (): number => ram.epoch,
         written: (off: number, len: number): void => ram.written(off, len) };
       for (let i = 0; i < VIRT_VIRTIO_COUNT; i++) {
         const slot = VIRT_VIRTIO_COUNT - 1 - i, dev = devs[i];
@@ -108,16 +129,9 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
         }
       }
     } else if (cfg.htif) {
-      const ram = this.ram, base = this.ramBase;
       this.htif = new Htif({
         tohost: cfg.htif.tohost, fromhost: cfg.htif.fromhost, console: cfg.console, power: this,
-        memory: {
-          read: (addr, len) => (addr >= base && addr + len <= base + ram.size ? ram.u8.slice(addr - base, addr - base + len) : null),
-          write: (addr, bytes) => {
-            if (addr < base || addr + bytes.length > base + ram.size) return false;
-            ram.u8.set(bytes, addr - base); return true;
-          },
-        },
+        memory: { read: (addr, len) => this.readPhys(addr, len), write: (addr, bytes) => this.writePhys(addr, bytes) },
       });
       for (const r of this.htif.regions) {
         this.bus.map(r.base, r.size, r.device);
@@ -154,16 +168,13 @@ export class Board implements PhysicalMap, HartIrqs, ExternalIrqs, PowerControl 
 
   /** Copies bytes into guest-physical RAM; false if out of range. */
   writePhys(addr: number, data: Uint8Array): boolean {
-    if (!this.inRam(addr, data.length)) return false;
-    this.ram.u8.set(data, addr - this.ramBase);
-    this.ram.written(addr - this.ramBase, data.length);
-    return true;
+    return this.ram.write(addr, data);
   }
 
   /** Copies bytes out of guest-physical RAM; null if out of range. */
   readPhys(addr: number, len: number): Uint8Array | null {
-    if (!this.inRam(addr, len)) return null;
-    return this.ram.u8.slice(addr - this.ramBase, addr - this.ramBase + len);
+    const out = new Uint8Array(Math.max(0, len));
+    return this.ram.read(addr, out) ? out : null;
   }
 
   private setBit(hart: number, bit: number, level: boolean): void {

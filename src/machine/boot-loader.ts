@@ -8,7 +8,7 @@
  * Documentation/arch/riscv/boot-image-header.rst, including Debian's
  * EFI-stub Image) and ELF64 (`vmlinux`, or bare-metal programs).
  */
-import type { GuestRam } from '../memory/guest-ram.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 
 /** A boot payload that cannot be used: one line for the user. */
 export class BootError extends Error {}
@@ -48,15 +48,15 @@ export function isRiscvImage(data: Uint8Array): boolean {
  * to its physical addresses if they lie in RAM, else it is relocated as a
  * block to `loadAddr`. Throws BootError with a one-line reason.
  */
-export function loadKernel(ram: GuestRam, ramBase: number, data: Uint8Array, name: string, loadAddr: number): KernelPlacement {
+export function loadKernel(ram: GuestMemory, ramBase: number, data: Uint8Array, name: string, loadAddr: number): KernelPlacement {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const put = (addr: number, bytes: Uint8Array, memsz: number): void => {
     const off = addr - ramBase;
     if (off < 0 || off + memsz > ram.size) {
       throw new BootError(`${name}: does not fit in guest RAM (needs 0x${addr.toString(16)}..0x${(addr + memsz).toString(16)})`);
     }
-    ram.u8.set(bytes, off);
-    ram.u8.fill(0, off + bytes.length, off + memsz);
+    ram.write(addr, bytes);
+    if (memsz > bytes.length) ram.zero(addr + bytes.length, memsz - bytes.length);
   };
   if (data.length >= 4 && data[0] === 0x7f && data[1] === 0x45 && data[2] === 0x4c && data[3] === 0x46) {
     if (data.length < 64 || data[4] !== 2 || data[5] !== 1) throw new BootError(`${name}: not a little-endian ELF64 file`);

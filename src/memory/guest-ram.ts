@@ -16,6 +16,10 @@
  * process VM's system calls) can tell the JIT to drop stale translations.
  */
 
+import { inRam, type CodeWriteHook, type GuestMemory } from './guest-memory.js';
+
+export type { CodeWriteHook } from './guest-memory.js';
+
 /** WebAssembly page size (WebAssembly core spec §2.2.2 "Memories"). */
 const WASM_PAGE = 65536;
 
@@ -30,11 +34,8 @@ export const CPU_SLOT_BYTES = 96 * 1024;
 /** CPU slots per RAM block: harts (system VM) or threads (process VM) that can run translated code. */
 export const CPU_SLOTS = 64;
 
-/** Receives notice that guest code in a page may have changed (the JIT's invalidation hook). */
-export type CodeWriteHook = (page: number) => void;
-
-/** A block of guest-physical RAM with typed views. */
-export class GuestRam {
+/** A block of guest-physical RAM with typed views: guest page n is host page n (see GuestMemory). */
+export class GuestRam implements GuestMemory {
   /** The WebAssembly memory that owns the bytes. */
   readonly memory: WebAssembly.Memory;
   /** Byte view. */
@@ -43,6 +44,14 @@ export class GuestRam {
   readonly dv: DataView;
   /** Usable size in bytes (a multiple of 4 KiB). */
   readonly size: number;
+  /** Guest-physical address of RAM's first byte (0 for the process VM, whose addresses are host offsets). */
+  readonly base: number;
+  /** Always 0: the mapping is fixed. */
+  readonly epoch = 0;
+  /** Always true: every RAM page is writable in place. */
+  readonly lastWritable = true;
+  /** Never called: the mapping is fixed (see GuestMemory.onRemap). */
+  onRemap: ((hostPage: number) => void) | null = null;
   /** Offset of the scratch area (just past guest RAM). */
   readonly scratch: number;
   /** Offset of the CPU area (hart-state slots). */
@@ -53,8 +62,9 @@ export class GuestRam {
   onCodeWrite: CodeWriteHook | null = null;
   private readonly slotUsed = new Uint8Array(CPU_SLOTS);
 
-  /** Allocates `size` bytes of guest RAM (rounded down to 4 KiB). */
-  constructor(size: number) {
+  /** Allocates `size` bytes of guest RAM (rounded down to 4 KiB) at guest-physical `base`. */
+  constructor(size: number, base = 0) {
+    this.base = base;
     if (!Number.isInteger(size) || size <= 0) throw new RangeError(`invalid RAM size ${size}`);
     this.size = Math.floor(size / 4096) * 4096;
     this.scratch = this.size;
@@ -65,6 +75,38 @@ export class GuestRam {
     this.u8 = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
     this.codePages = new Uint8Array(this.size / 4096);
+  }
+
+  /** See GuestMemory.hostPage: the identity mapping. */
+  hostPage(gpa: number, _write: boolean): number {
+    const off = gpa - this.base;
+    return off >= 0 && off < this.size ? off - (off % 4096) : -1;
+  }
+
+  /** See GuestMemory.read. */
+  read(gpa: number, dst: Uint8Array): boolean {
+    if (!inRam(this, gpa, dst.length)) return false;
+    const off = gpa - this.base;
+    dst.set(this.u8.subarray(off, off + dst.length));
+    return true;
+  }
+
+  /** See GuestMemory.write. */
+  write(gpa: number, src: Uint8Array): boolean {
+    if (!inRam(this, gpa, src.length)) return false;
+    const off = gpa - this.base;
+    this.u8.set(src, off);
+    this.written(off, src.length);
+    return true;
+  }
+
+  /** See GuestMemory.zero. */
+  zero(gpa: number, len: number): boolean {
+    if (!inRam(this, gpa, len)) return false;
+    const off = gpa - this.base;
+    this.u8.fill(0, off, off + len);
+    this.written(off, len);
+    return true;
   }
 
   /** Reserves a CPU slot; returns its byte offset, or -1 when all are taken. */

@@ -20,6 +20,17 @@
  * Nothing is lost on failure: the page stays resident when a write fails,
  * and stays swapped (its slot kept) when a read fails; only the VM that
  * needed the frame gets the error (`P2m.lastError`), other VMs run on.
+ *
+ * Threads (docs/memory.md, "Threads"): the slot map and the host-wide
+ * counters live in SharedArrayBuffers, changed under the pool lock;
+ * `handle()` / `HostSwap.attach(pool, handle, store, rng)` give another
+ * thread its own HostSwap over the same slots with its own store (a
+ * SwapFile opened again on the same file: slots are disjoint, so the
+ * threads' positional reads and writes never overlap). A VM's thread
+ * registers only its own table: its reclaims then evict only its own pages
+ * (safe: it is on its own fault path), and its swap-ins read through its
+ * own store. The host's thread registers every VM and evicts across them
+ * (`evict`) only while they are all stopped at a safe point.
  */
 
 import { FramePool, FRAME_SIZE } from './frame-pool.js';
@@ -120,7 +131,19 @@ export interface VmSwapStats {
   pages_swapped: number;
 }
 
-interface VmRecord { p2m: P2m; pagesOut: number; pagesIn: number }
+/** Everything another thread needs for a HostSwap over the same slots; structured-cloneable. */
+export interface HostSwapHandle {
+  /** The slot-map words (free-list top, bump, counters). */
+  meta: SharedArrayBuffer;
+  /** Int32 free slots. */
+  slotFree: SharedArrayBuffer;
+}
+
+// The slot-map words (Int32Array `meta`).
+const S_TOP = 0, S_BUMP = 1, S_PAGES_OUT = 2, S_PAGES_IN = 3, S_SLOTS = 4;
+const SLOT_META_WORDS = 5;
+
+interface VmRecord { p2m: P2m }
 
 /** Host swap over one frame pool and one store: victim selection, swap-out, swap-in, slots. */
 export class HostSwap implements FrameReclaimer {
@@ -133,31 +156,53 @@ export class HostSwap implements FrameReclaimer {
   private readonly byP2m = new Map<P2m, VmRecord>();
   /** A frame's bytes on their way to or from the store (allocated once; also keeps shared memory away from the store). */
   private readonly staging = new Uint8Array(FRAME_SIZE);
+  /** The shared slot-map words (S_*). */
+  private readonly meta: Int32Array;
   private readonly slotFree: Int32Array;
-  private slotTop = 0;
-  private slotBump = 0;
   private readonly slots: number;
-  private pagesOut = 0;
-  private pagesIn = 0;
   // The victim found by pickVictim.
   private victimVm: VmRecord | null = null;
   private victimGpn = -1;
   private victimShared = -1;
 
-  /** Host swap for `pool` into `store`, sampling victims with `rng`. */
-  constructor(pool: FramePool, store: SwapStore, rng: Rng) {
+  /**
+   * Host swap for `pool` into `store`, sampling victims with `rng`. The
+   * fourth argument is `attach`'s: the slot map of an existing HostSwap.
+   */
+  constructor(pool: FramePool, store: SwapStore, rng: Rng, from?: HostSwapHandle) {
     this.pool = pool;
     this.store = store;
     this.rng = rng;
+    if (from !== undefined) {
+      this.meta = new Int32Array(from.meta);
+      this.slotFree = new Int32Array(from.slotFree);
+      this.slots = this.meta[S_SLOTS]!;
+      if (store.capacity < this.slots) throw new RangeError(`host swap: a store of ${store.capacity} slots attached to a swap of ${this.slots}`);
+      return;
+    }
     this.slots = Math.max(0, Math.min(store.capacity | 0, MAX_SWAP_SLOTS));
-    this.slotFree = new Int32Array(this.slots);
+    const mk = (bytes: number): ArrayBufferLike => pool.threadShared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    this.meta = new Int32Array(mk(SLOT_META_WORDS * 4));
+    this.slotFree = new Int32Array(mk(this.slots * 4));
+    this.meta[S_SLOTS] = this.slots;
+  }
+
+  /** A HostSwap in this thread over the slots of another thread's (`swap.handle()`), writing through this thread's `store`. */
+  static attach(pool: FramePool, handle: HostSwapHandle, store: SwapStore, rng: Rng): HostSwap {
+    return new HostSwap(pool, store, rng, handle);
+  }
+
+  /** The structured-cloneable handle another thread passes to `HostSwap.attach`. */
+  handle(): HostSwapHandle {
+    if (!this.pool.threadShared) throw new Error('host swap: a swap over a pool made with shared: false cannot be passed to another thread');
+    return { meta: this.meta.buffer as SharedArrayBuffer, slotFree: this.slotFree.buffer as SharedArrayBuffer };
   }
 
   /** Makes `p2m`'s pages candidates for eviction and lets it reclaim frames. */
   register(p2m: P2m): void {
     if (p2m.pool !== this.pool) throw new Error(`${p2m.name}: registered with the host swap of another pool`);
     if (this.byP2m.has(p2m)) return;
-    const rec: VmRecord = { p2m, pagesOut: 0, pagesIn: 0 };
+    const rec: VmRecord = { p2m };
     this.vms.push(rec);
     this.byP2m.set(p2m, rec);
     p2m.reclaimer = this;
@@ -175,13 +220,16 @@ export class HostSwap implements FrameReclaimer {
 
   /** Host-wide counters. */
   stats(): HostSwapStats {
-    return { pages_out: this.pagesOut, pages_in: this.pagesIn, slots_total: this.slots, slots_used: this.slotBump - this.slotTop };
+    const m = this.meta;
+    return {
+      pages_out: Atomics.load(m, S_PAGES_OUT), pages_in: Atomics.load(m, S_PAGES_IN), slots_total: this.slots,
+      slots_used: Atomics.load(m, S_BUMP) - Atomics.load(m, S_TOP),
+    };
   }
 
-  /** One VM's counters (zeros for a VM not registered). */
+  /** One VM's counters (kept in its table, so any thread's view reports them). */
   vmStats(p2m: P2m): VmSwapStats {
-    const rec = this.byP2m.get(p2m);
-    return { pages_out: rec?.pagesOut ?? 0, pages_in: rec?.pagesIn ?? 0, pages_swapped: p2m.stats().pages_swapped };
+    return { ...p2m.swapCounts(), pages_swapped: p2m.stats().pages_swapped };
   }
 
   /** FrameReclaimer: frees at least one frame, never touching (requester, exceptGpn). */
@@ -211,22 +259,24 @@ export class HostSwap implements FrameReclaimer {
   }
 
   /** FrameReclaimer: reads slot `slot` into `frame` and releases the slot. */
-  swapIn(requester: P2m, slot: number, frame: number): string | null {
+  swapIn(_requester: P2m, slot: number, frame: number): string | null {
     const buf = this.staging;
     const err = this.store.read(slot, buf);
     if (err !== null) return err;
     this.pool.u8.set(buf, this.pool.offset(frame));
     this.releaseSlot(slot);
-    this.pagesIn++;
-    const rec = this.byP2m.get(requester);
-    if (rec !== undefined) rec.pagesIn++;
+    Atomics.add(this.meta, S_PAGES_IN, 1);
     return null;
   }
 
-  /** FrameReclaimer: releases a slot (LIFO: the next swap-out reuses it). */
+  /** FrameReclaimer: releases a slot (LIFO: the next swap-out reuses it), under the pool lock. */
   releaseSlot(slot: number): void {
-    if (!(slot >= 0 && slot < this.slotBump)) throw new Error(`host swap: release of unused slot ${slot}`); // a host bug
-    this.slotFree[this.slotTop++] = slot;
+    const m = this.meta;
+    this.pool.lock();
+    if (!(slot >= 0 && slot < m[S_BUMP]!)) { this.pool.unlock(); throw new Error(`host swap: release of unused slot ${slot}`); } // a host bug
+    this.slotFree[m[S_TOP]!] = slot;
+    m[S_TOP]!++;
+    this.pool.unlock();
   }
 
   // ---- Internals ----
@@ -236,6 +286,13 @@ export class HostSwap implements FrameReclaimer {
     if (this.pickVictim(except, exceptGpn)) return this.evictPage(this.victimVm!, this.victimGpn);
     const f = this.victimShared;
     if (f < 0) return { kind: 'no-memory', message: `the frame pool is exhausted (${this.pool.framesTotal} frames) and no other page can be swapped out` };
+    // Every mapping must be in a registered table (on a VM's thread, its own): else swapping them out frees nothing.
+    let mapped = 0;
+    for (const rec of this.vms) {
+      const t = rec.p2m.table;
+      for (let g = 0; g < t.length; g++) { const e = t[g]!; if (e >= 0 && (e & P2M_FRAME_MASK) === f) mapped++; }
+    }
+    if (mapped < this.pool.refcount(f)) return { kind: 'no-memory', message: `the frame pool is exhausted (${this.pool.framesTotal} frames) and the only pages left to swap out are shared with VMs this thread may not touch` };
     for (const rec of this.vms) {
       const t = rec.p2m.table;
       for (let g = 0; g < t.length; g++) {
@@ -312,14 +369,19 @@ export class HostSwap implements FrameReclaimer {
       return { kind: 'swap-write', message: `swap-out of ${p2m.name} page 0x${gpn.toString(16)} failed: ${err}` };
     }
     if (p2m.swapOut(gpn, slot) < 0) { this.releaseSlot(slot); return { kind: 'no-memory', message: `${p2m.name} page 0x${gpn.toString(16)} cannot be swapped out` }; }
-    rec.pagesOut++;
-    this.pagesOut++;
+    Atomics.add(this.meta, S_PAGES_OUT, 1);
     return null;
   }
 
+  /** A free slot, or -1; under the pool lock (every thread's HostSwap shares the map). */
   private allocSlot(): number {
-    if (this.slotTop > 0) return this.slotFree[--this.slotTop]!;
-    if (this.slotBump < this.slots) return this.slotBump++;
-    return -1;
+    const m = this.meta;
+    let slot = -1;
+    this.pool.lock();
+    const top = m[S_TOP]!;
+    if (top > 0) { slot = this.slotFree[top - 1]!; m[S_TOP] = top - 1; }
+    else if (m[S_BUMP]! < this.slots) { slot = m[S_BUMP]!; m[S_BUMP] = slot + 1; }
+    this.pool.unlock();
+    return slot;
   }
 }

@@ -26,6 +26,18 @@
  * Faults are return values (negative codes) with the reason in
  * `lastError`, never exceptions: a VM whose page cannot be made resident
  * is stopped by its caller, and other VMs are not affected.
+ *
+ * Threads (docs/memory.md, "Threads"): the table, the counters and the
+ * accessed bitmap live in SharedArrayBuffers (when the pool's metadata
+ * does); `handle()` / `P2m.attach(pool, handle)` give another thread a
+ * view. The ownership rule: the VM's own thread changes its table on its
+ * fault path (first write, copy-on-write, swap-in, swapping out its own
+ * pages when the pool is empty, the balloon); any other thread (the host:
+ * the sharing scanner, cross-VM eviction) changes it only while the VM is
+ * stopped at a safe point (src/memory/safe-point.ts), and reports each
+ * remap through the VM's RemapLog instead of the VM's own TLB hook. So
+ * every entry has one writer at a time and the table needs no lock; the
+ * frames' reference counts, shared by all VMs, change under the pool lock.
  */
 
 import { FramePool, ZERO_FRAME, MAX_POOL_FRAMES } from './frame-pool.js';
@@ -93,6 +105,36 @@ export interface FrameReclaimer {
   releaseSlot(slot: number): void;
 }
 
+// The counter words (Int32Array `counters`).
+const C_PRIVATE = 0, C_SHARED = 1, C_ZERO = 2, C_BALLOONED = 3, C_SWAPPED = 4, C_PAGES_OUT = 5, C_PAGES_IN = 6;
+const COUNTER_WORDS = 8;
+/**
+ * Allocation attempts of one fault. Another VM's thread may take the frame
+ * a reclaim freed before this thread does; four rounds make that a rare
+ * failure without letting one fault loop without end.
+ */
+const ALLOC_ROUNDS = 4;
+
+/** Everything another thread needs to view the same table; structured-cloneable. */
+export interface P2mHandle {
+  /** The VM's name. */
+  name: string;
+  /** Int32 entries. */
+  table: SharedArrayBuffer;
+  /** Int32 counters. */
+  counters: SharedArrayBuffer;
+  /** Uint8 accessed flag per page. */
+  touched: SharedArrayBuffer;
+}
+
+/** One VM's swap traffic, counted where its pages move. */
+export interface P2mSwapCounts {
+  /** Pages written to swap since start. */
+  pages_out: number;
+  /** Pages read back since start. */
+  pages_in: number;
+}
+
 /** Per-VM counters, with the names the host API reports. A page never touched counts in none of them. */
 export interface P2mStats {
   /** Guest-physical pages described by the table. */
@@ -121,22 +163,53 @@ export class P2m {
   onRemap: RemapHook | null = null;
   /** Host swap, when attached (src/memory/host-swap.ts registers itself). */
   reclaimer: FrameReclaimer | null = null;
-  /** Why the last frameForRead / frameForWrite failed. */
+  /** Why the last frameForRead / frameForWrite failed (per thread: each view has its own). */
   lastError: P2mError | null = null;
-  private nPrivate = 0;
-  private nShared = 0;
-  private nZero = 0;
-  private nBallooned = 0;
-  private nSwapped = 0;
+  /**
+   * Per page: 1 once a TLB fill mapped it since an activity sampler last
+   * cleared it (ESX §5.3's statistical sampling of active memory). Plain
+   * byte stores: one writer per byte at a time is not needed, a lost
+   * update only blurs an estimate.
+   */
+  readonly touched: Uint8Array;
+  /** The counters (C_*): written by whichever thread may change the table (the ownership rule), read by any. */
+  private readonly c: Int32Array;
 
-  /** A table of `ramPages` unbacked pages over `pool`; throws RangeError on a bad size (a host configuration error). */
-  constructor(pool: FramePool, ramPages: number, name = 'vm') {
+  /**
+   * A table of `ramPages` unbacked pages over `pool`; throws RangeError on
+   * a bad size (a host configuration error). The fourth argument is
+   * `attach`'s: a view of an existing table.
+   */
+  constructor(pool: FramePool, ramPages: number, name = 'vm', from?: P2mHandle) {
+    this.pool = pool;
+    this.name = name;
+    if (from !== undefined) {
+      this.table = new Int32Array(from.table);
+      this.c = new Int32Array(from.counters);
+      this.touched = new Uint8Array(from.touched);
+      return;
+    }
     if (!Number.isInteger(ramPages) || ramPages < 1 || ramPages > MAX_P2M_PAGES) {
       throw new RangeError(`${name}: ${ramPages} RAM pages: must be 1..${MAX_P2M_PAGES}`);
     }
-    this.pool = pool;
-    this.name = name;
-    this.table = new Int32Array(ramPages).fill(P2M_UNBACKED);
+    const mk = (bytes: number): ArrayBufferLike => pool.threadShared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    this.table = new Int32Array(mk(ramPages * 4)).fill(P2M_UNBACKED);
+    this.c = new Int32Array(mk(COUNTER_WORDS * 4));
+    this.touched = new Uint8Array(mk(ramPages));
+  }
+
+  /** A view, in this thread, of a table another thread made (`p2m.handle()`), over this thread's view of the same pool. */
+  static attach(pool: FramePool, handle: P2mHandle): P2m {
+    return new P2m(pool, handle.table.byteLength / 4, handle.name, handle);
+  }
+
+  /** The structured-cloneable handle another thread passes to `P2m.attach`; throws for a table over an unshared pool. */
+  handle(): P2mHandle {
+    if (!this.pool.threadShared) throw new Error(`${this.name}: a table over a pool made with shared: false cannot be passed to another thread`);
+    return {
+      name: this.name, table: this.table.buffer as SharedArrayBuffer, counters: this.c.buffer as SharedArrayBuffer,
+      touched: this.touched.buffer as SharedArrayBuffer,
+    };
   }
 
   /** Guest-physical pages described. */
@@ -144,11 +217,26 @@ export class P2m {
 
   /** The counters, as the host API reports them. */
   stats(): P2mStats {
+    const c = this.c;
     return {
-      ram_pages: this.table.length, pages_private: this.nPrivate, pages_shared: this.nShared,
-      pages_zero: this.nZero, pages_ballooned: this.nBallooned, pages_swapped: this.nSwapped,
+      ram_pages: this.table.length, pages_private: c[C_PRIVATE]!, pages_shared: c[C_SHARED]!,
+      pages_zero: c[C_ZERO]!, pages_ballooned: c[C_BALLOONED]!, pages_swapped: c[C_SWAPPED]!,
     };
   }
+
+  /** This VM's swap traffic (pages written to swap by `swapOut`, read back by a fault). */
+  swapCounts(): P2mSwapCounts {
+    return { pages_out: this.c[C_PAGES_OUT]!, pages_in: this.c[C_PAGES_IN]! };
+  }
+
+  /** Marks `gpn` accessed (the TLB-fill path; out-of-range pages are ignored). */
+  touch(gpn: number): void { this.touched[gpn] = 1; }
+
+  /** Clears `gpn`'s accessed mark (the activity sampler). */
+  clearTouched(gpn: number): void { this.touched[gpn] = 0; }
+
+  /** Whether `gpn` was accessed since its mark was last cleared. */
+  wasTouched(gpn: number): boolean { return this.touched[gpn] === 1; }
 
   /** The raw entry of `gpn` (P2M_UNBACKED outside the table). */
   entry(gpn: number): number {
@@ -192,7 +280,7 @@ export class P2m {
         if (f === ZERO_FRAME) {
           const nf = this.allocFrame(gpn, true);
           if (nf < 0) return nf;
-          t[gpn] = nf; this.nZero--; this.nPrivate++;
+          t[gpn] = nf; this.c[C_ZERO]!--; this.c[C_PRIVATE]!++;
           this.remap(gpn, ZERO_FRAME);
           return nf;
         }
@@ -202,15 +290,15 @@ export class P2m {
         if (this.pool.refcount(f) === 1) { this.pool.unref(nf); continue; } // the reclaim evicted the other sharers
         this.pool.copy(nf, f);
         this.pool.unref(f);
-        t[gpn] = nf; this.nShared--; this.nPrivate++;
+        t[gpn] = nf; this.c[C_SHARED]!--; this.c[C_PRIVATE]!++;
         this.remap(gpn, f);
         return nf;
       }
       if (e > P2M_SWAPPED_BASE) { // unbacked, or ballooned (the guest reused a page it gave away: deflate it)
         const nf = this.allocFrame(gpn, true);
         if (nf < 0) return nf;
-        if (e === P2M_BALLOONED) this.nBallooned--;
-        t[gpn] = nf; this.nPrivate++;
+        if (e === P2M_BALLOONED) this.c[C_BALLOONED]!--;
+        t[gpn] = nf; this.c[C_PRIVATE]!++;
         this.remap(gpn, ZERO_FRAME); // a read may have cached the zero frame
         return nf;
       }
@@ -230,20 +318,20 @@ export class P2m {
     if (e === P2M_BALLOONED) return false;
     if (e >= 0) {
       const f = e & P2M_FRAME_MASK;
-      if (f === ZERO_FRAME) this.nZero--;
-      else if ((e & P2M_SHARED) !== 0) this.nShared--;
-      else this.nPrivate--;
+      if (f === ZERO_FRAME) this.c[C_ZERO]!--;
+      else if ((e & P2M_SHARED) !== 0) this.c[C_SHARED]!--;
+      else this.c[C_PRIVATE]!--;
       this.table[gpn] = P2M_BALLOONED;
-      this.nBallooned++;
+      this.c[C_BALLOONED]!++;
       if (f !== ZERO_FRAME) { this.pool.unref(f); this.remap(gpn, f); }
       return true;
     }
     if (e <= P2M_SWAPPED_BASE) {
       this.reclaimer?.releaseSlot(P2M_SWAPPED_BASE - e);
-      this.nSwapped--;
+      this.c[C_SWAPPED]!--;
     }
     this.table[gpn] = P2M_BALLOONED;
-    this.nBallooned++;
+    this.c[C_BALLOONED]!++;
     return true;
   }
 
@@ -251,7 +339,7 @@ export class P2m {
   deflate(gpn: number): boolean {
     if (this.entry(gpn) !== P2M_BALLOONED) return false;
     this.table[gpn] = P2M_UNBACKED;
-    this.nBallooned--;
+    this.c[C_BALLOONED]!--;
     return true;
   }
 
@@ -263,7 +351,7 @@ export class P2m {
     if (e <= 0 || (e & P2M_SHARED) !== 0) return false;
     this.table[gpn] = e | P2M_SHARED;
     this.pool.markShared(e);
-    this.nPrivate--; this.nShared++;
+    this.c[C_PRIVATE]!--; this.c[C_SHARED]!++;
     this.remap(gpn, e); // drop cached write permission
     return true;
   }
@@ -279,7 +367,7 @@ export class P2m {
     if (!this.pool.ref(target)) return false;
     this.table[gpn] = target | P2M_SHARED;
     this.pool.unref(e);
-    this.nPrivate--; this.nShared++;
+    this.c[C_PRIVATE]!--; this.c[C_SHARED]!++;
     this.remap(gpn, e);
     return true;
   }
@@ -290,7 +378,7 @@ export class P2m {
     if (e <= 0 || (e & P2M_SHARED) !== 0) return false;
     this.table[gpn] = P2M_ZERO_SHARED;
     this.pool.unref(e);
-    this.nPrivate--; this.nZero++;
+    this.c[C_PRIVATE]!--; this.c[C_ZERO]!++;
     this.remap(gpn, e);
     return true;
   }
@@ -316,9 +404,9 @@ export class P2m {
     const e = this.entry(gpn);
     if (e < 0 || (e & P2M_FRAME_MASK) === ZERO_FRAME || !(slot >= 0 && slot <= P2M_MAX_SLOT)) return -1;
     const f = e & P2M_FRAME_MASK;
-    if ((e & P2M_SHARED) !== 0) this.nShared--; else this.nPrivate--;
+    if ((e & P2M_SHARED) !== 0) this.c[C_SHARED]!--; else this.c[C_PRIVATE]!--;
     this.table[gpn] = P2M_SWAPPED_BASE - slot;
-    this.nSwapped++;
+    this.c[C_SWAPPED]!++; this.c[C_PAGES_OUT]!++;
     this.pool.unref(f);
     this.remap(gpn, f);
     return f;
@@ -333,7 +421,7 @@ export class P2m {
       else if (e <= P2M_SWAPPED_BASE) this.reclaimer?.releaseSlot(P2M_SWAPPED_BASE - e);
     }
     t.fill(P2M_UNBACKED);
-    this.nPrivate = 0; this.nShared = 0; this.nZero = 0; this.nBallooned = 0; this.nSwapped = 0;
+    const c = this.c; c[C_PRIVATE] = 0; c[C_SHARED] = 0; c[C_ZERO] = 0; c[C_BALLOONED] = 0; c[C_SWAPPED] = 0;
   }
 
   // ---- Internals ----
@@ -341,7 +429,7 @@ export class P2m {
   private takeOver(gpn: number, f: number): number {
     this.pool.unmarkShared(f);
     this.table[gpn] = f;
-    this.nShared--; this.nPrivate++;
+    this.c[C_SHARED]!--; this.c[C_PRIVATE]!++;
     return f;
   }
 
@@ -357,7 +445,7 @@ export class P2m {
       return this.fail('swap-read', gpn, `swap-in from slot ${slot} failed: ${err}`, P2M_ERR_SWAP_IN);
     }
     this.table[gpn] = f;
-    this.nSwapped--; this.nPrivate++;
+    this.c[C_SWAPPED]!--; this.c[C_PRIVATE]!++; this.c[C_PAGES_IN]!++;
     return f;
   }
 
@@ -368,11 +456,13 @@ export class P2m {
     if (f >= 0) return f;
     const r = this.reclaimer;
     if (r === null) return this.fail('no-memory', gpn, `the frame pool is exhausted (${pool.framesTotal} frames) and no host swap is attached`, P2M_ERR_NOMEM);
-    const why = r.reclaim(this, gpn);
-    if (why !== null) return this.fail(why.kind, gpn, why.message, P2M_ERR_NOMEM);
-    f = zeroed ? pool.allocZeroed() : pool.alloc();
-    if (f < 0) return this.fail('no-memory', gpn, 'the frame pool is exhausted after a reclaim', P2M_ERR_NOMEM);
-    return f;
+    for (let round = 0; round < ALLOC_ROUNDS; round++) {
+      const why = r.reclaim(this, gpn);
+      if (why !== null) return this.fail(why.kind, gpn, why.message, P2M_ERR_NOMEM);
+      f = zeroed ? pool.allocZeroed() : pool.alloc();
+      if (f >= 0) return f; // else another VM's thread took the frame first
+    }
+    return this.fail('no-memory', gpn, `the frame pool is exhausted after ${ALLOC_ROUNDS} reclaims (other VMs took the frames freed)`, P2M_ERR_NOMEM);
   }
 
   private rangeError(gpn: number): number {

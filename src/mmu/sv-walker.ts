@@ -7,7 +7,7 @@
  * already proven (no W until D is set), and never when PMP rules cut
  * through it or it is MMIO.
  */
-import type { GuestRam } from '../memory/guest-ram.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import type { CsrFile } from '../cpu/csr-file.js';
 import { MSTATUS_MPRV, MSTATUS_MPP_SHIFT, MSTATUS_SUM, MSTATUS_MXR, SATP_BARE } from '../cpu/csr-file.js';
 import { PmpChecker } from './pmp.js';
@@ -37,12 +37,12 @@ export class SvTranslator implements PageTranslator {
   /** Leaf PTE level of the last successful translation (PageTranslator.leafLevel). */
   leafLevel = 0;
   readonly pmp: PmpChecker;
-  private readonly ram: GuestRam;
+  private readonly ram: GuestMemory;
   private readonly ramBase: number;
   private readonly csrs: CsrFile;
   private readonly phys: PhysicalMap;
 
-  constructor(ram: GuestRam, ramBase: number, csrs: CsrFile, phys: PhysicalMap) {
+  constructor(ram: GuestMemory, ramBase: number, csrs: CsrFile, phys: PhysicalMap) {
     this.ram = ram;
     this.ramBase = ramBase;
     this.csrs = csrs;
@@ -68,8 +68,11 @@ export class SvTranslator implements PageTranslator {
     this.grantedPerms &= this.pmp.allowed;
     if (this.phys.isMmio(page)) { this.mmioPage = page; this.noCache = true; return XLATE_MMIO; }
     const off = page - this.ramBase;
-    if (off >= 0 && off < this.ram.size) return off;
-    return XLATE_ACCESS_FAULT;
+    if (!(off >= 0 && off < this.ram.size)) return XLATE_ACCESS_FAULT;
+    const host = this.ram.hostPage(this.ram.base + off, access === ACCESS_WRITE);
+    if (host < 0) return XLATE_ACCESS_FAULT;
+    if (!this.ram.lastWritable) this.grantedPerms &= ~ACCESS_WRITE; // shared or zero frame: the first write comes back here
+    return host;
   }
 
   /** See PageTranslator. */
@@ -129,7 +132,10 @@ export class SvTranslator implements PageTranslator {
       if ((pteLo & want) !== want) {
         if (!this.pmp.check(Math.floor(pteAddr / 4096) * 4096, pteAddr, ACCESS_WRITE, 1)) return XLATE_ACCESS_FAULT;
         pteLo |= want;
-        dv.setInt32(pteOff, pteLo, true);
+        // The PTE's page may be read-only on the host side (shared, zero): the update makes it private first.
+        const w = this.ram.hostPage(this.ram.base + (pteAddr - this.ramBase), true) + (pteAddr % 4096);
+        dv.setInt32(w, pteLo, true);
+        this.ram.written(w, 8);
       }
       const pagePpn = i === 0 ? ppn : ppn + (i < 4 ? ((lo >>> 12) | (hi << 20)) & ((1 << (9 * i)) - 1) : vpnAll % 2 ** (9 * i));
       this.grantedPerms = (readable ? ACCESS_READ : 0) | ((pteLo & PTE_W) && (pteLo & PTE_D) ? ACCESS_WRITE : 0) |
@@ -140,10 +146,12 @@ export class SvTranslator implements PageTranslator {
     return XLATE_PAGE_FAULT;
   }
 
-  /** RAM offset of a page-table entry, or -1 (not RAM, or PMP denies S-mode reads). */
+  /** Host offset of a page-table entry, or -1 (not RAM, or PMP denies S-mode reads). */
   private pteOffset(addr: number): number {
     if (!this.pmp.check(Math.floor(addr / 4096) * 4096, addr, ACCESS_READ, 1)) return -1;
     const off = addr - this.ramBase;
-    return off >= 0 && off + 8 <= this.ram.size ? off : -1;
+    if (!(off >= 0 && off + 8 <= this.ram.size)) return -1;
+    const host = this.ram.hostPage(this.ram.base + off, false);
+    return host < 0 ? -1 : host + (off % 4096);
   }
 }

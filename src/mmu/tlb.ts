@@ -199,6 +199,17 @@ export class Tlb {
     if (this.level[i] !== 0) { this.level[i] = 0; this.superEntries--; }
   }
 
+  /**
+   * Drops every entry that maps the page at host offset `hostPage` (its
+   * p2m mapping changed: copy-on-write, balloon, swap-out, merge).
+   */
+  dropHost(hostPage: number): void {
+    const e = this.e;
+    for (let i = 0, j = 0; i < TLB_SIZE; i++, j += TLB_WORDS) {
+      if (e[j + TLB_W_HOST] === hostPage && (e[j + TLB_W_R] !== TLB_INVALID || e[j + TLB_W_W] !== TLB_INVALID || e[j + TLB_W_X] !== TLB_INVALID)) this.drop(i);
+    }
+  }
+
   /** Drops the cached write permission of every entry that maps the RAM page at host offset `hostPage`. */
   dropWrite(hostPage: number): void {
     const e = this.e;

@@ -19,6 +19,7 @@ import type { CharBackend, Clock } from '../devices/device.js';
 import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { VIRT_VIRTIO_COUNT } from '../machine/virt-map.js';
 import type { JitConfig } from '../jit/jit-config.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 
 /** A file given to the VM (bytes plus a name for messages). */
 export interface BootFile { name: string; data: Uint8Array }
@@ -40,6 +41,8 @@ export interface BootConfig {
   virtio?: VirtioDevice[];
   /** The VM's JIT settings; absent: the process default. */
   jit?: JitConfig;
+  /** Guest RAM made by the host (see BoardConfig.memory); absent: the board's own. */
+  memory?: GuestMemory;
 }
 
 /** The assembled machine and how it boots. */
@@ -67,7 +70,7 @@ export function bootMachine(cfg: BootConfig): BootedMachine {
     if (tohost === undefined) throw new BootError(`${cfg.kernel.name}: no 'tohost' symbol (needed for -M spike's HTIF)`);
     htif = { tohost, fromhost: fromhost ?? tohost + 64 };
   }
-  const board = new Board({ kind: cfg.kind, ramBytes: cfg.ramBytes, harts: cfg.harts, console: cfg.console, clock: cfg.clock, htif, virtio: cfg.virtio, jit: cfg.jit });
+  const board = new Board({ kind: cfg.kind, ramBytes: cfg.ramBytes, harts: cfg.harts, console: cfg.console, clock: cfg.clock, htif, virtio: cfg.virtio, jit: cfg.jit, memory: cfg.memory });
   const base = board.ramBase;
   let kernelAt = base + KERNEL_ALIGN;
   let firmwareEnd = base;

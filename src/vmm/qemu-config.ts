@@ -80,6 +80,12 @@ export function parseRunArgs(argv: string[], jit: JitConfig = defaultJitConfig()
         break;
       }
       case '-mirror': o.mirror = val(); break;
+      case '-sharing': {
+        const v = val();
+        if (v !== 'on' && v !== 'off') throw new UsageError(`invalid -sharing '${v}': on or off`);
+        o.sharing = v === 'on';
+        break;
+      }
       case '-device': o.dev.devices.push(opts(val())); break;
       case '-drive': o.dev.drives.push(opts(val(), 'file')); break;
       case '-netdev': o.dev.netdevs.push(opts(val())); break;

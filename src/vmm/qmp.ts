@@ -8,7 +8,9 @@
  *    command fails with CommandNotFound and no events are sent;
  *  - commands: qmp_capabilities, query-status, stop, cont, system_powerdown,
  *    system_reset, quit, balloon, query-balloon, query-version,
- *    query-commands;
+ *    query-commands, and qom-get/qom-set for the balloon's QOM properties
+ *    `guest-stats` and `guest-stats-polling-interval` (QEMU's
+ *    docs/interop/virtio-balloon-stats.rst) at /machine/peripheral/ID or ID;
  *  - events: STOP, RESUME, POWERDOWN (sent here), SHUTDOWN (sent by the VMM
  *    through `QmpMonitor.shutdown` when the VM ends), each with a timestamp.
  * Responses echo the request's `id`. Malformed input gets a GenericError
@@ -17,7 +19,7 @@
  *
  * The VM is driven through `VmControl`, which the VMM implements.
  */
-import type { BalloonStats, RamUsage } from '../devices/virtio/balloon.js';
+import { QEMU_BALLOON_STAT_NAMES, BALLOON_STAT_NAMES, type BalloonStats, type BalloonCounters, type RamUsage } from '../devices/virtio/balloon.js';
 import { OptsError, boolProp, parseQemuOpts } from './qemu-opts.js';
 
 /** VM run states tsvm reports (a subset of QAPI RunState, qapi/run-state.json). */
@@ -40,8 +42,16 @@ export interface BalloonControl {
   readonly statsTime: number;
   /** Asks the guest for fresh statistics; false if no request could be made. */
   requestStats(): boolean;
-  /** Host-side accounting of guest RAM, once known. */
+  /** Host-side accounting of guest RAM, once known (with the default memory backend). */
   readonly accounting: { usage(): RamUsage } | null;
+  /** The -device id (names the device in QOM paths), or null. */
+  readonly id: string | null;
+  /** Seconds between statistics requests, 0 for none (QOM guest-stats-polling-interval); the setter throws RangeError. */
+  statsPollingInterval: number;
+  /** The device's counters. */
+  counters(): BalloonCounters;
+  /** The page-poison pattern discarded pages read back as (poison_val while PAGE_POISON is negotiated, else 0). */
+  readonly fill: number;
 }
 
 /**
@@ -199,14 +209,14 @@ export class JsonSplitter {
 /** A QMP error reply: class (QAPI ErrorClass) and description. */
 export class QmpError extends Error {
   readonly errorClass: string;
-  constructor(errorClass: 'GenericError' | 'CommandNotFound' | 'DeviceNotActive', desc: string) {
+  constructor(errorClass: 'GenericError' | 'CommandNotFound' | 'DeviceNotActive' | 'DeviceNotFound', desc: string) {
     super(desc);
     this.errorClass = errorClass;
   }
 }
 
 type JsonObject = Record<string, unknown>;
-type ArgType = 'int' | 'str-list';
+type ArgType = 'int' | 'str' | 'any' | 'str-list';
 interface Command {
   args: Record<string, { type: ArgType; optional?: boolean }>;
   run(args: JsonObject, m: QmpMonitor): unknown;
@@ -214,6 +224,21 @@ interface Command {
 
 function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The balloon a QOM path names: /machine/peripheral/ID or the partial path ID (qom-get, qom-set). */
+function balloonAt(m: QmpMonitor, path: string): BalloonControl {
+  const b = m.control.balloon;
+  const id = path.startsWith('/machine/peripheral/') ? path.slice('/machine/peripheral/'.length) : path;
+  if (!b || b.id === null || id !== b.id) throw new QmpError('DeviceNotFound', `Device '${path}' not found`);
+  return b;
+}
+
+/** QOM `guest-stats` (QEMU hw/virtio/virtio-balloon.c): QEMU's stat names, -1 for a statistic not reported, last-update in seconds. */
+function guestStatsQom(b: BalloonControl): JsonObject {
+  const stats: JsonObject = {};
+  QEMU_BALLOON_STAT_NAMES.forEach((q, tag) => { stats[q] = b.stats?.[BALLOON_STAT_NAMES[tag]!] ?? -1; });
+  return { stats, 'last-update': b.stats ? Math.floor(b.statsTime / 1000) : 0 };
 }
 
 function balloonOf(m: QmpMonitor): BalloonControl {
@@ -269,10 +294,36 @@ const COMMANDS: Record<string, Command> = {
         r['__tsvm-host'] = {
           'total-bytes': u.totalBytes, 'released-bytes': u.releasedBytes, 'zeroed-pages': u.zeroedPages,
           'released-total-pages': u.releasedTotalPages, 'reclaimed-total-pages': u.reclaimedTotalPages,
+          'reported-total-pages': u.reportedTotalPages,
         };
       }
+      r['__tsvm-counters'] = { ...b.counters() };
+      r['__tsvm-poison-val'] = b.fill;
       b.requestStats(); // the next query sees fresher statistics
       return r;
+    },
+  },
+  'qom-get': {
+    args: { path: { type: 'str' }, property: { type: 'str' } },
+    run: (a, m) => {
+      const b = balloonAt(m, a['path'] as string), p = a['property'] as string;
+      if (p === 'guest-stats') return guestStatsQom(b);
+      if (p === 'guest-stats-polling-interval') return b.statsPollingInterval;
+      throw new QmpError('GenericError', `Property 'virtio-balloon-device.${p}' not found`);
+    },
+  },
+  'qom-set': {
+    args: { path: { type: 'str' }, property: { type: 'str' }, value: { type: 'any' } },
+    run: (a, m) => {
+      const b = balloonAt(m, a['path'] as string), p = a['property'] as string, v = a['value'];
+      if (p === 'guest-stats') throw new QmpError('GenericError', `Property 'virtio-balloon-device.${p}' is not writable`);
+      if (p !== 'guest-stats-polling-interval') throw new QmpError('GenericError', `Property 'virtio-balloon-device.${p}' not found`);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new QmpError('GenericError', "Invalid parameter type for 'value', expected: integer");
+      if (v < 0) throw new QmpError('GenericError', 'timer value must be greater than zero');
+      try { b.statsPollingInterval = v; } catch (e) {
+        throw new QmpError('GenericError', e instanceof Error ? e.message : String(e));
+      }
+      return {};
     },
   },
   'query-version': { args: {}, run: (_a, m) => m.versionInfo() },
@@ -291,8 +342,11 @@ function checkArgs(cmd: Command, args: JsonObject): void {
     }
     const v = args[k];
     const ok = spec.type === 'int' ? typeof v === 'number' && Number.isSafeInteger(v)
-      : Array.isArray(v) && v.every((x) => typeof x === 'string');
-    if (!ok) throw new QmpError('GenericError', `Invalid parameter type for '${k}', expected: ${spec.type === 'int' ? 'integer' : 'array of strings'}`);
+      : spec.type === 'str' ? typeof v === 'string'
+        : spec.type === 'any' ? true
+          : Array.isArray(v) && v.every((x) => typeof x === 'string');
+    const want = { 'int': 'integer', 'str': 'string', 'any': 'any', 'str-list': 'array of strings' }[spec.type];
+    if (!ok) throw new QmpError('GenericError', `Invalid parameter type for '${k}', expected: ${want}`);
   }
 }
 

@@ -6,6 +6,7 @@
  * src/host/node-vm-services.ts implements them on Node; tests and other
  * hosts (a browser tab, a worker) bring their own.
  */
+import type { GuestMemory } from '../memory/guest-memory.js';
 import type { BlockBackend } from '../devices/virtio/block-backend.js';
 import type { NetBackend } from '../devices/virtio/net-backend.js';
 import type { CharBackend, Clock } from '../devices/device.js';
@@ -98,4 +99,10 @@ export interface VmServices extends DeviceServices {
   defaultGuest(mirror?: string): Promise<DefaultGuestFiles>;
   /** Listens for QMP clients on `addr`; rejects with a one-line Error. */
   listenQmp(addr: QmpAddress, monitor: QmpMonitor): Promise<QmpListener>;
+  /**
+   * Makes the VM's guest RAM: `bytes` at guest-physical `base` with `cpuSlots`
+   * CPU slots (a PooledRam on the host's frame pool). Absent: the board
+   * allocates a GuestRam of its own, as `tsvm run` does.
+   */
+  guestMemory?(bytes: number, base: number, cpuSlots: number): GuestMemory;
 }

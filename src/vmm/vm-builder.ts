@@ -21,7 +21,10 @@ import { DEFAULT_APPEND, type VmConfig } from './vm-config.js';
 import { HostFileError, type QmpListener, type VmServices } from './services.js';
 import { BootError } from '../machine/boot-loader.js';
 import { HSM_STOPPED } from '../machine/sbi.js';
+import { VIRT_DRAM_BASE } from '../machine/virt-map.js';
 import { VirtioBalloon, RamAccounting } from '../devices/virtio/balloon.js';
+import { PooledRam } from '../memory/pooled-ram.js';
+import { PooledBalloon } from './pooled-balloon.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 
 /** A host resource the VM needs could not be set up (one line). */
@@ -122,16 +125,22 @@ export async function buildVm(config: VmConfig, services: VmServices): Promise<B
       append ??= DEFAULT_APPEND;
     }
     const bios = config.bios === 'default' ? 'builtin' as const : config.bios === 'none' ? 'none' as const : readBootFile(services, config.bios, 'firmware');
+    const memory = services.guestMemory?.(config.memBytes, VIRT_DRAM_BASE, config.smp);
+    if (memory?.release) { const m = memory; cleanups.push(() => m.release!()); }
     const booted = bootMachine({
       kind: config.machine, ramBytes: config.memBytes, harts: config.smp, bios,
       kernel: readBootFile(services, kernelPath, 'kernel'), initrd: initrdPath !== undefined ? readBootFile(services, initrdPath, 'initrd') : undefined,
-      append: append ?? DEFAULT_APPEND, mmuType: config.mmu, console, clock: services.clock, virtio: built.devices, jit: config.jit,
+      append: append ?? DEFAULT_APPEND, mmuType: config.mmu, console, clock: services.clock, virtio: built.devices, jit: config.jit, memory,
     });
     vm = new Vm(booted.board, console, booted.builtinSbi);
     for (const h of booted.stoppedHarts) vm.hsm[h] = HSM_STOPPED;
     vm.consoleOut = (b) => console.write(b);
     const balloon = built.devices.find((d): d is VirtioBalloon => d instanceof VirtioBalloon);
-    if (balloon) { balloon.attach(new RamAccounting(booted.board.ramBase, booted.board.ram.size)); vm.balloon = balloon; }
+    if (balloon) {
+      const ram = booted.board.ram;
+      balloon.attach(ram instanceof PooledRam ? new PooledBalloon(ram) : new RamAccounting(booted.board.ramBase, ram.size));
+      vm.balloon = balloon;
+    }
   } catch (e) {
     return fail(e);
   }

@@ -38,6 +38,12 @@ export interface VmConfig {
   qmp?: QmpAddress;
   /** The VM's JIT settings (the VM keeps its own copy). */
   jit: JitConfig;
+  /**
+   * Content-based page sharing for this VM's RAM (`-sharing on|off`; on a
+   * host, default on). Sharing across VMs opens timing side channels, so a
+   * VM can opt out. `tsvm run` has no pool and ignores it.
+   */
+  sharing?: boolean;
 }
 
 /** The kernel command line when none is given: the console on the UART. */

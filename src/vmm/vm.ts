@@ -52,6 +52,9 @@ export class Vm implements SbiPlatform, VmControl {
   private readonly host: VmHost;
   private readonly consoleIn: number[] = [];
   private readonly out = new Int32Array(2);
+  /** Bytes of an MMIO exit that lands on plain RAM (a device-overlay page). */
+  private readonly ramBuf = new Uint8Array(8);
+  private readonly ramView = new DataView(this.ramBuf.buffer);
 
   /**
    * `builtinSbi`: S-mode ecalls are answered by the VMM (the default boot);
@@ -146,21 +149,21 @@ export class Vm implements SbiPlatform, VmControl {
   /** Performs the MMIO access hart `i` stopped on, then completes its instruction. */
   private mmio(i: number): void {
     const v = this.board.vcpus[i]!, h = v.hart, b = this.board, addr = h.mmioAddr, size = h.mmioSize;
-    const dv = b.ram.dv, off = addr - b.ramBase;
+    // An access the bus does not claim on a device-overlay page (HTIF inside a program's .data) is plain RAM.
+    const buf = this.ramBuf.subarray(0, size), bv = this.ramView;
     if (h.mmioIsWrite) {
       if (!b.bus.write(addr, size, h.mmioLo, h.mmioHi)) {
-        if (!b.inRam(addr, size)) { v.trap(CAUSE_STORE_ACCESS, false, addr | 0, Math.floor(addr / 4294967296)); return; }
-        for (let k = 0; k < size; k++) b.ram.u8[off + k] = k < 4 ? h.mmioLo >>> (8 * k) : h.mmioHi >>> (8 * (k - 4));
-        b.ram.written(off, size);
+        for (let k = 0; k < size; k++) buf[k] = k < 4 ? h.mmioLo >>> (8 * k) : h.mmioHi >>> (8 * (k - 4));
+        if (!b.ram.write(addr, buf)) { v.trap(CAUSE_STORE_ACCESS, false, addr | 0, Math.floor(addr / 4294967296)); return; }
       }
       h.completeMmio(0, 0);
     } else {
       const o = this.out;
       o[0] = 0; o[1] = 0;
       if (!b.bus.read(addr, size, o)) {
-        if (!b.inRam(addr, size)) { v.trap(CAUSE_LOAD_ACCESS, false, addr | 0, Math.floor(addr / 4294967296)); return; }
-        o[0] = size >= 4 ? dv.getInt32(off, true) : size === 2 ? dv.getUint16(off, true) : b.ram.u8[off]!;
-        o[1] = size === 8 ? dv.getInt32(off + 4, true) : 0;
+        if (!b.ram.read(addr, buf)) { v.trap(CAUSE_LOAD_ACCESS, false, addr | 0, Math.floor(addr / 4294967296)); return; }
+        o[0] = size >= 4 ? bv.getInt32(0, true) : size === 2 ? bv.getUint16(0, true) : buf[0]!;
+        o[1] = size === 8 ? bv.getInt32(4, true) : 0;
       }
       h.completeMmio(o[0]!, o[1]!);
     }
@@ -205,13 +208,39 @@ export class Vm implements SbiPlatform, VmControl {
    * stays paused) and leaves it shut down.
    */
   async run(): Promise<VmResult> {
-    const b = this.board, host = this.host, life = this.lifecycle;
+    const life = this.lifecycle;
     if (this.started) throw new Error(`Vm.run: the VM has already been run (it is ${life.state})`);
     this.started = true;
     if (life.state === 'created') life.transition('running', 'run');
+    try {
+      return await this.loop();
+    } catch (e) {
+      // A host-side failure (e.g. GuestMemoryError: no frame for a guest page) ends this VM; the caller reports it.
+      if (life.state !== 'shutdown') this.stop();
+      throw e;
+    }
+  }
+
+  /**
+   * Called once per run-loop round, between slices, when no hart is inside
+   * guest code: the host's safe point (it may block there while it remaps
+   * this VM's pages, then deliver the remaps).
+   */
+  safePoint: (() => void) | null = null;
+  /** Told when the loop starts (true) and ends (false) a wait with every hart idle, so the host need not wait for a safe point. */
+  idleHook: ((idle: boolean) => void) | null = null;
+
+  private async idleWait(ms: number): Promise<void> {
+    this.idleHook?.(true);
+    try { await this.host.wait(ms); } finally { this.idleHook?.(false); }
+  }
+
+  private async loop(): Promise<VmResult> {
+    const b = this.board, host = this.host, life = this.lifecycle;
     let lastYield = host.now();
     while (true) {
-      if (this.isPaused() && !b.power.off) { await host.wait(1000); lastYield = host.now(); continue; }
+      this.safePoint?.();
+      if (this.isPaused() && !b.power.off) { await this.idleWait(1000); lastYield = host.now(); continue; }
       let running = 0;
       for (let i = 0; i < b.harts && !b.power.off && this.isRunning(); i++) {
         if (this.hsm[i] !== HSM_STARTED || this.waiting[i]) continue;
@@ -231,11 +260,11 @@ export class Vm implements SbiPlatform, VmControl {
       if (running === 0 && this.waiting.some((w, i) => w === 1 && this.hsm[i] === HSM_STARTED)) {
         const dl = this.nextDeadlineNs();
         const ms = Number.isFinite(dl) ? Math.max(0, (dl - now * 1e6) / 1e6) : 1000;
-        if (ms > 0.05) await host.wait(Math.min(ms, 1000));
+        if (ms > 0.05) await this.idleWait(Math.min(ms, 1000));
         lastYield = host.now();
         this.tick();
       } else if (running === 0) {
-        await host.wait(50); // every hart stopped: nothing can run until input or an external event
+        await this.idleWait(50); // every hart stopped: nothing can run until input or an external event
         lastYield = host.now();
       } else if (now - lastYield >= YIELD_MS) {
         await host.yield();

@@ -149,13 +149,57 @@ test('balloon sets the target from bytes; query-balloon reports actual bytes (pl
   assert.equal(q['actual'], RAM, 'no driver yet: the guest has given nothing up');
   assert.deepEqual(q['__tsvm-host'], {
     'total-bytes': RAM, 'released-bytes': 0, 'zeroed-pages': 0, 'released-total-pages': 0, 'reclaimed-total-pages': 0,
+    'reported-total-pages': 0,
   });
+  assert.equal(q['__tsvm-poison-val'], 0);
+  assert.deepEqual(q['__tsvm-counters'], { pages_ballooned: 0, pages_inflated: 0, pages_deflated: 0, pages_reported: 0, reports: 0, stats_reports: 0 });
   assert.equal(errDesc(c.one({ execute: 'balloon', arguments: { value: 0 } })), "Parameter 'value' expects a size");
   assert.match(errDesc(c.one({ execute: 'balloon', arguments: { value: 'x' } })), /Invalid parameter type for 'value', expected: integer/);
   assert.match(errDesc(c.one({ execute: 'balloon', arguments: { value: 1.5 } })), /expected: integer/);
   assert.match(errDesc(c.one({ execute: 'balloon', arguments: {} })), /Parameter 'value' is missing/);
   assert.match(errDesc(c.one({ execute: 'balloon', arguments: { value: 1, extra: 2 } })), /Parameter 'extra' is unexpected/);
   assert.equal(b!.targetPages, 65536, 'rejected commands have no effect');
+});
+
+test('qom-get/qom-set: the balloon\'s guest-stats and guest-stats-polling-interval at /machine/peripheral/ID', () => {
+  const armed: { ms: number; cancelled: boolean }[] = [];
+  const b = new VirtioBalloon({
+    id: 'balloon0', now: () => 1_700_000_123_000,
+    timer: (_fn, ms) => { const t = { ms, cancelled: false }; armed.push(t); return () => { t.cancelled = true; }; },
+  });
+  b.attach(new RamAccounting(0x8000_0000, RAM));
+  const vm = new FakeVm(b), mon = new QmpMonitor(vm), c = new FakeConn();
+  mon.attach(c);
+  c.one({ execute: 'qmp_capabilities' });
+  const get = (path: string, property: string): Msg => c.one({ execute: 'qom-get', arguments: { path, property } });
+  assert.equal(get('/machine/peripheral/balloon0', 'guest-stats-polling-interval')['return'], 0);
+  const none = get('balloon0', 'guest-stats')['return'] as { stats: Record<string, number>; 'last-update': number };
+  assert.equal(none['last-update'], 0, 'no statistics yet');
+  assert.equal(none.stats['stat-free-memory'], -1);
+  assert.equal(Object.keys(none.stats).length, 16);
+  b.stats = { 'free-memory': 123, 'total-memory': 456, 'hugetlb-failures': 7 };
+  b.statsTime = 1_700_000_123_456;
+  const some = get('/machine/peripheral/balloon0', 'guest-stats')['return'] as { stats: Record<string, number>; 'last-update': number };
+  assert.equal(some['last-update'], 1_700_000_123);
+  assert.equal(some.stats['stat-free-memory'], 123);
+  assert.equal(some.stats['stat-total-memory'], 456);
+  assert.equal(some.stats['stat-htlb-pgfail'], 7);
+  assert.equal(some.stats['stat-swap-in'], -1);
+  assert.deepEqual(c.one({ execute: 'qom-set', arguments: { path: 'balloon0', property: 'guest-stats-polling-interval', value: 3 } }), { return: {} });
+  assert.equal(b.statsPollingInterval, 3);
+  assert.equal(armed.length, 1, 'a new interval arms the poll timer');
+  assert.equal(get('balloon0', 'guest-stats-polling-interval')['return'], 3);
+  c.one({ execute: 'qom-set', arguments: { path: 'balloon0', property: 'guest-stats-polling-interval', value: 0 } });
+  assert.ok(armed[0]!.cancelled, '0 turns polling off');
+  assert.equal(errClass(get('/machine/peripheral/nope', 'guest-stats')), 'DeviceNotFound');
+  assert.match(errDesc(get('balloon0', 'bogus')), /Property 'virtio-balloon-device\.bogus' not found/);
+  const set = (value: unknown): Msg => c.one({ execute: 'qom-set', arguments: { path: 'balloon0', property: 'guest-stats-polling-interval', value } });
+  assert.match(errDesc(set(-1)), /timer value must be greater than zero/);
+  assert.match(errDesc(set('2')), /expected: integer/);
+  assert.match(errDesc(set(2 ** 40)), /not a whole number of seconds/);
+  assert.match(errDesc(c.one({ execute: 'qom-set', arguments: { path: 'balloon0', property: 'guest-stats', value: 1 } })), /not writable/);
+  assert.match(errDesc(c.one({ execute: 'qom-get', arguments: { path: 1, property: 'x' } })), /Invalid parameter type for 'path', expected: string/);
+  assert.equal(b.statsPollingInterval, 0, 'rejected settings have no effect');
 });
 
 test('balloon commands without a balloon device: DeviceNotActive', () => {

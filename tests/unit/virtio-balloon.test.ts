@@ -13,6 +13,7 @@ import { FakeDriver, FAKE_RAM_BASE } from '../helpers/virtio-driver.js';
 import {
   VirtioBalloon, RamAccounting, parseBalloonStats, BALLOON_PAGE_SIZE, BALLOON_Q_INFLATE, BALLOON_Q_DEFLATE, BALLOON_Q_STATS,
   VIRTIO_BALLOON_F_STATS_VQ, VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_ID_BALLOON,
+  VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING,
 } from '../../src/devices/virtio/balloon.js';
 import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_FEATURES_OK, STATUS_DRIVER_OK, STATUS_DEVICE_NEEDS_RESET } from '../../src/devices/virtio/mmio.js';
 import type { BalloonControl } from '../../src/vmm/qmp.js';
@@ -48,7 +49,7 @@ function setup(): { dev: VirtioBalloon; drv: FakeDriver; acc: RamAccounting; wak
   const wakes = { n: 0 };
   const dev = new VirtioBalloon({ wake: () => { wakes.n++; } });
   const drv = new FakeDriver(dev, RAM);
-  const acc = new RamAccounting(FAKE_RAM_BASE, RAM);
+  const acc = new RamAccounting(FAKE_RAM_BASE, RAM, drv.mem);
   dev.attach(acc);
   return { dev, drv, acc, wakes };
 }
@@ -58,14 +59,16 @@ function page(drv: FakeDriver, i: number): Uint8Array { return drv.mem.u8.subarr
 /** Picks pages near the top of RAM (the fake driver allocates its rings and buffers from the bottom). */
 const TOP = PAGES - 64;
 
-test('balloon offers STATS_VQ and MUST_TELL_HOST but not DEFLATE_ON_OOM (so Linux lowers MemTotal)', () => {
+test('by default the balloon offers STATS_VQ, MUST_TELL_HOST and PAGE_POISON but not DEFLATE_ON_OOM or REPORTING (QEMU\'s defaults)', () => {
   const { dev, drv } = setup();
   assert.equal(drv.reg(0x008), VIRTIO_ID_BALLOON);
   drv.setReg(0x14, 0);
   const f = drv.reg(0x10);
   assert.ok(f & (1 << VIRTIO_BALLOON_F_STATS_VQ));
   assert.ok(f & (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST));
+  assert.ok(f & (1 << VIRTIO_BALLOON_F_PAGE_POISON));
   assert.equal(f & (1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM), 0);
+  assert.equal(f & (1 << VIRTIO_BALLOON_F_REPORTING), 0);
   assert.equal(dev.numQueues, 3);
   const control: BalloonControl = dev; // the device is what QMP drives
   assert.equal(control.actualBytes(), RAM);
@@ -223,11 +226,19 @@ test('without attach, the device sizes its accounting from the transport on acti
 
 test('-device virtio-balloon-device options', () => {
   const build = (text: string): ReturnType<typeof buildDevices> => buildDevices({ devices: [parseQemuOpts(text)], drives: [], netdevs: [] }, nodeDeviceServices);
-  const ok = build('virtio-balloon-device,id=b0,guest-stats-polling-interval=2');
-  assert.ok(ok.devices[0] instanceof VirtioBalloon);
+  const ok = build('virtio-balloon-device,id=b0,guest-stats-polling-interval=2,deflate-on-oom=on,free-page-reporting=on,page-poison=off');
+  const dev = ok.devices[0];
+  assert.ok(dev instanceof VirtioBalloon);
+  assert.equal(dev.id, 'b0');
+  assert.equal(dev.statsPollingInterval, 2);
+  assert.equal(dev.featuresLo, (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST) | (1 << VIRTIO_BALLOON_F_STATS_VQ) | (1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM) | (1 << VIRTIO_BALLOON_F_REPORTING));
+  assert.equal(dev.numQueues, 4, 'reporting_vq');
   for (const c of ok.cleanups) c();
+  assert.equal(dev.statsPollingInterval, 0, 'the cleanup stops polling');
   assert.throws(() => build('virtio-balloon-device,bogus=1'), OptsError);
-  assert.throws(() => build('virtio-balloon-device,deflate-on-oom=on'), OptsError);
+  assert.throws(() => build('virtio-balloon-device,deflate-on-oom=maybe'), /deflate-on-oom=maybe is not on\/off/);
+  assert.throws(() => build('virtio-balloon-device,free-page-reporting=2'), OptsError);
   assert.throws(() => build('virtio-balloon-device,guest-stats-polling-interval=x'), OptsError);
+  assert.throws(() => build('virtio-balloon-device,guest-stats-polling-interval=-1'), OptsError);
   assert.throws(() => buildDevices({ devices: [parseQemuOpts('virtio-balloon-device'), parseQemuOpts('virtio-balloon-device')], drives: [], netdevs: [] }, nodeDeviceServices), OptsError);
 });

@@ -26,28 +26,49 @@ export const MAX_CHAIN_BYTES = 16 * 1024 * 1024;
 /** A malformed ring or descriptor chain: the device must be reset. */
 export class VirtqError extends Error {}
 
-/** Guest RAM as seen by device DMA: one region at `base`. */
+/**
+ * Guest RAM as seen by device DMA: RAM at guest-physical `base`, `size`
+ * bytes, in the views `u8`/`dv`. Without `hostPage` the RAM is one
+ * contiguous block at offset 0 of the views; with it, each 4 KiB page is
+ * wherever `hostPage` says (GuestMemory.hostPage), and a buffer is split
+ * into page-contiguous segments.
+ */
 export interface DmaMemory {
   readonly u8: Uint8Array;
   readonly dv: DataView;
-  /** Guest-physical address of u8[0]. */
+  /** Guest-physical address of RAM's first byte. */
   readonly base: number;
   /** Usable bytes. */
   readonly size: number;
-  /** Told of every device write to [off, off+len) of u8 (so stale translated code is dropped); optional. */
+  /** Host offset of the page holding `gpa` (made private first for `write`), or negative when it is not RAM; optional. */
+  hostPage?(gpa: number, write: boolean): number;
+  /** The memory's remap count (GuestMemory.epoch); optional. */
+  epoch?(): number;
+  /** Told of every device write to host bytes [off, off+len) (so stale translated code is dropped); optional. */
   written?(off: number, len: number): void;
 }
+
+/** Host offset of the `len` bytes at `gpa` (a ring field or descriptor: naturally aligned, so inside one page). */
+export function dmaHost(mem: DmaMemory, gpa: number, len: number, write: boolean): number {
+  const off = gpa - mem.base;
+  if (!(off >= 0 && len >= 0 && off + len <= mem.size)) throw new VirtqError(`0x${gpa.toString(16)}+${len} outside guest RAM`);
+  if (mem.hostPage === undefined) return off;
+  return mem.hostPage(gpa, write) + (gpa % 4096);
+}
+
+/** Most segments one chain can have: every descriptor, plus one per page of the longest chain, plus one split per descriptor. */
+export const MAX_CHAIN_SEGS = 2 * (QUEUE_MAX + 1) + MAX_CHAIN_BYTES / 4096;
 
 /** One descriptor chain popped from the available ring, held in arrays allocated once. */
 export class DescChain {
   /** Head descriptor index (what goes back in the used ring). */
   head = 0;
-  /** Number of buffers. */
+  /** Number of segments (a buffer whose pages are not contiguous on the host is several). */
   count = 0;
-  /** Offset in RAM, length and direction of each buffer. */
-  readonly off = new Float64Array(QUEUE_MAX + 1);
-  readonly len = new Uint32Array(QUEUE_MAX + 1);
-  readonly writable = new Uint8Array(QUEUE_MAX + 1);
+  /** Host offset, length and direction of each segment. */
+  readonly off = new Float64Array(MAX_CHAIN_SEGS);
+  readonly len = new Uint32Array(MAX_CHAIN_SEGS);
+  readonly writable = new Uint8Array(MAX_CHAIN_SEGS);
   /** Total device-readable and device-writable bytes. */
   readBytes = 0;
   writeBytes = 0;
@@ -120,6 +141,37 @@ export class SplitQueue {
     return off;
   }
 
+  /** An indirect descriptor table, copied out of guest RAM (at most QUEUE_MAX descriptors). */
+  private readonly indirect16 = new Uint8Array(16 * QUEUE_MAX);
+  private readonly indirectView = new DataView(this.indirect16.buffer);
+
+  /** Copies guest-physical [addr, addr + dst.length) (checked to be RAM) into `dst`, page by page. */
+  private copyOut(mem: DmaMemory, addr: number, dst: Uint8Array): void {
+    for (let o = 0; o < dst.length;) {
+      const a = addr + o, take = Math.min(4096 - (a % 4096), dst.length - o), h = dmaHost(mem, a, take, false);
+      dst.set(mem.u8.subarray(h, h + take), o);
+      o += take;
+    }
+  }
+
+  /** Appends buffer [addr, addr+len) to `chain` as page-contiguous host segments. */
+  private addBuffer(mem: DmaMemory, chain: DescChain, addr: number, len: number, writable: boolean, translate: boolean): void {
+    this.ramOffset(mem, addr, len, 'buffer');
+    const w = writable ? 1 : 0;
+    if (mem.hostPage === undefined || len === 0 || !translate) {
+      const k = chain.count++;
+      chain.off[k] = addr - mem.base; chain.len[k] = len; chain.writable[k] = w;
+      return;
+    }
+    for (let o = 0; o < len;) {
+      const a = addr + o, inPage = a % 4096, take = Math.min(4096 - inPage, len - o);
+      const host = mem.hostPage(a, writable) + inPage, k = chain.count;
+      if (k > 0 && chain.writable[k - 1] === w && chain.off[k - 1]! + chain.len[k - 1]! === host && o > 0) chain.len[k - 1]! += take;
+      else { chain.off[k] = host; chain.len[k] = take; chain.writable[k] = w; chain.count++; }
+      o += take;
+    }
+  }
+
   /** Checks the ring addresses once the driver marks the queue ready. */
   validate(mem: DmaMemory): void {
     if (this.num === 0 || this.num > QUEUE_MAX || (this.num & (this.num - 1)) !== 0) throw new VirtqError(`bad queue size ${this.num}`);
@@ -132,55 +184,69 @@ export class SplitQueue {
   /** True if the driver has made buffers available that the device has not consumed. */
   hasWork(mem: DmaMemory): boolean {
     if (!this.ready) return false;
-    const availIdx = mem.dv.getUint16(this.availAddr - mem.base + 2, true);
+    const availIdx = mem.dv.getUint16(dmaHost(mem, this.availAddr + 2, 2, false), true);
     return availIdx !== this.lastAvail;
   }
 
   /**
    * Pops the next available chain into `chain`. Returns false when the
-   * ring is empty; throws VirtqError for a malformed chain.
+   * ring is empty; throws VirtqError for a malformed chain. `maxBytes` caps
+   * the chain's total length (MAX_CHAIN_BYTES; a device that never copies
+   * the buffers, like the balloon's free page reports, may allow more).
+   * Without `translate` the buffers are kept as RAM offsets (gpa - base):
+   * for a device that hands guest-physical ranges on without touching them.
    */
-  pop(mem: DmaMemory, chain: DescChain): boolean {
+  pop(mem: DmaMemory, chain: DescChain, maxBytes = MAX_CHAIN_BYTES, translate = true): boolean {
     if (!this.ready) return false;
-    const dv = mem.dv, availOff = this.availAddr - mem.base;
-    const availIdx = dv.getUint16(availOff + 2, true);
+    const dv = mem.dv;
+    const availIdx = dv.getUint16(dmaHost(mem, this.availAddr + 2, 2, false), true);
     if (availIdx === this.lastAvail) return false;
     if (((availIdx - this.lastAvail) & 0xffff) > this.num) throw new VirtqError('available index moved by more than the queue size');
-    const head = dv.getUint16(availOff + 4 + 2 * (this.lastAvail % this.num), true);
+    const head = dv.getUint16(dmaHost(mem, this.availAddr + 4 + 2 * (this.lastAvail % this.num), 2, false), true);
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
     if (this.eventIdx) { // avail_event
-      const ae = this.usedAddr - mem.base + 4 + 8 * this.num;
+      const ae = dmaHost(mem, this.usedAddr + 4 + 8 * this.num, 2, true);
       dv.setUint16(ae, this.lastAvail, true);
       mem.written?.(ae, 2);
     }
     if (head >= this.num) throw new VirtqError(`head index ${head} out of range`);
+    // Translating a later buffer may evict an earlier one's page (host swap): then translate the chain again.
+    for (let round = 0; ; round++) {
+      const epoch = mem.epoch?.() ?? 0;
+      this.walk(mem, chain, head, maxBytes, translate);
+      if ((mem.epoch?.() ?? 0) === epoch || round >= 3) return true;
+    }
+  }
+
+  /** Reads the chain starting at descriptor `head` into `chain`; throws VirtqError when it is malformed. */
+  private walk(mem: DmaMemory, chain: DescChain, head: number, maxBytes: number, translate: boolean): void {
+    const dv = mem.dv;
     chain.head = head; chain.count = 0; chain.readBytes = 0; chain.writeBytes = 0;
-    let tableOff = this.descAddr - mem.base, tableSize = this.num, i = head, inIndirect = false, seen = 0, total = 0;
+    let tableSize = this.num, i = head, inIndirect = false, seen = 0, total = 0, descs = 0;
     for (;;) {
-      if (++seen > tableSize + (inIndirect ? 0 : 0)) throw new VirtqError('descriptor chain loops or is too long');
-      const d = tableOff + 16 * i;
-      const addr = dv.getUint32(d + 4, true) * 4294967296 + dv.getUint32(d, true);
-      const len = dv.getUint32(d + 8, true), flags = dv.getUint16(d + 12, true), next = dv.getUint16(d + 14, true);
+      if (++seen > tableSize) throw new VirtqError('descriptor chain loops or is too long');
+      // Ring descriptors are 16-byte aligned (validate), so each lies in one page; an indirect table was copied out.
+      const tv = inIndirect ? this.indirectView : dv, d = inIndirect ? 16 * i : dmaHost(mem, this.descAddr + 16 * i, 16, false);
+      const addr = tv.getUint32(d + 4, true) * 4294967296 + tv.getUint32(d, true);
+      const len = tv.getUint32(d + 8, true), flags = tv.getUint16(d + 12, true), next = tv.getUint16(d + 14, true);
       if (flags & VIRTQ_DESC_F_INDIRECT) {
         if (!this.indirect) throw new VirtqError('indirect descriptor without VIRTIO_F_RING_INDIRECT_DESC');
         if (inIndirect) throw new VirtqError('nested indirect descriptor table');
         if (flags & VIRTQ_DESC_F_NEXT) throw new VirtqError('indirect descriptor with NEXT set');
         if (len === 0 || len % 16 !== 0 || len / 16 > QUEUE_MAX) throw new VirtqError(`bad indirect table length ${len}`);
-        tableOff = this.ramOffset(mem, addr, len, 'indirect table');
+        this.ramOffset(mem, addr, len, 'indirect table');
+        this.copyOut(mem, addr, this.indirect16.subarray(0, len));
         tableSize = len / 16; i = 0; inIndirect = true; seen = 0;
         continue;
       }
       const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
       if (!writable && chain.writeBytes > 0) throw new VirtqError('device-readable buffer after a device-writable one');
-      if (chain.count > QUEUE_MAX) throw new VirtqError('descriptor chain too long');
+      if (++descs > QUEUE_MAX + 1) throw new VirtqError('descriptor chain too long');
       total += len;
-      if (total > MAX_CHAIN_BYTES) throw new VirtqError(`descriptor chain longer than ${MAX_CHAIN_BYTES} bytes`);
-      const k = chain.count++;
-      chain.off[k] = this.ramOffset(mem, addr, len, 'buffer');
-      chain.len[k] = len;
-      chain.writable[k] = writable ? 1 : 0;
+      if (total > maxBytes) throw new VirtqError(`descriptor chain longer than ${maxBytes} bytes`);
+      this.addBuffer(mem, chain, addr, len, writable, translate);
       if (writable) chain.writeBytes += len; else chain.readBytes += len;
-      if ((flags & VIRTQ_DESC_F_NEXT) === 0) return true;
+      if ((flags & VIRTQ_DESC_F_NEXT) === 0) return;
       if (next >= tableSize) throw new VirtqError(`next index ${next} out of range`);
       i = next;
     }
@@ -188,14 +254,17 @@ export class SplitQueue {
 
   /** Returns a chain to the driver through the used ring with `written` bytes. */
   push(mem: DmaMemory, head: number, written: number): void {
-    const dv = mem.dv, usedOff = this.usedAddr - mem.base;
-    const slot = usedOff + 4 + 8 * (this.usedIdx % this.num);
-    dv.setUint32(slot, head, true);
-    dv.setUint32(slot + 4, written, true);
+    const dv = mem.dv, elem = this.usedAddr + 4 + 8 * (this.usedIdx % this.num);
+    // The element's two words separately: a 4-byte-aligned used ring may put an element across a page boundary.
+    const id = dmaHost(mem, elem, 4, true), len = dmaHost(mem, elem + 4, 4, true);
+    dv.setUint32(id, head, true);
+    dv.setUint32(len, written, true);
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
-    dv.setUint16(usedOff + 2, this.usedIdx, true);
-    mem.written?.(slot, 8);
-    mem.written?.(usedOff + 2, 2);
+    const idx = dmaHost(mem, this.usedAddr + 2, 2, true);
+    dv.setUint16(idx, this.usedIdx, true);
+    mem.written?.(id, 4);
+    mem.written?.(len, 4);
+    mem.written?.(idx, 2);
   }
 
   /** Whether the driver wants an interrupt for the buffers used since the last one (§2.7.10). */
@@ -203,11 +272,10 @@ export class SplitQueue {
     const old = this.signalledUsed, now = this.usedIdx;
     if (old === now) return false;
     this.signalledUsed = now;
-    const availOff = this.availAddr - mem.base;
     if (this.eventIdx) {
-      const usedEvent = mem.dv.getUint16(availOff + 4 + 2 * this.num, true);
+      const usedEvent = mem.dv.getUint16(dmaHost(mem, this.availAddr + 4 + 2 * this.num, 2, false), true);
       return ((now - usedEvent - 1) & 0xffff) < ((now - old) & 0xffff);
     }
-    return (mem.dv.getUint16(availOff, true) & 1) === 0; // VIRTQ_AVAIL_F_NO_INTERRUPT
+    return (mem.dv.getUint16(dmaHost(mem, this.availAddr, 2, false), true) & 1) === 0; // VIRTQ_AVAIL_F_NO_INTERRUPT
   }
 }

@@ -1,0 +1,80 @@
+/**
+ * The client side of the host's API (docs/api.md): JSON requests over
+ * HTTP on the host's unix socket, and the console stream (an HTTP upgrade
+ * to raw bytes both ways).
+ */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** No host answers on the socket: one line saying how to start one. */
+export class NoHostError extends Error {
+  constructor(socket: string, code: string) {
+    super(`no tsvm host is running at ${socket} (${code}); start one with 'tsvm host start -d'`);
+  }
+}
+
+/** A reply: the HTTP status and the body (parsed when it is JSON). */
+export interface HostReply { status: number; body: unknown; raw: Buffer }
+
+/** The upgrade protocol name of the console stream. */
+export const CONSOLE_PROTOCOL = 'tsvm-console';
+
+/** Error codes that mean nothing listens on the socket. */
+const NO_HOST = new Set(['ENOENT', 'ECONNREFUSED', 'ENOTSOCK']);
+
+/** Sends one request; `body` is sent as JSON unless it is a string (sent as is). Rejects with NoHostError when no host answers. */
+export function hostRequest(socket: string, method: string, path: string, body?: unknown): Promise<HostReply> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const req = http.request({
+      // One connection per request: a kept-alive connection the host has since closed would fail with EPIPE.
+      socketPath: socket, method, path, agent: false,
+      headers: data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        let parsed: unknown = raw;
+        if ((res.headers['content-type'] ?? '').startsWith('application/json')) {
+          try { parsed = JSON.parse(raw.toString('utf8')); } catch { parsed = raw.toString('utf8'); }
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed, raw });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => reject(NO_HOST.has(e.code ?? '') ? new NoHostError(socket, e.code!) : e));
+    if (data !== undefined) req.write(data);
+    req.end();
+  });
+}
+
+/** Whether a host answers on `socket`. */
+export async function hostAnswers(socket: string): Promise<boolean> {
+  try { return (await hostRequest(socket, 'GET', '/v1/host')).status === 200; } catch { return false; }
+}
+
+/** Opens VM `name`'s console stream; resolves to the raw byte stream, or rejects with the host's error message. */
+export function openConsole(socket: string, name: string): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      socketPath: socket, method: 'GET', path: `/v1/vms/${encodeURIComponent(name)}/console`, agent: false,
+      headers: { connection: 'Upgrade', upgrade: CONSOLE_PROTOCOL },
+    });
+    req.on('upgrade', (_res, sock, head) => {
+      if (head.length > 0) sock.unshift(head);
+      resolve(sock);
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        let msg = Buffer.concat(chunks).toString('utf8');
+        try { msg = (JSON.parse(msg) as { error?: string }).error ?? msg; } catch { /* not JSON */ }
+        reject(Object.assign(new Error(msg), { status: res.statusCode }));
+      });
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => reject(NO_HOST.has(e.code ?? '') ? new NoHostError(socket, e.code!) : e));
+    req.end();
+  });
+}

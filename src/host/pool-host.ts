@@ -1,0 +1,172 @@
+/**
+ * The host's side of the shared frame pool (docs/memory.md): one FramePool
+ * for every VM on the host, the page-sharing scanner, host swap, and each
+ * VM's safe-point gate and remap log.
+ *
+ * Each VM's worker makes its own p2m table, gate and log on the pool
+ * (pool-vm.ts) and hands their handles over when it starts; the host
+ * attaches a view of the table whose remaps go to the VM's log. The scanner
+ * runs on the host's thread: every SCAN_PERIOD_MS it stops the VMs that
+ * share (SafePointGate.stopAll), scans a budget of pages, and releases them;
+ * each VM drains its log before it runs guest code again.
+ */
+import { FramePool, FRAME_SIZE, type FramePoolHandle } from '../memory/frame-pool.js';
+import { P2m, type P2mHandle, type P2mStats } from '../memory/p2m.js';
+import { PageSharing, type SharingStats } from '../memory/page-sharing.js';
+import { releaseOnHost } from '../memory/pooled-ram.js';
+import { HostSwap, seededRng, type HostSwapHandle } from '../memory/host-swap.js';
+import { SafePointGate, RemapLog, type SafePointGateHandle, type RemapLogHandle } from '../memory/safe-point.js';
+import { SwapFile, type SwapFileHandle } from './swap-file.js';
+
+/** How often the scanner stops the sharing VMs, in ms. */
+export const SCAN_PERIOD_MS = 100;
+/** Pages scanned per round by default: 2,000 per 100 ms, 20,000 pages (80 MiB) a second. */
+export const DEFAULT_SCAN_BUDGET = 2000;
+/** How long a stop may wait for a VM's safe point before the round is skipped. */
+const STOP_TIMEOUT_MS = 2000;
+
+/** What a VM's worker needs to put its RAM on the pool. */
+export interface VmPoolHandles {
+  pool: FramePoolHandle;
+  swap: HostSwapHandle | null;
+  swapFile: SwapFileHandle | null;
+  /** Seed of the worker's swap-victim sampling. */
+  seed: number;
+}
+
+/** What a VM's worker hands back: its table, gate and log. */
+export interface VmPoolLinks {
+  p2m: P2mHandle;
+  gate: SafePointGateHandle;
+  log: RemapLogHandle;
+  /** Sharing on for this VM (`-sharing on|off`). */
+  sharing: boolean;
+  /** The VM's control run, freed by the host with the table (releaseOnHost). */
+  run: { first: number; n: number };
+}
+
+/** Host-wide memory counters: the `pool`, `sharing` and `swap` parts of `tsvm host stats --json`. */
+export interface PoolHostStats {
+  pool: { frames_total: number; frames_used: number; frames_free: number; frames_shared: number; frames_control: number; frames_high_water: number };
+  sharing: SharingStats;
+  swap: { pages_out: number; pages_in: number; slots_total: number; slots_used: number };
+}
+
+interface VmEntry { name: string; p2m: P2m; gate: SafePointGate; log: RemapLog; sharing: boolean; run: { first: number; n: number } }
+
+/** The pool, sharing and swap of one host. */
+export class PoolHost {
+  readonly pool: FramePool;
+  readonly sharing: PageSharing;
+  readonly swap: HostSwap | null;
+  private readonly swapFile: SwapFile | null;
+  private readonly vms = new Map<string, VmEntry>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private scanning = false;
+  /** Frees deferred while a scanner round holds the VMs. */
+  private afterScan: (() => void)[] = [];
+  private seed = 1;
+  /** Pages scanned per round (0: sharing off host-wide). */
+  scanBudget: number;
+  /** Scan rounds skipped because a VM did not reach a safe point in time. */
+  skippedRounds = 0;
+
+  /**
+   * A pool of `poolBytes` (at most 4 GiB, see docs/memory.md), with host
+   * swap to `swapPath` bounded at `swapBytes` when given. Throws
+   * RangeError for a bad pool size and a one-line Error for a swap file
+   * that cannot be created.
+   */
+  constructor(poolBytes: number, swapPath: string | null, swapBytes: number, scanBudget = DEFAULT_SCAN_BUDGET) {
+    this.pool = new FramePool({ frames: Math.floor(poolBytes / FRAME_SIZE) - 1 });
+    this.sharing = new PageSharing(this.pool);
+    this.swapFile = swapPath !== null ? new SwapFile(swapPath, swapBytes) : null;
+    this.swap = this.swapFile !== null ? new HostSwap(this.pool, this.swapFile, seededRng(0x5eed)) : null;
+    this.scanBudget = scanBudget;
+  }
+
+  /** The handles a new VM's worker attaches to. */
+  handles(): VmPoolHandles {
+    return { pool: this.pool.handle(), swap: this.swap?.handle() ?? null, swapFile: this.swapFile?.handle() ?? null, seed: this.seed++ };
+  }
+
+  /** Takes a started VM's table, gate and log: its pages join the scanner (if it shares) and host swap. */
+  addVm(name: string, links: VmPoolLinks): void {
+    const log = RemapLog.attach(links.log);
+    const p2m = P2m.attach(this.pool, links.p2m);
+    p2m.onRemap = (gpn, old) => log.push(gpn, old); // the host changes the table only while the VM is stopped
+    const e: VmEntry = { name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run };
+    this.vms.set(name, e);
+    this.sharing.register(p2m, links.sharing);
+    this.swap?.register(p2m);
+    if (this.timer === null && this.scanBudget > 0) {
+      this.timer = setInterval(() => { void this.scanRound(); }, SCAN_PERIOD_MS);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Forgets a VM whose worker has ended, and frees its frames: the pages of
+   * its table (swap slots too) and its control run. The host's thread does
+   * it, between scanner rounds, so the scanner never reads a table as it
+   * is freed.
+   */
+  removeVm(name: string): void {
+    const e = this.vms.get(name);
+    if (e === undefined) return;
+    this.vms.delete(name);
+    this.sharing.unregister(e.p2m);
+    this.swap?.unregister(e.p2m);
+    const free = (): void => releaseOnHost(this.pool, e.p2m, e.run);
+    if (this.scanning) this.afterScan.push(free); else free();
+  }
+
+  /** One scanner round: stop the sharing VMs at a safe point, scan, release. */
+  async scanRound(): Promise<void> {
+    if (this.scanning) return;
+    const sharers = [...this.vms.values()].filter((v) => v.sharing);
+    if (sharers.length === 0) return;
+    this.scanning = true;
+    const gates = sharers.map((v) => v.gate);
+    try {
+      await SafePointGate.stopAll(gates, STOP_TIMEOUT_MS);
+    } catch {
+      this.skippedRounds++;
+      this.scanning = false;
+      for (const f of this.afterScan.splice(0)) f();
+      return;
+    }
+    try {
+      // A VM that ended while we waited is gone from the map: scan only those still registered.
+      if (sharers.every((v) => this.vms.get(v.name) === v)) this.sharing.scan(this.scanBudget);
+    } finally {
+      SafePointGate.releaseAll(gates);
+      this.scanning = false;
+      for (const f of this.afterScan.splice(0)) f();
+    }
+  }
+
+  /** Host-wide counters. */
+  stats(): PoolHostStats {
+    const p = this.pool.stats(), c = this.pool.controlStats(), s = this.swap?.stats();
+    return {
+      pool: { frames_total: p.frames_total, frames_used: p.frames_used, frames_free: p.frames_free, frames_shared: p.frames_shared, frames_control: c.frames_control, frames_high_water: p.frames_high_water },
+      sharing: this.sharing.stats(),
+      swap: { pages_out: s?.pages_out ?? 0, pages_in: s?.pages_in ?? 0, slots_total: s?.slots_total ?? 0, slots_used: s?.slots_used ?? 0 },
+    };
+  }
+
+  /** One VM's p2m counters (read from the shared table; exact while it is stopped, close while it runs). */
+  vmStats(name: string): (P2mStats & { pages_sharing: number }) | null {
+    const e = this.vms.get(name);
+    if (e === undefined) return null;
+    return { ...e.p2m.stats(), pages_sharing: this.sharing.vmStats(e.p2m).pages_sharing };
+  }
+
+  /** Stops the scanner and closes the swap file (the VMs have ended). */
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.swapFile?.close();
+  }
+}
