@@ -63,8 +63,6 @@ export class PoolHost {
   private readonly vms = new Map<string, VmEntry>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private scanning = false;
-  /** Frees deferred while a scanner round holds the VMs. */
-  private afterScan: (() => void)[] = [];
   private seed = 1;
   /** Pages scanned per round (0: sharing off host-wide). */
   scanBudget: number;
@@ -108,8 +106,8 @@ export class PoolHost {
   /**
    * Forgets a VM whose worker has ended, and frees its frames: the pages of
    * its table (swap slots too) and its control run. The host's thread does
-   * it, between scanner rounds, so the scanner never reads a table as it
-   * is freed.
+   * it on its own thread, so the scanner never reads a table as it is
+   * freed.
    */
   removeVm(name: string): void {
     const e = this.vms.get(name);
@@ -117,8 +115,9 @@ export class PoolHost {
     this.vms.delete(name);
     this.sharing.unregister(e.p2m);
     this.swap?.unregister(e.p2m);
-    const free = (): void => releaseOnHost(this.pool, e.p2m, e.run);
-    if (this.scanning) this.afterScan.push(free); else free();
+    // The scan itself is synchronous on this thread, so this never runs inside one; a round waiting for its
+    // stop sees the VM gone and skips the scan.
+    releaseOnHost(this.pool, e.p2m, e.run);
   }
 
   /** One scanner round: stop the sharing VMs at a safe point, scan, release. */
@@ -133,7 +132,6 @@ export class PoolHost {
     } catch {
       this.skippedRounds++;
       this.scanning = false;
-      for (const f of this.afterScan.splice(0)) f();
       return;
     }
     try {
@@ -142,7 +140,6 @@ export class PoolHost {
     } finally {
       SafePointGate.releaseAll(gates);
       this.scanning = false;
-      for (const f of this.afterScan.splice(0)) f();
     }
   }
 

@@ -18,7 +18,7 @@
  * sit in one contiguous run of pool frames owned by this VM, outside guest
  * RAM: generated code reaches them with plain loads, as with GuestRam.
  */
-import { FRAME_SIZE, NO_FRAME, type FramePool } from './frame-pool.js';
+import { FRAME_SIZE, NO_FRAME, ZERO_FRAME, type FramePool } from './frame-pool.js';
 import { P2m, P2M_FRAME_MASK } from './p2m.js';
 import { TouchMarks } from './activity.js';
 import { CPU_SLOT_BYTES } from './guest-ram.js';
@@ -41,6 +41,8 @@ export class PooledRam implements GuestMemory {
   onRemap: ((hostPage: number) => void) | null = null;
   lastWritable = false;
   epoch = 0;
+  /** A read mapped the zero frame since the TLBs last dropped it (see applyRemap). */
+  private zeroMapped = false;
   /** The VM's physical-to-machine table. */
   readonly p2m: P2m;
   /** The pool the frames come from. */
@@ -90,6 +92,12 @@ export class PooledRam implements GuestMemory {
   applyRemap(frame: number): void {
     this.epoch++;
     this.onCodeWrite?.(frame);
+    if (frame === ZERO_FRAME) {
+      // Every first write to a page remaps it from the zero frame: drop the TLBs' zero-frame entries only if a
+      // read may have cached one since the last drop (a Debian boot: 21k first writes, a few hundred zero reads).
+      if (!this.zeroMapped) return;
+      this.zeroMapped = false;
+    }
     this.onRemap?.(frame * FRAME_SIZE);
   }
 
@@ -104,6 +112,7 @@ export class PooledRam implements GuestMemory {
       throw new GuestMemoryError(`${p.name}: guest page 0x${(this.base + gpn * FRAME_SIZE).toString(16)}: ${e?.message ?? 'no memory'}`);
     }
     this.lastWritable = write || p.isWritable(gpn);
+    if (f === ZERO_FRAME) this.zeroMapped = true;
     this.touches.noteFill(gpn);
     return f * FRAME_SIZE;
   }

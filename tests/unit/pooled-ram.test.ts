@@ -163,3 +163,20 @@ test('a hart on PooledRam: a merged code page keeps running; a store into it run
   run(hart);
   assert.equal(Number(hart.st.x[2 * A0]), 5, `${engine}: the other copy is unchanged`);
 });
+
+test('a hart on PooledRam: a page another hart read as the zero frame shows the first write made elsewhere', () => {
+  const { m, hart, engine } = pooledHart();
+  const other = new Hart(m, new FlatTranslator(m, BASE));
+  const prev = m.onRemap!;
+  m.onRemap = (host) => { prev(host); for (const t of other.tlbs) t.dropHost(host); };
+  // Both harts run: a0 = ld 0(D1); ecall. D1 was never written: both read it through the zero frame.
+  put32(m, CODE, [...li(A1, D1 | 0), i(LOAD, 3, A0, A1, 0), ECALL]);
+  for (const h of [hart, other]) { h.st.setPc(CODE); run(h); assert.equal(Number(h.st.x[2 * A0]), 0); }
+  // The first hart stores 99 (the page leaves the zero frame); the second, whose TLB held the zero frame, reads again.
+  put32(m, CODE + 0x100, [...li(A1, D1 | 0), ...li(A2, 99), s(STORE, 3, A1, A2, 0), ECALL]);
+  hart.st.setPc(CODE + 0x100);
+  run(hart);
+  other.st.setPc(CODE);
+  run(other);
+  assert.equal(Number(other.st.x[2 * A0]), 99, `${engine}: the other hart sees the write, not the zero frame`);
+});
