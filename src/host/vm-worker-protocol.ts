@@ -5,6 +5,7 @@
  * SharedArrayBuffers, console bytes, requests with ids and their replies.
  */
 import type { VmConfig } from '../vmm/vm-config.js';
+import type { P2mStats } from '../memory/p2m.js';
 import type { VmPoolHandles, VmPoolLinks } from './pool-host.js';
 
 /** The states the host reports for a VM: the lifecycle's, plus `starting` (being built) and `failed` (a host error ended it). */
@@ -13,15 +14,8 @@ export type HostVmState = 'starting' | 'created' | 'running' | 'paused' | 'shutd
 /** A boot file the host has already read, shared with the worker instead of read again. */
 export interface SharedFile { path: string; bytes: SharedArrayBuffer }
 
-/** Per-VM memory counters (the `tsvm vm stats --json` memory fields; pages are 4 KiB). */
-export interface VmMemoryStats {
-  ram_pages: number;
-  pages_private: number;
-  pages_shared: number;
-  pages_zero: number;
-  pages_ballooned: number;
-  pages_swapped: number;
-}
+/** Per-VM memory counters (the `tsvm vm stats --json` memory fields; pages are 4 KiB): the VM's p2m counters. */
+export type VmMemoryStats = P2mStats;
 
 /** Host -> worker: build and run this VM. */
 export interface StartMessage {

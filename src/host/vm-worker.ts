@@ -128,13 +128,7 @@ export async function createVmMemory(config: VmConfig, services: VmServices, poo
   mem.attach(built.vm);
   return {
     built, pool: mem,
-    stats: () => {
-      const s = mem.ram!.p2m.stats();
-      return {
-        ram_pages: s.ram_pages, pages_private: s.pages_private, pages_shared: s.pages_shared, pages_zero: s.pages_zero,
-        pages_ballooned: s.pages_ballooned, pages_swapped: s.pages_swapped,
-      };
-    },
+    stats: () => mem.ram!.p2m.stats(),
   };
 }
 

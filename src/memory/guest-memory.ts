@@ -110,3 +110,39 @@ export function copyPaged(mem: GuestMemory, gpa: number, buf: Uint8Array, toGues
   }
   return true;
 }
+
+/** Tells `hook` of every page in host bytes [host, host + len) that holds translated code (GuestMemory.written). */
+export function notifyCodeWrites(codePages: Uint8Array, hook: CodeWriteHook | null, host: number, len: number): void {
+  if (hook === null || len <= 0) return;
+  const last = Math.min(Math.floor((host + len - 1) / 4096), codePages.length - 1);
+  for (let p = Math.max(0, Math.floor(host / 4096)); p <= last; p++) if (codePages[p] !== 0) hook(p);
+}
+
+/** The CPU slots of a memory's CPU area: `count` slots of `slotBytes` from host offset `base`, handed out zeroed. */
+export class CpuSlots {
+  private readonly used: Uint8Array;
+  private readonly u8: Uint8Array;
+  private readonly base: number;
+  private readonly slotBytes: number;
+
+  constructor(u8: Uint8Array, base: number, count: number, slotBytes: number) {
+    this.u8 = u8; this.base = base; this.slotBytes = slotBytes;
+    this.used = new Uint8Array(count);
+  }
+
+  /** Reserves a slot; returns its host offset, or -1 when all are taken. */
+  alloc(): number {
+    const i = this.used.indexOf(0);
+    if (i < 0) return -1;
+    this.used[i] = 1;
+    const off = this.base + i * this.slotBytes;
+    this.u8.fill(0, off, off + this.slotBytes);
+    return off;
+  }
+
+  /** Returns a slot taken by alloc (anything else is ignored). */
+  free(off: number): void {
+    const i = (off - this.base) / this.slotBytes;
+    if (Number.isInteger(i) && i >= 0 && i < this.used.length) this.used[i] = 0;
+  }
+}

@@ -16,7 +16,7 @@
  * process VM's system calls) can tell the JIT to drop stale translations.
  */
 
-import { inRam, type CodeWriteHook, type GuestMemory } from './guest-memory.js';
+import { inRam, notifyCodeWrites, CpuSlots, type CodeWriteHook, type GuestMemory } from './guest-memory.js';
 
 export type { CodeWriteHook } from './guest-memory.js';
 
@@ -60,7 +60,7 @@ export class GuestRam implements GuestMemory {
   readonly codePages: Uint8Array;
   /** Called (once per page) when a page in `codePages` is written. */
   onCodeWrite: CodeWriteHook | null = null;
-  private readonly slotUsed = new Uint8Array(CPU_SLOTS);
+  private readonly slots: CpuSlots;
 
   /** Allocates `size` bytes of guest RAM (rounded down to 4 KiB) at guest-physical `base`. */
   constructor(size: number, base = 0) {
@@ -75,6 +75,7 @@ export class GuestRam implements GuestMemory {
     this.u8 = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
     this.codePages = new Uint8Array(this.size / 4096);
+    this.slots = new CpuSlots(this.u8, this.cpuArea, CPU_SLOTS, CPU_SLOT_BYTES);
   }
 
   /** See GuestMemory.hostPage: the identity mapping. */
@@ -110,30 +111,15 @@ export class GuestRam implements GuestMemory {
   }
 
   /** Reserves a CPU slot; returns its byte offset, or -1 when all are taken. */
-  allocCpuSlot(): number {
-    const i = this.slotUsed.indexOf(0);
-    if (i < 0) return -1;
-    this.slotUsed[i] = 1;
-    const off = this.cpuArea + i * CPU_SLOT_BYTES;
-    this.u8.fill(0, off, off + CPU_SLOT_BYTES);
-    return off;
-  }
+  allocCpuSlot(): number { return this.slots.alloc(); }
 
   /** Returns a slot taken by allocCpuSlot. */
-  freeCpuSlot(off: number): void {
-    const i = (off - this.cpuArea) / CPU_SLOT_BYTES;
-    if (Number.isInteger(i) && i >= 0 && i < CPU_SLOTS) this.slotUsed[i] = 0;
-  }
+  freeCpuSlot(off: number): void { this.slots.free(off); }
 
   /**
    * Notes that [off, off+len) of RAM was written by something other than
    * a translated or interpreted store (DMA, system calls, loaders): pages
    * holding translated code are reported to `onCodeWrite`.
    */
-  written(off: number, len: number): void {
-    if (this.onCodeWrite === null || len <= 0) return;
-    const cp = this.codePages;
-    const last = Math.min(Math.floor((off + len - 1) / 4096), cp.length - 1);
-    for (let p = Math.max(0, Math.floor(off / 4096)); p <= last; p++) if (cp[p] !== 0) this.onCodeWrite(p);
-  }
+  written(off: number, len: number): void { notifyCodeWrites(this.codePages, this.onCodeWrite, off, len); }
 }

@@ -22,7 +22,7 @@ import { FRAME_SIZE, NO_FRAME, ZERO_FRAME, type FramePool } from './frame-pool.j
 import { P2m, P2M_FRAME_MASK } from './p2m.js';
 import { TouchMarks } from './activity.js';
 import { CPU_SLOT_BYTES } from './guest-ram.js';
-import { copyPaged, inRam, GuestMemoryError, MEM_NOT_RAM, type CodeWriteHook, type GuestMemory } from './guest-memory.js';
+import { copyPaged, inRam, notifyCodeWrites, CpuSlots, GuestMemoryError, MEM_NOT_RAM, type CodeWriteHook, type GuestMemory } from './guest-memory.js';
 
 /** A VM's guest RAM mapped onto a shared frame pool. */
 export class PooledRam implements GuestMemory {
@@ -51,7 +51,7 @@ export class PooledRam implements GuestMemory {
   readonly touches: TouchMarks;
   private readonly runFirst: number;
   private readonly runFrames: number;
-  private readonly slotUsed: Uint8Array;
+  private readonly slots: CpuSlots;
   private released = false;
 
   /**
@@ -77,7 +77,7 @@ export class PooledRam implements GuestMemory {
     this.scratch = this.runFirst * FRAME_SIZE;
     this.cpuArea = this.scratch + FRAME_SIZE;
     this.u8.fill(0, this.scratch, this.scratch + this.runFrames * FRAME_SIZE);
-    this.slotUsed = new Uint8Array(cpuSlots);
+    this.slots = new CpuSlots(this.u8, this.cpuArea, cpuSlots, CPU_SLOT_BYTES);
     this.codePages = new Uint8Array(pool.frameCount);
     this.p2m.onRemap = (_gpn, oldFrame) => this.applyRemap(oldFrame);
     this.touches = new TouchMarks(this.p2m.ramPages, (gpn) => this.dropTranslations(gpn));
@@ -146,28 +146,13 @@ export class PooledRam implements GuestMemory {
   }
 
   /** See GuestMemory.written. */
-  written(host: number, len: number): void {
-    if (this.onCodeWrite === null || len <= 0) return;
-    const cp = this.codePages;
-    const last = Math.min(Math.floor((host + len - 1) / FRAME_SIZE), cp.length - 1);
-    for (let p = Math.max(0, Math.floor(host / FRAME_SIZE)); p <= last; p++) if (cp[p] !== 0) this.onCodeWrite(p);
-  }
+  written(host: number, len: number): void { notifyCodeWrites(this.codePages, this.onCodeWrite, host, len); }
 
   /** See GuestMemory.allocCpuSlot. */
-  allocCpuSlot(): number {
-    const i = this.slotUsed.indexOf(0);
-    if (i < 0) return -1;
-    this.slotUsed[i] = 1;
-    const off = this.cpuArea + i * CPU_SLOT_BYTES;
-    this.u8.fill(0, off, off + CPU_SLOT_BYTES);
-    return off;
-  }
+  allocCpuSlot(): number { return this.slots.alloc(); }
 
   /** See GuestMemory.freeCpuSlot. */
-  freeCpuSlot(off: number): void {
-    const i = (off - this.cpuArea) / CPU_SLOT_BYTES;
-    if (Number.isInteger(i) && i >= 0 && i < this.slotUsed.length) this.slotUsed[i] = 0;
-  }
+  freeCpuSlot(off: number): void { this.slots.free(off); }
 
   /** Called first thing in `release` (e.g. to take the table out of the sharing scanner). */
   onRelease: (() => void) | null = null;
