@@ -52,7 +52,11 @@ export interface PoolHostStats {
   swap: { pages_out: number; pages_in: number; slots_total: number; slots_used: number };
 }
 
-interface VmEntry { name: string; p2m: P2m; gate: SafePointGate; log: RemapLog; sharing: boolean; run: { first: number; n: number } }
+interface VmEntry {
+  name: string; p2m: P2m; gate: SafePointGate; log: RemapLog; sharing: boolean; run: { first: number; n: number };
+  /** Held stopped for good (its worker is being ended): no scan or eviction waits for it again. */
+  halted: boolean;
+}
 
 /** The pool, sharing and swap of one host. */
 export class PoolHost {
@@ -64,6 +68,8 @@ export class PoolHost {
   private timer: ReturnType<typeof setInterval> | null = null;
   private scanning = false;
   private seed = 1;
+  /** The host's turn to stop VMs: the scanner, the policy's evictions and kills stop gates one at a time. */
+  private turn: Promise<void> = Promise.resolve();
   /** Pages scanned per round (0: sharing off host-wide). */
   scanBudget: number;
   /** Scan rounds skipped because a VM did not reach a safe point in time. */
@@ -93,7 +99,7 @@ export class PoolHost {
     const log = RemapLog.attach(links.log);
     const p2m = P2m.attach(this.pool, links.p2m);
     p2m.onRemap = (gpn, old) => log.push(gpn, old); // the host changes the table only while the VM is stopped
-    const e: VmEntry = { name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run };
+    const e: VmEntry = { name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run, halted: false };
     this.vms.set(name, e);
     this.sharing.register(p2m, links.sharing);
     this.swap?.register(p2m);
@@ -120,27 +126,74 @@ export class PoolHost {
     releaseOnHost(this.pool, e.p2m, e.run);
   }
 
+  /** Runs `fn` in the host's turn to stop VMs (one stop at a time: a gate has one controller). */
+  private inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.turn.then(fn);
+    this.turn = p.then(() => {}, () => {});
+    return p;
+  }
+
+  /**
+   * Stops the VMs named (those registered and not halted) at a safe point,
+   * runs `fn` with them stopped, and releases them. Returns false (and
+   * counts a skipped round) when one did not stop within STOP_TIMEOUT_MS
+   * or one ended while the host waited; `fn` then does not run.
+   */
+  withStopped(names: readonly string[], fn: (vms: readonly { name: string; p2m: P2m }[]) => void): Promise<boolean> {
+    return this.inTurn(async () => {
+      const entries = names.map((n) => this.vms.get(n)).filter((e): e is VmEntry => e !== undefined && !e.halted);
+      if (entries.length === 0) return true;
+      const gates = entries.map((v) => v.gate);
+      try {
+        await SafePointGate.stopAll(gates, STOP_TIMEOUT_MS);
+      } catch {
+        this.skippedRounds++;
+        return false;
+      }
+      try {
+        // A VM that ended (or was halted) while we waited is not touched: the round is skipped.
+        if (!entries.every((v) => this.vms.get(v.name) === v && !v.halted)) { this.skippedRounds++; return false; }
+        fn(entries);
+        return true;
+      } finally {
+        SafePointGate.releaseAll(gates);
+      }
+    });
+  }
+
   /** One scanner round: stop the sharing VMs at a safe point, scan, release. */
   async scanRound(): Promise<void> {
     if (this.scanning) return;
-    const sharers = [...this.vms.values()].filter((v) => v.sharing);
+    const sharers = [...this.vms.values()].filter((v) => v.sharing && !v.halted).map((v) => v.name);
     if (sharers.length === 0) return;
     this.scanning = true;
-    const gates = sharers.map((v) => v.gate);
     try {
-      await SafePointGate.stopAll(gates, STOP_TIMEOUT_MS);
-    } catch {
-      this.skippedRounds++;
-      this.scanning = false;
-      return;
-    }
-    try {
-      // A VM that ended while we waited is gone from the map: scan only those still registered.
-      if (sharers.every((v) => this.vms.get(v.name) === v)) this.sharing.scan(this.scanBudget);
+      await this.withStopped(sharers, () => { this.sharing.scan(this.scanBudget); });
     } finally {
-      SafePointGate.releaseAll(gates);
       this.scanning = false;
     }
+  }
+
+  /**
+   * Stops a VM at a safe point and keeps it stopped, so that its worker can
+   * be ended without holding the pool's lock (a worker ended inside an
+   * allocation would leave the lock taken for every other VM). Resolves
+   * true once it is held, false when it did not stop within `timeoutMs`
+   * (the caller ends it anyway) or is not on the pool.
+   */
+  haltVm(name: string, timeoutMs: number = STOP_TIMEOUT_MS): Promise<boolean> {
+    return this.inTurn(async () => {
+      const e = this.vms.get(name);
+      if (e === undefined) return false;
+      if (e.halted) return true;
+      e.halted = true; // from now on no scan or eviction includes it
+      try {
+        await e.gate.stop(timeoutMs);
+        return true;
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** Host-wide counters. */
@@ -152,6 +205,9 @@ export class PoolHost {
       swap: { pages_out: s?.pages_out ?? 0, pages_in: s?.pages_in ?? 0, slots_total: s?.slots_total ?? 0, slots_used: s?.slots_used ?? 0 },
     };
   }
+
+  /** Whether VM `name` is on the pool (its worker has started it and not yet ended). */
+  has(name: string): boolean { return this.vms.has(name); }
 
   /** One VM's p2m counters (read from the shared table; exact while it is stopped, close while it runs). */
   vmStats(name: string): (P2mStats & { pages_sharing: number }) | null {

@@ -28,6 +28,8 @@ export class HostApiError extends Error {
 export const LOG_BYTES = 1 << 20;
 /** How long `stop` waits for the guest to power off before it ends the VM hard. */
 const STOP_GRACE_MS = 10_000;
+/** How long a kill waits for the VM to reach a safe point before it ends the thread regardless. */
+const KILL_STOP_MS = 2000;
 /** VM names: like Docker's container names. */
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -345,7 +347,20 @@ export class VmManager {
     rec.state = 'failed';
     rec.reason = reason;
     const w = rec.worker;
-    if (w) setTimeout(() => { void w.terminate(); }, 2000).unref();
+    if (w) setTimeout(() => { void this.endWorker(rec.name, w); }, 2000).unref();
+  }
+
+  /**
+   * Ends a VM's worker: first the host holds the VM stopped at a safe point
+   * (PoolHost.haltVm), so the thread is never ended inside the pool's lock,
+   * then it terminates the thread. A VM that does not reach a safe point in
+   * time is ended anyway, and the host says so.
+   */
+  private async endWorker(name: string, w: Worker): Promise<void> {
+    if (!await this.memory.host.haltVm(name, KILL_STOP_MS) && this.memory.host.has(name)) {
+      process.stderr.write(`tsvm host: VM '${name}' did not reach a safe point within ${KILL_STOP_MS} ms; ending its thread anyway\n`);
+    }
+    await w.terminate();
   }
 
   /** Sends an operation to the VM's worker and waits for its reply; 409 when the VM has no running worker. */
@@ -392,7 +407,7 @@ export class VmManager {
     const w = rec.worker;
     if (w === null) throw new HostApiError(409, `VM '${name}' is ${rec.state}`);
     if (rec.state !== 'failed') { rec.state = 'shutdown'; rec.reason = reason; }
-    await w.terminate();
+    await this.endWorker(name, w);
     await rec.gone;
   }
 

@@ -187,7 +187,7 @@ function handleRequest(req: RequestMessage): void {
         vm.powerdown();
         break;
       case 'stats': reply(req, { ok: true, result: m.stats() }); return;
-      case 'qmp': reply(req, { ok: true, result: qmp.execute(req.qmp) }); return;
+      case 'qmp': { const b = qmp; reply(req, { ok: true, result: vm.external(() => b.execute(req.qmp)) }); return; } // a monitor command may read or write guest memory
       case 'fault':
         if (process.env[TEST_FAULT_ENV] !== '1') { reply(req, { ok: false, error: `fault injection is off (set ${TEST_FAULT_ENV}=1 in the host's environment)` }); return; }
         workerConsole.fault = true;

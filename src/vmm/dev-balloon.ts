@@ -44,7 +44,7 @@ export function buildBalloon(o: QemuOpts, ctx: BuildContext): VirtioBalloon {
     if (!/^\d+$/.test(iv) || interval > MAX_INTERVAL_S) throw new OptsError(`${where}: guest-stats-polling-interval=${iv} is not a number of seconds from 0 to ${MAX_INTERVAL_S}`);
   }
   const dev = new VirtioBalloon({
-    wake: ctx.wake, timer: hostTimer, statsPollingInterval: interval, id: o.props.get('id'),
+    wake: ctx.wake, enter: ctx.enter, timer: hostTimer, statsPollingInterval: interval, id: o.props.get('id'),
     deflateOnOom: boolProp(o, 'deflate-on-oom', false),
     freePageReporting: boolProp(o, 'free-page-reporting', false),
     pagePoison: boolProp(o, 'page-poison', true),

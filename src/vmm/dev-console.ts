@@ -29,7 +29,7 @@ export function buildConsole(o: QemuOpts, ctx: BuildContext): VirtioConsole {
   if (chardev !== 'stdio') throw new OptsError(`${where}: chardev=${chardev}: only chardev=stdio (the host console) is supported`);
   const port = ctx.console;
   if (!port) throw new OptsError(`${where}: the host console is not available to devices in this build`);
-  const dev = new VirtioConsole(port, { size: port.size?.() ?? null, wake: ctx.wake });
+  const dev = new VirtioConsole(port, { size: port.size?.() ?? null, wake: ctx.wake, enter: ctx.enter });
   ctx.cleanups.push(port.onInput((bytes) => { dev.pushInput(bytes); }));
   const offResize = port.onResize?.(() => { const s = port.size?.(); if (s) dev.resize(s.cols, s.rows); });
   if (offResize) ctx.cleanups.push(offResize);

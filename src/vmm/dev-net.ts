@@ -53,5 +53,5 @@ export function buildNet(o: QemuOpts, ctx: BuildContext): VirtioNet {
   }
   const backend = ctx.services.openNetdev(nd);
   ctx.cleanups.push(() => backend.close());
-  return new VirtioNet({ mac, mtu, backend, wake: ctx.wake });
+  return new VirtioNet({ mac, mtu, backend, wake: ctx.wake, enter: ctx.enter });
 }

@@ -5,7 +5,7 @@
  * images, sockets — and the build's bookkeeping), so the devices stay
  * host-independent and two VMs built in one process share nothing.
  */
-import type { VirtioDevice } from '../devices/virtio/mmio.js';
+import { directEntry, type GuestEntry, type VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 import { OptsError, type QemuOpts } from './qemu-opts.js';
@@ -33,6 +33,8 @@ export interface BuildContext {
   cleanups: (() => void)[];
   /** Wakes the VMM's run loop after an asynchronous device event (e.g. a received frame). */
   wake: () => void;
+  /** Runs device work the host starts outside the run loop (see GuestEntry). */
+  enter: GuestEntry;
   /** The host console (the stdio the UART uses), for virtio-console; absent when there is none. */
   console?: ConsolePort;
   /** Host services: disk images and -netdev backends. */
@@ -61,7 +63,7 @@ export const DEVICE_FACTORIES: ReadonlyMap<string, DeviceFactory> = new Map<stri
 export const VIRTIO_DRIVE_FACTORY: DriveFactory = buildVirtioDrive;
 
 /** Builds the virtio devices in command-line order; throws OptsError on bad options. */
-export function buildDevices(opts: DeviceOptions, services: DeviceServices, wake: () => void = () => {}, console?: ConsolePort): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
+export function buildDevices(opts: DeviceOptions, services: DeviceServices, wake: () => void = () => {}, console?: ConsolePort, enter: GuestEntry = directEntry): { devices: VirtioDevice[]; cleanups: (() => void)[] } {
   const used = new Set<QemuOpts>();
   const byId = (list: QemuOpts[], id: string, what: string): QemuOpts => {
     const o = list.find((x) => x.props.get('id') === id);
@@ -70,7 +72,7 @@ export function buildDevices(opts: DeviceOptions, services: DeviceServices, wake
     return o;
   };
   const ctx: BuildContext = {
-    opts, cleanups: [], wake, console, services, attachedDrives: new Set(), claimedNetdevs: new Set(),
+    opts, cleanups: [], wake, enter, console, services, attachedDrives: new Set(), claimedNetdevs: new Set(),
     drive: (id) => byId(opts.drives, id, '-drive'),
     netdev: (id) => byId(opts.netdevs, id, '-netdev'),
   };

@@ -26,6 +26,7 @@ import { VirtioBalloon, RamAccounting } from '../devices/virtio/balloon.js';
 import { PooledRam } from '../memory/pooled-ram.js';
 import { PooledBalloon } from './pooled-balloon.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
+import type { GuestEntry } from '../devices/virtio/mmio.js';
 
 /** A host resource the VM needs could not be set up (one line). */
 export class VmSetupError extends Error {}
@@ -109,7 +110,9 @@ export async function buildVm(config: VmConfig, services: VmServices): Promise<B
     write: (b) => console.write(b),
     onInput: (l) => { inputListeners.add(l); return () => { inputListeners.delete(l); }; },
   };
-  const built = buildDevices(config.dev, services, () => console.wake(), consolePort);
+  let vmRef: Vm | null = null; // device work from the event loop enters the VM through Vm.external once it exists
+  const enter: GuestEntry = (work) => (vmRef !== null ? vmRef.external(work) : work());
+  const built = buildDevices(config.dev, services, () => console.wake(), consolePort, enter);
   const cleanups = built.cleanups;
   const fail = (e: unknown): never => {
     for (const c of cleanups) c();
@@ -133,6 +136,7 @@ export async function buildVm(config: VmConfig, services: VmServices): Promise<B
       append: append ?? DEFAULT_APPEND, mmuType: config.mmu, console, clock: services.clock, virtio: built.devices, jit: config.jit, memory,
     });
     vm = new Vm(booted.board, console, booted.builtinSbi);
+    vmRef = vm;
     for (const h of booted.stoppedHarts) vm.hsm[h] = HSM_STOPPED;
     vm.consoleOut = (b) => console.write(b);
     const balloon = built.devices.find((d): d is VirtioBalloon => d instanceof VirtioBalloon);

@@ -230,9 +230,27 @@ export class Vm implements SbiPlatform, VmControl {
   /** Told when the loop starts (true) and ends (false) a wait with every hart idle, so the host need not wait for a safe point. */
   idleHook: ((idle: boolean) => void) | null = null;
 
+  private idling = false;
+
   private async idleWait(ms: number): Promise<void> {
     this.idleHook?.(true);
-    try { await this.host.wait(ms); } finally { this.idleHook?.(false); }
+    this.idling = true;
+    try { await this.host.wait(ms); } finally { this.idling = false; this.idleHook?.(false); }
+  }
+
+  /**
+   * Runs work the host starts outside the run loop that touches guest
+   * memory (device callbacks, monitor commands). While the loop waits idle
+   * the host counts the VM as stopped and may be changing its memory map:
+   * the call leaves idle first (waiting while the host holds the VM) and
+   * goes back after.
+   */
+  external<T>(work: () => T): T {
+    const hook = this.idleHook;
+    if (!this.idling || hook === null) return work();
+    this.idling = false;
+    hook(false);
+    try { return work(); } finally { hook(true); this.idling = true; }
   }
 
   private async loop(): Promise<VmResult> {

@@ -9,6 +9,9 @@
  * - `stuck`: joins a gate and never reaches a safe point;
  * - `polite`: joins a gate and polls it until told to stop;
  * - `idler`: joins a gate idle, leaves idle when told, then polls like `polite`;
+ * - `allocator`: joins a gate and allocates and frees frames in a tight
+ *   loop (mostly inside the pool's lock), polling the gate between them,
+ *   until the test ends it;
  * - `hog`: writes new pages until a fault fails (its swap is full), or
  *   (`hog: false`) rewrites and verifies the pages it already has.
  * Every worker posts one message at the end: `{ ok: true, ... }` or
@@ -34,10 +37,13 @@ export interface IsoData extends Common {
 /** `stuck`, `polite` and `idler`: see the file comment; `ctl` is [ready, index, phase (1: leave idle, 2: stop), progress, exitIdle parked]. */
 export interface GateData extends Common { mode: 'stuck' | 'polite' | 'idler'; gate: SafePointGateHandle; ctl: SharedArrayBuffer }
 
+/** `allocator`: see the file comment; `ctl` is [ready, index, -, progress]. */
+export interface AllocatorData extends Common { mode: 'allocator'; pool: FramePoolHandle; gate: SafePointGateHandle; ctl: SharedArrayBuffer }
+
 /** `hog`: see the file comment. */
 export interface HogData extends Common { mode: 'hog'; hog: boolean; pool: FramePoolHandle; p2m: P2mHandle; swap: HostSwapHandle; swapFile: SwapFileHandle; ops: number }
 
-const data = workerData as ChurnData | IsoData | GateData | HogData;
+const data = workerData as ChurnData | IsoData | GateData | HogData | AllocatorData;
 const rint = (rng: Rng, n: number): number => Math.floor((rng() / 4294967296) * n);
 const nap = new Int32Array(new SharedArrayBuffer(4));
 /** The words of a page the churn workers write (see churn). */
@@ -228,6 +234,19 @@ function hogRole(d: HogData): object {
   return { ops: d.ops };
 }
 
+function allocatorRole(d: AllocatorData): never {
+  const pool = FramePool.attach(d.pool), gate = SafePointGate.attach(d.gate), ctl = new Int32Array(d.ctl);
+  const i = gate.join();
+  Atomics.store(ctl, 1, i);
+  Atomics.store(ctl, 0, 1);
+  for (;;) {
+    gate.poll(i); // the safe point: outside the pool's lock
+    const f = pool.alloc();
+    if (f >= 0) pool.unref(f);
+    Atomics.add(ctl, 3, 1);
+  }
+}
+
 function gateRole(d: GateData): object {
   const gate = SafePointGate.attach(d.gate), ctl = new Int32Array(d.ctl);
   const i = gate.join();
@@ -252,7 +271,7 @@ function gateRole(d: GateData): object {
 }
 
 try {
-  const out = data.mode === 'churn' ? churn(data) : data.mode === 'iso' ? iso(data) : data.mode === 'hog' ? hogRole(data) : gateRole(data);
+  const out = data.mode === 'churn' ? churn(data) : data.mode === 'iso' ? iso(data) : data.mode === 'hog' ? hogRole(data) : data.mode === 'allocator' ? allocatorRole(data) : gateRole(data);
   parentPort!.postMessage({ ok: true, ...out });
 } catch (e) {
   parentPort!.postMessage({ ok: false, error: (e as Error).message });

@@ -22,14 +22,14 @@ import { HostSwap, seededRng } from '../../src/memory/host-swap.js';
 import { PageSharing } from '../../src/memory/page-sharing.js';
 import { SafePointGate, RemapLog } from '../../src/memory/safe-point.js';
 import { SwapFile } from '../../src/host/swap-file.js';
-import type { ChurnData, IsoData, GateData, HogData } from '../helpers/pool-worker.js';
+import type { ChurnData, IsoData, GateData, HogData, AllocatorData } from '../helpers/pool-worker.js';
 
 const SEED = Number(process.env.MEMPOOL_SEED ?? 20261214);
 console.log(`mempool-threads: MEMPOOL_SEED=${SEED}`);
 const WORKER = new URL('../helpers/pool-worker.js', import.meta.url);
 
 /** Runs a worker; resolves with its one message (a worker error rejects). */
-function start(data: ChurnData | IsoData | GateData | HogData): { worker: Worker; done: Promise<Record<string, unknown>> } {
+function start(data: ChurnData | IsoData | GateData | HogData | AllocatorData): { worker: Worker; done: Promise<Record<string, unknown>> } {
   const worker = new Worker(WORKER, { workerData: data });
   const done = new Promise<Record<string, unknown>>((resolve, reject) => {
     worker.once('message', (m: Record<string, unknown>) => resolve(m));
@@ -255,5 +255,23 @@ test('a full swap file stops only the VM whose fault needs a slot; the other VM 
     file.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a VM thread ended while the host holds it at a safe point never leaves the pool locked (how the host kills a VM)', async () => {
+  for (let round = 0; round < 6; round++) {
+    const pool = new FramePool({ frames: 64 });
+    const gate = new SafePointGate(`vm-kill-${round}`);
+    const ctl = new Int32Array(new SharedArrayBuffer(16));
+    const w = start({ mode: 'allocator', seed: SEED, pool: pool.handle(), gate: gate.handle(), ctl: ctl.buffer as SharedArrayBuffer });
+    while (Atomics.load(ctl, 3) < 1000) await new Promise((r) => setTimeout(r, 1));
+    await gate.stop(10000); // what PoolHost.haltVm does before the worker is terminated
+    await w.worker.terminate();
+    const meta = new Int32Array(pool.handle().meta);
+    assert.equal(Atomics.load(meta, 0), 0, `round ${round}: the pool's lock word is free after the kill`);
+    const f = pool.alloc();
+    assert.ok(f >= 0, 'the host allocates from the pool after the kill');
+    pool.unref(f);
+    assert.equal(pool.stats().frames_used, 0, 'the killed thread held no frame');
   }
 });

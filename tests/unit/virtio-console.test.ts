@@ -13,7 +13,7 @@ import {
   VirtioConsole, VIRTIO_ID_CONSOLE, VIRTIO_CONSOLE_F_SIZE, VIRTIO_CONSOLE_F_MULTIPORT, VIRTIO_CONSOLE_F_EMERG_WRITE,
   CONSOLE_Q_RX, CONSOLE_Q_TX, CONSOLE_INPUT_MAX, type ConsolePort,
 } from '../../src/devices/virtio/console.js';
-import { STATUS_DEVICE_NEEDS_RESET } from '../../src/devices/virtio/mmio.js';
+import { STATUS_DEVICE_NEEDS_RESET, directEntry } from '../../src/devices/virtio/mmio.js';
 import { buildConsole } from '../../src/vmm/dev-console.js';
 import { parseQemuOpts, OptsError } from '../../src/vmm/qemu-opts.js';
 import type { BuildContext } from '../../src/vmm/device-builder.js';
@@ -109,7 +109,7 @@ test('-device virtio-console-device[,chardev=stdio] builds on the host console p
     onInput: (l) => { listeners.push(l); return () => { listeners.splice(listeners.indexOf(l), 1); }; },
   };
   const ctx = {
-    opts: { devices: [], drives: [], netdevs: [] }, cleanups: [] as (() => void)[], wake: () => {}, console: port,
+    opts: { devices: [], drives: [], netdevs: [] }, cleanups: [] as (() => void)[], wake: () => {}, enter: directEntry, console: port,
     drive: () => { throw new Error('unused'); }, netdev: () => { throw new Error('unused'); },
     services: { openDisk: () => { throw new Error('unused'); }, openNetdev: () => { throw new Error('unused'); } },
     attachedDrives: new Set(), claimedNetdevs: new Set(),

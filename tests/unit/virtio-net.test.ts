@@ -18,7 +18,7 @@ import {
   VirtioNet, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MTU, VIRTIO_NET_F_STATUS, VIRTIO_NET_HDR_LEN, NET_RX_QUEUE_MAX,
 } from '../../src/devices/virtio/net.js';
 import type { NetBackend } from '../../src/devices/virtio/net-backend.js';
-import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK } from '../../src/devices/virtio/mmio.js';
+import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK, type GuestEntry } from '../../src/devices/virtio/mmio.js';
 import {
   FrameDecoder, FramingError, encodeFrame, listenStream, connectStream, openNetdev, hostfwdToPasst, type StreamNetBackend,
 } from '../../src/host/net-socket.js';
@@ -436,4 +436,25 @@ test('-netdev option checking and hostfwd translation for passt', () => {
   assert.deepEqual(hostfwdToPasst('tcp::2222-10.0.2.15:22', 'x'), ['--tcp-ports', '2222:22']);
   assert.deepEqual(hostfwdToPasst('udp::5353-:53', 'x'), ['--udp-ports', '5353:53']);
   assert.deepEqual(hostfwdToPasst(':127.0.0.1:1-:2', 'x'), ['--tcp-ports', '127.0.0.1/1:2']);
+});
+
+test('receive: a frame from the backend is delivered inside the VMM\'s entry (GuestEntry), never around it', () => {
+  const be = new TestBackend();
+  let inside = false, entries = 0;
+  const enter: GuestEntry = (work) => { entries++; inside = true; try { return work(); } finally { inside = false; } };
+  const dev = new VirtioNet({ mac: MAC, backend: be, enter });
+  const d = new FakeDriver(dev);
+  d.init();
+  const { head } = d.submit(0, [{ writeLen: RX_BUF }]);
+  // Every guest address the device touches is translated inside the entry (the VMM's hostPage hook counts those outside).
+  let outside = 0, inside2 = 0;
+  (d.mem as { hostPage?: (gpa: number, write: boolean) => number }).hostPage = (gpa) => {
+    if (inside) inside2++; else outside++;
+    return (gpa - FAKE_RAM_BASE) & ~4095;
+  };
+  be.onReceive(frame(100, 1));
+  assert.equal(entries, 1, 'the frame entered the VM once');
+  assert.deepEqual(d.used(0), [{ id: head, len: VIRTIO_NET_HDR_LEN + 100 }]);
+  assert.equal(outside, 0, 'no guest access outside the entry');
+  assert.ok(inside2 > 0, 'the delivery went through hostPage');
 });

@@ -298,3 +298,25 @@ test('Vm.run: a VM paused before it started stays paused until resumed; run twic
   vm.stop();
   assert.deepEqual(await done, { status: 0, reason: 'stopped' });
 });
+
+test('Vm.external: host work while the run loop idles leaves idle for its length (the host may be remapping an idle VM); otherwise it is a plain call', async () => {
+  const sv = fakeServices(FILES);
+  const board = new Board({ kind: 'virt', ramBytes: 32 << 20, harts: 1, console: sv.console, clock: sv.clock, jit: { enabled: false, threshold: null, cacheBytes: 0 } });
+  const vm = new Vm(board, sv.console, true);
+  const events: (boolean | string)[] = [];
+  vm.idleHook = (idle) => { events.push(idle); };
+  assert.equal(vm.external(() => 'before'), 'before');
+  assert.equal(events.length, 0, 'not idle yet: no hook call');
+  vm.pause(); // a paused VM's loop waits idle
+  const done = vm.run();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(events.at(-1), true, 'the loop is idle');
+  const n = events.length;
+  const got = vm.external(() => { events.push('work'); return 42; });
+  assert.equal(got, 42);
+  assert.deepEqual(events.slice(n), [false, 'work', true], 'left idle for the work, back to idle after');
+  assert.throws(() => vm.external(() => { throw new Error('device fault'); }), /device fault/);
+  assert.equal(events.at(-1), true, 'back to idle after a throw too');
+  vm.stop();
+  await done;
+});

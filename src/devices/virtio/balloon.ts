@@ -50,7 +50,7 @@
  * or swap compress them to nothing; a snapshot can skip them). A backend
  * over a frame pool (src/memory/p2m.ts) returns the frames for real.
  */
-import type { VirtioDevice, VirtioContext } from './mmio.js';
+import { directEntry, type GuestEntry, type VirtioDevice, type VirtioContext } from './mmio.js';
 import { VirtqError } from './queue.js';
 import { BALLOON_PAGE_SIZE, RamAccounting, type BalloonMemory } from './balloon-memory.js';
 
@@ -134,6 +134,8 @@ export type BalloonTimer = (fn: () => void, ms: number) => () => void;
 export interface BalloonOptions {
   /** Wakes the VMM's run loop after an interrupt raised outside a guest access (a stats request from a timer). */
   wake?: () => void;
+  /** Runs a polling timer's stats request, which touches guest memory. */
+  enter?: GuestEntry;
   /** Called when the guest changes `actual` (bytes of logical VM size, as query-balloon reports it). */
   onActualChange?: (actualBytes: number) => void;
   /** Offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM (default off; see the file comment). */
@@ -179,6 +181,7 @@ export class VirtioBalloon implements VirtioDevice {
   private backend: BalloonMemory | null = null;
   private ctx: VirtioContext | null = null;
   private readonly wake: () => void;
+  private readonly enter: GuestEntry;
   private readonly timer: BalloonTimer | null;
   private readonly now: () => number;
   private pollSeconds = 0;
@@ -197,6 +200,7 @@ export class VirtioBalloon implements VirtioDevice {
 
   constructor(opts: BalloonOptions = {}) {
     this.wake = opts.wake ?? (() => {});
+    this.enter = opts.enter ?? directEntry;
     this.onActualChange = opts.onActualChange ?? null;
     this.timer = opts.timer ?? null;
     this.now = opts.now ?? Date.now;
@@ -275,7 +279,7 @@ export class VirtioBalloon implements VirtioDevice {
     this.cancelPoll = this.timer!(() => {
       this.cancelPoll = null;
       // No buffer held (no driver yet, or the guest is still refilling): try again after the interval.
-      if (!this.requestStats() && this.pollSeconds > 0) this.armPoll(this.pollSeconds * 1000);
+      if (!this.enter(() => this.requestStats()) && this.pollSeconds > 0) this.armPoll(this.pollSeconds * 1000);
     }, ms);
   }
 

@@ -13,7 +13,7 @@
  * known (config cols/rows), VIRTIO_CONSOLE_F_EMERG_WRITE (single characters
  * written to config emerg_wr go straight to the host).
  */
-import type { VirtioDevice, VirtioContext } from './mmio.js';
+import { directEntry, type GuestEntry, type VirtioDevice, type VirtioContext } from './mmio.js';
 import { VirtqError } from './queue.js';
 
 /** Device ID of the console (virtio 1.2 §5: 3). */
@@ -53,6 +53,8 @@ export interface ConsoleOptions {
   size?: { cols: number; rows: number } | null;
   /** Wakes the VMM's run loop after input raised an interrupt outside a guest access. */
   wake?: () => void;
+  /** Runs host input's delivery, which touches guest memory. */
+  enter?: GuestEntry;
 }
 
 /** The single-port virtio console. */
@@ -69,6 +71,7 @@ export class VirtioConsole implements VirtioDevice {
   bytesDropped = 0;
   private readonly sink: ConsoleSink;
   private readonly wake: () => void;
+  private readonly enter: GuestEntry;
   private ctx: VirtioContext | null = null;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
@@ -80,6 +83,7 @@ export class VirtioConsole implements VirtioDevice {
   constructor(sink: ConsoleSink, opts: ConsoleOptions = {}) {
     this.sink = sink;
     this.wake = opts.wake ?? (() => {});
+    this.enter = opts.enter ?? directEntry;
     let f = 1 << VIRTIO_CONSOLE_F_EMERG_WRITE;
     if (opts.size) { f |= 1 << VIRTIO_CONSOLE_F_SIZE; this.cols = opts.size.cols; this.rows = opts.size.rows; }
     this.featuresLo = f;
@@ -93,7 +97,7 @@ export class VirtioConsole implements VirtioDevice {
     const ctx = this.ctx;
     if (ctx) {
       try {
-        if (this.deliver(ctx)) this.wake();
+        if (this.enter(() => this.deliver(ctx))) this.wake();
       } catch (e) {
         if (e instanceof VirtqError) ctx.fail(e.message); else throw e;
       }

@@ -32,6 +32,17 @@ const R_QUEUE_DESC_LOW = 0x080, R_QUEUE_DESC_HIGH = 0x084, R_QUEUE_DRIVER_LOW = 
 const R_QUEUE_DEVICE_LOW = 0x0a0, R_QUEUE_DEVICE_HIGH = 0x0a4, R_SHM_LEN_LOW = 0x0b0, R_SHM_LEN_HIGH = 0x0b4;
 const R_SHM_BASE_LOW = 0x0b8, R_SHM_BASE_HIGH = 0x0bc, R_CONFIG_GENERATION = 0x0fc, R_CONFIG = 0x100;
 
+/**
+ * Runs device work the host starts outside the run loop (a received frame,
+ * console input, a polling timer) that touches guest memory. The VMM's
+ * entry makes sure the host is not changing the VM's memory map at the
+ * time (a VM idle at the host's safe point leaves idle for the call);
+ * without a host pool it is a plain call.
+ */
+export type GuestEntry = <T>(work: () => T) => T;
+/** The entry of a VM whose memory only its own thread changes: a plain call. */
+export const directEntry: GuestEntry = (work) => work();
+
 /** What the transport gives a device. */
 export interface VirtioContext {
   /** Guest RAM for DMA (bounds-checked by the queue). */

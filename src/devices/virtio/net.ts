@@ -13,7 +13,7 @@
  * backend is asked to pause, so a flow-controlled backend never loses
  * frames; one without flow control loses what does not fit.
  */
-import type { VirtioDevice, VirtioContext } from './mmio.js';
+import { directEntry, type GuestEntry, type VirtioDevice, type VirtioContext } from './mmio.js';
 import { DescChain, VirtqError } from './queue.js';
 import type { NetBackend } from './net-backend.js';
 
@@ -60,6 +60,8 @@ export interface VirtioNetOptions {
   backend: NetBackend;
   /** Wakes the VMM run loop after an asynchronous event (a received frame). */
   wake?: () => void;
+  /** Runs work started by the backend (a received frame, a writable socket) that touches guest memory. */
+  enter?: GuestEntry;
 }
 
 /** The virtio network device. */
@@ -84,6 +86,7 @@ export class VirtioNet implements VirtioDevice {
   txDropped = 0;
   private readonly config = new Uint8Array(CFG_SIZE);
   private readonly wake: () => void;
+  private readonly enter: GuestEntry;
   private ctx: VirtioContext | null = null;
   private readonly rxQueue: Uint8Array[] = [];
   private rxPaused = false;
@@ -96,6 +99,7 @@ export class VirtioNet implements VirtioDevice {
     if (opts.mac.length !== 6) throw new RangeError('virtio-net: a MAC address has 6 bytes');
     this.backend = opts.backend;
     this.wake = opts.wake ?? (() => {});
+    this.enter = opts.enter ?? directEntry;
     let f = (1 << VIRTIO_NET_F_MAC) | (1 << VIRTIO_NET_F_STATUS);
     const dv = new DataView(this.config.buffer);
     this.config.set(opts.mac, CFG_MAC);
@@ -113,7 +117,7 @@ export class VirtioNet implements VirtioDevice {
     // Without VIRTIO_NET_F_MRG_RXBUF the device sets num_buffers to 1 (§5.1.6.4.1).
     new DataView(this.rxHeader.buffer).setUint16(HDR_NUM_BUFFERS, 1, true);
     this.backend.onReceive = (frame) => this.receive(frame);
-    this.backend.onWritable = () => { this.txBlocked = false; if (this.guard(() => this.transmit())) this.wake(); };
+    this.backend.onWritable = () => { this.txBlocked = false; if (this.enter(() => this.guard(() => this.transmit()))) this.wake(); };
   }
 
   /** The MAC address in config space. */
@@ -169,7 +173,7 @@ export class VirtioNet implements VirtioDevice {
   private receive(frame: Uint8Array): void {
     if (!this.ctx || this.rxQueue.length >= NET_RX_QUEUE_MAX) { this.rxDropped++; return; }
     this.rxQueue.push(frame);
-    if (this.guard(() => this.deliver())) this.wake();
+    if (this.enter(() => this.guard(() => this.deliver()))) this.wake();
     if (this.rxQueue.length >= RX_PAUSE_AT) this.setPaused(true);
   }
 
