@@ -46,6 +46,7 @@ import { benchBoot, bootTable, type BootRow } from './boot.js';
 import { benchVirtioBlk, blkTable, type BlkRow } from './virtio-blk.js';
 import { benchVirtioNet, netTable, type NetRow } from './virtio-net.js';
 import { benchMemory, memoryTable, writeMemoryCharts, type MemoryReport } from './memory.js';
+import { benchEsx, esxTable, type EsxReport } from './esx.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
 interface Workload {
@@ -378,7 +379,7 @@ async function main(): Promise<void> {
     `Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ` +
     `${RUNS === 1 ? '1 run' : `median of ${RUNS} runs`}; QEMU -cpu ${QEMU_CPU}; tsvm JIT with its default threshold\n` +
     (QUICK ? '\n*--quick: small inputs, so start-up and translation dominate; for checking the harness, not for the ratios.*\n' : '');
-  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[]; memory?: MemoryReport } = {
+  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[]; memory?: MemoryReport; esx?: EsxReport } = {
     date: new Date().toISOString(), quick: QUICK, runs: RUNS,
     rows: rows.map((r) => ({ name: r.w.name, what: r.w.what, program: r.w.program, args: r.w.args, problems: r.problems, notes: r.notes, ...r.m, derived: derive(r) })),
   };
@@ -402,6 +403,7 @@ async function main(): Promise<void> {
       for (const f of writeMemoryCharts(r, path.join(REPO_ROOT, 'docs'))) process.stderr.write(`bench: wrote ${path.relative(REPO_ROOT, f)}\n`);
       return r;
     }, memoryTable));
+    sys.push(await part('esx', 'Memory: overcommit, balloon against swap, idle memory tax (ESX §3, §5.3) on a tsvm host', async () => (json.esx = await benchEsx(QUICK)), esxTable));
   }
   const compute = rows.length > 0 ? `## Process VM: qemu-riscv64 vs tsvm exec (JIT) vs tsvm exec --jit=off\n\n${table(rows)}\n\n${summary(rows)}\n` : '';
   const md = `${[header, compute, ...sys].map((x) => x.trim()).filter((x) => x !== '').join('\n\n')}\n`;

@@ -107,7 +107,9 @@ host
   .option('--swap <file>', 'host swap file')
   .option('--socket <path>', 'API socket (default: $TSVM_HOST, else $XDG_RUNTIME_DIR/tsvm/host.sock)')
   .option('-d, --detach', 'run in the background; print the socket path once it answers', false)
-  .action(async (o: { pool?: string; swap?: string; socket?: string; detach: boolean }) => {
+  .option('--idle-tax <percent>', 'idle memory tax, 0 to 99 (default 75)')
+  .option('--sample-period <seconds>', 'activity sampling period (default 10)')
+  .action(async (o: { pool?: string; swap?: string; socket?: string; detach: boolean; idleTax?: string; samplePeriod?: string }) => {
     const { hostStart } = await import('./host-command.js');
     process.exitCode = await hostStart(o);
   });
@@ -174,7 +176,7 @@ vmCmd.command('stats').description("a VM's state, memory and start-up time").arg
     const { vmStats } = await import('./vm-command.js');
     process.exitCode = await vmStats(name, o);
   });
-vmCmd.command('balloon').description("set the balloon target (the guest's logical RAM size)").argument('<name>').argument('<size>')
+vmCmd.command('balloon').description("set the balloon target (the guest's logical RAM size; auto: the host's policy sets it)").argument('<name>').argument('<size>')
   .action(async (name: string, size: string) => {
     const { vmBalloon } = await import('./vm-command.js');
     process.exitCode = await vmBalloon(name, size);

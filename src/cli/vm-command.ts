@@ -33,13 +33,19 @@ async function guarded(f: () => Promise<number>): Promise<number> {
 
 /** `tsvm vm run --name N [-d] [tsvm run's options...]`. */
 export async function vmRun(argv: string[]): Promise<number> {
-  let name: string | undefined, detach = false;
+  let name: string | undefined, detach = false, reservation: string | undefined, shares: number | undefined;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--name' || a === '-name') { name = argv[++i]; if (name === undefined) return usage('--name needs a value'); }
     else if (a.startsWith('--name=')) name = a.slice(7);
     else if (a === '-d' || a === '--detach') detach = true;
+    else if (a === '--reservation') { reservation = argv[++i]; if (reservation === undefined || parseSize(reservation) === null) return usage(`--reservation needs a size (e.g. 128M)`); }
+    else if (a === '--shares') {
+      const v = argv[++i];
+      shares = Number(v);
+      if (v === undefined || !/^\d+(\.\d+)?$/.test(v)) return usage('--shares needs a number >= 0');
+    }
     else rest.push(a);
   }
   if (name === undefined) return usage('vm run needs --name NAME');
@@ -48,7 +54,7 @@ export async function vmRun(argv: string[]): Promise<number> {
     throw e;
   }
   return guarded(async () => {
-    const r = await call('POST', '/v1/vms', { name, args: rest, cwd: process.cwd(), paused: !detach });
+    const r = await call('POST', '/v1/vms', { name, args: rest, cwd: process.cwd(), paused: !detach, ...(reservation !== undefined ? { reservation } : {}), ...(shares !== undefined ? { shares } : {}) });
     if (detach) { process.stdout.write(`${name}\n`); return 0; }
     // Attached, like `docker run -it`: the VM was created paused, so no output is missed.
     const stream = await openConsole(hostSocketPath(), name);
@@ -168,8 +174,9 @@ export function vmStats(name: string, o: { json?: boolean }): Promise<number> {
   });
 }
 
-/** `tsvm vm balloon N SIZE`. */
+/** `tsvm vm balloon N SIZE|auto` (auto: the host's policy sets it again). */
 export function vmBalloon(name: string, size: string): Promise<number> {
+  if (size === 'auto') return guarded(async () => { await call('POST', vmPath(name, '/balloon'), { size: 'auto' }); process.stdout.write(`${name}\n`); return 0; });
   const bytes = parseSize(size);
   if (bytes === null) return Promise.resolve(usage(`balloon: bad size '${size}' (e.g. 256M)`));
   return guarded(async () => { await call('POST', vmPath(name, '/balloon'), { size: bytes }); process.stdout.write(`${name}\n`); return 0; });

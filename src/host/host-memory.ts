@@ -6,6 +6,7 @@
  * the sharing scanner and host swap (docs/memory.md).
  */
 import { PoolHost, type VmPoolHandles, type VmPoolLinks } from './pool-host.js';
+import { HostPolicy, type HostPolicyStats, type VmPolicyStats } from './host-policy.js';
 import type { VmMemoryStats } from './vm-worker-protocol.js';
 
 /** Bytes of one pool frame (= one guest page; RISC-V privileged spec §12.3 base pages). */
@@ -20,7 +21,15 @@ export interface SharingStats { pages_shared: number; pages_sharing: number; pag
 /** The `swap` part of host stats. */
 export interface SwapStats { pages_out: number; pages_in: number; slots_total: number; slots_used: number }
 /** `tsvm host stats --json`. */
-export interface HostMemoryStats { pool: PoolStats; sharing: SharingStats; swap: SwapStats }
+export interface HostMemoryStats { pool: PoolStats; sharing: SharingStats; swap: SwapStats; policy: HostPolicyStats }
+
+/** Host memory options (`tsvm host start`). */
+export interface HostMemoryOptions {
+  /** The idle memory tax, 0..0.99 (default 0.75). */
+  idleTax?: number;
+  /** The activity sampler's period, ms (default DEFAULT_HOST_ACTIVITY_PERIOD_MS). */
+  activityPeriodMs?: number;
+}
 
 /** The host's memory: the pool, and each VM's table on it. */
 export class HostMemory {
@@ -30,21 +39,33 @@ export class HostMemory {
   readonly swapPath: string | null;
   /** The pool, the scanner and swap. */
   readonly host: PoolHost;
+  /** The allocation policy's loop (balloon targets, swap requests, admission). */
+  readonly policy: HostPolicy;
   private readonly ramPages = new Map<string, number>();
   private readonly last = new Map<string, VmMemoryStats>();
 
   /** A pool of `poolBytes`, swapping to `swapPath` (bounded at SWAP_PER_POOL pools) when given. */
-  constructor(poolBytes: number, swapPath: string | null) {
+  constructor(poolBytes: number, swapPath: string | null, opts: HostMemoryOptions = {}) {
     this.poolBytes = poolBytes;
     this.swapPath = swapPath;
     this.host = new PoolHost(poolBytes, swapPath, SWAP_PER_POOL * poolBytes);
+    if (opts.activityPeriodMs !== undefined) this.host.activityPeriodMs = opts.activityPeriodMs;
+    this.policy = new HostPolicy(this.host, opts.idleTax);
+  }
+
+  /** Why a VM may not start on this host (admission control, ESX §6.2), or null. */
+  admit(name: string, ramBytes: number, reservationBytes: number, shares: number | undefined): string | null {
+    return this.policy.admit(name, ramBytes, reservationBytes, shares);
   }
 
   /** What a worker needs to put a VM's RAM on the pool. */
   handles(): VmPoolHandles { return this.host.handles(); }
 
-  /** Registers a VM of `ramBytes` bytes of RAM (before its worker has built it). */
-  addVm(name: string, ramBytes: number): void { this.ramPages.set(name, Math.floor(ramBytes / FRAME_BYTES)); }
+  /** Registers an admitted VM of `ramBytes` bytes of RAM (before its worker has built it) with the policy. */
+  addVm(name: string, ramBytes: number, reservationBytes = 0, shares?: number): void {
+    this.policy.add(name, ramBytes, reservationBytes, shares);
+    this.ramPages.set(name, Math.floor(ramBytes / FRAME_BYTES));
+  }
 
   /** The VM's worker built it on the pool: its table joins the scanner and swap. */
   attachVm(name: string, links: VmPoolLinks): void { this.host.addVm(name, links); }
@@ -57,6 +78,7 @@ export class HostMemory {
     const s = this.vmStats(name);
     if (s !== null) this.last.set(name, s);
     this.host.removeVm(name);
+    this.policy.remove(name);
     this.ramPages.delete(name);
   }
 
@@ -82,9 +104,13 @@ export class HostMemory {
         pages_volatile: s.sharing.pages_volatile, pages_zero: s.sharing.pages_zero, full_scans: s.sharing.full_scans,
       },
       swap: { pages_out: s.swap.pages_out, pages_in: s.swap.pages_in, slots_total: s.swap.slots_total, slots_used: s.swap.slots_used },
+      policy: this.policy.stats(),
     };
   }
 
-  /** Stops the scanner and closes the swap file (the host is stopping). */
-  close(): void { this.host.close(); }
+  /** A VM's policy view (reservation, shares, active fraction, targets), or null. */
+  vmPolicy(name: string): VmPolicyStats | null { return this.policy.vmStats(name); }
+
+  /** Stops the scanner and the policy, and closes the swap file (the host is stopping). */
+  close(): void { this.policy.close(); this.host.close(); }
 }

@@ -31,6 +31,10 @@ export interface HostOptions {
   poolBytes: number;
   /** --swap FILE, or null. */
   swapPath: string | null;
+  /** --idle-tax, a fraction 0..0.99 (default 0.75). */
+  idleTax?: number;
+  /** --sample-period, ms (default DEFAULT_HOST_ACTIVITY_PERIOD_MS). */
+  activityPeriodMs?: number;
 }
 
 /** Parses --pool; an error message or the size in bytes. */
@@ -82,7 +86,7 @@ export class Host {
 
   private constructor(options: HostOptions) {
     this.options = options;
-    this.memory = new HostMemory(options.poolBytes, options.swapPath);
+    this.memory = new HostMemory(options.poolBytes, options.swapPath, { idleTax: options.idleTax, activityPeriodMs: options.activityPeriodMs });
     this.vms = new VmManager(this.memory);
     this.stopped = new Promise((r) => { this.resolveStopped = r; });
     this.server = http.createServer((req, res) => { void this.handle(req, res); });
@@ -171,7 +175,11 @@ export class Host {
       only('POST');
       const b = await readBody(req);
       if (b['paused'] !== undefined && typeof b['paused'] !== 'boolean') throw new HostApiError(400, "'paused' must be true or false");
-      const rec = await vms.create(b['name'], b['args'] ?? [], b['cwd'], b['paused'] === true, at);
+      const rv = b['reservation'], sh = b['shares'];
+      const reservationBytes = rv === undefined ? undefined : typeof rv === 'number' && Number.isSafeInteger(rv) && rv >= 0 ? rv : typeof rv === 'string' ? parseSize(rv) : null;
+      if (reservationBytes === null) throw new HostApiError(400, `bad reservation ${JSON.stringify(rv)} (a size such as 128M, or bytes)`);
+      if (sh !== undefined && !(typeof sh === 'number' && Number.isFinite(sh) && sh >= 0)) throw new HostApiError(400, `bad shares ${JSON.stringify(sh)} (a number >= 0)`);
+      const rec = await vms.create(b['name'], b['args'] ?? [], b['cwd'], b['paused'] === true, at, { reservationBytes, shares: sh as number | undefined });
       send(res, 201, await vms.stats(rec.name));
     } else if (parts[1] === 'vms' && parts.length >= 3) {
       const name = parts[2]!;
@@ -210,6 +218,12 @@ export class Host {
           only('POST');
           const b = await readBody(req);
           const v = b['size'];
+          if (v === 'auto') { // hand the balloon back to the host's policy
+            vms.get(name);
+            this.memory.policy.pin(name, false);
+            send(res, 200, { name, target_bytes: null, policy: true });
+            return;
+          }
           const bytes = typeof v === 'number' ? (Number.isSafeInteger(v) && v > 0 ? v : null) : typeof v === 'string' ? parseSize(v) : null;
           const rec = vms.get(name);
           if (bytes === null) throw new HostApiError(400, `bad balloon size ${JSON.stringify(v)} (a size such as 256M, or bytes)`);
@@ -217,6 +231,7 @@ export class Host {
           const r = await vms.request(name, 'qmp', { execute: 'balloon', arguments: { value: bytes } });
           const q = r.result as { error?: { desc: string } };
           if (q.error) throw new HostApiError(409, `balloon: ${q.error.desc}`);
+          this.memory.policy.pin(name, true); // a size set by hand stands until `auto`
           send(res, 200, { name, target_bytes: bytes });
           return;
         }

@@ -22,6 +22,12 @@ import { SwapFile, type SwapFileHandle } from './swap-file.js';
 export const SCAN_PERIOD_MS = 100;
 /** Pages scanned per round by default: 2,000 per 100 ms, 20,000 pages (80 MiB) a second. */
 export const DEFAULT_SCAN_BUDGET = 2000;
+/**
+ * The activity sampler's period on a host, ms. ESX's is 30 s (§5.3); a
+ * tsvm host uses 10 s so that its policy follows a guest within a minute
+ * (`tsvm host start --sample-period`).
+ */
+export const DEFAULT_HOST_ACTIVITY_PERIOD_MS = 10_000;
 /** How long a stop may wait for a VM's safe point before the round is skipped. */
 const STOP_TIMEOUT_MS = 2000;
 
@@ -30,8 +36,10 @@ export interface VmPoolHandles {
   pool: FramePoolHandle;
   swap: HostSwapHandle | null;
   swapFile: SwapFileHandle | null;
-  /** Seed of the worker's swap-victim sampling. */
+  /** Seed of the worker's swap-victim sampling (and of its activity sampling). */
   seed: number;
+  /** The activity sampler's period, ms of VM execution time (ESX §5.3). */
+  activityPeriodMs: number;
 }
 
 /** What a VM's worker hands back: its table, gate and log. */
@@ -43,6 +51,8 @@ export interface VmPoolLinks {
   sharing: boolean;
   /** The VM's control run, freed by the host with the table (releaseOnHost). */
   run: { first: number; n: number };
+  /** Float64 [active fraction, sampling periods completed], written by the VM's thread (ActivitySampler). */
+  activity: SharedArrayBuffer;
 }
 
 /** Host-wide memory counters: the `pool`, `sharing` and `swap` parts of `tsvm host stats --json`. */
@@ -54,6 +64,8 @@ export interface PoolHostStats {
 
 interface VmEntry {
   name: string; p2m: P2m; gate: SafePointGate; log: RemapLog; sharing: boolean; run: { first: number; n: number };
+  /** The VM's activity words (VmPoolLinks.activity). */
+  activity: Float64Array;
   /** Held stopped for good (its worker is being ended): no scan or eviction waits for it again. */
   halted: boolean;
 }
@@ -72,6 +84,8 @@ export class PoolHost {
   private turn: Promise<void> = Promise.resolve();
   /** Pages scanned per round (0: sharing off host-wide). */
   scanBudget: number;
+  /** The activity sampler's period the VMs get (ms of VM execution time). */
+  activityPeriodMs = DEFAULT_HOST_ACTIVITY_PERIOD_MS;
   /** Scan rounds skipped because a VM did not reach a safe point in time. */
   skippedRounds = 0;
 
@@ -91,7 +105,7 @@ export class PoolHost {
 
   /** The handles a new VM's worker attaches to. */
   handles(): VmPoolHandles {
-    return { pool: this.pool.handle(), swap: this.swap?.handle() ?? null, swapFile: this.swapFile?.handle() ?? null, seed: this.seed++ };
+    return { pool: this.pool.handle(), swap: this.swap?.handle() ?? null, swapFile: this.swapFile?.handle() ?? null, seed: this.seed++, activityPeriodMs: this.activityPeriodMs };
   }
 
   /** Takes a started VM's table, gate and log: its pages join the scanner (if it shares) and host swap. */
@@ -99,7 +113,10 @@ export class PoolHost {
     const log = RemapLog.attach(links.log);
     const p2m = P2m.attach(this.pool, links.p2m);
     p2m.onRemap = (gpn, old) => log.push(gpn, old); // the host changes the table only while the VM is stopped
-    const e: VmEntry = { name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run, halted: false };
+    const e: VmEntry = {
+      name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run, halted: false,
+      activity: new Float64Array(links.activity),
+    };
     this.vms.set(name, e);
     this.sharing.register(p2m, links.sharing);
     this.swap?.register(p2m);
@@ -204,6 +221,25 @@ export class PoolHost {
       sharing: this.sharing.stats(),
       swap: { pages_out: s?.pages_out ?? 0, pages_in: s?.pages_in ?? 0, slots_total: s?.slots_total ?? 0, slots_used: s?.slots_used ?? 0 },
     };
+  }
+
+  /** A VM's estimated active fraction and completed sampling periods (1 and 0 until measured), or null. */
+  activity(name: string): { fraction: number; periods: number } | null {
+    const e = this.vms.get(name);
+    return e === undefined ? null : { fraction: e.activity[0]!, periods: e.activity[1]! };
+  }
+
+  /**
+   * The policy's swap request: evicts up to `pages` of VM `name`'s pages at
+   * a safe point. Resolves to the pages swapped out (0 without host swap,
+   * or when the VM did not stop in time).
+   */
+  async swapOut(name: string, pages: number): Promise<number> {
+    const swap = this.swap;
+    if (swap === null || pages <= 0) return 0;
+    let n = 0;
+    await this.withStopped([name], (vms) => { for (const v of vms) n += swap.evictFrom(v.p2m, pages); });
+    return n;
   }
 
   /** Whether VM `name` is on the pool (its worker has started it and not yet ended). */

@@ -15,10 +15,14 @@ import { FramePool } from '../memory/frame-pool.js';
 import { HostSwap, seededRng } from '../memory/host-swap.js';
 import { PooledRam } from '../memory/pooled-ram.js';
 import { SafePointGate, RemapLog } from '../memory/safe-point.js';
+import { ActivitySampler } from '../memory/activity.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { Vm } from '../vmm/vm.js';
 import { SwapFile } from './swap-file.js';
 import type { VmPoolHandles, VmPoolLinks } from './pool-host.js';
+
+/** How often the activity sampler's clock advances, ms (at most the period). */
+const SAMPLE_TICK_MS = 1000;
 
 /** One VM's guest memory on the host's pool. */
 export class VmPoolMemory {
@@ -32,6 +36,11 @@ export class VmPoolMemory {
   private readonly sharing: boolean;
   private readonly participant: number;
   private readonly consumer: number;
+  /** Float64 [active fraction, periods]: what the host's policy reads. */
+  private readonly activity = new Float64Array(new SharedArrayBuffer(16));
+  private readonly activityPeriodMs: number;
+  private readonly seed: number;
+  private sampleTimer: ReturnType<typeof setInterval> | null = null;
 
   /** Attaches this thread to the host's pool (and swap); `sharing`: the VM's pages may be merged with other pages. */
   constructor(h: VmPoolHandles, name: string, sharing: boolean) {
@@ -42,6 +51,9 @@ export class VmPoolMemory {
     this.gate = new SafePointGate(name);
     this.participant = this.gate.join();
     this.consumer = this.log.addConsumer();
+    this.activityPeriodMs = h.activityPeriodMs;
+    this.seed = h.seed;
+    this.activity[0] = 1; // unmeasured: fully active (never taxed)
   }
 
   /** VmServices.guestMemory: the VM's RAM on the pool. */
@@ -49,7 +61,7 @@ export class VmPoolMemory {
     const ram = new PooledRam(this.pool, bytes, base, cpuSlots, this.name);
     this.swap?.register(ram.p2m);
     ram.releasedByHost = true; // the host frees the frames once this thread is gone (PoolHost.removeVm)
-    ram.onRelease = () => { this.swap?.unregister(ram.p2m); this.detach(); };
+    ram.onRelease = () => { this.stopSampling(); this.swap?.unregister(ram.p2m); this.detach(); };
     this.ram = ram;
     return ram;
   };
@@ -69,12 +81,38 @@ export class VmPoolMemory {
       if (idle) this.gate.enterIdle(this.participant);
       else { this.gate.exitIdle(this.participant); drain(); }
     };
+    this.startSampling(vm, ram);
+  }
+
+  /**
+   * Estimates the VM's active memory (ESX §5.3) for the host's policy: a
+   * sampler over the RAM's touch marks, advanced by the time the VM runs
+   * (a paused or ended VM's clock stands still), in ticks between slices.
+   */
+  private startSampling(vm: Vm, ram: PooledRam): void {
+    const sampler = new ActivitySampler(ram.p2m.ramPages, ram.touches, { periodMs: this.activityPeriodMs, seed: this.seed });
+    const tickMs = Math.min(SAMPLE_TICK_MS, this.activityPeriodMs);
+    this.sampleTimer = setInterval(() => {
+      if (vm.state !== 'running') return;
+      sampler.advance(tickMs);
+      this.activity[0] = sampler.activeFraction();
+      this.activity[1] = sampler.periods;
+    }, tickMs);
+    this.sampleTimer.unref();
+  }
+
+  private stopSampling(): void {
+    if (this.sampleTimer !== null) clearInterval(this.sampleTimer);
+    this.sampleTimer = null;
   }
 
   /** The handles the host attaches to (after the build). */
   links(): VmPoolLinks {
     if (this.ram === null) throw new Error(`${this.name}: no pool memory yet`);
-    return { p2m: this.ram.p2m.handle(), gate: this.gate.handle(), log: this.log.handle(), sharing: this.sharing, run: this.ram.controlRun };
+    return {
+      p2m: this.ram.p2m.handle(), gate: this.gate.handle(), log: this.log.handle(), sharing: this.sharing, run: this.ram.controlRun,
+      activity: this.activity.buffer as SharedArrayBuffer,
+    };
   }
 
   /** Leaves the gate (the VM ended: the host no longer waits for it; it touches no guest memory after this). */

@@ -93,6 +93,9 @@ export interface VmRecord {
   memory: VmMemoryStats;
 }
 
+/** A VM's share of the host's memory (issue 14 point 6): its reservation (bytes) and shares. */
+export interface VmLimits { reservationBytes?: number; shares?: number }
+
 /** One line of `vm ls --json`. */
 export interface VmSummary {
   name: string; state: HostVmState; ram_bytes: number; smp: number; uptime_s: number; reason: string | null; exit_status: number | null;
@@ -115,6 +118,11 @@ export class VmManager {
 
   constructor(memory: HostMemory) {
     this.memory = memory;
+    memory.policy.setBalloon = async (name, bytes) => {
+      const r = await this.request(name, 'qmp', { execute: 'balloon', arguments: { value: bytes } });
+      const q = r.result as { error?: { desc: string } };
+      if (q.error) throw new Error(q.error.desc);
+    };
     this.prespawn();
   }
 
@@ -238,9 +246,10 @@ export class VmManager {
       config.kernel = g.kernel;
       config.initrd ??= g.initrd;
     }
-    // The host sets each VM's balloon target (issue 14 point 4): every virt VM gets a balloon unless it has one.
+    // The host sets each VM's balloon target (issue 14 point 4): every virt VM gets a balloon unless it has one,
+    // one the guest may deflate rather than kill a process when the policy has asked for too much.
     if (config.machine === 'virt' && !config.dev.devices.some((d) => d.type.startsWith('virtio-balloon'))) {
-      config.dev.devices.push(parseQemuOpts('virtio-balloon-device'));
+      config.dev.devices.push(parseQemuOpts('virtio-balloon-device,deflate-on-oom=on'));
     }
     return config;
   }
@@ -249,7 +258,7 @@ export class VmManager {
    * Creates and starts a VM from `tsvm run`'s options; resolves once its
    * run loop starts (or rejects: 400 bad options or files, 409 name taken).
    */
-  async create(name: unknown, args: unknown, cwd: unknown, paused: boolean, requestedAt: number): Promise<VmRecord> {
+  async create(name: unknown, args: unknown, cwd: unknown, paused: boolean, requestedAt: number, limits: VmLimits = {}): Promise<VmRecord> {
     if (typeof name !== 'string' || !NAME_RE.test(name)) throw new HostApiError(400, `bad VM name ${JSON.stringify(name)} (letters, digits, '_', '.', '-'; at most 64)`);
     if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new HostApiError(400, "'args' must be an array of strings");
     if (cwd !== undefined && (typeof cwd !== 'string' || !path.isAbsolute(cwd))) throw new HostApiError(400, "'cwd' must be an absolute path");
@@ -267,6 +276,16 @@ export class VmManager {
       throw e;
     }
     Object.assign(rec, { memBytes: config.memBytes, smp: config.smp });
+    const reservation = limits.reservationBytes ?? 0;
+    if (reservation > config.memBytes) {
+      this.vms.delete(name);
+      throw new HostApiError(400, `reservation ${reservation} bytes is more than the VM's RAM (${config.memBytes} bytes)`);
+    }
+    const refused = this.memory.admit(name, config.memBytes, reservation, limits.shares);
+    if (refused !== null) {
+      this.vms.delete(name);
+      throw new HostApiError(409, `admission: ${refused}`);
+    }
     const files = this.filesFor(config);
     if (config.machine === 'virt' && config.dev.drives.length === 0 && config.dev.netdevs.length === 0 && config.qmp === undefined) {
       this.template = config;
@@ -282,7 +301,7 @@ export class VmManager {
     const worker = idle.worker;
     rec.worker = worker;
     worker.ref();
-    this.memory.addVm(name, config.memBytes);
+    this.memory.addVm(name, config.memBytes, reservation, limits.shares);
     const started = new Promise<void>((resolve, reject) => {
       rec.gone = new Promise<void>((gone) => {
         worker.on('message', (m: FromWorker) => this.onMessage(rec, m, resolve, reject));
@@ -437,6 +456,7 @@ export class VmManager {
       name: rec.name, state: rec.state, reason: rec.reason, exit_status: rec.exitStatus,
       ram_bytes: rec.memBytes, smp: rec.smp, uptime_s: this.summary(rec).uptime_s,
       ...(this.memory.vmStats(name) ?? rec.memory), // HostMemory's view while the VM holds memory; its last counters after
+      policy: this.memory.vmPolicy(name),
       start_ms: t ? round(t.firstInsnAt - t.requestedAt) : null,
       start: t ? {
         request_to_worker_ms: round(t.workerAt - t.requestedAt), worker_to_built_ms: round(t.builtAt - t.workerAt),

@@ -258,6 +258,23 @@ export class HostSwap implements FrameReclaimer {
     return n;
   }
 
+  /**
+   * Swaps out up to `pages` of one VM's pages whose eviction frees a frame
+   * (the allocation policy's swap request for that VM; the host calls it
+   * with the VM stopped at a safe point). Returns how many went out.
+   */
+  evictFrom(p2m: P2m, pages: number): number {
+    const rec = this.byP2m.get(p2m);
+    if (rec === undefined) throw new Error(`${p2m.name}: not registered with this host swap`);
+    const only = [rec];
+    let n = 0;
+    while (n < pages && this.pickVictim(null, -1, only)) {
+      if (this.evictPage(rec, this.victimGpn) !== null) break;
+      n++;
+    }
+    return n;
+  }
+
   /** FrameReclaimer: reads slot `slot` into `frame` and releases the slot. */
   swapIn(_requester: P2m, slot: number, frame: number): string | null {
     const buf = this.staging;
@@ -309,12 +326,13 @@ export class HostSwap implements FrameReclaimer {
   /**
    * Finds a page whose eviction frees a frame (its frame has no other
    * mapping): SWAP_SAMPLE_PAGES random samples, then a sweep from a random
-   * start. Sets victimVm/victimGpn and returns true; else false, with
+   * start, over `vms` (every registered VM by default). Sets
+   * victimVm/victimGpn and returns true; else false, with
    * victimShared the least-mapped shared frame that (except, exceptGpn)
    * does not map, or -1.
    */
-  private pickVictim(except: P2m | null, exceptGpn: number): boolean {
-    const vms = this.vms, pool = this.pool;
+  private pickVictim(except: P2m | null, exceptGpn: number, vms: readonly VmRecord[] = this.vms): boolean {
+    const pool = this.pool;
     this.victimVm = null; this.victimGpn = -1; this.victimShared = -1;
     let total = 0;
     for (const rec of vms) total += rec.p2m.table.length;
