@@ -68,6 +68,8 @@ interface VmEntry {
   activity: Float64Array;
   /** Held stopped for good (its worker is being ended): no scan or eviction waits for it again. */
   halted: boolean;
+  /** Its gate's progress when the host last released it. */
+  progressMark: number;
 }
 
 /** The pool, sharing and swap of one host. */
@@ -88,6 +90,8 @@ export class PoolHost {
   activityPeriodMs = DEFAULT_HOST_ACTIVITY_PERIOD_MS;
   /** Scan rounds skipped because a VM did not reach a safe point in time. */
   skippedRounds = 0;
+  /** Scan rounds put off because a VM had not run since the last one. */
+  deferredRounds = 0;
 
   /**
    * A pool of `poolBytes` (at most 4 GiB, see docs/memory.md), with host
@@ -114,7 +118,7 @@ export class PoolHost {
     const p2m = P2m.attach(this.pool, links.p2m);
     p2m.onRemap = (gpn, old) => log.push(gpn, old); // the host changes the table only while the VM is stopped
     const e: VmEntry = {
-      name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run, halted: false,
+      name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run, halted: false, progressMark: -1,
       activity: new Float64Array(links.activity),
     };
     this.vms.set(name, e);
@@ -173,6 +177,7 @@ export class PoolHost {
         fn(entries);
         return true;
       } finally {
+        for (const v of entries) v.progressMark = v.gate.progress;
         SafePointGate.releaseAll(gates);
       }
     });
@@ -181,8 +186,12 @@ export class PoolHost {
   /** One scanner round: stop the sharing VMs at a safe point, scan, release. */
   async scanRound(): Promise<void> {
     if (this.scanning) return;
-    const sharers = [...this.vms.values()].filter((v) => v.sharing && !v.halted).map((v) => v.name);
-    if (sharers.length === 0) return;
+    const entries = [...this.vms.values()].filter((v) => v.sharing && !v.halted);
+    if (entries.length === 0) return;
+    // A VM that has not run since the last round is not stopped again yet: on a loaded host a thread woken by
+    // the release may not be scheduled before the next round's request, and would never run (starvation).
+    if (!entries.every((v) => this.ranSince(v))) { this.deferredRounds++; return; }
+    const sharers = entries.map((v) => v.name);
     this.scanning = true;
     try {
       await this.withStopped(sharers, () => { this.sharing.scan(this.scanBudget); });
@@ -240,6 +249,11 @@ export class PoolHost {
     let n = 0;
     await this.withStopped([name], (vms) => { for (const v of vms) n += swap.evictFrom(v.p2m, pages); });
     return n;
+  }
+
+  /** Whether VM `name` ran guest code since `mark` (its gate's progress then), or waits idle. */
+  private ranSince(e: VmEntry): boolean {
+    return e.gate.progress !== e.progressMark || e.gate.idle;
   }
 
   /** Whether VM `name` is on the pool (its worker has started it and not yet ended). */

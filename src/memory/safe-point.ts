@@ -60,8 +60,9 @@ const ST_UNUSED = -1;
 const ST_IDLE = -2;
 /** Participant status: running guest code. Any positive status is the request number it acknowledged. */
 const ST_RUNNING = 0;
-// Gate words: the request (0: none), the doorbell the host sleeps on, the last request number, then one status per participant.
-const G_REQUEST = 0, G_DOORBELL = 1, G_SEQ = 2, G_STATUS = 4;
+// Gate words: the request (0: none), the doorbell the host sleeps on, the last request number, the progress count,
+// then one status per participant.
+const G_REQUEST = 0, G_DOORBELL = 1, G_SEQ = 2, G_PROGRESS = 3, G_STATUS = 4;
 
 /** The structured-cloneable handle of a gate. */
 export interface SafePointGateHandle {
@@ -122,7 +123,7 @@ export class SafePointGate {
    * drain the RemapLog before running guest code).
    */
   poll(i: number): boolean {
-    if (Atomics.load(this.w, G_REQUEST) === 0) return false;
+    if (Atomics.load(this.w, G_REQUEST) === 0) { Atomics.add(this.w, G_PROGRESS, 1); return false; }
     return this.park(i);
   }
 
@@ -185,6 +186,19 @@ export class SafePointGate {
 
   /** Whether a stop is requested or held. */
   get stopping(): boolean { return Atomics.load(this.w, G_REQUEST) !== 0; }
+
+  /** Safe points passed without a stop: it grows only while the participants run guest code. */
+  get progress(): number { return Atomics.load(this.w, G_PROGRESS); }
+
+  /** Whether every participant is idle (or the gate has none): such a VM runs no guest code to make progress with. */
+  get idle(): boolean {
+    const w = this.w;
+    for (let i = 0; i < MAX_GATE_PARTICIPANTS; i++) {
+      const s = Atomics.load(w, G_STATUS + i);
+      if (s !== ST_UNUSED && s !== ST_IDLE) return false;
+    }
+    return true;
+  }
 
   /**
    * Waits, without blocking the event loop, until every participant has

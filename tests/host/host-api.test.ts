@@ -115,6 +115,15 @@ test('the host API: every route, bad requests, and a worker fault that ends one 
     assertClientError(await req('POST', '/v1/vms/x/balloon', { size: -5 }), 400, /bad balloon size/);
     assertClientError(await req('POST', '/v1/vms/x/balloon', { size: '1G' }), 400, /more than the VM's RAM/);
     assertClientError(await req('POST', '/v1/vms/x/balloon', '{"size":'), 400, /malformed JSON/);
+    // The guest first writes 48 MiB and frees it: its free memory then holds frames, which the inflating balloon
+    // takes back (a balloon made of pages the guest never touched would free no frame, and the check below would
+    // depend on which free pages Linux hands the balloon).
+    const churn = await openConsole(sock, 'x');
+    let churnOut = '';
+    churn.on('data', (d: Buffer) => { churnOut += d.toString('latin1'); });
+    churn.write('dd if=/dev/urandom of=/root/churn bs=1M count=48 2>/dev/null; rm /root/churn; echo churned-$((40+2))\n');
+    await waitUntil(() => Promise.resolve(churnOut.includes('churned-42')), 120_000, 'x to write and free 48 MiB');
+    churn.destroy();
     const used0 = ((obj(await req('GET', '/v1/host/stats'))['pool'] as Obj)['frames_used'] as number);
     const b = await req('POST', '/v1/vms/x/balloon', { size: '96M' });
     assert.equal(b.status, 200, JSON.stringify(b.body));

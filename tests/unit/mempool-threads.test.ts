@@ -198,10 +198,14 @@ test('a hart that never reaches a safe point makes the stop fail after its timeo
     await stuck.worker.terminate();
     gate.leave(Atomics.load(ctlStuck, 1));
     await gate.stop(10000);
-    const parkedAt = Atomics.load(ctlPolite, 3);
+    const parkedAt = Atomics.load(ctlPolite, 3), progressAt = gate.progress;
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(Atomics.load(ctlPolite, 3), parkedAt, 'a stopped hart makes no progress');
+    assert.equal(gate.progress, progressAt, "the gate's progress count stands still while the VM is held");
+    assert.equal(gate.idle, false, 'a parked hart is not idle');
     gate.release();
+    // The host defers its next stop until the VM has run (PoolHost.scanRound): the count grows once it runs.
+    while (gate.progress === progressAt) await new Promise((r) => setTimeout(r, 1));
     Atomics.store(ctlPolite, 2, 1);
     const r = await polite.done;
     assert.equal(r.ok, true);
