@@ -14,7 +14,7 @@
  * So a process runs on any GuestMemory (GuestRam, PooledRam), never
  * assuming that frame f sits at host offset f * 4096.
  */
-import type { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/guest-memory.js';
 import type { SharedMapping } from './sys-context.js';
 import type { Hart } from '../cpu/hart.js';
 import { S } from '../cpu/hart-state.js';
@@ -310,12 +310,22 @@ export class AddressSpace implements PageTranslator {
     return this.copyOut(addr, len, 0);
   }
 
+  /**
+   * A page the RAM cannot provide (GuestMemoryError: pool exhausted, swap
+   * failure) fails the copy like an unmapped one, as Linux's copy_to_user
+   * fails with EFAULT when the fault handler runs out of memory.
+   */
   private copyOut(addr: number, len: number, access: number): Uint8Array | null {
     const out = new Uint8Array(len);
-    for (let done = 0; done < len;) {
-      const gpa = this.physRun(addr + done, len - done, access), n = this.runLen;
-      if (gpa < 0 || !this.ram.read(gpa, out.subarray(done, done + n))) return null;
-      done += n;
+    try {
+      for (let done = 0; done < len;) {
+        const gpa = this.physRun(addr + done, len - done, access), n = this.runLen;
+        if (gpa < 0 || !this.ram.read(gpa, out.subarray(done, done + n))) return null;
+        done += n;
+      }
+    } catch (e) {
+      if (e instanceof GuestMemoryError) return null;
+      throw e;
     }
     return out;
   }
@@ -330,32 +340,47 @@ export class AddressSpace implements PageTranslator {
     return this.copyIn(addr, data, 0);
   }
 
-  /** RAM writes drop translated code on the pages they change (GuestMemory.write). */
+  /** RAM writes drop translated code on the pages they change (GuestMemory.write); a GuestMemoryError fails the copy (see copyOut). */
   private copyIn(addr: number, data: Uint8Array, access: number): boolean {
-    for (let done = 0; done < data.length;) {
-      const gpa = this.physRun(addr + done, data.length - done, access), n = this.runLen;
-      if (gpa < 0 || !this.ram.write(gpa, data.subarray(done, done + n))) return false;
-      done += n;
+    try {
+      for (let done = 0; done < data.length;) {
+        const gpa = this.physRun(addr + done, data.length - done, access), n = this.runLen;
+        if (gpa < 0 || !this.ram.write(gpa, data.subarray(done, done + n))) return false;
+        done += n;
+      }
+    } catch (e) {
+      if (e instanceof GuestMemoryError) return false;
+      throw e;
     }
     return true;
   }
 
-  /** Reads a NUL-terminated string (UTF-8); null on fault or if longer than max. */
+  /** Reads a NUL-terminated string (UTF-8); null on fault (a GuestMemoryError included) or if longer than max. */
   readCString(addr: number, max = 65536): string | null {
+    const n = this.cStringLength(addr, max);
+    if (n < 0) return null;
+    const bytes = this.read(addr, n);
+    return bytes === null ? null : UTF8.decode(bytes);
+  }
+
+  /** Bytes before the NUL of the string at `addr`; -1 on fault or if there is none in the first `max`. */
+  private cStringLength(addr: number, max: number): number {
     const ram = this.ram;
-    for (let n = 0; n < max;) {
-      const a = addr + n, gpa = this.physAddr(a, ACCESS_READ);
-      if (gpa < 0) return null;
-      const take = Math.min(PAGE - (a % PAGE), max - n);
-      const from = ram.hostPage(gpa, false) + (a % PAGE); // GuestMemory.hostPage: the page's bytes in `u8`
-      const nul = ram.u8.subarray(from, from + take).indexOf(0);
-      if (nul >= 0) {
-        const bytes = this.read(addr, n + nul);
-        return bytes === null ? null : UTF8.decode(bytes);
+    try {
+      for (let n = 0; n < max;) {
+        const a = addr + n, gpa = this.physAddr(a, ACCESS_READ);
+        if (gpa < 0) return -1;
+        const take = Math.min(PAGE - (a % PAGE), max - n);
+        const from = ram.hostPage(gpa, false) + (a % PAGE); // GuestMemory.hostPage: the page's bytes in `u8`
+        const nul = ram.u8.subarray(from, from + take).indexOf(0);
+        if (nul >= 0) return n + nul;
+        n += take;
       }
-      n += take;
+    } catch (e) {
+      if (e instanceof GuestMemoryError) return -1;
+      throw e;
     }
-    return null;
+    return -1;
   }
 
   /** Reads a 64-bit little-endian value as a JS number (exact below 2^53); null on fault. */

@@ -36,7 +36,7 @@ import type { SysCtx } from './sys-context.js';
 import type { HostOs } from './host-os.js';
 import type { AddressSpace } from './address-space.js';
 import type { Pipe } from './fd-table.js';
-import type { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/guest-memory.js';
 import { newProcessRam, type ProcessOptions } from './guest-process.js';
 import { E, SIGCHLD, SIGKILL, signalName } from './sys-abi.js';
 import {
@@ -236,9 +236,16 @@ export class Kernel {
   releaseMemory(mem: AddressSpace): void {
     if (this.tasks.some((t) => t.mem === mem) || this.ramPool.includes(mem.ram)) return;
     const used = mem.committedBytes;
-    if (this.ramPool.length >= RAM_POOL_MAX || used > RAM_POOL_MAX_COMMITTED) { mem.ram.release?.(); return; }
-    mem.ram.zero(mem.ram.base, used);
-    this.ramPool.push(mem.ram);
+    if (this.ramPool.length < RAM_POOL_MAX && used <= RAM_POOL_MAX_COMMITTED) {
+      try {
+        mem.ram.zero(mem.ram.base, used);
+        this.ramPool.push(mem.ram);
+        return;
+      } catch (e) {
+        if (!(e instanceof GuestMemoryError)) throw e; // a page that cannot be had: the block is not reused
+      }
+    }
+    mem.ram.release?.();
   }
 
   /** The last task using `c`'s address space leaves it (exit, execve): writes back its shared mappings and closes their files. */

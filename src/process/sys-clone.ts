@@ -22,7 +22,7 @@
  */
 import { SysCtx, type SysArgs, type SyscallDef } from './sys-context.js';
 import { GuestProcess } from './guest-process.js';
-import type { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/guest-memory.js';
 import type { AddressSpace } from './address-space.js';
 import { MAX_TASKS } from './kernel.js';
 import { S } from '../cpu/hart-state.js';
@@ -68,7 +68,13 @@ export function cloneTask(c: SysCtx, flags: number, newsp: number, ptid: number,
       if (e instanceof RangeError) return -E.ENOMEM; // the host could not reserve another RAM block
       throw e;
     }
-    image = { ram, mem: c.mem.copyInto(ram) };
+    try {
+      image = { ram, mem: c.mem.copyInto(ram) };
+    } catch (e) {
+      if (!(e instanceof GuestMemoryError)) throw e;
+      ram.release?.(); // the RAM could not provide the child's pages: fork fails as Linux's does when out of memory
+      return -E.ENOMEM;
+    }
   }
   const tid = k.allocPid();
   if (tid < 0) return -E.EAGAIN;

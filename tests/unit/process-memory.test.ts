@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import { GuestRam } from '../../src/memory/guest-ram.js';
 import { PooledRam } from '../../src/memory/pooled-ram.js';
 import { FramePool } from '../../src/memory/frame-pool.js';
-import { copyPaged, inRam, MEM_NOT_RAM, type GuestMemory } from '../../src/memory/guest-memory.js';
+import { copyPaged, inRam, GuestMemoryError, MEM_NOT_RAM, type GuestMemory } from '../../src/memory/guest-memory.js';
 import { GuestProcess } from '../../src/process/guest-process.js';
 import { loadProgram } from '../../src/process/loader.js';
 import { LinuxSyscalls } from '../../src/process/syscalls.js';
@@ -53,6 +53,16 @@ class ReversedRam extends GuestRam {
       o += take;
     }
     return true;
+  }
+}
+
+/** A ReversedRam that cannot provide a page for writing once `fail` is set (a pool with nothing left to reclaim). */
+class FailingRam extends ReversedRam {
+  fail = false;
+
+  override hostPage(gpa: number, write: boolean): number {
+    if (this.fail && write) throw new GuestMemoryError(`proc: guest page 0x${gpa.toString(16)}: no frame (test)`);
+    return super.hostPage(gpa, write);
   }
 }
 
@@ -128,7 +138,8 @@ class CapturingOs extends NodeHostOs {
 }
 
 /** Runs a static guest program in this process on RAM made by `memory`; returns its status and stdout. */
-function runGuest(program: string, args: string[], memory: (bytes: number) => GuestMemory): { status: number; out: string; log: string[] } {
+function runGuest(program: string, args: string[], memory: (bytes: number) => GuestMemory,
+  afterLoad?: (proc: GuestProcess) => void): { status: number; out: string; log: string[] } {
   const data = fs.readFileSync(program);
   const proc = new GuestProcess({ memoryBytes: 64 << 20, trace: false, memory }, 31337);
   const host = new CapturingOs(), log: string[] = [];
@@ -136,6 +147,7 @@ function runGuest(program: string, args: string[], memory: (bytes: number) => Gu
     readFile: (p) => { try { return fs.readFileSync(p); } catch { return null; } },
     randomBytes: (b) => { crypto.randomFillSync(b); }, uid: 0, gid: 0,
   }, program, data, [program, ...args], ['PATH=/usr/bin:/bin']);
+  afterLoad?.(proc);
   const sys = new LinuxSyscalls(proc, host, (l) => log.push(l));
   const status = runProcess(proc, sys, (l) => log.push(l));
   return { status, out: Buffer.concat(host.out).toString('utf8'), log };
@@ -163,4 +175,27 @@ test('a PooledRam process takes a frame only for a page it writes; untouched pag
   assert.ok(h.proc.mem.write(SCRATCH + 2 * PAGE - 8, new Uint8Array(16).fill(7)));
   assert.equal(ram.p2m.stats().pages_private, taken + 2, 'a write across a boundary takes two frames');
   assert.deepEqual(h.read(SCRATCH + 2 * PAGE - 8, 16), new Uint8Array(16).fill(7));
+});
+
+test('a page the RAM cannot provide fails a syscall copy with EFAULT and fork with ENOMEM, and kills a running process with SIGKILL, not the host', () => {
+  const rams: FailingRam[] = [];
+  let failNew = false;
+  const h = new Harness({ memory: (bytes) => { const r = new FailingRam(bytes); r.fail = failNew; rams.push(r); return r; } });
+  const zero = h.call(NR.openat, -100, h.str('/dev/zero'), 0, 0), buf = h.alloc(64);
+  assert.ok(zero >= 0, `openat: ${zero}`);
+  rams[0]!.fail = true;
+  assert.equal(h.call(NR.read, zero, buf, 64), -14 /* EFAULT */);
+  assert.equal(h.proc.mem.write(buf, new Uint8Array(4)), false);
+  rams[0]!.fail = false;
+  assert.equal(h.call(NR.read, zero, buf, 64), 64);
+  failNew = true; // the child's RAM cannot provide pages: fork fails with ENOMEM, the parent goes on
+  assert.equal(h.call(220 /* clone */, 17 /* SIGCHLD */, 0, 0, 0, 0), -12 /* ENOMEM */);
+  assert.equal(h.sys.kernel.tasks.length, 1);
+  assert.equal(h.call(NR.read, zero, buf, 64), 64);
+
+  const program = compile({ sources: ['procmem/pagecross.c'], linkage: 'static' });
+  const r = runGuest(program, [tempDir('pagecross-oom')], (bytes) => new FailingRam(bytes), (proc) => { (proc.ram as FailingRam).fail = true; });
+  assert.equal(r.status, 128 + 9, r.log.join('; '));
+  assert.equal(r.out, '');
+  assert.match(r.log.join('\n'), /^tsvm: guest \(pid 31337\) killed: proc: guest page 0x[0-9a-f]+: no frame \(test\)$/m);
 });
