@@ -109,18 +109,25 @@ export class AddressSpace implements PageTranslator {
    * cached only where the RAM allows them in place (`lastWritable`).
    */
   translatePage(lo: number, hi: number, access: number): number {
-    const frame = this.frameOf(lo, hi, access);
-    if (frame < 0) return XLATE_PAGE_FAULT;
-    const prot = this.lastProt, ram = this.ram;
-    const host = ram.hostPage(ram.base + frame * PAGE, access === ACCESS_WRITE);
+    // frameOf's lookup, inlined: this runs on every TLB miss.
+    if (hi < 0 || hi >= 0x40) return XLATE_PAGE_FAULT; // outside the Sv39 user range
+    const vpn = hi * 0x100000 + (lo >>> 12);
+    const e = this.pages.get(vpn);
+    if (e === undefined) return XLATE_PAGE_FAULT;
+    const prot = e & 7;
+    if ((prot & access) !== access) return XLATE_PAGE_FAULT;
+    let frame = Math.floor(e / 8) - 1;
+    if (frame < 0) {
+      frame = this.allocFrame();
+      if (frame < 0) return XLATE_PAGE_FAULT; // out of guest RAM: the guest gets SIGSEGV
+      this.pages.set(vpn, (frame + 1) * 8 + prot);
+    }
+    const ram = this.ram, host = ram.hostPage(ram.base + frame * PAGE, access === ACCESS_WRITE);
     if (host < 0) return XLATE_PAGE_FAULT; // not reached: every frame is RAM
     this.grantedPerms = (prot & PROT_READ ? ACCESS_READ : 0) | (prot & PROT_WRITE && ram.lastWritable ? ACCESS_WRITE : 0) |
       (prot & PROT_EXEC ? ACCESS_EXEC : 0);
     return host;
   }
-
-  /** Protection of the page the last `frameOf` found. */
-  private lastProt = 0;
 
   /**
    * The frame backing virtual page (lo, hi) for `access` (ACCESS_* bits,
@@ -140,7 +147,6 @@ export class AddressSpace implements PageTranslator {
       if (frame < 0) return -1;
       this.pages.set(vpn, (frame + 1) * 8 + prot);
     }
-    this.lastProt = prot;
     return frame;
   }
 
