@@ -2,11 +2,12 @@
  * The one guest-memory interface (in the style of rust-vmm's GuestMemory):
  * everything that touches guest-physical RAM goes through it — the page
  * walker and the TLB fill (`hostPage`), virtio DMA, the loaders, QMP and
- * the debugger (`read`/`write`).
+ * the debugger (`read`/`write`), and the process VM (its frames are the
+ * guest-physical pages of its RAM: src/process/address-space.ts).
  *
  * Two implementations:
  * - `GuestRam` (guest-ram.ts): one contiguous block, guest-physical page n
- *   at host page n. The process VM and `tsvm run` use it.
+ *   at host page n. `tsvm exec` and `tsvm run` use it.
  * - `PooledRam` (pooled-ram.ts): pages mapped through a per-VM p2m table
  *   onto a host-wide frame pool (sharing, ballooning, swapping). The many-VM
  *   host uses it.

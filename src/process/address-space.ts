@@ -6,11 +6,20 @@
  *
  * Frames are allocated on first touch (demand-zero), as Linux does, so a
  * large anonymous reservation costs nothing until it is used.
+ *
+ * Frame f is guest-physical page `ram.base + f * 4096` of the process's
+ * RAM, and every byte access goes through the GuestMemory interface: the
+ * TLB fill maps the frame with `hostPage`, system-call copies use `read`,
+ * `write` and `hostPage`, zeroing uses `zero`, fork copies page by page.
+ * So a process runs on any GuestMemory (GuestRam, PooledRam), never
+ * assuming that frame f sits at host offset f * 4096.
  */
-import type { GuestRam } from '../memory/guest-ram.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/guest-memory.js';
 import type { SharedMapping } from './sys-context.js';
+import type { Hart } from '../cpu/hart.js';
+import { S } from '../cpu/hart-state.js';
 import {
-  ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, type PageTranslator, type Tlb,
+  ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, XLATE_PAGE_FAULT, type PageTranslator,
 } from '../mmu/tlb.js';
 
 /** Page protection bits, as in mmap(2) (PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4). */
@@ -34,7 +43,8 @@ interface Vma { start: number; end: number; prot: number; name: string }
 
 /** A guest process's address space. */
 export class AddressSpace implements PageTranslator {
-  readonly ram: GuestRam;
+  /** The RAM holding this space's frames (guest-physical page f is frame f). */
+  readonly ram: GuestMemory;
   grantedPerms = 0;
   /** vpn -> (frame + 1) * 8 + prot; frame + 1 === 0 means not yet backed. */
   private readonly pages = new Map<number, number>();
@@ -43,8 +53,8 @@ export class AddressSpace implements PageTranslator {
   private nextFrame = 0;
   private readonly freeFrames: number[] = [];
   private readonly maxFrames: number;
-  /** TLBs caching this space; flushed when a mapping shrinks or changes. */
-  readonly tlbs: Tlb[] = [];
+  /** Harts running in this space: their TLBs are flushed when a mapping shrinks or changes. */
+  readonly harts: Hart[] = [];
   /** Current and initial program break. */
   brkStart = 0;
   brkCur = 0;
@@ -53,9 +63,18 @@ export class AddressSpace implements PageTranslator {
   /** MAP_SHARED mappings of this space (sys-memory.ts), shared by the tasks that share the space. */
   shared: SharedMapping[] = [];
 
-  constructor(ram: GuestRam) {
+  /** An empty space on `ram` (which it takes over: it answers the RAM's remap notices). */
+  constructor(ram: GuestMemory) {
     this.ram = ram;
     this.maxFrames = Math.floor(ram.size / PAGE);
+    // A memory whose pages move (PooledRam: a first write leaves the zero frame) drops them from every TLB, and a
+    // translated unit that may hold the old page leaves at its next slow store (as the system VM's board does).
+    ram.onRemap = (host) => {
+      for (const h of this.harts) {
+        for (const t of h.tlbs) t.dropHost(host);
+        h.st.s[S.JIT_FLUSHED] = 1;
+      }
+    };
   }
 
   /** Number of frames in use (resident guest pages). */
@@ -65,15 +84,15 @@ export class AddressSpace implements PageTranslator {
   get committedBytes(): number { return this.nextFrame * PAGE; }
 
   /**
-   * fork(2): a copy of this space in `ram` (a fresh GuestRam of the same
+   * fork(2): a copy of this space in `ram` (a fresh, zeroed RAM of the same
    * size): the same mappings and contents, frames keeping their numbers, so
-   * only the touched prefix of RAM is copied. MAP_SHARED records are not
+   * only the touched prefix of frames is copied. MAP_SHARED records are not
    * carried over: in the child those pages are a private copy.
    */
-  copyInto(ram: GuestRam): AddressSpace {
+  copyInto(ram: GuestMemory): AddressSpace {
     if (ram.size < this.ram.size) throw new RangeError('fork: the new RAM is smaller than the parent\'s');
     const m = new AddressSpace(ram);
-    ram.u8.set(this.ram.u8.subarray(0, this.nextFrame * PAGE));
+    copyFrames(this.ram, ram, this.nextFrame);
     for (const [vpn, e] of this.pages) m.pages.set(vpn, e);
     m.vmas = this.vmas.map((v) => ({ ...v }));
     m.nextFrame = this.nextFrame;
@@ -84,8 +103,13 @@ export class AddressSpace implements PageTranslator {
     return m;
   }
 
-  /** Page-table lookup for the TLB (see PageTranslator). */
+  /**
+   * Page-table lookup for the TLB (see PageTranslator): the frame's host
+   * page from the RAM (`hostPage`, made private for a write). Writes are
+   * cached only where the RAM allows them in place (`lastWritable`).
+   */
   translatePage(lo: number, hi: number, access: number): number {
+    // frameOf's lookup, inlined: this runs on every TLB miss.
     if (hi < 0 || hi >= 0x40) return XLATE_PAGE_FAULT; // outside the Sv39 user range
     const vpn = hi * 0x100000 + (lo >>> 12);
     const e = this.pages.get(vpn);
@@ -98,19 +122,42 @@ export class AddressSpace implements PageTranslator {
       if (frame < 0) return XLATE_PAGE_FAULT; // out of guest RAM: the guest gets SIGSEGV
       this.pages.set(vpn, (frame + 1) * 8 + prot);
     }
-    this.grantedPerms = (prot & PROT_READ ? ACCESS_READ : 0) | (prot & PROT_WRITE ? ACCESS_WRITE : 0) |
+    const ram = this.ram, host = ram.hostPage(ram.base + frame * PAGE, access === ACCESS_WRITE);
+    if (host < 0) return XLATE_PAGE_FAULT; // not reached: every frame is RAM
+    this.grantedPerms = (prot & PROT_READ ? ACCESS_READ : 0) | (prot & PROT_WRITE && ram.lastWritable ? ACCESS_WRITE : 0) |
       (prot & PROT_EXEC ? ACCESS_EXEC : 0);
-    return frame * PAGE;
+    return host;
+  }
+
+  /**
+   * The frame backing virtual page (lo, hi) for `access` (ACCESS_* bits,
+   * 0 for none), allocated on first touch; -1 if the page is unmapped, the
+   * access is not allowed or guest RAM is full (the guest gets SIGSEGV).
+   */
+  private frameOf(lo: number, hi: number, access: number): number {
+    if (hi < 0 || hi >= 0x40) return -1; // outside the Sv39 user range
+    const vpn = hi * 0x100000 + (lo >>> 12);
+    const e = this.pages.get(vpn);
+    if (e === undefined) return -1;
+    const prot = e & 7;
+    if ((prot & access) !== access) return -1;
+    let frame = Math.floor(e / 8) - 1;
+    if (frame < 0) {
+      frame = this.allocFrame();
+      if (frame < 0) return -1;
+      this.pages.set(vpn, (frame + 1) * 8 + prot);
+    }
+    return frame;
   }
 
   private allocFrame(): number {
     const f = this.freeFrames.pop();
-    if (f !== undefined) { this.ram.u8.fill(0, f * PAGE, f * PAGE + PAGE); this.ram.written(f * PAGE, PAGE); return f; }
+    if (f !== undefined) { this.ram.zero(this.ram.base + f * PAGE, PAGE); return f; }
     if (this.nextFrame >= this.maxFrames) return -1;
     return this.nextFrame++;
   }
 
-  private flush(): void { for (const t of this.tlbs) t.flushAll(); }
+  private flush(): void { for (const h of this.harts) h.flushTlbs(); }
 
   /** True if any page in [vpn, vpn+n) is mapped. */
   private anyMapped(vpn: number, n: number): boolean {
@@ -230,72 +277,116 @@ export class AddressSpace implements PageTranslator {
     return addr;
   }
 
-  /** Host offset of guest byte `addr` for `access`, or -1 (EFAULT). Ignores the TLB. */
-  hostOffset(addr: number, access: number): number {
+  /**
+   * Guest-physical address (in this space's RAM) of guest byte `addr` for
+   * `access` (ACCESS_* bits; 0 ignores the protection), its frame allocated
+   * on first touch; -1 (EFAULT) if unmapped or not allowed. Ignores the TLB.
+   */
+  physAddr(addr: number, access: number): number {
     if (addr < 0 || addr >= USER_TOP || !Number.isInteger(addr)) return -1;
-    const base = this.translatePage(addr % 0x100000000 | 0, Math.floor(addr / 0x100000000), access);
-    return base < 0 ? -1 : base + (addr % PAGE);
+    const frame = this.frameOf(addr % 0x100000000 | 0, Math.floor(addr / 0x100000000), access);
+    return frame < 0 ? -1 : this.ram.base + frame * PAGE + (addr % PAGE);
+  }
+
+  /** Length of the run `physRun` found last. */
+  private runLen = 0;
+
+  /**
+   * Guest-physical address of `addr` for `access`, and in `runLen` how many
+   * of the `len` bytes from there are guest-physically contiguous (whole
+   * pages whose frames follow each other), so that one RAM copy serves
+   * them; -1 if the first byte faults.
+   */
+  private physRun(addr: number, len: number, access: number): number {
+    const gpa = this.physAddr(addr, access);
+    if (gpa < 0) return -1;
+    let n = Math.min(len, PAGE - (addr % PAGE));
+    while (n < len && this.physAddr(addr + n, access) === gpa + n) n += Math.min(len - n, PAGE);
+    this.runLen = n;
+    return gpa;
   }
 
   /** Copies guest memory out; null if any byte is not readable. */
   read(addr: number, len: number): Uint8Array | null {
+    return this.copyOut(addr, len, ACCESS_READ);
+  }
+
+  /** Copies guest memory out ignoring page protection (read-only access to the frames); null if any page is unmapped. */
+  peek(addr: number, len: number): Uint8Array | null {
+    return this.copyOut(addr, len, 0);
+  }
+
+  /**
+   * A page the RAM cannot provide (GuestMemoryError: pool exhausted, swap
+   * failure) fails the copy like an unmapped one, as Linux's copy_to_user
+   * fails with EFAULT when the fault handler runs out of memory.
+   */
+  private copyOut(addr: number, len: number, access: number): Uint8Array | null {
     const out = new Uint8Array(len);
-    let done = 0;
-    while (done < len) {
-      const a = addr + done, off = this.hostOffset(a, ACCESS_READ);
-      if (off < 0) return null;
-      const chunk = Math.min(len - done, PAGE - (a % PAGE));
-      out.set(this.ram.u8.subarray(off, off + chunk), done);
-      done += chunk;
+    try {
+      for (let done = 0; done < len;) {
+        const gpa = this.physRun(addr + done, len - done, access), n = this.runLen;
+        if (gpa < 0 || !this.ram.read(gpa, out.subarray(done, done + n))) return null;
+        done += n;
+      }
+    } catch (e) {
+      if (e instanceof GuestMemoryError) return null;
+      throw e;
     }
     return out;
   }
 
   /** Copies bytes into guest memory; false if any byte is not writable. */
   write(addr: number, data: Uint8Array): boolean {
-    let done = 0;
-    while (done < data.length) {
-      const a = addr + done, off = this.hostOffset(a, ACCESS_WRITE);
-      if (off < 0) return false;
-      const chunk = Math.min(data.length - done, PAGE - (a % PAGE));
-      this.ram.u8.set(data.subarray(done, done + chunk), off);
-      this.ram.written(off, chunk);
-      done += chunk;
-    }
-    return true;
+    return this.copyIn(addr, data, ACCESS_WRITE);
   }
 
-  /** Writes bytes ignoring page protection (the loader filling read-only segments). */
+  /** Writes bytes ignoring page protection (the loader filling read-only segments); false if any page is unmapped. */
   poke(addr: number, data: Uint8Array): boolean {
-    let done = 0;
-    while (done < data.length) {
-      const a = addr + done, vpn = Math.floor(a / PAGE), e = this.pages.get(vpn);
-      if (e === undefined) return false;
-      const prot = e & 7;
-      this.pages.set(vpn, e | PROT_WRITE);
-      const off = this.hostOffset(a, ACCESS_WRITE);
-      const e2 = this.pages.get(vpn)!;
-      this.pages.set(vpn, e2 - (e2 & 7) + prot);
-      if (off < 0) return false;
-      const chunk = Math.min(data.length - done, PAGE - (a % PAGE));
-      this.ram.u8.set(data.subarray(done, done + chunk), off);
-      this.ram.written(off, chunk);
-      done += chunk;
+    return this.copyIn(addr, data, 0);
+  }
+
+  /** RAM writes drop translated code on the pages they change (GuestMemory.write); a GuestMemoryError fails the copy (see copyOut). */
+  private copyIn(addr: number, data: Uint8Array, access: number): boolean {
+    try {
+      for (let done = 0; done < data.length;) {
+        const gpa = this.physRun(addr + done, data.length - done, access), n = this.runLen;
+        if (gpa < 0 || !this.ram.write(gpa, data.subarray(done, done + n))) return false;
+        done += n;
+      }
+    } catch (e) {
+      if (e instanceof GuestMemoryError) return false;
+      throw e;
     }
     return true;
   }
 
-  /** Reads a NUL-terminated string (UTF-8); null on fault or if longer than max. */
+  /** Reads a NUL-terminated string (UTF-8); null on fault (a GuestMemoryError included) or if longer than max. */
   readCString(addr: number, max = 65536): string | null {
-    const bytes: number[] = [];
-    for (let i = 0; i < max; i++) {
-      const off = this.hostOffset(addr + i, ACCESS_READ);
-      if (off < 0) return null;
-      const b = this.ram.u8[off]!;
-      if (b === 0) return UTF8.decode(Uint8Array.from(bytes));
-      bytes.push(b);
+    const n = this.cStringLength(addr, max);
+    if (n < 0) return null;
+    const bytes = this.read(addr, n);
+    return bytes === null ? null : UTF8.decode(bytes);
+  }
+
+  /** Bytes before the NUL of the string at `addr`; -1 on fault or if there is none in the first `max`. */
+  private cStringLength(addr: number, max: number): number {
+    const ram = this.ram;
+    try {
+      for (let n = 0; n < max;) {
+        const a = addr + n, gpa = this.physAddr(a, ACCESS_READ);
+        if (gpa < 0) return -1;
+        const take = Math.min(PAGE - (a % PAGE), max - n);
+        const from = ram.hostPage(gpa, false) + (a % PAGE); // GuestMemory.hostPage: the page's bytes in `u8`
+        const nul = ram.u8.subarray(from, from + take).indexOf(0);
+        if (nul >= 0) return n + nul;
+        n += take;
+      }
+    } catch (e) {
+      if (e instanceof GuestMemoryError) return -1;
+      throw e;
     }
-    return null;
+    return -1;
   }
 
   /** Reads a 64-bit little-endian value as a JS number (exact below 2^53); null on fault. */
@@ -313,5 +404,37 @@ export class AddressSpace implements PageTranslator {
       `${hex(v.start * PAGE)}-${hex(v.end * PAGE)} ${v.prot & 1 ? 'r' : '-'}${v.prot & 2 ? 'w' : '-'}` +
       `${v.prot & 4 ? 'x' : '-'}p 00000000 00:00 0 ${v.name ? '                          ' + v.name : ''}`,
     ).join('\n') + '\n';
+  }
+}
+
+/**
+ * Copies frames [0, frames) of `src` into the same frames of `dst` (fork),
+ * through the GuestMemory interface: runs of pages that are contiguous in
+ * both memories (all of them for two GuestRams) move in one copy. Host
+ * offsets are only trusted if no `hostPage` call remapped a page while a
+ * run was gathered (GuestMemory.epoch); gathering again finds the pages it
+ * made private in place, and a run that keeps moving goes page by page.
+ */
+function copyFrames(src: GuestMemory, dst: GuestMemory, frames: number): void {
+  for (let f = 0; f < frames;) {
+    let n = 0;
+    for (let attempt = 0; attempt < 3 && n === 0; attempt++) {
+      const e0 = src.epoch, e1 = dst.epoch;
+      const s0 = src.hostPage(src.base + f * PAGE, false), d0 = dst.hostPage(dst.base + f * PAGE, true);
+      let k = 1;
+      while (f + k < frames && src.hostPage(src.base + (f + k) * PAGE, false) === s0 + k * PAGE &&
+        dst.hostPage(dst.base + (f + k) * PAGE, true) === d0 + k * PAGE) k++;
+      if (src.epoch !== e0 || dst.epoch !== e1) continue;
+      dst.u8.set(src.u8.subarray(s0, s0 + k * PAGE), d0);
+      dst.written(d0, k * PAGE);
+      n = k;
+    }
+    if (n === 0) { // still moving: one page through a buffer (read and write each hold one page at a time)
+      const buf = new Uint8Array(PAGE);
+      src.read(src.base + f * PAGE, buf);
+      dst.write(dst.base + f * PAGE, buf);
+      n = 1;
+    }
+    f += n;
   }
 }

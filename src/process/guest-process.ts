@@ -7,6 +7,7 @@
  * in the syscall layer.
  */
 import { GuestRam } from '../memory/guest-ram.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import { Hart } from '../cpu/hart.js';
 import { AddressSpace } from './address-space.js';
 import { JitEngines, PROCESS_VM_THRESHOLD } from '../jit/engine.js';
@@ -24,12 +25,23 @@ export interface ProcessOptions {
   jit?: JitConfig;
   /** The VM's JIT engines, shared by all its tasks (made with the root task; callers leave it unset). */
   jitEngines?: JitEngines;
+  /**
+   * Makes the RAM of a new address space (`bytes` long, zeroed); absent: a
+   * GuestRam. The process VM reaches it only through the GuestMemory
+   * interface, so any implementation serves (e.g. a PooledRam on a host's pool).
+   */
+  memory?: (bytes: number) => GuestMemory;
+}
+
+/** A new RAM block for an address space of a VM with options `opts` (may throw RangeError). */
+export function newProcessRam(opts: ProcessOptions, bytes: number): GuestMemory {
+  return opts.memory !== undefined ? opts.memory(bytes) : new GuestRam(bytes);
 }
 
 /** A guest task: hart + address space + identity. */
 export class GuestProcess {
   /** Guest RAM backing `mem` (shared by the tasks that share `mem`). */
-  ram: GuestRam;
+  ram: GuestMemory;
   /** The address space (shared by threads and CLONE_VM children). */
   mem: AddressSpace;
   /** This task's hart (registers and TLB). */
@@ -45,18 +57,18 @@ export class GuestProcess {
   tid: number;
 
   /** A task with a fresh address space, or one sharing `image` (a thread or CLONE_VM child). */
-  constructor(opts: ProcessOptions, pid: number, image?: { ram: GuestRam; mem: AddressSpace }, tid = pid) {
+  constructor(opts: ProcessOptions, pid: number, image?: { ram: GuestMemory; mem: AddressSpace }, tid = pid) {
     // The root task of a VM makes the VM's engines (with its own copy of the settings); every later
     // task gets its parent's opts, and so the same engines.
     this.opts = opts.jitEngines ? opts : { ...opts, jitEngines: new JitEngines(opts.jit ?? defaultJitConfig(), PROCESS_VM_THRESHOLD) };
-    this.ram = image?.ram ?? new GuestRam(opts.memoryBytes);
+    this.ram = image?.ram ?? newProcessRam(opts, opts.memoryBytes);
     this.mem = image?.mem ?? new AddressSpace(this.ram);
     this.hart = new Hart(this.ram, this.mem);
     // Fetches get a TLB of their own: in a shared one, every data page that maps to a code page's
     // entry evicts its fetch translation (sort's arrays vs. qsort calling cmp through jalr: 14 K
     // dispatcher trips per 300 K elements, each a failed IBTC check).
     this.hart.fetchTlb = this.hart.addTlb();
-    this.mem.tlbs.push(this.hart.tlb, this.hart.fetchTlb);
+    this.mem.harts.push(this.hart);
     this.jitEngines.attach(this.hart);
     this.pid = pid;
     this.tid = tid;
@@ -65,12 +77,10 @@ export class GuestProcess {
   /** The VM's JIT engines. */
   get jitEngines(): JitEngines { return this.opts.jitEngines!; }
 
-  /** Unregisters this task's TLBs from its address space (the task exits or leaves the space). */
+  /** Unregisters this task's hart from its address space (the task exits or leaves the space). */
   detach(): void {
-    for (const t of [this.hart.tlb, this.hart.fetchTlb]) {
-      const i = this.mem.tlbs.indexOf(t);
-      if (i >= 0) this.mem.tlbs.splice(i, 1);
-    }
+    const i = this.mem.harts.indexOf(this.hart);
+    if (i >= 0) this.mem.harts.splice(i, 1);
   }
 
   /** Frees this task's hart slot (the task is gone and its hart will not run again). */
@@ -87,7 +97,7 @@ export class GuestProcess {
     this.ram = other.ram;
     this.mem = other.mem;
     this.hart = other.hart;
-    this.mem.tlbs.push(this.hart.tlb, this.hart.fetchTlb);
+    this.mem.harts.push(this.hart);
     this.exePath = other.exePath;
   }
 }

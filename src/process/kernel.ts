@@ -36,7 +36,8 @@ import type { SysCtx } from './sys-context.js';
 import type { HostOs } from './host-os.js';
 import type { AddressSpace } from './address-space.js';
 import type { Pipe } from './fd-table.js';
-import { GuestRam } from '../memory/guest-ram.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/guest-memory.js';
+import { newProcessRam, type ProcessOptions } from './guest-process.js';
 import { E, SIGCHLD, SIGKILL, signalName } from './sys-abi.js';
 import {
   deliverPending, actionableSignal, raiseSignal, bit, SA_RESTART, SA_NOCLDWAIT, SIG_DFL, SIG_IGN, SI_USER, SI_TKILL,
@@ -145,7 +146,7 @@ export class Kernel {
   raiseRefused = 0;
   private readonly byTid = new Map<number, SysCtx>();
   private readonly futexes = new WeakMap<AddressSpace, Map<number, SysCtx[]>>();
-  private readonly ramPool: GuestRam[] = [];
+  private readonly ramPool: GuestMemory[] = [];
   private cursor = 0;
   private seq = 0;
   private nextPid = 0;
@@ -217,21 +218,34 @@ export class Kernel {
     return n;
   }
 
-  /** A zeroed RAM block of `size` bytes for a new address space: a pooled one, or a fresh one (may throw RangeError). */
-  takeRam(size: number): GuestRam {
+  /**
+   * A zeroed RAM block of `size` bytes for a new address space: a pooled
+   * one, or a fresh one made by `opts.memory` (may throw RangeError).
+   */
+  takeRam(size: number, opts: ProcessOptions): GuestMemory {
     const i = this.ramPool.findIndex((r) => r.size === size);
     if (i >= 0) return this.ramPool.splice(i, 1)[0]!;
-    return new GuestRam(size);
+    return newProcessRam(opts, size);
   }
 
-  /** Once no task uses `mem` (its last user exited or exec'd): zeroes the part it touched and keeps its RAM for reuse. */
+  /**
+   * Once no task uses `mem` (its last user exited or exec'd): zeroes the
+   * frames it touched and keeps its RAM for reuse, or gives the RAM back to
+   * its owner (GuestMemory.release) when the pool of blocks is full.
+   */
   releaseMemory(mem: AddressSpace): void {
-    if (this.tasks.some((t) => t.mem === mem)) return;
+    if (this.tasks.some((t) => t.mem === mem) || this.ramPool.includes(mem.ram)) return;
     const used = mem.committedBytes;
-    if (this.ramPool.length >= RAM_POOL_MAX || used > RAM_POOL_MAX_COMMITTED || this.ramPool.includes(mem.ram)) return;
-    mem.ram.u8.fill(0, 0, used);
-    mem.ram.written(0, used);
-    this.ramPool.push(mem.ram);
+    if (this.ramPool.length < RAM_POOL_MAX && used <= RAM_POOL_MAX_COMMITTED) {
+      try {
+        mem.ram.zero(mem.ram.base, used);
+        this.ramPool.push(mem.ram);
+        return;
+      } catch (e) {
+        if (!(e instanceof GuestMemoryError)) throw e; // a page that cannot be had: the block is not reused
+      }
+    }
+    mem.ram.release?.();
   }
 
   /** The last task using `c`'s address space leaves it (exit, execve): writes back its shared mappings and closes their files. */

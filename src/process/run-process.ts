@@ -5,8 +5,10 @@
  * single process pays nothing for the scheduler) and dispatches its exits:
  * a system call goes to the syscall layer (the task may go to sleep in
  * it); a fault is offered to the guest's signal handler, else it kills the
- * process with the signal Linux would send. The loop ends when the root
- * process ends; its status (exit code, or 128 + signal) is returned.
+ * process with the signal Linux would send; a page the guest memory cannot
+ * provide (GuestMemoryError) kills the process with SIGKILL. The loop ends
+ * when the root process ends; its status (exit code, or 128 + signal) is
+ * returned.
  */
 import { execute } from '../cpu/interpreter.js';
 import {
@@ -18,6 +20,8 @@ import type { GuestProcess } from './guest-process.js';
 import type { SysCtx } from './sys-context.js';
 import type { LinuxSyscalls } from './syscalls.js';
 import { TIME_SLICE } from './kernel.js';
+import { GuestMemoryError } from '../memory/guest-memory.js';
+import { SIGKILL } from './sys-abi.js';
 
 /** Signal numbers (asm-generic/signal.h). */
 export const SIGILL = 4, SIGTRAP = 5, SIGBUS = 7, SIGSEGV = 11;
@@ -103,7 +107,15 @@ export function runProcess(_proc: GuestProcess, sys: LinuxSyscalls, log: (line: 
   while (k.rootStatus === null) {
     const c = k.next();
     if (c === null) { k.idle(); continue; }
-    runTask(c, sys, log, k.tasks.length > 1 ? TIME_SLICE : SLICE);
+    try {
+      runTask(c, sys, log, k.tasks.length > 1 ? TIME_SLICE : SLICE);
+    } catch (e) {
+      // The RAM could not provide a page (a pool-backed memory with nothing left to reclaim): that
+      // process ends as by the OOM killer, the others and the host go on.
+      if (!(e instanceof GuestMemoryError)) throw e;
+      log(`tsvm: guest (pid ${c.tid}) killed: ${e.message}`);
+      k.killGroup(c, SIGKILL, true);
+    }
   }
   k.shutdown();
   return k.rootStatus;

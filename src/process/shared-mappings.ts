@@ -19,19 +19,10 @@ import type { OpenFile } from './fd-table.js';
 import type { AddressSpace } from './address-space.js';
 import { SEEK_CUR } from './sys-abi.js';
 
-const PAGE = 4096;
 
 /** Copies guest memory out ignoring page protection (read-only access to the frames); null if unmapped. */
 export function peek(c: SysCtx, addr: number, len: number): Uint8Array | null {
-  const out = new Uint8Array(len);
-  for (let done = 0; done < len;) {
-    const a = addr + done, off = c.mem.hostOffset(a, 0);
-    if (off < 0) return null;
-    const chunk = Math.min(len - done, PAGE - (a % PAGE));
-    out.set(c.mem.ram.u8.subarray(off, off + chunk), done);
-    done += chunk;
-  }
-  return out;
+  return c.mem.peek(addr, len);
 }
 
 /** The address spaces of the VM's live tasks that have shared mappings (each once). */

@@ -3,7 +3,7 @@
  *
  *  - fork as glibc issues it (CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID|
  *    SIGCHLD): a child process with a copy of the address space (a fresh
- *    GuestRam holding the touched pages, AddressSpace.copyInto), of the fd
+ *    RAM holding the touched pages, AddressSpace.copyInto), of the fd
  *    table (sharing the open file descriptions, so offsets are shared as
  *    POSIX requires), the working directory, umask, limits and signal
  *    dispositions.
@@ -22,7 +22,7 @@
  */
 import { SysCtx, type SysArgs, type SyscallDef } from './sys-context.js';
 import { GuestProcess } from './guest-process.js';
-import type { GuestRam } from '../memory/guest-ram.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/guest-memory.js';
 import type { AddressSpace } from './address-space.js';
 import { MAX_TASKS } from './kernel.js';
 import { S } from '../cpu/hart-state.js';
@@ -56,19 +56,25 @@ export function cloneTask(c: SysCtx, flags: number, newsp: number, ptid: number,
   if (flags & CLONE_PIDFD) return -E.EINVAL;
   if (k.taskCount() >= MAX_TASKS) return -E.EAGAIN;
   const thread = (flags & CLONE_THREAD) !== 0;
-  let image: { ram: GuestRam; mem: AddressSpace };
+  let image: { ram: GuestMemory; mem: AddressSpace };
   if (flags & CLONE_VM) {
     image = { ram: c.proc.ram, mem: c.mem };
   } else {
     if (k.committedBytes() + c.mem.committedBytes > k.memoryLimit) return -E.ENOMEM;
-    let ram: GuestRam;
+    let ram: GuestMemory;
     try {
-      ram = k.takeRam(c.proc.ram.size);
+      ram = k.takeRam(c.proc.ram.size, c.proc.opts);
     } catch (e) {
       if (e instanceof RangeError) return -E.ENOMEM; // the host could not reserve another RAM block
       throw e;
     }
-    image = { ram, mem: c.mem.copyInto(ram) };
+    try {
+      image = { ram, mem: c.mem.copyInto(ram) };
+    } catch (e) {
+      if (!(e instanceof GuestMemoryError)) throw e;
+      ram.release?.(); // the RAM could not provide the child's pages: fork fails as Linux's does when out of memory
+      return -E.ENOMEM;
+    }
   }
   const tid = k.allocPid();
   if (tid < 0) return -E.EAGAIN;

@@ -160,7 +160,7 @@ function exec(c: SysCtx, dirfd: number, pathPtr: number, argvPtr: number, envpPt
   if (!isElf(file.data)) return -E.ENOEXEC;
   let fresh: GuestProcess;
   try {
-    const ram = c.kernel.takeRam(c.proc.ram.size);
+    const ram = c.kernel.takeRam(c.proc.ram.size, c.proc.opts);
     fresh = new GuestProcess(c.proc.opts, c.proc.pid, { ram, mem: new AddressSpace(ram) }, c.tid);
   } catch (e) {
     if (e instanceof RangeError) return -E.ENOMEM;

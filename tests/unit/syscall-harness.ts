@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { GuestProcess } from '../../src/process/guest-process.js';
 import { LinuxSyscalls } from '../../src/process/syscalls.js';
 import { NodeHostOs } from '../../src/host/node-host-os.js';
+import type { GuestMemory } from '../../src/memory/guest-memory.js';
 
 /** Guest address of the scratch area the helpers allocate from. */
 export const SCRATCH = 0x100000;
@@ -21,8 +22,9 @@ export class Harness {
   readonly log: string[] = [];
   private next = SCRATCH;
 
-  constructor(opts: { root?: string; trace?: boolean; exePath?: string } = {}) {
-    this.proc = new GuestProcess({ memoryBytes: 32 << 20, root: opts.root, trace: opts.trace ?? false }, 4242);
+  /** `memory` makes the process's RAM blocks (default GuestRam). */
+  constructor(opts: { root?: string; trace?: boolean; exePath?: string; memory?: (bytes: number) => GuestMemory } = {}) {
+    this.proc = new GuestProcess({ memoryBytes: 32 << 20, root: opts.root, trace: opts.trace ?? false, memory: opts.memory }, 4242);
     this.proc.exePath = opts.exePath ?? '/bin/prog';
     this.proc.mem.mmap(SCRATCH, SCRATCH_LEN, 3, true);
     this.sys = new LinuxSyscalls(this.proc, new NodeHostOs(), (l) => this.log.push(l));
