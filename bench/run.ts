@@ -32,7 +32,9 @@
  * named in --only; a few minutes in all),
  * --runs N (runs per configuration; default 3, 1 with --quick),
  * --only NAME[,NAME...] (workload names, `boot`, `blk` for virtio-blk dd
- * throughput, `net` for virtio-net TCP throughput).
+ * throughput, `net` for virtio-net TCP throughput; `memory` for ESX's
+ * experiments and `host` for the many-VM host against `tsvm run`
+ * (bench/host.ts), both only when named).
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -47,6 +49,7 @@ import { benchVirtioBlk, blkTable, type BlkRow } from './virtio-blk.js';
 import { benchVirtioNet, netTable, type NetRow } from './virtio-net.js';
 import { benchMemory, memoryTable, writeMemoryCharts, type MemoryReport } from './memory.js';
 import { benchEsx, esxTable, type EsxReport } from './esx.js';
+import { benchHost, hostTable, type HostReport } from './host.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
 interface Workload {
@@ -120,7 +123,7 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const onlyIdx = argv.indexOf('--only');
 const ONLY = onlyIdx >= 0 ? new Set((argv[onlyIdx + 1] ?? '').split(',').filter((s) => s !== '')) : null;
-const PARTS = ['crc', 'sort', 'interp', 'nbody', 'sha256sum', 'gzip', 'boot', 'blk', 'net', 'memory'];
+const PARTS = ['crc', 'sort', 'interp', 'nbody', 'sha256sum', 'gzip', 'boot', 'blk', 'net', 'memory', 'host'];
 const unknown = [...(ONLY ?? [])].filter((n) => !PARTS.includes(n));
 if (unknown.length > 0) usage(`--only: unknown ${unknown.join(', ')} (expected some of ${PARTS.join(', ')})`);
 const runsIdx = argv.indexOf('--runs');
@@ -379,7 +382,7 @@ async function main(): Promise<void> {
     `Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ` +
     `${RUNS === 1 ? '1 run' : `median of ${RUNS} runs`}; QEMU -cpu ${QEMU_CPU}; tsvm JIT with its default threshold\n` +
     (QUICK ? '\n*--quick: small inputs, so start-up and translation dominate; for checking the harness, not for the ratios.*\n' : '');
-  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[]; memory?: MemoryReport; esx?: EsxReport } = {
+  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[]; memory?: MemoryReport; esx?: EsxReport; host?: HostReport } = {
     date: new Date().toISOString(), quick: QUICK, runs: RUNS,
     rows: rows.map((r) => ({ name: r.w.name, what: r.w.what, program: r.w.program, args: r.w.args, problems: r.problems, notes: r.notes, ...r.m, derived: derive(r) })),
   };
@@ -404,6 +407,10 @@ async function main(): Promise<void> {
       return r;
     }, memoryTable));
     sys.push(await part('esx', 'Memory: overcommit, balloon against swap, idle memory tax (ESX §3, §5.3) on a tsvm host', async () => (json.esx = await benchEsx(QUICK)), esxTable));
+  }
+  // The host against `tsvm run`: starts its own hosts and boots 2 x RUNS + 4 guests: only when named in --only.
+  if (ONLY?.has('host') === true) {
+    sys.push(await part('host', `The many-VM host against \`tsvm run\`${RUNS > 1 ? `, median of ${RUNS}` : ''}`, async () => (json.host = await benchHost(RUNS, QUICK)), hostTable));
   }
   const compute = rows.length > 0 ? `## Process VM: qemu-riscv64 vs tsvm exec (JIT) vs tsvm exec --jit=off\n\n${table(rows)}\n\n${summary(rows)}\n` : '';
   const md = `${[header, compute, ...sys].map((x) => x.trim()).filter((x) => x !== '').join('\n\n')}\n`;

@@ -13,7 +13,7 @@
  */
 import { FramePool } from '../memory/frame-pool.js';
 import { HostSwap, seededRng } from '../memory/host-swap.js';
-import { PooledRam } from '../memory/pooled-ram.js';
+import { PooledRam, releaseOnHost } from '../memory/pooled-ram.js';
 import { SafePointGate, RemapLog } from '../memory/safe-point.js';
 import { ActivitySampler } from '../memory/activity.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -114,6 +114,21 @@ export class VmPoolMemory {
       activity: this.activity.buffer as SharedArrayBuffer,
     };
   }
+
+  /**
+   * Frees the frames of a VM the host never took over (one built ahead of
+   * time and then dropped for another configuration, or a build that
+   * failed): no other thread knows its table, so this thread frees its
+   * pages and control run itself. The VM must not run.
+   */
+  discard(): void {
+    const ram = this.ram;
+    if (ram === null || this.discarded) return;
+    this.discarded = true;
+    ram.release(); // leaves the swap and the gate; the frames are left to us (releasedByHost)
+    releaseOnHost(this.pool, ram.p2m, ram.controlRun);
+  }
+  private discarded = false;
 
   /** Leaves the gate (the VM ended: the host no longer waits for it; it touches no guest memory after this). */
   detach(): void {

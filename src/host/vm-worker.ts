@@ -124,7 +124,11 @@ export interface VmMemory {
  */
 export async function createVmMemory(config: VmConfig, services: VmServices, pool: VmPoolHandles, name: string): Promise<VmMemory> {
   const mem = new VmPoolMemory(pool, name, config.sharing ?? true);
-  const built = await buildVm(config, { ...services, guestMemory: mem.guestMemory });
+  let built: BuiltVm;
+  try { built = await buildVm(config, { ...services, guestMemory: mem.guestMemory }); } catch (e) {
+    mem.discard(); // the host never sees this VM: its frames would be lost to the pool
+    throw e;
+  }
   mem.attach(built.vm);
   return {
     built, pool: mem,
@@ -238,7 +242,8 @@ async function start(msg: StartMessage): Promise<void> {
   }
   const wasPrebuilt = mem !== null;
   if (mem === null) {
-    if (pre !== null) await pre.memory; // a different VM was built ahead: let it finish, then drop it (it holds no host resources)
+    // A different VM was built ahead: let it finish, then drop it. It holds no host resources, but its RAM is on the pool.
+    if (pre !== null) (await pre.memory)?.pool.discard();
     try {
       mem = await createVmMemory(msg.config, servicesFor(msg.files, clock), msg.pool, msg.name);
     } catch (e) {

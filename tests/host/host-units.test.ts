@@ -1,7 +1,8 @@
 /**
  * The host's pieces that need no VM: the console log's ring buffer
  * (randomized, seed printed; LOGRING_SEED=<n> reproduces a run), the
- * HostMemory's stats over the pool, and --pool parsing.
+ * HostMemory's stats over the pool, a VM's frames freed by its own thread
+ * when the host never took it over, and --pool parsing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +56,27 @@ test('HostMemory: the stats contract over the pool; a VM\'s pages and control ru
     m.removeVm('a');
     assert.deepEqual([m.stats().pool.frames_used, m.stats().pool.frames_control], [0, 0], 'the host freed the pages and the control run');
     assert.equal(m.vmStats('a')!.pages_private, 3, 'the last counters stay for vm stats');
+  } finally {
+    m.close();
+  }
+});
+
+test('VmPoolMemory.discard: a VM the host never took over gives its pages and control run back, once', () => {
+  const m = new HostMemory(64 * 1024 * 1024, null);
+  try {
+    for (const releasedFirst of [false, true]) {
+      const vm = new VmPoolMemory(m.handles(), 'dropped', true);
+      const ram = vm.guestMemory(32 * 1024 * 1024, 0x80000000, 1);
+      assert.ok(ram.write(0x80000000, new Uint8Array(5 * 4096).fill(9)));
+      assert.equal(m.stats().pool.frames_used, 5);
+      assert.ok(m.stats().pool.frames_control > 0);
+      if (releasedFirst) ram.release?.(); // a failed build has released it already: the frames are still left to the host
+      assert.equal(m.stats().pool.frames_used, 5);
+      vm.discard();
+      assert.deepEqual([m.stats().pool.frames_used, m.stats().pool.frames_control], [0, 0], `freed (released first: ${releasedFirst})`);
+      vm.discard(); // a second discard must not free the control run again (freeRun would throw)
+      assert.deepEqual([m.stats().pool.frames_used, m.stats().pool.frames_free], [0, 16383]);
+    }
   } finally {
     m.close();
   }
