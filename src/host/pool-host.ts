@@ -70,6 +70,8 @@ interface VmEntry {
   halted: boolean;
   /** Its gate's progress when the host last released it. */
   progressMark: number;
+  /** What its worker handed over (identifies this VM among VMs of the same name over time). */
+  links: VmPoolLinks;
 }
 
 /** The pool, sharing and swap of one host. */
@@ -118,7 +120,7 @@ export class PoolHost {
     const p2m = P2m.attach(this.pool, links.p2m);
     p2m.onRemap = (gpn, old) => log.push(gpn, old); // the host changes the table only while the VM is stopped
     const e: VmEntry = {
-      name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run, halted: false, progressMark: -1,
+      name, p2m, gate: SafePointGate.attach(links.gate), log, sharing: links.sharing, run: links.run, halted: false, progressMark: -1, links,
       activity: new Float64Array(links.activity),
     };
     this.vms.set(name, e);
@@ -207,10 +209,10 @@ export class PoolHost {
    * true once it is held, false when it did not stop within `timeoutMs`
    * (the caller ends it anyway) or is not on the pool.
    */
-  haltVm(name: string, timeoutMs: number = STOP_TIMEOUT_MS): Promise<boolean> {
+  haltVm(name: string, links: VmPoolLinks, timeoutMs: number = STOP_TIMEOUT_MS): Promise<boolean> {
     return this.inTurn(async () => {
       const e = this.vms.get(name);
-      if (e === undefined) return false;
+      if (e === undefined || e.links !== links) return false; // gone, or another VM of the same name
       if (e.halted) return true;
       e.halted = true; // from now on no scan or eviction includes it
       try {

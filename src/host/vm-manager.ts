@@ -13,6 +13,7 @@ import { parseQemuOpts } from '../vmm/qemu-opts.js';
 import type { VmConfig } from '../vmm/vm-config.js';
 import { ensureDefaultGuest } from '../images/default-guest.js';
 import type { HostMemory } from './host-memory.js';
+import type { VmPoolLinks } from './pool-host.js';
 import type {
   FromWorker, HostVmState, RequestMessage, SharedFile, StartMessage, ToWorker, VmMemoryStats, WorkerOp,
 } from './vm-worker-protocol.js';
@@ -91,6 +92,8 @@ export interface VmRecord {
   gone: Promise<void>;
   /** Memory counters last reported by the worker. */
   memory: VmMemoryStats;
+  /** What its worker put on the pool (set when it started), or null: identifies this VM's entry, not a namesake's. */
+  links?: VmPoolLinks | null;
 }
 
 /** A VM's share of the host's memory (issue 14 point 6): its reservation (bytes) and shares. */
@@ -333,6 +336,7 @@ export class VmManager {
       case 'started':
         rec.state = m.state === 'created' ? 'running' : m.state;
         rec.times = { requestedAt: m.requestedAt, workerAt: m.workerAt, builtAt: m.builtAt, firstInsnAt: m.firstInsnAt, prebuilt: m.prebuilt };
+        rec.links = m.links;
         this.memory.attachVm(rec.name, m.links);
         started();
         break;
@@ -366,7 +370,7 @@ export class VmManager {
     rec.state = 'failed';
     rec.reason = reason;
     const w = rec.worker;
-    if (w) setTimeout(() => { void this.endWorker(rec.name, w); }, 2000).unref();
+    if (w) setTimeout(() => { void this.endWorker(rec, w); }, 2000).unref();
   }
 
   /**
@@ -375,8 +379,10 @@ export class VmManager {
    * then it terminates the thread. A VM that does not reach a safe point in
    * time is ended anyway, and the host says so.
    */
-  private async endWorker(name: string, w: Worker): Promise<void> {
-    if (!await this.memory.host.haltVm(name, KILL_STOP_MS) && this.memory.host.has(name)) {
+  private async endWorker(rec: VmRecord, w: Worker): Promise<void> {
+    const name = rec.name, links = rec.links ?? null;
+    // Only this VM's own entry: a VM whose build failed shares its name with the next one created under it.
+    if (links !== null && !await this.memory.host.haltVm(name, links, KILL_STOP_MS) && this.memory.host.has(name)) {
       process.stderr.write(`tsvm host: VM '${name}' did not reach a safe point within ${KILL_STOP_MS} ms; ending its thread anyway\n`);
     }
     await w.terminate();
@@ -426,7 +432,7 @@ export class VmManager {
     const w = rec.worker;
     if (w === null) throw new HostApiError(409, `VM '${name}' is ${rec.state}`);
     if (rec.state !== 'failed') { rec.state = 'shutdown'; rec.reason = reason; }
-    await this.endWorker(name, w);
+    await this.endWorker(rec, w);
     await rec.gone;
   }
 
