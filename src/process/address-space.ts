@@ -218,10 +218,14 @@ export class AddressSpace implements PageTranslator {
    */
   discard(addr: number, len: number, keep: (vpn: number) => boolean): number {
     const vpn = addr / PAGE, end = vpn + Math.ceil(len / PAGE);
-    let unmapped = false, freed = false;
-    for (let p = vpn; p < end; p++) {
+    let covered = vpn, freed = false;
+    for (const v of this.vmas) if (v.start <= covered && v.end > covered) covered = Math.min(v.end, end);
+    // Visit the backed pages: the range may be far larger than what is mapped in it.
+    const vpns = end - vpn <= this.pages.size ? Array.from({ length: end - vpn }, (_, i) => vpn + i)
+      : [...this.pages.keys()].filter((p) => p >= vpn && p < end);
+    for (const p of vpns) {
       const e = this.pages.get(p);
-      if (e === undefined) { unmapped = true; continue; }
+      if (e === undefined) continue;
       const frame = Math.floor(e / 8) - 1;
       if (frame < 0 || keep(p) || !isAnonymous(this.vmaAt(p))) continue;
       this.freeFrames.push(frame);
@@ -229,7 +233,7 @@ export class AddressSpace implements PageTranslator {
       freed = true;
     }
     if (freed) this.flush();
-    return unmapped ? -ENOMEM : 0;
+    return covered < end ? -ENOMEM : 0;
   }
 
   /** The mapping holding page `vpn` (which is mapped). */

@@ -349,7 +349,7 @@ function madvise(c: SysCtx, a: SysArgs): number {
   if (addr % PAGE !== 0) return -E.EINVAL;
   if (advice !== MADV_DONTNEED && advice !== MADV_DONTNEED_LOCKED) return 0;
   if (len === 0) return 0;
-  if (addr + len > USER_TOP) return -E.EINVAL;
+  if (addr + len > 2 ** 64) return -E.EINVAL; // the range wraps (mm/madvise.c)
   const shared = c.shared;
   return c.mem.discard(addr, len, (vpn) => shared.some((m) => m.addr <= vpn * PAGE && vpn * PAGE < m.addr + m.len));
 }
