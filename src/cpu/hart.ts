@@ -163,8 +163,11 @@ export class Hart {
 
   /** Translates one page through the translator and fills the TLB; -1 on fault (recorded). */
   private fillPage(lo: number, hi: number, access: number, size = 1): number {
-    const tr = this.translator;
+    const tr = this.translator, epoch = this.ram.epoch;
     const host = tr.translatePage(lo, hi, access, size);
+    // The fill remapped guest RAM (copy-on-write, swap): translated code that called it may hold a dropped
+    // frame's addend in a loop's one-page load cache (jit/unit-abi.ts L_CTAG), so it leaves after the store.
+    if (this.ram.epoch !== epoch) this.st.s[S.JIT_FLUSHED] = 1;
     if (host === XLATE_MMIO) return ADDR_MMIO;
     if (host < 0) {
       const cause = access === ACCESS_EXEC

@@ -81,7 +81,9 @@ export const L_F64 = [49, 50, 51, 52, 53, 54, 55, 56, 57, 58], L_F32 = [59, 60, 
  * addend. They live for one call of the unit (the prologue sets the tags to
  * -1, which no page equals): nothing a unit runs between its entry and its
  * exit changes a mapping or a read permission (satp, mstatus, sfence.vma,
- * mmap and munprotect all end the call first).
+ * mmap and munprotect all end the call first; a store whose slow path
+ * remapped guest RAM, such as a copy-on-write from the zero frame, sets
+ * JIT_FLUSHED and the unit leaves right after it).
  */
 export const L_CTAG = [62, 63], L_CADD = [64, 65];
 export const LOCALS: [number, number][] = [[38, I64], [8, I32], [10, F64], [3, F32], [2, I64], [2, I32]];

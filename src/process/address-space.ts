@@ -41,6 +41,11 @@ export const ENOMEM = 12, EFAULT = 14, EINVAL = 22, EEXIST = 17;
 /** One mapped range, in page numbers [start, end). */
 interface Vma { start: number; end: number; prot: number; name: string }
 
+/** True for a mapping of anonymous memory: mmap without a file, the heap and the stack. */
+function isAnonymous(v: Vma | undefined): boolean {
+  return v !== undefined && (v.name === '' || v.name === '[heap]' || v.name === '[stack]');
+}
+
 /** A guest process's address space. */
 export class AddressSpace implements PageTranslator {
   /** The RAM holding this space's frames (guest-physical page f is frame f). */
@@ -249,6 +254,38 @@ export class AddressSpace implements PageTranslator {
     for (let p = vpn; p < vpn + n; p++) { const e = this.pages.get(p)!; this.pages.set(p, e - (e & 7) + prot); }
     this.flush();
     return 0;
+  }
+
+  /**
+   * madvise(MADV_DONTNEED) on the private anonymous pages of [addr, addr+len)
+   * (mm/madvise.c): their frames are freed, so the next touch of each gets
+   * a zero-filled page. Pages of other mappings (named after a file, or in
+   * `keep`: MAP_SHARED ones) are left as they are. Returns 0, or -ENOMEM if
+   * part of the range is unmapped (the mapped part is still discarded).
+   */
+  discard(addr: number, len: number, keep: (vpn: number) => boolean): number {
+    const vpn = addr / PAGE, end = vpn + Math.ceil(len / PAGE);
+    let covered = vpn, freed = false;
+    for (const v of this.vmas) if (v.start <= covered && v.end > covered) covered = Math.min(v.end, end);
+    // Visit the backed pages: the range may be far larger than what is mapped in it.
+    const vpns = end - vpn <= this.pages.size ? Array.from({ length: end - vpn }, (_, i) => vpn + i)
+      : [...this.pages.keys()].filter((p) => p >= vpn && p < end);
+    for (const p of vpns) {
+      const e = this.pages.get(p);
+      if (e === undefined) continue;
+      const frame = Math.floor(e / 8) - 1;
+      if (frame < 0 || keep(p) || !isAnonymous(this.vmaAt(p))) continue;
+      this.freeFrames.push(frame);
+      this.pages.set(p, e & 7);
+      freed = true;
+    }
+    if (freed) this.flush();
+    return covered < end ? -ENOMEM : 0;
+  }
+
+  /** The mapping holding page `vpn` (which is mapped). */
+  private vmaAt(vpn: number): Vma | undefined {
+    return this.vmas.find((v) => v.start <= vpn && vpn < v.end);
   }
 
   /** Protection of the page holding `addr`, or -1 if it is unmapped. */

@@ -21,6 +21,8 @@ import {
 const PAGE = 4096;
 /** mremap flag MREMAP_DONTUNMAP (include/uapi/linux/mman.h). */
 const MREMAP_DONTUNMAP = 4;
+/** madvise advice that discards pages (include/uapi/asm-generic/mman-common.h). */
+const MADV_DONTNEED = 4, MADV_DONTNEED_LOCKED = 24;
 /** msync flags (include/uapi/asm-generic/mman-common.h). */
 const MS_ASYNC = 1, MS_INVALIDATE = 2, MS_SYNC = 4;
 
@@ -336,8 +338,20 @@ function msync(c: SysCtx, a: SysArgs): number {
   return at < end ? -E.ENOMEM : 0;
 }
 
-function madvise(_c: SysCtx, a: SysArgs): number {
-  return a.u(0) % PAGE !== 0 ? -E.EINVAL : 0;
+/**
+ * madvise: MADV_DONTNEED (and MADV_DONTNEED_LOCKED) zero-fill the private
+ * anonymous pages of the range on their next touch, as Linux does
+ * (mm/madvise.c; allocators count on it to return memory that reads as
+ * zero). Other advice is a hint, accepted and ignored.
+ */
+function madvise(c: SysCtx, a: SysArgs): number {
+  const addr = a.u(0), len = a.u(1), advice = a.i32(2);
+  if (addr % PAGE !== 0) return -E.EINVAL;
+  if (advice !== MADV_DONTNEED && advice !== MADV_DONTNEED_LOCKED) return 0;
+  if (len === 0) return 0;
+  if (addr + len > 2 ** 64) return -E.EINVAL; // the range wraps (mm/madvise.c)
+  const shared = c.shared;
+  return c.mem.discard(addr, len, (vpn) => shared.some((m) => m.addr <= vpn * PAGE && vpn * PAGE < m.addr + m.len));
 }
 
 function mincore(c: SysCtx, a: SysArgs): number {

@@ -1,7 +1,7 @@
 /* Memory mapping: anonymous private/shared maps, MAP_FIXED over an
- * existing map, partial munmap, mprotect, mremap grow/move, file-backed
- * MAP_PRIVATE (copy-on-write) and MAP_SHARED with msync, brk via sbrk, and
- * a big sparse mapping. Prints contents and results, never addresses. */
+ * existing map, partial munmap, mprotect, mremap grow/move, MADV_DONTNEED,
+ * file-backed MAP_PRIVATE (copy-on-write) and MAP_SHARED with msync, brk
+ * via sbrk, and a big sparse mapping. Prints contents and results, never addresses. */
 #define _GNU_SOURCE
 #include "support/common.h"
 #include <errno.h>
@@ -92,6 +92,16 @@ int main(void) {
         printf("sparse 1 GiB map touched, sum %u\n", s);
         munmap(sp, big);
     }
+    /* MADV_DONTNEED: the private anonymous pages read as zero afterwards, their neighbours keep their bytes */
+    unsigned char *dn = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(dn, 0x5a, 4 * pg);
+    int dr = madvise(dn + pg, 2 * pg, MADV_DONTNEED);
+    printf("MADV_DONTNEED %d: %02x %02x %02x %02x\n", dr, dn[pg - 1], dn[pg], dn[3 * pg - 1], dn[3 * pg]);
+    dn[pg] = 7;
+    printf("written again %d\n", dn[pg]);
+    errno = 0;
+    printf("MADV_WILLNEED %d, unaligned %d %s\n", madvise(dn, pg, MADV_WILLNEED), madvise(dn + 1, pg, MADV_DONTNEED), errno == EINVAL ? "EINVAL" : "?");
+    munmap(dn, 4 * pg);
     printf("munmap unaligned: %d %s\n", munmap(a + 1, pg), errno == EINVAL ? "EINVAL" : "?");
     printf("mmap zero length: %s\n", mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED && errno == EINVAL ? "EINVAL" : "?");
     return 0;

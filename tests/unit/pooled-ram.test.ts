@@ -6,7 +6,9 @@
  * whether the store comes from the interpreter or from translated code
  * (whose inline TLB lookup holds the frame's addend); a merged code page
  * keeps running, and a store into it takes a private copy and runs the
- * new code. Runs under every engine (TSVM_JIT picks the hart's engine).
+ * new code; a tight loop whose cached load read the zero frame reads its
+ * own copy-on-write. Runs under every engine (TSVM_JIT picks the hart's
+ * engine).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +23,7 @@ import { execute } from '../../src/cpu/interpreter.js';
 import { Jit } from '../../src/jit/engine.js';
 import { S } from '../../src/cpu/hart-state.js';
 import { defaultJitConfig } from '../../src/jit/jit-config.js';
-import { i, s, u, LOAD, STORE, OP_IMM, LUI, ECALL } from '../helpers/asm.js';
+import { i, s, u, b, j, LOAD, STORE, OP_IMM, LUI, ECALL } from '../helpers/asm.js';
 import { Prng } from '../helpers/prng.js';
 
 const BASE = 0x40000000, PAGE = 4096; // below 2^31: li's sign extension keeps the addresses
@@ -179,4 +181,16 @@ test('a hart on PooledRam: a page another hart read as the zero frame shows the 
   other.st.setPc(CODE);
   run(other);
   assert.equal(Number(other.st.x[2 * A0]), 99, `${engine}: the other hart sees the write, not the zero frame`);
+});
+
+test('a hart on PooledRam: a tight loop that reads a zero-frame page and then writes it reads back its own writes', () => {
+  const { m, hart, engine } = pooledHart();
+  const D3 = BASE + 0xa000; // never touched: reads map the zero frame until the first write copies it
+  // a0 = D3, a1 = 5; t0 = ld 0(a0) (the TLB maps the zero frame); j loop
+  // loop: a2 = ld 0(a0); a2 += 1; sd a2 -> 0(a0); a1 -= 1; bnez a1, loop; ecall
+  put32(m, CODE, [...li(A0, D3 | 0), ...li(A1, 5), i(LOAD, 3, T0, A0, 0), j(0, 4),
+    i(LOAD, 3, A2, A0, 0), i(OP_IMM, 0, A2, A2, 1), s(STORE, 3, A0, A2, 0), i(OP_IMM, 0, A1, A1, -1), b(1, A1, 0, -16), ECALL]);
+  hart.st.setPc(CODE);
+  run(hart);
+  assert.equal(get64(m, D3), 5, `${engine}: every iteration read the value the one before wrote`);
 });

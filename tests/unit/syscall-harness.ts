@@ -100,7 +100,7 @@ export const NR = {
   read: 63, write: 64, writev: 66, pread64: 67, readlinkat: 78, newfstatat: 79, fstat: 80, exit: 93,
   exit_group: 94, set_tid_address: 96, clock_gettime: 113, kill: 129, tgkill: 131, rt_sigaction: 134,
   rt_sigprocmask: 135, rt_sigreturn: 139, uname: 160, getpid: 172, socket: 198, brk: 214, munmap: 215,
-  mmap: 222, riscv_hwprobe: 258, prlimit64: 261, getrandom: 278, rseq: 293, statx: 291, clone3: 435,
+  mmap: 222, madvise: 233, riscv_hwprobe: 258, prlimit64: 261, getrandom: 278, rseq: 293, statx: 291, clone3: 435,
 } as const;
 
 /** Constants used by the tests. */

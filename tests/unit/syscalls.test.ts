@@ -154,6 +154,28 @@ test('mmap: anonymous, file-backed private copy, MAP_FIXED_NOREPLACE', () => {
   assert.equal(h.proc.mem.read(m, 1), null);
 });
 
+test('madvise(MADV_DONTNEED) zero-fills anonymous pages, keeps file copies, and reports a hole with ENOMEM', () => {
+  const MADV_DONTNEED = 4, MADV_WILLNEED = 3, ENOMEM = 12;
+  const dir = tempDir('madvise');
+  fs.writeFileSync(path.join(dir, 'f'), 'file bytes');
+  const h = new Harness();
+  const anon = h.call(NR.mmap, 0, 4 * 4096, 3, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
+  assert.ok(h.proc.mem.write(anon, new Uint8Array(4 * 4096).fill(0x5a)));
+  assert.equal(h.call(NR.madvise, anon + 4096, 2 * 4096, MADV_DONTNEED), 0);
+  assert.deepEqual([...h.read(anon + 4095, 1), ...h.read(anon + 4096, 1), ...h.read(anon + 3 * 4096 - 1, 2)], [0x5a, 0, 0, 0x5a]);
+  // A range running past the mapping: the mapped part is discarded, the call says ENOMEM (mm/madvise.c).
+  assert.ok(h.proc.mem.write(anon + 3 * 4096, new Uint8Array([7])));
+  assert.equal(h.call(NR.madvise, anon + 3 * 4096, 2 ** 36, MADV_DONTNEED), -ENOMEM);
+  assert.deepEqual([...h.read(anon + 3 * 4096, 1)], [0]);
+  // A private file mapping is a copy of the file here: it keeps its bytes.
+  const fd = h.call(NR.openat, AT_FDCWD, h.str(path.join(dir, 'f')), O_RDONLY);
+  const m = h.call(NR.mmap, 0, 4096, 1 /* PROT_READ */, 2 /* MAP_PRIVATE */, fd, 0);
+  assert.equal(h.call(NR.madvise, m, 4096, MADV_DONTNEED), 0);
+  assert.equal(h.text(m, 10), 'file bytes');
+  assert.equal(h.call(NR.madvise, anon, 4096, MADV_WILLNEED), 0);
+  assert.equal(h.call(NR.madvise, anon + 1, 4096, MADV_DONTNEED), -22);
+});
+
 test('brk grows the heap', () => {
   const h = new Harness();
   h.proc.mem.initBrk(0x400000);
