@@ -7,7 +7,8 @@
  * their shells over the console stream, and samples the host's counters.
  * Part of `npm run bench -- --only memory`.
  *
- * - Overcommit: 8 guests of 256 MiB (2 GiB promised) in a 1 GiB pool; each
+ * - Overcommit: 8 guests of 256 MiB (2 GiB promised) in a 1 GiB pool (with
+ *   --quick: 4 in 512 MiB); each
  *   writes DATA_MIB of random data to its RAM-backed root, records its
  *   md5sum, and after every guest has written, checks it again.
  * - Balloon against swap: one 256 MiB guest in a pool with room for
@@ -132,13 +133,13 @@ export interface OvercommitSample { t: number; framesUsed: number; pagesOut: num
 /** The overcommit experiment's result. */
 export interface OvercommitResult { vms: number; promisedMiB: number; poolMiB: number; dataMiB: number; ok: number; bad: string[]; seconds: number; samples: OvercommitSample[] }
 
-async function overcommit(n: number): Promise<OvercommitResult> {
+async function overcommit(n: number, poolMiB: number): Promise<OvercommitResult> {
   const h = new BenchHost();
   const samples: OvercommitSample[] = [];
   const t0 = performance.now();
   let timer: ReturnType<typeof setInterval> | null = null;
   try {
-    await h.start(['--pool', '1G', '--swap', path.join(h.dir, 'swap')]);
+    await h.start(['--pool', `${poolMiB}M`, '--swap', path.join(h.dir, 'swap')]);
     timer = setInterval(() => {
       void (async () => {
         const s = await h.req('GET', '/v1/host/stats');
@@ -152,7 +153,7 @@ async function overcommit(n: number): Promise<OvercommitResult> {
     const checks = await Promise.all(shells.map((sh) => sh.run('md5sum -c /root/data.md5 >/dev/null 2>&1 && echo CHECK-OK || echo CHECK-BAD', /CHECK-(OK|BAD)/, 900_000)));
     const bad = checks.map((m, k) => (m[1] === 'OK' ? null : `vm${k}`)).filter((x): x is string => x !== null);
     for (const sh of shells) sh.close();
-    return { vms: n, promisedMiB: n * 256, poolMiB: 1024, dataMiB: DATA_MIB, ok: n - bad.length, bad, seconds: (performance.now() - t0) / 1000, samples };
+    return { vms: n, promisedMiB: n * 256, poolMiB, dataMiB: DATA_MIB, ok: n - bad.length, bad, seconds: (performance.now() - t0) / 1000, samples };
   } finally {
     if (timer) clearInterval(timer);
     await h.stop();
@@ -236,7 +237,7 @@ export interface EsxReport { overcommit: OvercommitResult; reclaim: ReclaimRun[]
 
 /** Runs the three experiments (`quick`: fewer guests and shorter runs). */
 export async function benchEsx(quick: boolean): Promise<EsxReport> {
-  const overcommitResult = await overcommit(quick ? 4 : 8);
+  const overcommitResult = quick ? await overcommit(4, 512) : await overcommit(8, 1024);
   const reclaim = [await reclaimRun('balloon', quick ? 2 : 4), await reclaimRun('swap', quick ? 2 : 4)];
   const tax = [await taxRun(0, quick ? 60 : 120), await taxRun(75, quick ? 60 : 120)];
   return { overcommit: overcommitResult, reclaim, tax };
