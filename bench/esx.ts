@@ -33,7 +33,7 @@ const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../sr
 const PROMPT = '~ # ';
 const MiB = 1024 * 1024;
 /** Random data each overcommit guest writes and checks. */
-const DATA_MIB = 112;
+const DATA_MIB = 144;
 /** Pool room for the one guest of the balloon-against-swap experiment. */
 const RECLAIM_POOL_MIB = 176;
 /** Disk the balloon-against-swap guest re-reads. */
@@ -133,7 +133,8 @@ export interface OvercommitSample { t: number; framesUsed: number; pagesOut: num
 /** The overcommit experiment's result. */
 export interface OvercommitResult { vms: number; promisedMiB: number; poolMiB: number; dataMiB: number; ok: number; bad: string[]; seconds: number; samples: OvercommitSample[] }
 
-async function overcommit(n: number, poolMiB: number): Promise<OvercommitResult> {
+/** The overcommit experiment alone. */
+export async function overcommit(n: number, poolMiB: number): Promise<OvercommitResult> {
   const h = new BenchHost();
   const samples: OvercommitSample[] = [];
   const t0 = performance.now();
@@ -149,9 +150,10 @@ async function overcommit(n: number, poolMiB: number): Promise<OvercommitResult>
       })().catch(() => {});
     }, 2000);
     const shells = await Promise.all(Array.from({ length: n }, (_, k) => bootVm(h, `vm${k}`, ['-m', '256M'])));
-    await Promise.all(shells.map((sh) => sh.run(`dd if=/dev/urandom of=/root/data bs=1M count=${DATA_MIB} 2>/dev/null; md5sum /root/data > /root/data.md5; echo WROTE-$?`, /WROTE-(\d+)/, 900_000)));
-    const checks = await Promise.all(shells.map((sh) => sh.run('md5sum -c /root/data.md5 >/dev/null 2>&1 && echo CHECK-OK || echo CHECK-BAD', /CHECK-(OK|BAD)/, 900_000)));
-    const bad = checks.map((m, k) => (m[1] === 'OK' ? null : `vm${k}`)).filter((x): x is string => x !== null);
+    // The initramfs root is a tmpfs limited to half the RAM: the data goes to a tmpfs of its own.
+    const wrote = await Promise.all(shells.map((sh) => sh.run(`mkdir -p /data && mount -t tmpfs -o size=${DATA_MIB + 8}m tmpfs /data && dd if=/dev/urandom of=/data/d bs=1M count=${DATA_MIB} 2>/dev/null && [ $(wc -c < /data/d) = ${DATA_MIB * MiB} ] && md5sum /data/d > /root/d.md5 && echo WROTE-OK || echo WROTE-BAD`, /WROTE-(OK|BAD)/, 900_000)));
+    const checks = await Promise.all(shells.map((sh) => sh.run('md5sum -c /root/d.md5 >/dev/null 2>&1 && echo CHECK-OK || echo CHECK-BAD', /CHECK-(OK|BAD)/, 900_000)));
+    const bad = checks.map((m, k) => (m[1] === 'OK' && wrote[k]![1] === 'OK' ? null : `vm${k}`)).filter((x): x is string => x !== null);
     for (const sh of shells) sh.close();
     return { vms: n, promisedMiB: n * 256, poolMiB, dataMiB: DATA_MIB, ok: n - bad.length, bad, seconds: (performance.now() - t0) / 1000, samples };
   } finally {
@@ -197,7 +199,8 @@ export interface TaxSample { t: number; idle: number; active: number; free: numb
 /** The idle-memory-tax experiment at one tax rate. */
 export interface TaxRun { taxPercent: number; samples: TaxSample[]; passesPerMin: number; finalIdleMiB: number; finalActiveMiB: number }
 
-async function taxRun(taxPercent: number, measureSeconds: number): Promise<TaxRun> {
+/** The idle-memory-tax experiment at one rate. */
+export async function taxRun(taxPercent: number, measureSeconds: number): Promise<TaxRun> {
   const h = new BenchHost();
   const samples: TaxSample[] = [];
   let timer: ReturnType<typeof setInterval> | null = null;
@@ -208,7 +211,8 @@ async function taxRun(taxPercent: number, measureSeconds: number): Promise<TaxRu
     await idle.run('dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null; echo READ-$?', /READ-(\d+)/, 900_000); // fills its page cache, then idles
     idle.close();
     const active = await bootVm(h, 'active', ['-m', '384M']);
-    await active.run('dd if=/dev/urandom of=/root/ws bs=1M count=300 2>/dev/null; echo WS-$?', /WS-(\d+)/, 900_000);
+    const ws = await active.run('mkdir -p /ws && mount -t tmpfs -o size=310m tmpfs /ws && dd if=/dev/urandom of=/ws/f bs=1M count=300 2>/dev/null && echo WS-OK || echo WS-BAD', /WS-(OK|BAD)/, 900_000);
+    if (ws[1] !== 'OK') throw new Error('the active guest could not write its working set');
     const t0 = performance.now();
     const frames = async (name: string): Promise<number> => { const v = await h.req('GET', `/v1/vms/${name}/stats`); return v['pages_private'] + v['pages_shared']; };
     timer = setInterval(() => {
@@ -219,7 +223,7 @@ async function taxRun(taxPercent: number, measureSeconds: number): Promise<TaxRu
     }, 2000);
     let passes = 0;
     while (performance.now() - t0 < measureSeconds * 1000) {
-      await active.run('md5sum /root/ws >/dev/null; echo SUM-$?', /SUM-(\d+)/, 900_000);
+      await active.run('md5sum /ws/f >/dev/null; echo SUM-$?', /SUM-(\d+)/, 900_000);
       passes++;
     }
     const elapsed = (performance.now() - t0) / 1000;
