@@ -22,11 +22,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { prepareDynamicPrograms, type DynamicProgram } from '../helpers/dynamic-programs.js';
 import { compile } from '../helpers/toolchain.js';
 import { Prng } from '../helpers/prng.js';
 import {
-  ensureSysroot, firstDifference, freshDir, installInRoot, mapLimit, requireQemu, requireTsvm, runHost, runQemu, runTsvm,
-  TSVM_CLI, tsvmEnv, type RunResult,
+  ensureSysroot, firstDifference, freshDir, mapLimit, requireQemu, requireTsvm, runHost, runTsvm,
+  TSVM_CLI, tsvmEnv,
 } from '../helpers/guest-run.js';
 
 const PROGRAMS = ['atomics.c', 'qsort.c', 'printf_strtod.c', 'malloc.c', 'setjmp.c', 'fileio.c', 'signals.c'];
@@ -44,7 +45,7 @@ function startLoad(n: number): ChildProcess[] {
 
 describe('tsvm exec under load', { concurrency: 1 }, () => {
   let root = '';
-  const programs: { name: string; guest: string; ref: RunResult }[] = [];
+  const programs: DynamicProgram[] = [];
   let load: ChildProcess[] = [];
 
   before(async () => {
@@ -52,17 +53,7 @@ describe('tsvm exec under load', { concurrency: 1 }, () => {
     requireQemu();
     requireTsvm();
     root = ensureSysroot();
-    for (const p of PROGRAMS) {
-      const guest = installInRoot(root, compile({ sources: [p], linkage: 'dynamic' }), `/progs/stress-${p.replace(/\.c$/, '')}`);
-      const cwd = freshDir(root, 'stress-ref');
-      try {
-        const ref = await runQemu(guest, { root, cwd, timeoutMs: 120_000 });
-        assert.equal(ref.status, 0, `qemu: ${p} exit status (harness problem?) stderr: ${ref.stderr}`);
-        programs.push({ name: p, guest, ref });
-      } finally {
-        fs.rmSync(cwd, { recursive: true, force: true });
-      }
-    }
+    programs.push(...await prepareDynamicPrograms(root, PROGRAMS, 'stress'));
   });
 
   after(() => { for (const p of load) p.kill('SIGKILL'); });

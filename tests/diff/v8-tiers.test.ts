@@ -20,10 +20,10 @@
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { compile } from '../helpers/toolchain.js';
+import { prepareDynamicPrograms, type DynamicProgram } from '../helpers/dynamic-programs.js';
 import {
-  ensureSysroot, firstDifference, freshDir, installInRoot, mapLimit, requireQemu, requireTsvm, runHost, runQemu,
-  TSVM_CLI, tsvmEnv, type RunResult,
+  ensureSysroot, firstDifference, freshDir, mapLimit, requireQemu, requireTsvm, runHost,
+  TSVM_CLI, tsvmEnv,
 } from '../helpers/guest-run.js';
 
 const PROGRAMS = ['atomics.c', 'qsort.c', 'printf_strtod.c', 'malloc.c', 'setjmp.c', 'fileio.c', 'signals.c'];
@@ -48,24 +48,14 @@ function counts(stderr: string): string {
 
 describe('the JIT under every V8 tier', { concurrency: 1 }, () => {
   let root = '';
-  const programs: { name: string; guest: string; ref: RunResult }[] = [];
+  const programs: DynamicProgram[] = [];
 
   before(async () => {
     if (!inJitPass) return;
     requireQemu();
     requireTsvm();
     root = ensureSysroot();
-    for (const p of PROGRAMS) {
-      const guest = installInRoot(root, compile({ sources: [p], linkage: 'dynamic' }), `/progs/tiers-${p.replace(/\.c$/, '')}`);
-      const cwd = freshDir(root, 'tiers-ref');
-      try {
-        const ref = await runQemu(guest, { root, cwd, timeoutMs: 120_000 });
-        assert.equal(ref.status, 0, `qemu: ${p} exit status (harness problem?) stderr: ${ref.stderr}`);
-        programs.push({ name: p, guest, ref });
-      } finally {
-        fs.rmSync(cwd, { recursive: true, force: true });
-      }
-    }
+    programs.push(...await prepareDynamicPrograms(root, PROGRAMS, 'tiers'));
   });
 
   test('QEMU\'s output, and the same instructions and JIT counters, in every configuration', {
