@@ -51,7 +51,8 @@ class BenchHost {
     const child = spawn(process.execPath, [CLI, 'host', 'start', '--socket', this.socket, '--sample-period', '5', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     let err = '';
-    child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    child.stderr!.on('data', (b: Buffer) => { err += b.toString(); process.stderr.write(`host: ${b.toString()}`); });
+    child.on('exit', (code, sig) => { if (!this.stopping) process.stderr.write(`esx: the host exited (${code ?? sig}) during the experiment\n`); });
     for (let i = 0; ; i++) {
       if (child.exitCode !== null) throw new Error(`host exited: ${err}`);
       try { if ((await hostRequest(this.socket, 'GET', '/v1/host')).status === 200) return; } catch { /* not yet */ }
@@ -66,7 +67,10 @@ class BenchHost {
     return r.body as Obj;
   }
 
+  private stopping = false;
+
   async stop(): Promise<void> {
+    this.stopping = true;
     const c = this.child;
     if (c !== null && c.exitCode === null) {
       await hostRequest(this.socket, 'POST', '/v1/host/stop', {}).catch(() => null);
@@ -274,4 +278,49 @@ export function esxTable(r: EsxReport): string {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!;
+}
+
+/** One line of a chart: its label and (seconds, MiB) points. */
+interface Series { label: string; points: [number, number][] }
+
+/** An SVG line chart of MiB over time. */
+function mibChart(title: string, series: Series[]): string {
+  const W = 640, H = 320, L = 56, B = 40, T = 24, R = 150;
+  const tMax = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[0])));
+  const vMax = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
+  const step = vMax > 1000 ? 256 : vMax > 400 ? 128 : 64, top = Math.ceil(vMax / step) * step;
+  const x = (t: number): number => L + ((W - L - R) * t) / tMax;
+  const y = (v: number): number => H - B - ((H - B - T) * v) / top;
+  const colors = ['#1b6ca8', '#d1495b', '#edae49', '#00798c', '#6a4c93'];
+  const grid = Array.from({ length: top / step + 1 }, (_, k) => k * step)
+    .map((v) => `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${L - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${v}</text>`).join('');
+  const lines = series.map((s, k) => {
+    const c = colors[k % colors.length]!, last = s.points.at(-1);
+    return `<polyline fill="none" stroke="${c}" stroke-width="2" points="${s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ')}"/>` +
+      `<text x="${W - R + 6}" y="${(T + 16 * k + 10).toFixed(1)}" font-size="12" fill="${c}">${s.label}${last ? ` (${last[1].toFixed(0)})` : ''}</text>`;
+  }).join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">\n<rect width="${W}" height="${H}" fill="white"/>${grid}\n` +
+    `<text x="${L}" y="14" font-size="13">${title}</text>\n` +
+    `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/><text x="${(L + W - R) / 2}" y="${H - 8}" font-size="12" text-anchor="middle">seconds (${tMax.toFixed(0)} s)</text>\n` +
+    `<text x="14" y="${T + (H - B - T) / 2}" font-size="12" transform="rotate(-90 14 ${T + (H - B - T) / 2})" text-anchor="middle">MiB</text>\n${lines}\n</svg>\n`;
+}
+
+const pagesMiB = (pages: number): number => (pages * 4096) / MiB;
+
+/** Writes the overcommit and idle-tax charts under docs/ (memory-overcommit.svg, memory-idle-tax.svg). */
+export function writeEsxCharts(r: EsxReport, docsDir: string): string[] {
+  const o = r.overcommit.samples;
+  const files: [string, string][] = [
+    ['memory-overcommit.svg', mibChart(`${r.overcommit.vms} guests of 256 MiB in a ${r.overcommit.poolMiB} MiB pool`, [
+      { label: 'pool frames used', points: o.map((s) => [s.t, pagesMiB(s.framesUsed)]) },
+      { label: 'in balloons', points: o.map((s) => [s.t, pagesMiB(s.ballooned)]) },
+      { label: 'swapped out (total)', points: o.map((s) => [s.t, pagesMiB(s.pagesOut)]) },
+      { label: 'swapped in (total)', points: o.map((s) => [s.t, pagesMiB(s.pagesIn)]) },
+    ])],
+    ['memory-idle-tax.svg', mibChart('idle and active guest, 512 MiB pool', r.tax.flatMap((t) => [
+      { label: `active, tax ${t.taxPercent}%`, points: t.samples.map((s): [number, number] => [s.t, pagesMiB(s.active)]) },
+      { label: `idle, tax ${t.taxPercent}%`, points: t.samples.map((s): [number, number] => [s.t, pagesMiB(s.idle)]) },
+    ]))],
+  ];
+  return files.map(([name, svg]) => { const f = path.join(docsDir, name); fs.writeFileSync(f, svg); return f; });
 }

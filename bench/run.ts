@@ -48,7 +48,7 @@ import { benchBoot, bootTable, type BootRow } from './boot.js';
 import { benchVirtioBlk, blkTable, type BlkRow } from './virtio-blk.js';
 import { benchVirtioNet, netTable, type NetRow } from './virtio-net.js';
 import { benchMemory, memoryTable, writeMemoryCharts, type MemoryReport } from './memory.js';
-import { benchEsx, esxTable, type EsxReport } from './esx.js';
+import { benchEsx, esxTable, writeEsxCharts, type EsxReport } from './esx.js';
 import { benchHost, hostTable, type HostReport } from './host.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
@@ -406,7 +406,12 @@ async function main(): Promise<void> {
       for (const f of writeMemoryCharts(r, path.join(REPO_ROOT, 'docs'))) process.stderr.write(`bench: wrote ${path.relative(REPO_ROOT, f)}\n`);
       return r;
     }, memoryTable));
-    sys.push(await part('esx', 'Memory: overcommit, balloon against swap, idle memory tax (ESX §3, §5.3) on a tsvm host', async () => (json.esx = await benchEsx(QUICK)), esxTable));
+    sys.push(await part('esx', 'Memory: overcommit, balloon against swap, idle memory tax (ESX §3, §5.3) on a tsvm host', async () => {
+      const r = await benchEsx(QUICK);
+      json.esx = r;
+      for (const f of writeEsxCharts(r, path.join(REPO_ROOT, 'docs'))) process.stderr.write(`bench: wrote ${path.relative(REPO_ROOT, f)}\n`);
+      return r;
+    }, esxTable));
   }
   // The host against `tsvm run`: starts its own hosts and boots 2 x RUNS + 4 guests: only when named in --only.
   if (ONLY?.has('host') === true) {

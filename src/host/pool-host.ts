@@ -143,10 +143,11 @@ export class PoolHost {
     if (e === undefined) return;
     this.vms.delete(name);
     this.sharing.unregister(e.p2m);
-    this.swap?.unregister(e.p2m);
     // The scan itself is synchronous on this thread, so this never runs inside one; a round waiting for its
-    // stop sees the VM gone and skips the scan.
+    // stop sees the VM gone and skips the scan. The table's swapped pages give their slots back through the
+    // host's swap (its reclaimer), so it leaves host swap only after.
     releaseOnHost(this.pool, e.p2m, e.run);
+    this.swap?.unregister(e.p2m);
   }
 
   /** Runs `fn` in the host's turn to stop VMs (one stop at a time: a gate has one controller). */

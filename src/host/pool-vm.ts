@@ -61,7 +61,7 @@ export class VmPoolMemory {
     const ram = new PooledRam(this.pool, bytes, base, cpuSlots, this.name);
     this.swap?.register(ram.p2m);
     ram.releasedByHost = true; // the host frees the frames once this thread is gone (PoolHost.removeVm)
-    ram.onRelease = () => { this.stopSampling(); this.swap?.unregister(ram.p2m); this.detach(); };
+    ram.onRelease = () => { this.stopSampling(); this.swap?.forget(ram.p2m); this.detach(); }; // the host frees its swap slots with its frames
     this.ram = ram;
     return ram;
   };
@@ -125,8 +125,8 @@ export class VmPoolMemory {
     const ram = this.ram;
     if (ram === null || this.discarded) return;
     this.discarded = true;
-    ram.release(); // leaves the swap and the gate; the frames are left to us (releasedByHost)
-    releaseOnHost(this.pool, ram.p2m, ram.controlRun);
+    releaseOnHost(this.pool, ram.p2m, ram.controlRun); // its swapped pages' slots go back through this thread's swap
+    ram.release(); // then it leaves the swap and the gate (releasedByHost: release itself frees nothing)
   }
   private discarded = false;
 

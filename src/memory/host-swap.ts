@@ -218,6 +218,18 @@ export class HostSwap implements FrameReclaimer {
     p2m.reclaimer = null;
   }
 
+  /**
+   * Forgets a VM whose table another thread frees (a VM's worker: the host
+   * frees the table, swap slots included, once the worker has gone).
+   */
+  forget(p2m: P2m): void {
+    const rec = this.byP2m.get(p2m);
+    if (rec === undefined) return;
+    this.byP2m.delete(p2m);
+    this.vms.splice(this.vms.indexOf(rec), 1);
+    p2m.reclaimer = null;
+  }
+
   /** Host-wide counters. */
   stats(): HostSwapStats {
     const m = this.meta;

@@ -6,6 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { LogRing } from '../../src/host/vm-manager.js';
 import { HostMemory } from '../../src/host/host-memory.js';
 import { VmPoolMemory } from '../../src/host/pool-vm.js';
@@ -86,4 +89,26 @@ test('--pool accepts 16M to 4G', () => {
   assert.equal(parsePoolSize('1G'), 1024 ** 3);
   assert.equal(parsePoolSize('4G'), 4 * 1024 ** 3);
   for (const bad of ['5G', '8M', 'lots', '']) assert.match(String(parsePoolSize(bad)), /--pool .*16M to 4G/);
+});
+
+test('a VM that ends with pages in host swap: the worker lets go, the host frees its slots and keeps running', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-units-swap-'));
+  const m = new HostMemory(16 * 1024 * 1024, path.join(dir, 'swap'));
+  try {
+    m.addVm('a', 8 * 1024 * 1024);
+    const vm = new VmPoolMemory(m.handles(), 'a', false);
+    const ram = vm.guestMemory(8 * 1024 * 1024, 0x80000000, 1);
+    assert.ok(ram.write(0x80000000, new Uint8Array(256 * 4096).fill(9)));
+    m.attachVm('a', vm.links());
+    vm.detach(); // no run loop in this test: out of the gate, it counts as stopped for the host
+    assert.equal(await m.host.swapOut('a', 100), 100, 'the policy\'s swap request evicted 100 pages');
+    assert.equal(m.vmStats('a')!.pages_swapped, 100);
+    assert.equal(m.stats().swap.slots_used, 100);
+    ram.release?.(); // the worker ends: no throw for the swapped pages (the host frees them)
+    m.removeVm('a');
+    assert.deepEqual([m.stats().pool.frames_used, m.stats().swap.slots_used], [0, 0], 'frames and swap slots back');
+  } finally {
+    m.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
