@@ -18,7 +18,7 @@
  *   pinned at the VM's full size). Throughput is the disk's MB/s per pass.
  * - Idle memory tax: two 384 MiB guests in a 512 MiB pool, one idle (its
  *   page cache full of a disk it read once), one active (re-reading a
- *   300 MiB file in its RAM), at tax 0% and 75%: how the pool settles
+ *   240 MiB file in its RAM), at tax 0% and 75%: how the pool settles
  *   between them, and the active guest's throughput.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -97,7 +97,7 @@ class Shell {
       await sleep(100);
     }
   }
-  /** Runs `cmd`; resolves with the text of `marker`'s match. */
+  /** Runs `cmd`; resolves with the text of `marker`'s match (which must not match the command's own echo: print it with shell arithmetic). */
   async run(cmd: string, marker: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
     this.sock.write(`${cmd}\n`);
     return this.expect(marker, timeoutMs);
@@ -155,8 +155,8 @@ export async function overcommit(n: number, poolMiB: number): Promise<Overcommit
     }, 2000);
     const shells = await Promise.all(Array.from({ length: n }, (_, k) => bootVm(h, `vm${k}`, ['-m', '256M'])));
     // The initramfs root is a tmpfs limited to half the RAM: the data goes to a tmpfs of its own.
-    const wrote = await Promise.all(shells.map((sh) => sh.run(`mkdir -p /data && mount -t tmpfs -o size=${DATA_MIB + 8}m tmpfs /data && dd if=/dev/urandom of=/data/d bs=1M count=${DATA_MIB} 2>/dev/null && [ $(wc -c < /data/d) = ${DATA_MIB * MiB} ] && md5sum /data/d > /root/d.md5 && echo WROTE-OK || echo WROTE-BAD`, /WROTE-(OK|BAD)/, 900_000)));
-    const checks = await Promise.all(shells.map((sh) => sh.run('md5sum -c /root/d.md5 >/dev/null 2>&1 && echo CHECK-OK || echo CHECK-BAD', /CHECK-(OK|BAD)/, 900_000)));
+    const wrote = await Promise.all(shells.map((sh) => sh.run(`mkdir -p /data && mount -t tmpfs -o size=${DATA_MIB + 8}m tmpfs /data && dd if=/dev/urandom of=/data/d bs=1M count=${DATA_MIB} 2>/dev/null && [ $(wc -c < /data/d) = ${DATA_MIB * MiB} ] && md5sum /data/d > /root/d.md5 && echo WROTE-OK$((6*7)) || echo WROTE-BAD$((6*7))`, /WROTE-(OK|BAD)42/, 900_000)));
+    const checks = await Promise.all(shells.map((sh) => sh.run('md5sum -c /root/d.md5 >/dev/null 2>&1 && echo CHECK-OK$((6*7)) || echo CHECK-BAD$((6*7))', /CHECK-(OK|BAD)42/, 900_000)));
     const bad = checks.map((m, k) => (m[1] === 'OK' && wrote[k]![1] === 'OK' ? null : `vm${k}`)).filter((x): x is string => x !== null);
     for (const sh of shells) sh.close();
     return { vms: n, promisedMiB: n * 256, poolMiB, dataMiB: DATA_MIB, ok: n - bad.length, bad, seconds: (performance.now() - t0) / 1000, samples };
@@ -215,7 +215,7 @@ export async function taxRun(taxPercent: number, measureSeconds: number): Promis
     await idle.run('dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null; echo READ-$?', /READ-(\d+)/, 900_000); // fills its page cache, then idles
     idle.close();
     const active = await bootVm(h, 'active', ['-m', '384M']);
-    const ws = await active.run('mkdir -p /ws && mount -t tmpfs -o size=310m tmpfs /ws && dd if=/dev/urandom of=/ws/f bs=1M count=300 2>/dev/null && echo WS-OK || echo WS-BAD', /WS-(OK|BAD)/, 900_000);
+    const ws = await active.run('mkdir -p /ws && mount -t tmpfs -o size=250m tmpfs /ws && dd if=/dev/urandom of=/ws/f bs=1M count=240 2>/dev/null && echo WS-OK$((6*7)) || echo WS-BAD$((6*7))', /WS-(OK|BAD)42/, 900_000);
     if (ws[1] !== 'OK') throw new Error('the active guest could not write its working set');
     const t0 = performance.now();
     const frames = async (name: string): Promise<number> => { const v = await h.req('GET', `/v1/vms/${name}/stats`); return v['pages_private'] + v['pages_shared']; };
@@ -268,7 +268,7 @@ export function esxTable(r: EsxReport): string {
     '|---|---|---|---|---|---|',
     ...r.reclaim.map((x) => `| ${x.mode} | ${x.mbPerS.map(f1).join(', ')} | ${f1(median(x.mbPerS))} | ${x.pagesOut} | ${x.pagesIn} | ${x.ballooned} |`),
     '', '### Idle memory tax: two 384 MiB guests in a 512 MiB pool, one idle, one active', '',
-    '| tax | idle guest holds (MiB, end) | active guest holds (MiB, end) | active guest: md5sum passes of 300 MiB per minute |',
+    '| tax | idle guest holds (MiB, end) | active guest holds (MiB, end) | active guest: md5sum passes of 240 MiB per minute |',
     '|---|---|---|---|',
     ...r.tax.map((x) => `| ${x.taxPercent}% | ${f1(x.finalIdleMiB)} | ${f1(x.finalActiveMiB)} | ${f1(x.passesPerMin)} |`),
   ];
