@@ -9,6 +9,7 @@ DEB_PACKAGES=(
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross binutils-riscv64-linux-gnu
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
   qemu-user qemu-system-misc qemu-utils opensbi device-tree-compiler passt python3
+  docker-registry skopeo apache2-utils openssl
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
