@@ -199,10 +199,11 @@ export async function startTokenServer(o: {
   return server;
 }
 
-/** What the proxy does with one request: pass it, corrupt the body, replace it, or redirect to the registry. */
+/** What the proxy does with one request: pass it, corrupt the body (flip a bit), send half of it and stall, replace it, or redirect to the registry. */
 export type ProxyAction =
   | { kind: 'pass' }
   | { kind: 'corrupt' }
+  | { kind: 'stall' }
   | { kind: 'replace'; status: number; headers: Record<string, string>; body: string }
   | { kind: 'redirect' };
 
@@ -240,8 +241,13 @@ export async function startRegistryProxy(target: string, decide: (method: string
       ur.on('data', (c: Buffer) => parts.push(c));
       ur.on('end', () => {
         const body = Buffer.concat(parts);
-        if (body.length > 0) body[body.length >> 1] = body[body.length >> 1]! ^ 0x01;
         res.writeHead(ur.statusCode ?? 502, ur.headers);
+        if (action.kind === 'stall') {
+          // Half the body, then nothing until the proxy stops.
+          res.write(body.subarray(0, body.length >> 1));
+          return;
+        }
+        if (body.length > 0) body[body.length >> 1] = body[body.length >> 1]! ^ 0x01;
         res.end(body);
       });
     });

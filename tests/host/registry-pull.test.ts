@@ -212,6 +212,20 @@ test('registry pulls against Debian docker-registry on loopback', { timeout: 300
       }
     });
 
+    await t.test('errors: a registry that stops sending in the middle of a layer', async () => {
+      const layerDigest = rv.layers[0]!.digest;
+      const proxy = await startRegistryProxy(R, (_m, p): ProxyAction => (p.endsWith(`/blobs/${layerDigest}`) ? { kind: 'stall' } : { kind: 'pass' }));
+      try {
+        const sink = newSink();
+        await rejects(pullFromRegistry(`${proxy.host}/tsvm/single:v1`, sink, { ...QUIET, idleTimeoutMs: 500 }), new RegExp(`layer of .* ${layerDigest}: registry .* sent nothing for 0\\.5 s$`));
+        assert.ok(!sink.listBlobs().includes(layerDigest));
+        assert.deepEqual(sink.leftovers(), []);
+        assert.equal(sink.refs.size, 0);
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     await t.test('bearer tokens: the registry verifies the token server\'s JWTs', async () => {
       const cert = makeSigningCert(work);
       const issuer = 'tsvm-test-issuer';

@@ -140,6 +140,8 @@ export interface TokenRequest {
   /** Where the token is for, in messages (HOST[:PORT]/NAME). */
   what: string;
   fetchImpl: typeof fetch;
+  /** Give up after this long. */
+  timeoutMs: number;
 }
 
 /**
@@ -167,11 +169,16 @@ export async function fetchBearerToken(req: TokenRequest): Promise<string> {
   if (req.credentials) headers['Authorization'] = basicAuthorization(req.credentials);
   let res: Response;
   try {
-    res = await req.fetchImpl(url, { headers, redirect: 'follow' });
+    res = await req.fetchImpl(url, { headers, redirect: 'follow', signal: AbortSignal.timeout(req.timeoutMs) });
   } catch (e) {
     throw new RegistryError(`${req.what}: cannot reach the token server ${url.origin}: ${describeFetchError(e)}`);
   }
-  const body = await res.text();
+  let body: string;
+  try {
+    body = await res.text();
+  } catch (e) {
+    throw new RegistryError(`${req.what}: the token server ${url.origin} broke off: ${describeFetchError(e)}`);
+  }
   if (res.status === 401 || res.status === 403) {
     throw new RegistryError(req.credentials
       ? `${req.what}: the token server ${url.origin} rejected the credentials for ${req.credentials.username} (${res.status})`

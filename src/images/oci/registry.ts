@@ -69,6 +69,8 @@ export interface PullOptions {
   progress?: boolean;
   /** Platform to pick from an index (default linux/riscv64). */
   platform?: { os: string; architecture: string; variant?: string };
+  /** Give up on a request that sends nothing for this long (default 60 s). */
+  idleTimeoutMs?: number;
   /** fetch to use (tests); default the global one. */
   fetch?: typeof fetch;
 }
@@ -111,6 +113,11 @@ const LAYER_TYPES: ReadonlySet<string> = new Set([
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Largest config JSON read into memory (the same bound as a manifest). */
 const MAX_CONFIG_BYTES = MAX_MANIFEST_BYTES;
+/** Default idle timeout of a request: no headers or no body bytes for this long fails it. */
+const IDLE_TIMEOUT_MS = 60_000;
+/** Docker Hub: its name and the host serving its API (Docker's registry/config.go, IndexHostname and DefaultV2Registry). */
+const DOCKER_HUB_NAMES: ReadonlySet<string> = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
 /** Repository path component and separators (distribution spec "Pulling manifests", `<name>`). */
 const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 /** A tag (distribution spec: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`). */
@@ -146,6 +153,8 @@ export function parseRegistryRef(ref: string): RegistryRef | null {
   }
   if (!NAME_RE.test(rest)) throw new RegistryError(`invalid repository name "${rest}" in "${ref}" (lowercase letters, digits, separators . _ __ - and /)`);
   if (tag === undefined && digest === undefined) tag = 'latest';
+  // Docker Hub's official images live under library/ (docker.io/busybox = docker.io/library/busybox).
+  if (DOCKER_HUB_NAMES.has(host) && !rest.includes('/')) rest = `library/${rest}`;
   return { host, name: rest, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
 }
 
@@ -162,7 +171,43 @@ export function isLoopbackHost(host: string): boolean {
 
 /** The base URL of a registry's API (".../v2/"). */
 export function registryBaseUrl(host: string, insecure = false): string {
-  return `${insecure || isLoopbackHost(host) ? 'http' : 'https'}://${host}/v2/`;
+  const api = DOCKER_HUB_NAMES.has(host) ? DOCKER_HUB_API_HOST : host;
+  return `${insecure || isLoopbackHost(host) ? 'http' : 'https'}://${api}/v2/`;
+}
+
+/**
+ * An abort signal that fires when nothing happened for `ms`: a request
+ * arms it, every body chunk re-arms it, and the finished request clears it.
+ */
+class IdleDeadline {
+  private readonly ctl = new AbortController();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly ms: number) {
+    this.reset();
+  }
+
+  /** The signal to give fetch. */
+  get signal(): AbortSignal {
+    return this.ctl.signal;
+  }
+
+  /** Whether it fired. */
+  get fired(): boolean {
+    return this.ctl.signal.aborted;
+  }
+
+  /** Re-arm: something arrived. */
+  reset(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.ctl.abort(new Error('idle timeout')), this.ms);
+  }
+
+  /** Disarm: the request is over. */
+  clear(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 }
 
 /** A registry's JSON error body (distribution spec "Error Codes"), as one line. */
@@ -177,8 +222,8 @@ function registryErrorText(body: string): string {
   return '';
 }
 
-/** Read a response body up to `limit` bytes. */
-async function readLimited(res: Response, limit: number, what: string): Promise<Uint8Array> {
+/** Read a response body up to `limit` bytes (re-arming `deadline` per chunk). */
+async function readLimited(res: Response, limit: number, what: string, deadline?: IdleDeadline): Promise<Uint8Array> {
   const len = Number(res.headers.get('content-length') ?? '-1');
   if (len > limit) {
     await res.body?.cancel().catch(() => undefined);
@@ -187,10 +232,16 @@ async function readLimited(res: Response, limit: number, what: string): Promise<
   if (!res.body) return new Uint8Array(0);
   const parts: Uint8Array[] = [];
   let n = 0;
-  for await (const chunk of res.body) {
-    n += chunk.length;
-    if (n > limit) throw new RegistryError(`${what} is too large (over ${limit} bytes)`);
-    parts.push(chunk);
+  try {
+    for await (const chunk of res.body) {
+      deadline?.reset();
+      n += chunk.length;
+      if (n > limit) throw new RegistryError(`${what} is too large (over ${limit} bytes)`);
+      parts.push(chunk);
+    }
+  } catch (e) {
+    if (e instanceof RegistryError) throw e;
+    throw new RegistryError(deadline?.fired ? `${what}: the registry stopped sending` : `${what}: the download broke off: ${describeFetchError(e)}`);
   }
   return Buffer.concat(parts, n);
 }
@@ -234,9 +285,11 @@ class RegistrySession {
   private readonly what: string;
   private readonly fetchImpl: typeof fetch;
   private readonly credentials: RegistryCredentials | undefined;
+  private readonly idleMs: number;
 
   constructor(private readonly ref: RegistryRef, opts: PullOptions) {
     this.base = registryBaseUrl(ref.host, opts.insecure);
+    this.idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.what = `${ref.host}/${ref.name}`;
     this.fetchImpl = opts.fetch ?? fetch;
     if (opts.username !== undefined || opts.password !== undefined) {
@@ -259,6 +312,7 @@ class RegistrySession {
         ...(this.credentials ? { credentials: this.credentials } : {}),
         what: this.what,
         fetchImpl: this.fetchImpl,
+        timeoutMs: this.idleMs,
       });
     } else if (basic) {
       if (!this.credentials) {
@@ -270,20 +324,29 @@ class RegistrySession {
     }
   }
 
-  /** A GET under /v2/ with auth: one retry after answering a 401. */
-  async get(pathUnderV2: string, accept?: string): Promise<Response> {
+  /**
+   * A GET under /v2/ with auth: one retry after answering a 401. The
+   * returned deadline is armed until the caller has read the body (and
+   * must then clear it).
+   */
+  async get(pathUnderV2: string, accept?: string): Promise<{ res: Response; deadline: IdleDeadline }> {
     const url = this.base + pathUnderV2;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = {};
       if (accept) headers['Accept'] = accept;
       if (this.authorization) headers['Authorization'] = this.authorization;
+      const deadline = new IdleDeadline(this.idleMs);
       let res: Response;
       try {
-        res = await this.fetchImpl(url, { headers, redirect: 'follow' });
+        res = await this.fetchImpl(url, { headers, redirect: 'follow', signal: deadline.signal });
       } catch (e) {
-        throw new RegistryError(`cannot reach registry ${this.ref.host} (${url}): ${describeFetchError(e)}`);
+        deadline.clear();
+        throw new RegistryError(deadline.fired
+          ? `registry ${this.ref.host} sent nothing for ${this.idleMs / 1000} s (${url})`
+          : `cannot reach registry ${this.ref.host} (${url}): ${describeFetchError(e)}`);
       }
-      if (res.status !== 401) return res;
+      if (res.status !== 401) return { res, deadline };
+      deadline.clear();
       const body = await res.text().catch(() => '');
       if (attempt > 0) {
         const why = registryErrorText(body);
@@ -297,7 +360,8 @@ class RegistrySession {
 
   /** GET /v2/ (distribution spec "end-2": version check), answering its challenge up front. */
   async ping(): Promise<void> {
-    const res = await this.get('');
+    const { res, deadline } = await this.get('');
+    deadline.clear();
     await res.body?.cancel().catch(() => undefined);
     if (!res.ok) throw new RegistryError(`${this.ref.host} is not a distribution-spec registry (GET /v2/ answered ${res.status} ${res.statusText})`);
   }
@@ -306,13 +370,18 @@ class RegistrySession {
   async manifest(reference: string, expect?: BlobDescriptor): Promise<{ data: Uint8Array; mediaType: string; digest: string; doc: unknown }> {
     const accept = [MEDIA_TYPES.ociIndex, MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerList, MEDIA_TYPES.dockerManifest].join(', ');
     const what = `manifest ${this.what}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
-    const res = await this.get(`${this.ref.name}/manifests/${reference}`, accept);
-    if (!res.ok) {
-      const why = registryErrorText(await res.text().catch(() => ''));
-      if (res.status === 404) throw new RegistryError(`${what} not found (${why || 'manifest unknown'})`);
-      throw new RegistryError(`${what}: the registry answered ${res.status} ${res.statusText}${why ? ` (${why})` : ''}`);
+    const { res, deadline } = await this.get(`${this.ref.name}/manifests/${reference}`, accept);
+    let data: Uint8Array;
+    try {
+      if (!res.ok) {
+        const why = registryErrorText(await res.text().catch(() => ''));
+        if (res.status === 404) throw new RegistryError(`${what} not found (${why || 'manifest unknown'})`);
+        throw new RegistryError(`${what}: the registry answered ${res.status} ${res.statusText}${why ? ` (${why})` : ''}`);
+      }
+      data = await readLimited(res, MAX_MANIFEST_BYTES, what, deadline);
+    } finally {
+      deadline.clear();
     }
-    const data = await readLimited(res, MAX_MANIFEST_BYTES, what);
     const digest = sha256Digest(data);
     const want = expect?.digest ?? (reference.startsWith('sha256:') ? reference : res.headers.get('docker-content-digest') ?? undefined);
     if (want !== undefined && want !== digest) throw new RegistryError(`${what} does not match its digest: expected ${want}, got ${digest}`);
@@ -328,14 +397,23 @@ class RegistrySession {
     return { data, mediaType, digest, doc };
   }
 
-  /** GET a blob (redirects followed); the response, checked to be 200. */
-  async blob(desc: BlobDescriptor, what: string): Promise<Response> {
-    const res = await this.get(`${this.ref.name}/blobs/${desc.digest}`);
+  /** GET a blob (redirects followed); the response, checked to be 200, and its armed deadline. */
+  async blob(desc: BlobDescriptor, what: string): Promise<{ res: Response; deadline: IdleDeadline }> {
+    const got = await this.get(`${this.ref.name}/blobs/${desc.digest}`);
+    const { res, deadline } = got;
     if (!res.ok || !res.body) {
       const why = registryErrorText(await res.text().catch(() => ''));
+      deadline.clear();
       throw new RegistryError(`${what} ${desc.digest} of ${this.what}: the registry answered ${res.status} ${res.statusText}${why ? ` (${why})` : ''}`);
     }
-    return res;
+    return got;
+  }
+
+  /** The message for a body read that stopped: the idle deadline, or the connection. */
+  bodyError(e: unknown, deadline: IdleDeadline, what: string): unknown {
+    if (e instanceof RegistryError) return e;
+    if (deadline.fired) return new RegistryError(`${what}: registry ${this.ref.host} sent nothing for ${this.idleMs / 1000} s`);
+    return new RegistryError(`${what}: the download from ${this.ref.host} broke off: ${describeFetchError(e)}`);
   }
 }
 
@@ -370,15 +448,33 @@ function startProgress(show: boolean, label: string, total: number): Progress {
  * iteration throws (so the sink discards the blob) if it runs over the
  * descriptor's size, or, at the end, if size or digest differ.
  */
-async function* verifiedStream(res: Response, desc: BlobDescriptor, what: string, progress: Progress): AsyncGenerator<Uint8Array> {
+async function* verifiedStream(
+  session: RegistrySession, res: Response, deadline: IdleDeadline, desc: BlobDescriptor, what: string, progress: Progress,
+): AsyncGenerator<Uint8Array> {
   const hash = crypto.createHash('sha256');
   let got = 0;
-  for await (const chunk of res.body!) {
-    got += chunk.length;
-    if (got > desc.size) throw new RegistryError(`${what} ${desc.digest} is longer than its ${desc.size} bytes; discarded`);
-    hash.update(chunk);
-    progress.add(chunk.length);
-    yield chunk;
+  const reader = res.body![Symbol.asyncIterator]();
+  try {
+    while (true) {
+      let step: IteratorResult<Uint8Array>;
+      try {
+        step = await reader.next();
+      } catch (e) {
+        throw session.bodyError(e, deadline, `${what} ${desc.digest}`);
+      }
+      if (step.done) break;
+      deadline.reset();
+      const chunk = step.value;
+      got += chunk.length;
+      if (got > desc.size) throw new RegistryError(`${what} ${desc.digest} is longer than its ${desc.size} bytes; discarded`);
+      hash.update(chunk);
+      progress.add(chunk.length);
+      yield chunk;
+    }
+  } finally {
+    deadline.clear();
+    // Stopped early (a mismatch, or the sink gave up): drop the connection.
+    await reader.return?.().catch(() => undefined);
   }
   if (got !== desc.size) throw new RegistryError(`${what} ${desc.digest} is ${got} bytes, not ${desc.size}; discarded`);
   const digest = `sha256:${hash.digest('hex')}`;
@@ -447,8 +543,12 @@ export async function pullFromRegistry(ref: string, sink: BlobSink, opts: PullOp
   let bytes = 0;
   let configData: Uint8Array | undefined;
   if (!(await sink.hasBlob(config.digest))) {
-    const res = await session.blob(config, 'config');
-    configData = await readLimited(res, MAX_CONFIG_BYTES, `config of ${canonical}`);
+    const { res, deadline } = await session.blob(config, 'config');
+    try {
+      configData = await readLimited(res, MAX_CONFIG_BYTES, `config of ${canonical}`, deadline);
+    } finally {
+      deadline.clear();
+    }
     const d = sha256Digest(configData);
     if (d !== config.digest || configData.length !== config.size) {
       throw new RegistryError(`config ${config.digest} of ${canonical} does not match its descriptor (got ${d}, ${configData.length} bytes)`);
@@ -471,8 +571,16 @@ export async function pullFromRegistry(ref: string, sink: BlobSink, opts: PullOp
   const progress = startProgress(opts.progress ?? true, canonical, missing.reduce((n, l) => n + l.size, 0));
   try {
     for (const l of missing) {
-      const res = await session.blob(l, 'layer');
-      await sink.putBlob(l, verifiedStream(res, l, `layer of ${canonical}`, progress));
+      const { res, deadline } = await session.blob(l, 'layer');
+      const stream = verifiedStream(session, res, deadline, l, `layer of ${canonical}`, progress);
+      try {
+        await sink.putBlob(l, stream);
+      } finally {
+        // If the sink failed before reading to the end, end the stream (its finally drops the connection).
+        await stream.return(undefined).catch(() => undefined);
+        deadline.clear();
+        await res.body?.cancel().catch(() => undefined);
+      }
       bytes += l.size;
     }
   } finally {
