@@ -12,10 +12,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pullFromRegistry, RegistryError, type PullOptions } from '../../src/images/oci/registry.js';
 import { DirBlobSink } from '../helpers/dir-blob-sink.js';
 import {
@@ -159,6 +161,24 @@ test('registry pulls against Debian docker-registry on loopback', { timeout: 300
       } finally {
         await proxy.stop();
       }
+    });
+
+    await t.test('a progress bar on a terminal only, and not when disabled', async () => {
+      const child = fileURLToPath(new URL('../helpers/registry-pull-child.js', import.meta.url));
+      const ref = `${R}/tsvm/single:v1`;
+      // `script` gives the child a pseudo-terminal (util-linux, Essential in Debian).
+      const onTty = (mode: string): string => execFileSync('script', ['-qfec', `${process.execPath} ${child} ${ref} ${newSink().dir} ${mode}`, '/dev/null'], { encoding: 'utf8' });
+      const tty = onTty('progress');
+      assert.match(tty, new RegExp(`tsvm: pulling ${R.replace(/\./g, '\\.')}/tsvm/single:v1 \\[.*\\] 100% `));
+      assert.match(tty, /"manifestDigest":"sha256:/);
+      const off = onTty('no-progress');
+      assert.doesNotMatch(off, /tsvm: pulling/);
+      assert.match(off, /"manifestDigest":"sha256:/);
+      // stderr not a terminal: nothing on it.
+      const piped = spawnSync(process.execPath, [child, ref, newSink().dir, 'progress'], { encoding: 'utf8' });
+      assert.equal(piped.status, 0, piped.stderr);
+      assert.equal(piped.stderr, '');
+      assert.match(piped.stdout, /"manifestDigest":"sha256:/);
     });
 
     await t.test('errors: unreachable, unknown, no riscv64, foreign architecture, bad references', async () => {
