@@ -383,16 +383,18 @@ class RegistrySession {
       deadline.clear();
     }
     const digest = sha256Digest(data);
-    const want = expect?.digest ?? (reference.startsWith('sha256:') ? reference : res.headers.get('docker-content-digest') ?? undefined);
+    const header = res.headers.get('docker-content-digest') ?? '';
+    // Pulled by digest, or through an index entry: that digest; else the registry's header, when it is sha256.
+    const want = expect?.digest ?? (reference.startsWith('sha256:') ? reference : SHA256_RE.test(header) ? header : undefined);
     if (want !== undefined && want !== digest) throw new RegistryError(`${what} does not match its digest: expected ${want}, got ${digest}`);
     if (expect !== undefined && expect.size !== data.length) throw new RegistryError(`${what} has ${data.length} bytes, its descriptor says ${expect.size}`);
     const doc = parseJson(data, what);
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new RegistryError(`malformed ${what}: not a JSON object`);
     const inDoc = (doc as { mediaType?: unknown }).mediaType;
-    const header = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
+    const contentType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     // image-spec manifest.md / image-index.md: mediaType SHOULD be set; else the Content-Type tells, else the shape.
     const mediaType = typeof inDoc === 'string' && inDoc ? inDoc
-      : INDEX_TYPES.has(header) || MANIFEST_TYPES.has(header) ? header
+      : INDEX_TYPES.has(contentType) || MANIFEST_TYPES.has(contentType) ? contentType
         : Array.isArray((doc as { manifests?: unknown }).manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest;
     return { data, mediaType, digest, doc };
   }
