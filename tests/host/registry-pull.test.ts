@@ -87,6 +87,7 @@ test('registry pulls against Debian docker-registry on loopback', { timeout: 300
     const multi = path.join(work, 'multi');
     writeLayout(multi, 'latest', index.desc, new Map([...amd.blobs, ...rv.blobs, [index.desc.digest, index.data]]));
     skopeoPush(multi, 'latest', `${R}/tsvm/multi:latest`, ['--all']);
+    skopeoPush(multi, 'latest', `${R}/tsvm/multi-docker:latest`, ['--all', '--format', 'v2s2']);
     const noRv = makeIndex([amd, arm]);
     const noRvLayout = path.join(work, 'norv');
     writeLayout(noRvLayout, 'latest', noRv.desc, new Map([...amd.blobs, ...arm.blobs, [noRv.desc.digest, noRv.data]]));
@@ -134,6 +135,14 @@ test('registry pulls against Debian docker-registry on loopback', { timeout: 300
       // Pulled by the index's digest, the same manifest.
       const r2 = await pullFromRegistry(`${R}/tsvm/multi@${index.desc.digest}`, sink, QUIET);
       assert.equal(r2.manifestDigest, rv.manifest.digest);
+
+      // A Docker manifest list (skopeo --all --format v2s2) over Docker manifests.
+      const ds = newSink();
+      const d = await pullFromRegistry(`${R}/tsvm/multi-docker`, ds, QUIET);
+      assert.notEqual(d.indexDigest, undefined);
+      const dm = assertManifestComplete(ds, d.manifestDigest);
+      assert.equal(dm.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+      assert.deepEqual(ds.read(dm.layers[0]!.digest), rv.blobs.get(rv.layers[0]!.digest), 'the riscv64 layer');
 
       // Another platform on request.
       const a = await pullFromRegistry(`${R}/tsvm/multi:latest`, newSink(), { ...QUIET, platform: { os: 'linux', architecture: 'amd64' } });
