@@ -20,9 +20,11 @@
  * exactly as it was.
  *
  * Names: manifest.json's RepoTags when present; otherwise an index entry's
- * `org.opencontainers.image.ref.name` when it is a full reference (it has a
- * `:` or `/`, as tsvm writes it), else `io.containerd.image.name`; an entry
- * with only a bare tag (`latest`) or no name loads untagged.
+ * `io.containerd.image.name` (Docker >= 25, containerd), else its
+ * `org.opencontainers.image.ref.name` read as a reference (tsvm writes the
+ * full reference there; umoci and skopeo write what they were given, often
+ * a bare name such as `base`, which becomes `base:latest`); an entry with
+ * no name, or one that is not a valid reference, loads untagged.
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -233,9 +235,16 @@ function checkDockerManifest(v: unknown): DockerManifestEntry[] {
 
 /** The name an OCI index entry gives an image (see the module comment), or null. */
 function entryName(d: Descriptor): string | null {
-  const refName = d.annotations?.[ANNOTATION_REF_NAME];
-  if (refName !== undefined && /[:/]/.test(refName)) return refName;
-  return d.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? null;
+  for (const key of [ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME]) {
+    const v = d.annotations?.[key];
+    if (v === undefined) continue;
+    try {
+      return normalizeReference(v);
+    } catch {
+      // not a reference: try the next annotation
+    }
+  }
+  return null;
 }
 
 async function verifyImage(s: LoadSession, manifest: Manifest, config: ImageConfig, what: string): Promise<void> {
