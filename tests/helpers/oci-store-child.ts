@@ -3,6 +3,7 @@
  *   setrefs DIR PREFIX N   add N one-layer images named PREFIX-i (each its own blobs), print "done"
  *   slowput DIR            start a putBlob whose data never ends, print "writing" (to be killed)
  *   holdlock DIR           take the store's lock, print "locked", and wait (to be killed)
+ *   putonly DIR            store one blob without naming it, print "put", and wait (to be killed)
  *   loop DIR PREFIX        add images forever, printing "added i" after each (to be killed)
  */
 import * as path from 'node:path';
@@ -43,6 +44,11 @@ async function main(): Promise<void> {
       await hang();
     })();
     await store.putBlob({ digest: sha256Digest(chunk), size: 8192 }, data);
+  } else if (mode === 'putonly') {
+    const data = Buffer.from('in flight');
+    await store.putBlob({ digest: sha256Digest(data), size: data.length }, data);
+    process.stdout.write('put\n');
+    await hang();
   } else if (mode === 'holdlock') {
     await withLock(path.join(store.dir, 'index.json.lock'), async () => {
       process.stdout.write('locked\n');

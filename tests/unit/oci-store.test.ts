@@ -213,3 +213,31 @@ test('the lock of a dead process is broken; a live holder is waited for', async 
   assert.equal((await store.resolve('waiting')).ref, 'waiting:latest');
   assert.equal(fs.existsSync(path.join(dir, 'index.json.lock')), false);
 });
+
+test('gc keeps the blobs another instance or a live process stored but has not named yet', async () => {
+  const dir = tmp();
+  const a = await OciStore.open(dir);
+  const b = await OciStore.open(dir);
+  const x = Buffer.from('pulled layer');
+  const xd = sha256Digest(x);
+  await a.putBlob({ digest: xd, size: x.length }, x);
+  assert.equal((await b.gc()).blobs, 0, 'pinned by instance a');
+  assert.equal(await b.hasBlob(xd), true);
+  await a.unpin([xd]);
+  assert.equal((await b.gc()).blobs, 1, 'unpinned: gone');
+  // Naming an image unpins its blobs: after rmi, gc removes them.
+  await addTestImage(a, 'named');
+  await b.removeRef('named');
+  assert.equal((await b.gc()).blobs, 3);
+  // A live process's pins protect; a killed process's do not.
+  const c = await child(['putonly', dir], 'put');
+  const inFlight = sha256Digest(Buffer.from('in flight'));
+  assert.equal((await b.gc()).blobs, 0);
+  assert.equal(await b.hasBlob(inFlight), true);
+  c.kill('SIGKILL');
+  await exited(c);
+  const g = await b.gc();
+  assert.equal(g.blobs, 1);
+  assert.equal(await b.hasBlob(inFlight), false);
+  assert.deepEqual(temps(dir), []);
+});

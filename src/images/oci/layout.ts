@@ -26,6 +26,11 @@
  *   - resolve(ref) -> {manifest, config, desc} (an image index is followed
  *     to its linux/riscv64 manifest); list(); tag(src, dst); removeRef(ref); gc().
  *
+ * Blobs in flight: a blob stored but not yet named (a pull between putBlob
+ * and setRef) is pinned by its store instance in `.tmp/pins-<pid>-<id>`;
+ * gc() in any other instance or process keeps pinned blobs while the pinning
+ * process lives, so a concurrent `rmi` cannot delete a pull's blobs.
+ *
  * Crash consistency: a blob is renamed into blobs/ only once complete,
  * verified and fsynced; index.json is replaced by rename under an exclusive
  * lock, after checking every blob it names is present. A crash therefore
@@ -119,10 +124,59 @@ async function fsyncDir(dir: string): Promise<void> {
 
 /** An OCI image layout on disk (see the module comment). */
 export class OciStore {
+  /** Blobs this instance stored that no name refers to yet (see pin()). */
+  private readonly pins = new Set<string>();
+  private readonly pinFile: string;
+  private pinWrites: Promise<void> = Promise.resolve();
+
   private constructor(
     /** The layout's directory. */
     readonly dir: string,
-  ) {}
+  ) {
+    this.pinFile = path.join(this.tmpDir, `pins-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+  }
+
+  /**
+   * Protect blobs from gc() in other store instances (and processes) until
+   * they are named: putBlob pins what it stores, setRefs unpins what it names.
+   * Pins live in `.tmp/pins-<pid>-<id>` and die with their process.
+   */
+  async pin(digests: Iterable<string>): Promise<void> {
+    for (const d of digests) this.pins.add(d);
+    await this.savePins();
+  }
+
+  /** Drop pins (a failed pull or load that discards its blobs). */
+  async unpin(digests: Iterable<string>): Promise<void> {
+    let changed = false;
+    for (const d of digests) changed = this.pins.delete(d) || changed;
+    if (changed) await this.savePins();
+  }
+
+  private savePins(): Promise<void> {
+    const write = async (): Promise<void> => {
+      if (this.pins.size === 0) {
+        await fsp.rm(this.pinFile, { force: true });
+        return;
+      }
+      await fsp.writeFile(`${this.pinFile}.new`, [...this.pins].join('\n') + '\n');
+      await fsp.rename(`${this.pinFile}.new`, this.pinFile);
+    };
+    this.pinWrites = this.pinWrites.then(write, write);
+    return this.pinWrites;
+  }
+
+  /** Digests pinned by other live store instances. */
+  private async othersPins(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const name of await fsp.readdir(this.tmpDir)) {
+      const m = /^pins-(\d+)-[0-9a-f]+$/.exec(name);
+      if (m === null || path.join(this.tmpDir, name) === this.pinFile || !pidAlive(Number(m[1]))) continue;
+      const text = await fsp.readFile(path.join(this.tmpDir, name), 'utf8').catch(() => '');
+      for (const d of text.split('\n')) if (d !== '') out.add(d);
+    }
+    return out;
+  }
 
   /** Open (creating if needed) the store at `dir` (default: defaultImageStoreDir()). */
   static async open(dir: string = defaultImageStoreDir()): Promise<OciStore> {
@@ -226,6 +280,7 @@ export class OciStore {
       if (!ok) await fsp.rm(tmp, { force: true });
     }
     try {
+      await this.pin([desc.digest]); // before the blob appears, so no gc can see it unpinned
       await fsp.rename(tmp, this.blobPath(desc.digest));
     } catch (e) {
       await fsp.rm(tmp, { force: true });
@@ -250,6 +305,7 @@ export class OciStore {
       } finally {
         await fh.close();
       }
+      await this.pin([desc.digest]);
       await fsp.rename(file, this.blobPath(desc.digest));
       await fsyncDir(path.dirname(this.blobPath(desc.digest)));
     } finally {
@@ -342,6 +398,13 @@ export class OciStore {
       }
       return true;
     });
+    const referenced: string[] = [];
+    for (const it of items) {
+      referenced.push(it.desc.digest);
+      const pm = await this.platformManifest(it.desc, it.desc.digest).catch(() => null);
+      if (pm !== null) referenced.push(pm.desc.digest, pm.manifest.config.digest, ...pm.manifest.layers.map((l) => l.digest));
+    }
+    await this.unpin(referenced);
   }
 
   /** Name an image: `desc` is a manifest (or image index) descriptor whose blobs are all present. */
@@ -485,7 +548,9 @@ export class OciStore {
   async discardBlobs(digests: Iterable<string>): Promise<void> {
     await withLock(this.lockFile, async () => {
       const live = await this.liveDigests(await this.readIndex());
-      for (const d of digests) if (!live.has(d)) await fsp.rm(this.blobPath(d), { force: true });
+      const list = [...digests];
+      for (const d of list) if (!live.has(d)) await fsp.rm(this.blobPath(d), { force: true });
+      await this.unpin(list);
     });
   }
 
@@ -494,6 +559,7 @@ export class OciStore {
     const result: GcResult = { blobs: 0, bytes: 0, tempFiles: 0 };
     await withLock(this.lockFile, async () => {
       const live = await this.liveDigests(await this.readIndex());
+      for (const d of await this.othersPins()) live.add(d);
       const blobDir = path.join(this.dir, 'blobs', 'sha256');
       for (const name of await fsp.readdir(blobDir)) {
         const digest = `sha256:${name}`;
