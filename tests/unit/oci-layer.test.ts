@@ -136,6 +136,16 @@ test('entries that would write outside the root are refused or kept inside', asy
   await applyLayer(await tarOf([{ name: 'v', type: 'symlink', linkname: path.join(parent, 'victim') }]), dest);
   await applyLayer(await tarOf([{ name: 'v', body: 'overwritten?' }]), dest);
   assert.equal(fs.readFileSync(path.join(parent, 'victim'), 'utf8'), 'safe');
+  // A directory replaced by a symlink later in the same layer: its mode and mtime are not applied through the link.
+  const outside = path.join(parent, 'outside');
+  fs.mkdirSync(outside, { mode: 0o755 });
+  fs.chmodSync(outside, 0o755);
+  await applyLayer(await tarOf([
+    { name: 'p/', type: 'directory', mode: 0o777 }, { name: 'p/q/', type: 'directory', mode: 0o777 },
+    { name: 'p', type: 'symlink', linkname: outside }, { name: 'q2', type: 'symlink', linkname: outside },
+  ]), dest);
+  assert.equal(fs.statSync(outside).mode & 0o777, 0o755);
+  assert.equal(fs.existsSync(path.join(outside, 'q')), false);
   // A whiteout through a symlink stays inside too.
   await applyLayer(await tarOf([{ name: 'slash/.wh.victim' }]), dest);
   assert.equal(fs.readFileSync(path.join(parent, 'victim'), 'utf8'), 'safe');
@@ -155,6 +165,21 @@ test('device nodes and fifos: skipped and counted without root, created as root'
     assert.ok(st.isCharacterDevice());
     assert.equal(st.rdev, (1 << 8) | 3);
     assert.ok(fs.statSync(path.join(d2, 'run/fifo')).isFIFO());
+    // Ownership is applied as root.
+    const d3 = path.join(tmp(), 'root');
+    const pack = tarStream.pack();
+    const chunks: Buffer[] = [];
+    const done = (async () => { for await (const c of pack) chunks.push(c as Buffer); })();
+    pack.entry({ name: 'home/user/', type: 'directory', uid: 1000, gid: 1001 });
+    pack.entry({ name: 'home/user/f', uid: 1000, gid: 1001 }, 'x');
+    pack.entry({ name: 'home/user/l', type: 'symlink', linkname: 'f', uid: 1002, gid: 1003 });
+    pack.finalize();
+    await done;
+    await applyLayer(Buffer.concat(chunks), d3);
+    for (const [p, u, g] of [['home/user', 1000, 1001], ['home/user/f', 1000, 1001], ['home/user/l', 1002, 1003]] as const) {
+      const st = fs.lstatSync(path.join(d3, p));
+      assert.deepEqual([st.uid, st.gid], [u, g], p);
+    }
   } else {
     console.log('oci-layer: not root: device creation is not exercised');
   }

@@ -139,7 +139,7 @@ function run(cmd: string, args: string[]): Promise<void> {
   });
 }
 
-interface DirMeta { p: string; mode: number; uid: number; gid: number; mtime: Date | null }
+interface DirMeta { p: string; parts: string[]; mode: number; uid: number; gid: number; mtime: Date | null }
 
 /** Apply one layer to `dest` (created if needed); see the module comment. */
 export async function applyLayer(src: LayerSource, dest: string, opts: { root?: boolean } = {}): Promise<ApplyStats> {
@@ -186,7 +186,7 @@ export async function applyLayer(src: LayerSource, dest: string, opts: { root?: 
       const mode = (h.mode ?? (type === 'directory' ? 0o755 : 0o644)) & 0o7777;
       const base = parts[parts.length - 1];
       if (base === undefined) { // "./": the root directory's own metadata
-        if (type === 'directory') dirs.push({ p: root, mode, uid, gid, mtime });
+        if (type === 'directory') dirs.push({ p: root, parts: [], mode, uid, gid, mtime });
         entry.resume();
         continue;
       }
@@ -217,7 +217,7 @@ export async function applyLayer(src: LayerSource, dest: string, opts: { root?: 
           if (st !== null) await removeTree(target);
           await fsp.mkdir(target, { mode: 0o755 });
         }
-        dirs.push({ p: target, mode, uid, gid, mtime });
+        dirs.push({ p: target, parts, mode, uid, gid, mtime });
         stats.dirs++;
         entry.resume();
       } else if (type === 'file' || type === 'contiguous-file') {
@@ -284,6 +284,8 @@ export async function applyLayer(src: LayerSource, dest: string, opts: { root?: 
   // Directory metadata last, deepest first: creating entries inside changes a directory's mtime.
   dirs.sort((a, b) => b.p.length - a.p.length);
   for (const d of dirs) {
+    // A later entry may have replaced the directory, or one above it, with a symlink: never follow it.
+    if ((await lookupDirInRoot(root, d.parts)) !== d.p || (await lstatOrNull(d.p))?.isDirectory() !== true) continue;
     await own(d.p, d.uid, d.gid);
     // Without root, keep the owner's rwx so later layers can still be applied.
     await fsp.chmod(d.p, asRoot ? d.mode : d.mode | 0o700);
