@@ -198,6 +198,25 @@ test('corrupt, truncated and mismatching archives are refused and leave the stor
   assert.deepEqual((await dst.list()).map((r) => r.repository), ['base']);
 });
 
+test('classic archives whose layers are symlinks to other layers (older docker save) load', async () => {
+  const src = await sourceStore();
+  const file = path.join(tmp(), 'classic.tar');
+  await save(src, ['app:2'], file, 'docker-classic');
+  const members = await readTar(fs.readFileSync(file));
+  const mj = members.find((m) => m.name === 'manifest.json')!;
+  const entries = JSON.parse(mj.body.toString()) as { Layers: string[] }[];
+  const first = entries[0]!.Layers[0]!;
+  entries[0]!.Layers[0] = 'dup/layer.tar';
+  const edited = members.map((m) => (m === mj ? { ...m, body: Buffer.from(JSON.stringify(entries)) } : m));
+  edited.push({ name: 'dup/layer.tar', type: 'symlink', body: Buffer.alloc(0), linkname: `../${first}` });
+  const dst = await OciStore.open(tmp());
+  assert.deepEqual((await load(dst, await writeTar(edited))).map((l) => l.ref), ['app:2']);
+  assert.equal((await dst.resolve('app:2')).configDigest, (await src.resolve('app:2')).configDigest);
+  // A link out of the archive is refused.
+  edited[edited.length - 1] = { name: 'dup/layer.tar', type: 'symlink', body: Buffer.alloc(0), linkname: '../../etc/passwd' };
+  await expectUnchanged(dst, await writeTar(edited), /points outside the archive/);
+});
+
 test('save: unknown images and bad formats fail before anything is written', async () => {
   const src = await sourceStore();
   const dir = tmp();
