@@ -241,3 +241,14 @@ test('gc keeps the blobs another instance or a live process stored but has not n
   assert.equal(await b.hasBlob(inFlight), false);
   assert.deepEqual(temps(dir), []);
 });
+
+test('a lock file older than the last boot is stale even if its pid is alive now', async () => {
+  const dir = tmp();
+  const store = await OciStore.open(dir);
+  const lock = path.join(dir, 'index.json.lock');
+  fs.writeFileSync(lock, '1\n'); // pid 1 is alive: only the age says the lock is stale
+  fs.utimesSync(lock, new Date(0), new Date(0));
+  await addTestImage(store, 'after-reboot');
+  assert.equal((await store.resolve('after-reboot')).ref, 'after-reboot:latest');
+  assert.equal(fs.existsSync(lock), false);
+});

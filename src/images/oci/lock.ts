@@ -3,9 +3,12 @@
  * created with O_EXCL that holds the owner's pid. A lock whose pid is no
  * longer alive is stale; it is broken under a second O_EXCL "break" file,
  * and only after re-reading the same dead pid, so two processes breaking it
- * at once can never remove a lock a live process has just taken.
+ * at once can never remove a lock a live process has just taken. A lock
+ * file older than the last boot is stale whatever its pid (after a crash
+ * and reboot the pid may belong to an unrelated process).
  */
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import { ImageError } from '../errors.js';
 
 /** How long to wait for a live holder before giving up. */
@@ -78,9 +81,10 @@ export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T
   while (!(await tryCreate(file))) {
     const owner = await readPid(file);
     if (owner === null) continue; // released meanwhile
+    const st = await fsp.stat(file).catch(() => null);
+    const beforeBoot = st !== null && st.mtimeMs < Date.now() - os.uptime() * 1000;
     // An unparsable pid is a lock whose owner died between open and write.
-    if (Number.isNaN(owner) || !pidAlive(owner)) {
-      const st = await fsp.stat(file).catch(() => null);
+    if (Number.isNaN(owner) || !pidAlive(owner) || beforeBoot) {
       if (Number.isNaN(owner) && st !== null && Date.now() - st.mtimeMs < BREAK_STALE_MS) {
         await sleep(wait);
         continue;
