@@ -16,7 +16,7 @@ import { ImageError } from '../../src/images/errors.js';
 import { importTarball, load } from '../../src/images/oci/archive.js';
 import { ARCHIVE_FORMATS, save } from '../../src/images/oci/archive-save.js';
 import { DigestMismatchError, sha256Digest } from '../../src/images/oci/digest.js';
-import { applyLayer, layerFromDirectory } from '../../src/images/oci/layer-apply.js';
+import { layerFromDirectory, unpackImage } from '../../src/images/oci/layer-apply.js';
 import { OciStore } from '../../src/images/oci/layout.js';
 import type { ImageConfig } from '../../src/images/oci/types.js';
 
@@ -90,9 +90,8 @@ async function sourceStore(): Promise<OciStore> {
 }
 
 async function rootfsOf(store: OciStore, ref: string): Promise<string[]> {
-  const img = await store.resolve(ref);
   const dest = path.join(tmp(), 'rootfs');
-  for (const l of img.manifest.layers) await applyLayer(store.blobPath(l.digest), dest);
+  await unpackImage(store, ref, dest);
   const out: string[] = [];
   const walk = (rel: string): void => {
     for (const n of fs.readdirSync(path.join(dest, rel)).sort()) {

@@ -14,6 +14,8 @@
  * outside the destination: names are checked by safeEntryPath and parent
  * directories resolved by resolveDirInRoot as if the destination were `/`.
  *
+ * unpackImage: an image's layers applied in order (a root filesystem).
+ *
  * layerFromDirectory: a deterministic gzip layer (entries sorted, hard links
  * detected by inode, fixed mtime if asked) with its digest and diff_id
  * (config.md "rootfs": the uncompressed tar's digest).
@@ -395,4 +397,12 @@ export async function layerFromDirectory(dir: string, opts: LayerFromDirectoryOp
   const blob: LayerBlob = { desc, diffId: raw.counter.digest(), uncompressedSize: raw.counter.size };
   if (opts.store !== undefined) await opts.store.adoptTempFile(out, desc);
   return blob;
+}
+
+/** Apply every layer of the image `ref` (its linux/riscv64 manifest), in order, to `dest`. */
+export async function unpackImage(store: OciStore, ref: string, dest: string, opts: { root?: boolean } = {}): Promise<ApplyStats[]> {
+  const img = await store.resolve(ref);
+  const out: ApplyStats[] = [];
+  for (const l of img.manifest.layers) out.push(await applyLayer(store.blobPath(l.digest), dest, opts));
+  return out;
 }
