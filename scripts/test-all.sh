@@ -9,7 +9,7 @@ DEB_PACKAGES=(
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross binutils-riscv64-linux-gnu
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
   qemu-user qemu-system-misc qemu-utils opensbi device-tree-compiler passt python3
-  docker-registry skopeo apache2-utils openssl
+  docker-registry skopeo umoci apache2-utils openssl
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -39,11 +39,12 @@ mapfile -t files < <(find dist/tests -name '*.test.js' | sort)
 export NODE_OPTIONS="--import=$PWD/dist/tests/helpers/jit-env.js ${NODE_OPTIONS:-}"
 # Tests whose subject does not depend on the engine run in the first pass
 # only: devices, QMP and the console on a booted guest, the CLI's errors,
-# disk images, the archive and registry clients, the host's memory core, the layering
+# disk images, the archive and registry clients, the OCI image store and
+# its interop with skopeo and umoci, the host's memory core, the layering
 # rule, and everything under tests/host (the many-VM host, its API and
 # CLI). The boots themselves, the CPU, the JIT and the guest programs run
 # in every pass.
-ONCE='/(host/[a-z0-9-]+|system/(virtio-[a-z]+|console|run-bad-input)|workloads/debian-fetch|unit/(cpio|fdt|images|oci-registry|modules|qcow2|qmp|virtqueue|virtio-[a-z]+|vm-lib|layering-lint|compiler-threads|frame-pool|p2m|page-sharing|host-swap|mempool-isolation|mempool-threads|frame-pool-runs|alloc-policy|activity))\.test\.js$'
+ONCE='/(host/[a-z0-9-]+|images/oci-interop|system/(virtio-[a-z]+|console|run-bad-input)|workloads/debian-fetch|unit/(cpio|fdt|images|modules|qcow2|qmp|virtqueue|virtio-[a-z]+|vm-lib|layering-lint|compiler-threads|frame-pool|p2m|page-sharing|host-swap|mempool-isolation|mempool-threads|frame-pool-runs|alloc-policy|activity|oci-[a-z]+))\.test\.js$'
 first=1
 for mode in ${TSVM_JIT_MODES:-on 0 off}; do
   run=("${files[@]}")

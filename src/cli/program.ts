@@ -10,6 +10,7 @@ import { parseSize } from './size.js';
 // guest program's wall time).
 import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
 import { enableWasmBranchHints } from '../host/wasm-features.js';
+import { registerImageCommands } from './image-command.js';
 
 enableWasmBranchHints();
 
@@ -186,6 +187,8 @@ vmCmd.command('qmp').description("send one QMP command object to the VM's monito
     const { vmQmp } = await import('./vm-command.js');
     process.exitCode = await vmQmp(name, json);
   });
+
+registerImageCommands(program);
 
 const envError = applyJitEnv(process.env);
 if (envError !== null) {
