@@ -6,8 +6,9 @@
  * Each VM's worker makes its own p2m table, gate and log on the pool
  * (pool-vm.ts) and hands their handles over when it starts; the host
  * attaches a view of the table whose remaps go to the VM's log. The scanner
- * runs on the host's thread: every SCAN_PERIOD_MS it stops the VMs that
- * share (SafePointGate.stopAll), scans a budget of pages, and releases them;
+ * runs on the host's thread: every SCAN_PERIOD_MS it hashes a budget of
+ * pages while the VMs run, stops the VMs that share
+ * (SafePointGate.stopAll), compares and merges, and releases them;
  * each VM drains its log before it runs guest code again.
  */
 import { FramePool, FRAME_SIZE, type FramePoolHandle } from '../memory/frame-pool.js';
@@ -197,6 +198,8 @@ export class PoolHost {
     const sharers = entries.map((v) => v.name);
     this.scanning = true;
     try {
+      // The round's hashing runs with the VMs running; they stop only for the comparisons and merges.
+      this.sharing.hashAhead(this.scanBudget);
       await this.withStopped(sharers, () => { this.sharing.scan(this.scanBudget); });
     } finally {
       this.scanning = false;

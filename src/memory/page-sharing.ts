@@ -29,7 +29,11 @@
  *
  * The scanner runs while no hart of a VM it scans is inside guest code (at
  * a safe point, or on the VMs' own thread); each remap is reported through
- * the table's `onRemap`.
+ * the table's `onRemap`. The hashing, most of a round's work, may be done
+ * before that with the VMs running (`hashAhead`, as KSM hashes pages while
+ * their process runs): a hash that went stale in between only loses or
+ * delays a merge, as every merge is confirmed by a full comparison in
+ * `scan`.
  */
 
 import { FramePool, FRAME_WORDS, ZERO_FRAME } from './frame-pool.js';
@@ -146,6 +150,13 @@ export class PageSharing {
   private unshared = 0;
   private volatile = 0;
   private fullScans = 0;
+  // Hashes computed by hashAhead for the next aheadN visits: the p2m entry each was computed from, and the hash.
+  private aheadEntry = new Int32Array(0);
+  private aheadHash = new Uint32Array(0);
+  private aheadN = 0;
+  /** Bumped whenever the order of visits changes (a VM registered, unregistered, or sharing switched). */
+  private layout = 0;
+  private aheadLayout = -1;
 
   /** A scanner for `pool`, with hint tables sized from its frame count (or 2^hintBits slots). */
   constructor(pool: FramePool, hintBits?: number) {
@@ -171,6 +182,7 @@ export class PageSharing {
     if (this.find(p2m) !== undefined) { this.setSharing(p2m, sharing); return; }
     const n = p2m.ramPages;
     this.vms.push({ p2m, sharing, checksum: new Uint32Array(n), state: new Uint8Array(n), unshared: 0, volatile: 0, fullScans: 0 });
+    this.layout++;
   }
 
   /** Forgets a VM (torn down): its states leave the counters, its candidates the hint table. */
@@ -182,6 +194,7 @@ export class PageSharing {
     if (this.cursorVm > i) this.cursorVm--;
     else if (this.cursorVm === i) this.cursorGpn = 0;
     this.gen++; // candidate hints hold VM indexes, now shifted
+    this.layout++;
   }
 
   /** Turns sharing on or off for a VM (off: never scanned again; pages already merged stay merged until written). */
@@ -189,6 +202,7 @@ export class PageSharing {
     const v = this.find(p2m);
     if (v === undefined || v.sharing === on) return;
     v.sharing = on;
+    this.layout++;
     if (!on) { this.forget(v); this.gen++; }
   }
 
@@ -231,13 +245,15 @@ export class PageSharing {
    */
   scan(budgetPages: number = DEFAULT_PAGES_TO_SCAN): number {
     const vms = this.vms;
+    const ahead = this.aheadLayout === this.layout ? this.aheadN : 0;
+    this.aheadN = 0;
     if (!vms.some((v) => v.sharing)) return 0;
     let visited = 0;
     while (visited < budgetPages) {
       if (this.cursorVm >= vms.length) this.endPass();
       const v = vms[this.cursorVm]!;
       if (!v.sharing) { this.cursorVm++; this.cursorGpn = 0; continue; }
-      this.visit(this.cursorVm, this.cursorGpn);
+      this.visit(this.cursorVm, this.cursorGpn, visited < ahead ? visited : -1);
       visited++;
       if (++this.cursorGpn >= v.state.length) {
         v.fullScans++;
@@ -248,6 +264,41 @@ export class PageSharing {
     while (this.cursorVm < vms.length && !vms[this.cursorVm]!.sharing) this.cursorVm++;
     if (this.cursorVm >= vms.length) this.endPass(); // count a pass as soon as it is complete
     return visited;
+  }
+
+  /**
+   * Hashes the pages the next `scan(budgetPages)` will visit, in its order,
+   * without changing any state, so that it can run while the VMs do: a
+   * frame read while the guest writes it gives some hash, and `scan` uses
+   * a hash only if the page still maps the frame it was computed from, and
+   * merges only after a full comparison.
+   */
+  hashAhead(budgetPages: number = DEFAULT_PAGES_TO_SCAN): void {
+    const vms = this.vms, pool = this.pool;
+    this.aheadN = 0;
+    if (!vms.some((v) => v.sharing)) return;
+    if (this.aheadEntry.length < budgetPages) {
+      this.aheadEntry = new Int32Array(budgetPages);
+      this.aheadHash = new Uint32Array(budgetPages);
+    }
+    let vi = this.cursorVm, gpn = this.cursorGpn, n = 0;
+    while (n < budgetPages) {
+      if (vi >= vms.length) { vi = 0; gpn = 0; }
+      const v = vms[vi]!;
+      if (!v.sharing) { vi++; gpn = 0; continue; }
+      const e = v.p2m.table[gpn]!;
+      this.aheadEntry[n] = e;
+      let f = e;
+      if (e >= 0 && (e & P2M_SHARED) !== 0) {
+        f = e & P2M_FRAME_MASK;
+        if (f === ZERO_FRAME || pool.refcount(f) > 1) f = -1; // visit will not hash it
+      }
+      this.aheadHash[n] = f >= 0 ? hashFrame(pool.i32, f * FRAME_WORDS) : 0;
+      n++;
+      if (++gpn >= v.state.length) { gpn = 0; vi++; }
+    }
+    this.aheadN = n;
+    this.aheadLayout = this.layout;
   }
 
   // ---- Internals ----
@@ -280,9 +331,11 @@ export class PageSharing {
     v.state[gpn] = (st & ~ST_MASK) | s;
   }
 
-  private visit(vi: number, gpn: number): void {
+  /** Visits one page; `ahead` is its index in the hashAhead arrays, or -1. */
+  private visit(vi: number, gpn: number, ahead: number): void {
     const v = this.vms[vi]!, p2m = v.p2m, pool = this.pool;
     let e = p2m.table[gpn]!;
+    const mapped = e;
     if (e < 0) { this.setState(v, gpn, ST_NONE); return; } // unbacked, ballooned or swapped
     if ((e & P2M_SHARED) !== 0) {
       const sf = e & P2M_FRAME_MASK;
@@ -291,7 +344,7 @@ export class PageSharing {
       e = sf;
     }
     const f = e;
-    const h = hashFrame(pool.i32, f * FRAME_WORDS);
+    const h = ahead >= 0 && this.aheadEntry[ahead] === mapped ? this.aheadHash[ahead]! : hashFrame(pool.i32, f * FRAME_WORDS);
     const st = v.state[gpn]!;
     if ((st & ST_HASHED) === 0 || v.checksum[gpn] !== h) {
       v.checksum[gpn] = h;

@@ -179,3 +179,48 @@ test('hashFrame sees a change in any word, and hashes in place', () => {
     pool.i32[base + w] = 0;
   }
 });
+
+test('hashes taken ahead (VMs running) give the same merges as hashing in the scan, seeded', () => {
+  const seed = Number(process.env['SHARING_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+  console.log(`hashAhead equivalence: SHARING_SEED=${seed}`);
+  let x = seed >>> 0;
+  const rnd = (n: number): number => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return (x >>> 8) % n; };
+  const worlds = [0, 1].map(() => {
+    const pool = new FramePool({ frames: 80 });
+    const vms = [new P2m(pool, 24, 'a'), new P2m(pool, 24, 'b'), new P2m(pool, 16, 'c')];
+    const ks = new PageSharing(pool);
+    for (const p of vms) ks.register(p, true);
+    return { pool, vms, ks };
+  });
+  for (let round = 0; round < 40; round++) {
+    const writes = Array.from({ length: rnd(6) }, () => [rnd(3), rnd(16), rnd(5)] as const);
+    const budget = 1 + rnd(40);
+    worlds.forEach((w, i) => {
+      for (const [v, g, k] of writes) put(w.vms[v]!, g, k);
+      if (i === 1) w.ks.hashAhead(budget);
+      w.ks.scan(budget);
+    });
+    const [a, b] = worlds;
+    assert.deepEqual(b!.ks.stats(), a!.ks.stats(), `round ${round}: the same counters`);
+    for (let v = 0; v < 3; v++) assert.deepEqual(Array.from(b!.vms[v]!.table), Array.from(a!.vms[v]!.table), `round ${round}: vm ${v} maps the same frames`);
+  }
+});
+
+test('a page written after its hash was taken ahead is never merged on that stale hash', () => {
+  const pool = new FramePool({ frames: 16 });
+  const a = new P2m(pool, 4, 'a'), b = new P2m(pool, 4, 'b');
+  const ks = new PageSharing(pool);
+  ks.register(a, true); ks.register(b, true);
+  put(a, 0, 1); put(b, 0, 1); put(a, 1, 2); put(b, 1, 0);
+  ks.scan(8); // first sight: every page volatile; checksums recorded
+  ks.hashAhead(8); // identical pages hashed with the "VMs running"...
+  put(b, 0, 3); // ...then b's page 0 is written: it no longer equals a's page 0
+  put(b, 1, 2); // and b's page 1 now equals a's page 1, after its (zero) hash was taken
+  ks.scan(8);
+  for (const [p, g, k] of [[a, 0, 1], [b, 0, 3], [a, 1, 2], [b, 1, 2]] as const) check(p, g, k);
+  assert.notEqual(a.entry(0), b.entry(0), 'a stale equal hash did not merge pages that differ');
+  assert.equal(b.entry(1) & P2M_SHARED, 0, 'a stale zero hash did not merge a page that is no longer zero');
+  ks.scan(8); ks.scan(8);
+  assert.equal(a.entry(1), b.entry(1), 'fresh hashes merge the pages that became equal');
+  for (const [p, g, k] of [[a, 0, 1], [b, 0, 3], [a, 1, 2], [b, 1, 2]] as const) check(p, g, k);
+});
