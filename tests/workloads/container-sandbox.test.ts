@@ -148,6 +148,30 @@ describe('container sandbox on the process VM (busybox-static)', { concurrency: 
     assert.notEqual(n.stdout.toString(), '1\n', 'without --pid-ns the pid is the host\'s');
   });
 
+  test('PID namespace: /proc and busybox ps list exactly the container\'s processes', async () => {
+    const up = path.join(work, 'up-ps');
+    fs.mkdirSync(up);
+    const r = await tsvm(['--lower', base, '--upper', up, '--pid-ns'],
+      ['sh', '-c', 'sleep 3 & sh -c "sleep 2; true" & sleep 1; ps -o pid,ppid,comm,args; ls /proc; cat /proc/2/cmdline | tr "\\0" " "; echo; ' +
+        'grep -E "^(Pid|PPid|State)" /proc/3/status; kill $!; wait']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.toString().split('\n');
+    // The shell (1), its jobs `sleep 3` (2) and `sh -c` (3), that one's `sleep 2`, and ps itself (a
+    // fork of the shell that runs the applet without exec, so it shows the shell's argv, as on Linux).
+    assert.equal(lines[0]?.trim().split(/\s+/).join(' '), 'PID PPID COMMAND COMMAND');
+    const rows = lines.slice(1, 6).map((l) => l.trim().split(/\s+/));
+    const ids = rows.map((x) => x.slice(0, 3).join(' '));
+    assert.deepEqual(ids.slice(0, 3), ['1 0 busybox', '2 1 sleep', '3 1 sh'], lines.join('\n'));
+    const grandchild = rows.find((x) => x[1] === '3' && x[2] === 'sleep');
+    assert.ok(grandchild !== undefined, lines.join('\n'));
+    assert.ok(rows.some((x) => x[1] === '1' && x[2] === 'busybox' && x[0] !== '1'), 'ps lists itself');
+    assert.match(lines[2] ?? '', /sleep 3$/);
+    const listed = lines.slice(6, 12);
+    assert.deepEqual(listed.slice(0, 3), ['1', '2', '3']);
+    assert.ok(listed.includes(grandchild[0]!) && listed[5] === 'self', listed.join(' '));
+    assert.match(lines.slice(12).join('\n'), /^sleep 3 \nState:\t[RS] \(\w+\)\nPid:\t3\nPPid:\t1\n/);
+  });
+
   test('--memory-limit: the container is OOM-killed (137), a VM alongside goes on', async () => {
     const up = path.join(work, 'up-mem');
     fs.mkdirSync(up);
