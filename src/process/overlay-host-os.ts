@@ -221,6 +221,13 @@ export class OverlayHostOs extends DelegatingHostOs {
     return f.paths[0]!;
   }
 
+  /** Makes directory `rel` (mode `mode`, umask aside) in the upper unless the merge has it; 0 or -errno. */
+  ensureDir(rel: string, mode: number): number {
+    if (typeof this.lookup(rel) !== 'number') return 0;
+    const r = this.mkdir(this.upper + rel, mode);
+    return r < 0 ? r : this.inner.chmod(this.upper + rel, mode);
+  }
+
   /** The host path backing guest-visible `path` (the loader reads executables there), or null. */
   backingPath(path: string): string | null {
     const rel = this.rel(path);

@@ -77,6 +77,9 @@ export class SandboxHostOs extends DelegatingHostOs {
     const overlay = makeOverlay(host, sandbox);
     super(overlay ?? host);
     this.overlay = overlay;
+    // The container's own /tmp: the image's, else a fresh one in the writable layer (mode 1777, as
+    // the FHS's /tmp); either way its files land in this container's upper only.
+    overlay?.ensureDir('/tmp', 0o1777);
   }
 
   /** The directory the VFS uses as the guest's root, if the sandbox has one. */

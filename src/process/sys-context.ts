@@ -102,7 +102,7 @@ const UTF8 = new TextDecoder();
 /** d_type of an entry of a virtual directory. */
 function dirEntryType(dir: string, name: string): number {
   if (dir === 'fd') return DT_LNK;
-  if (dir === 'dev') return DT_CHR;
+  if (dir === 'dev') return name === 'stdin' || name === 'stdout' || name === 'stderr' || name === 'fd' ? DT_LNK : DT_CHR;
   if (dir === 'proc') return name === 'self' ? DT_LNK : DT_DIR;
   if (dir === 'pid') return DT_REG; // /proc/<pid> of a container (proc-pids.ts)
   return name === 'fd' ? DT_DIR : name === 'maps' ? DT_REG : DT_LNK; // /proc/self
@@ -240,6 +240,7 @@ export class SysCtx {
       stat: () => this.procStat(),
       pids: () => namespacePids(this.kernel),
       procFile: (pid, name) => procPidFile(this.kernel, pid, name),
+      container: () => this.kernel.sandbox !== null,
     }, from);
   }
 

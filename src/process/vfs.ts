@@ -32,7 +32,7 @@ export type DevName = 'null' | 'zero' | 'full' | 'random' | 'urandom';
 
 /** A node that exists only inside the VM. */
 export type VirtualNode =
-  | { t: 'link'; name: 'exe' | 'cwd'; target: string } // a symlink to a guest path
+  | { t: 'link'; name: 'exe' | 'cwd' | 'dev'; target: string } // a symlink to a guest path
   | { t: 'fd'; fd: number } // /proc/self/fd/N: a symlink to an open file
   | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev' | 'pid'; entries: string[] }
   | { t: 'file'; name: 'maps' | ProcPidFile; content: () => Uint8Array }
@@ -61,7 +61,14 @@ export interface VfsHooks {
   pids?(): number[] | null;
   /** In a container's PID namespace, the text of /proc/<pid>/<name> (proc-pids.ts); null if none. */
   procFile?(pid: number, name: ProcPidFile): string | null;
+  /** True in a container: /dev also has the stdin, stdout, stderr and fd links (Docker's /dev). */
+  container?(): boolean;
 }
+
+/** A container's /dev links (Docker's default /dev, as udev makes them on a host). */
+const DEV_LINKS: Record<string, string> = {
+  stdin: '/proc/self/fd/0', stdout: '/proc/self/fd/1', stderr: '/proc/self/fd/2', fd: '/proc/self/fd',
+};
 
 const DEVICES: Record<DevName, [number, number]> = {
   // Device numbers (Documentation/admin-guide/devices.txt, major 1 "Memory devices").
@@ -152,9 +159,17 @@ export class Vfs {
       if (lex === '/dev/tty') return { kind: 'host', host: '/dev/tty', guest: lex };
       const m = /^\/dev\/(null|zero|full|random|urandom)$/.exec(lex);
       if (m) return { kind: 'virtual', node: { t: 'dev', dev: m[1] as DevName }, guest: lex };
+      const dl = /^\/dev\/(stdin|stdout|stderr|fd)(\/.*)?$/.exec(lex);
+      if (dl && this.hooks.container?.() === true) {
+        const target = DEV_LINKS[dl[1]!]! + (dl[2] ?? '');
+        if (!follow && dl[2] === undefined) return { kind: 'virtual', node: { t: 'link', name: 'dev', target }, guest: lex };
+        if (++hops.n > MAX_LINK_HOPS) return -E.ELOOP;
+        return this.resolveHops('/', target, follow, hops);
+      }
       // With a root that lacks /dev or /proc, list the emulated entries there.
       if ((lex === '/dev' || lex === '/proc') && typeof this.host.lstat(this.hostPath(lex)) === 'number') {
         const entries = lex === '/dev' ? ['full', 'null', 'random', 'tty', 'urandom', 'zero'] : [String(this.hooks.pid()), 'self'];
+        if (lex === '/dev' && this.hooks.container?.() === true) entries.push(...Object.keys(DEV_LINKS));
         return { kind: 'virtual', node: { t: 'dir', name: lex === '/dev' ? 'dev' : 'proc', entries }, guest: lex };
       }
     }

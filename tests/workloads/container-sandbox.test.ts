@@ -125,12 +125,13 @@ describe('container sandbox on the process VM (busybox-static)', { concurrency: 
   test('overlay: the guest never sees or makes .wh. names, and symlinks stay inside the root', async () => {
     const up = path.join(work, 'up-wh');
     fs.mkdirSync(up);
-    fs.writeFileSync(path.join(up, '.wh.tmp'), '');
+    fs.writeFileSync(path.join(up, '.wh.sbin'), '');
     fs.symlinkSync('/../../../../etc/hostname', path.join(up, 'esc'));
-    const r = await tsvm(['--lower', base, '--upper', up], ['sh', '-c', 'ls -A /; ls /tmp; echo tmp=$?; echo x > /.wh.y; echo wh=$?; cat /esc; echo esc=$?']);
+    const r = await tsvm(['--lower', base, '--upper', up], ['sh', '-c', 'ls -A /; ls /sbin; echo sbin=$?; echo x > /.wh.y; echo wh=$?; cat /esc; echo esc=$?']);
     const out = r.stdout.toString();
     assert.doesNotMatch(out, /\.wh\./);
-    assert.match(out, /tmp=1\n/);
+    assert.match(out, /sbin=1\n/);
+    assert.doesNotMatch(out, /^sbin$/m);
     assert.match(out, /wh=1\n/);
     assert.match(out, /esc=1\n/);
     assert.ok(!fs.existsSync(path.join(up, '.wh.y')));
@@ -170,6 +171,20 @@ describe('container sandbox on the process VM (busybox-static)', { concurrency: 
     assert.deepEqual(listed.slice(0, 3), ['1', '2', '3']);
     assert.ok(listed.includes(grandchild[0]!) && listed[5] === 'self', listed.join(' '));
     assert.match(lines.slice(12).join('\n'), /^sleep 3 \nState:\t[RS] \(\w+\)\nPid:\t3\nPPid:\t1\n/);
+  });
+
+  test('own /dev (with the std links) and /tmp: a second container does not see the first one\'s files', async () => {
+    const up1 = path.join(work, 'up-dev1'), up2 = path.join(work, 'up-dev2');
+    fs.mkdirSync(up1); fs.mkdirSync(up2);
+    const a = await tsvm(['--lower', base, '--upper', up1], ['sh', '-c', 'ls /dev | tr "\\n" " "; echo; readlink /dev/stdout; echo to-err > /dev/stderr; ' +
+      'echo mine > /tmp/f; cat /tmp/f; head -c 4 /dev/zero | od -An -tx1; head -c 8 /dev/urandom | wc -c']);
+    assert.equal(a.status, 0, a.stderr);
+    assert.equal(a.stdout.toString(), 'fd full null random stderr stdin stdout tty urandom zero \n/proc/self/fd/1\nmine\n 00 00 00 00\n8\n');
+    assert.equal(a.stderr, 'to-err\n');
+    assert.equal(fs.readFileSync(path.join(up1, 'tmp', 'f'), 'utf8'), 'mine\n');
+    assert.equal(fs.statSync(path.join(up1, 'tmp')).mode & 0o7777, 0o1777);
+    const b = await tsvm(['--lower', base, '--upper', up2], ['sh', '-c', 'ls -A /tmp; echo n=$?']);
+    assert.equal(b.stdout.toString(), 'n=0\n');
   });
 
   test('--memory-limit: the container is OOM-killed (137), a VM alongside goes on', async () => {
