@@ -149,6 +149,17 @@ describe('container sandbox on the process VM (busybox-static)', { concurrency: 
     assert.notEqual(n.stdout.toString(), '1\n', 'without --pid-ns the pid is the host\'s');
   });
 
+  test('PID namespace: when init ends on a signal it handles, the rest of the container is killed', async () => {
+    const up = path.join(work, 'up-init');
+    fs.mkdirSync(up);
+    // `sleep 1000` would keep the run past the 120 s limit if it outlived pid 1.
+    const r = await tsvm(['--lower', base, '--upper', up, '--pid-ns'],
+      ['sh', '-c', 'trap "echo got; exit 3" TERM; sleep 1000 & sh -c "kill -TERM 1"; wait; echo not-reached']);
+    assert.equal(r.timedOut, false);
+    assert.equal(r.status, 3, r.stderr);
+    assert.equal(r.stdout.toString(), 'got\n');
+  });
+
   test('PID namespace: /proc and busybox ps list exactly the container\'s processes', async () => {
     const up = path.join(work, 'up-ps');
     fs.mkdirSync(up);
