@@ -143,6 +143,9 @@ export class DelegatingHostOs implements HostOs {
   /** Forwards uname. */
   uname(): HostUname { return this.inner.uname(); }
 
+  /** Forwards setHostname (EPERM if the inner host lacks it). */
+  setHostname(name: string): number { return this.inner.setHostname ? this.inner.setHostname(name) : -E.EPERM; }
+
   /** Forwards sysinfo. */
   sysinfo(): HostSysinfo { return this.inner.sysinfo(); }
 

@@ -71,12 +71,15 @@ export function checkSandbox(s: Partial<ContainerSandbox>, host: HostOs): string
 export class SandboxHostOs extends DelegatingHostOs {
   /** The overlay root, if the sandbox has layers. */
   readonly overlay: OverlayHostOs | null;
+  /** The container's hostname (sethostname changes it); undefined: the host's. */
+  private hostname: string | undefined;
 
   /** Wraps `host` for sandbox `s` (checked with checkSandbox first). */
   constructor(host: HostOs, readonly sandbox: Partial<ContainerSandbox>) {
     const overlay = makeOverlay(host, sandbox);
     super(overlay ?? host);
     this.overlay = overlay;
+    this.hostname = sandbox.hostname;
     // The container's own /tmp: the image's, else a fresh one in the writable layer (mode 1777, as
     // the FHS's /tmp); either way its files land in this container's upper only.
     overlay?.ensureDir('/tmp', 0o1777);
@@ -88,7 +91,13 @@ export class SandboxHostOs extends DelegatingHostOs {
   /** uname(2) with the container's hostname. */
   override uname(): HostUname {
     const u = this.inner.uname();
-    return this.sandbox.hostname !== undefined ? { ...u, nodename: this.sandbox.hostname } : u;
+    return this.hostname !== undefined ? { ...u, nodename: this.hostname } : u;
+  }
+
+  /** sethostname(2) inside the container: its own UTS name changes, never the host's. */
+  override setHostname(name: string): number {
+    this.hostname = name;
+    return 0;
   }
 
   /** The host's ids; in a PID namespace the first process's parent is outside it (ppid 0). */
