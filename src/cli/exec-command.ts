@@ -14,7 +14,10 @@ import { ExecError } from '../process/elf.js';
 import { runProcess } from '../process/run-process.js';
 import { LinuxSyscalls } from '../process/syscalls.js';
 import { NodeHostOs } from '../host/node-host-os.js';
-import { resolveGuestPath } from '../process/vfs.js';
+import { resolveGuestPath, Vfs } from '../process/vfs.js';
+import { checkSandbox, SandboxHostOs, type ContainerSandbox } from '../process/sandbox.js';
+import { SandboxEnforcer } from '../process/sandbox-limits.js';
+import type { HostOs } from '../process/host-os.js';
 import { jitStatsLine } from './jit-flags.js';
 
 /** Options of `tsvm exec`. */
@@ -24,6 +27,8 @@ export interface ExecOptions {
   memoryBytes: number;
   /** Print instruction count, wall time and MIPS to stderr at exit. */
   stats?: boolean;
+  /** Run as a container: overlay root, hostname, PID namespace, limits (src/process/sandbox.ts). */
+  sandbox?: Partial<ContainerSandbox>;
 }
 
 function log(line: string): void {
@@ -42,14 +47,27 @@ function findProgram(prog: string, exists: (p: string) => boolean, env: NodeJS.P
 
 /** Runs `tsvm exec`; returns the exit status for the host process. */
 export function execCommand(prog: string, args: string[], opts: ExecOptions): number {
-  const root = opts.root !== undefined ? path.resolve(opts.root) : undefined;
+  let root = opts.root !== undefined ? path.resolve(opts.root) : undefined;
   if (root !== undefined && !fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
     log(`tsvm: --root ${opts.root}: not a directory`);
     return 125;
   }
-  const hostOs = new NodeHostOs();
-  const guestCwd = hostOs.initialGuestCwd(root);
-  const toHost = (guestPath: string): string | null => resolveGuestPath(hostOs, root, guestCwd, guestPath);
+  const nodeOs = new NodeHostOs();
+  let hostOs: HostOs = nodeOs;
+  let sandboxed: SandboxHostOs | null = null;
+  if (opts.sandbox !== undefined) {
+    const bad = checkSandbox(opts.sandbox, nodeOs);
+    if (bad !== null) { log(`tsvm: ${bad}`); return 125; }
+    sandboxed = new SandboxHostOs(nodeOs, opts.sandbox);
+    hostOs = sandboxed;
+    root = sandboxed.root ?? root;
+  }
+  const guestCwd = Vfs.initialCwd(hostOs, root);
+  // A guest path's file on the host (under an overlay: in the layer that holds it).
+  const toHost = (guestPath: string): string | null => {
+    const h = resolveGuestPath(hostOs, root, guestCwd, guestPath);
+    return h === null || sandboxed?.overlay == null ? h : sandboxed.overlay.backingPath(h);
+  };
   const exists = (p: string): boolean => {
     const h = toHost(p);
     return h !== null && fs.statSync(h, { throwIfNoEntry: false })?.isFile() === true;
@@ -69,8 +87,10 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
   const data = loaderHost.readFile(found);
   if (data === null) { log(`tsvm: ${prog}: cannot read`); return 126; }
   let proc: GuestProcess;
+  const enforcer = opts.sandbox !== undefined ? new SandboxEnforcer({ pidNamespace: false, ...opts.sandbox }) : null;
   try {
-    proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root, trace: opts.trace }, process.pid);
+    // In its own PID namespace the program is pid 1 (pid_namespaces(7)).
+    proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root, trace: opts.trace, ...(enforcer ? { frameBudget: enforcer } : {}) }, opts.sandbox?.pidNamespace === true ? 1 : process.pid);
     // tsvm's own setting TSVM_JIT is not part of the guest's environment.
     const envp = Object.entries(process.env).filter(([k]) => k !== 'TSVM_JIT').map(([k, v]) => `${k}=${v ?? ''}`);
     loadProgram(proc, loaderHost, found, data, [prog, ...args], envp);
@@ -80,6 +100,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     throw e;
   }
   const sys = new LinuxSyscalls(proc, hostOs, log);
+  enforcer?.attach(sys.kernel);
   const t0 = performance.now();
   const status = runProcess(proc, sys, log);
   if (opts.stats) {

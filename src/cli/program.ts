@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { execCommand } from './exec-command.js';
 import { parseSize } from './size.js';
+import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
 // The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
 // loading the system VM, the image store and the archive client (a visible share of a short
 // guest program's wall time).
@@ -33,10 +34,17 @@ program
   .option('--stats', 'print guest instruction count and MIPS to stderr at exit', false)
   .option('--jit <mode>', 'binary translation: on or off (default on)')
   .option('--jit-threshold <n>', 'runs of a block before it is translated (0: at first run)')
+  .option('--lower <dir>', 'container: a read-only root layer (repeat, lowest first)', (v: string, a: string[]) => [...a, v], [] as string[])
+  .option('--upper <dir>', 'container: the writable layer of the overlay root')
+  .option('--hostname <name>', 'container: its own hostname')
+  .option('--pid-ns', 'container: its own PID namespace (the program is pid 1)', false)
+  .option('--memory-limit <size>', 'container: cap on all its processes\' RAM (OOM kill, exit 137)')
+  .option('--pids-limit <n>', 'container: most processes and threads (fork fails with EAGAIN)')
+  .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
   .passThroughOptions()
   .action((prog: string, args: string[], o: {
     root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string;
-  }) => {
+  } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
     if (err !== null) {
@@ -56,7 +64,18 @@ program
     // at nice 19 here (main.ts): on a loaded host the process then hung for
     // minutes after the guest's last write (issue 13). process.exit() only
     // lets the tasks that are running finish.
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats }));
+    const sandbox = sandboxFromFlags(o);
+    if (typeof sandbox === 'string') {
+      process.stderr.write(`tsvm: ${sandbox}\n`);
+      process.exitCode = 125;
+      return;
+    }
+    if (sandbox !== undefined && o.root !== undefined) {
+      process.stderr.write('tsvm: --root cannot be combined with --lower/--upper\n');
+      process.exitCode = 125;
+      return;
+    }
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox }));
   });
 
 program

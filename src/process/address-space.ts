@@ -46,6 +46,12 @@ function isAnonymous(v: Vma | undefined): boolean {
   return v !== undefined && (v.name === '' || v.name === '[heap]' || v.name === '[stack]');
 }
 
+/** Watches the frames a VM's address spaces back (sandbox-limits.ts). */
+export interface FrameBudget {
+  /** An address space has backed one more frame; throws GuestMemoryError when that is over the limit. */
+  frameAdded(): void;
+}
+
 /** A guest process's address space. */
 export class AddressSpace implements PageTranslator {
   /** The RAM holding this space's frames (guest-physical page f is frame f). */
@@ -56,6 +62,8 @@ export class AddressSpace implements PageTranslator {
   /** Sorted, non-overlapping mapped ranges (for placement and /proc/self/maps). */
   private vmas: Vma[] = [];
   private nextFrame = 0;
+  /** Told of each frame this space newly backs (a container's memory limit, sandbox-limits.ts); may throw GuestMemoryError. */
+  budget: FrameBudget | null = null;
   private readonly freeFrames: number[] = [];
   private readonly maxFrames: number;
   /** Harts running in this space: their TLBs are flushed when a mapping shrinks or changes. */
@@ -159,7 +167,9 @@ export class AddressSpace implements PageTranslator {
     const f = this.freeFrames.pop();
     if (f !== undefined) { this.ram.zero(this.ram.base + f * PAGE, PAGE); return f; }
     if (this.nextFrame >= this.maxFrames) return -1;
-    return this.nextFrame++;
+    const n = this.nextFrame++;
+    this.budget?.frameAdded();
+    return n;
   }
 
   private flush(): void { for (const h of this.harts) h.flushTlbs(); }

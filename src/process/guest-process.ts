@@ -9,7 +9,7 @@
 import { GuestRam } from '../memory/guest-ram.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { Hart } from '../cpu/hart.js';
-import { AddressSpace } from './address-space.js';
+import { AddressSpace, type FrameBudget } from './address-space.js';
 import { JitEngines, PROCESS_VM_THRESHOLD } from '../jit/engine.js';
 import { defaultJitConfig, type JitConfig } from '../jit/jit-config.js';
 
@@ -17,6 +17,8 @@ import { defaultJitConfig, type JitConfig } from '../jit/jit-config.js';
 export interface ProcessOptions {
   /** Guest RAM in bytes (backs all touched pages of one process). */
   memoryBytes: number;
+  /** Told of every frame an address space of the VM newly backs (a container's memory limit), if any. */
+  frameBudget?: FrameBudget;
   /** Guest root directory (`--root`), or undefined for the host's `/`. */
   root?: string;
   /** Print an strace-like line per syscall to stderr. */
@@ -63,6 +65,7 @@ export class GuestProcess {
     this.opts = opts.jitEngines ? opts : { ...opts, jitEngines: new JitEngines(opts.jit ?? defaultJitConfig(), PROCESS_VM_THRESHOLD) };
     this.ram = image?.ram ?? newProcessRam(opts, opts.memoryBytes);
     this.mem = image?.mem ?? new AddressSpace(this.ram);
+    if (opts.frameBudget !== undefined) this.mem.budget = opts.frameBudget;
     this.hart = new Hart(this.ram, this.mem);
     // Fetches get a TLB of their own: in a shared one, every data page that maps to a code page's
     // entry evicts its fetch translation (sort's arrays vs. qsort calling cmp through jalr: 14 K

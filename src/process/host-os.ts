@@ -141,6 +141,8 @@ export interface HostOs {
   cpuCount(): number;
   /** The host's uname strings. */
   uname(): HostUname;
+  /** sethostname(2): changes the nodename uname reports (a container's own, sandbox.ts); absent: -EPERM. */
+  setHostname?(name: string): number;
   /** sysinfo(2) figures of the host. */
   sysinfo(): HostSysinfo;
   /** Resource usage of the host process (the VM). */

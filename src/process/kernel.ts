@@ -43,6 +43,7 @@ import {
   deliverPending, actionableSignal, raiseSignal, bit, SA_RESTART, SA_NOCLDWAIT, SIG_DFL, SIG_IGN, SI_USER, SI_TKILL,
 } from './sys-signals.js';
 import { flushSharedMappings } from './sys-memory.js';
+import type { SandboxEnforcer } from './sandbox-limits.js';
 
 /** Returned by a handler whose task went to sleep: the syscall is retried (or interrupted) later. */
 export const BLOCKED = -0x200_0000_0000;
@@ -134,6 +135,8 @@ export class Kernel {
   resched = false;
   /** Most bytes of guest RAM all address spaces together may commit; fork fails with ENOMEM beyond. */
   memoryLimit = 4 * 1024 ** 3;
+  /** The container's limits and PID namespace (sandbox-limits.ts), or null outside a container. */
+  sandbox: SandboxEnforcer | null = null;
   /** The umask the host process has (applied when switching between processes). */
   hostUmask = -1;
   /** Inode numbers handed to pipes, the same in every process of the VM (fstat, /proc/self/fd). */
@@ -538,7 +541,7 @@ export class Kernel {
       targets = [...this.groups.values()].filter((g) => g.pgid === pg);
     }
     if (targets.length === 0) return -E.ESRCH;
-    if (sig !== 0) for (const g of targets) this.sendToGroup(g, sig, code, c.proc.pid);
+    if (sig !== 0) for (const g of targets) if (this.sandbox?.initIgnores(this, g, sig) !== true) this.sendToGroup(g, sig, code, c.proc.pid);
     return 0;
   }
 
@@ -546,7 +549,7 @@ export class Kernel {
   killThread(c: SysCtx, tgid: number, tid: number, sig: number): number {
     const t = this.byTid.get(tid);
     if (t === undefined || (tgid !== -1 && t.group.tgid !== tgid)) return -E.ESRCH;
-    if (sig !== 0) raiseSignal(t, sig, SI_TKILL, c.proc.pid);
+    if (sig !== 0 && this.sandbox?.initIgnores(this, t.group, sig) !== true) raiseSignal(t, sig, SI_TKILL, c.proc.pid);
     return 0;
   }
 

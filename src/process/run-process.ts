@@ -116,6 +116,7 @@ export function runProcess(_proc: GuestProcess, sys: LinuxSyscalls, log: (line: 
       log(`tsvm: guest (pid ${c.tid}) killed: ${e.message}`);
       k.killGroup(c, SIGKILL, true);
     }
+    k.sandbox?.afterSlice(k);
   }
   k.shutdown();
   return k.rootStatus;

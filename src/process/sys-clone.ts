@@ -54,7 +54,7 @@ export function cloneTask(c: SysCtx, flags: number, newsp: number, ptid: number,
   if ((flags & CLONE_FS) && (flags & CLONE_NEWNS)) return -E.EINVAL;
   if (flags & NAMESPACES) return -E.EPERM;
   if (flags & CLONE_PIDFD) return -E.EINVAL;
-  if (k.taskCount() >= MAX_TASKS) return -E.EAGAIN;
+  if (k.taskCount() >= MAX_TASKS || k.sandbox?.pidsExhausted(k) === true) return -E.EAGAIN;
   const thread = (flags & CLONE_THREAD) !== 0;
   let image: { ram: GuestMemory; mem: AddressSpace };
   if (flags & CLONE_VM) {

@@ -12,6 +12,7 @@
 import type { GuestProcess } from './guest-process.js';
 import type { AddressSpace } from './address-space.js';
 import type { HostOs, HostIdentity, StatInfo } from './host-os.js';
+import { namespacePids, procPidFile } from './proc-pids.js';
 import { Kernel, type ThreadGroup, type Wait } from './kernel.js';
 import { FdTable, OpenFile, type Pipe } from './fd-table.js';
 import { Vfs, PATH_MAX, type Resolved } from './vfs.js';
@@ -101,8 +102,9 @@ const UTF8 = new TextDecoder();
 /** d_type of an entry of a virtual directory. */
 function dirEntryType(dir: string, name: string): number {
   if (dir === 'fd') return DT_LNK;
-  if (dir === 'dev') return DT_CHR;
+  if (dir === 'dev') return name === 'stdin' || name === 'stdout' || name === 'stderr' || name === 'fd' ? DT_LNK : DT_CHR;
   if (dir === 'proc') return name === 'self' ? DT_LNK : DT_DIR;
+  if (dir === 'pid') return DT_REG; // /proc/<pid> of a container (proc-pids.ts)
   return name === 'fd' ? DT_DIR : name === 'maps' ? DT_REG : DT_LNK; // /proc/self
 }
 
@@ -236,6 +238,9 @@ export class SysCtx {
       fds: () => this.fds.list(),
       identity: () => ({ uid: this.id.uid, gid: this.id.gid }),
       stat: () => this.procStat(),
+      pids: () => namespacePids(this.kernel),
+      procFile: (pid, name) => procPidFile(this.kernel, pid, name),
+      container: () => this.kernel.sandbox !== null,
     }, from);
   }
 
@@ -281,6 +286,19 @@ export class SysCtx {
       else f.push('0');
     }
     return f.join(' ') + '\n';
+  }
+
+  /** /proc/<pid>/cmdline: the argv the image started with, each NUL-terminated. */
+  cmdline(): string {
+    const argc = this.mem.readU64(this.startStack) ?? 0;
+    let out = '';
+    for (let i = 0; i < Math.min(argc, 4096); i++) {
+      const p = this.mem.readU64(this.startStack + 8 + 8 * i);
+      const s = p === null ? null : this.mem.readCString(p, 4096);
+      if (s === null) break;
+      out += s + '\0';
+    }
+    return out;
   }
 
   /** The executable as an absolute, canonical guest path (what /proc/self/exe names). */

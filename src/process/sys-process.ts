@@ -19,6 +19,15 @@ function uname(c: SysCtx, a: SysArgs): number {
   return c.write(a.u(0), b) ? 0 : -E.EFAULT;
 }
 
+/** sethostname(2): a container's own name (its UTS namespace); elsewhere EPERM, as for an unprivileged process. */
+function sethostname(c: SysCtx, a: SysArgs): number {
+  const len = a.u(1);
+  if (len > UTS_LEN - 1) return -E.EINVAL; // __NEW_UTS_LEN (kernel/sys.c)
+  const b = c.read(a.u(0), len);
+  if (b === null) return -E.EFAULT;
+  return c.host.setHostname ? c.host.setHostname(new TextDecoder().decode(b)) : -E.EPERM;
+}
+
 /** sysinfo load averages are fixed point with SI_LOAD_SHIFT = 16 (include/uapi/linux/sysinfo.h). */
 const SI_LOAD_SCALE = 65536;
 
@@ -224,6 +233,7 @@ export const processSyscalls: SyscallDef[] = [
   { nr: 158, name: 'getgroups', fn: getgroups },
   { nr: 159, name: 'setgroups', fn: () => -E.EPERM },
   { nr: 160, name: 'uname', fn: uname },
+  { nr: 161, name: 'sethostname', fn: sethostname },
   { nr: 163, name: 'getrlimit', fn: (c, a) => prlimit(c, 0, a.i32(0), 0, a.u(1)) },
   { nr: 164, name: 'setrlimit', fn: (c, a) => prlimit(c, 0, a.i32(0), a.u(1), 0) },
   { nr: 165, name: 'getrusage', fn: getrusage },

@@ -20,6 +20,7 @@
  */
 import type { HostOs, StatInfo } from './host-os.js';
 import { E, S_IFMT, S_IFDIR, S_IFLNK, S_IFCHR, S_IFREG, makeDev } from './sys-abi.js';
+import { PROC_PID_FILES, type ProcPidFile } from './proc-pids.js';
 
 /** Maximum symlinks followed in one lookup (include/linux/namei.h MAXSYMLINKS). */
 export const MAX_LINK_HOPS = 40;
@@ -31,10 +32,10 @@ export type DevName = 'null' | 'zero' | 'full' | 'random' | 'urandom';
 
 /** A node that exists only inside the VM. */
 export type VirtualNode =
-  | { t: 'link'; name: 'exe' | 'cwd'; target: string } // a symlink to a guest path
+  | { t: 'link'; name: 'exe' | 'cwd' | 'dev'; target: string } // a symlink to a guest path
   | { t: 'fd'; fd: number } // /proc/self/fd/N: a symlink to an open file
-  | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev'; entries: string[] }
-  | { t: 'file'; name: 'maps' | 'stat'; content: () => Uint8Array }
+  | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev' | 'pid'; entries: string[] }
+  | { t: 'file'; name: 'maps' | ProcPidFile; content: () => Uint8Array }
   | { t: 'dev'; dev: DevName };
 
 /** The outcome of resolving a guest path. */
@@ -56,7 +57,18 @@ export interface VfsHooks {
   fds(): number[];
   /** The process's uid/gid, reported as the owner of /proc/self entries. */
   identity?(): { uid: number; gid: number };
+  /** In a container's PID namespace, the pids its /proc lists (then /proc is wholly virtual); null outside one. */
+  pids?(): number[] | null;
+  /** In a container's PID namespace, the text of /proc/<pid>/<name> (proc-pids.ts); null if none. */
+  procFile?(pid: number, name: ProcPidFile): string | null;
+  /** True in a container: /dev also has the stdin, stdout, stderr and fd links (Docker's /dev). */
+  container?(): boolean;
 }
+
+/** A container's /dev links (Docker's default /dev, as udev makes them on a host). */
+const DEV_LINKS: Record<string, string> = {
+  stdin: '/proc/self/fd/0', stdout: '/proc/self/fd/1', stderr: '/proc/self/fd/2', fd: '/proc/self/fd',
+};
 
 const DEVICES: Record<DevName, [number, number]> = {
   // Device numbers (Documentation/admin-guide/devices.txt, major 1 "Memory devices").
@@ -141,13 +153,23 @@ export class Vfs {
 
   /** Virtual nodes under /proc/self and (with a root) /dev; null if `lex` is not one. */
   private virtual(lex: string, follow: boolean, hops: { n: number }): Resolved | number | null {
+    const ns = this.namespaceProc(lex);
+    if (ns !== null) return ns;
     if (this.root !== undefined || lex === '/dev/tty') {
       if (lex === '/dev/tty') return { kind: 'host', host: '/dev/tty', guest: lex };
       const m = /^\/dev\/(null|zero|full|random|urandom)$/.exec(lex);
       if (m) return { kind: 'virtual', node: { t: 'dev', dev: m[1] as DevName }, guest: lex };
+      const dl = /^\/dev\/(stdin|stdout|stderr|fd)(\/.*)?$/.exec(lex);
+      if (dl && this.hooks.container?.() === true) {
+        const target = DEV_LINKS[dl[1]!]! + (dl[2] ?? '');
+        if (!follow && dl[2] === undefined) return { kind: 'virtual', node: { t: 'link', name: 'dev', target }, guest: lex };
+        if (++hops.n > MAX_LINK_HOPS) return -E.ELOOP;
+        return this.resolveHops('/', target, follow, hops);
+      }
       // With a root that lacks /dev or /proc, list the emulated entries there.
       if ((lex === '/dev' || lex === '/proc') && typeof this.host.lstat(this.hostPath(lex)) === 'number') {
         const entries = lex === '/dev' ? ['full', 'null', 'random', 'tty', 'urandom', 'zero'] : [String(this.hooks.pid()), 'self'];
+        if (lex === '/dev' && this.hooks.container?.() === true) entries.push(...Object.keys(DEV_LINKS));
         return { kind: 'virtual', node: { t: 'dir', name: lex === '/dev' ? 'dev' : 'proc', entries }, guest: lex };
       }
     }
@@ -155,6 +177,8 @@ export class Vfs {
     if (!m || (m[1] !== 'self' && m[1] !== 'thread-self' && Number(m[1]) !== this.hooks.pid())) return null;
     const rest = m[2] ?? '';
     const guest = lex;
+    const own = this.procFileNode(this.hooks.pid(), rest.slice(1), guest); // a container's (proc-pids.ts)
+    if (own !== null) return own;
     if (rest === '') return { kind: 'virtual', node: { t: 'dir', name: 'self', entries: ['cwd', 'exe', 'fd', 'maps', 'stat'] }, guest };
     if (rest === '/exe' || rest === '/cwd') {
       const target = rest === '/exe' ? this.hooks.exePath() : this.cwd;
@@ -180,6 +204,32 @@ export class Vfs {
     }
     // Other /proc/self entries: the host's own under no root, absent under a root.
     return this.root === undefined ? null : -E.ENOENT;
+  }
+
+  /**
+   * A container's /proc (PID namespace): /proc lists its processes, and
+   * /proc/<pid> of another of them has PROC_PID_FILES; null outside a
+   * namespace or for the caller's own /proc/<pid> (handled as /proc/self).
+   */
+  private namespaceProc(lex: string): Resolved | number | null {
+    const pids = this.hooks.pids?.() ?? null;
+    if (pids === null || !lex.startsWith('/proc')) return null;
+    if (lex === '/proc') return { kind: 'virtual', node: { t: 'dir', name: 'proc', entries: [...pids.map(String), 'self'] }, guest: lex };
+    const m = /^\/proc\/(\d+)(\/.*)?$/.exec(lex);
+    if (m === null) return /^\/proc\/(self|thread-self)(\/.*)?$/.test(lex) ? null : -E.ENOENT;
+    const pid = Number(m[1]);
+    if (pid === this.hooks.pid()) return null;
+    if (!pids.includes(pid)) return -E.ENOENT;
+    const rest = m[2] ?? '';
+    if (rest === '') return { kind: 'virtual', node: { t: 'dir', name: 'pid', entries: [...PROC_PID_FILES] }, guest: lex };
+    return this.procFileNode(pid, rest.slice(1), lex) ?? -E.ENOENT;
+  }
+
+  /** /proc/<pid>/<name> as a virtual file, if the hooks supply it. */
+  private procFileNode(pid: number, name: string, guest: string): Resolved | null {
+    if (!(PROC_PID_FILES as readonly string[]).includes(name) || this.hooks.procFile?.(pid, name as ProcPidFile) == null) return null;
+    const f = name as ProcPidFile, read = this.hooks.procFile.bind(this.hooks);
+    return { kind: 'virtual', node: { t: 'file', name: f, content: () => new TextEncoder().encode(read(pid, f) ?? '') }, guest };
   }
 
   /** Component-by-component lookup inside the root. */
@@ -244,7 +294,7 @@ export class Vfs {
       case 'fd': st.mode = S_IFLNK | 0o700; st.size = 64n; st.ino = BigInt(1000 + node.fd); break;
       case 'dir': {
         st.mode = S_IFDIR | (node.name === 'fd' ? 0o500 : 0o555); st.nlink = 2;
-        st.ino = BigInt(['self', 'fd', 'proc', 'dev'].indexOf(node.name) + 10);
+        st.ino = BigInt(['self', 'fd', 'proc', 'dev', 'pid'].indexOf(node.name) + 10);
         if (node.name === 'dev') st.mode = S_IFDIR | 0o755;
         break;
       }

@@ -1,0 +1,120 @@
+/**
+ * The isolation the container runtime on the process VM uses: the typed
+ * sandbox configuration, its validation, and the HostOs wrapper that gives
+ * the container its own root (an overlay, overlay-host-os.ts), hostname
+ * and, with a PID namespace, a parent outside the namespace (getppid of
+ * pid 1 is 0, pid_namespaces(7)). The limits themselves are enforced by
+ * the kernel and run loop (sandbox-limits.ts).
+ */
+import { DelegatingHostOs } from './delegating-host-os.js';
+import { OverlayHostOs } from './overlay-host-os.js';
+import type { HostOs, HostIdentity, HostUname } from './host-os.js';
+import { S_IFMT, S_IFDIR } from './sys-abi.js';
+
+/** What isolates one container running on the process VM. */
+export interface ContainerSandbox {
+  /** Read-only layer directories, lowest first (never written). */
+  rootLayers: string[];
+  /** The writable layer directory (OCI whiteouts record deletions there). */
+  upper: string;
+  /** uname(2) nodename inside the container; absent: the host's. */
+  hostname?: string;
+  /** The first process is pid 1 of its own PID namespace. */
+  pidNamespace: boolean;
+  /** Cap on the guest RAM all the container's address spaces back together (bytes). */
+  memoryLimitBytes?: number;
+  /** Most tasks (processes and threads, zombies included) the container may have. */
+  pidsLimit?: number;
+  /** Host CPU share: N cores' worth of time (the VM runs on one thread; N >= 1 changes nothing). */
+  cpus?: number;
+}
+
+/** The limits part of a sandbox, as the kernel keeps it. */
+export type SandboxLimits = Pick<ContainerSandbox, 'pidNamespace' | 'memoryLimitBytes' | 'pidsLimit' | 'cpus'>;
+
+/** Longest hostname (include/uapi/linux/utsname.h __NEW_UTS_LEN). */
+export const HOST_NAME_MAX = 64;
+
+/** Checks a sandbox against the host: null if usable, else a one-line reason. */
+export function checkSandbox(s: Partial<ContainerSandbox>, host: HostOs): string | null {
+  const dirs: Array<[string, string]> = [...(s.rootLayers ?? []).map((d): [string, string] => ['lower', d])];
+  if (s.upper !== undefined) dirs.push(['upper', s.upper]);
+  for (const [what, d] of dirs) {
+    const st = host.stat(d);
+    if (typeof st === 'number' || (st.mode & S_IFMT) !== S_IFDIR) return `${what} directory ${d}: not a directory`;
+  }
+  if ((s.rootLayers?.length ?? 0) > 0 && s.upper === undefined) return 'an overlay needs an upper directory';
+  if (s.upper !== undefined) {
+    for (const d of s.rootLayers ?? []) {
+      const a = host.realpath(d), b = host.realpath(s.upper);
+      if (typeof a === 'string' && typeof b === 'string' && (a === b || a.startsWith(b + '/') || b.startsWith(a + '/'))) {
+        return `upper directory ${s.upper} overlaps lower directory ${d}`;
+      }
+    }
+  }
+  if (s.hostname !== undefined && (s.hostname.length === 0 || s.hostname.length > HOST_NAME_MAX || /[\0/\s]/.test(s.hostname))) {
+    return `hostname ${JSON.stringify(s.hostname)}: expected 1 to ${HOST_NAME_MAX} characters without spaces or '/'`;
+  }
+  if (s.memoryLimitBytes !== undefined && !(Number.isSafeInteger(s.memoryLimitBytes) && s.memoryLimitBytes >= 4096)) {
+    return 'memory limit: expected at least one page (4096 bytes)';
+  }
+  if (s.pidsLimit !== undefined && !(Number.isSafeInteger(s.pidsLimit) && s.pidsLimit >= 1)) {
+    return 'pids limit: expected a whole number of at least 1';
+  }
+  if (s.cpus !== undefined && !(Number.isFinite(s.cpus) && s.cpus > 0 && s.cpus <= 1024)) {
+    return 'cpus: expected a number greater than 0';
+  }
+  return null;
+}
+
+/** The container's view of the host: its own root, hostname and, with a PID namespace, no parent. */
+export class SandboxHostOs extends DelegatingHostOs {
+  /** The overlay root, if the sandbox has layers. */
+  readonly overlay: OverlayHostOs | null;
+  /** The container's hostname (sethostname changes it); undefined: the host's. */
+  private hostname: string | undefined;
+
+  /** Wraps `host` for sandbox `s` (checked with checkSandbox first). */
+  constructor(host: HostOs, readonly sandbox: Partial<ContainerSandbox>) {
+    const overlay = makeOverlay(host, sandbox);
+    super(overlay ?? host);
+    this.overlay = overlay;
+    this.hostname = sandbox.hostname;
+    // The container's own /tmp: the image's, else a fresh one in the writable layer (mode 1777, as
+    // the FHS's /tmp); either way its files land in this container's upper only.
+    overlay?.ensureDir('/tmp', 0o1777);
+  }
+
+  /** The directory the VFS uses as the guest's root, if the sandbox has one. */
+  get root(): string | undefined { return this.overlay?.mount; }
+
+  /** uname(2) with the container's hostname. */
+  override uname(): HostUname {
+    const u = this.inner.uname();
+    return this.hostname !== undefined ? { ...u, nodename: this.hostname } : u;
+  }
+
+  /** sethostname(2) inside the container: its own UTS name changes, never the host's. */
+  override setHostname(name: string): number {
+    this.hostname = name;
+    return 0;
+  }
+
+  /** The host's ids; in a PID namespace the first process's parent is outside it (ppid 0). */
+  override identity(): HostIdentity {
+    const id = this.inner.identity();
+    return this.sandbox.pidNamespace === true ? { ...id, ppid: 0 } : id;
+  }
+
+  /** In a sandbox the guest starts in its root's "/" (Docker's default working directory). */
+  override cwd(): string {
+    return this.overlay !== null ? this.overlay.mount : this.inner.cwd();
+  }
+}
+
+/** The overlay for `s`, or null without one. */
+function makeOverlay(host: HostOs, s: Partial<ContainerSandbox>): OverlayHostOs | null {
+  if (s.upper === undefined) return null;
+  const real = (d: string): string => { const r = host.realpath(d); return typeof r === 'string' ? r : d; };
+  return new OverlayHostOs(host, (s.rootLayers ?? []).map(real), real(s.upper));
+}
