@@ -43,6 +43,10 @@ export interface PackageInfo {
   preDepends: string[][];
   /** Virtual package names this package provides (versions dropped). */
   provides: string[];
+  /** `Essential: yes` (Debian Policy 3.8); absent in records parsed before this field was kept. */
+  essential?: boolean;
+  /** The Priority field (Debian Policy 2.5), e.g. `required`; undefined when absent. */
+  priority?: string;
 }
 
 /** Parse deb822 paragraphs; keys are lower-cased, continuation lines are kept joined by "\n". */
@@ -136,6 +140,7 @@ export function parseRelations(value: string | undefined): string[][] {
 
 const PACKAGE_FIELDS: ReadonlySet<string> = new Set([
   'package', 'version', 'architecture', 'filename', 'size', 'sha256', 'depends', 'pre-depends', 'provides',
+  'essential', 'priority',
 ]);
 
 /** Parse a Packages index into PackageInfo records (stanza order); throws ImageError on missing fields. */
@@ -168,6 +173,8 @@ export function parsePackages(text: string): PackageInfo[] {
       depends: parseRelations(st.get('depends')),
       preDepends: parseRelations(st.get('pre-depends')),
       provides: parseRelations(st.get('provides')).flat(),
+      essential: st.get('essential')?.toLowerCase() === 'yes',
+      priority: st.get('priority')?.toLowerCase(),
     });
   }
   return out;

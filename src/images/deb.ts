@@ -10,7 +10,7 @@ import * as zlib from 'node:zlib';
 import xzDecompress from 'xz-decompress';
 import { parseAr, type ArMember } from './ar.js';
 import { ImageError } from './errors.js';
-import { extractTar, type TarStats } from './tar.js';
+import { extractTar, type ExtractOptions, type TarStats } from './tar.js';
 
 /** Compression of a tarball member, from its file-name extension. */
 export type Compression = 'xz' | 'gz' | 'zst' | 'none';
@@ -106,12 +106,12 @@ export async function debDataTar(deb: Buffer, what = '.deb'): Promise<Buffer> {
 }
 
 /** Extract the data tarball of a .deb (path or bytes) into `destDir`. */
-export async function extractDeb(deb: string | Buffer, destDir: string): Promise<TarStats> {
+export async function extractDeb(deb: string | Buffer, destDir: string, opts: ExtractOptions = {}): Promise<TarStats> {
   const what = typeof deb === 'string' ? deb : '.deb';
   const bytes = typeof deb === 'string' ? await fsp.readFile(deb) : deb;
   const tar = await debDataTar(bytes, what);
   try {
-    return await extractTar(tar, destDir);
+    return await extractTar(tar, destDir, opts);
   } catch (e) {
     if (e instanceof ImageError) throw new ImageError(`${what}: ${e.message}`, { cause: e });
     throw e;

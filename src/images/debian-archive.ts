@@ -71,7 +71,7 @@ export const ROOT_STAMP = '.tsvm-root-stamp';
 const INRELEASE_MAX_AGE_MS = 24 * 3600 * 1000;
 const IDLE_TIMEOUT_MS = 60_000;
 const ATTEMPTS = 3;
-const PARSED_INDEX_FORMAT = 1;
+const PARSED_INDEX_FORMAT = 2; // 2: records carry essential and priority
 
 /** The tsvm cache directory: $TSVM_CACHE_DIR, $XDG_CACHE_HOME/tsvm, or ~/.cache/tsvm. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {

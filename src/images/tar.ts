@@ -27,6 +27,16 @@ export interface TarStats {
 
 const MAX_SYMLINK_HOPS = 40;
 
+/** Options of extractTar. */
+export interface ExtractOptions {
+  /**
+   * Keep entries as the archive says, like `tar --same-owner -p` run as root:
+   * owner and group from the header, and the full mode including setuid,
+   * setgid and sticky bits (POSIX.1 ustar `mode`). Needs root on the host.
+   */
+  preserve?: boolean;
+}
+
 /** Split a tar entry name into safe relative components; throws ImageError for absolute or `..` names. */
 export function safeEntryPath(name: string): string[] {
   if (name.includes('\0')) throw new ImageError(`tar: entry name contains NUL: ${JSON.stringify(name)}`);
@@ -90,7 +100,11 @@ async function clearForReplace(p: string, display: string): Promise<void> {
 }
 
 /** Extract a tar archive (Buffer) into `dest` (created if needed); refuses entries escaping it. */
-export async function extractTar(tar: Buffer, dest: string): Promise<TarStats> {
+export async function extractTar(tar: Buffer, dest: string, opts: ExtractOptions = {}): Promise<TarStats> {
+  const keep = opts.preserve === true;
+  const own = async (p: string, h: tarStream.Header): Promise<void> => {
+    if (keep) await fsp.lchown(p, h.uid ?? 0, h.gid ?? 0);
+  };
   await fsp.mkdir(dest, { recursive: true });
   const root = await fsp.realpath(dest);
   const stats: TarStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: 0 };
@@ -104,7 +118,12 @@ export async function extractTar(tar: Buffer, dest: string): Promise<TarStats> {
       const type = h.type ?? 'file';
       if (type === 'directory') {
         const dir = await resolveDirInRoot(root, parts);
-        if (parts.length > 0) await fsp.chmod(dir, ((h.mode ?? 0o755) & 0o777) | 0o700);
+        if (keep) {
+          await own(dir, h);
+          await fsp.chmod(dir, (h.mode ?? 0o755) & 0o7777);
+        } else if (parts.length > 0) {
+          await fsp.chmod(dir, ((h.mode ?? 0o755) & 0o777) | 0o700);
+        }
         stats.dirs++;
         entry.resume();
         continue;
@@ -123,6 +142,7 @@ export async function extractTar(tar: Buffer, dest: string): Promise<TarStats> {
         const link = h.linkname ?? '';
         if (link === '' || link.includes('\0')) throw new ImageError(`tar: symlink ${display} has a bad target`);
         await fsp.symlink(link, target);
+        await own(target, h);
         stats.symlinks++;
         entry.resume();
       } else if (type === 'link') {
@@ -138,10 +158,11 @@ export async function extractTar(tar: Buffer, dest: string): Promise<TarStats> {
         stats.hardlinks++;
         entry.resume();
       } else {
-        const mode = ((h.mode ?? 0o644) & 0o777) | 0o200;
-        const fh = await fsp.open(target, 'wx', mode);
+        const mode = keep ? (h.mode ?? 0o644) & 0o7777 : ((h.mode ?? 0o644) & 0o777) | 0o200;
+        const fh = await fsp.open(target, 'wx', keep ? 0o600 : mode);
         try {
           for await (const chunk of entry) await fh.write(chunk as Buffer);
+          if (keep) await fh.chown(h.uid ?? 0, h.gid ?? 0); // before chmod: chown clears setuid
           await fh.chmod(mode); // the mode given to open() is filtered by the umask
         } finally {
           await fh.close();

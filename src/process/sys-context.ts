@@ -18,7 +18,7 @@ import { FdTable, OpenFile, type Pipe } from './fd-table.js';
 import { Vfs, PATH_MAX, type Resolved } from './vfs.js';
 import {
   E, AT_FDCWD, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_LARGEFILE, O_CREAT, O_EXCL, O_NOCTTY,
-  O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, DT_LNK, DT_CHR, DT_DIR, DT_REG, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, makeDev,
+  O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, O_DIRECTORY, DT_LNK, DT_CHR, DT_DIR, DT_REG, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, makeDev,
   CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_THREAD,
 } from './sys-abi.js';
 import { SignalState } from './sys-signals.js';
@@ -508,6 +508,8 @@ export class SysCtx {
     if (flags & O_PATH) {
       const st = (flags & O_NOFOLLOW) ? this.host.lstat(r.host) : this.host.stat(r.host);
       if (typeof st === 'number') return st;
+      // open(2): O_DIRECTORY on a non-directory fails with ENOTDIR, O_PATH or not.
+      if ((flags & O_DIRECTORY) && (st.mode & S_IFMT) !== S_IFDIR) return -E.ENOTDIR;
       const f = new OpenFile('path', O_PATH, -1, r.guest, r.host);
       f.isDir = (st.mode & S_IFMT) === S_IFDIR;
       f.noFollow = (flags & O_NOFOLLOW) !== 0;

@@ -28,6 +28,7 @@ import { parseDeb822, parsePackages, parseRelations, parseRelease } from '../../
 import { DebianArchive, ROOT_STAMP } from '../../src/images/debian-archive.js';
 import { ImageError } from '../../src/images/errors.js';
 import { crc24, parseKeyring, splitClearsigned, verifyClearsigned } from '../../src/images/openpgp.js';
+import { selectMinbase } from '../../src/images/rootfs-build.js';
 import { extractTar, safeEntryPath } from '../../src/images/tar.js';
 
 const tmpdirs: string[] = [];
@@ -236,6 +237,8 @@ SHA256: ${'c'.repeat(64)}
 Package: bar
 Version: 2
 Architecture: all
+Essential: yes
+Priority: required
 Filename: pool/main/b/bar/bar_2_all.deb
 Size: 1
 SHA256: ${'d'.repeat(64)}
@@ -277,6 +280,23 @@ describe('deb-index', () => {
     assert.deepEqual(foo.provides, ['foo-virt']);
     assert.equal(pkgs[1]?.architecture, 'all');
     assert.deepEqual(pkgs[1]?.depends, []);
+    assert.equal(foo.essential, false);
+    assert.equal(foo.priority, undefined);
+    assert.equal(pkgs[1]?.essential, true);
+    assert.equal(pkgs[1]?.priority, 'required');
+  });
+
+  test('selectMinbase: Essential, Priority required, and apt', () => {
+    const base = { version: '1', architecture: 'riscv64', filename: 'pool/x.deb', size: 1, sha256: 'e'.repeat(64), depends: [], preDepends: [], provides: [] };
+    const index = new Map([
+      ['dash', { ...base, name: 'dash', essential: true, priority: 'required' }],
+      ['mawk', { ...base, name: 'mawk', essential: false, priority: 'required' }],
+      ['init-tools', { ...base, name: 'init-tools', essential: true, priority: 'important' }],
+      ['hello', { ...base, name: 'hello', essential: false, priority: 'optional' }],
+      ['apt', { ...base, name: 'apt', essential: false, priority: 'important' }],
+      ['vim', { ...base, name: 'vim', priority: 'optional' }],
+    ]);
+    assert.deepEqual(selectMinbase(index), ['apt', 'dash', 'init-tools', 'mawk']);
   });
 
   test('parseDeb822 keeps continuation lines', () => {
@@ -440,6 +460,39 @@ describe('tar', () => {
     assert.equal(fs.statSync(path.join(dest, 'usr/bin/hard')).ino, fs.statSync(path.join(dest, 'usr/bin/tool')).ino);
     // Re-extracting over the existing tree works (idempotent).
     await extractTar(tar, dest);
+  });
+
+  test('preserve keeps owners and setuid, setgid and sticky bits', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+    const dest = path.join(tmp(), 'root');
+    const pack = tarStream.pack();
+    const chunks: Buffer[] = [];
+    pack.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
+    const ended = new Promise<void>((r) => {
+      pack.on('end', () => r());
+    });
+    pack.entry({ name: 'tmp/', type: 'directory', mode: 0o1777, uid: 0, gid: 0 });
+    pack.entry({ name: 'var/mail/', type: 'directory', mode: 0o2775, uid: 0, gid: 8 });
+    pack.entry({ name: 'usr/bin/su', mode: 0o4755, uid: 0, gid: 0 }, 'su');
+    pack.entry({ name: 'usr/bin/wall', mode: 0o2755, uid: 0, gid: 5 }, 'wall');
+    pack.entry({ name: 'usr/bin/link', type: 'symlink', linkname: 'su', uid: 7, gid: 9 });
+    pack.finalize();
+    await ended;
+    const tar = Buffer.concat(chunks);
+    await extractTar(tar, dest, { preserve: true });
+    const st = (p: string): fs.Stats => fs.lstatSync(path.join(dest, p));
+    assert.equal(st('tmp').mode & 0o7777, 0o1777);
+    assert.equal(st('var/mail').mode & 0o7777, 0o2775);
+    assert.equal(st('var/mail').gid, 8);
+    assert.equal(st('usr/bin/su').mode & 0o7777, 0o4755);
+    assert.equal(st('usr/bin/wall').mode & 0o7777, 0o2755);
+    assert.equal(st('usr/bin/wall').gid, 5);
+    assert.deepEqual([st('usr/bin/link').uid, st('usr/bin/link').gid], [7, 9]);
+    // Without preserve, the special bits are dropped (the default, as before).
+    const plain = path.join(tmp(), 'root');
+    await extractTar(tar, plain);
+    assert.equal(fs.statSync(path.join(plain, 'usr/bin/su')).mode & 0o7777, 0o755);
   });
 
   test('refuses absolute and .. paths', async () => {
