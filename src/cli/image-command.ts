@@ -1,6 +1,6 @@
 /**
  * Docker's image verbs on the OCI image store (src/images/oci):
- * `tsvm images`, `rmi`, `tag`, `save`, `load`, `import`. Every tsvm error
+ * `tsvm pull`, `images`, `rmi`, `tag`, `save`, `load`, `import`. Every tsvm error
  * (an unknown image, a bad name, a corrupt or mismatching archive) prints one
  * line and exits 125, the issue's code for a tsvm error (Docker itself exits
  * 1 for "No such image"; 125 is used consistently here). The store modules
@@ -170,7 +170,37 @@ async function importCmd(tarball: string, name: string, o: { message?: string })
 }
 
 /** Register `images`, `rmi`, `tag`, `save`, `load` and `import` on the tsvm program. */
+/** `tsvm pull`. */
+async function pullCmd(name: string, o: { quiet: boolean; username?: string; password?: string; insecure: boolean; mirror?: string }): Promise<number> {
+  try {
+    const store = await openStore();
+    const { pullImage } = await import('../images/oci/pull.js');
+    if (o.password !== undefined && o.username === undefined) throw new Error('--password needs --username');
+    const r = await pullImage(store, name, {
+      progress: !o.quiet,
+      registry: { username: o.username, password: o.password, insecure: o.insecure },
+      build: { mirror: o.mirror },
+    });
+    if (!o.quiet) {
+      process.stdout.write(`Digest: ${r.digest}\n`);
+      process.stdout.write(`Status: ${r.upToDate === true ? 'Image is up to date' : 'Downloaded newer image'} for ${r.refs[0]}\n`);
+    }
+    process.stdout.write(`${r.refs[0]}\n`);
+    return 0;
+  } catch (e) {
+    return fail(e);
+  }
+}
+
 export function registerImageCommands(program: Command): void {
+  program.command('pull').description('build debian or busybox from Debian\'s packages, or fetch HOST[:PORT]/NAME[:TAG] from a registry')
+    .argument('<name>', 'debian[:trixie|:latest], busybox[:latest], or HOST[:PORT]/NAME[:TAG|@DIGEST]')
+    .option('-q, --quiet', 'print only the image name', false)
+    .option('--username <user>', 'registry user (else the auth files: $REGISTRY_AUTH_FILE, ~/.docker/config.json)')
+    .option('--password <password>', 'registry password')
+    .option('--insecure', 'plain http to any registry (it is always used for localhost and 127.0.0.0/8)', false)
+    .option('--mirror <url>', 'Debian archive for debian and busybox (default: the host\'s apt configuration)')
+    .action(async (name: string, o: { quiet: boolean; username?: string; password?: string; insecure: boolean; mirror?: string }) => { process.exitCode = await pullCmd(name, o); });
   program.command('images').description('list the images in the store (docker images)')
     .argument('[repository]', 'only this repository (REPO or REPO:TAG)')
     .option('--digests', 'show manifest digests', false)
