@@ -4,9 +4,8 @@
  * loaded, it keeps V8's background compiles from taking the vCPU thread's
  * core (host/compiler-threads.ts): `tsvm run` reruns itself with fewer V8
  * worker threads on hosts with few cores (so the relaunching parent stays a
- * small process), and `tsvm exec` and `tsvm host start` lower their
- * priority (the host's VMs run on worker threads it starts later, at normal
- * priority). Everything else is in program.ts.
+ * small process), and `tsvm exec` lowers their priority. Everything else is
+ * in program.ts.
  */
 import { lowerWorkerPriority, relaunchWithPoolSize } from '../host/compiler-threads.js';
 
@@ -14,6 +13,6 @@ const command = process.argv[2];
 const relaunched = command === 'run' ? relaunchWithPoolSize() : null;
 if (relaunched !== null) process.exitCode = await relaunched;
 else {
-  if (command === 'exec' || (command === 'host' && process.argv[3] === 'start')) lowerWorkerPriority();
+  if (command === 'exec') lowerWorkerPriority();
   await import('./program.js');
 }

@@ -16,10 +16,9 @@
  * forwards termination signals to it and exits with its status.
  *
  * `tsvm exec` does not relaunch: that costs about 60 ms of every run, a
- * quarter of a short program's. Nor does `tsvm host start` (a relaunching
- * parent killed with SIGKILL would leave the host running without it).
- * They lower the scheduling priority of Node's other threads instead
- * (Linux, where each thread has its own nice value), so background compiles use idle CPU and yield to the vCPU thread: busybox
+ * quarter of a short program's. It lowers the scheduling priority of Node's
+ * other threads instead (Linux, where each thread has its own nice value),
+ * so background compiles use idle CPU and yield to the vCPU thread: busybox
  * gzip of 32 MiB, whose 1 MB of generated wasm keeps TurboFan busy, went from
  * 8.7 to 8.2 s on 2 cores, and the other workloads were unchanged. For the
  * Debian boot the relaunch is better (7.9 s, against 8.2 s with lowered
