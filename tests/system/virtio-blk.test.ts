@@ -47,6 +47,10 @@ test('two drives (raw and a qcow2 overlay): guest reads and writes, host sees th
   try {
     await s.expect('tsvm-guest: ready', BOOT_MS);
     await s.expect(PROMPT, 60_000);
+    // Kernel messages on the console (e.g. "hrtimer: interrupt took ..." on a loaded host) could land inside the
+    // echo of a command that sh() waits for: keep them off the console.
+    s.send('dmesg -n 1');
+    await s.expect(PROMPT, 60_000);
     assert.equal(await sh(s, 'cat /sys/block/vda/size /sys/block/vdb/size'), '16384\n16384');
     // The first -drive is /dev/vda.
     assert.match(await sh(s, 'dd if=/dev/vda bs=32 count=1 2>/dev/null; echo'), /^TSVM-RAW-DISK-A\.+$/m);
