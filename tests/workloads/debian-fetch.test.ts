@@ -11,21 +11,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { resolveMirror } from '../../src/images/apt-sources.js';
+import { mirrorConfigured } from '../helpers/mirror.js';
 import { extractDeb } from '../../src/images/deb.js';
 import { DebianArchive, sha256File } from '../../src/images/debian-archive.js';
 import { DEBIAN_ARCHIVE_KEYRING } from '../../src/images/openpgp.js';
 
 const EM_RISCV = 243;
-
-function mirrorConfigured(): boolean {
-  try {
-    resolveMirror();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('busybox-static trixie/riscv64: verified fetch and unpack', { skip: !mirrorConfigured() && 'no Debian mirror configured', timeout: 600_000 }, async () => {
   const archive = new DebianArchive();

@@ -15,22 +15,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { resolveMirror } from '../../src/images/apt-sources.js';
+import { mirrorConfigured } from '../helpers/mirror.js';
 import { parseCpio, S_IFCHR, S_IFLNK, S_IFMT, S_IFREG, type CpioEntry } from '../../src/images/cpio.js';
 import { defaultCacheDir } from '../../src/images/debian-archive.js';
 import { DEFAULT_GUEST_MODULES, ensureDefaultGuest, GUEST_READY_LINE, type DefaultGuest } from '../../src/images/default-guest.js';
 import { moduleName, parseModinfo, parseModulesBuiltin, parseModulesDep, resolveModuleOrder } from '../../src/images/modules.js';
 
 const EM_RISCV = 243;
-
-function mirrorConfigured(): boolean {
-  try {
-    resolveMirror();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const skip = !mirrorConfigured() && 'no Debian mirror configured';
 

@@ -19,20 +19,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { resolveMirror } from '../../src/images/apt-sources.js';
+import { mirrorConfigured } from '../helpers/mirror.js';
 import { DebianArchive } from '../../src/images/debian-archive.js';
 import { buildBusyboxRootfs, buildDebianRootfs, IMAGE_PATH, selectMinbase } from '../../src/images/rootfs-build.js';
 import { ImageError } from '../../src/images/errors.js';
 import { requireQemu, requireTsvm, runQemu, runTsvm, type RunResult } from '../helpers/guest-run.js';
-
-function mirrorConfigured(): boolean {
-  try {
-    resolveMirror();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const noMirror = !mirrorConfigured() && 'no Debian mirror configured';
 const notRoot = process.getuid?.() !== 0 && 'the Debian build needs root';
