@@ -263,6 +263,20 @@ export class P2m {
   }
 
   /**
+   * The frame a caller that overwrites all of page `gpn` writes to: like
+   * frameForWrite, but an unbacked page gets a frame without the zero fill
+   * (the loaders write whole kernel and initrd pages this way).
+   */
+  frameForOverwrite(gpn: number): number {
+    if (!(gpn >= 0 && gpn < this.table.length) || this.table[gpn] !== P2M_UNBACKED) return this.frameForWrite(gpn);
+    const nf = this.allocFrame(gpn, false);
+    if (nf < 0) return nf;
+    this.table[gpn] = nf; this.c[C_PRIVATE]!++;
+    this.remap(gpn, ZERO_FRAME); // a read may have cached the zero frame
+    return nf;
+  }
+
+  /**
    * The frame a write to `gpn` goes to, made private first: allocated for
    * an unbacked (or ballooned) page, copied for a shared frame, taken over
    * when this is the shared frame's last mapping, read back for a swapped

@@ -16,6 +16,7 @@ import { GuestRam } from '../../src/memory/guest-ram.js';
 import { PooledRam } from '../../src/memory/pooled-ram.js';
 import { FramePool, ZERO_FRAME } from '../../src/memory/frame-pool.js';
 import { PageSharing } from '../../src/memory/page-sharing.js';
+import { P2M_UNBACKED } from '../../src/memory/p2m.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { Hart, ExitReason } from '../../src/cpu/hart.js';
 import { FlatTranslator } from '../../src/mmu/flat-translator.js';
@@ -65,6 +66,41 @@ test('PooledRam: an untouched page reads the zero frame without a frame; the fir
   assert.ok(h > 0 && m.lastWritable);
   assert.equal(pool.framesUsed, used + 1);
   assert.equal(m.p2m.stats().pages_private, 1);
+  m.release();
+  assert.equal(pool.framesUsed, 0);
+});
+
+test('PooledRam: a loader-style write leaves all-zero whole pages unbacked and fills fresh pages over stale frames exactly', () => {
+  const pool = new FramePool({ frames: 64 });
+  // A frame freed with stale bytes in it: the next VM's whole-page write takes it without the zero fill.
+  const old = new PooledRam(pool, 16 * PAGE, BASE, 1, 'old');
+  assert.ok(old.write(BASE, new Uint8Array(8 * PAGE).fill(0xa5)));
+  old.release();
+  const m = new PooledRam(pool, 16 * PAGE, BASE, 1, 'load');
+  const used = pool.framesUsed;
+  const img = new Uint8Array(4 * PAGE + 100);
+  img.fill(7, 0, PAGE); // page 0: data; pages 1 and 2: zero; page 3: one byte at its end; then a partial page of zeros
+  img[4 * PAGE - 1] = 9;
+  assert.ok(m.write(BASE + 2 * PAGE, img));
+  const e = (k: number): number => m.p2m.entry(2 + k);
+  assert.ok(e(0) > 0 && e(3) > 0, 'pages with data get frames');
+  assert.equal(e(1), P2M_UNBACKED, 'an all-zero whole page stays unbacked');
+  assert.equal(e(2), P2M_UNBACKED);
+  assert.ok(e(4) > 0, 'a partial page takes a (zeroed) frame as before');
+  assert.equal(pool.framesUsed, used + 3);
+  const back = new Uint8Array(6 * PAGE);
+  assert.ok(m.read(BASE + 2 * PAGE, back));
+  const want = new Uint8Array(6 * PAGE); want.set(img);
+  assert.deepEqual(back, want, 'the guest reads exactly the image, zeros after it, no stale bytes');
+  // Zeros written over a page that holds data are stored, not skipped.
+  assert.ok(m.write(BASE + 2 * PAGE, new Uint8Array(PAGE)));
+  assert.ok(m.read(BASE + 2 * PAGE, back.subarray(0, PAGE)) && back.subarray(0, PAGE).every((x) => x === 0));
+  assert.ok(e(0) > 0);
+  // An unaligned source takes the copying path and still round-trips.
+  const raw = new Uint8Array(2 * PAGE + 1); raw.fill(3, 1);
+  assert.ok(m.write(BASE + 10 * PAGE, raw.subarray(1)));
+  const b2 = new Uint8Array(2 * PAGE);
+  assert.ok(m.read(BASE + 10 * PAGE, b2) && b2.every((x) => x === 3));
   m.release();
   assert.equal(pool.framesUsed, 0);
 });
