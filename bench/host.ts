@@ -237,6 +237,9 @@ export interface MemorySample {
   poolKiB: number;
   framesUsed: number;
   framesControl: number;
+  /** Summed over the VMs (their stats' `thread`): V8 heap in use, and the JIT's live WebAssembly bytes. */
+  heapKiB: number;
+  jitKiB: number;
 }
 
 /** VmRSS of `pid` and the resident KiB of its pool (the read-write anonymous mapping of exactly the pool's size). */
@@ -256,8 +259,13 @@ function readRss(pid: number): { rssKiB: number; poolKiB: number } {
 }
 
 async function memorySample(h: BenchHost, vms: number): Promise<MemorySample> {
+  let heap = 0, jit = 0;
+  for (let k = 1; k <= vms; k++) {
+    const t = (await h.get(`/v1/vms/mem${k}/stats`) as { thread: { heap_used_bytes: number; jit_live_bytes: number } | null }).thread;
+    heap += t?.heap_used_bytes ?? 0; jit += t?.jit_live_bytes ?? 0;
+  }
   const st = await h.get('/v1/host/stats') as { pool: { frames_used: number; frames_control: number } };
-  return { vms, ...readRss(h.pid), framesUsed: st.pool.frames_used, framesControl: st.pool.frames_control };
+  return { vms, ...readRss(h.pid), framesUsed: st.pool.frames_used, framesControl: st.pool.frames_control, heapKiB: heap / 1024, jitKiB: jit / 1024 };
 }
 
 /** Polls a VM's console log until the prompt. */
@@ -397,8 +405,8 @@ export function hostTable(r: HostReport): string {
     'so there most VMs are built on demand; the VMs of 256 MiB for the memory table started while the others ran.', '');
 
   const base = r.memory.find((m) => m.vms === 0);
-  out.push('| idle guests of 256 MiB | host RSS MiB | pool resident MiB | pool frames used (guest pages) MiB | control frames MiB | RSS outside the pool MiB | overhead per VM: (ΔRSS − Δguest frames) / VMs, MiB | overhead per VM: (ΔRSS outside the pool + Δcontrol frames) / VMs, MiB | the same, per VM added since the previous row, MiB |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| idle guests of 256 MiB | host RSS MiB | pool resident MiB | pool frames used (guest pages) MiB | control frames MiB | RSS outside the pool MiB | overhead per VM: (ΔRSS − Δguest frames) / VMs, MiB | overhead per VM: (ΔRSS outside the pool + Δcontrol frames) / VMs, MiB | the same, per VM added since the previous row, MiB | of which per VM: V8 heap in use, MiB | of which per VM: JIT live wasm, MiB |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   /** KiB outside the pool plus the control frames, from `p` to `m`, per VM added. */
   const strict = (m: MemorySample, p: MemorySample): number =>
     (m.rssKiB - m.poolKiB - (p.rssKiB - p.poolKiB) + ((m.framesControl - p.framesControl) * FRAME) / 1024) / (m.vms - p.vms);
@@ -412,7 +420,7 @@ export function hostTable(r: HostReport): string {
       b = mib(strict(m, base));
     }
     const c = prev !== undefined && m.vms > prev.vms ? mib(strict(m, prev)) : '';
-    out.push(`| ${m.vms} | ${mib(m.rssKiB)} | ${mib(m.poolKiB)} | ${frames(m.framesUsed)} | ${frames(m.framesControl)} | ${mib(m.rssKiB - m.poolKiB)} | ${a} | ${b} | ${c} |`);
+    out.push(`| ${m.vms} | ${mib(m.rssKiB)} | ${mib(m.poolKiB)} | ${frames(m.framesUsed)} | ${frames(m.framesControl)} | ${mib(m.rssKiB - m.poolKiB)} | ${a} | ${b} | ${c} | ${m.vms > 0 ? mib(m.heapKiB / m.vms) : ''} | ${m.vms > 0 ? mib(m.jitKiB / m.vms) : ''} |`);
   });
   out.push('', `Each sample is taken ${r.idleS} s after the last guest's prompt, once the host's idle worker holds the next VM ` +
     '(so every row, 0 VMs included, has that one prebuilt VM: its worker and the kernel and initrd it loaded). ' +
@@ -423,6 +431,8 @@ export function hostTable(r: HostReport): string {
     'device buffers), the control frames (hart state, TLBs, JIT areas) and any pool frames freed since they were touched ' +
     '(pages merged by the sharing scanner or reported free by the guest; the pool keeps them for reuse). ' +
     'The second leaves those freed frames out: RSS outside the pool, plus the control frames. ' +
+    'The last two columns are parts of it that the VMs report (`thread` in their stats): each worker\'s V8 heap in use, ' +
+    'and the WebAssembly bytes of its JIT\'s live translated code (V8\'s machine code for them is several times larger). ' +
     'Firecracker: at most 5 MiB per microVM.');
   return out.join('\n');
 }

@@ -15,7 +15,7 @@ import { ensureDefaultGuest } from '../images/default-guest.js';
 import type { HostMemory } from './host-memory.js';
 import type { VmPoolLinks } from './pool-host.js';
 import type {
-  FromWorker, HostVmState, RequestMessage, SharedFile, StartMessage, ToWorker, VmMemoryStats, WorkerOp,
+  FromWorker, HostVmState, RequestMessage, SharedFile, StartMessage, ToWorker, VmMemoryStats, VmThreadMemory, WorkerOp, WorkerStats,
 } from './vm-worker-protocol.js';
 
 /** An API error: an HTTP status (4xx for the client's mistakes) and a one-line message. */
@@ -92,6 +92,8 @@ export interface VmRecord {
   gone: Promise<void>;
   /** Memory counters last reported by the worker. */
   memory: VmMemoryStats;
+  /** Its worker thread's own memory, as of the last stats (null before). */
+  thread: VmThreadMemory | null;
   /** What its worker put on the pool (set when it started), or null: identifies this VM's entry, not a namesake's. */
   links?: VmPoolLinks | null;
 }
@@ -270,7 +272,7 @@ export class VmManager {
     const rec: VmRecord = {
       name, state: 'starting', reason: null, exitStatus: null, memBytes: 0, smp: 1, createdAt: Date.now(), times: null, worker: null,
       log: new LogRing(LOG_BYTES), consoles: new Set(), pending: new Map(), gone: Promise.resolve(),
-      memory: { ram_pages: 0, pages_private: 0, pages_shared: 0, pages_zero: 0, pages_ballooned: 0, pages_swapped: 0 },
+      memory: { ram_pages: 0, pages_private: 0, pages_shared: 0, pages_zero: 0, pages_ballooned: 0, pages_swapped: 0 }, thread: null,
     };
     this.vms.set(name, rec); // reserves the name while the config is resolved
     let config: VmConfig;
@@ -452,8 +454,9 @@ export class VmManager {
     const rec = this.get(name);
     if (rec.worker !== null && rec.state !== 'starting' && rec.state !== 'failed' && rec.state !== 'shutdown') {
       try {
-        const r = await this.request(name, 'stats');
-        rec.memory = r.result as VmMemoryStats;
+        const r = (await this.request(name, 'stats')).result as WorkerStats;
+        rec.memory = r.memory;
+        rec.thread = r.thread;
         this.memory.update(name, rec.memory);
       } catch { /* it ended meanwhile: the last counters stand */ }
     }
@@ -463,6 +466,7 @@ export class VmManager {
       ram_bytes: rec.memBytes, smp: rec.smp, uptime_s: this.summary(rec).uptime_s,
       ...(this.memory.vmStats(name) ?? rec.memory), // HostMemory's view while the VM holds memory; its last counters after
       policy: this.memory.vmPolicy(name),
+      thread: rec.thread,
       start_ms: t ? round(t.firstInsnAt - t.requestedAt) : null,
       start: t ? {
         request_to_worker_ms: round(t.workerAt - t.requestedAt), worker_to_built_ms: round(t.builtAt - t.workerAt),

@@ -17,6 +17,22 @@ export interface SharedFile { path: string; bytes: SharedArrayBuffer }
 /** Per-VM memory counters (the `tsvm vm stats --json` memory fields; pages are 4 KiB): the VM's p2m counters. */
 export type VmMemoryStats = P2mStats;
 
+/** The host memory a VM's worker thread holds beyond guest RAM (`tsvm vm stats --json`, `thread`). */
+export interface VmThreadMemory {
+  /** Its V8 isolate's heap: in use and reserved (v8.getHeapStatistics in the worker). */
+  heap_used_bytes: number;
+  heap_total_bytes: number;
+  /** Memory outside the heap that its JS objects hold (ArrayBuffers not shared with the pool). */
+  external_bytes: number;
+  /** WebAssembly bytes of the JIT's live translated units (compiled machine code is a multiple of it). */
+  jit_live_bytes: number;
+  /** The JIT's cap on them (JitConfig.cacheBytes). */
+  jit_cache_bytes: number;
+}
+
+/** A worker's reply to `stats`. */
+export interface WorkerStats { memory: VmMemoryStats; thread: VmThreadMemory }
+
 /** Host -> worker: build and run this VM. */
 export interface StartMessage {
   type: 'start';

@@ -8,6 +8,7 @@
  * as `failed` with the reason, and the worker ends.
  */
 import { parentPort } from 'node:worker_threads';
+import v8 from 'node:v8';
 import { buildVm, type BuiltVm } from '../vmm/vm-builder.js';
 import { QmpMonitor, type QmpConnection } from '../vmm/qmp.js';
 import { VmStateError } from '../vmm/lifecycle.js';
@@ -22,7 +23,7 @@ import { ensureDefaultGuest } from '../images/default-guest.js';
 import { warmUpInterpreter } from '../machine/warm-up.js';
 import { defaultJitConfig } from '../jit/jit-config.js';
 import {
-  TEST_FAULT_ENV, configKey, type FromWorker, type SharedFile, type HostVmState, type RequestMessage, type StartMessage, type ToWorker, type VmMemoryStats,
+  TEST_FAULT_ENV, configKey, type FromWorker, type SharedFile, type HostVmState, type RequestMessage, type StartMessage, type ToWorker, type VmMemoryStats, type VmThreadMemory, type WorkerStats,
 } from './vm-worker-protocol.js';
 
 /** Console output buffered before it is sent to the host without waiting for the next wait/yield. */
@@ -136,6 +137,15 @@ export async function createVmMemory(config: VmConfig, services: VmServices, poo
   };
 }
 
+/** What this worker thread holds beyond guest RAM: its isolate's heap and the JIT's translated code. */
+function threadMemory(built: BuiltVm): VmThreadMemory {
+  const h = v8.getHeapStatistics(), board = built.vm.board;
+  return {
+    heap_used_bytes: h.used_heap_size, heap_total_bytes: h.total_heap_size, external_bytes: h.external_memory,
+    jit_live_bytes: board.jit.statsFor(board.ram)?.liveBytes ?? 0, jit_cache_bytes: board.jit.config.cacheBytes,
+  };
+}
+
 /** Answers QMP commands from the host through the VM's own QMP monitor (one negotiated session). */
 class QmpBridge {
   private handler: (line: string) => void = () => {};
@@ -190,7 +200,7 @@ function handleRequest(req: RequestMessage): void {
         if (vm.state === 'shutdown') throw new VmStateError('shutdown', 'shutdown', 'stop');
         vm.powerdown();
         break;
-      case 'stats': reply(req, { ok: true, result: m.stats() }); return;
+      case 'stats': reply(req, { ok: true, result: { memory: m.stats(), thread: threadMemory(m.built) } satisfies WorkerStats }); return;
       case 'qmp': { const b = qmp; reply(req, { ok: true, result: vm.external(() => b.execute(req.qmp)) }); return; } // a monitor command may read or write guest memory
       case 'fault':
         if (process.env[TEST_FAULT_ENV] !== '1') { reply(req, { ok: false, error: `fault injection is off (set ${TEST_FAULT_ENV}=1 in the host's environment)` }); return; }

@@ -647,6 +647,9 @@ export class JitEngines {
   /** Attaches the engine (if the JIT is on) to `h`. */
   attach(h: Hart): void { this.for(h.ram)?.attach(h); }
 
+  /** The counters of the engine on `ram`, or null when none was made. */
+  statsFor(ram: GuestMemory): JitStats | null { return this.byRam.get(ram)?.stats ?? null; }
+
   /** Detaches `h` from its engine (the hart will not run again). */
   detach(h: Hart): void { this.byRam.get(h.ram)?.detach(h); }
 }

@@ -93,6 +93,9 @@ test('the host API: every route, bad requests, and a worker fault that ends one 
     const vs = obj(await req('GET', '/v1/vms/x/stats'));
     for (const k of ['state', 'ram_pages', 'pages_private', 'pages_shared', 'pages_zero', 'pages_ballooned', 'pages_swapped']) assert.ok(k in vs, k);
     assert.equal(vs['ram_pages'], 128 * MiB / 4096);
+    const th = vs['thread'] as Obj;
+    assert.ok((th['heap_used_bytes'] as number) > 0 && (th['heap_used_bytes'] as number) <= (th['heap_total_bytes'] as number), `the worker's heap: ${JSON.stringify(th)}`);
+    assert.ok((th['jit_live_bytes'] as number) > 0 && (th['jit_live_bytes'] as number) <= (th['jit_cache_bytes'] as number), `a booted guest has live translated code under the cap: ${JSON.stringify(th)}`);
     assert.equal(obj(await req('GET', '/v1/vms/x'))['state'], 'running');
 
     // Wrong states.
