@@ -7,7 +7,12 @@
  *  - a balloon target changed: sent to the VM's balloon device, as QMP
  *    `balloon` would (the guest's driver inflates or deflates);
  *  - a swap request: the host stops the VM at a safe point and evicts that
- *    many of its pages to host swap (PoolHost.swapOut).
+ *    many of its pages to host swap (PoolHost.swapOut);
+ *  - in the low state, a VM above its target is blocked (ESX §6.3: "the
+ *    system ... blocks execution of all VMs that are above their target
+ *    allocations"): the host pauses it, and resumes it at the first tick
+ *    that no longer blocks it. A VM the policy paused shows as paused with
+ *    `policy.blocked` set; one the user paused is left alone.
  * The balloon comes first; swap takes what the balloon cannot (no driver,
  * a balloon at its maximum, or one lagging its target past the grace
  * period) and everything in the hard and low states (ESX §6.3).
@@ -31,15 +36,19 @@ export const POLICY_PERIOD_MS = 1000;
 export interface VmPolicyStats {
   reservation_pages: number; limit_pages: number; shares: number; active_fraction: number;
   target_pages: number; balloon_target_pages: number; swap_requested_pages: number; balloon_pinned: boolean;
+  /** Paused by the policy (low state, above its target) until a tick no longer blocks it. */
+  blocked: boolean;
 }
 
 /** Host-wide policy state, as `tsvm host stats --json` reports it under `policy`. */
-export interface HostPolicyStats { state: MemoryState; idle_tax: number; ticks: number; swapped_out_by_policy: number }
+export interface HostPolicyStats { state: MemoryState; idle_tax: number; ticks: number; swapped_out_by_policy: number; blocked_vms: number }
 
-interface Entry { pv: PolicyVm; ramBytes: number; sent: number; pinned: boolean; busy: boolean }
+interface Entry { pv: PolicyVm; ramBytes: number; sent: number; pinned: boolean; busy: boolean; blocked: boolean }
 
 /** Sets a VM's balloon to `bytes` of logical memory (QMP balloon's value); rejects on failure. */
 export type SetBalloon = (name: string, bytes: number) => Promise<void>;
+/** Blocks (pauses, if it runs) or unblocks (resumes, if paused) a VM; resolves true when it changed the VM's state. */
+export type SetBlocked = (name: string, blocked: boolean) => Promise<boolean>;
 
 /** The policy loop of one host. */
 export class HostPolicy {
@@ -47,6 +56,8 @@ export class HostPolicy {
   readonly policy: AllocationPolicy;
   /** Set by the VM manager: how a balloon target reaches a VM. */
   setBalloon: SetBalloon = () => Promise.resolve();
+  /** Set by the VM manager: how a blocked VM is paused and resumed. */
+  setBlocked: SetBlocked = () => Promise.resolve(false);
   private readonly host: PoolHost;
   private readonly vms = new Map<string, Entry>();
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -74,7 +85,7 @@ export class HostPolicy {
   add(name: string, ramBytes: number, reservationBytes: number, shares: number | undefined): void {
     const limit = pages(ramBytes);
     const pv = this.policy.add({ name, limit, reservation: pages(reservationBytes), shares, balloonMax: Math.floor(limit * BALLOON_MAX_FRACTION) });
-    this.vms.set(name, { pv, ramBytes, sent: 0, pinned: false, busy: false });
+    this.vms.set(name, { pv, ramBytes, sent: 0, pinned: false, busy: false, blocked: false });
     if (this.timer === null) {
       this.timer = setInterval(() => { void this.tick(); }, POLICY_PERIOD_MS);
       this.timer.unref();
@@ -124,6 +135,12 @@ export class HostPolicy {
           work.push(this.setBalloon(name, e.ramBytes - target * 4096).then(() => { e.sent = target; }, () => {}).finally(() => { e.busy = false; }));
         }
         if (pv.swapOut > 0) work.push(this.host.swapOut(name, pv.swapOut).then((n) => { this.swappedOut += n; }));
+        if (pv.blocked && !e.blocked) {
+          work.push(this.setBlocked(name, true).then((paused) => { if (paused) e.blocked = true; }, () => {}));
+        } else if (!pv.blocked && e.blocked) {
+          e.blocked = false;
+          work.push(this.setBlocked(name, false).then(() => {}, () => {}));
+        }
       }
       await Promise.all(work);
       return r;
@@ -140,12 +157,15 @@ export class HostPolicy {
     return {
       reservation_pages: pv.reservation, limit_pages: pv.limit, shares: pv.shares, active_fraction: round3(pv.activeFraction),
       target_pages: pv.target, balloon_target_pages: pv.balloonTarget, swap_requested_pages: pv.swapOut, balloon_pinned: e.pinned,
+      blocked: e.blocked,
     };
   }
 
   /** Host-wide policy state. */
   stats(): HostPolicyStats {
-    return { state: this.policy.state, idle_tax: this.policy.idleTax, ticks: this.ticks, swapped_out_by_policy: this.swappedOut };
+    let blocked = 0;
+    for (const e of this.vms.values()) if (e.blocked) blocked++;
+    return { state: this.policy.state, idle_tax: this.policy.idleTax, ticks: this.ticks, swapped_out_by_policy: this.swappedOut, blocked_vms: blocked };
   }
 
   /** Stops the loop (the host is stopping). */

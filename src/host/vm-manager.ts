@@ -128,6 +128,12 @@ export class VmManager {
       const q = r.result as { error?: { desc: string } };
       if (q.error) throw new Error(q.error.desc);
     };
+    memory.policy.setBlocked = async (name, blocked) => {
+      const rec = this.vms.get(name);
+      if (rec === undefined || rec.state !== (blocked ? 'running' : 'paused')) return false; // ended, or paused by the user
+      await this.request(name, blocked ? 'pause' : 'resume');
+      return true;
+    };
     this.prespawn();
   }
 

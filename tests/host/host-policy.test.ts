@@ -89,3 +89,45 @@ test('the policy loop balloons the idle VM first, leaves a pinned balloon alone,
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('in the low state the policy blocks (pauses) a VM above its target, and unblocks it once swapping has brought it down', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-policy-'));
+  const host = new PoolHost(16 * MiB, path.join(dir, 'swap'), 32 * MiB, 0);
+  try {
+    const policy = new HostPolicy(host, 0.75);
+    const calls: string[] = [];
+    let paused = new Set<string>();
+    policy.setBlocked = (name, blocked) => {
+      calls.push(`${blocked ? 'block' : 'unblock'} ${name}`);
+      const had = paused.has(name);
+      paused = new Set(paused);
+      if (blocked) paused.add(name); else paused.delete(name);
+      return Promise.resolve(blocked !== had);
+    };
+    const ramBytes = PAGES * 4096;
+    policy.add('a', ramBytes, 0, undefined);
+    policy.add('b', ramBytes, 0, undefined);
+    const a = addVm(host, 'a'), b = addVm(host, 'b');
+    policy.pin('a', true); policy.pin('b', true); // no balloons: reclaim by swap only
+    a.activity[0] = 0.05;
+    b.activity[0] = 1;
+    // Fill the pool until under 1% is free: the low state.
+    write(a.p2m, 2000, host.pool);
+    write(b.p2m, host.pool.framesFree - Math.floor(host.pool.framesTotal * 0.005), host.pool);
+    const r = await policy.tick();
+    assert.ok(r !== null);
+    assert.equal(r.state, 'low', `free ${host.pool.framesFree} of ${host.pool.framesTotal}`);
+    const blocked = [...paused];
+    assert.ok(blocked.length > 0, `some VM above its target is blocked: ${JSON.stringify(r)}`);
+    for (const n of blocked) assert.equal(policy.vmStats(n)!.blocked, true, `${n} shows as blocked`);
+    assert.equal(policy.stats().blocked_vms, blocked.length);
+    // The tick also swapped: once the VMs are within their targets, the next ticks unblock them.
+    for (let k = 0; k < 5 && paused.size > 0; k++) await policy.tick();
+    assert.equal(paused.size, 0, `every blocked VM was resumed: ${calls.join(', ')}`);
+    assert.ok(calls.filter((c) => c.startsWith('unblock')).length === blocked.length, calls.join(', '));
+    assert.equal(policy.stats().blocked_vms, 0);
+  } finally {
+    host.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
