@@ -10,8 +10,7 @@
  *   statfs and readlink, and to the program's interpreter; so does this.
  * - uname(2)'s release string (`-r`, QEMU_UNAME).
  * - A seeded generator for the guest's random bytes (`-seed`,
- *   QEMU_RAND_SEED): getrandom(2), /dev/urandom through the syscall layer
- *   and AT_RANDOM repeat from run to run.
+ *   QEMU_RAND_SEED): getrandom(2) and AT_RANDOM repeat from run to run.
  */
 import { DelegatingHostOs } from './delegating-host-os.js';
 import type { HostOs, HostStatfs, HostUname, StatInfo } from './host-os.js';

@@ -30,12 +30,18 @@ const PROBE = `#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <sys/random.h>
 extern char **environ;
 int main(int argc, char **argv) {
   for (int i = 0; i < argc; i++) printf("argv[%d]=%s\\n", i, argv[i]);
   for (char **e = environ; *e; e++) printf("env %s\\n", *e);
   struct utsname u;
   if (uname(&u) == 0) printf("release %s\\n", u.release);
+  unsigned char b[8];
+  if (argc > 1 && strcmp(argv[1], "random") == 0 && getrandom(b, 8, 0) == 8) {
+    for (int i = 0; i < 8; i++) printf("%02x", b[i]);
+    printf("\\n");
+  }
   if (argc > 1 && strcmp(argv[1], "abort") == 0) abort();
   return argc > 1 ? atoi(argv[1]) : 0;
 }
@@ -106,6 +112,28 @@ describe('tsvm-riscv64 against qemu-riscv64', { concurrency: 1 }, () => {
       const { tsvm, qemu } = await runBoth(argv);
       assert.equal(qemu.status, status, `qemu ${argv.join(' ')}: status (stderr: ${qemu.stderr})`);
       assert.equal(tsvm.status, qemu.status, `tsvm-riscv64 ${argv.join(' ')}: status; stderr: ${tsvm.stderr}`);
+    }
+  });
+
+  test('-seed repeats the random bytes; -strace -D writes the system calls to a file', { timeout: 300_000 }, async () => {
+    const prog = probe(), sysroot = ensureSysroot();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-dropin-seed-'));
+    try {
+      const bytes = async (extra: string[]): Promise<string> => {
+        const r = await runDropin(USER, ['-L', sysroot, ...extra, prog, 'random'], {}, dir);
+        assert.equal(r.status, 0, `status (stderr: ${r.stderr})`);
+        const m = /^([0-9a-f]{16})$/m.exec(r.stdout.toString());
+        assert.ok(m !== null, `random bytes printed: ${r.stdout.toString()}`);
+        return m[1]!;
+      };
+      const a = await bytes(['-seed', '5']);
+      assert.equal(await bytes(['-seed', '5']), a, 'the same seed, the same bytes');
+      assert.notEqual(await bytes(['-seed', '6']), a, 'another seed, other bytes');
+      const log = path.join(dir, 'strace.log');
+      await bytes(['-strace', '-D', log]);
+      assert.match(fs.readFileSync(log, 'utf8'), /^exit_group\(0\)/m, 'the log file has the system calls');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
