@@ -25,7 +25,7 @@ const TSVM_RUN_OPTIONS: ReadonlyMap<string, boolean> = new Map([
 
 /** Options of qemu-system-riscv64 (`qemu-system-riscv64 -h`, QEMU 7.2) that tsvm does not implement. */
 const QEMU_ONLY_OPTIONS: ReadonlySet<string> = new Set([
-  'S', 's', 'gdb', 'cpu', 'accel', 'enable-kvm', 'name', 'uuid', 'rtc', 'object', 'chardev', 'global', 'boot', 'hda', 'hdb',
+  's', 'gdb', 'cpu', 'accel', 'enable-kvm', 'name', 'uuid', 'rtc', 'object', 'chardev', 'global', 'boot', 'hda', 'hdb',
   'hdc', 'hdd', 'cdrom', 'fda', 'fdb', 'snapshot', 'daemonize', 'pidfile', 'no-shutdown', 'd', 'D', 'L', 'icount', 'vga',
   'usb', 'usbdevice', 'fsdev', 'virtfs', 'audiodev', 'nic', 'net', 'incoming', 'loadvm', 'trace', 'plugin', 'semihosting',
   'semihosting-config', 'k', 'full-screen', 'g', 'vnc', 'sandbox', 'msg', 'overcommit', 'action', 'watchdog-action',
@@ -37,7 +37,7 @@ const QEMU_ONLY_OPTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /** What the command line asks for: text to print (and exit 0), or a VM to run with `tsvm run`'s options. */
-export type QemuSystemRequest = { kind: 'text'; text: string } | { kind: 'run'; argv: string[] };
+export type QemuSystemRequest = { kind: 'text'; text: string } | { kind: 'run'; argv: string[]; startPaused: boolean };
 
 /** The help text, in `qemu-system-riscv64 -h`'s layout, listing what tsvm takes. */
 export function systemHelp(version: string): string {
@@ -60,6 +60,7 @@ export function systemHelp(version: string): string {
     '-device driver[,prop=value]  virtio-blk-device, virtio-net-device, virtio-console-device, virtio-rng-device, virtio-balloon-device',
     '-netdev user,id=str[,hostfwd=...]  user networking',
     '-qmp dev        QMP monitor (unix:PATH,server[,wait=off] or tcp:HOST:PORT,server)',
+    '-S              freeze the harts at startup until QMP \'cont\' (needs -qmp)',
     '-nographic, -display none, -serial mon:stdio, -monitor none, -no-reboot: the console is always on stdio',
     '',
     'tsvm options: -mmu sv39|sv48|sv57, -mirror URL, -sharing on|off, --jit on|off, --jit-threshold N',
@@ -73,13 +74,16 @@ const MACHINE_HELP = 'Supported machines are:\nspike                RISC-V Spike
 
 /** Checks `argv` (after the binary's name) QEMU's way; throws QemuSystemUsageError. */
 export function parseQemuSystemArgs(argv: readonly string[], version: string): QemuSystemRequest {
+  const pass: string[] = [];
+  let startPaused = false, qmp = false;
   for (let i = 0; i < argv.length; i++) {
     const w = argv[i]!;
+    if (w === '-S' || w === '--S') { startPaused = true; continue; }
+    pass.push(w);
     if (!w.startsWith('-') || w === '-') {
       throw new QemuSystemUsageError(`${w}: a disk image without -drive is not supported by tsvm (use -drive file=${w},format=raw,if=virtio)`);
     }
-    const eq = /^--?(jit|jit-threshold)=/.exec(w);
-    if (eq !== null) continue;
+    if (/^--?(jit|jit-threshold)=/.test(w)) continue;
     const name = w.replace(/^--?/, '');
     if (name === 'h' || name === 'help') return { kind: 'text', text: systemHelp(version) };
     if (name === 'version') return { kind: 'text', text: `tsvm emulator version ${version} (${SYSTEM_NAME}, qemu-system-riscv64 7.2 command line)\n` };
@@ -90,7 +94,11 @@ export function parseQemuSystemArgs(argv: readonly string[], version: string): Q
     if (!takesArg) continue;
     const v = argv[++i];
     if (v === undefined) throw new QemuSystemUsageError(`${w}: requires an argument`);
+    pass.push(v);
+    if (name === 'qmp') qmp = true;
     if ((name === 'M' || name === 'machine') && (v === 'help' || v === '?')) return { kind: 'text', text: MACHINE_HELP };
   }
-  return { kind: 'run', argv: argv.slice() };
+  // -S waits for QMP's `cont`; tsvm has no human monitor on stdio to type `c` in.
+  if (startPaused && !qmp) throw new QemuSystemUsageError('-S: needs -qmp (tsvm has no human monitor; send cont over QMP)');
+  return { kind: 'run', argv: pass, startPaused };
 }

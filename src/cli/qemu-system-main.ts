@@ -22,5 +22,5 @@ export async function qemuSystemMain(argv: string[], env: NodeJS.ProcessEnv): Pr
   }
   if (req.kind === 'text') { process.stdout.write(req.text); return 0; }
   const { runCommand } = await import('./run-command.js');
-  return runCommand(req.argv, { usageName: SYSTEM_NAME, usageStatus: EXIT_QEMU_FAILURE, name: SYSTEM_NAME });
+  return runCommand(req.argv, { usageName: SYSTEM_NAME, usageStatus: EXIT_QEMU_FAILURE, name: SYSTEM_NAME, startPaused: req.startPaused });
 }

@@ -30,6 +30,8 @@ export interface RunStyle {
   usageStatus: number;
   /** Prefix of other messages. */
   name: string;
+  /** Build the VM paused, until QMP's `cont` (qemu-system-riscv64's -S). */
+  startPaused?: boolean;
 }
 
 /** `tsvm run`'s own style. */
@@ -53,6 +55,7 @@ export async function runCommand(argv: string[], style: RunStyle = TSVM_RUN): Pr
     }
     throw e;
   }
+  if (style.startPaused === true) built.vm.pause();
   if (built.qmp && config.qmp?.wait) {
     process.stderr.write(`${style.name}: waiting for a QMP client to connect\n`);
     await built.qmp.listener.waitForClient();

@@ -26,8 +26,10 @@ test("tsvm run's options pass through unchanged, in either spelling", () => {
     '-bios', 'none', '-nographic', '-no-reboot', '-display', 'none', '-serial', 'mon:stdio', '-monitor', 'none',
     '-drive', 'file=d.img,if=none,id=d0', '-device', 'virtio-blk-device,drive=d0', '-netdev', 'user,id=n0',
     '-qmp', 'unix:/tmp/q,server=on,wait=off', '--machine', 'virt', '-mmu', 'sv48', '-sharing', 'off', '--jit=off', '-jit-threshold', '0'];
-  assert.deepEqual(parseQemuSystemArgs(argv, '9.9.9'), { kind: 'run', argv });
-  assert.deepEqual(parseQemuSystemArgs([], '9.9.9'), { kind: 'run', argv: [] }, 'no options: the default guest, as tsvm run');
+  assert.deepEqual(parseQemuSystemArgs(argv, '9.9.9'), { kind: 'run', argv, startPaused: false });
+  assert.deepEqual(parseQemuSystemArgs([], '9.9.9'), { kind: 'run', argv: [], startPaused: false }, 'no options: the default guest, as tsvm run');
+  assert.deepEqual(parseQemuSystemArgs(['-S', '-qmp', 'unix:/q,server=on,wait=off', '-kernel', 'k'], '9.9.9'),
+    { kind: 'run', argv: ['-qmp', 'unix:/q,server=on,wait=off', '-kernel', 'k'], startPaused: true }, '-S with -qmp: paused until cont');
 });
 
 test("errors in qemu-system-riscv64's words", () => {
@@ -35,7 +37,8 @@ test("errors in qemu-system-riscv64's words", () => {
   usageError(['--foo'], '--foo: invalid option');
   usageError(['-m'], '-m: requires an argument');
   usageError(['-kernel', 'k', '-append'], '-append: requires an argument');
-  usageError(['-S'], '-S: option not supported by tsvm');
+  usageError(['-S', '-kernel', 'k'], '-S: needs -qmp (tsvm has no human monitor; send cont over QMP)');
+  usageError(['-s'], '-s: option not supported by tsvm');
   usageError(['-gdb', 'tcp::1234'], '-gdb: option not supported by tsvm');
   usageError(['-cpu', 'rv64'], '-cpu: option not supported by tsvm');
   usageError(['disk.img'], 'disk.img: a disk image without -drive is not supported by tsvm (use -drive file=disk.img,format=raw,if=virtio)');
@@ -66,7 +69,8 @@ test('the launcher: one line and exit 1, named tsvm-system-riscv64, for its erro
     spawnSync(process.execPath, [LAUNCHER, ...argv], { encoding: 'utf8', timeout: 60_000, input: '' });
   for (const [argv, msg] of [
     [['-foo'], 'tsvm-system-riscv64: -foo: invalid option'],
-    [['-S'], 'tsvm-system-riscv64: -S: option not supported by tsvm'],
+    [['-S'], 'tsvm-system-riscv64: -S: needs -qmp (tsvm has no human monitor; send cont over QMP)'],
+    [['-snapshot'], 'tsvm-system-riscv64: -snapshot: option not supported by tsvm'],
     [['-smp'], 'tsvm-system-riscv64: -smp: requires an argument'],
     [['-m', '1'], "tsvm-system-riscv64: invalid -m '1': expected a size from 16M to 3G"],
     [['-M', 'sifive_u'], "tsvm-system-riscv64: unsupported machine type 'sifive_u' (use -M virt or -M spike)"],

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { compileText, REPO_ROOT } from '../helpers/toolchain.js';
 import { compileBaremetal } from '../helpers/baremetal.js';
 import { mirrorConfigured } from '../helpers/mirror.js';
+import { QmpClient } from '../helpers/qmp-client.js';
 import { DebianArchive } from '../../src/images/debian-archive.js';
 import {
   ensureSysroot, firstDifference, guestEnv, isModuleLoadFailure, QEMU_CPU, requireQemu, requireTsvm, runHost, tsvmEnv, TSVM_CLI, type RunResult,
@@ -160,6 +161,31 @@ test('tsvm-system-riscv64 -M virt -bios none -nographic -kernel ELF boots as tsv
     assert.match(viaRun.stdout.toString(), /^== done$/m, 'tsvm run: the program ran to its end');
     if (!viaDropin.stdout.equals(viaRun.stdout)) assert.fail(`console differs, ${firstDifference(viaDropin.stdout, viaRun.stdout, ['dropin', 'tsvm run'])}`);
     assert.equal(viaDropin.status, viaRun.status, `exit status; stderr: ${viaDropin.stderr}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tsvm-system-riscv64 -S: the harts wait for QMP cont, then the program runs to its end', { timeout: 300_000 }, async () => {
+  const elf = compileBaremetal('interrupts').elf;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-dropin-S-'));
+  const sock = path.join(dir, 'qmp.sock');
+  try {
+    const args = ['-S', '-qmp', `unix:${sock},server=on,wait=off`, '-M', 'virt', '-bios', 'none', '-nographic', '-kernel', elf];
+    const run = runDropin(SYSTEM, args, {}, dir);
+    const q = await QmpClient.connect(sock, 120_000);
+    try {
+      assert.ok('QMP' in (await q.next(60_000)), 'the QMP greeting');
+      await q.call({ execute: 'qmp_capabilities' });
+      const st = await q.call({ execute: 'query-status' });
+      assert.deepEqual(st['return'], { running: false, status: 'paused' }, 'paused before cont');
+      assert.ok('return' in (await q.call({ execute: 'cont' })), 'cont');
+    } finally {
+      q.close();
+    }
+    const r = await run;
+    assert.equal(r.status, 0, `status (stderr: ${r.stderr})`);
+    assert.match(r.stdout.toString(), /^== done$/m, 'the program ran to its end after cont');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
