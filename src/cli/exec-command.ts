@@ -19,6 +19,7 @@ import { checkSandbox, SandboxHostOs, type ContainerSandbox } from '../process/s
 import { SandboxEnforcer } from '../process/sandbox-limits.js';
 import type { HostOs } from '../process/host-os.js';
 import { jitStatsLine } from './jit-flags.js';
+import { QemuUserHostOs } from '../process/qemu-user-host-os.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -29,6 +30,32 @@ export interface ExecOptions {
   stats?: boolean;
   /** Run as a container: overlay root, hostname, PID namespace, limits (src/process/sandbox.ts). */
   sandbox?: Partial<ContainerSandbox>;
+  /**
+   * qemu-riscv64's ways (the drop-in `tsvm-riscv64`, qemu-user-args.ts):
+   * the program is a host path (no PATH search), and absent fields keep
+   * `tsvm exec`'s behaviour.
+   */
+  qemuUser?: QemuUserExec;
+}
+
+/** What `tsvm-riscv64` changes in a run (see docs/dropin.md). */
+export interface QemuUserExec {
+  /** The ELF interpreter prefix (-L): absolute paths that exist under it are opened there (QemuUserHostOs). */
+  ldPrefix?: string;
+  /** The guest's argv[0] (-0); absent: the program as given. */
+  argv0?: string;
+  /** The guest's whole environment, in order. */
+  envp: string[];
+  /** uname(2)'s release (-r). */
+  unameRelease?: string;
+  /** Seed for the guest's random bytes (-seed): AT_RANDOM and getrandom become deterministic. */
+  seed?: number;
+  /** Where -strace's lines go (-D); absent: stderr. */
+  log?: (line: string) => void;
+  /** Exit status for a program that cannot be loaded (qemu-riscv64's is 1). */
+  loadFailureStatus: number;
+  /** Prefix of the one-line messages, e.g. `tsvm-riscv64`. */
+  name: string;
 }
 
 function log(line: string): void {
@@ -47,6 +74,7 @@ function findProgram(prog: string, exists: (p: string) => boolean, env: NodeJS.P
 
 /** Runs `tsvm exec`; returns the exit status for the host process. */
 export function execCommand(prog: string, args: string[], opts: ExecOptions): number {
+  if (opts.qemuUser !== undefined) return execQemuUser(prog, args, opts, opts.qemuUser);
   let root = opts.root !== undefined ? path.resolve(opts.root) : undefined;
   if (root !== undefined && !fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
     log(`tsvm: --root ${opts.root}: not a directory`);
@@ -109,4 +137,37 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     log(jitStatsLine());
   }
   return status;
+}
+
+/**
+ * The qemu-riscv64 way to run `prog` (a host path, opened as given): no
+ * root, the interpreter prefix, argv[0] and environment as QEMU builds them.
+ * Any failure to load is one line on stderr, `Error while loading PROG:
+ * REASON` (QEMU's words), and exit status `q.loadFailureStatus`.
+ */
+function execQemuUser(prog: string, args: string[], opts: ExecOptions, q: QemuUserExec): number {
+  const hostOs = new QemuUserHostOs(new NodeHostOs(), { prefix: q.ldPrefix, unameRelease: q.unameRelease, seed: q.seed });
+  const fail = (why: string): number => { log(`${q.name}: Error while loading ${prog}: ${why}`); return q.loadFailureStatus; };
+  let data: Uint8Array;
+  try { data = fs.readFileSync(prog); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return fail(code === 'ENOENT' ? 'No such file or directory' : code === 'EACCES' ? 'Permission denied' : code === 'EISDIR' ? 'Is a directory' : String(code));
+  }
+  const loaderHost: LoaderHost = {
+    readFile: (p) => {
+      try { return fs.readFileSync(hostOs.prefixed(p)); } catch { return null; }
+    },
+    randomBytes: (b) => { hostOs.randomFill(b); },
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+  };
+  const proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root: undefined, trace: opts.trace }, process.pid);
+  try {
+    loadProgram(proc, loaderHost, prog, data, [q.argv0 ?? prog, ...args], q.envp);
+  } catch (e) {
+    if (e instanceof ExecError || e instanceof RangeError) return fail(e.message.startsWith(`${prog}: `) ? e.message.slice(prog.length + 2) : e.message);
+    throw e;
+  }
+  const sys = new LinuxSyscalls(proc, hostOs, q.log ?? log);
+  return runProcess(proc, sys, log);
 }

@@ -12,6 +12,7 @@ import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
 import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
 import { enableWasmBranchHints } from '../host/wasm-features.js';
 import { registerImageCommands } from './image-command.js';
+import { TSVM_VERSION } from './version.js';
 
 enableWasmBranchHints();
 
@@ -19,7 +20,7 @@ const program = new Command();
 program
   .name('tsvm')
   .description('A RISC-V RV64GC virtual machine monitor in TypeScript')
-  .version('0.1.0')
+  .version(TSVM_VERSION)
   .enablePositionalOptions()
   .exitOverride();
 

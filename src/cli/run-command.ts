@@ -22,26 +22,42 @@ import { nodeVmServices } from '../host/node-vm-services.js';
 /** Exit status for tsvm's own usage errors. */
 export const EXIT_USAGE = 125;
 
+/** How messages are named and usage errors end: `tsvm run`'s, or the drop-in tsvm-system-riscv64's (QEMU's). */
+export interface RunStyle {
+  /** Prefix of usage errors. */
+  usageName: string;
+  /** Exit status of a usage error. */
+  usageStatus: number;
+  /** Prefix of other messages. */
+  name: string;
+  /** Build the VM paused, until QMP's `cont` (qemu-system-riscv64's -S). */
+  startPaused?: boolean;
+}
+
+/** `tsvm run`'s own style. */
+const TSVM_RUN: RunStyle = { usageName: 'tsvm run', usageStatus: EXIT_USAGE, name: 'tsvm' };
+
 /** Runs the VM; returns tsvm's exit status. */
-export async function runCommand(argv: string[]): Promise<number> {
+export async function runCommand(argv: string[], style: RunStyle = TSVM_RUN): Promise<number> {
   let config: VmConfig;
   try { config = parseRunArgs(argv); } catch (e) {
-    if (e instanceof UsageError) { process.stderr.write(`tsvm run: ${e.message}\n`); return EXIT_USAGE; }
+    if (e instanceof UsageError) { process.stderr.write(`${style.usageName}: ${e.message}\n`); return style.usageStatus; }
     throw e;
   }
   let built: BuiltVm;
   try {
     built = await buildVm(config, nodeVmServices());
   } catch (e) {
-    if (e instanceof OptsError) { process.stderr.write(`tsvm run: ${e.message}\n`); return EXIT_USAGE; }
+    if (e instanceof OptsError) { process.stderr.write(`${style.usageName}: ${e.message}\n`); return style.usageStatus; }
     if (e instanceof BootError || e instanceof ImageError || e instanceof RangeError || e instanceof VmSetupError) {
-      process.stderr.write(`tsvm: ${e.message}\n`);
+      process.stderr.write(`${style.name}: ${e.message}\n`);
       return 1;
     }
     throw e;
   }
+  if (style.startPaused === true) built.vm.pause();
   if (built.qmp && config.qmp?.wait) {
-    process.stderr.write('tsvm: waiting for a QMP client to connect\n');
+    process.stderr.write(`${style.name}: waiting for a QMP client to connect\n`);
     await built.qmp.listener.waitForClient();
   }
   const result = await built.run();
