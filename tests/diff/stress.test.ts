@@ -58,7 +58,7 @@ describe('tsvm exec under load', { concurrency: 1 }, () => {
 
   after(() => { for (const p of load) p.kill('SIGKILL'); });
 
-  test('glibc programs give QEMU\'s output on every run, and every run ends', { skip: !inJitPass && `TSVM_JIT=${jitMode}: the stress runs in the JIT-default pass`, timeout: 1_800_000 }, async () => {
+  test('glibc programs give QEMU\'s output on every run, and every run ends', { skip: !inJitPass && `TSVM_JIT=${jitMode}: the stress runs in the JIT-default pass`, timeout: 900_000 * Math.max(2, ROUNDS) }, async () => {
     process.stdout.write(`# stress: STRESS_SEED=${SEED} STRESS_ROUNDS=${ROUNDS}\n`);
     const rng = new Prng(SEED);
     const runs = Array.from({ length: ROUNDS }, () => programs).flat();
@@ -69,7 +69,9 @@ describe('tsvm exec under load', { concurrency: 1 }, () => {
     // With the two runs, one more busy process than there are cores: every core has normal-priority work.
     load = startLoad(Math.max(1, os.availableParallelism() - 1));
     const failures: string[] = [];
+    let done = 0;
     await mapLimit(runs, 2, async (p, i) => {
+      const before = failures.length;
       const cwd = freshDir(root, 'stress');
       try {
         const r = await runTsvm(p.guest, { root, cwd, timeoutMs: RUN_TIMEOUT_MS });
@@ -80,6 +82,9 @@ describe('tsvm exec under load', { concurrency: 1 }, () => {
       } finally {
         fs.rmSync(cwd, { recursive: true, force: true });
       }
+      done++;
+      if (failures.length > before) process.stdout.write(`# stress: ${failures[failures.length - 1]!}\n`);
+      if (done % 20 === 0 || done === runs.length) process.stdout.write(`# stress: ${done} of ${runs.length} runs, ${failures.length} failed\n`);
     });
     for (const p of load) p.kill('SIGKILL');
     load = [];
