@@ -1,0 +1,113 @@
+/**
+ * The container microVM's guest agent on a real Debian kernel boot: `tsvm
+ * run` (the CLI, a child process) boots the default guest's kernel with
+ * the agent initrd (src/host/vm-agent/initrd.ts), the agent channel on a
+ * `-chardev socket` behind `-device virtio-console-device,chardev=ID`, and
+ * `tsvm.hostname=` on the command line; the host client
+ * (src/host/vm-agent/agent-client.ts) then drives it.
+ *
+ * One boot covers: READY (the time from VM start to it is printed), the
+ * hostname, stdout and stderr kept apart with the exit status, a missing
+ * program (127), SIGKILL (137), a tty process (/dev/pts/N, the initial
+ * size, a resize, Ctrl-C → 130), processes exec'd while the main one runs,
+ * stdin piped through cat, and the VM powering off when the main process
+ * exits (the CLI exits 0).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureAgentGuest } from '../../src/host/vm-agent/initrd.js';
+import { AgentClient, type AgentProcess } from '../../src/host/vm-agent/agent-client.js';
+import { TSVM_CLI } from '../helpers/guest-run.js';
+
+const BOOT_MS = 400_000;
+
+/** Collects a process's output and waits for its exit. */
+async function collect(p: AgentProcess): Promise<{ out: string; err: string; status: number }> {
+  let out = '', err = '';
+  p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const status = await p.exit;
+  return { out, err, status };
+}
+
+/** Resolves once `p`'s stdout has shown a match for `re` (with what it has shown so far). */
+function waitOutput(p: AgentProcess, re: RegExp, seen: { text: string }): Promise<void> {
+  return new Promise((resolve) => {
+    const check = (): void => { if (re.test(seen.text)) { p.stdout.off('data', on); resolve(); } };
+    const on = (d: Buffer): void => { seen.text += d.toString(); check(); };
+    p.stdout.on('data', on);
+    check();
+  });
+}
+
+test('guest agent: a Debian boot with the agent as PID 1 runs, execs, signals and powers off with its main process', { timeout: 2 * BOOT_MS }, async () => {
+  const g = await ensureAgentGuest({ progress: false });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-agent-'));
+  const sock = path.join(dir, 'agent.sock');
+  const t0 = Date.now();
+  const vm = spawn(process.execPath, [TSVM_CLI, 'run', '-m', '256M', '-kernel', g.kernel, '-initrd', g.initrd,
+    '-append', 'console=ttyS0 quiet tsvm.hostname=box1',
+    '-chardev', `socket,id=agent,path=${sock},server=on,wait=off`, '-device', 'virtio-console-device,chardev=agent'],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let consoleText = '';
+  vm.stdout.on('data', (d: Buffer) => { consoleText += d.toString(); });
+  vm.stderr.on('data', (d: Buffer) => { consoleText += d.toString(); });
+  const vmExit = new Promise<number | null>((resolve) => vm.on('exit', (code) => resolve(code)));
+  let client: AgentClient | null = null;
+  try {
+    client = await AgentClient.connect(sock, BOOT_MS);
+    const c = client;
+    console.log(`# agent READY ${Date.now() - t0} ms after VM start (guest uptime ${c.ready!.uptimeMs} ms)`);
+    assert.equal(c.ready!.version, 1);
+    assert.equal(c.ready!.hostname, 'box1');
+
+    // The main process: cat copies stdin, then it says hi and exits 3; the others run while it waits.
+    const main = c.run(['sh', '-c', 'cat; echo hi; exit 3']);
+    const mainResult = collect(main);
+    assert.ok(await main.pid > 1, 'the main process has a guest pid');
+
+    const sep = await collect(c.exec(['sh', '-c', 'echo out; echo err >&2; exit 5']));
+    assert.deepEqual(sep, { out: 'out\n', err: 'err\n', status: 5 }, 'stdout and stderr apart, the exit status');
+    assert.deepEqual(await collect(c.exec(['hostname'])), { out: 'box1\n', err: '', status: 0 });
+    const missing = await collect(c.exec(['no-such-program']));
+    assert.equal(missing.status, 127);
+    assert.match(missing.err, /no-such-program/);
+
+    const sleeper = c.exec(['sleep', '1000']);
+    await sleeper.pid;
+    sleeper.signal('SIGKILL');
+    assert.equal(await sleeper.exit, 137, 'killed by SIGKILL: 128 + 9');
+
+    // A tty process: its pty, the initial size, then a resize while it waits for a line.
+    const tty = c.exec(['sh', '-c', 'tty; stty size; read x; stty size'], { tty: true, rows: 30, cols: 100 });
+    const seen = { text: '' };
+    await waitOutput(tty, /30 100\r\n/, seen);
+    tty.resize(40, 120);
+    tty.stdin.write('\n');
+    await waitOutput(tty, /40 120\r\n/, seen);
+    assert.equal(await tty.exit, 0);
+    assert.match(seen.text, /^\/dev\/pts\/\d+\r\n30 100\r\n/, 'a real pty, with the initial size');
+
+    // Ctrl-C on the tty reaches the foreground process (sleep, exec'd by sh -c): 128 + SIGINT.
+    const intr = c.exec(['sh', '-c', 'echo go; exec sleep 1000'], { tty: true });
+    await waitOutput(intr, /go\r\n/, { text: '' });
+    intr.stdin.write('\x03');
+    assert.equal(await intr.exit, 130);
+
+    main.stdin.end('piped through cat\n');
+    assert.deepEqual(await mainResult, { out: 'piped through cat\nhi\n', err: '', status: 3 });
+    assert.equal(await vmExit, 0, 'the VM powers off when the main process exits');
+    assert.match(consoleText, /reboot: Power down/);
+  } catch (e) {
+    console.log(`# guest console:\n${consoleText.split('\n').slice(-40).join('\n')}`);
+    throw e;
+  } finally {
+    client?.close();
+    if (vm.exitCode === null) vm.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
