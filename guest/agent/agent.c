@@ -39,6 +39,8 @@
 #define MAX_PROCS 64
 #define OUT_CHUNK 16384
 #define CHANNEL "/dev/hvc0"
+/* Queued stdin (all processes) above which the agent stops reading the channel: backpressure to the host. */
+#define STDIN_QUEUE_MAX (1u << 20)
 
 extern char **environ;
 
@@ -51,6 +53,9 @@ struct proc {
   int out_fd;       /* stdout pipe read end, or the pty master */
   int err_fd;       /* stderr pipe read end (-1 with a tty) */
   int out_open, err_open;
+  uint8_t *inq;     /* stdin bytes the process has not taken yet */
+  size_t inq_len;
+  int in_close;     /* close stdin once inq is empty */
 };
 
 static struct proc procs[MAX_PROCS];
@@ -59,6 +64,7 @@ static uint8_t rbuf[FRAME_HEADER + FRAME_MAX_PAYLOAD];
 static size_t rlen;
 static uint8_t obuf[OUT_CHUNK];
 static int got_host_frame;
+static size_t stdin_queued;
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg(const char *fmt, ...) {
@@ -307,6 +313,7 @@ static void start_proc(uint32_t id, const uint8_t *p, uint32_t len) {
     set_nonblock(master);
   } else {
     close(in[0]); close(out[1]); close(err[1]);
+    set_nonblock(in[1]);
     pr->in_fd = in[1]; pr->out_fd = out[0]; pr->err_fd = err[0]; pr->out_open = 1; pr->err_open = 1;
     set_nonblock(out[0]); set_nonblock(err[0]);
   }
@@ -324,15 +331,28 @@ static int pump(struct proc *pr, int fd, uint16_t type) {
   }
 }
 
-static void write_all(int fd, const uint8_t *p, size_t n) {
-  /* The pty master is non-blocking: wait for room rather than drop input. */
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w > 0) { p += w; n -= (size_t)w; continue; }
+/* Writes what the process's stdin takes now; keeps the rest queued. SIGPIPE is blocked: EPIPE drops the queue. */
+static void flush_stdin(struct proc *pr) {
+  size_t off = 0;
+  while (off < pr->inq_len && pr->in_fd >= 0) {
+    ssize_t w = write(pr->in_fd, pr->inq + off, pr->inq_len - off);
+    if (w > 0) { off += (size_t)w; continue; }
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && errno == EAGAIN) { struct pollfd q = { fd, POLLOUT, 0 }; poll(&q, 1, 1000); continue; }
-    return;
+    if (w < 0 && errno == EAGAIN) break;
+    off = pr->inq_len; /* EPIPE, EIO: nobody reads it any more */
   }
+  memmove(pr->inq, pr->inq + off, pr->inq_len - off);
+  pr->inq_len -= off;
+  stdin_queued -= off;
+  if (pr->inq_len == 0 && pr->in_close && pr->in_fd >= 0 && !pr->tty) { close(pr->in_fd); pr->in_fd = -1; }
+}
+
+static void queue_stdin(struct proc *pr, const uint8_t *p, uint32_t n) {
+  uint8_t *q = realloc(pr->inq, pr->inq_len + n);
+  if (!q) { send_error(pr->id, "stdin: out of memory; input dropped"); return; }
+  memcpy(q + pr->inq_len, p, n);
+  pr->inq = q; pr->inq_len += n; stdin_queued += n;
+  flush_stdin(pr);
 }
 
 static void finish(struct proc *pr, int status) {
@@ -345,6 +365,8 @@ static void finish(struct proc *pr, int status) {
     if (pr->in_fd >= 0) close(pr->in_fd);
     close(pr->out_fd); close(pr->err_fd);
   }
+  stdin_queued -= pr->inq_len;
+  free(pr->inq);
   int was_main = pr->main;
   memset(pr, 0, sizeof *pr);
   if (was_main) {
@@ -372,8 +394,8 @@ static void handle_frame(uint16_t type, uint32_t id, const uint8_t *p, uint32_t 
     case F_START: start_proc(id, p, len); break;
     case F_STDIN:
       if (!pr) break;
-      if (len == 0) { if (!pr->tty && pr->in_fd >= 0) { close(pr->in_fd); pr->in_fd = -1; } }
-      else if (pr->in_fd >= 0) write_all(pr->in_fd, p, len);
+      if (len == 0) { pr->in_close = 1; flush_stdin(pr); }
+      else if (pr->in_fd >= 0 && !pr->in_close) queue_stdin(pr, p, len);
       break;
     case F_RESIZE:
       if (pr && pr->tty && len >= 4) {
@@ -437,18 +459,19 @@ int main(void) {
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
   send_ready();
-  struct pollfd fds[2 + 2 * MAX_PROCS];
-  struct proc *owner[2 + 2 * MAX_PROCS];
-  uint16_t kind[2 + 2 * MAX_PROCS];
+  struct pollfd fds[2 + 3 * MAX_PROCS];
+  struct proc *owner[2 + 3 * MAX_PROCS];
+  uint16_t kind[2 + 3 * MAX_PROCS];
   for (;;) {
     int n = 0;
-    fds[n++] = (struct pollfd){ chan, POLLIN, 0 };
+    fds[n++] = (struct pollfd){ chan, stdin_queued < STDIN_QUEUE_MAX ? POLLIN : 0, 0 };
     fds[n++] = (struct pollfd){ sfd, POLLIN, 0 };
     for (int i = 0; i < MAX_PROCS; i++) {
       struct proc *pr = &procs[i];
       if (!pr->id) continue;
       if (pr->out_open) { owner[n] = pr; kind[n] = F_STDOUT; fds[n++] = (struct pollfd){ pr->out_fd, POLLIN, 0 }; }
       if (pr->err_open) { owner[n] = pr; kind[n] = F_STDERR; fds[n++] = (struct pollfd){ pr->err_fd, POLLIN, 0 }; }
+      if (pr->inq_len && pr->in_fd >= 0) { owner[n] = pr; kind[n] = F_STDIN; fds[n++] = (struct pollfd){ pr->in_fd, POLLOUT, 0 }; }
     }
     /* Until the host has spoken, repeat READY: bytes sent before a client connected were dropped. */
     int r = poll(fds, (nfds_t)n, got_host_frame ? -1 : 500);
@@ -458,6 +481,7 @@ int main(void) {
       if (!fds[i].revents) continue;
       struct proc *pr = owner[i];
       if (!pr->id) continue;
+      if (kind[i] == F_STDIN) { flush_stdin(pr); continue; }
       if (!pump(pr, fds[i].fd, kind[i])) { if (kind[i] == F_STDOUT) pr->out_open = 0; else pr->err_open = 0; }
     }
     if (fds[1].revents) {

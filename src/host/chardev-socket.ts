@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import nodePath from 'node:path';
 import { boolProp, OptsError, type QemuOpts } from '../vmm/qemu-opts.js';
 import type { ChardevPort } from '../vmm/services.js';
 
@@ -113,5 +114,7 @@ export function openChardev(o: QemuOpts): ChardevPort {
   if (path === undefined || path === '') throw new OptsError(`${where}: needs path=PATH (a unix socket; host/port are not supported)`);
   if (!boolProp(o, 'server', false)) throw new OptsError(`${where}: only server=on is supported (the VMM listens)`);
   if (boolProp(o, 'wait', true)) throw new OptsError(`${where}: only wait=off is supported (the VM does not wait for a client)`);
+  const dir = nodePath.dirname(nodePath.resolve(path));
+  if (!fs.existsSync(dir)) throw new OptsError(`${where}: directory ${dir} does not exist`);
   return new SocketChardev(path, `-chardev ${id}`);
 }

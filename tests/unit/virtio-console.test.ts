@@ -147,10 +147,10 @@ test('flow control: a blocked sink leaves transmit buffers queued until resumeOu
 });
 
 test('-device virtio-console-device,chardev=ID uses the -chardev of that id: stdio is the host console, a socket comes from the services, each has one device', () => {
-  const mkPort = (): ConsolePort & { close(): void; closed: number; paused: boolean[] } => {
+  const mkPort = (): ConsolePort & { close(): void; closed: number; paused: boolean[]; input: ((b: Uint8Array) => void)[] } => {
     const p = {
-      closed: 0, paused: [] as boolean[],
-      write: (): void => {}, onInput: (): (() => void) => () => {},
+      closed: 0, paused: [] as boolean[], input: [] as ((b: Uint8Array) => void)[],
+      write: (): void => {}, onInput: (l: (b: Uint8Array) => void): (() => void) => { p.input.push(l); return () => {}; },
       close(): void { p.closed++; }, pauseInput(x: boolean): void { p.paused.push(x); },
     };
     return p;
@@ -172,6 +172,13 @@ test('-device virtio-console-device,chardev=ID uses the -chardev of that id: std
   assert.deepEqual(opened, ['socket,id=ag,path=/x,server=on,wait=off']);
   assert.throws(() => buildConsole(parseQemuOpts('virtio-console-device,chardev=ag'), ctx), /already used by another device/);
   assert.throws(() => buildConsole(parseQemuOpts('virtio-console-device,chardev=nope'), ctx), /no -chardev with id 'nope'/);
+  // Input flow control: the port pauses while the guest has not taken a chunk, and resumes once it has.
+  const drv = new FakeDriver(dev);
+  drv.init();
+  sock.input[0]!(enc('abcdef'));
+  assert.deepEqual(sock.paused, [true]);
+  drv.submit(CONSOLE_Q_RX, [{ writeLen: 16 }]);
+  assert.deepEqual(sock.paused, [true, false]);
   assert.equal(dev.pendingInput, 0);
   for (const c of ctx.cleanups) c();
   assert.equal(sock.closed, 1, 'the socket chardev is closed with the VM');

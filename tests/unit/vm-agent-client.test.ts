@@ -121,6 +121,7 @@ test('-chardev: option checks are one-line errors', () => {
   assert.throws(() => openChardev(parseQemuOpts('socket,id=a,path=/tmp/x,wait=off')), /only server=on/);
   assert.throws(() => openChardev(parseQemuOpts('socket,id=a,path=/tmp/x,server=on')), /only wait=off/);
   assert.throws(() => openChardev(parseQemuOpts('socket,id=a,path=/tmp/x,server=on,wait=off,bogus=1')), /unknown property 'bogus'/);
+  assert.throws(() => openChardev(parseQemuOpts('socket,id=a,path=/no/such/dir/s,server=on,wait=off')), /directory \/no\/such\/dir does not exist/);
 });
 
 test('-chardev socket: output dropped (and counted) without a client, one client at a time, blocked while backed up', async () => {
