@@ -9,7 +9,7 @@
  * One boot covers: READY (the time from VM start to it is printed), the
  * hostname, stdout and stderr kept apart with the exit status, a missing
  * program (127), 256 KiB of binary stdin through cat, SIGKILL (137), a tty process (/dev/pts/N, the initial
- * size, a resize, Ctrl-C → 130), processes exec'd while the main one runs,
+ * size, a resize, SIGWINCH, Ctrl-C → 130), processes exec'd while the main one runs,
  * stdin piped through cat, and the VM powering off when the main process
  * exits (the CLI exits 0).
  */
@@ -34,14 +34,21 @@ async function collect(p: AgentProcess): Promise<{ out: string; err: string; sta
   return { out, err, status };
 }
 
-/** Resolves once `p`'s stdout has shown a match for `re` (with what it has shown so far). */
-function waitOutput(p: AgentProcess, re: RegExp, seen: { text: string }): Promise<void> {
-  return new Promise((resolve) => {
-    const check = (): void => { if (re.test(seen.text)) { p.stdout.off('data', on); resolve(); } };
-    const on = (d: Buffer): void => { seen.text += d.toString(); check(); };
-    p.stdout.on('data', on);
-    check();
+/** All of `p`'s stdout so far, and a wait for a pattern in it. */
+interface Watch { text: string; until(re: RegExp): Promise<void> }
+
+/** Collects `p`'s stdout from now on (one listener for the process's life, so nothing is missed). */
+function watch(p: AgentProcess): Watch {
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const w: Watch = {
+    text: '',
+    until: (re) => new Promise((resolve) => { if (re.test(w.text)) resolve(); else waiters.push({ re, resolve }); }),
+  };
+  p.stdout.on('data', (d: Buffer) => {
+    w.text += d.toString();
+    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.re.test(w.text)) waiters.splice(i, 1)[0]!.resolve();
   });
+  return w;
 }
 
 test('guest agent: a Debian boot with the agent as PID 1 runs, execs, signals and powers off with its main process', { timeout: 2 * BOOT_MS }, async () => {
@@ -94,17 +101,25 @@ test('guest agent: a Debian boot with the agent as PID 1 runs, execs, signals an
 
     // A tty process: its pty, the initial size, then a resize while it waits for a line.
     const tty = c.exec(['sh', '-c', 'tty; stty size; read x; stty size'], { tty: true, rows: 30, cols: 100 });
-    const seen = { text: '' };
-    await waitOutput(tty, /30 100\r\n/, seen);
+    const seen = watch(tty);
+    await seen.until(/30 100\r\n/);
     tty.resize(40, 120);
     tty.stdin.write('\n');
-    await waitOutput(tty, /40 120\r\n/, seen);
     assert.equal(await tty.exit, 0);
+    assert.match(seen.text, /40 120\r\n$/, 'the new size');
     assert.match(seen.text, /^\/dev\/pts\/\d+\r\n30 100\r\n/, 'a real pty, with the initial size');
+
+    // A resize reaches the tty's foreground process group as SIGWINCH (the shell's trap runs between its sleeps).
+    const winch = c.exec(['sh', '-c', 'trap "stty size; exit 7" WINCH; echo armed; while :; do sleep 1; done'], { tty: true, rows: 10, cols: 20 });
+    const winchSeen = watch(winch);
+    await winchSeen.until(/armed\r\n/);
+    winch.resize(50, 132);
+    assert.equal(await winch.exit, 7, 'the WINCH trap ran');
+    assert.match(winchSeen.text, /50 132\r\n/);
 
     // Ctrl-C on the tty reaches the foreground process (sleep, exec'd by sh -c): 128 + SIGINT.
     const intr = c.exec(['sh', '-c', 'echo go; exec sleep 1000'], { tty: true });
-    await waitOutput(intr, /go\r\n/, { text: '' });
+    await watch(intr).until(/go\r\n/);
     intr.stdin.write('\x03');
     assert.equal(await intr.exit, 130);
 

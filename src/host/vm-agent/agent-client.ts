@@ -29,13 +29,15 @@ export interface RunOptions {
   env?: string[];
   /** Working directory; default '/'. */
   cwd?: string;
-  /** Numeric uid and gid; default 0. */
+  /** Numeric user id; default 0. */
   uid?: number;
+  /** Numeric group id; default 0. */
   gid?: number;
   /** A pty as controlling terminal; default false. */
   tty?: boolean;
-  /** Initial terminal size with tty; default 24 x 80. */
+  /** Initial terminal rows with tty; default 24. */
   rows?: number;
+  /** Initial terminal columns with tty; default 80. */
   cols?: number;
 }
 

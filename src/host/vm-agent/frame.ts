@@ -142,13 +142,15 @@ export interface StartRecord {
   env: string[];
   /** Working directory ('' = the agent's, /). */
   cwd: string;
-  /** Numeric user and group. */
+  /** Numeric user id. */
   uid: number;
+  /** Numeric group id. */
   gid: number;
   /** A pty as the controlling terminal (stdout carries all output). */
   tty: boolean;
-  /** Initial terminal size (with tty). */
+  /** Initial terminal rows (with tty). */
   rows: number;
+  /** Initial terminal columns (with tty). */
   cols: number;
   /** The container's main process: its exit powers the VM off. */
   main: boolean;
