@@ -7,7 +7,8 @@
  * (src/host/vm-agent/agent-client.ts) then drives it.
  *
  * One boot covers: READY (the time from VM start to it is printed), the
- * hostname, stdout and stderr kept apart with the exit status, a missing
+ * hostname, stdout and stderr kept apart with the exit status, uid/gid,
+ * cwd and env, a missing
  * program (127), 256 KiB of binary stdin through cat, SIGKILL (137), a tty process (/dev/pts/N, the initial
  * size, a resize, SIGWINCH, Ctrl-C → 130), processes exec'd while the main one runs,
  * stdin piped through cat, and the VM powering off when the main process
@@ -80,6 +81,8 @@ test('guest agent: a Debian boot with the agent as PID 1 runs, execs, signals an
     const sep = await collect(c.exec(['sh', '-c', 'echo out; echo err >&2; exit 5']));
     assert.deepEqual(sep, { out: 'out\n', err: 'err\n', status: 5 }, 'stdout and stderr apart, the exit status');
     assert.deepEqual(await collect(c.exec(['hostname'])), { out: 'box1\n', err: '', status: 0 });
+    assert.deepEqual(await collect(c.exec(['sh', '-c', 'echo "$(id -u):$(id -g) $(pwd) $FOO"'], { uid: 1000, gid: 100, cwd: '/tmp', env: ['PATH=/bin', 'FOO=bar'] })),
+      { out: '1000:100 /tmp bar\n', err: '', status: 0 }, 'uid, gid, cwd and env as asked');
     const missing = await collect(c.exec(['no-such-program']));
     assert.equal(missing.status, 127);
     assert.match(missing.err, /no-such-program/);
