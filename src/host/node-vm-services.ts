@@ -1,7 +1,7 @@
 /**
  * The VMM's host services on Node (`VmServices`, src/vmm/services.ts):
  * disk images through node:fs (file-io.ts), -netdev backends through
- * node:net and passt (net-socket.ts), the console on stdio (console.ts),
+ * node:net and passt (net-socket.ts), -chardev sockets (chardev-socket.ts), the console on stdio (console.ts),
  * the QMP socket (qmp-server.ts) and the default guest (images/).
  */
 import fs from 'node:fs';
@@ -9,6 +9,7 @@ import { openDiskImage, Qcow2Image } from '../images/qcow2.js';
 import { ensureDefaultGuest } from '../images/default-guest.js';
 import { nodeFileHost } from './file-io.js';
 import { openNetdev } from './net-socket.js';
+import { openChardev } from './chardev-socket.js';
 import { HostConsole, hostClock } from './console.js';
 import { QmpServer } from './qmp-server.js';
 import { HostFileError, type DeviceServices, type DiskImage, type DiskOpenOptions, type VmServices } from '../vmm/services.js';
@@ -19,8 +20,8 @@ function openDisk(file: string, opts: DiskOpenOptions): DiskImage {
   return { backend: image, clusterSize: image instanceof Qcow2Image ? image.header.clusterSize : null };
 }
 
-/** The device services on Node: disk images and -netdev backends. */
-export const nodeDeviceServices: DeviceServices = { openDisk, openNetdev };
+/** The device services on Node: disk images, -netdev and -chardev backends. */
+export const nodeDeviceServices: DeviceServices = { openDisk, openNetdev, openChardev };
 
 /** Reads a whole file; throws HostFileError with the reason in a few words. */
 export function readFile(path: string): Uint8Array {

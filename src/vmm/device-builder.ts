@@ -20,6 +20,8 @@ export interface DeviceOptions {
   devices: QemuOpts[];
   drives: QemuOpts[];
   netdevs: QemuOpts[];
+  /** -chardev backends (absent when none was given). */
+  chardevs?: QemuOpts[];
 }
 
 /** What factories may use while building (backends look up -drive/-netdev by id). */
@@ -43,6 +45,8 @@ export interface BuildContext {
   attachedDrives: Set<QemuOpts>;
   /** Netdev ids already given a device in this build (a netdev has one peer). */
   claimedNetdevs: Set<string>;
+  /** Chardev ids already given a device in this build (a chardev has one frontend). */
+  claimedChardevs?: Set<string>;
 }
 
 /** Builds one device from its -device options. */
@@ -72,7 +76,7 @@ export function buildDevices(opts: DeviceOptions, services: DeviceServices, wake
     return o;
   };
   const ctx: BuildContext = {
-    opts, cleanups: [], wake, enter, console, services, attachedDrives: new Set(), claimedNetdevs: new Set(),
+    opts, cleanups: [], wake, enter, console, services, attachedDrives: new Set(), claimedNetdevs: new Set(), claimedChardevs: new Set(),
     drive: (id) => byId(opts.drives, id, '-drive'),
     netdev: (id) => byId(opts.netdevs, id, '-netdev'),
   };

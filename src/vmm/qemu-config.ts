@@ -2,7 +2,7 @@
  * The qemu-system-riscv64 front-end: turns QEMU's command-line options
  *   [-M virt|spike] [-m 512M] [-smp N] [-kernel K] [-initrd I] [-append "..."]
  *   [-bios PATH|none|default] [-nographic] [-drive ...] [-device ...]
- *   [-netdev ...] [-qmp ...] [--jit on|off] [--jit-threshold N]
+ *   [-netdev ...] [-chardev ...] [-qmp ...] [--jit on|off] [--jit-threshold N]
  * into a VmConfig. Every problem is a one-line UsageError (tsvm exits
  * with status 125 for it).
  */
@@ -89,6 +89,14 @@ export function parseRunArgs(argv: string[], jit: JitConfig = defaultJitConfig()
       case '-device': o.dev.devices.push(opts(val())); break;
       case '-drive': o.dev.drives.push(opts(val(), 'file')); break;
       case '-netdev': o.dev.netdevs.push(opts(val())); break;
+      case '-chardev': {
+        const c = opts(val());
+        const id = c.props.get('id');
+        if (id === undefined || id === '') throw new UsageError(`-chardev ${c.text}: needs id=ID`);
+        if (o.dev.chardevs?.some((x) => x.props.get('id') === id)) throw new UsageError(`-chardev ${c.text}: id '${id}' is already used`);
+        (o.dev.chardevs ??= []).push(c);
+        break;
+      }
       case '-qmp': {
         try { o.qmp = parseQmpAddress(val()); } catch (e) {
           if (e instanceof OptsError) throw new UsageError(e.message);

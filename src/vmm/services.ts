@@ -10,6 +10,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { BlockBackend } from '../devices/virtio/block-backend.js';
 import type { NetBackend } from '../devices/virtio/net-backend.js';
 import type { CharBackend, Clock } from '../devices/device.js';
+import type { ConsolePort } from '../devices/virtio/console.js';
 import type { QemuOpts } from './qemu-opts.js';
 import type { QmpAddress, QmpMonitor } from './qmp.js';
 
@@ -44,12 +45,20 @@ export interface DiskImage {
 /** Opens the host side of one -netdev; throws OptsError for unusable options (one line). */
 export type NetdevOpener = (netdev: QemuOpts) => NetBackend;
 
-/** The host services device factories use (-drive images, -netdev backends). */
+/** The host side of a -chardev: a byte stream a device (virtio-console) can use, closed with the VM. */
+export interface ChardevPort extends ConsolePort {
+  /** Releases the backend (closes its socket). */
+  close(): void;
+}
+
+/** The host services device factories use (-drive images, -netdev backends, -chardev backends). */
 export interface DeviceServices {
   /** Opens a -drive image; throws a one-line error naming the file. */
   openDisk(file: string, opts: DiskOpenOptions): DiskImage;
   /** Opens a -netdev backend. */
   openNetdev: NetdevOpener;
+  /** Opens a -chardev backend other than stdio; throws OptsError for unusable options. Absent: no chardev backends. */
+  openChardev?(chardev: QemuOpts): ChardevPort;
 }
 
 /** The guest console on the host: output for the UART, input and escape handlers, and the run loop's waits. */

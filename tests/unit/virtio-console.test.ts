@@ -125,3 +125,63 @@ test('-device virtio-console-device[,chardev=stdio] builds on the host console p
   const noPort = { ...ctx, console: undefined };
   assert.throws(() => buildConsole(parseQemuOpts('virtio-console-device'), noPort), /host console is not available/);
 });
+
+test('flow control: a blocked sink leaves transmit buffers queued until resumeOutput(); inputDrained fires when the guest has taken all input', () => {
+  let blocked = true, drainedCalls = 0;
+  const sink = { out: '', write(b: Uint8Array): void { this.out += dec(b); }, blocked: () => blocked };
+  const dev = new VirtioConsole(sink, { inputDrained: () => { drainedCalls++; } });
+  const drv = new FakeDriver(dev);
+  drv.init();
+  drv.submit(CONSOLE_Q_TX, [{ data: enc('held') }]);
+  assert.equal(sink.out, '', 'nothing leaves while the sink is blocked');
+  assert.deepEqual(drv.used(CONSOLE_Q_TX), [], 'the buffer stays with the device');
+  blocked = false;
+  dev.resumeOutput();
+  assert.equal(sink.out, 'held');
+  assert.equal(drv.used(CONSOLE_Q_TX).length, 1);
+  dev.pushInput(enc('abcdef'));
+  drv.submit(CONSOLE_Q_RX, [{ writeLen: 4 }]);
+  assert.equal(drainedCalls, 0, 'two bytes still wait');
+  drv.submit(CONSOLE_Q_RX, [{ writeLen: 4 }]);
+  assert.equal(drainedCalls, 1);
+});
+
+test('-device virtio-console-device,chardev=ID uses the -chardev of that id: stdio is the host console, a socket comes from the services, each has one device', () => {
+  const mkPort = (): ConsolePort & { close(): void; closed: number; paused: boolean[]; input: ((b: Uint8Array) => void)[] } => {
+    const p = {
+      closed: 0, paused: [] as boolean[], input: [] as ((b: Uint8Array) => void)[],
+      write: (): void => {}, onInput: (l: (b: Uint8Array) => void): (() => void) => { p.input.push(l); return () => {}; },
+      close(): void { p.closed++; }, pauseInput(x: boolean): void { p.paused.push(x); },
+    };
+    return p;
+  };
+  const host = mkPort(), sock = mkPort();
+  const opened: string[] = [];
+  const ctx = {
+    opts: { devices: [], drives: [], netdevs: [], chardevs: [parseQemuOpts('stdio,id=con'), parseQemuOpts('socket,id=ag,path=/x,server=on,wait=off')] },
+    cleanups: [] as (() => void)[], wake: () => {}, enter: directEntry, console: host,
+    drive: () => { throw new Error('unused'); }, netdev: () => { throw new Error('unused'); },
+    services: {
+      openDisk: () => { throw new Error('unused'); }, openNetdev: () => { throw new Error('unused'); },
+      openChardev: (o: { text: string }) => { opened.push(o.text); return sock; },
+    },
+    attachedDrives: new Set(), claimedNetdevs: new Set(),
+  } satisfies BuildContext;
+  buildConsole(parseQemuOpts('virtio-console-device,chardev=con'), ctx);
+  const dev = buildConsole(parseQemuOpts('virtio-console-device,chardev=ag'), ctx);
+  assert.deepEqual(opened, ['socket,id=ag,path=/x,server=on,wait=off']);
+  assert.throws(() => buildConsole(parseQemuOpts('virtio-console-device,chardev=ag'), ctx), /already used by another device/);
+  assert.throws(() => buildConsole(parseQemuOpts('virtio-console-device,chardev=nope'), ctx), /no -chardev with id 'nope'/);
+  // Input flow control: the port pauses while the guest has not taken a chunk, and resumes once it has.
+  const drv = new FakeDriver(dev);
+  drv.init();
+  sock.input[0]!(enc('abcdef'));
+  assert.deepEqual(sock.paused, [true]);
+  drv.submit(CONSOLE_Q_RX, [{ writeLen: 16 }]);
+  assert.deepEqual(sock.paused, [true, false]);
+  assert.equal(dev.pendingInput, 0);
+  for (const c of ctx.cleanups) c();
+  assert.equal(sock.closed, 1, 'the socket chardev is closed with the VM');
+  const noServices = { ...ctx, claimedChardevs: new Set<string>(), services: { ...ctx.services, openChardev: undefined } };
+  assert.throws(() => buildConsole(parseQemuOpts('virtio-console-device,chardev=ag'), noServices), /offers no chardev backends/);
+});

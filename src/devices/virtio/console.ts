@@ -27,10 +27,12 @@ const CFG_COLS = 0, CFG_ROWS = 2, CFG_MAX_NR_PORTS = 4, CFG_EMERG_WR = 8, CFG_BY
 /** Host input kept while the guest has no receive buffers (as much as the UART path keeps). */
 export const CONSOLE_INPUT_MAX = 65536;
 
-/** Where the console's output goes (the host console). */
+/** Where the console's output goes (the host console, or a -chardev). */
 export interface ConsoleSink {
   /** Sends guest output bytes to the host. */
   write(bytes: Uint8Array): void;
+  /** True while the sink wants no more output: the device leaves transmit buffers queued until `resumeOutput()`. */
+  blocked?(): boolean;
 }
 
 /**
@@ -45,6 +47,10 @@ export interface ConsolePort extends ConsoleSink {
   size?(): { cols: number; rows: number } | null;
   /** Subscribes to terminal size changes; returns the unsubscribe function. */
   onResize?(listener: () => void): () => void;
+  /** Subscribes to the end of a `blocked()` spell (output may flow again); returns the unsubscribe function. */
+  onDrain?(listener: () => void): () => void;
+  /** Stops (true) or restarts (false) host input, so that input waiting for the guest stays within CONSOLE_INPUT_MAX. */
+  pauseInput?(paused: boolean): void;
 }
 
 /** Construction options. */
@@ -55,6 +61,8 @@ export interface ConsoleOptions {
   wake?: () => void;
   /** Runs host input's delivery, which touches guest memory. */
   enter?: GuestEntry;
+  /** Called when every byte of pending host input has reached the guest. */
+  inputDrained?: () => void;
 }
 
 /** The single-port virtio console. */
@@ -72,6 +80,7 @@ export class VirtioConsole implements VirtioDevice {
   private readonly sink: ConsoleSink;
   private readonly wake: () => void;
   private readonly enter: GuestEntry;
+  private readonly inputDrained: () => void;
   private ctx: VirtioContext | null = null;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
@@ -84,6 +93,7 @@ export class VirtioConsole implements VirtioDevice {
     this.sink = sink;
     this.wake = opts.wake ?? (() => {});
     this.enter = opts.enter ?? directEntry;
+    this.inputDrained = opts.inputDrained ?? (() => {});
     let f = 1 << VIRTIO_CONSOLE_F_EMERG_WRITE;
     if (opts.size) { f |= 1 << VIRTIO_CONSOLE_F_SIZE; this.cols = opts.size.cols; this.rows = opts.size.rows; }
     this.featuresLo = f;
@@ -103,6 +113,17 @@ export class VirtioConsole implements VirtioDevice {
       }
     }
     return n;
+  }
+
+  /** Sends transmit buffers left queued while the sink was blocked (call when it drains). */
+  resumeOutput(): void {
+    const ctx = this.ctx;
+    if (!ctx) return;
+    try {
+      if (this.enter(() => this.transmit(ctx))) this.wake();
+    } catch (e) {
+      if (e instanceof VirtqError) ctx.fail(e.message); else throw e;
+    }
   }
 
   /** Host input bytes waiting for guest receive buffers. */
@@ -150,17 +171,18 @@ export class VirtioConsole implements VirtioDevice {
     else if (q === CONSOLE_Q_RX) this.deliver(ctx);
   }
 
-  /** Sends every queued transmit buffer to the host (virtio 1.2 §5.3.6.2). */
-  private transmit(ctx: VirtioContext): void {
+  /** Sends every queued transmit buffer to the host (virtio 1.2 §5.3.6.2), stopping while the sink is blocked; true if any was used. */
+  private transmit(ctx: VirtioContext): boolean {
     const queue = ctx.queues[CONSOLE_Q_TX]!, chain = ctx.chain;
     let used = false;
-    while (queue.pop(ctx.mem, chain)) {
+    while (!(this.sink.blocked?.() ?? false) && queue.pop(ctx.mem, chain)) {
       const data = chain.read(ctx.mem, 0, chain.readBytes);
       if (data.length) { this.sink.write(data); this.bytesOut += data.length; }
       queue.push(ctx.mem, chain.head, 0);
       used = true;
     }
     if (used) ctx.notifyUsed(CONSOLE_Q_TX);
+    return used;
   }
 
   /** Fills the guest's receive buffers with pending input; true if any buffer was used. */
@@ -182,6 +204,7 @@ export class VirtioConsole implements VirtioDevice {
       used = true;
     }
     if (used) ctx.notifyUsed(CONSOLE_Q_RX);
+    if (used && this.pendingBytes === 0) this.inputDrained();
     return used;
   }
 }

@@ -1,0 +1,497 @@
+/*
+ * tsvm guest agent: PID 1 of a container microVM's initrd.
+ *
+ * Mounts /proc, /sys, /dev (devtmpfs), /dev/pts and /tmp; loads the modules
+ * listed in /etc/tsvm-agent/modules; sets the hostname from
+ * `tsvm.hostname=NAME`; with `tsvm.root=virtiofs:TAG` mounts that virtiofs
+ * file system and moves into it (MS_MOVE + chroot, as switch_root does);
+ * then serves the framed protocol of docs/vm-agent.md on /dev/hvc0.
+ *
+ * Built by src/host/vm-agent/initrd.ts: riscv64-linux-gnu-gcc -static -Os.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+#define MAX_PROCS 64
+#define OUT_CHUNK 16384
+#define CHANNEL "/dev/hvc0"
+/* Queued stdin (all processes) above which the agent stops reading the channel: backpressure to the host. */
+#define STDIN_QUEUE_MAX (1u << 20)
+
+extern char **environ;
+
+struct proc {
+  uint32_t id;      /* host-chosen id; 0 = free slot */
+  pid_t pid;
+  int tty;          /* 1: pty master in out_fd (also stdin) */
+  int main;         /* its exit powers the VM off */
+  int in_fd;        /* stdin pipe write end (or pty master) */
+  int out_fd;       /* stdout pipe read end, or the pty master */
+  int err_fd;       /* stderr pipe read end (-1 with a tty) */
+  int out_open, err_open;
+  uint8_t *inq;     /* stdin bytes the process has not taken yet */
+  size_t inq_len;
+  int in_close;     /* close stdin once inq is empty */
+};
+
+static struct proc procs[MAX_PROCS];
+static int chan = -1;
+static uint8_t rbuf[FRAME_HEADER + FRAME_MAX_PAYLOAD];
+static size_t rlen;
+static uint8_t obuf[OUT_CHUNK];
+static int got_host_frame;
+static size_t stdin_queued;
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("tsvm-agent: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static void wr32(uint8_t *p, uint32_t v) { p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24; }
+static void wr16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+
+/* Writes one whole frame to the channel (blocking; partial writes resumed). */
+static void send_frame(uint16_t type, uint32_t id, const void *data, uint32_t len) {
+  uint8_t h[FRAME_HEADER];
+  wr16(h, type); wr16(h + 2, 0); wr32(h + 4, id); wr32(h + 8, len);
+  struct iovec iov[2] = { { h, FRAME_HEADER }, { (void *)data, len } };
+  int n = len ? 2 : 1;
+  while (n > 0) {
+    ssize_t w = writev(chan, iov, n);
+    if (w < 0) { if (errno == EINTR || errno == EAGAIN) continue; logmsg("channel write: %s", strerror(errno)); return; }
+    /* advance the iovecs */
+    size_t left = (size_t)w;
+    while (n > 0 && left >= iov[0].iov_len) { left -= iov[0].iov_len; iov[0] = iov[1]; iov[1].iov_len = 0; n--; }
+    if (n > 0) { iov[0].iov_base = (uint8_t *)iov[0].iov_base + left; iov[0].iov_len -= left; }
+  }
+}
+
+static void send_u32(uint16_t type, uint32_t id, uint32_t v) { uint8_t b[4]; wr32(b, v); send_frame(type, id, b, 4); }
+
+static void send_error(uint32_t id, const char *msg) { send_frame(F_ERROR, id, msg, (uint32_t)strlen(msg)); }
+
+static uint32_t uptime_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return (uint32_t)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+static void send_ready(void) {
+  uint8_t b[8 + 256];
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  size_t hl = strlen(host);
+  wr32(b, AGENT_VERSION); wr32(b + 4, uptime_ms());
+  memcpy(b + 8, host, hl);
+  send_frame(F_READY, 0, b, (uint32_t)(8 + hl));
+}
+
+/* ---- boot ---- */
+
+static void mount_or_log(const char *src, const char *dst, const char *type, unsigned long fl, const char *data) {
+  mkdir(dst, 0755);
+  if (mount(src, dst, type, fl, data) < 0 && errno != EBUSY) logmsg("mount %s on %s: %s", type, dst, strerror(errno));
+}
+
+/* The pseudo file systems under `root` ("" for /). */
+static void mount_pseudo(const char *root) {
+  char p[256];
+  snprintf(p, sizeof p, "%s/proc", root); mount_or_log("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  snprintf(p, sizeof p, "%s/sys", root); mount_or_log("sysfs", p, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  snprintf(p, sizeof p, "%s/dev", root); mount_or_log("devtmpfs", p, "devtmpfs", MS_NOSUID, "mode=0755");
+  snprintf(p, sizeof p, "%s/dev/pts", root); mount_or_log("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666");
+  snprintf(p, sizeof p, "%s/tmp", root); mount_or_log("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+}
+
+static const char *want_module;
+static char found_module[512];
+
+static int norm_eq(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char x = a[i] == '-' ? '_' : a[i], y = b[i] == '-' ? '_' : b[i];
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
+static int find_ko(const char *path, const struct stat *st, int type, struct FTW *f) {
+  (void)st;
+  if (type != FTW_F) return 0;
+  const char *base = path + f->base;
+  size_t n = strlen(want_module);
+  if (strlen(base) == n + 3 && norm_eq(base, want_module, n) && strcmp(base + n, ".ko") == 0) {
+    snprintf(found_module, sizeof found_module, "%s", path);
+    return 1;
+  }
+  return 0;
+}
+
+/* Loads each module named in /etc/tsvm-agent/modules (dependencies first). */
+static void load_modules(void) {
+  FILE *f = fopen("/etc/tsvm-agent/modules", "r");
+  if (!f) return;
+  struct utsname u;
+  uname(&u);
+  char dir[300], line[128];
+  snprintf(dir, sizeof dir, "/lib/modules/%s", u.release);
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) continue;
+    want_module = line; found_module[0] = 0;
+    nftw(dir, find_ko, 16, FTW_PHYS);
+    if (!found_module[0]) { logmsg("module %s: not in the initrd", line); continue; }
+    int fd = open(found_module, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)) logmsg("module %s: %s", line, strerror(errno));
+    if (fd >= 0) close(fd);
+  }
+  fclose(f);
+}
+
+/* The value of `key=` on the kernel command line, or NULL. */
+static char cmdline[4096];
+static const char *kernel_arg(const char *key) {
+  size_t kl = strlen(key);
+  for (char *p = cmdline; *p; ) {
+    while (*p == ' ') p++;
+    char *end = p + strcspn(p, " \n");
+    if ((size_t)(end - p) > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+      static char val[256];
+      size_t n = (size_t)(end - p) - kl - 1;
+      if (n >= sizeof val) n = sizeof val - 1;
+      memcpy(val, p + kl + 1, n); val[n] = 0;
+      return val;
+    }
+    p = *end ? end + 1 : end;
+  }
+  return NULL;
+}
+
+static void read_cmdline(void) {
+  int fd = open("/proc/cmdline", O_RDONLY);
+  if (fd < 0) return;
+  ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+  cmdline[n > 0 ? n : 0] = 0;
+  close(fd);
+}
+
+/* tsvm.root=virtiofs:TAG: mount it on /newroot and make it the root. */
+static void switch_root(const char *spec) {
+  if (strncmp(spec, "virtiofs:", 9) != 0) { logmsg("tsvm.root=%s: only virtiofs:TAG is supported", spec); return; }
+  mkdir("/newroot", 0755);
+  if (mount(spec + 9, "/newroot", "virtiofs", 0, NULL) < 0) { logmsg("mount virtiofs %s: %s", spec + 9, strerror(errno)); return; }
+  mount_pseudo("/newroot");
+  if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
+    logmsg("switching to the virtiofs root: %s", strerror(errno));
+  }
+}
+
+static void power_off(void) {
+  sync();
+  reboot(RB_POWER_OFF);
+  for (;;) pause();
+}
+
+/* ---- processes ---- */
+
+static struct proc *find_proc(uint32_t id) {
+  for (int i = 0; i < MAX_PROCS; i++) if (procs[i].id == id && id != 0) return &procs[i];
+  return NULL;
+}
+
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+/* Parses a START payload and starts the process. */
+static void start_proc(uint32_t id, const uint8_t *p, uint32_t len) {
+  if (id == 0 || find_proc(id)) { send_error(id, "start: id 0 or already in use"); return; }
+  if (len < START_FIXED) { send_error(id, "start: short record"); return; }
+  uint32_t flags = rd32(p), uid = rd32(p + 4), gid = rd32(p + 8);
+  struct winsize ws = { .ws_row = rd16(p + 12), .ws_col = rd16(p + 14) };
+  uint32_t argc = rd32(p + 16), envc = rd32(p + 20);
+  /* cwd, argv[argc], env[envc]: NUL-terminated strings */
+  uint32_t nstr = 1 + argc + envc;
+  if (argc == 0 || argc > 65536 || envc > 65536) { send_error(id, "start: bad argc/envc"); return; }
+  char **strs = calloc(nstr + 2, sizeof(char *));
+  if (!strs) { send_error(id, "start: out of memory"); return; }
+  uint32_t off = START_FIXED;
+  for (uint32_t i = 0; i < nstr; i++) {
+    const uint8_t *z = off < len ? memchr(p + off, 0, len - off) : NULL;
+    if (!z) { free(strs); send_error(id, "start: strings not NUL-terminated"); return; }
+    strs[i] = (char *)(p + off);
+    off = (uint32_t)(z - p) + 1;
+  }
+  struct proc *pr = NULL;
+  for (int i = 0; i < MAX_PROCS; i++) if (procs[i].id == 0) { pr = &procs[i]; break; }
+  if (!pr) { free(strs); send_error(id, "start: too many processes"); return; }
+  char *cwd = strs[0];
+  char **argv = malloc((argc + 1) * sizeof(char *));
+  char **envp = malloc((envc + 1) * sizeof(char *));
+  if (!argv || !envp) { free(strs); free(argv); free(envp); send_error(id, "start: out of memory"); return; }
+  for (uint32_t i = 0; i < argc; i++) argv[i] = strs[1 + i];
+  argv[argc] = NULL;
+  for (uint32_t i = 0; i < envc; i++) envp[i] = strs[1 + argc + i];
+  envp[envc] = NULL;
+
+  int tty = (flags & START_TTY) != 0;
+  int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, master = -1;
+  char slave[128] = "";
+  if (tty) {
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0) {
+      char m[160]; snprintf(m, sizeof m, "start: pty: %s", strerror(errno)); send_error(id, m);
+      if (master >= 0) close(master);
+      free(strs); free(argv); free(envp); return;
+    }
+    if (ws.ws_row && ws.ws_col) ioctl(master, TIOCSWINSZ, &ws);
+  } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+    send_error(id, "start: pipe failed");
+    free(strs); free(argv); free(envp); return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    if (tty) {
+      int s = open(slave, O_RDWR);
+      if (s < 0) _exit(126);
+      ioctl(s, TIOCSCTTY, 0);
+      dup2(s, 0); dup2(s, 1); dup2(s, 2);
+      if (s > 2) close(s);
+    } else {
+      dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
+    }
+    if (gid != 0 || uid != 0) {
+      if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) { dprintf(2, "tsvm-agent: setuid %u:%u: %s\n", uid, gid, strerror(errno)); _exit(126); }
+    }
+    if (cwd[0] && chdir(cwd) < 0) { dprintf(2, "tsvm-agent: chdir %s: %s\n", cwd, strerror(errno)); _exit(126); }
+    environ = envp;
+    execvp(argv[0], argv);
+    int e = errno;
+    dprintf(2, "tsvm-agent: exec %s: %s\n", argv[0], strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+  }
+  free(strs); free(argv); free(envp);
+  if (pid < 0) {
+    send_error(id, "start: fork failed");
+    if (tty) close(master); else { close(in[0]); close(in[1]); close(out[0]); close(out[1]); close(err[0]); close(err[1]); }
+    return;
+  }
+  memset(pr, 0, sizeof *pr);
+  pr->id = id; pr->pid = pid; pr->tty = tty; pr->main = (flags & START_MAIN) != 0;
+  if (tty) {
+    pr->in_fd = master; pr->out_fd = master; pr->err_fd = -1; pr->out_open = 1; pr->err_open = 0;
+    set_nonblock(master);
+  } else {
+    close(in[0]); close(out[1]); close(err[1]);
+    set_nonblock(in[1]);
+    pr->in_fd = in[1]; pr->out_fd = out[0]; pr->err_fd = err[0]; pr->out_open = 1; pr->err_open = 1;
+    set_nonblock(out[0]); set_nonblock(err[0]);
+  }
+  send_u32(F_STARTED, id, (uint32_t)pid);
+}
+
+/* Reads what fd has now and forwards it; returns 0 at EOF/EIO (the fd is done). */
+static int pump(struct proc *pr, int fd, uint16_t type) {
+  for (;;) {
+    ssize_t n = read(fd, obuf, sizeof obuf);
+    if (n > 0) { send_frame(type, pr->id, obuf, (uint32_t)n); continue; }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return 1;
+    return 0; /* EOF, or EIO: the pty's slave side is closed */
+  }
+}
+
+/* Writes what the process's stdin takes now; keeps the rest queued. SIGPIPE is blocked: EPIPE drops the queue. */
+static void flush_stdin(struct proc *pr) {
+  size_t off = 0;
+  while (off < pr->inq_len && pr->in_fd >= 0) {
+    ssize_t w = write(pr->in_fd, pr->inq + off, pr->inq_len - off);
+    if (w > 0) { off += (size_t)w; continue; }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) break;
+    off = pr->inq_len; /* EPIPE, EIO: nobody reads it any more */
+  }
+  memmove(pr->inq, pr->inq + off, pr->inq_len - off);
+  pr->inq_len -= off;
+  stdin_queued -= off;
+  if (pr->inq_len == 0 && pr->in_close && pr->in_fd >= 0 && !pr->tty) { close(pr->in_fd); pr->in_fd = -1; }
+}
+
+static void queue_stdin(struct proc *pr, const uint8_t *p, uint32_t n) {
+  uint8_t *q = realloc(pr->inq, pr->inq_len + n);
+  if (!q) { send_error(pr->id, "stdin: out of memory; input dropped"); return; }
+  memcpy(q + pr->inq_len, p, n);
+  pr->inq = q; pr->inq_len += n; stdin_queued += n;
+  flush_stdin(pr);
+}
+
+static void finish(struct proc *pr, int status) {
+  if (pr->out_open) pump(pr, pr->out_fd, F_STDOUT);
+  if (pr->err_open) pump(pr, pr->err_fd, F_STDERR);
+  uint32_t code = WIFEXITED(status) ? (uint32_t)WEXITSTATUS(status) : WIFSIGNALED(status) ? 128u + (uint32_t)WTERMSIG(status) : 255u;
+  send_u32(F_EXIT, pr->id, code);
+  if (pr->tty) close(pr->out_fd);
+  else {
+    if (pr->in_fd >= 0) close(pr->in_fd);
+    close(pr->out_fd); close(pr->err_fd);
+  }
+  stdin_queued -= pr->inq_len;
+  free(pr->inq);
+  int was_main = pr->main;
+  memset(pr, 0, sizeof *pr);
+  if (was_main) {
+    /* Docker semantics: the container lives as long as its main command. */
+    kill(-1, SIGKILL);
+    power_off();
+  }
+}
+
+static void reap(void) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    for (int i = 0; i < MAX_PROCS; i++) {
+      if (procs[i].id != 0 && procs[i].pid == pid) { finish(&procs[i], status); break; }
+    }
+  }
+}
+
+static void handle_frame(uint16_t type, uint32_t id, const uint8_t *p, uint32_t len) {
+  got_host_frame = 1;
+  struct proc *pr = find_proc(id);
+  switch (type) {
+    case F_HELLO: send_ready(); break;
+    case F_START: start_proc(id, p, len); break;
+    case F_STDIN:
+      if (!pr) break;
+      if (len == 0) { pr->in_close = 1; flush_stdin(pr); }
+      else if (pr->in_fd >= 0 && !pr->in_close) queue_stdin(pr, p, len);
+      break;
+    case F_RESIZE:
+      if (pr && pr->tty && len >= 4) {
+        struct winsize ws = { .ws_row = rd16(p), .ws_col = rd16(p + 2) };
+        ioctl(pr->out_fd, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH to the foreground group */
+      }
+      break;
+    case F_SIGNAL:
+      if (pr && len >= 4) {
+        int sig = (int)rd32(p);
+        if (kill(pr->tty ? -pr->pid : pr->pid, sig) < 0 && pr->tty) kill(pr->pid, sig);
+      }
+      break;
+    case F_SHUTDOWN: power_off(); break;
+    default: { char m[64]; snprintf(m, sizeof m, "unknown frame type 0x%x", type); send_error(id, m); }
+  }
+}
+
+/* Parses the complete frames in rbuf. */
+static void parse_input(void) {
+  size_t off = 0;
+  while (rlen - off >= FRAME_HEADER) {
+    const uint8_t *h = rbuf + off;
+    uint32_t len = rd32(h + 8);
+    if (len > FRAME_MAX_PAYLOAD || rd16(h + 2) != 0) {
+      send_error(0, "bad frame header from the host; input discarded");
+      rlen = 0;
+      return;
+    }
+    if (rlen - off < FRAME_HEADER + len) break;
+    handle_frame(rd16(h), rd32(h + 4), h + FRAME_HEADER, len);
+    off += FRAME_HEADER + len;
+  }
+  memmove(rbuf, rbuf + off, rlen - off);
+  rlen -= off;
+}
+
+int main(void) {
+  if (getpid() == 1) {
+    mount_pseudo("");
+    read_cmdline();
+    load_modules();
+    const char *root = kernel_arg("tsvm.root");
+    if (root) switch_root(root);
+    const char *host = kernel_arg("tsvm.hostname");
+    if (host && sethostname(host, strlen(host)) < 0) logmsg("sethostname: %s", strerror(errno));
+  } else {
+    read_cmdline();
+  }
+  setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+  for (int i = 0; i < 500 && (chan = open(CHANNEL, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0; i++) usleep(10000);
+  if (chan < 0) { logmsg("%s: %s (is there a virtio-console device?)", CHANNEL, strerror(errno)); power_off(); }
+  struct termios t;
+  if (tcgetattr(chan, &t) == 0) { cfmakeraw(&t); tcsetattr(chan, TCSANOW, &t); }
+  tcflush(chan, TCIFLUSH);
+
+  sigset_t mask;
+  sigemptyset(&mask); sigaddset(&mask, SIGCHLD); sigaddset(&mask, SIGPIPE);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  sigemptyset(&mask); sigaddset(&mask, SIGCHLD);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  send_ready();
+  struct pollfd fds[2 + 3 * MAX_PROCS];
+  struct proc *owner[2 + 3 * MAX_PROCS];
+  uint16_t kind[2 + 3 * MAX_PROCS];
+  for (;;) {
+    int n = 0;
+    fds[n++] = (struct pollfd){ chan, stdin_queued < STDIN_QUEUE_MAX ? POLLIN : 0, 0 };
+    fds[n++] = (struct pollfd){ sfd, POLLIN, 0 };
+    for (int i = 0; i < MAX_PROCS; i++) {
+      struct proc *pr = &procs[i];
+      if (!pr->id) continue;
+      if (pr->out_open) { owner[n] = pr; kind[n] = F_STDOUT; fds[n++] = (struct pollfd){ pr->out_fd, POLLIN, 0 }; }
+      if (pr->err_open) { owner[n] = pr; kind[n] = F_STDERR; fds[n++] = (struct pollfd){ pr->err_fd, POLLIN, 0 }; }
+      if (pr->inq_len && pr->in_fd >= 0) { owner[n] = pr; kind[n] = F_STDIN; fds[n++] = (struct pollfd){ pr->in_fd, POLLOUT, 0 }; }
+    }
+    /* Until the host has spoken, repeat READY: bytes sent before a client connected were dropped. */
+    int r = poll(fds, (nfds_t)n, got_host_frame ? -1 : 500);
+    if (r < 0) continue;
+    if (r == 0) { send_ready(); continue; }
+    for (int i = 2; i < n; i++) {
+      if (!fds[i].revents) continue;
+      struct proc *pr = owner[i];
+      if (!pr->id) continue;
+      if (kind[i] == F_STDIN) { flush_stdin(pr); continue; }
+      if (!pump(pr, fds[i].fd, kind[i])) { if (kind[i] == F_STDOUT) pr->out_open = 0; else pr->err_open = 0; }
+    }
+    if (fds[1].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {}
+      reap();
+    }
+    if (fds[0].revents & POLLIN) {
+      ssize_t k = read(chan, rbuf + rlen, sizeof rbuf - rlen);
+      if (k > 0) { rlen += (size_t)k; parse_input(); }
+    }
+  }
+}
