@@ -29,6 +29,8 @@ export interface ExecOptions {
   stats?: boolean;
   /** Run as a container: overlay root, hostname, PID namespace, limits (src/process/sandbox.ts). */
   sandbox?: Partial<ContainerSandbox>;
+  /** The guest's whole environment (`--env K=V`, repeated); absent: the host's. */
+  env?: string[];
 }
 
 function log(line: string): void {
@@ -72,7 +74,10 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     const h = toHost(p);
     return h !== null && fs.statSync(h, { throwIfNoEntry: false })?.isFile() === true;
   };
-  const found = findProgram(prog, exists, process.env);
+  const guestEnv: NodeJS.ProcessEnv = opts.env !== undefined
+    ? Object.fromEntries(opts.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+    : process.env;
+  const found = findProgram(prog, exists, guestEnv);
   if (found === null) { log(`tsvm: ${prog}: No such file or directory`); return 127; }
   const loaderHost: LoaderHost = {
     readFile: (p) => {
@@ -81,8 +86,8 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
       try { return fs.readFileSync(h); } catch { return null; }
     },
     randomBytes: (b) => { crypto.randomFillSync(b); },
-    uid: process.getuid?.() ?? 0,
-    gid: process.getgid?.() ?? 0,
+    uid: opts.sandbox?.user?.uid ?? process.getuid?.() ?? 0,
+    gid: opts.sandbox?.user?.gid ?? process.getgid?.() ?? 0,
   };
   const data = loaderHost.readFile(found);
   if (data === null) { log(`tsvm: ${prog}: cannot read`); return 126; }
@@ -92,7 +97,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     // In its own PID namespace the program is pid 1 (pid_namespaces(7)).
     proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root, trace: opts.trace, ...(enforcer ? { frameBudget: enforcer } : {}) }, opts.sandbox?.pidNamespace === true ? 1 : process.pid);
     // tsvm's own setting TSVM_JIT is not part of the guest's environment.
-    const envp = Object.entries(process.env).filter(([k]) => k !== 'TSVM_JIT').map(([k, v]) => `${k}=${v ?? ''}`);
+    const envp = opts.env ?? Object.entries(process.env).filter(([k]) => k !== 'TSVM_JIT').map(([k, v]) => `${k}=${v ?? ''}`);
     loadProgram(proc, loaderHost, found, data, [prog, ...args], envp);
   } catch (e) {
     if (e instanceof ExecError) { log(`tsvm: ${e.message}`); return e.exitCode; }
