@@ -99,7 +99,8 @@ async function session(socket: string, path: string, stdin: boolean, detach: Buf
       sock.write(b);
     };
     const finish = (): void => {
-      if (stdin) { process.stdin.off('data', onIn); process.stdin.pause(); }
+      // An open stdin would keep tsvm alive after a detach or the container's end.
+      if (stdin) { process.stdin.off('data', onIn); process.stdin.destroy(); }
       resolve(ended ?? { status: EXIT_TSVM });
     };
     sock.on('data', (c: Buffer) => reader.push(c));
