@@ -36,6 +36,8 @@ export interface ExecOptions {
    * `tsvm exec`'s behaviour.
    */
   qemuUser?: QemuUserExec;
+  /** The guest's whole environment (`--env K=V`, repeated); absent: the host's. */
+  env?: string[];
 }
 
 /** What `tsvm-riscv64` changes in a run (see docs/dropin.md). */
@@ -100,7 +102,10 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     const h = toHost(p);
     return h !== null && fs.statSync(h, { throwIfNoEntry: false })?.isFile() === true;
   };
-  const found = findProgram(prog, exists, process.env);
+  const guestEnv: NodeJS.ProcessEnv = opts.env !== undefined
+    ? Object.fromEntries(opts.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+    : process.env;
+  const found = findProgram(prog, exists, guestEnv);
   if (found === null) { log(`tsvm: ${prog}: No such file or directory`); return 127; }
   const loaderHost: LoaderHost = {
     readFile: (p) => {
@@ -109,8 +114,8 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
       try { return fs.readFileSync(h); } catch { return null; }
     },
     randomBytes: (b) => { crypto.randomFillSync(b); },
-    uid: process.getuid?.() ?? 0,
-    gid: process.getgid?.() ?? 0,
+    uid: opts.sandbox?.user?.uid ?? process.getuid?.() ?? 0,
+    gid: opts.sandbox?.user?.gid ?? process.getgid?.() ?? 0,
   };
   const data = loaderHost.readFile(found);
   if (data === null) { log(`tsvm: ${prog}: cannot read`); return 126; }
@@ -120,7 +125,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     // In its own PID namespace the program is pid 1 (pid_namespaces(7)).
     proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root, trace: opts.trace, ...(enforcer ? { frameBudget: enforcer } : {}) }, opts.sandbox?.pidNamespace === true ? 1 : process.pid);
     // tsvm's own setting TSVM_JIT is not part of the guest's environment.
-    const envp = Object.entries(process.env).filter(([k]) => k !== 'TSVM_JIT').map(([k, v]) => `${k}=${v ?? ''}`);
+    const envp = opts.env ?? Object.entries(process.env).filter(([k]) => k !== 'TSVM_JIT').map(([k, v]) => `${k}=${v ?? ''}`);
     loadProgram(proc, loaderHost, found, data, [prog, ...args], envp);
   } catch (e) {
     if (e instanceof ExecError) { log(`tsvm: ${e.message}`); return e.exitCode; }

@@ -42,9 +42,12 @@ program
   .option('--memory-limit <size>', 'container: cap on all its processes\' RAM (OOM kill, exit 137)')
   .option('--pids-limit <n>', 'container: most processes and threads (fork fails with EAGAIN)')
   .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
+  .option('--workdir <dir>', 'container: the starting directory inside the root (created if missing)')
+  .option('--user <uid[:gid]>', 'container: the ids the program runs as')
+  .option('--env <k=v>', "the guest's environment, one variable per flag (given: only these)", (v: string, a: string[]) => [...a, v], [] as string[])
   .passThroughOptions()
   .action((prog: string, args: string[], o: {
-    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string;
+    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; env: string[];
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
@@ -76,7 +79,13 @@ program
       process.exitCode = 125;
       return;
     }
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox }));
+    const badEnv = o.env.find((kv) => !/^[^=]+=/.test(kv));
+    if (badEnv !== undefined) {
+      process.stderr.write(`tsvm: --env ${badEnv}: expected NAME=VALUE\n`);
+      process.exitCode = 125;
+      return;
+    }
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, ...(o.env.length > 0 ? { env: o.env } : {}) }));
   });
 
 program
@@ -92,12 +101,14 @@ program
 
 program
   .command('run')
-  .description('boot a system VM (qemu-system-riscv64 style options: -M -m -smp -kernel -initrd -append -bios -nographic)')
+  .description('run a container (IMAGE first, or docker flags) or boot a system VM (qemu-system-riscv64 options: -M -m -smp -kernel -initrd -append -bios -nographic)')
   .helpOption(false)
   .allowUnknownOption(true)
   .allowExcessArguments(true)
   .argument('[qemu-options...]')
   .action(async (args: string[]) => {
+    const { isContainerRun, containerRun } = await import('./container-command.js');
+    if (isContainerRun(args)) { process.exitCode = await containerRun(args); return; }
     const { runCommand } = await import('./run-command.js');
     process.exitCode = await runCommand(args);
   });
@@ -209,6 +220,12 @@ vmCmd.command('qmp').description("send one QMP command object to the VM's monito
   });
 
 registerImageCommands(program);
+{
+  const { registerContainerCommands, isContainerExec, DOCKER_EXEC } = await import('./container-command.js');
+  registerContainerCommands(program);
+  // Docker's `exec CONTAINER CMD` and the process VM's `exec PROGRAM` share the verb (see isContainerExec).
+  if (process.argv[2] === 'exec' && await isContainerExec(process.argv.slice(3))) process.argv[2] = DOCKER_EXEC;
+}
 
 const envError = applyJitEnv(process.env);
 if (envError !== null) {

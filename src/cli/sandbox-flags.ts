@@ -1,6 +1,6 @@
 /**
  * `tsvm exec`'s container options (--lower, --upper, --hostname, --pid-ns,
- * --memory-limit, --pids-limit, --cpus) turned into a ContainerSandbox.
+ * --memory-limit, --pids-limit, --cpus, --workdir, --user) turned into a ContainerSandbox.
  * `--memory` keeps its meaning (the RAM backing each address space); the
  * container's cap, docker's `--memory`, is `--memory-limit`.
  */
@@ -11,12 +11,13 @@ import type { ContainerSandbox } from '../process/sandbox.js';
 export interface SandboxFlags {
   lower: string[]; upper?: string; hostname?: string; pidNs: boolean;
   memoryLimit?: string; pidsLimit?: string; cpus?: string;
+  workdir?: string; user?: string;
 }
 
 /** The sandbox the flags ask for, undefined for none, or a one-line error. */
 export function sandboxFromFlags(o: SandboxFlags): Partial<ContainerSandbox> | undefined | string {
   const any = o.lower.length > 0 || o.upper !== undefined || o.hostname !== undefined || o.pidNs ||
-    o.memoryLimit !== undefined || o.pidsLimit !== undefined || o.cpus !== undefined;
+    o.memoryLimit !== undefined || o.pidsLimit !== undefined || o.cpus !== undefined || o.workdir !== undefined || o.user !== undefined;
   if (!any) return undefined;
   const s: Partial<ContainerSandbox> = { rootLayers: o.lower, pidNamespace: o.pidNs };
   if (o.upper !== undefined) s.upper = o.upper;
@@ -35,6 +36,12 @@ export function sandboxFromFlags(o: SandboxFlags): Partial<ContainerSandbox> | u
     const n = Number(o.cpus);
     if (!/^\d*\.?\d+$/.test(o.cpus) || !(n > 0)) return `--cpus ${o.cpus}: expected a number greater than 0`;
     s.cpus = n;
+  }
+  if (o.workdir !== undefined) s.workdir = o.workdir;
+  if (o.user !== undefined) {
+    const m = /^(\d+)(?::(\d+))?$/.exec(o.user);
+    if (m === null) return `--user ${o.user}: expected UID[:GID] (numbers)`;
+    s.user = { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
   }
   return s;
 }

@@ -14,6 +14,10 @@ import { HostApiError, VmManager, epochMs } from './vm-manager.js';
 import { CONSOLE_PROTOCOL, hostAnswers } from './host-client.js';
 import { ensureSocketDir } from './host-paths.js';
 import { TEST_FAULT_ENV } from './vm-worker-protocol.js';
+import { ContainerEngine } from './containers/engine.js';
+import { ContainerError, defaultContainerDir } from './containers/store.js';
+import { containerRoute, containerUpgrade } from './containers/routes.js';
+import { defaultImageStoreDir } from '../images/oci/layout.js';
 
 /** Largest request body accepted (bytes of JSON). */
 const MAX_BODY = 1 << 20;
@@ -35,6 +39,8 @@ export interface HostOptions {
   idleTax?: number;
   /** --sample-period, ms (default DEFAULT_HOST_ACTIVITY_PERIOD_MS). */
   activityPeriodMs?: number;
+  /** The tsvm CLI script the container runtime runs (`tsvm exec`); default: this process's. */
+  tsvmScript?: string;
 }
 
 /** Parses --pool; an error message or the size in bytes. */
@@ -77,6 +83,8 @@ export class Host {
   readonly memory: HostMemory;
   /** Its VMs. */
   readonly vms: VmManager;
+  /** Its containers (set by start()). */
+  containers!: ContainerEngine;
   private readonly server: http.Server;
   private stopping: Promise<void> | null = null;
   /** Resolves when the host has stopped (API `host/stop`, a signal, or `stop()`). */
@@ -108,6 +116,9 @@ export class Host {
       fs.unlinkSync(sock);
     }
     const host = new Host(options);
+    const script = options.tsvmScript ?? process.argv[1]!;
+    host.containers = await ContainerEngine.open(defaultContainerDir(process.env), defaultImageStoreDir(process.env),
+      { execPath: process.execPath, args: [...process.execArgv, script] }, (line) => { process.stderr.write(`tsvm host: ${line}\n`); });
     const old = process.umask(0o177); // the socket is created 0600
     try {
       await new Promise<void>((resolve, reject) => {
@@ -126,6 +137,7 @@ export class Host {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.server.close();
+      await this.containers.closeAll();
       await this.vms.closeAll();
       this.memory.close();
       this.server.closeAllConnections();
@@ -140,7 +152,7 @@ export class Host {
     try {
       await this.route(req, res, at);
     } catch (e) {
-      const status = e instanceof HostApiError ? e.status : 500;
+      const status = e instanceof HostApiError || e instanceof ContainerError ? e.status : 500;
       const msg = e instanceof Error ? e.message : String(e);
       if (!res.headersSent) send(res, status, { error: msg });
       else res.destroy();
@@ -251,6 +263,8 @@ export class Host {
           return;
         default: bad();
       }
+    } else if (parts[1] === 'containers') {
+      await containerRoute(this.containers, { readBody, send }, method, parts.slice(2), url, req, res);
     } else bad();
   }
 
@@ -260,6 +274,7 @@ export class Host {
       const body = JSON.stringify({ error: msg });
       sock.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     };
+    if (containerUpgrade(this.containers, req, sock, head)) return;
     const m = /^\/v1\/vms\/([^/?]+)\/console$/.exec(req.url ?? '');
     if (m === null) { reject(404, `no route ${req.method ?? ''} ${req.url ?? ''}`); return; }
     if ((req.headers.upgrade ?? '').toLowerCase() !== CONSOLE_PROTOCOL) { reject(400, `upgrade to ${CONSOLE_PROTOCOL} only`); return; }

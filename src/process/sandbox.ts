@@ -27,6 +27,10 @@ export interface ContainerSandbox {
   pidsLimit?: number;
   /** Host CPU share: N cores' worth of time (the VM runs on one thread; N >= 1 changes nothing). */
   cpus?: number;
+  /** The guest's starting directory inside the root (Docker's WorkingDir; created if missing); absent: "/". */
+  workdir?: string;
+  /** The user the first process runs as (Docker's --user, numeric); absent: the host's ids. */
+  user?: { uid: number; gid: number };
 }
 
 /** The limits part of a sandbox, as the kernel keeps it. */
@@ -64,6 +68,10 @@ export function checkSandbox(s: Partial<ContainerSandbox>, host: HostOs): string
   if (s.cpus !== undefined && !(Number.isFinite(s.cpus) && s.cpus > 0 && s.cpus <= 1024)) {
     return 'cpus: expected a number greater than 0';
   }
+  if (s.workdir !== undefined && (!s.workdir.startsWith('/') || s.workdir.includes('\0'))) {
+    return `workdir ${JSON.stringify(s.workdir)}: expected an absolute path`;
+  }
+  if (s.workdir !== undefined && s.upper === undefined) return 'a working directory needs an overlay root (--upper)';
   return null;
 }
 
@@ -83,6 +91,11 @@ export class SandboxHostOs extends DelegatingHostOs {
     // The container's own /tmp: the image's, else a fresh one in the writable layer (mode 1777, as
     // the FHS's /tmp); either way its files land in this container's upper only.
     overlay?.ensureDir('/tmp', 0o1777);
+    // Docker creates a missing WorkingDir (mode 0755), each component in turn.
+    if (overlay !== null && sandbox.workdir !== undefined) {
+      let at = '';
+      for (const part of sandbox.workdir.split('/').filter((p) => p !== '')) { at += '/' + part; overlay.ensureDir(at, 0o755); }
+    }
   }
 
   /** The directory the VFS uses as the guest's root, if the sandbox has one. */
@@ -102,13 +115,17 @@ export class SandboxHostOs extends DelegatingHostOs {
 
   /** The host's ids; in a PID namespace the first process's parent is outside it (ppid 0). */
   override identity(): HostIdentity {
-    const id = this.inner.identity();
+    let id = this.inner.identity();
+    const u = this.sandbox.user;
+    if (u !== undefined) id = { ...id, uid: u.uid, euid: u.uid, gid: u.gid, egid: u.gid, groups: [u.gid] };
     return this.sandbox.pidNamespace === true ? { ...id, ppid: 0 } : id;
   }
 
   /** In a sandbox the guest starts in its root's "/" (Docker's default working directory). */
   override cwd(): string {
-    return this.overlay !== null ? this.overlay.mount : this.inner.cwd();
+    if (this.overlay === null) return this.inner.cwd();
+    const wd = this.sandbox.workdir?.replace(/\/+$/, '') ?? '';
+    return this.overlay.mount + wd;
   }
 }
 

@@ -1,0 +1,426 @@
+/**
+ * The container engine inside the tsvm host: it keeps the records
+ * (store.ts) and runs each started container as a child process of the
+ * host, `tsvm exec` over the overlay of the shared unpacked image (lower)
+ * and the container's own layer (upper), in its own PID namespace, with its
+ * hostname, environment, working directory, user and limits (the process
+ * runtime, src/process/sandbox.ts). One child per container is the fault
+ * isolation: a crash or a runaway ends only that process. The child's
+ * stdout and stderr go to the log and to attached clients, stdin comes
+ * from them (attach.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { OciStore } from '../../images/oci/layout.js';
+import { layerFromDirectory, unpackImage } from '../../images/oci/layer-apply.js';
+import { normalizeReference } from '../../images/oci/reference.js';
+import { ContainerError, ContainerStore, ZERO_TIME, type ContainerConfig, type ContainerRecord } from './store.js';
+import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
+
+/** Docker's default PATH (moby oci/defaults.go DefaultPathEnv for Linux). */
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The line `tsvm exec` prints when the memory limit kills the container (src/process/sandbox-limits.ts). */
+const OOM_LINE = 'tsvm: container killed: out of memory';
+/** Exit code recorded for a container that was running when its host died (Docker shows 255 after a daemon crash). */
+const EXIT_HOST_DIED = 255;
+
+/** Something attached to a running container's output (an attach client or a `logs -f`). */
+export interface OutputSink {
+  /** Receives framed output; `null` at the end, with the exit status. */
+  write(stream: number, data: Buffer): void;
+  end(status: number): void;
+}
+
+/** A running runtime process (the container's, or an exec's). */
+interface Running {
+  child: ChildProcess;
+  sinks: Set<OutputSink>;
+  exited: Promise<number>;
+  oom: boolean;
+  /** The log file's descriptor (written synchronously, so `logs -f` reads then follows without a gap), or null. */
+  log: number | null;
+}
+
+/** What `create` takes (the API body of POST /v1/containers, checked). */
+export interface CreateRequest {
+  image: string;
+  name?: string;
+  cmd?: string[];
+  entrypoint?: string[];
+  env: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  tty: boolean;
+  openStdin: boolean;
+  memory: number;
+  cpus: number;
+  pidsLimit: number;
+  ports: string[];
+  volumes: string[];
+  runtime: string;
+  autoRemove: boolean;
+}
+
+const now = (): string => new Date().toISOString();
+
+/** How the host runs `tsvm`: node, its flags, the CLI script. */
+export interface TsvmCommand { execPath: string; args: string[] }
+
+/** The container engine (see the module comment). */
+export class ContainerEngine {
+  private readonly running = new Map<string, Running>();
+  private readonly execs = new Map<string, Set<ChildProcess>>();
+  private readonly unpacking = new Map<string, Promise<void>>();
+
+  private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string) {}
+
+  /**
+   * Opens the records. Containers recorded as running belong to a host that
+   * died: their leftover runtime processes are killed and they become exited.
+   */
+  static async open(dir: string, imageDir: string, tsvm: TsvmCommand, warn: (line: string) => void): Promise<ContainerEngine> {
+    const e = new ContainerEngine(ContainerStore.open(dir, warn), tsvm, imageDir);
+    for (const r of e.store.all()) {
+      if (r.State.Status !== 'running' && r.State.Status !== 'paused' && r.State.Status !== 'restarting') continue;
+      if (r.State.Pid > 0 && isOurs(r.State.Pid, r.UpperDir)) { try { process.kill(r.State.Pid, 'SIGKILL'); } catch { /* gone */ } }
+      Object.assign(r.State, { Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: EXIT_HOST_DIED, FinishedAt: now(), Error: 'the tsvm host stopped while the container ran' });
+      await e.store.save(r);
+    }
+    return e;
+  }
+
+  private async images(): Promise<OciStore> { return OciStore.open(this.imageDir); }
+
+  /** Creates a container (not started); 404 for an unknown image, 409 for a name in use. */
+  async create(req: CreateRequest): Promise<ContainerRecord> {
+    if (req.runtime !== 'process') {
+      throw new ContainerError(400, `--runtime ${req.runtime}: only the process runtime runs containers so far (the vm runtime is not built yet)`);
+    }
+    const name = this.store.chooseName(req.name);
+    const images = await this.images();
+    let img;
+    try { img = await images.resolve(req.image); } catch (e) {
+      throw new ContainerError(404, `no such image: ${req.image} (${(e as Error).message.split('\n')[0]!})`);
+    }
+    const ic = img.config.config ?? {};
+    const entrypoint = req.entrypoint ?? ic.Entrypoint ?? [];
+    const cmd = req.cmd !== undefined && req.cmd.length > 0 ? req.cmd : (req.entrypoint !== undefined ? [] : ic.Cmd ?? []);
+    const argv = [...entrypoint, ...cmd];
+    if (argv.length === 0) throw new ContainerError(400, 'no command specified (the image has no Cmd or Entrypoint)');
+    const id = this.store.newId();
+    const env = mergeEnv(ic.Env ?? [], req.env);
+    const config: ContainerConfig = {
+      Cmd: cmd, Entrypoint: entrypoint, Env: env, WorkingDir: req.workdir ?? ic.WorkingDir ?? '', User: req.user ?? ic.User ?? '',
+      Hostname: req.hostname ?? id.slice(0, 12), Tty: req.tty, OpenStdin: req.openStdin, Runtime: req.runtime,
+      Memory: req.memory, NanoCpus: Math.round(req.cpus * 1e9), PidsLimit: req.pidsLimit,
+      PortBindings: req.ports, Binds: req.volumes, AutoRemove: req.autoRemove,
+    };
+    const lower = this.store.rootfsDir(img.configDigest);
+    await this.unpack(images, img.configDigest, req.image, lower);
+    const dir = this.store.containerDir(id);
+    const rec: ContainerRecord = {
+      Id: id, Name: '/' + name, Created: now(), ImageName: img.ref ?? req.image, Image: img.configDigest, ImageDigest: img.desc.digest,
+      Path: argv[0]!, Args: argv.slice(1), Config: config,
+      State: { Status: 'created', Running: false, Paused: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME },
+      RestartCount: 0, LowerDir: lower, UpperDir: path.join(dir, 'upper'), LogPath: path.join(dir, 'log.jsonl'),
+    };
+    if (config.User !== '') resolveUser(config.User, lower); // a bad user fails create, as docker's does at start
+    await this.store.add(rec);
+    return rec;
+  }
+
+  /** Unpacks image `digest` once into `dest` (a temp directory renamed into place). */
+  private async unpack(images: OciStore, digest: string, ref: string, dest: string): Promise<void> {
+    if (fs.existsSync(dest)) return;
+    let p = this.unpacking.get(digest);
+    if (p === undefined) {
+      p = (async () => {
+        const tmp = `${dest}.tmp-${process.pid}`;
+        await fsp.rm(tmp, { recursive: true, force: true });
+        await fsp.mkdir(tmp, { recursive: true });
+        try {
+          await unpackImage(images, ref, tmp);
+          await fsp.rename(tmp, dest);
+        } catch (e) {
+          await fsp.rm(tmp, { recursive: true, force: true });
+          throw new ContainerError(500, `cannot unpack ${ref}: ${(e as Error).message.split('\n')[0]!}`);
+        }
+      })();
+      this.unpacking.set(digest, p);
+      void p.catch(() => {}).finally(() => this.unpacking.delete(digest));
+    }
+    await p;
+  }
+
+  /** `tsvm exec` arguments for running `argv` in container `r`. */
+  private execArgs(r: ContainerRecord, argv: string[], pidNs: boolean): string[] {
+    const c = r.Config;
+    const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname];
+    if (pidNs) a.push('--pid-ns');
+    if (c.WorkingDir !== '') a.push('--workdir', c.WorkingDir);
+    if (c.User !== '') { const u = resolveUser(c.User, r.LowerDir); a.push('--user', `${u.uid}:${u.gid}`); }
+    if (c.Memory > 0) a.push('--memory-limit', String(c.Memory));
+    if (c.PidsLimit > 0) a.push('--pids-limit', String(c.PidsLimit));
+    if (c.NanoCpus > 0) a.push('--cpus', String(c.NanoCpus / 1e9));
+    // The pty hook: once `tsvm exec --tty` exists (the process VM's emulated terminal), a container
+    // with Config.Tty runs with it here; until then -t runs with pipes.
+    for (const kv of containerEnv(r)) a.push('--env', kv);
+    a.push('--', ...argv);
+    return a;
+  }
+
+  /** Spawns a runtime process; its output goes to `sinks` (and the log when `log`). */
+  private spawnRuntime(r: ContainerRecord, argv: string[], pidNs: boolean, log: number | null): Running {
+    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, pidNs), { stdio: ['pipe', 'pipe', 'pipe'], env: runtimeEnv() });
+    const run: Running = { child, sinks: new Set(), exited: Promise.resolve(0), oom: false, log };
+    const out = (stream: number) => (b: Buffer): void => {
+      if (stream === STREAM_STDERR && b.includes(OOM_LINE)) run.oom = true;
+      if (run.log !== null) writeLog(run.log, stream, b);
+      for (const s of run.sinks) s.write(stream, b);
+    };
+    child.stdout!.on('data', out(STREAM_STDOUT));
+    child.stderr!.on('data', out(STREAM_STDERR));
+    child.stdin!.on('error', () => { /* the container may exit without reading stdin */ });
+    run.exited = new Promise((resolve) => {
+      let streams = 0;
+      let status = -1;
+      const done = (): void => { if (++streams === 3) resolve(status); };
+      child.stdout!.on('close', done);
+      child.stderr!.on('close', done);
+      child.on('exit', (code, sig) => { status = code ?? 128 + (sig !== null ? os.constants.signals[sig] : 0); done(); });
+      child.on('error', (e) => { out(STREAM_STDERR)(Buffer.from(`tsvm: cannot run the runtime: ${e.message}\n`)); status = 125; streams = 2; done(); });
+    });
+    return run;
+  }
+
+  /** Starts container `ref` (a no-op if it runs); `before` runs once the process exists, ahead of any output. */
+  async start(ref: string, before?: (run: { sinks: Set<OutputSink> }) => void): Promise<ContainerRecord> {
+    const r = this.store.find(ref);
+    if (this.running.has(r.Id)) { if (before) before(this.running.get(r.Id)!); return r; }
+    const log = fs.openSync(r.LogPath, 'a', 0o600);
+    let run: Running;
+    try { run = this.spawnRuntime(r, [r.Path, ...r.Args], true, log); } catch (e) {
+      fs.closeSync(log);
+      throw e instanceof ContainerError ? e : new ContainerError(500, (e as Error).message);
+    }
+    before?.(run);
+    this.running.set(r.Id, run);
+    Object.assign(r.State, { Status: 'running', Running: true, Paused: false, OOMKilled: false, Dead: false, Pid: run.child.pid ?? 0, ExitCode: 0, Error: '', StartedAt: now(), FinishedAt: ZERO_TIME });
+    await this.store.save(r);
+    void run.exited.then(async (status) => {
+      this.running.delete(r.Id);
+      Object.assign(r.State, { Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: status, OOMKilled: run.oom, FinishedAt: now() });
+      fs.closeSync(log);
+      await this.store.save(r).catch(() => {});
+      if (r.Config.AutoRemove) await this.store.remove(r.Id).catch(() => {});
+      for (const s of run.sinks) s.end(status);
+      run.sinks.clear();
+    });
+    return r;
+  }
+
+  /** The running process of a container, or null. */
+  runningOf(id: string): { sinks: Set<OutputSink>; child: ChildProcess; exited: Promise<number> } | null {
+    return this.running.get(id) ?? null;
+  }
+
+  /** Resolves once container `id` has ended, with its status (at once if it does not run). */
+  async wait(id: string): Promise<number> {
+    const run = this.running.get(id);
+    if (run === undefined) return this.store.find(id).State.ExitCode;
+    await run.exited;
+    // the exit handler saves the record after `exited`: let it run
+    await new Promise((r) => setImmediate(r));
+    return this.store.find(id).State.ExitCode;
+  }
+
+  /** Stops a container: SIGTERM, then SIGKILL after `timeoutS` seconds. A stopped one is left alone. */
+  async stop(ref: string, timeoutS: number): Promise<ContainerRecord> {
+    const r = this.store.find(ref);
+    const run = this.running.get(r.Id);
+    if (run === undefined) return r;
+    run.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const killed = new Promise<void>((res) => { timer = setTimeout(() => { run.child.kill('SIGKILL'); res(); }, timeoutS * 1000); });
+    await Promise.race([run.exited, killed]);
+    clearTimeout(timer);
+    await this.wait(r.Id);
+    return r;
+  }
+
+  /** Sends `signal` to a running container; 409 if it does not run. */
+  async kill(ref: string, signal: string): Promise<ContainerRecord> {
+    const r = this.store.find(ref);
+    const sig = parseSignal(signal);
+    if (sig === null) throw new ContainerError(400, `invalid signal: ${signal}`);
+    const run = this.running.get(r.Id);
+    if (run === undefined) throw new ContainerError(409, `cannot kill container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is not running`);
+    run.child.kill(sig);
+    if (sig === 'SIGKILL') await this.wait(r.Id);
+    return r;
+  }
+
+  /** Removes a container; a running one only with `force` (then killed first). */
+  async remove(ref: string, force: boolean): Promise<string> {
+    const r = this.store.find(ref);
+    const run = this.running.get(r.Id);
+    if (run !== undefined) {
+      if (!force) throw new ContainerError(409, `cannot remove container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is running: stop the container before removing it or use -f`);
+      r.Config.AutoRemove = false;
+      run.child.kill('SIGKILL');
+      await this.wait(r.Id);
+    }
+    for (const c of this.execs.get(r.Id) ?? []) c.kill('SIGKILL');
+    await this.store.remove(r.Id);
+    return r.Id;
+  }
+
+  /** Runs `argv` as a new runtime process over the container's layer (`exec`); the container must run. */
+  exec(ref: string, argv: string[]): { run: { sinks: Set<OutputSink>; child: ChildProcess; exited: Promise<number> } } {
+    const r = this.store.find(ref);
+    if (!this.running.has(r.Id)) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
+    if (argv.length === 0) throw new ContainerError(400, 'exec needs a command');
+    // A second process VM over the same layers, not a process joining the first VM's PID namespace.
+    const run = this.spawnRuntime(r, argv, false, null);
+    const set = this.execs.get(r.Id) ?? new Set<ChildProcess>();
+    set.add(run.child);
+    this.execs.set(r.Id, set);
+    void run.exited.then((status) => {
+      set.delete(run.child);
+      for (const s of run.sinks) s.end(status);
+      run.sinks.clear();
+    });
+    return { run };
+  }
+
+  /** The host processes running a container's VMs (its own, then its execs'). */
+  pids(ref: string): { pid: number; cmd: string }[] {
+    const r = this.store.find(ref);
+    const run = this.running.get(r.Id);
+    if (run === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
+    const out = [{ pid: run.child.pid ?? 0, cmd: [r.Path, ...r.Args].join(' ') }];
+    for (const c of this.execs.get(r.Id) ?? []) out.push({ pid: c.pid ?? 0, cmd: c.spawnargs.slice(c.spawnargs.indexOf('--') + 1).join(' ') });
+    return out;
+  }
+
+  /** `commit`: the container's layer becomes a new image on top of its image's layers; the new image's ID. */
+  async commit(ref: string, repo: string | null): Promise<string> {
+    const r = this.store.find(ref);
+    const target = repo === null ? null : normalizeOrThrow(repo);
+    const images = await this.images();
+    let base;
+    try { base = await images.resolve(r.Image); } catch {
+      throw new ContainerError(409, `the image of container ${r.Id.slice(0, 12)} (${r.ImageName}) is no longer in the store`);
+    }
+    const layer = await layerFromDirectory(r.UpperDir, { store: images, uid: 0, gid: 0 });
+    const cfg = structuredClone(base.config);
+    cfg.created = now();
+    cfg.config = { ...(cfg.config ?? {}), Cmd: r.Config.Cmd, Entrypoint: r.Config.Entrypoint.length > 0 ? r.Config.Entrypoint : null, Env: r.Config.Env };
+    if (r.Config.WorkingDir !== '') cfg.config.WorkingDir = r.Config.WorkingDir;
+    cfg.rootfs = { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffId] };
+    cfg.history = [...(cfg.history ?? []), { created: cfg.created, created_by: `tsvm commit ${r.Id.slice(0, 12)}` }];
+    const desc = await images.addImage(target, { config: cfg, layers: [...base.manifest.layers, layer.desc] });
+    return ((await images.readJson(desc.digest, 'the new manifest')) as { config: { digest: string } }).config.digest;
+  }
+
+  /** Kills every running container (the host is stopping); they are recorded as exited. */
+  async closeAll(): Promise<void> {
+    const ids = [...this.running.keys()];
+    for (const set of this.execs.values()) for (const c of set) c.kill('SIGKILL');
+    for (const id of ids) this.running.get(id)?.child.kill('SIGKILL');
+    await Promise.all(ids.map((id) => this.wait(id).catch(() => 0)));
+  }
+}
+
+/** The environment of the runtime child: the host's, which `tsvm exec` keeps from the guest (it gets --env). */
+function runtimeEnv(): NodeJS.ProcessEnv {
+  return { ...process.env };
+}
+
+/** The environment inside a container: its Env, plus Docker's defaults (PATH, HOSTNAME, HOME). */
+function containerEnv(r: ContainerRecord): string[] {
+  const env = [...r.Config.Env];
+  const has = (k: string): boolean => env.some((kv) => kv.startsWith(k + '='));
+  if (!has('PATH')) env.unshift(DEFAULT_PATH);
+  if (!has('HOSTNAME')) env.push(`HOSTNAME=${r.Config.Hostname}`);
+  if (!has('HOME')) env.push('HOME=/root');
+  return env;
+}
+
+/** The image's Env with the user's `-e` on top (a name alone takes the variable's value from nowhere: dropped). */
+function mergeEnv(image: string[], user: string[]): string[] {
+  const m = new Map<string, string>();
+  for (const kv of [...image, ...user]) {
+    const i = kv.indexOf('=');
+    if (i > 0) m.set(kv.slice(0, i), kv);
+  }
+  return [...m.values()];
+}
+
+/** Appends output to the log: one JSON line per line of output (Docker's json-file: {log, stream, time}). */
+function writeLog(log: number, stream: number, b: Buffer): void {
+  const time = now();
+  const s = stream === STREAM_STDERR ? 'stderr' : 'stdout';
+  const text = b.toString('utf8');
+  let out = '';
+  for (const line of text.split(/(?<=\n)/)) if (line !== '') out += JSON.stringify({ log: line, stream: s, time }) + '\n';
+  try { fs.writeSync(log, out); } catch { /* a full disk loses log lines, not the container */ }
+}
+
+/** Resolves a Docker --user (NAME|UID[:GROUP|GID]) against the image's /etc/passwd and /etc/group. */
+export function resolveUser(user: string, rootfs: string): { uid: number; gid: number } {
+  const [u, g] = user.split(':', 2) as [string, string | undefined];
+  const table = (file: string): string[][] => {
+    try { return fs.readFileSync(path.join(rootfs, 'etc', file), 'utf8').split('\n').map((l) => l.split(':')); } catch { return []; }
+  };
+  let uid: number, gid: number;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    gid = Number(table('passwd').find((p) => p[2] === u)?.[3] ?? u);
+  } else {
+    const p = table('passwd').find((e) => e[0] === u);
+    if (p === undefined) {
+      if (u !== 'root') throw new ContainerError(400, `unable to find user ${u}: no matching entries in passwd file`);
+      uid = 0; gid = 0;
+    } else { uid = Number(p[2]); gid = Number(p[3]); }
+  }
+  if (g !== undefined) {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const e = table('group').find((x) => x[0] === g);
+      if (e === undefined) throw new ContainerError(400, `unable to find group ${g}: no matching entries in group file`);
+      gid = Number(e[2]);
+    }
+  }
+  return { uid, gid };
+}
+
+/** A signal name (KILL, SIGKILL) or number, as the host's kill(2) takes it; null if unknown. */
+export function parseSignal(s: string): NodeJS.Signals | null {
+  const sigs = os.constants.signals as Record<string, number>;
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    const name = Object.keys(sigs).find((k) => sigs[k] === n);
+    return (name as NodeJS.Signals | undefined) ?? null;
+  }
+  const name = (s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : 'SIG' + s.toUpperCase());
+  return name in sigs ? name as NodeJS.Signals : null;
+}
+
+function normalizeOrThrow(ref: string): string {
+  try { return normalizeReference(ref); } catch (e) { throw new ContainerError(400, (e as Error).message.split('\n')[0]!); }
+}
+
+/** Whether host process `pid` is a runtime process of the container whose layer is `upper`. */
+function isOurs(pid: number, upper: string): boolean {
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(upper); } catch { return false; }
+}
+
+/** Exit frames and output frames for a sink that writes to a socket. */
+export function socketSink(write: (b: Buffer) => void, end: () => void): OutputSink {
+  return { write: (stream, data) => write(frame(stream, data)), end: (status) => { write(exitFrame(status)); end(); } };
+}

@@ -1,0 +1,252 @@
+/**
+ * The host API's container routes (docs/api.md "Containers"): JSON
+ * requests for the records and the lifecycle, a framed byte stream for
+ * logs (frames.ts), and an HTTP upgrade for attach and exec (raw stdin
+ * from the client, frames to it, the exit status last).
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ContainerError, type ContainerRecord } from './store.js';
+import { socketSink, type ContainerEngine, type CreateRequest, type OutputSink } from './engine.js';
+import { ATTACH_PROTOCOL, STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
+
+type Json = Record<string, unknown>;
+/** The content type of a framed stream response. */
+export const STREAM_CONTENT_TYPE = 'application/vnd.tsvm.stream';
+/** Exit status for a tsvm error (issue 15 point 2). */
+const EXIT_TSVM_ERROR = 125;
+/** The most seconds `stop -t` may wait (a day). */
+const MAX_STOP_S = 86_400;
+
+/** How routes read bodies and reply (the host server's helpers). */
+export interface RouteIo {
+  readBody(req: http.IncomingMessage): Promise<Json>;
+  send(res: http.ServerResponse, status: number, body: unknown): void;
+}
+
+const bad = (msg: string): never => { throw new ContainerError(400, msg); };
+const str = (b: Json, k: string): string | undefined => {
+  const v = b[k];
+  if (v === undefined || v === null) return undefined;
+  return typeof v === 'string' ? v : bad(`'${k}' must be a string`);
+};
+const strs = (b: Json, k: string): string[] | undefined => {
+  const v = b[k];
+  if (v === undefined || v === null) return undefined;
+  return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v as string[] : bad(`'${k}' must be an array of strings`);
+};
+const num = (b: Json, k: string, max: number): number => {
+  const v = b[k];
+  if (v === undefined || v === null) return 0;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= max ? v : bad(`'${k}' must be a number from 0 to ${max}`);
+};
+const bool = (b: Json, k: string): boolean => {
+  const v = b[k];
+  if (v === undefined) return false;
+  return typeof v === 'boolean' ? v : bad(`'${k}' must be true or false`);
+};
+
+/** Checks a create body. */
+function createRequest(b: Json): CreateRequest {
+  const image = str(b, 'image') ?? bad("'image' is required");
+  return {
+    image, name: str(b, 'name'), cmd: strs(b, 'cmd'), entrypoint: strs(b, 'entrypoint'), env: strs(b, 'env') ?? [],
+    workdir: str(b, 'workdir'), user: str(b, 'user'), hostname: str(b, 'hostname'), tty: bool(b, 'tty'), openStdin: bool(b, 'openStdin'),
+    memory: num(b, 'memory', Number.MAX_SAFE_INTEGER), cpus: num(b, 'cpus', 1024), pidsLimit: num(b, 'pidsLimit', 1 << 22),
+    ports: strs(b, 'ports') ?? [], volumes: strs(b, 'volumes') ?? [], runtime: str(b, 'runtime') ?? 'process', autoRemove: bool(b, 'autoRemove'),
+  };
+}
+
+/** A log entry as the file holds it. */
+interface LogEntry { log: string; stream: string; time: string }
+
+/** The container routes under /v1/containers; `parts` follows "containers". */
+export async function containerRoute(engine: ContainerEngine, io: RouteIo, method: string, parts: string[], url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const only = (m: string): void => { if (method !== m) throw new ContainerError(405, `${url.pathname} takes ${m}, not ${method}`); };
+  const flag = (k: string): boolean => ['1', 'true'].includes(url.searchParams.get(k) ?? '');
+  if (parts.length === 0) {
+    if (method === 'GET') {
+      const all = flag('all');
+      io.send(res, 200, engine.store.all().filter((r) => all || r.State.Running).sort((a, b) => b.Created.localeCompare(a.Created)));
+      return;
+    }
+    only('POST');
+    const rec = await engine.create(createRequest(await io.readBody(req)));
+    io.send(res, 201, { Id: rec.Id, Name: rec.Name });
+    return;
+  }
+  const ref = parts[0]!;
+  const action = parts.length === 2 ? parts[1]! : parts.length === 1 ? '' : bad(`no route ${method} ${url.pathname}`);
+  switch (action) {
+    case '':
+      if (method === 'DELETE') { io.send(res, 200, { removed: await engine.remove(ref, flag('force')) }); return; }
+      only('GET');
+      io.send(res, 200, engine.store.find(ref));
+      return;
+    case 'start': only('POST'); await io.readBody(req); io.send(res, 200, await engine.start(ref)); return;
+    case 'stop': case 'restart': {
+      only('POST');
+      const b = await io.readBody(req);
+      const t = b['t'] === undefined ? 10 : num(b, 't', MAX_STOP_S);
+      const r = await engine.stop(ref, t);
+      io.send(res, 200, action === 'restart' ? await engine.start(r.Id) : r);
+      return;
+    }
+    case 'kill': {
+      only('POST');
+      const b = await io.readBody(req);
+      io.send(res, 200, await engine.kill(ref, str(b, 'signal') ?? 'KILL'));
+      return;
+    }
+    case 'wait': only('POST'); await io.readBody(req); io.send(res, 200, { StatusCode: await engine.wait(engine.store.find(ref).Id) }); return;
+    case 'commit': {
+      only('POST');
+      const b = await io.readBody(req);
+      io.send(res, 201, { Id: await engine.commit(ref, str(b, 'repo') ?? null) });
+      return;
+    }
+    case 'top': {
+      only('GET');
+      io.send(res, 200, { Titles: ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'], Processes: engine.pids(ref).map((p) => topRow(p.pid, p.cmd)) });
+      return;
+    }
+    case 'stats': { only('GET'); io.send(res, 200, await stats(engine, engine.store.find(ref))); return; }
+    case 'logs': { only('GET'); logs(engine, engine.store.find(ref), url, res); return; }
+    default: bad(`no route ${method} ${url.pathname}`);
+  }
+}
+
+/** `logs`: the log's entries (the last `tail`), then with `follow` the live output until the container ends. */
+function logs(engine: ContainerEngine, r: ContainerRecord, url: URL, res: http.ServerResponse): void {
+  const tailText = url.searchParams.get('tail') ?? 'all';
+  if (tailText !== 'all' && !/^\d+$/.test(tailText)) bad(`--tail ${tailText}: expected a number or all`);
+  const ts = ['1', 'true'].includes(url.searchParams.get('timestamps') ?? '');
+  const follow = ['1', 'true'].includes(url.searchParams.get('follow') ?? '');
+  let entries: LogEntry[] = [];
+  try {
+    entries = fs.readFileSync(r.LogPath, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogEntry);
+  } catch { /* no log yet */ }
+  if (tailText !== 'all') entries = Number(tailText) === 0 ? [] : entries.slice(-Number(tailText));
+  res.writeHead(200, { 'content-type': STREAM_CONTENT_TYPE });
+  const put = (stream: number, text: string, time: string): void => { res.write(frame(stream, Buffer.from(ts ? `${time} ${text}` : text))); };
+  for (const e of entries) put(e.stream === 'stderr' ? STREAM_STDERR : STREAM_STDOUT, e.log, e.time);
+  const run = follow ? engine.runningOf(r.Id) : null;
+  if (run === null) { res.end(); return; }
+  const sink: OutputSink = {
+    write: (stream, data) => {
+      const time = new Date().toISOString();
+      for (const line of data.toString('utf8').split(/(?<=\n)/)) if (line !== '') put(stream, line, time);
+    },
+    end: (status) => { res.end(exitFrame(status)); },
+  };
+  run.sinks.add(sink);
+  res.on('close', () => { run.sinks.delete(sink); });
+}
+
+/** One `top` row for host process `pid` from /proc (proc(5) /proc/pid/stat and status). */
+function topRow(pid: number, cmd: string): string[] {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+    const hz = 100; // USER_HZ on Linux (proc(5): times in clock ticks, sysconf(_SC_CLK_TCK) = 100)
+    const secs = Math.floor((Number(f[11]) + Number(f[12])) / hz); // fields 14, 15: utime, stime
+    const time = [Math.floor(secs / 3600), Math.floor(secs / 60) % 60, secs % 60].map((n) => String(n).padStart(2, '0')).join(':');
+    const bootMs = Date.now() - Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+    const started = new Date(bootMs + Number(f[19]) / hz * 1000); // field 22: starttime
+    return [uid, String(pid), f[1] ?? '?', '0', started.toISOString().slice(11, 16), '?', time, cmd];
+  } catch { return ['?', String(pid), '?', '0', '?', '?', '?', cmd]; }
+}
+
+/** `stats`: CPU share over a short sample, resident memory, tasks, of the runtime processes. */
+async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json> {
+  const base = { Id: r.Id, Name: r.Name.slice(1), MemoryLimit: r.Config.Memory, Running: r.State.Running };
+  if (!r.State.Running) return { ...base, CpuPercent: 0, MemoryUsage: 0, Pids: 0 };
+  const procs = engine.pids(r.Id);
+  const ticks = (): number => procs.reduce((n, p) => {
+    try {
+      const s = fs.readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      return n + Number(f[11]) + Number(f[12]);
+    } catch { return n; }
+  }, 0);
+  const sampleMs = 500;
+  const t0 = ticks();
+  await new Promise((res) => setTimeout(res, sampleMs));
+  const cpu = (ticks() - t0) / 100 / (sampleMs / 1000) * 100; // USER_HZ 100 (proc(5))
+  let rss = 0;
+  for (const p of procs) {
+    try { rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024; } catch { /* ended */ }
+  }
+  return { ...base, CpuPercent: Math.round(cpu * 100) / 100, MemoryUsage: rss, Pids: procs.length };
+}
+
+/**
+ * The attach and exec streams: `GET /v1/containers/REF/attach` (query
+ * stdin=1 to forward input, closeStdin=1 to close the container's stdin
+ * when the client half-closes, start=1 to start it too) and
+ * `GET /v1/containers/REF/exec?cmd=JSON`, with `Upgrade: tsvm-attach`.
+ * Returns false when the URL is not a container stream.
+ */
+export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMessage, sock: Duplex, head: Buffer): boolean {
+  const url = new URL(req.url ?? '/', 'http://host');
+  const m = /^\/v1\/containers\/([^/]+)\/(attach|exec)$/.exec(url.pathname);
+  if (m === null) return false;
+  const reject = (status: number, msg: string): void => {
+    const body = JSON.stringify({ error: msg });
+    sock.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  };
+  if ((req.headers.upgrade ?? '').toLowerCase() !== ATTACH_PROTOCOL) { reject(400, `upgrade to ${ATTACH_PROTOCOL} only`); return true; }
+  const flag = (k: string): boolean => ['1', 'true'].includes(url.searchParams.get(k) ?? '');
+  void (async () => {
+    const sink = socketSink((b) => { if (!sock.destroyed) sock.write(b); }, () => { sock.end(); });
+    const upgraded = (): void => { sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${ATTACH_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`); };
+    let r: ContainerRecord;
+    let run: { sinks: Set<OutputSink>; child: import('node:child_process').ChildProcess; exited: Promise<number> } | null;
+    try {
+      r = engine.store.find(decodeURIComponent(m[1]!));
+      if (m[2] === 'exec') {
+        let argv: unknown;
+        try { argv = JSON.parse(url.searchParams.get('cmd') ?? '[]'); } catch { argv = null; }
+        if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new ContainerError(400, "'cmd' must be a JSON array of strings");
+        run = engine.exec(r.Id, argv as string[]).run;
+        upgraded();
+        run.sinks.add(sink);
+      } else if (flag('start') && !r.State.Running) {
+        upgraded();
+        try {
+          await engine.start(r.Id, (x) => { x.sinks.add(sink); });
+        } catch (e) {
+          sink.write(STREAM_STDERR, Buffer.from(`tsvm: ${(e as Error).message}\n`));
+          sink.end(EXIT_TSVM_ERROR);
+          return;
+        }
+        run = engine.runningOf(r.Id);
+        if (run === null) return; // it ended already; the sink had its exit frame
+      } else {
+        run = engine.runningOf(r.Id);
+        if (run === null) throw new ContainerError(409, `you cannot attach to a stopped container ${r.Name.slice(1)}: start it first`);
+        upgraded();
+        run.sinks.add(sink);
+      }
+    } catch (e) {
+      reject(e instanceof ContainerError ? e.status : 500, (e as Error).message);
+      return;
+    }
+    (sock as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true; // the client's end of input must not end our output
+    const child = run.child;
+    const withStdin = m[2] === 'exec' ? flag('stdin') : flag('stdin') && r.Config.OpenStdin;
+    const toStdin = (b: Buffer): void => { if (withStdin && child.stdin?.writable === true) child.stdin.write(b); };
+    if (head.length > 0) toStdin(head);
+    sock.on('data', toStdin);
+    sock.on('end', () => { if (withStdin && (flag('closeStdin') || m[2] === 'exec')) child.stdin?.end(); });
+    // An exec without input gets EOF at once, as `docker exec` without -i does.
+    if (m[2] === 'exec' && !withStdin) child.stdin?.end();
+    const live = run;
+    const gone = (): void => { live.sinks.delete(sink); };
+    sock.on('close', gone);
+    sock.on('error', () => { gone(); sock.destroy(); });
+  })();
+  return true;
+}
