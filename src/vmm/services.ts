@@ -11,6 +11,7 @@ import type { BlockBackend } from '../devices/virtio/block-backend.js';
 import type { NetBackend } from '../devices/virtio/net-backend.js';
 import type { CharBackend, Clock } from '../devices/device.js';
 import type { QemuOpts } from './qemu-opts.js';
+import type { HostOs } from '../process/host-os.js';
 import type { QmpAddress, QmpMonitor } from './qmp.js';
 
 /** What the VMM's run loop needs from its host: waits, yields and a clock. */
@@ -44,12 +45,14 @@ export interface DiskImage {
 /** Opens the host side of one -netdev; throws OptsError for unusable options (one line). */
 export type NetdevOpener = (netdev: QemuOpts) => NetBackend;
 
-/** The host services device factories use (-drive images, -netdev backends). */
+/** The host services device factories use (-drive images, -netdev backends, -fsdev shares). */
 export interface DeviceServices {
   /** Opens a -drive image; throws a one-line error naming the file. */
   openDisk(file: string, opts: DiskOpenOptions): DiskImage;
   /** Opens a -netdev backend. */
   openNetdev: NetdevOpener;
+  /** Host file services for virtio-fs shares (-fsdev); absent: virtio-fs is unavailable. */
+  fileHost?: HostOs;
 }
 
 /** The guest console on the host: output for the UART, input and escape handlers, and the run loop's waits. */
