@@ -19,8 +19,8 @@ import { passthroughBackend, overlayBackend } from './fs-host.js';
 import { OptsError, boolProp, type QemuOpts } from './qemu-opts.js';
 
 /** -fsdev properties per backend type, and -device virtio-fs-device properties. */
-const LOCAL_PROPS = new Set(['type', 'id', 'path', 'readonly', 'security_model']);
-const OVERLAY_PROPS = new Set(['type', 'id', 'lower', 'upper']);
+const LOCAL_PROPS = new Set(['id', 'path', 'readonly', 'security_model']);
+const OVERLAY_PROPS = new Set(['id', 'lower', 'upper']);
 const DEVICE_PROPS = new Set(['fsdev', 'tag', 'id']);
 
 function checkProps(o: QemuOpts, allowed: Set<string>, what: string): void {
@@ -41,7 +41,7 @@ function hostDir(os: HostOs, dir: string | undefined, what: string, key: string)
 
 /** Opens the backend an -fsdev describes. */
 function openFsdev(fsdev: QemuOpts, os: HostOs): FsBackend {
-  const what = `-fsdev ${fsdev.text}`, type = fsdev.props.get('type');
+  const what = `-fsdev ${fsdev.text}`, type = fsdev.type;
   if (type === 'local') {
     checkProps(fsdev, LOCAL_PROPS, '-fsdev');
     const model = fsdev.props.get('security_model') ?? 'passthrough';
@@ -55,7 +55,7 @@ function openFsdev(fsdev: QemuOpts, os: HostOs): FsBackend {
     const lowers = lower.split(':').map((d) => hostDir(os, d, what, 'lower'));
     return overlayBackend(os, lowers, hostDir(os, fsdev.props.get('upper'), what, 'upper'));
   }
-  throw new OptsError(`${what}: unknown fsdev type '${type ?? ''}' (local or overlay)`);
+  throw new OptsError(`${what}: unknown fsdev type '${type}' (local or overlay)`);
 }
 
 /** Builds `-device virtio-fs-device,fsdev=ID,tag=TAG` on its -fsdev. */
