@@ -440,8 +440,8 @@ export class VirtioFs implements VirtioDevice {
     dv.setUint32(4, P.FUSE_KERNEL_MINOR_VERSION, true);
     dv.setUint32(8, Math.min(readahead, FS_MAX_WRITE), true);
     dv.setUint32(12, flags & P.FUSE_INIT_OFFERED, true);
-    dv.setUint16(16, 16, true); // max_background
-    dv.setUint16(18, 12, true); // congestion_threshold
+    dv.setUint16(16, 16, true); // max_background: tsvm's choice (libfuse's default, FUSE_DEFAULT_MAX_BACKGROUND 12 in the kernel)
+    dv.setUint16(18, 12, true); // congestion_threshold: three quarters of max_background, as the kernel derives it
     dv.setUint32(20, FS_MAX_WRITE, true); // max_write
     dv.setUint32(24, 1, true); // time_gran: nanoseconds
     dv.setUint16(28, MAX_PAGES, true); // max_pages
