@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { openDiskImage, Qcow2Image } from '../images/qcow2.js';
 import { ensureDefaultGuest } from '../images/default-guest.js';
 import { nodeFileHost } from './file-io.js';
+import { NodeHostOs } from './node-host-os.js';
 import { openNetdev } from './net-socket.js';
 import { openChardev } from './chardev-socket.js';
 import { HostConsole, hostClock } from './console.js';
@@ -20,8 +21,8 @@ function openDisk(file: string, opts: DiskOpenOptions): DiskImage {
   return { backend: image, clusterSize: image instanceof Qcow2Image ? image.header.clusterSize : null };
 }
 
-/** The device services on Node: disk images, -netdev and -chardev backends. */
-export const nodeDeviceServices: DeviceServices = { openDisk, openNetdev, openChardev };
+/** The device services on Node: disk images, -netdev and -chardev backends, and virtio-fs shares' files. */
+export const nodeDeviceServices: DeviceServices = { openDisk, openNetdev, openChardev, fileHost: new NodeHostOs() };
 
 /** Reads a whole file; throws HostFileError with the reason in a few words. */
 export function readFile(path: string): Uint8Array {

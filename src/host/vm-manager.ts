@@ -298,7 +298,7 @@ export class VmManager {
       throw new HostApiError(409, `admission: ${refused}`);
     }
     const files = this.filesFor(config);
-    if (config.machine === 'virt' && config.dev.drives.length === 0 && config.dev.netdevs.length === 0 && !config.dev.chardevs?.length && config.qmp === undefined) {
+    if (config.machine === 'virt' && config.dev.drives.length === 0 && config.dev.netdevs.length === 0 && !config.dev.chardevs?.length && (config.dev.fsdevs ?? []).length === 0 && config.qmp === undefined) {
       this.template = config;
     }
     let idle = this.idle;

@@ -1,5 +1,5 @@
 /**
- * Turns -device/-drive/-netdev options into virtio device models for the
+ * Turns -device/-drive/-netdev/-fsdev options into virtio device models for the
  * board. The device kinds are a constant table of factories; each build
  * gets its own BuildContext (the parsed options, the host services — disk
  * images, sockets — and the build's bookkeeping), so the devices stay
@@ -13,6 +13,7 @@ import { buildBlkDevice, buildVirtioDrive } from './dev-blk.js';
 import { buildNet } from './dev-net.js';
 import { buildBalloon } from './dev-balloon.js';
 import { buildConsole } from './dev-console.js';
+import { buildFsDevice } from './dev-fs.js';
 import type { DeviceServices } from './services.js';
 
 /** Parsed device-related command-line options. */
@@ -22,6 +23,8 @@ export interface DeviceOptions {
   netdevs: QemuOpts[];
   /** -chardev backends (absent when none was given). */
   chardevs?: QemuOpts[];
+  /** -fsdev groups (virtio-fs backends); absent: none. */
+  fsdevs?: QemuOpts[];
 }
 
 /** What factories may use while building (backends look up -drive/-netdev by id). */
@@ -31,6 +34,8 @@ export interface BuildContext {
   drive(id: string): QemuOpts;
   /** Finds the -netdev with id=ID (marking it used). */
   netdev(id: string): QemuOpts;
+  /** Finds the -fsdev with id=ID (absent in contexts built without -fsdev support). */
+  fsdev?(id: string): QemuOpts;
   /** Things to close when the VM stops (files, sockets, helper processes). */
   cleanups: (() => void)[];
   /** Wakes the VMM's run loop after an asynchronous device event (e.g. a received frame). */
@@ -59,6 +64,7 @@ export const DEVICE_FACTORIES: ReadonlyMap<string, DeviceFactory> = new Map<stri
   ['virtio-balloon-device', buildBalloon],
   ['virtio-blk-device', buildBlkDevice],
   ['virtio-console-device', buildConsole],
+  ['virtio-fs-device', buildFsDevice],
   ['virtio-net-device', buildNet],
   ['virtio-rng-device', () => new VirtioRng()],
 ]);
@@ -79,6 +85,7 @@ export function buildDevices(opts: DeviceOptions, services: DeviceServices, wake
     opts, cleanups: [], wake, enter, console, services, attachedDrives: new Set(), claimedNetdevs: new Set(), claimedChardevs: new Set(),
     drive: (id) => byId(opts.drives, id, '-drive'),
     netdev: (id) => byId(opts.netdevs, id, '-netdev'),
+    fsdev: (id) => byId(opts.fsdevs ?? [], id, '-fsdev'),
   };
   const devices: VirtioDevice[] = [];
   try {

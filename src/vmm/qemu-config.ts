@@ -2,7 +2,7 @@
  * The qemu-system-riscv64 front-end: turns QEMU's command-line options
  *   [-M virt|spike] [-m 512M] [-smp N] [-kernel K] [-initrd I] [-append "..."]
  *   [-bios PATH|none|default] [-nographic] [-drive ...] [-device ...]
- *   [-netdev ...] [-chardev ...] [-qmp ...] [--jit on|off] [--jit-threshold N]
+ *   [-netdev ...] [-chardev ...] [-fsdev ...] [-qmp ...] [--jit on|off] [--jit-threshold N]
  * into a VmConfig. Every problem is a one-line UsageError (tsvm exits
  * with status 125 for it).
  */
@@ -97,6 +97,7 @@ export function parseRunArgs(argv: string[], jit: JitConfig = defaultJitConfig()
         (o.dev.chardevs ??= []).push(c);
         break;
       }
+      case '-fsdev': (o.dev.fsdevs ??= []).push(opts(val())); break;
       case '-qmp': {
         try { o.qmp = parseQmpAddress(val()); } catch (e) {
           if (e instanceof OptsError) throw new UsageError(e.message);

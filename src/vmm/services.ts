@@ -12,6 +12,7 @@ import type { NetBackend } from '../devices/virtio/net-backend.js';
 import type { CharBackend, Clock } from '../devices/device.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 import type { QemuOpts } from './qemu-opts.js';
+import type { HostOs } from '../process/host-os.js';
 import type { QmpAddress, QmpMonitor } from './qmp.js';
 
 /** What the VMM's run loop needs from its host: waits, yields and a clock. */
@@ -51,7 +52,7 @@ export interface ChardevPort extends ConsolePort {
   close(): void;
 }
 
-/** The host services device factories use (-drive images, -netdev backends, -chardev backends). */
+/** The host services device factories use (-drive images, -netdev backends, -chardev backends, -fsdev shares). */
 export interface DeviceServices {
   /** Opens a -drive image; throws a one-line error naming the file. */
   openDisk(file: string, opts: DiskOpenOptions): DiskImage;
@@ -59,6 +60,8 @@ export interface DeviceServices {
   openNetdev: NetdevOpener;
   /** Opens a -chardev backend other than stdio; throws OptsError for unusable options. Absent: no chardev backends. */
   openChardev?(chardev: QemuOpts): ChardevPort;
+  /** Host file services for virtio-fs shares (-fsdev); absent: virtio-fs is unavailable. */
+  fileHost?: HostOs;
 }
 
 /** The guest console on the host: output for the UART, input and escape handlers, and the run loop's waits. */
