@@ -44,6 +44,7 @@ import {
 } from './sys-signals.js';
 import { flushSharedMappings } from './sys-memory.js';
 import type { SandboxEnforcer } from './sandbox-limits.js';
+import { NetNamespace, type Socket } from './netns.js';
 
 /** Returned by a handler whose task went to sleep: the syscall is retried (or interrupted) later. */
 export const BLOCKED = -0x200_0000_0000;
@@ -137,10 +138,14 @@ export class Kernel {
   memoryLimit = 4 * 1024 ** 3;
   /** The container's limits and PID namespace (sandbox-limits.ts), or null outside a container. */
   sandbox: SandboxEnforcer | null = null;
+  /** The VM's network namespace: its sockets, loopback only, and published ports (netns.ts). */
+  readonly net = new NetNamespace();
   /** The umask the host process has (applied when switching between processes). */
   hostUmask = -1;
   /** Inode numbers handed to pipes, the same in every process of the VM (fstat, /proc/self/fd). */
   readonly pipeInodes = new WeakMap<Pipe, number>();
+  /** Inode numbers handed to sockets (fstat, /proc/self/fd). */
+  readonly socketInodes = new WeakMap<Socket, number>();
   /** The next pipe inode number (an arbitrary start, far from the host's own small ones). */
   nextPipeInode = 100000;
   /** The siginfo rt_sigqueueinfo is sending, for raiseSignal while the send is under way (sys-signals.ts). */
