@@ -1,5 +1,5 @@
 /**
- * `tsvm exec [--root DIR] [--trace] PROGRAM [ARGS...]`: the process VM.
+ * `tsvm exec [--root DIR] [--trace] [--publish [HOSTADDR:]HOSTPORT:PORT] PROGRAM [ARGS...]`: the process VM.
  * Loads a riscv64 Linux ELF and runs it as this host process, like
  * qemu-riscv64 does; the processes and threads it creates run inside this
  * host process too (a cooperative scheduler, see src/process/kernel.ts).
@@ -19,6 +19,7 @@ import { checkSandbox, SandboxHostOs, type ContainerSandbox } from '../process/s
 import { SandboxEnforcer } from '../process/sandbox-limits.js';
 import type { HostOs } from '../process/host-os.js';
 import { jitStatsLine } from './jit-flags.js';
+import { PortPublisher, type Publish } from '../host/port-publisher.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -29,6 +30,8 @@ export interface ExecOptions {
   stats?: boolean;
   /** Run as a container: overlay root, hostname, PID namespace, limits (src/process/sandbox.ts). */
   sandbox?: Partial<ContainerSandbox>;
+  /** Published ports (--publish): host connections reach the namespace's listeners (src/process/netns.ts). */
+  publish?: Publish[];
 }
 
 function log(line: string): void {
@@ -99,10 +102,22 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     if (e instanceof RangeError) { log(`tsvm: ${e.message}`); return 125; }
     throw e;
   }
+  let publisher: PortPublisher | null = null;
+  if (opts.publish !== undefined && opts.publish.length > 0) {
+    const p = PortPublisher.start(opts.publish);
+    if (typeof p === 'string') { log(`tsvm: ${p}`); return 125; }
+    publisher = p;
+  }
   const sys = new LinuxSyscalls(proc, hostOs, log);
   enforcer?.attach(sys.kernel);
+  if (publisher !== null) sys.kernel.net.attachBridge(publisher);
   const t0 = performance.now();
-  const status = runProcess(proc, sys, log);
+  let status: number;
+  try {
+    status = runProcess(proc, sys, log);
+  } finally {
+    if (publisher !== null) { sys.kernel.net.pump(); publisher.shutdown(); }
+  }
   if (opts.stats) {
     const secs = (performance.now() - t0) / 1000, n = sys.kernel.instructions;
     log(`tsvm: stats: instructions=${n} seconds=${secs.toFixed(3)} mips=${(n / secs / 1e6).toFixed(1)}`);

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { execCommand } from './exec-command.js';
+import { parsePublish, type Publish } from '../host/port-publisher.js';
 import { parseSize } from './size.js';
 import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
 // The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
@@ -41,9 +42,10 @@ program
   .option('--memory-limit <size>', 'container: cap on all its processes\' RAM (OOM kill, exit 137)')
   .option('--pids-limit <n>', 'container: most processes and threads (fork fails with EAGAIN)')
   .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
+  .option('-p, --publish <spec>', 'publish [HOSTADDR:]HOSTPORT:PORT: host connections reach the guest\'s loopback PORT (repeat; HOSTADDR defaults to 127.0.0.1)', (v: string, a: string[]) => [...a, v], [] as string[])
   .passThroughOptions()
   .action((prog: string, args: string[], o: {
-    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string;
+    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; publish: string[];
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
@@ -75,7 +77,17 @@ program
       process.exitCode = 125;
       return;
     }
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox }));
+    const publish: Publish[] = [];
+    for (const spec of o.publish) {
+      const p = parsePublish(spec);
+      if (typeof p === 'string') {
+        process.stderr.write(`tsvm: ${p}\n`);
+        process.exitCode = 125;
+        return;
+      }
+      publish.push(p);
+    }
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, publish }));
   });
 
 program
