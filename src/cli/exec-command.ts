@@ -19,7 +19,7 @@ import { checkSandbox, SandboxHostOs, type ContainerSandbox } from '../process/s
 import { SandboxEnforcer } from '../process/sandbox-limits.js';
 import type { HostOs } from '../process/host-os.js';
 import { jitStatsLine } from './jit-flags.js';
-import { PortPublisher, type Publish } from '../host/port-publisher.js';
+import type { PortBridge } from '../process/netns.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -30,8 +30,8 @@ export interface ExecOptions {
   stats?: boolean;
   /** Run as a container: overlay root, hostname, PID namespace, limits (src/process/sandbox.ts). */
   sandbox?: Partial<ContainerSandbox>;
-  /** Published ports (--publish): host connections reach the namespace's listeners (src/process/netns.ts). */
-  publish?: Publish[];
+  /** Starts the published ports (--publish; src/host/port-publisher.ts): the bridge, or a one-line error. */
+  startPublisher?: () => (PortBridge & { shutdown(): void }) | string;
 }
 
 function log(line: string): void {
@@ -102,9 +102,9 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     if (e instanceof RangeError) { log(`tsvm: ${e.message}`); return 125; }
     throw e;
   }
-  let publisher: PortPublisher | null = null;
-  if (opts.publish !== undefined && opts.publish.length > 0) {
-    const p = PortPublisher.start(opts.publish);
+  let publisher: (PortBridge & { shutdown(): void }) | null = null;
+  if (opts.startPublisher !== undefined) {
+    const p = opts.startPublisher();
     if (typeof p === 'string') { log(`tsvm: ${p}`); return 125; }
     publisher = p;
   }

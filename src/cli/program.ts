@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { execCommand } from './exec-command.js';
-import { parsePublish, type Publish } from '../host/port-publisher.js';
+import { parsePublish, type Publish } from '../host/publish-spec.js';
 import { parseSize } from './size.js';
 import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
 // The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
@@ -44,7 +44,7 @@ program
   .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
   .option('-p, --publish <spec>', 'publish [HOSTADDR:]HOSTPORT:PORT: host connections reach the guest\'s loopback PORT (repeat; HOSTADDR defaults to 127.0.0.1)', (v: string, a: string[]) => [...a, v], [] as string[])
   .passThroughOptions()
-  .action((prog: string, args: string[], o: {
+  .action(async (prog: string, args: string[], o: {
     root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; publish: string[];
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
@@ -87,7 +87,10 @@ program
       }
       publish.push(p);
     }
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, publish }));
+    // The publisher (a worker thread with node:net) is loaded only when a port is published.
+    const startPublisher = publish.length === 0 ? undefined
+      : ((m) => () => m.PortPublisher.start(publish))(await import('../host/port-publisher.js'));
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, startPublisher }));
   });
 
 program

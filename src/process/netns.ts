@@ -65,7 +65,7 @@ const isMapped = (b: Uint8Array): boolean => b.length === 16 && b.subarray(0, 10
 /** The IPv4 address `a` stands for (mapped IPv6 included), or null. */
 function v4Of(a: SockAddr): Uint8Array | null {
   if (a.ip.length === 4) return a.ip;
-  return isMapped(a.ip) ? a.ip.subarray(12) : isZero(a.ip) ? null : null;
+  return isMapped(a.ip) ? a.ip.subarray(12) : null;
 }
 
 /** True if `a` is an address of this namespace: loopback (127/8, ::1) or unspecified. */
@@ -114,6 +114,8 @@ export class Socket {
   closed = false;
   /** Set for the namespace side of a published-port connection: the host connection id. */
   bridgeConn = -1;
+  /** The pid that created it (for an accepted socket: the listener's), reported to its peer by SO_PEERCRED. */
+  pid = 0;
 
   constructor(readonly family: number, readonly type: number, readonly protocol: number) {}
 
@@ -303,6 +305,7 @@ export class NetNamespace {
     if (l.backlog.length > l.backlogMax && s.family === AF_UNIX) return -E.EAGAIN;
     const inner = new Socket(l.family, l.type, l.protocol);
     inner.state = 'connected';
+    inner.pid = l.pid;
     inner.local = s.family === AF_UNIX ? l.local : this.asFamily(l.family, isZero(l.local!.ip) ? to : l.local!, l.local!.port);
     inner.remote = s.family === AF_UNIX ? s.local : this.asFamily(l.family, s.local!, s.local!.port);
     s.remote = s.family === AF_UNIX ? l.local : to;
@@ -361,7 +364,6 @@ export class NetNamespace {
     if (s.family !== AF_UNIX) {
       const r = this.autobindInet(s);
       if (r < 0) return r;
-      // Two listeners on one port need both SO_REUSEADDR off... (bindInet already refused overlaps).
     } else if (s.local === null || s.local.key === '') {
       const r = this.autobindUnix(s);
       if (r < 0) return r;
@@ -411,7 +413,7 @@ export class NetNamespace {
     if (s.family === AF_UNIX) {
       target = to === null ? s.peer ?? undefined : toUnix;
       if (to === null && s.peer === null) return -E.ENOTCONN;
-      if (target === undefined || target.closed) return to === null ? -E.ECONNREFUSED : -E.ECONNREFUSED;
+      if (target === undefined || target.closed) return -E.ECONNREFUSED;
       if (target.type !== s.type) return -E.EPROTOTYPE;
       if (target.peer !== null && target.peer !== s) return -E.EPERM; // connected elsewhere (unix(7))
     } else {

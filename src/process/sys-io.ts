@@ -187,7 +187,7 @@ function positioned(c: SysCtx, a: SysArgs, write: boolean): number {
   if (typeof f === 'number') return f;
   const pos = a.n(3);
   if (pos < 0) return -E.EINVAL;
-  if (f.kind === 'pipe' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
+  if (f.kind === 'pipe' || f.kind === 'socket' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
   return write ? writeFrom(c, f, a.u(1), a.u(2), pos) : readInto(c, f, a.u(1), a.u(2), pos);
 }
 
@@ -208,7 +208,7 @@ function readIov(c: SysCtx, addr: number, cnt: number): Array<[number, number]> 
 function vectored(c: SysCtx, fd: number, iovAddr: number, cnt: number, pos: number | null, write: boolean): number {
   const f = fileOf(c, fd);
   if (typeof f === 'number') return f;
-  if (pos !== null && (pos < 0 || f.kind === 'pipe' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
+  if (pos !== null && (pos < 0 || f.kind === 'pipe' || f.kind === 'socket' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
   const iov = readIov(c, iovAddr, cnt);
   if (typeof iov === 'number') return iov;
   const total = iov.reduce((s, [, l]) => s + l, 0);
@@ -287,7 +287,7 @@ function lseek(c: SysCtx, a: SysArgs): number {
   const off = a.n(1), whence = a.i32(2);
   if (whence < SEEK_SET || whence > SEEK_HOLE) return -E.EINVAL;
   switch (f.kind) {
-    case 'pipe': return -E.ESPIPE;
+    case 'pipe': case 'socket': return -E.ESPIPE;
     case 'path': return -E.EBADF;
     case 'null': case 'zero': case 'full': case 'random': return 0;
     case 'host': if (!f.seekable) return hostCharSeek(c, f.hostFd); break;

@@ -7,8 +7,8 @@
  * MSG_DONTWAIT) gets EAGAIN (EINPROGRESS for connect); otherwise the task
  * sleeps while other tasks run. When nothing inside the VM could end the
  * wait but published ports are attached, the task waits for the host
- * bridge; with neither, the call fails with EAGAIN rather than hang the
- * VM forever (Linux would hang).
+ * bridge; with neither, it hangs as on Linux (sleeping the host, not
+ * spinning).
  */
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import { OpenFile } from './fd-table.js';
@@ -36,6 +36,8 @@ const IPV6_V6ONLY = 26;
 const SIN_LEN = 16, SIN6_LEN = 28, UNIX_PATH_MAX = 108;
 /** How long one wait for the host bridge lasts before the scheduler looks around again (ms). */
 const BRIDGE_WAIT_MS = 50;
+/** How long a wait nothing inside the VM can end sleeps the host between looks (ns). */
+const STUCK_SLEEP_NS = 100_000_000;
 /** Sentinel of sleepOn: the wait ended at once, try the operation again. */
 const AGAIN = 1;
 
@@ -50,22 +52,21 @@ function sockOf(c: SysCtx, fd: number): { f: OpenFile; s: Socket } | number {
 
 /**
  * The operation would block: EAGAIN for non-blocking calls, else the task
- * sleeps until `ready` (BLOCKED); AGAIN when it waited already (the host
- * bridge) and should try again; -EAGAIN when nothing could ever end it.
+ * sleeps until `ready` (BLOCKED), or AGAIN when it waited already and
+ * should try again. Retried as a last resort (no task can run), it waits
+ * for the host bridge if there is one, else sleeps the host a while: a
+ * wait nothing can end hangs, as on Linux, without spinning.
  */
 function sleepOn(c: SysCtx, nonBlocking: boolean, ready: () => boolean, fail = -E.EAGAIN): number {
   if (nonBlocking) return fail;
   const k = c.kernel, ns = k.net;
-  if (ns.external) {
-    if (c.lastResort) {
-      ns.waitExternal(BRIDGE_WAIT_MS);
-      c.lastResort = false;
-      if (ready()) return AGAIN;
-    }
-    return k.block(c, { restart: true, host: true, ready: () => { ns.pump(); return ready(); } });
+  if (c.lastResort) {
+    if (ns.external) ns.waitExternal(BRIDGE_WAIT_MS); else k.host.sleepNs(STUCK_SLEEP_NS);
+    c.lastResort = false;
+    if (ready()) return AGAIN;
   }
-  if (k.canSleep(c)) return k.block(c, { restart: true, legacy: true, ready });
-  return -E.EAGAIN;
+  if (ns.external) return k.block(c, { restart: true, host: true, ready: () => { ns.pump(); return ready(); } });
+  return k.block(c, { restart: true, legacy: true, ready });
 }
 
 // ---- addresses ----
@@ -150,6 +151,7 @@ function unixTarget(c: SysCtx, a: SockAddr): Socket | number {
 function install(c: SysCtx, s: Socket, flags: number): number {
   const f = new OpenFile('socket', O_RDWR | (flags & SOCK_NONBLOCK ? O_NONBLOCK : 0));
   f.socket = s;
+  if (s.pid === 0) s.pid = c.group.tgid;
   const fd = c.fds.install(f, (flags & SOCK_CLOEXEC) !== 0);
   if (fd < 0) c.kernel.net.close(s, () => undefined);
   return fd;
@@ -394,8 +396,9 @@ function recvfrom(c: SysCtx, a: SysArgs): number {
   if (typeof r === 'number') return r;
   for (const g of r.files) c.fds.unref(g);
   if (!c.write(a.u(1), r.data)) return -E.EFAULT;
-  if (a.u(4) !== 0 && !(so.s.stream && so.s.family === AF_UNIX && r.from === null)) {
-    const w = writeAddr(c, a.u(4), a.u(5), r.from, so.s.family);
+  if (a.u(4) !== 0) {
+    // TCP reports no source address: addrlen becomes 0 (net/socket.c __sys_recvfrom, msg_namelen 0); AF_UNIX streams the peer's.
+    const w = so.s.stream && so.s.family !== AF_UNIX ? (c.write(a.u(5), new Uint8Array(4)) ? 0 : -E.EFAULT) : writeAddr(c, a.u(4), a.u(5), r.from, so.s.family);
     if (w < 0) return w;
   }
   return flags & MSG_TRUNC ? r.full : r.data.length;
@@ -485,7 +488,7 @@ function recvmsg(c: SysCtx, a: SysArgs): number {
   const namePtr = Number(dv.getBigUint64(MH_NAME, true));
   if (namePtr !== 0) {
     const enc = encodeAddr(r.from, so.s.family), room = dv.getUint32(MH_NAMELEN, true);
-    const show = so.s.stream && so.s.family === AF_UNIX && r.from === null ? 0 : enc.length;
+    const show = so.s.stream && so.s.family !== AF_UNIX ? 0 : enc.length;
     if (show > 0 && !c.write(namePtr, enc.subarray(0, Math.min(room, enc.length)))) return -E.EFAULT;
     hv.setUint32(MH_NAMELEN, show, true);
   }
@@ -561,7 +564,7 @@ function getsockopt(c: SysCtx, a: SysArgs): number {
       case SO_PEERCRED: {
         if (s.family !== AF_UNIX || s.peer === null) return -E.ENOTCONN;
         const o = new Uint8Array(12), dv = new DataView(o.buffer);
-        dv.setInt32(0, c.proc.pid, true); dv.setUint32(4, c.id.euid, true); dv.setUint32(8, c.id.egid, true);
+        dv.setInt32(0, s.peer.pid, true); dv.setUint32(4, c.id.euid, true); dv.setUint32(8, c.id.egid, true);
         out = o;
         break;
       }

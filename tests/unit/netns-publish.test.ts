@@ -1,10 +1,10 @@
 /**
- * `tsvm exec --publish` values (src/host/port-publisher.ts parsePublish):
+ * `tsvm exec --publish` values (src/host/publish-spec.ts parsePublish):
  * Docker's `-p [HOSTADDR:]HOSTPORT:PORT` syntax, 127.0.0.1 by default.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePublish } from '../../src/host/port-publisher.js';
+import { parsePublish } from '../../src/host/publish-spec.js';
 
 test('--publish: HOSTPORT:PORT publishes on 127.0.0.1; an address, [IPv6] and /tcp are accepted', () => {
   assert.deepEqual(parsePublish('8080:80'), { hostAddr: '127.0.0.1', hostPort: 8080, port: 80 });
