@@ -23,7 +23,7 @@ import { E } from './sys-abi.js';
 /** Address families (include/linux/socket.h). */
 export const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 /** Socket types (include/linux/net.h). */
-export const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_SEQPACKET = 5;
+export const SOCK_STREAM = 1, SOCK_DGRAM = 2;
 /** Socket receive buffer for stream connections (net.core.rmem_default, Documentation/networking/ip-sysctl.rst). */
 export const SOCK_BUFFER = 212992;
 /** Ephemeral port range (net.ipv4.ip_local_port_range default, Documentation/networking/ip-sysctl.rst). */
@@ -119,7 +119,7 @@ export class Socket {
 
   constructor(readonly family: number, readonly type: number, readonly protocol: number) {}
 
-  /** True for stream and seqpacket sockets. */
+  /** True for stream sockets. */
   get stream(): boolean { return this.type !== SOCK_DGRAM; }
 
   /** Stream: takes up to n bytes and any files sent with them. */

@@ -14,7 +14,7 @@ import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import { OpenFile } from './fd-table.js';
 import { raiseSignal } from './sys-signals.js';
 import {
-  AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_BUFFER, Socket, inetAddr, type SockAddr,
+  AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, SOCK_BUFFER, Socket, inetAddr, type SockAddr,
 } from './netns.js';
 import { E, O_RDWR, O_NONBLOCK, O_CREAT, O_EXCL, O_WRONLY, AT_FDCWD, SIGPIPE } from './sys-abi.js';
 
@@ -159,7 +159,8 @@ function install(c: SysCtx, s: Socket, flags: number): number {
 
 function checkType(family: number, type: number, protocol: number): number {
   if (family !== AF_UNIX && family !== AF_INET && family !== AF_INET6) return -E.EAFNOSUPPORT;
-  if (type !== SOCK_STREAM && type !== SOCK_DGRAM && !(type === SOCK_SEQPACKET && family === AF_UNIX)) return -E.ESOCKTNOSUPPORT;
+  // SOCK_SEQPACKET (record boundaries on a connection) is not implemented: ESOCKTNOSUPPORT, as for an unsupported type.
+  if (type !== SOCK_STREAM && type !== SOCK_DGRAM) return -E.ESOCKTNOSUPPORT;
   if (protocol !== 0 && (family === AF_UNIX || protocol !== (type === SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))) return -E.EPROTONOSUPPORT;
   return 0;
 }

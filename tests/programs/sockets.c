@@ -208,7 +208,7 @@ static void tcp_fork(void) {
         usleep(20000);
         int c = socket(AF_INET, SOCK_STREAM, 0);
         if (connect(c, (struct sockaddr *)&a, sizeof a) < 0) _exit(2);
-        char big[100000];
+        static char big[600000]; /* more than the socket buffer: the writer blocks until the reader drains */
         memset(big, 'z', sizeof big);
         size_t done = 0;
         while (done < sizeof big) {
