@@ -53,7 +53,7 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
           if (r >= 0) return buf.subarray(0, r);
           if (r !== -E.EAGAIN && r !== -E.ENOSYS) return r;
           if (r === -E.EAGAIN && f.nonBlocking) return r;
-          if (!f.nonBlocking) return c.kernel.block(c, { restart: true, host: true });
+          if (!f.nonBlocking) return c.kernel.block(c, { restart: true, host: true, polled: r === -E.EAGAIN });
         }
         const r = c.host.read(f.hostFd, buf, null, f.nonBlocking);
         return r < 0 ? r : buf.subarray(0, r);
@@ -395,7 +395,7 @@ function idleWait(c: SysCtx, tsAddr: number, anyReady: () => boolean): number {
       ns.waitExternal(Math.max(0, Math.min(BRIDGE_WAIT_MS, left)));
       c.lastResort = false;
     }
-    return k.block(c, { restart: false, deadline, ready: () => { ns.pump(); return anyReady(); }, host: true });
+    return k.block(c, { restart: false, deadline, ready: () => { ns.pump(); return anyReady(); }, host: true, polled: true });
   }
   if (!k.canSleep(c)) {
     if (deadline !== undefined) k.sleepUntil(deadline);

@@ -65,7 +65,7 @@ function sleepOn(c: SysCtx, nonBlocking: boolean, ready: () => boolean, fail = -
     c.lastResort = false;
     if (ready()) return AGAIN;
   }
-  if (ns.external) return k.block(c, { restart: true, host: true, ready: () => { ns.pump(); return ready(); } });
+  if (ns.external) return k.block(c, { restart: true, host: true, polled: true, ready: () => { ns.pump(); return ready(); } });
   return k.block(c, { restart: true, legacy: true, ready });
 }
 

@@ -6,7 +6,8 @@
  *   through the published port, a large file with a half-closing client
  *   (back-pressure and half-close), while a second httpd on an unpublished
  *   port answers inside the VM (busybox wget) and is unreachable from the
- *   host;
+ *   host; a shell blocked reading its stdin pipe beside it does not hold
+ *   the published port up;
  * - the VM cannot reach a host-only service (ECONNREFUSED: its loopback is
  *   its own) nor any other network (ENETUNREACH);
  * - bad --publish syntax and a busy host port: one line, exit 125.
@@ -18,7 +19,7 @@ import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { DebianArchive } from '../../src/images/debian-archive.js';
 import { REPO_ROOT, requireTool } from '../helpers/toolchain.js';
 import { TSVM_CLI, tsvmEnv, requireTsvm, runHost } from '../helpers/guest-run.js';
@@ -74,12 +75,12 @@ function halfClosedGet(port: number, p: string): Promise<Buffer> {
   });
 }
 
-function startTsvm(args: string[]): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, [TSVM_CLI, 'exec', ...args], { env: tsvmEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
+function startTsvm(args: string[], stdin: number | 'ignore' = 'ignore'): { child: ChildProcess; stderr: () => string; stdout: () => string } {
+  const child = spawn(process.execPath, [TSVM_CLI, 'exec', ...args], { env: tsvmEnv(), stdio: [stdin, 'pipe', 'pipe'] });
+  let err = '', out = '';
   child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
-  child.stdout!.resume();
-  return { child, stderr: () => err };
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  return { child, stderr: () => err, stdout: () => out };
 }
 
 describe('tsvm exec --publish', () => {
@@ -124,6 +125,31 @@ describe('tsvm exec --publish', () => {
       await new Promise((r) => child.once('exit', r));
     }
     assert.doesNotMatch(stderr(), /cannot publish|uncaught|killed/);
+  });
+
+  test('a shell blocked reading its stdin pipe does not hold up the published httpd beside it', { timeout: START_MS + 60_000 }, async () => {
+    const www = path.join(work, 'www2');
+    fs.mkdirSync(www);
+    fs.writeFileSync(path.join(www, 'index.html'), 'beside a reader\n');
+    const hostPort = await freePort();
+    // stdin is a FIFO (a pipe the VM can poll; opened read-write so opening does not wait for a writer).
+    const fifo = path.join(work, 'stdin.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const fifoFd = fs.openSync(fifo, fs.constants.O_RDWR);
+    const { child, stdout } = startTsvm(['-p', `${hostPort}:8080`, bb, 'sh', '-c', `${bb} httpd -f -p 8080 -h ${www} & read x; echo "got $x"`], fifoFd);
+    try {
+      assert.equal(await fetchWhenUp(`http://127.0.0.1:${hostPort}/index.html`, child), 'beside a reader\n');
+      assert.equal((await fetch(`http://127.0.0.1:${hostPort}/index.html`)).body, 'beside a reader\n');
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      fs.writeSync(fifoFd, 'bye\n');
+      assert.equal(await exited, 0);
+      assert.equal(stdout(), 'got bye\n');
+      const after = await fetch(`http://127.0.0.1:${hostPort}/index.html`);
+      assert.notEqual(after.status, 0, 'the host port is closed once the VM has ended');
+    } finally {
+      fs.closeSync(fifoFd);
+      if (child.exitCode === null) { child.kill('SIGTERM'); await new Promise((r) => child.once('exit', r)); }
+    }
   });
 
   test('the VM reaches neither a host-only service (ECONNREFUSED) nor another network (ENETUNREACH)', { timeout: 120_000 }, async () => {
