@@ -1,5 +1,5 @@
 /**
- * `tsvm exec [--root DIR] [--trace] PROGRAM [ARGS...]`: the process VM.
+ * `tsvm exec [--root DIR] [--trace] [--publish [HOSTADDR:]HOSTPORT:PORT] PROGRAM [ARGS...]`: the process VM.
  * Loads a riscv64 Linux ELF and runs it as this host process, like
  * qemu-riscv64 does; the processes and threads it creates run inside this
  * host process too (a cooperative scheduler, see src/process/kernel.ts).
@@ -20,6 +20,7 @@ import { SandboxEnforcer } from '../process/sandbox-limits.js';
 import type { HostOs } from '../process/host-os.js';
 import { jitStatsLine } from './jit-flags.js';
 import { QemuUserHostOs } from '../process/qemu-user-host-os.js';
+import type { PortBridge } from '../process/netns.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -38,6 +39,8 @@ export interface ExecOptions {
   qemuUser?: QemuUserExec;
   /** The guest's whole environment (`--env K=V`, repeated); absent: the host's. */
   env?: string[];
+  /** Starts the published ports (--publish; src/host/port-publisher.ts): the bridge, or a one-line error. */
+  startPublisher?: () => (PortBridge & { shutdown(): void }) | string;
 }
 
 /** What `tsvm-riscv64` changes in a run (see docs/dropin.md). */
@@ -132,10 +135,22 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     if (e instanceof RangeError) { log(`tsvm: ${e.message}`); return 125; }
     throw e;
   }
+  let publisher: (PortBridge & { shutdown(): void }) | null = null;
+  if (opts.startPublisher !== undefined) {
+    const p = opts.startPublisher();
+    if (typeof p === 'string') { log(`tsvm: ${p}`); return 125; }
+    publisher = p;
+  }
   const sys = new LinuxSyscalls(proc, hostOs, log);
   enforcer?.attach(sys.kernel);
+  if (publisher !== null) sys.kernel.net.attachBridge(publisher);
   const t0 = performance.now();
-  const status = runProcess(proc, sys, log);
+  let status: number;
+  try {
+    status = runProcess(proc, sys, log);
+  } finally {
+    if (publisher !== null) { sys.kernel.net.pump(); publisher.shutdown(); }
+  }
   if (opts.stats) {
     const secs = (performance.now() - t0) / 1000, n = sys.kernel.instructions;
     log(`tsvm: stats: instructions=${n} seconds=${secs.toFixed(3)} mips=${(n / secs / 1e6).toFixed(1)}`);

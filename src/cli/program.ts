@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { execCommand } from './exec-command.js';
+import { parsePublish, type Publish } from '../host/publish-spec.js';
 import { parseSize } from './size.js';
 import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
 // The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
@@ -45,9 +46,10 @@ program
   .option('--workdir <dir>', 'container: the starting directory inside the root (created if missing)')
   .option('--user <uid[:gid]>', 'container: the ids the program runs as')
   .option('--env <k=v>', "the guest's environment, one variable per flag (given: only these)", (v: string, a: string[]) => [...a, v], [] as string[])
+  .option('-p, --publish <spec>', 'publish [HOSTADDR:]HOSTPORT:PORT: host connections reach the guest\'s loopback PORT (repeat; HOSTADDR defaults to 127.0.0.1)', (v: string, a: string[]) => [...a, v], [] as string[])
   .passThroughOptions()
-  .action((prog: string, args: string[], o: {
-    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; env: string[];
+  .action(async (prog: string, args: string[], o: {
+    root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; env: string[]; publish: string[];
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
@@ -85,7 +87,20 @@ program
       process.exitCode = 125;
       return;
     }
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, ...(o.env.length > 0 ? { env: o.env } : {}) }));
+    const publish: Publish[] = [];
+    for (const spec of o.publish) {
+      const p = parsePublish(spec);
+      if (typeof p === 'string') {
+        process.stderr.write(`tsvm: ${p}\n`);
+        process.exitCode = 125;
+        return;
+      }
+      publish.push(p);
+    }
+    // The publisher (a worker thread with node:net) is loaded only when a port is published.
+    const startPublisher = publish.length === 0 ? undefined
+      : ((m) => () => m.PortPublisher.start(publish))(await import('../host/port-publisher.js'));
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, startPublisher, ...(o.env.length > 0 ? { env: o.env } : {}) }));
   });
 
 program

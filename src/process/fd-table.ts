@@ -1,7 +1,7 @@
 /**
  * The guest's file descriptor table: guest fd numbers -> open file
  * descriptions (shared by dup'd fds, like the kernel's `struct file`), the
- * per-fd close-on-exec bit, and in-process pipes.
+ * per-fd close-on-exec bit, and in-process pipes (sockets: netns.ts).
  *
  * Pipes live entirely inside the VM. Their descriptions are shared by
  * every process that inherited them, so reader and writer counts are kept
@@ -13,6 +13,7 @@
  * O_NONBLOCK fd gets -EAGAIN in those cases, as on Linux.
  */
 import type { HostDirent } from './host-os.js';
+import type { Socket } from './netns.js';
 import { E, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK } from './sys-abi.js';
 
 /** Nominal pipe capacity, as Linux's default (include/linux/pipe_fs_i.h: PIPE_DEF_BUFFERS * PAGE_SIZE). */
@@ -70,6 +71,7 @@ export type FileKind =
   | 'pipe' // one end of an in-process Pipe
   | 'mem' // a read-only in-memory file (/proc/self/maps)
   | 'null' | 'zero' | 'full' | 'random' // emulated character devices
+  | 'socket' // a socket of the VM's network namespace (netns.ts)
   | 'path'; // an O_PATH reference: usable only for fstat, *at and fchdir
 
 /** An open file description: shared by every fd dup'd from the same open. */
@@ -95,6 +97,8 @@ export class OpenFile {
   isDir = false;
   /** For O_PATH|O_NOFOLLOW descriptions: stat the link itself. */
   noFollow = false;
+  /** The socket, for kind 'socket'. */
+  socket: Socket | null = null;
 
   constructor(
     /** What this description refers to. */
@@ -170,6 +174,9 @@ export class FdTable {
     this.drop(s.file);
     return 0;
   }
+
+  /** Drops a reference held outside any table (a file in flight in an SCM_RIGHTS message). */
+  unref(f: OpenFile): void { this.drop(f); }
 
   private drop(f: OpenFile): void {
     if (--f.refs === 0) this.release(f);

@@ -28,7 +28,8 @@
  * Idling. When no task can run, the kernel sleeps the host until the
  * earliest deadline; tasks waiting for host input (terminal, host pipe)
  * are polled meanwhile, and if nothing else could ever happen one of them
- * is retried as a last resort, doing a blocking host read. If every task
+ * is retried as a last resort, doing a blocking host read (not while ports
+ * are published: then the kernel keeps polling, sleeping on the bridge). If every task
  * waits for another (a deadlock), the most recent wait that has a
  * single-task meaning is retried as a last resort too.
  */
@@ -44,6 +45,7 @@ import {
 } from './sys-signals.js';
 import { flushSharedMappings } from './sys-memory.js';
 import type { SandboxEnforcer } from './sandbox-limits.js';
+import { NetNamespace, type Socket } from './netns.js';
 
 /** Returned by a handler whose task went to sleep: the syscall is retried (or interrupted) later. */
 export const BLOCKED = -0x200_0000_0000;
@@ -79,6 +81,8 @@ export interface Wait {
   restart: boolean;
   /** Waits for host input: polled by retrying; retried as a last resort (may block the host) when all else sleeps. */
   host?: boolean;
+  /** A host wait that polling ends (a non-blocking read works): it never needs a last-resort blocking read. */
+  polled?: boolean;
   /** Has a single-task meaning: on a deadlock it is retried as a last resort. */
   legacy?: boolean;
   /** Instead of a retry, the syscall completes with this result once `ready` (vfork's parent). */
@@ -137,10 +141,14 @@ export class Kernel {
   memoryLimit = 4 * 1024 ** 3;
   /** The container's limits and PID namespace (sandbox-limits.ts), or null outside a container. */
   sandbox: SandboxEnforcer | null = null;
+  /** The VM's network namespace: its sockets, loopback only, and published ports (netns.ts). */
+  readonly net = new NetNamespace();
   /** The umask the host process has (applied when switching between processes). */
   hostUmask = -1;
   /** Inode numbers handed to pipes, the same in every process of the VM (fstat, /proc/self/fd). */
   readonly pipeInodes = new WeakMap<Pipe, number>();
+  /** Inode numbers handed to sockets (fstat, /proc/self/fd). */
+  readonly socketInodes = new WeakMap<Socket, number>();
   /** The next pipe inode number (an arbitrary start, far from the host's own small ones). */
   nextPipeInode = 100000;
   /** The siginfo rt_sigqueueinfo is sending, for raiseSignal while the send is under way (sys-signals.ts). */
@@ -395,9 +403,22 @@ export class Kernel {
       if (w.legacy === true && (legacy === null || c.blockSeq > legacy.blockSeq)) legacy = c;
     }
     if (hostWaiter !== null) {
-      if (earliest === null) { this.lastResort(hostWaiter); return; }
-      const d = earliest - now;
-      if (d > 0n) this.host.sleepNs(Number(d < IDLE_POLL_NS ? d : IDLE_POLL_NS));
+      // With published ports a host connection may come at any time: keep polling (sleeping on the
+      // bridge) rather than block the host in one task's read, unless a read cannot be polled.
+      const ext = this.net.external;
+      let needy: SysCtx | null = hostWaiter;
+      if (ext) {
+        needy = null;
+        for (const c of this.tasks) {
+          if (c.wait?.host === true && c.wait.polled !== true && (needy === null || c.blockSeq < needy.blockSeq)) needy = c;
+        }
+      }
+      if (earliest === null && needy !== null) { this.lastResort(needy); return; }
+      const d = earliest === null ? IDLE_POLL_NS : earliest - now;
+      if (d > 0n) {
+        const ns = Number(d < IDLE_POLL_NS ? d : IDLE_POLL_NS);
+        if (ext) this.net.waitExternal(ns / 1e6); else this.host.sleepNs(ns);
+      }
       for (const c of this.tasks) if (c.wait?.host === true) c.pollAt = 0n;
       return;
     }

@@ -117,6 +117,7 @@ export function runProcess(_proc: GuestProcess, sys: LinuxSyscalls, log: (line: 
       k.killGroup(c, SIGKILL, true);
     }
     k.sandbox?.afterSlice(k);
+    k.net.pump(); // published ports: bytes the slice wrote go out, host connections come in
   }
   k.shutdown();
   return k.rootStatus;

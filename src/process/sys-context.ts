@@ -15,10 +15,11 @@ import type { HostOs, HostIdentity, StatInfo } from './host-os.js';
 import { namespacePids, procPidFile } from './proc-pids.js';
 import { Kernel, type ThreadGroup, type Wait } from './kernel.js';
 import { FdTable, OpenFile, type Pipe } from './fd-table.js';
+import type { Socket } from './netns.js';
 import { Vfs, PATH_MAX, type Resolved } from './vfs.js';
 import {
   E, AT_FDCWD, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_LARGEFILE, O_CREAT, O_EXCL, O_NOCTTY,
-  O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, O_DIRECTORY, DT_LNK, DT_CHR, DT_DIR, DT_REG, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, makeDev,
+  O_TRUNC, O_CLOEXEC, O_PATH, O_NOFOLLOW, O_DIRECTORY, DT_LNK, DT_CHR, DT_DIR, DT_REG, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFIFO, S_IFSOCK, makeDev,
   CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_THREAD,
 } from './sys-abi.js';
 import { SignalState } from './sys-signals.js';
@@ -260,6 +261,7 @@ export class SysCtx {
     if (f.pipe) {
       if ((f.flags & O_ACCMODE) === O_RDONLY) f.pipe.readers--; else f.pipe.writers--;
     }
+    if (f.socket) this.kernel.net.close(f.socket, (g) => { if (--g.refs === 0) this.releaseFile(g); });
   }
 
   private exeAbs: string | null = null;
@@ -429,6 +431,12 @@ export class SysCtx {
       st.blksize = 4096; st.size = 0n;
       return st;
     }
+    if (f.kind === 'socket' && f.socket) {
+      const st = this.vfs.virtualStat({ t: 'file', name: 'maps', content: () => new Uint8Array(0) });
+      st.mode = S_IFSOCK | 0o777; st.dev = makeDev(0, 0x8); st.ino = BigInt(this.socketInode(f.socket));
+      st.blksize = 4096; st.size = 0n;
+      return st;
+    }
     if (f.kind === 'null' || f.kind === 'zero' || f.kind === 'full' || f.kind === 'random') {
       return this.vfs.virtualStat({ t: 'dev', dev: f.kind === 'random' ? (f.guestPath.endsWith('urandom') ? 'urandom' : 'random') : f.kind });
     }
@@ -443,11 +451,19 @@ export class SysCtx {
     return n;
   }
 
+  /** A stable inode number for a socket (shared with pipes' numbering). */
+  socketInode(s: Socket): number {
+    let n = this.kernel.socketInodes.get(s);
+    if (n === undefined) { n = this.kernel.nextPipeInode++; this.kernel.socketInodes.set(s, n); }
+    return n;
+  }
+
   /** What readlink(/proc/self/fd/N) shows. */
   fdTarget(fd: number): string {
     const f = this.fds.get(fd);
     if (!f) return '';
     if (f.pipe) return `pipe:[${this.pipeInode(f.pipe)}]`;
+    if (f.socket) return `socket:[${this.socketInode(f.socket)}]`;
     if (f.guestPath !== '') return f.guestPath;
     if (f.hostFd >= 0) {
       const t = this.host.readlink(`/proc/self/fd/${f.hostFd}`);

@@ -148,6 +148,7 @@ function ioctl(c: SysCtx, a: SysArgs): number {
     case FIONREAD: {
       let n = 0;
       if (f.pipe) n = f.pipe.available;
+      else if (f.socket) n = f.socket.stream ? f.socket.rx.available : f.socket.dgrams[0]?.data.length ?? 0; // SIOCINQ (tcp(7), udp(7))
       else if (f.kind === 'host' && f.seekable) {
         const st = c.host.fstat(f.hostFd);
         if (typeof st !== 'number' && (st.mode & S_IFMT) === S_IFREG) n = Math.max(0, Number(st.size) - f.pos);

@@ -12,7 +12,7 @@
  *
  * Readiness: host files, terminals and devices are always reported ready;
  * in-process pipes are ready when they hold data (or room) or their other
- * end is closed. When nothing is ready, ppoll/pselect6 sleep until
+ * end is closed; sockets as sys-net.ts says. When nothing is ready, ppoll/pselect6 sleep until
  * something is or the timeout passes (other tasks run meanwhile); as the
  * only task they sleep the timeout and return 0, or return 0 at once
  * without one, since nothing could ever become ready.
@@ -21,6 +21,7 @@ import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import type { OpenFile } from './fd-table.js';
 import { raiseSignal } from './sys-signals.js';
 import { noteFileWrite } from './shared-mappings.js';
+import { socketRead, socketWrite, socketReadiness } from './sys-net.js';
 import {
   E, O_APPEND, SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE, SIGPIPE, S_IFCHR, S_IFMT, devMajorMinor, u64,
 } from './sys-abi.js';
@@ -52,7 +53,7 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
           if (r >= 0) return buf.subarray(0, r);
           if (r !== -E.EAGAIN && r !== -E.ENOSYS) return r;
           if (r === -E.EAGAIN && f.nonBlocking) return r;
-          if (!f.nonBlocking) return c.kernel.block(c, { restart: true, host: true });
+          if (!f.nonBlocking) return c.kernel.block(c, { restart: true, host: true, polled: r === -E.EAGAIN });
         }
         const r = c.host.read(f.hostFd, buf, null, f.nonBlocking);
         return r < 0 ? r : buf.subarray(0, r);
@@ -75,6 +76,7 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
       }
       return p.read(n);
     }
+    case 'socket': return pos !== null ? -E.ESPIPE : socketRead(c, f, n);
     case 'mem': {
       const d = f.data!, at = pos ?? f.pos;
       const out = at >= d.length ? new Uint8Array(0) : d.slice(at, Math.min(d.length, at + n));
@@ -129,6 +131,7 @@ export function fileWrite(c: SysCtx, f: OpenFile, data: Uint8Array, pos: number 
       const n = f.nonBlocking ? p.write(data, p.capacity) : p.write(data);
       return n === 0 ? -E.EAGAIN : n;
     }
+    case 'socket': return pos !== null ? -E.ESPIPE : socketWrite(c, f, data);
     case 'null': case 'zero': case 'random': return data.length;
     case 'full': return -E.ENOSPC;
     default: return -E.EBADF;
@@ -184,7 +187,7 @@ function positioned(c: SysCtx, a: SysArgs, write: boolean): number {
   if (typeof f === 'number') return f;
   const pos = a.n(3);
   if (pos < 0) return -E.EINVAL;
-  if (f.kind === 'pipe' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
+  if (f.kind === 'pipe' || f.kind === 'socket' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
   return write ? writeFrom(c, f, a.u(1), a.u(2), pos) : readInto(c, f, a.u(1), a.u(2), pos);
 }
 
@@ -205,7 +208,7 @@ function readIov(c: SysCtx, addr: number, cnt: number): Array<[number, number]> 
 function vectored(c: SysCtx, fd: number, iovAddr: number, cnt: number, pos: number | null, write: boolean): number {
   const f = fileOf(c, fd);
   if (typeof f === 'number') return f;
-  if (pos !== null && (pos < 0 || f.kind === 'pipe' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
+  if (pos !== null && (pos < 0 || f.kind === 'pipe' || f.kind === 'socket' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
   const iov = readIov(c, iovAddr, cnt);
   if (typeof iov === 'number') return iov;
   const total = iov.reduce((s, [, l]) => s + l, 0);
@@ -284,7 +287,7 @@ function lseek(c: SysCtx, a: SysArgs): number {
   const off = a.n(1), whence = a.i32(2);
   if (whence < SEEK_SET || whence > SEEK_HOLE) return -E.EINVAL;
   switch (f.kind) {
-    case 'pipe': return -E.ESPIPE;
+    case 'pipe': case 'socket': return -E.ESPIPE;
     case 'path': return -E.EBADF;
     case 'null': case 'zero': case 'full': case 'random': return 0;
     case 'host': if (!f.seekable) return hostCharSeek(c, f.hostFd); break;
@@ -348,12 +351,16 @@ function sendfile(c: SysCtx, a: SysArgs): number {
   return done;
 }
 
+/** How long a poll with nothing else to run waits for the host bridge before looking again (ms). */
+const BRIDGE_WAIT_MS = 50;
+
 /** poll(2) event bits (include/uapi/asm-generic/poll.h). */
 const POLLIN = 0x1, POLLPRI = 0x2, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20,
   POLLRDNORM = 0x40, POLLWRNORM = 0x100;
 
 /** The poll events currently true for `f`. */
-function readiness(f: OpenFile): number {
+function readiness(c: SysCtx, f: OpenFile): number {
+  if (f.socket) return socketReadiness(c, f.socket);
   if (f.kind === 'pipe' && f.pipe) {
     const p = f.pipe;
     if (f.readable) return (p.available > 0 ? POLLIN | POLLRDNORM : 0) | (p.writers === 0 ? POLLHUP : 0);
@@ -380,6 +387,16 @@ function idleWait(c: SysCtx, tsAddr: number, anyReady: () => boolean): number {
     deadline = k.deadline(c, ns);
     if (c.host.monotonicNs() >= deadline) return 0;
   }
+  const ns = k.net;
+  if (ns.external) {
+    // Published ports: a host connection may end the wait at any time (netns.ts).
+    if (c.lastResort) {
+      const left = deadline === undefined ? BRIDGE_WAIT_MS : Number(deadline - c.host.monotonicNs()) / 1e6;
+      ns.waitExternal(Math.max(0, Math.min(BRIDGE_WAIT_MS, left)));
+      c.lastResort = false;
+    }
+    return k.block(c, { restart: false, deadline, ready: () => { ns.pump(); return anyReady(); }, host: true, polled: true });
+  }
   if (!k.canSleep(c)) {
     if (deadline !== undefined) k.sleepUntil(deadline);
     return 0;
@@ -400,7 +417,7 @@ function ppoll(c: SysCtx, a: SysArgs): number {
       let rev = 0;
       if (fd >= 0) {
         const f = c.fds.get(fd);
-        rev = f ? readiness(f) & (events | POLLERR | POLLHUP) : POLLNVAL;
+        rev = f ? readiness(c, f) & (events | POLLERR | POLLHUP) : POLLNVAL;
       }
       dv.setInt16(8 * i + 6, rev, true);
       if (rev !== 0) ready++;
@@ -438,7 +455,7 @@ function pselect6(c: SysCtx, a: SysArgs): number {
       if (!want[0] && !want[1] && !want[2]) continue;
       const f = c.fds.get(fd);
       if (!f) return -E.EBADF;
-      const ev = readiness(f);
+      const ev = readiness(c, f);
       if (want[0] && (ev & (POLLIN | POLLHUP | POLLERR))) { outs[0]![byte]! |= m; ready++; }
       if (want[1] && (ev & (POLLOUT | POLLERR))) { outs[1]![byte]! |= m; ready++; }
       if (want[2] && (ev & POLLPRI)) { outs[2]![byte]! |= m; ready++; }

@@ -17,8 +17,9 @@
  * its task to sleep returns BLOCKED: a0 is left alone and the pc stays on
  * the ecall, which runs again when the task wakes (kernel.ts).
  *
- * Not available: clone3 (glibc falls back to clone), sockets, epoll,
- * inotify, timers and signalfd/eventfd; all return -ENOSYS.
+ * Sockets are the VM's own network namespace (sys-net.ts, netns.ts).
+ * Not available: clone3 (glibc falls back to clone), epoll, inotify,
+ * timers and signalfd/eventfd; all return -ENOSYS.
  */
 import type { GuestProcess } from './guest-process.js';
 import type { Kernel } from './kernel.js';
@@ -39,6 +40,7 @@ import { cloneSyscalls } from './sys-clone.js';
 import { execSyscalls } from './sys-exec.js';
 import { waitSyscalls } from './sys-wait.js';
 import { futexSyscalls } from './sys-futex.js';
+import { netSyscalls } from './sys-net.js';
 
 /**
  * Calls answered with -ENOSYS without a warning: glibc and common programs
@@ -75,21 +77,8 @@ export class LinuxSyscalls {
     this.current = new SysCtx(proc, host, log);
     this.kernel = this.current.kernel;
     const all = [ioSyscalls, fileSyscalls, fsMetaSyscalls, memorySyscalls, timeSyscalls, processSyscalls, signalSyscalls,
-      cloneSyscalls, execSyscalls, waitSyscalls, futexSyscalls];
+      cloneSyscalls, execSyscalls, waitSyscalls, futexSyscalls, netSyscalls];
     for (const group of all) for (const d of group) this.table[d.nr] = d;
-    this.define(198, 'socket', (c, a) => this.socket(c, a));
-  }
-
-  /**
-   * socket(2): sockets are not available. glibc probes AF_UNIX sockets on
-   * every user/group lookup (nscd) and falls back quietly, so those get
-   * -EAFNOSUPPORT without a warning; other families are reported once.
-   */
-  private socket(c: SysCtx, a: SysArgs): number {
-    const AF_UNIX = 1; // include/linux/socket.h
-    if (a.i32(0) === AF_UNIX) return -E.EAFNOSUPPORT;
-    c.warnOnce(198, 'tsvm: unsupported syscall 198 (socket)');
-    return -E.ENOSYS;
   }
 
   /** State the handlers use for the current task (fd table, VFS, signals, ...). */
