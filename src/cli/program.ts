@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { execCommand } from './exec-command.js';
 import { parseSize } from './size.js';
 import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
+import { ttyFromFlags } from './tty-flags.js';
 // The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
 // loading the system VM, the image store and the archive client (a visible share of a short
 // guest program's wall time).
@@ -41,9 +42,13 @@ program
   .option('--memory-limit <size>', 'container: cap on all its processes\' RAM (OOM kill, exit 137)')
   .option('--pids-limit <n>', 'container: most processes and threads (fork fails with EAGAIN)')
   .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
+  .option('-t, --tty', 'give the guest its own terminal (a pty: /dev/pts/0 on fds 0-2, job control); stdin feeds it, stdout shows it; a terminal stdin is put in raw mode', false)
+  .option('--tty-size <COLSxROWS>', 'with --tty and a stdin that is not a terminal: the initial window size', '80x24')
+  .option('--tty-control <fd>', 'with --tty: read window size changes from host fd FD, one JSON object a line: {"resize":[COLS,ROWS]}')
   .passThroughOptions()
   .action((prog: string, args: string[], o: {
     root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string;
+    tty: boolean; ttySize: string; ttyControl?: string;
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
@@ -75,7 +80,13 @@ program
       process.exitCode = 125;
       return;
     }
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox }));
+    const tty = ttyFromFlags(o);
+    if (typeof tty === 'string') {
+      process.stderr.write(`tsvm: ${tty}\n`);
+      process.exitCode = 125;
+      return;
+    }
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, tty }));
   });
 
 program

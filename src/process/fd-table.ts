@@ -70,6 +70,7 @@ export type FileKind =
   | 'pipe' // one end of an in-process Pipe
   | 'mem' // a read-only in-memory file (/proc/self/maps)
   | 'null' | 'zero' | 'full' | 'random' // emulated character devices
+  | 'pty' // the slave of the VM's emulated terminal (sys-tty.ts)
   | 'path'; // an O_PATH reference: usable only for fstat, *at and fchdir
 
 /** An open file description: shared by every fd dup'd from the same open. */

@@ -20,6 +20,7 @@
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import type { OpenFile } from './fd-table.js';
 import { raiseSignal } from './sys-signals.js';
+import { ptyRead, ptyWrite, ptyReadable, ptyHungUp } from './sys-tty.js';
 import { noteFileWrite } from './shared-mappings.js';
 import {
   E, O_APPEND, SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE, SIGPIPE, S_IFCHR, S_IFMT, devMajorMinor, u64,
@@ -75,6 +76,7 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
       }
       return p.read(n);
     }
+    case 'pty': return pos !== null ? -E.ESPIPE : ptyRead(c, f, n);
     case 'mem': {
       const d = f.data!, at = pos ?? f.pos;
       const out = at >= d.length ? new Uint8Array(0) : d.slice(at, Math.min(d.length, at + n));
@@ -129,6 +131,7 @@ export function fileWrite(c: SysCtx, f: OpenFile, data: Uint8Array, pos: number 
       const n = f.nonBlocking ? p.write(data, p.capacity) : p.write(data);
       return n === 0 ? -E.EAGAIN : n;
     }
+    case 'pty': return pos !== null ? -E.ESPIPE : ptyWrite(c, f, data);
     case 'null': case 'zero': case 'random': return data.length;
     case 'full': return -E.ENOSPC;
     default: return -E.EBADF;
@@ -184,7 +187,7 @@ function positioned(c: SysCtx, a: SysArgs, write: boolean): number {
   if (typeof f === 'number') return f;
   const pos = a.n(3);
   if (pos < 0) return -E.EINVAL;
-  if (f.kind === 'pipe' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
+  if (f.kind === 'pipe' || f.kind === 'pty' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
   return write ? writeFrom(c, f, a.u(1), a.u(2), pos) : readInto(c, f, a.u(1), a.u(2), pos);
 }
 
@@ -205,7 +208,7 @@ function readIov(c: SysCtx, addr: number, cnt: number): Array<[number, number]> 
 function vectored(c: SysCtx, fd: number, iovAddr: number, cnt: number, pos: number | null, write: boolean): number {
   const f = fileOf(c, fd);
   if (typeof f === 'number') return f;
-  if (pos !== null && (pos < 0 || f.kind === 'pipe' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
+  if (pos !== null && (pos < 0 || f.kind === 'pipe' || f.kind === 'pty' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
   const iov = readIov(c, iovAddr, cnt);
   if (typeof iov === 'number') return iov;
   const total = iov.reduce((s, [, l]) => s + l, 0);
@@ -284,7 +287,7 @@ function lseek(c: SysCtx, a: SysArgs): number {
   const off = a.n(1), whence = a.i32(2);
   if (whence < SEEK_SET || whence > SEEK_HOLE) return -E.EINVAL;
   switch (f.kind) {
-    case 'pipe': return -E.ESPIPE;
+    case 'pipe': case 'pty': return -E.ESPIPE;
     case 'path': return -E.EBADF;
     case 'null': case 'zero': case 'full': case 'random': return 0;
     case 'host': if (!f.seekable) return hostCharSeek(c, f.hostFd); break;
@@ -353,7 +356,11 @@ const POLLIN = 0x1, POLLPRI = 0x2, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10,
   POLLRDNORM = 0x40, POLLWRNORM = 0x100;
 
 /** The poll events currently true for `f`. */
-function readiness(f: OpenFile): number {
+function readiness(c: SysCtx, f: OpenFile): number {
+  if (f.kind === 'pty') {
+    if (ptyHungUp(c)) return POLLHUP | (f.readable ? POLLIN | POLLRDNORM : 0);
+    return (f.readable && ptyReadable(c) ? POLLIN | POLLRDNORM : 0) | (f.writable ? POLLOUT | POLLWRNORM : 0);
+  }
   if (f.kind === 'pipe' && f.pipe) {
     const p = f.pipe;
     if (f.readable) return (p.available > 0 ? POLLIN | POLLRDNORM : 0) | (p.writers === 0 ? POLLHUP : 0);
@@ -400,7 +407,7 @@ function ppoll(c: SysCtx, a: SysArgs): number {
       let rev = 0;
       if (fd >= 0) {
         const f = c.fds.get(fd);
-        rev = f ? readiness(f) & (events | POLLERR | POLLHUP) : POLLNVAL;
+        rev = f ? readiness(c, f) & (events | POLLERR | POLLHUP) : POLLNVAL;
       }
       dv.setInt16(8 * i + 6, rev, true);
       if (rev !== 0) ready++;
@@ -438,7 +445,7 @@ function pselect6(c: SysCtx, a: SysArgs): number {
       if (!want[0] && !want[1] && !want[2]) continue;
       const f = c.fds.get(fd);
       if (!f) return -E.EBADF;
-      const ev = readiness(f);
+      const ev = readiness(c, f);
       if (want[0] && (ev & (POLLIN | POLLHUP | POLLERR))) { outs[0]![byte]! |= m; ready++; }
       if (want[1] && (ev & (POLLOUT | POLLERR))) { outs[1]![byte]! |= m; ready++; }
       if (want[2] && (ev & POLLPRI)) { outs[2]![byte]! |= m; ready++; }
