@@ -119,6 +119,8 @@ export class ThreadGroup {
   stopReport = 0;
   /** A continue not yet reported to a WCONTINUED wait. */
   contReport = false;
+  /** How many times the process has stopped (a wait can tell it was stopped and continued since). */
+  stops = 0;
 
   /** A process with id `tgid`, in process group `pgid` and session `sid`, signalling its parent with `exitSignal`. */
   constructor(readonly tgid: number, public pgid: number, public sid: number, readonly exitSignal: number) {}
@@ -560,6 +562,7 @@ export class Kernel {
   stopGroup(g: ThreadGroup, sig: number): void {
     if (g.stopped || g.waitStatus !== null || g.groupStatus !== null) return;
     g.stopped = true;
+    g.stops++;
     g.stopReport = sig;
     g.contReport = false;
     this.notifyParent(g, CLD_STOPPED);

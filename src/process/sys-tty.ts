@@ -88,13 +88,10 @@ function jobControl(c: SysCtx, t: VmTerminal, sig: number): number {
   const k = c.kernel;
   k.signalPgrp(g.pgid, sig);
   if (!k.canSleep(c)) return -E.EIO;
-  let stopped = false;
+  const stops = g.stops;
   return k.block(c, {
     restart: true,
-    ready: () => {
-      if (g.stopped) stopped = true;
-      return (stopped && !g.stopped) || p.fgPgrp === g.pgid || p.hungUp || g.sid !== p.sid;
-    },
+    ready: () => (g.stops !== stops && !g.stopped) || p.fgPgrp === g.pgid || p.hungUp || g.sid !== p.sid,
   });
 }
 
