@@ -44,7 +44,7 @@ program
   .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
   .option('-t, --tty', 'give the guest its own terminal (a pty: /dev/pts/0 on fds 0-2, job control); stdin feeds it, stdout shows it; a terminal stdin is put in raw mode', false)
   .option('--tty-size <COLSxROWS>', 'with --tty and a stdin that is not a terminal: the initial window size', '80x24')
-  .option('--tty-control <fd>', 'with --tty: read window size changes from host fd FD, one JSON object a line: {"resize":[COLS,ROWS]}')
+  .option('--tty-control <fd>', 'with --tty: read control messages from host fd FD, one JSON object a line: {"resize":[COLS,ROWS]} (window size) or {"hangup":true} (close the terminal)')
   .passThroughOptions()
   .action((prog: string, args: string[], o: {
     root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string;

@@ -2,21 +2,24 @@
  * The Node side of `tsvm exec --tty`: drives the master of the VM's
  * emulated terminal (src/process/sys-tty.ts) from tsvm's own fds.
  *
- * tsvm's stdin feeds the master (end of file there closes the master: a
- * hangup), what the terminal prints goes to tsvm's stdout. If stdin is a
+ * tsvm's stdin feeds the master, what the terminal prints goes to tsvm's
+ * stdout. At the end of stdin the terminal stays open (like `docker run
+ * -t`); as util-linux script(1) does, the EOF character (c_cc[VEOF]) is
+ * typed once after the last input, so a shell reading it ends. A
+ * control message `{"hangup":true}` closes the master (a hangup: SIGHUP). If stdin is a
  * terminal it is put in raw mode for the run (restored by `close`) and its
  * window size is followed (polled, as the VM's run loop keeps Node's
  * event loop, and so its SIGWINCH handler, from running). Otherwise the
  * size comes from --tty-size and changes arrive on the --tty-control fd as
- * newline-delimited JSON: `{"resize":[COLS,ROWS]}`.
+ * newline-delimited JSON: `{"resize":[COLS,ROWS]}` or `{"hangup":true}`.
  *
  * The kernel calls `poll` (Kernel.poller) every few milliseconds while the
  * guest runs or sleeps; it never blocks.
  */
 import { VmTerminal } from '../process/sys-tty.js';
-import { INPUT_ROOM } from '../process/pty.js';
+import { INPUT_ROOM, VEOF } from '../process/pty.js';
 import type { NodeHostOs } from './node-host-os.js';
-import { E } from '../process/sys-abi.js';
+import { FdReader } from './fd-reader.js';
 
 /** How often a host terminal's window size is checked (ns). */
 const SIZE_POLL_NS = 100_000_000n;
@@ -52,12 +55,13 @@ export function parseTtySize(s: string): { cols: number; rows: number } | null {
 
 /**
  * Parses one --tty-control line: `{"resize":[cols,rows]}` gives the new size,
- * anything else a message saying what is wrong.
+ * `{"hangup":true}` gives 'hangup', anything else a message saying what is wrong.
  */
-export function parseControl(line: string): { cols: number; rows: number } | string {
+export function parseControl(line: string): { cols: number; rows: number } | 'hangup' | string {
   let v: unknown;
   try { v = JSON.parse(line); } catch { return 'not JSON'; }
-  if (typeof v !== 'object' || v === null || !('resize' in v)) return 'expected {"resize":[cols,rows]}';
+  if (typeof v === 'object' && v !== null && 'hangup' in v && (v as { hangup: unknown }).hangup === true) return 'hangup';
+  if (typeof v !== 'object' || v === null || !('resize' in v)) return 'expected {"resize":[cols,rows]} or {"hangup":true}';
   const r = (v as { resize: unknown }).resize;
   if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => Number.isInteger(x) && x >= 1 && x <= WINSIZE_MAX)) {
     return `resize wants two integers from 1 to ${WINSIZE_MAX}`;
@@ -73,15 +77,20 @@ export class NodeTerminal {
   private raw = false;
   private pending: Uint8Array = new Uint8Array(0);
   private stdinOpen = true;
+  private eofTyped = false;
   private controlOpen: boolean;
   private control = '';
   private lastSize = 0n;
   private readonly buf = new Uint8Array(INPUT_ROOM);
+  private readonly input: FdReader;
+  private readonly controlIn: FdReader | null;
 
   constructor(private readonly os: NodeHostOs, private readonly o: TerminalOptions) {
     this.term = new VmTerminal((d) => { if (d.length > 0) os.write(o.outFd, d, null); });
     this.hostTty = os.isatty(o.inFd);
     this.controlOpen = o.controlFd !== null;
+    this.input = new FdReader(os, o.inFd);
+    this.controlIn = o.controlFd !== null ? new FdReader(os, o.controlFd) : null;
     const size = this.hostTty ? os.terminalSize(o.inFd) ?? os.terminalSize(o.outFd) : null;
     this.term.pty.cols = size?.cols ?? o.cols;
     this.term.pty.rows = size?.rows ?? o.rows;
@@ -92,17 +101,19 @@ export class NodeTerminal {
   poll(): void {
     const p = this.term.pty;
     if (this.stdinOpen && this.pending.length === 0) {
-      const r = this.os.readNonBlocking(this.o.inFd, this.buf);
+      const r = this.input.read(this.buf);
       if (r > 0) this.pending = this.buf.slice(0, r);
-      else if (r === 0 || (r < 0 && r !== -E.EAGAIN && r !== -E.ENOSYS)) { // end of file, or an error
-        this.stdinOpen = false;
-        this.term.hangup();
-      }
+      else if (r === 0) this.stdinOpen = false;
     }
     if (this.pending.length > 0) {
       const room = Math.max(0, INPUT_ROOM - p.queued);
       const n = Math.min(room, this.pending.length);
       if (n > 0) { this.term.input(this.pending.subarray(0, n)); this.pending = this.pending.subarray(n); }
+    }
+    if (!this.stdinOpen && !this.eofTyped && !this.hostTty && this.pending.length === 0) {
+      this.eofTyped = true;
+      const eof = p.cc(VEOF);
+      if (eof !== 0) this.term.input(Uint8Array.of(eof));
     }
     if (this.controlOpen) this.pollControl();
     if (this.hostTty) {
@@ -118,9 +129,9 @@ export class NodeTerminal {
   private pollControl(): void {
     const b = new Uint8Array(CONTROL_LINE_MAX);
     for (;;) {
-      const r = this.os.readNonBlocking(this.o.controlFd!, b);
-      if (r === -E.EAGAIN || r === -E.ENOSYS) return; // nothing now
-      if (r <= 0) { this.controlOpen = false; return; }
+      const r = this.controlIn!.read(b);
+      if (r < 0) return; // nothing now
+      if (r === 0) { this.controlOpen = false; return; }
       this.control += new TextDecoder().decode(b.subarray(0, r));
       let nl: number;
       while ((nl = this.control.indexOf('\n')) >= 0) {
@@ -128,7 +139,8 @@ export class NodeTerminal {
         this.control = this.control.slice(nl + 1);
         if (line === '') continue;
         const m = parseControl(line);
-        if (typeof m === 'string') this.o.log(`tsvm: --tty-control: ${m}: ${line.slice(0, 80)}`);
+        if (m === 'hangup') this.term.hangup();
+        else if (typeof m === 'string') this.o.log(`tsvm: --tty-control: ${m}: ${line.slice(0, 80)}`);
         else this.term.resize(m.cols, m.rows);
       }
       if (this.control.length > CONTROL_LINE_MAX) { this.o.log('tsvm: --tty-control: line too long, dropped'); this.control = ''; }
@@ -137,6 +149,8 @@ export class NodeTerminal {
 
   /** The run is over: the host terminal leaves raw mode. */
   close(): void {
+    this.input.close();
+    this.controlIn?.close();
     if (this.raw) { this.os.setRawMode(this.o.inFd, false); this.raw = false; }
   }
 }

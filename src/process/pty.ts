@@ -51,7 +51,7 @@ export const INPUT_ROOM = MAX_INPUT;
 /** The termios of a new terminal (drivers/tty/tty_io.c tty_std_termios, as a pty slave starts). */
 export function defaultTermios(): Uint8Array {
   const b = new Uint8Array(TERMIOS_SIZE), dv = new DataView(b.buffer);
-  dv.setUint32(0, ICRNL | IXON | IUTF8, true); // c_iflag
+  dv.setUint32(0, ICRNL | IXON, true); // c_iflag (no IUTF8: a new pty slave has none)
   dv.setUint32(4, OPOST | ONLCR, true); // c_oflag
   dv.setUint32(8, 0o17 | 0o60 | 0o200, true); // c_cflag: B38400 | CS8 | CREAD
   dv.setUint32(12, ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN, true); // c_lflag
