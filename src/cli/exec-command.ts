@@ -3,7 +3,9 @@
  * Loads a riscv64 Linux ELF and runs it as this host process, like
  * qemu-riscv64 does; the processes and threads it creates run inside this
  * host process too (a cooperative scheduler, see src/process/kernel.ts).
- * tsvm's exit status is the root guest process's.
+ * tsvm's exit status is the root guest process's. With --tty the guest
+ * gets an emulated terminal (src/process/sys-tty.ts) driven from tsvm's
+ * stdin and stdout (src/host/node-terminal.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +23,7 @@ import type { HostOs } from '../process/host-os.js';
 import { jitStatsLine } from './jit-flags.js';
 import { QemuUserHostOs } from '../process/qemu-user-host-os.js';
 import type { PortBridge } from '../process/netns.js';
+import { NodeTerminal } from '../host/node-terminal.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -41,6 +44,8 @@ export interface ExecOptions {
   env?: string[];
   /** Starts the published ports (--publish; src/host/port-publisher.ts): the bridge, or a one-line error. */
   startPublisher?: () => (PortBridge & { shutdown(): void }) | string;
+  /** Give the guest an emulated terminal (--tty): its initial size, and the fd of resize messages (--tty-control). */
+  tty?: { cols: number; rows: number; controlFd: number | null };
 }
 
 /** What `tsvm-riscv64` changes in a run (see docs/dropin.md). */
@@ -122,11 +127,30 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
   };
   const data = loaderHost.readFile(found);
   if (data === null) { log(`tsvm: ${prog}: cannot read`); return 126; }
+  const term = opts.tty !== undefined
+    ? new NodeTerminal(nodeOs, { inFd: 0, outFd: 1, controlFd: opts.tty.controlFd, cols: opts.tty.cols, rows: opts.tty.rows, log })
+    : null;
+  try {
+    return runExec(prog, args, opts, { hostOs, root, found, data, loaderHost, term });
+  } finally {
+    term?.close();
+  }
+}
+
+/** What execCommand has prepared for the run. */
+interface Prepared {
+  hostOs: HostOs; root: string | undefined; found: string; data: Uint8Array; loaderHost: LoaderHost; term: NodeTerminal | null;
+}
+
+function runExec(prog: string, args: string[], opts: ExecOptions, p: Prepared): number {
+  const { hostOs, root, found, data, loaderHost, term } = p;
   let proc: GuestProcess;
   const enforcer = opts.sandbox !== undefined ? new SandboxEnforcer({ pidNamespace: false, ...opts.sandbox }) : null;
   try {
     // In its own PID namespace the program is pid 1 (pid_namespaces(7)).
-    proc = new GuestProcess({ memoryBytes: opts.memoryBytes, root, trace: opts.trace, ...(enforcer ? { frameBudget: enforcer } : {}) }, opts.sandbox?.pidNamespace === true ? 1 : process.pid);
+    proc = new GuestProcess({
+      memoryBytes: opts.memoryBytes, root, trace: opts.trace, ...(enforcer ? { frameBudget: enforcer } : {}), ...(term ? { terminal: term.term } : {}),
+    }, opts.sandbox?.pidNamespace === true ? 1 : process.pid);
     // tsvm's own setting TSVM_JIT is not part of the guest's environment.
     const envp = opts.env ?? Object.entries(process.env).filter(([k]) => k !== 'TSVM_JIT').map(([k, v]) => `${k}=${v ?? ''}`);
     loadProgram(proc, loaderHost, found, data, [prog, ...args], envp);
@@ -144,6 +168,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
   const sys = new LinuxSyscalls(proc, hostOs, log);
   enforcer?.attach(sys.kernel);
   if (publisher !== null) sys.kernel.net.attachBridge(publisher);
+  if (term !== null) sys.kernel.poller = () => term.poll();
   const t0 = performance.now();
   let status: number;
   try {

@@ -7,6 +7,7 @@ import { execCommand } from './exec-command.js';
 import { parsePublish, type Publish } from '../host/publish-spec.js';
 import { parseSize } from './size.js';
 import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
+import { ttyFromFlags } from './tty-flags.js';
 // The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
 // loading the system VM, the image store and the archive client (a visible share of a short
 // guest program's wall time).
@@ -47,9 +48,13 @@ program
   .option('--user <uid[:gid]>', 'container: the ids the program runs as')
   .option('--env <k=v>', "the guest's environment, one variable per flag (given: only these)", (v: string, a: string[]) => [...a, v], [] as string[])
   .option('-p, --publish <spec>', 'publish [HOSTADDR:]HOSTPORT:PORT: host connections reach the guest\'s loopback PORT (repeat; HOSTADDR defaults to 127.0.0.1)', (v: string, a: string[]) => [...a, v], [] as string[])
+  .option('-t, --tty', 'give the guest its own terminal (a pty: /dev/pts/0 on fds 0-2, job control); stdin feeds it, stdout shows it; a terminal stdin is put in raw mode', false)
+  .option('--tty-size <COLSxROWS>', 'with --tty and a stdin that is not a terminal: the initial window size', '80x24')
+  .option('--tty-control <fd>', 'with --tty: read control messages from host fd FD, one JSON object a line: {"resize":[COLS,ROWS]} (window size) or {"hangup":true} (close the terminal)')
   .passThroughOptions()
   .action(async (prog: string, args: string[], o: {
     root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; env: string[]; publish: string[];
+    tty: boolean; ttySize: string; ttyControl?: string;
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
@@ -81,6 +86,12 @@ program
       process.exitCode = 125;
       return;
     }
+    const tty = ttyFromFlags(o);
+    if (typeof tty === 'string') {
+      process.stderr.write(`tsvm: ${tty}\n`);
+      process.exitCode = 125;
+      return;
+    }
     const badEnv = o.env.find((kv) => !/^[^=]+=/.test(kv));
     if (badEnv !== undefined) {
       process.stderr.write(`tsvm: --env ${badEnv}: expected NAME=VALUE\n`);
@@ -100,7 +111,7 @@ program
     // The publisher (a worker thread with node:net) is loaded only when a port is published.
     const startPublisher = publish.length === 0 ? undefined
       : ((m) => () => m.PortPublisher.start(publish))(await import('../host/port-publisher.js'));
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, startPublisher, ...(o.env.length > 0 ? { env: o.env } : {}) }));
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, startPublisher, tty, ...(o.env.length > 0 ? { env: o.env } : {}) }));
   });
 
 program

@@ -72,6 +72,7 @@ export type FileKind =
   | 'mem' // a read-only in-memory file (/proc/self/maps)
   | 'null' | 'zero' | 'full' | 'random' // emulated character devices
   | 'socket' // a socket of the VM's network namespace (netns.ts)
+  | 'pty' // the slave of the VM's emulated terminal (sys-tty.ts)
   | 'path'; // an O_PATH reference: usable only for fstat, *at and fchdir
 
 /** An open file description: shared by every fd dup'd from the same open. */

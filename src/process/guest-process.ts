@@ -7,6 +7,7 @@
  * in the syscall layer.
  */
 import { GuestRam } from '../memory/guest-ram.js';
+import type { VmTerminal } from './sys-tty.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { Hart } from '../cpu/hart.js';
 import { AddressSpace, type FrameBudget } from './address-space.js';
@@ -33,6 +34,8 @@ export interface ProcessOptions {
    * interface, so any implementation serves (e.g. a PooledRam on a host's pool).
    */
   memory?: (bytes: number) => GuestMemory;
+  /** An emulated terminal (`tsvm exec --tty`): the first process's stdio and controlling terminal; absent: the host's fds. */
+  terminal?: VmTerminal;
 }
 
 /** A new RAM block for an address space of a VM with options `opts` (may throw RangeError). */

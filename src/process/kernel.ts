@@ -41,7 +41,8 @@ import { GuestMemoryError, type GuestMemory } from '../memory/guest-memory.js';
 import { newProcessRam, type ProcessOptions } from './guest-process.js';
 import { E, SIGCHLD, SIGKILL, signalName } from './sys-abi.js';
 import {
-  deliverPending, actionableSignal, raiseSignal, bit, SA_RESTART, SA_NOCLDWAIT, SIG_DFL, SIG_IGN, SI_USER, SI_TKILL,
+  deliverPending, actionableSignal, raiseSignal, applyStops, bit, SA_RESTART, SA_NOCLDWAIT, SA_NOCLDSTOP, STOP_SIGNALS,
+  SIG_DFL, SIG_IGN, SI_USER, SI_TKILL, SI_KERNEL,
 } from './sys-signals.js';
 import { flushSharedMappings } from './sys-memory.js';
 import type { SandboxEnforcer } from './sandbox-limits.js';
@@ -116,6 +117,14 @@ export class ThreadGroup {
   execed = false;
   /** For a CLONE_VFORK child: false until it execs or exits (its parent sleeps until then). */
   vforkDone: boolean | null = null;
+  /** True while stopped by a stop signal (its tasks do not run until SIGCONT or SIGKILL). */
+  stopped = false;
+  /** The stop signal not yet reported to a WUNTRACED wait (0: none). */
+  stopReport = 0;
+  /** A continue not yet reported to a WCONTINUED wait. */
+  contReport = false;
+  /** How many times the process has stopped (a wait can tell it was stopped and continued since). */
+  stops = 0;
 
   /** A process with id `tgid`, in process group `pgid` and session `sid`, signalling its parent with `exitSignal`. */
   constructor(readonly tgid: number, public pgid: number, public sid: number, readonly exitSignal: number) {}
@@ -162,6 +171,13 @@ export class Kernel {
   private seq = 0;
   private nextPid = 0;
   private deadlockWarned = false;
+  /**
+   * Polls the runtime's input (an emulated terminal's master, sys-tty.ts)
+   * without blocking, or null. With one, tasks may always sleep (input can
+   * end any wait) and the idle kernel sleeps in short steps polling it.
+   */
+  poller: (() => void) | null = null;
+  private lastPoll = 0n;
 
   constructor(readonly host: HostOs, readonly log: (line: string) => void) {}
 
@@ -288,7 +304,7 @@ export class Kernel {
 
   /** True if task `c` may sleep: another task could end its wait, and it is not being retried as a last resort. */
   canSleep(c: SysCtx): boolean {
-    return this.tasks.length > 1 && !c.lastResort;
+    return (this.tasks.length > 1 || this.poller !== null) && !c.lastResort;
   }
 
   /** Puts `c` to sleep on `w`; the handler returns the BLOCKED this gives. Call only if canSleep(c). */
@@ -317,9 +333,15 @@ export class Kernel {
   /** The next task to run (round robin), waking sleepers whose wait ended; null if none can run now. */
   next(): SysCtx | null {
     let now = -1n;
+    if (this.poller !== null) {
+      now = this.host.monotonicNs();
+      if (now - this.lastPoll >= HOST_POLL_NS) { this.lastPoll = now; this.poller(); }
+    }
     for (let i = 1; i <= this.tasks.length; i++) {
       const idx = (this.cursor + i) % this.tasks.length;
       const c = this.tasks[idx]!;
+      if (c.sig.pending !== 0n) applyStops(c);
+      if (c.group.stopped && (c.sig.pending & bit(SIGKILL)) === 0n) continue;
       if (c.wait !== null) {
         if (now < 0n) now = this.host.monotonicNs();
         if (!this.wake(c, now)) continue;
@@ -397,10 +419,18 @@ export class Kernel {
     let earliest: bigint | null = null, hostWaiter: SysCtx | null = null, legacy: SysCtx | null = null;
     for (const c of this.tasks) {
       const w = c.wait;
-      if (w === null) continue;
+      if (w === null || c.group.stopped) continue;
       if (w.deadline !== undefined && (earliest === null || w.deadline < earliest)) earliest = w.deadline;
       if (w.host === true && (hostWaiter === null || c.blockSeq < hostWaiter.blockSeq)) hostWaiter = c;
       if (w.legacy === true && (legacy === null || c.blockSeq > legacy.blockSeq)) legacy = c;
+    }
+    if (this.poller !== null || this.tasks.every((t) => t.group.stopped)) {
+      // Input from the runtime (or a signal from it) may end any wait: sleep a step, poll, look again.
+      const d = earliest !== null && earliest - now < IDLE_POLL_NS ? earliest - now : IDLE_POLL_NS;
+      if (d > 0n) this.host.sleepNs(Number(d));
+      for (const c of this.tasks) if (c.wait?.host === true) c.pollAt = 0n;
+      if (this.poller !== null) { this.lastPoll = this.host.monotonicNs(); this.poller(); }
+      return;
     }
     if (hostWaiter !== null) {
       // With published ports a host connection may come at any time: keep polling (sleeping on the
@@ -541,6 +571,40 @@ export class Kernel {
   }
 
   // ---- signals between tasks ----
+
+  /** Sends `sig` to every live process of process group `pgid` (a terminal's signals, sys-tty.ts). */
+  signalPgrp(pgid: number, sig: number): void {
+    for (const g of [...this.groups.values()]) {
+      if (g.pgid === pgid && g.waitStatus === null && this.sandbox?.initIgnores(this, g, sig) !== true) this.sendToGroup(g, sig, SI_KERNEL, 0);
+    }
+  }
+
+  /** A stop signal `sig` stops process `g`; its parent is told (SIGCHLD, CLD_STOPPED) unless it set SA_NOCLDSTOP. */
+  stopGroup(g: ThreadGroup, sig: number): void {
+    if (g.stopped || g.waitStatus !== null || g.groupStatus !== null) return;
+    g.stopped = true;
+    g.stops++;
+    g.stopReport = sig;
+    g.contReport = false;
+    this.notifyParent(g, CLD_STOPPED);
+  }
+
+  /** SIGCONT resumes a stopped process `g` (its parent gets SIGCHLD, CLD_CONTINUED); pending stop signals are dropped. */
+  continueGroup(g: ThreadGroup): void {
+    for (const t of g.threads) t.sig.pending &= ~STOP_SIGNALS;
+    if (!g.stopped) return;
+    g.stopped = false;
+    g.stopReport = 0;
+    g.contReport = true;
+    this.notifyParent(g, CLD_CONTINUED);
+  }
+
+  private notifyParent(g: ThreadGroup, code: number): void {
+    const p = g.parent;
+    const act = p?.threads[0]?.sig.actions[SIGCHLD];
+    if (p === null || act === undefined || (act.flags & SA_NOCLDSTOP) !== 0) return;
+    this.sendToGroup(p, SIGCHLD, code, g.tgid);
+  }
 
   /** Queues `sig` for process `g` on a thread that does not block it. */
   sendToGroup(g: ThreadGroup, sig: number, code: number, from: number): void {
@@ -694,3 +758,5 @@ export class Kernel {
 
 /** si_code of SIGCHLD for an exited child (include/uapi/asm-generic/siginfo.h CLD_EXITED). */
 const CLD_CODE = 1;
+/** si_code of SIGCHLD for a stopped and a continued child (siginfo.h CLD_STOPPED, CLD_CONTINUED). */
+const CLD_STOPPED = 5, CLD_CONTINUED = 6;

@@ -62,7 +62,7 @@ function runTask(c: SysCtx, sys: LinuxSyscalls, log: (line: string) => void, sli
   k.switchTo(c);
   if (c.sig.pending !== 0n) {
     k.deliverAsync(c);
-    if (c.dead) return;
+    if (c.dead || c.group.stopped) return;
   }
   let budget = slice;
   while (budget > 0) {
@@ -77,6 +77,7 @@ function runTask(c: SysCtx, sys: LinuxSyscalls, log: (line: string) => void, sli
     if (cause === CAUSE_USER_ECALL) {
       sys.handle();
       if (c.dead || c.wait !== null || k.rootStatus !== null) return; // a sleeping task stays on its ecall
+      if (c.group.stopped) { skipEcall(c.proc.hart.st); return; } // a stop signal: the rest waits for SIGCONT
       skipEcall(c.proc.hart.st); // execve may have replaced the hart
       if (k.resched) { k.resched = false; return; }
       continue;

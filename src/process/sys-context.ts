@@ -23,6 +23,7 @@ import {
   CLONE_FILES, CLONE_FS, CLONE_SIGHAND, CLONE_THREAD,
 } from './sys-abi.js';
 import { SignalState } from './sys-signals.js';
+import { ptyOpen, type VmTerminal } from './sys-tty.js';
 
 /** A syscall handler: returns the a0 result (negative errno on failure). */
 export type Handler = (c: SysCtx, a: SysArgs) => number;
@@ -74,6 +75,8 @@ export interface TtyState {
   raw: boolean;
   /** Window size set by TIOCSWINSZ, overriding the host's. */
   winsize: Uint8Array | null;
+  /** The VM's emulated terminal (sys-tty.ts), or null: tty fds are the host's. */
+  pty: VmTerminal | null;
 }
 
 /** Index of default rlimit values (include/uapi/asm-generic/resource.h order). */
@@ -106,6 +109,7 @@ function dirEntryType(dir: string, name: string): number {
   if (dir === 'dev') return name === 'stdin' || name === 'stdout' || name === 'stderr' || name === 'fd' ? DT_LNK : DT_CHR;
   if (dir === 'proc') return name === 'self' ? DT_LNK : DT_DIR;
   if (dir === 'pid') return DT_REG; // /proc/<pid> of a container (proc-pids.ts)
+  if (dir === 'pts') return DT_CHR;
   return name === 'fd' ? DT_DIR : name === 'maps' ? DT_REG : DT_LNK; // /proc/self
 }
 
@@ -178,7 +182,7 @@ export class SysCtx {
     }
     this.kernel = new Kernel(host, log);
     this.warned = new Set<number>();
-    this.tty = { termios: null, raw: false, winsize: null };
+    this.tty = { termios: null, raw: false, winsize: null, pty: proc.opts.terminal ?? null };
     this.sig = new SignalState();
     this.id = host.identity();
     this.rlimits = DEFAULT_RLIMITS.map(([a, b]) => [a, b]);
@@ -195,7 +199,15 @@ export class SysCtx {
     this.umask = old;
     const base = proc.exePath.split('/').pop() ?? '';
     this.comm = base.slice(0, 15);
-    for (let fd = 0; fd < 3; fd++) {
+    const term = this.tty.pty;
+    if (term !== null) {
+      // The emulated terminal's slave, one description on fds 0-2 (as a container runtime dups it).
+      const f = new OpenFile('pty', O_RDWR, -1, '/dev/pts/0');
+      f.isTty = true;
+      for (let fd = 0; fd < 3; fd++) this.fds.install(f);
+      term.kernel = this.kernel;
+    }
+    for (let fd = 0; fd < 3 && term === null; fd++) {
       const tty = host.isatty(fd);
       const acc = tty ? O_RDWR : fd === 0 ? O_RDONLY : O_WRONLY;
       const f = new OpenFile('host', acc, fd);
@@ -208,6 +220,7 @@ export class SysCtx {
     }
     this.exePath(); // fix the absolute path now, relative to the starting directory
     this.kernel.addRoot(this);
+    if (term !== null) { term.pty.sid = this.group.sid; term.pty.fgPgrp = this.group.pgid; }
   }
 
   /** The address space the task runs in. */
@@ -242,6 +255,7 @@ export class SysCtx {
       pids: () => namespacePids(this.kernel),
       procFile: (pid, name) => procPidFile(this.kernel, pid, name),
       container: () => this.kernel.sandbox !== null,
+      pty: () => this.tty.pty !== null,
     }, from);
   }
 
@@ -441,6 +455,7 @@ export class SysCtx {
       return this.vfs.virtualStat({ t: 'dev', dev: f.kind === 'random' ? (f.guestPath.endsWith('urandom') ? 'urandom' : 'random') : f.kind });
     }
     if (f.kind === 'dir') return this.vfs.virtualStat({ t: 'dir', name: 'fd', entries: [] });
+    if (f.kind === 'pty') return this.vfs.virtualStat({ t: 'pty', name: f.guestPath === '/dev/tty' ? 'tty' : 'pts' });
     return this.vfs.virtualStat({ t: 'file', name: 'maps', content: () => new Uint8Array(0) });
   }
 
@@ -492,6 +507,13 @@ export class SysCtx {
       const n = r.node;
       switch (n.t) {
         case 'dev': return new OpenFile(n.dev === 'urandom' ? 'random' : n.dev, kept, -1, r.guest);
+        case 'pty': {
+          const e = ptyOpen(this, n.name === 'tty', (flags & O_NOCTTY) !== 0);
+          if (e < 0) return e;
+          const f = new OpenFile('pty', kept, -1, r.guest);
+          f.isTty = true;
+          return f;
+        }
         case 'file': {
           if (acc !== O_RDONLY) return -E.EACCES;
           return new OpenFile('mem', kept, -1, r.guest, '', null, n.content());
@@ -513,6 +535,7 @@ export class SysCtx {
             if ((t.flags & O_ACCMODE) === O_RDONLY) t.pipe.readers++; else t.pipe.writers++;
             return p;
           }
+          if (t.kind === 'pty') return this.openResolved({ kind: 'virtual', node: { t: 'pty', name: 'pts' }, guest: '/dev/pts/0' }, flags, mode);
           if (t.hostPath !== '') return this.openResolved({ kind: 'host', host: t.hostPath, guest: t.guestPath }, flags, mode);
           if (t.hostFd >= 0 && this.vfs.root === undefined) {
             return this.openResolved({ kind: 'host', host: `/proc/self/fd/${t.hostFd}`, guest: this.fdTarget(n.fd) }, flags, mode);

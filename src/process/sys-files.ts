@@ -5,6 +5,7 @@
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import { OpenFile, Pipe } from './fd-table.js';
 import { mappedFileId, noteFileResize } from './shared-mappings.js';
+import { ptyIoctl } from './sys-tty.js';
 import {
   E, O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_CLOEXEC, O_NONBLOCK, O_DIRECT,
   O_TMPFILE_BIT, O_DIRECTORY, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
@@ -147,6 +148,7 @@ function ioctl(c: SysCtx, a: SysArgs): number {
     case FIONCLEX: c.fds.setCloexec(fd, false); return 0;
     case FIONREAD: {
       let n = 0;
+      if (f.kind === 'pty') return ptyIoctl(c, f, req, arg);
       if (f.pipe) n = f.pipe.available;
       else if (f.socket) n = f.socket.stream ? f.socket.rx.available : f.socket.dgrams[0]?.data.length ?? 0; // SIOCINQ (tcp(7), udp(7))
       else if (f.kind === 'host' && f.seekable) {
@@ -157,6 +159,7 @@ function ioctl(c: SysCtx, a: SysArgs): number {
     }
     default: break;
   }
+  if (f.kind === 'pty') return ptyIoctl(c, f, req, arg);
   if (!f.isTty) return -E.ENOTTY;
   switch (req) {
     case TCGETS: return c.write(arg, c.termios ?? defaultTermios()) ? 0 : -E.EFAULT;

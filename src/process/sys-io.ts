@@ -20,6 +20,7 @@
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import type { OpenFile } from './fd-table.js';
 import { raiseSignal } from './sys-signals.js';
+import { ptyRead, ptyWrite, ptyReadable, ptyHungUp } from './sys-tty.js';
 import { noteFileWrite } from './shared-mappings.js';
 import { socketRead, socketWrite, socketReadiness } from './sys-net.js';
 import {
@@ -77,6 +78,7 @@ export function fileRead(c: SysCtx, f: OpenFile, n: number, pos: number | null):
       return p.read(n);
     }
     case 'socket': return pos !== null ? -E.ESPIPE : socketRead(c, f, n);
+    case 'pty': return pos !== null ? -E.ESPIPE : ptyRead(c, f, n);
     case 'mem': {
       const d = f.data!, at = pos ?? f.pos;
       const out = at >= d.length ? new Uint8Array(0) : d.slice(at, Math.min(d.length, at + n));
@@ -132,6 +134,7 @@ export function fileWrite(c: SysCtx, f: OpenFile, data: Uint8Array, pos: number 
       return n === 0 ? -E.EAGAIN : n;
     }
     case 'socket': return pos !== null ? -E.ESPIPE : socketWrite(c, f, data);
+    case 'pty': return pos !== null ? -E.ESPIPE : ptyWrite(c, f, data);
     case 'null': case 'zero': case 'random': return data.length;
     case 'full': return -E.ENOSPC;
     default: return -E.EBADF;
@@ -187,7 +190,7 @@ function positioned(c: SysCtx, a: SysArgs, write: boolean): number {
   if (typeof f === 'number') return f;
   const pos = a.n(3);
   if (pos < 0) return -E.EINVAL;
-  if (f.kind === 'pipe' || f.kind === 'socket' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
+  if (f.kind === 'pipe' || f.kind === 'socket' || f.kind === 'pty' || (f.kind === 'host' && !f.seekable)) return -E.ESPIPE;
   return write ? writeFrom(c, f, a.u(1), a.u(2), pos) : readInto(c, f, a.u(1), a.u(2), pos);
 }
 
@@ -208,7 +211,7 @@ function readIov(c: SysCtx, addr: number, cnt: number): Array<[number, number]> 
 function vectored(c: SysCtx, fd: number, iovAddr: number, cnt: number, pos: number | null, write: boolean): number {
   const f = fileOf(c, fd);
   if (typeof f === 'number') return f;
-  if (pos !== null && (pos < 0 || f.kind === 'pipe' || f.kind === 'socket' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
+  if (pos !== null && (pos < 0 || f.kind === 'pipe' || f.kind === 'socket' || f.kind === 'pty' || (f.kind === 'host' && !f.seekable))) return pos < 0 ? -E.EINVAL : -E.ESPIPE;
   const iov = readIov(c, iovAddr, cnt);
   if (typeof iov === 'number') return iov;
   const total = iov.reduce((s, [, l]) => s + l, 0);
@@ -287,7 +290,7 @@ function lseek(c: SysCtx, a: SysArgs): number {
   const off = a.n(1), whence = a.i32(2);
   if (whence < SEEK_SET || whence > SEEK_HOLE) return -E.EINVAL;
   switch (f.kind) {
-    case 'pipe': case 'socket': return -E.ESPIPE;
+    case 'pipe': case 'socket': case 'pty': return -E.ESPIPE;
     case 'path': return -E.EBADF;
     case 'null': case 'zero': case 'full': case 'random': return 0;
     case 'host': if (!f.seekable) return hostCharSeek(c, f.hostFd); break;
@@ -361,6 +364,10 @@ const POLLIN = 0x1, POLLPRI = 0x2, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10,
 /** The poll events currently true for `f`. */
 function readiness(c: SysCtx, f: OpenFile): number {
   if (f.socket) return socketReadiness(c, f.socket);
+  if (f.kind === 'pty') {
+    if (ptyHungUp(c)) return POLLHUP | (f.readable ? POLLIN | POLLRDNORM : 0);
+    return (f.readable && ptyReadable(c) ? POLLIN | POLLRDNORM : 0) | (f.writable ? POLLOUT | POLLWRNORM : 0);
+  }
   if (f.kind === 'pipe' && f.pipe) {
     const p = f.pipe;
     if (f.readable) return (p.available > 0 ? POLLIN | POLLRDNORM : 0) | (p.writers === 0 ? POLLHUP : 0);

@@ -29,14 +29,14 @@ import { S } from '../cpu/hart-state.js';
 export const KEEP_REGS = -0x100_0000_0000;
 
 /** sa_flags bits (include/uapi/asm-generic/signal-defs.h). */
-export const SA_NOCLDWAIT = 0x2, SA_ONSTACK = 0x08000000, SA_RESTART = 0x10000000, SA_NODEFER = 0x40000000,
+export const SA_NOCLDSTOP = 0x1, SA_NOCLDWAIT = 0x2, SA_ONSTACK = 0x08000000, SA_RESTART = 0x10000000, SA_NODEFER = 0x40000000,
   SA_RESETHAND = 0x80000000;
 /** SIG_DFL / SIG_IGN handler values. */
 export const SIG_DFL = 0, SIG_IGN = 1;
 /** sigaltstack ss_flags (include/uapi/linux/signal.h) and MINSIGSTKSZ (asm-generic/signal.h). */
 const SS_ONSTACK = 1, SS_DISABLE = 2, MINSIGSTKSZ = 2048;
 /** si_code values (include/uapi/asm-generic/siginfo.h). */
-export const SI_USER = 0, SI_TKILL = -6, SI_QUEUE = -1;
+export const SI_USER = 0, SI_TKILL = -6, SI_QUEUE = -1, SI_KERNEL = 0x80;
 /** rt_sigprocmask `how` (asm-generic/signal-defs.h). */
 const SIG_BLOCK = 0, SIG_UNBLOCK = 1, SIG_SETMASK = 2;
 /** Kernel sigset_t size for riscv64 (_NSIG / 8). */
@@ -118,10 +118,33 @@ export class SignalState {
   }
 }
 
-/** Whether a signal's default action ignores it (stop signals, too, as nothing can stop the VM). */
+/** Whether a signal's default action ignores it (kernel/signal.c sig_kernel_ignore). */
 export function defaultIgnored(sig: number): boolean {
-  return sig === SIGCHLD || sig === SIGCONT || sig === SIGURG || sig === SIGWINCH || sig === SIGSTOP ||
-    sig === SIGTSTP || sig === SIGTTIN || sig === SIGTTOU;
+  return sig === SIGCHLD || sig === SIGCONT || sig === SIGURG || sig === SIGWINCH;
+}
+
+/** The stop signals (kernel/signal.c SIG_KERNEL_STOP_MASK). */
+export const STOP_SIGNALS = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU);
+
+/** Whether a signal's default action stops the process. */
+export function defaultStops(sig: number): boolean {
+  return (STOP_SIGNALS & bit(sig)) !== 0n;
+}
+
+/**
+ * Acts on the pending, unblocked stop signals of `c` whose action is the
+ * default: takes them off and stops its process (kernel.ts stopGroup).
+ * Stop signals do not end a sleep: the task stays in its wait, stopped,
+ * and sees its wait again once continued (as a restarted syscall).
+ */
+export function applyStops(c: SysCtx): void {
+  const s = c.sig, ready = s.pending & ~s.blocked & STOP_SIGNALS;
+  if (ready === 0n) return;
+  for (const sig of [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]) {
+    if ((ready & bit(sig)) === 0n || (sig !== SIGSTOP && s.actions[sig]!.handler !== SIG_DFL)) continue;
+    s.pending &= ~bit(sig);
+    c.kernel.stopGroup(c.group, sig);
+  }
 }
 
 /**
@@ -136,6 +159,9 @@ export function defaultIgnored(sig: number): boolean {
 export function raiseSignal(c: SysCtx, sig: number, code = SI_USER, from = c.proc.pid, image: Uint8Array | null = null): number {
   if (sig < 1 || sig > NSIG) return 0;
   const s = c.sig, b = bit(sig);
+  // kernel/signal.c prepare_signal: SIGCONT resumes a stopped process (SIGKILL ends it: kernel.ts next), a stop signal cancels a pending SIGCONT.
+  if (sig === SIGCONT) c.kernel.continueGroup(c.group);
+  else if (defaultStops(sig)) for (const t of c.group.threads) t.sig.pending &= ~bit(SIGCONT);
   if (s.actions[sig]!.handler === SIG_IGN && sig !== SIGKILL) return 0;
   if (sig < SIGRTMIN_KERNEL) {
     if ((s.pending & b) !== 0n) return 0; // standard signals do not queue: the first one's siginfo stays
@@ -175,7 +201,7 @@ export function actionableSignal(c: SysCtx): number {
   for (let sig = 1; sig <= NSIG; sig++) {
     if ((ready & bit(sig)) === 0n) continue;
     const h = c.sig.actions[sig]!.handler;
-    if (sig === SIGKILL || (h !== SIG_IGN && !(h === SIG_DFL && defaultIgnored(sig)))) return sig;
+    if (sig === SIGKILL || (h !== SIG_IGN && !(h === SIG_DFL && (defaultIgnored(sig) || defaultStops(sig))))) return sig;
   }
   return 0;
 }
@@ -226,6 +252,7 @@ export function deliverPending(c: SysCtx): void {
     if (act.handler === SIG_IGN && sig !== SIGKILL) continue;
     if (act.handler === SIG_DFL || sig === SIGKILL) {
       if (defaultIgnored(sig)) continue;
+      if (sig !== SIGKILL && defaultStops(sig)) { c.kernel.stopGroup(c.group, sig); continue; }
       die(c, sig);
       return;
     }

@@ -8,24 +8,29 @@
  * (restarted after a SA_RESTART handler), or returns 0 with WNOHANG; with
  * no matching children at all, ECHILD. Children whose exit signal is not
  * SIGCHLD ("clone children") are seen only with __WCLONE or __WALL.
- * Stopped and continued children never occur (nothing stops a task), so
- * WUNTRACED/WCONTINUED are accepted and never report anything.
+ * With WUNTRACED (WSTOPPED) a child that stopped is reported once with
+ * status (sig << 8) | 0x7f, with WCONTINUED one continued by SIGCONT with
+ * 0xffff (include/uapi/linux/wait.h, bits/waitstatus.h).
  */
 import type { SysCtx, SysArgs, SyscallDef } from './sys-context.js';
 import type { ThreadGroup } from './kernel.js';
 import {
-  E, SIGCHLD, u32, WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT, __WNOTHREAD, __WALL, __WCLONE,
+  E, SIGCHLD, SIGCONT, u32, WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT, __WNOTHREAD, __WALL, __WCLONE,
 } from './sys-abi.js';
 
+/** An internal option bit (above the Linux ones): exits are reported (wait4 always, waitid with WEXITED). */
+const WEXITED_IMPLIED = 0x1000_0000; // unused by include/uapi/linux/wait.h (__WNOTHREAD is 0x20000000)
 /** waitid idtype values (include/uapi/linux/wait.h). */
 const P_ALL = 0, P_PID = 1, P_PGID = 2;
 /** si_code values for SIGCHLD (include/uapi/asm-generic/siginfo.h). */
-const CLD_EXITED = 1, CLD_KILLED = 2;
+const CLD_EXITED = 1, CLD_KILLED = 2, CLD_STOPPED = 5, CLD_CONTINUED = 6;
+/** wait(2) status of a continued child (W_CONTINUED in glibc's bits/waitstatus.h). */
+const W_CONTINUED = 0xffff;
 /** sizeof(struct rusage) on 64-bit. */
 const RUSAGE_SIZE = 144;
 
-/** What a scan of the caller's children found. */
-interface Scan { zombie: ThreadGroup | null; any: boolean }
+/** What a scan of the caller's children found: a child with something to report (and what), or any at all. */
+interface Scan { zombie: ThreadGroup | null; any: boolean; event: 'exit' | 'stop' | 'cont' }
 
 /** Looks for a child matching `match` (and the __WCLONE/__WALL rules): a zombie to report, or any at all. */
 function scan(c: SysCtx, match: (g: ThreadGroup) => boolean, options: number): Scan {
@@ -34,21 +39,31 @@ function scan(c: SysCtx, match: (g: ThreadGroup) => boolean, options: number): S
     if (!match(g)) continue;
     if (!(options & __WALL) && (g.exitSignal === SIGCHLD) === ((options & __WCLONE) !== 0)) continue;
     any = true;
-    if (g.waitStatus !== null) return { zombie: g, any };
+    if (g.waitStatus !== null) {
+      if (options & WEXITED_IMPLIED) return { zombie: g, any, event: 'exit' };
+      continue;
+    }
+    if ((options & WUNTRACED) && g.stopReport !== 0) return { zombie: g, any, event: 'stop' };
+    if ((options & WCONTINUED) && g.contReport) return { zombie: g, any, event: 'cont' };
   }
-  return { zombie: null, any };
+  return { zombie: null, any, event: 'exit' };
 }
 
 /**
  * The wait itself: reports a zombie through `report` (then reaps it unless
  * WNOWAIT), or 0 with WNOHANG, ECHILD without candidates, or sleeps.
  */
-function waitFor(c: SysCtx, match: (g: ThreadGroup) => boolean, options: number, report: (g: ThreadGroup) => number): number {
+function waitFor(c: SysCtx, match: (g: ThreadGroup) => boolean, options: number,
+  report: (g: ThreadGroup, event: Scan['event']) => number): number {
   const s = scan(c, match, options);
   if (!s.any) return -E.ECHILD;
   if (s.zombie !== null) {
-    const r = report(s.zombie);
-    if (r >= 0 && !(options & WNOWAIT)) c.kernel.reap(s.zombie);
+    const g = s.zombie, r = report(g, s.event);
+    if (r >= 0 && !(options & WNOWAIT)) {
+      if (s.event === 'exit') c.kernel.reap(g);
+      else if (s.event === 'stop') g.stopReport = 0;
+      else g.contReport = false;
+    }
     return r;
   }
   if (options & WNOHANG) return 0;
@@ -71,8 +86,9 @@ function wait4(c: SysCtx, a: SysArgs): number {
   const pid = a.i32(0), statusPtr = a.u(1), options = a.i32(2), rusage = a.u(3);
   if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE)) return -E.EINVAL;
   if (pid === -0x80000000) return -E.ESRCH; // INT_MIN cannot be negated (kernel/exit.c)
-  return waitFor(c, byPid(c, pid), options, (g) => {
-    if (statusPtr !== 0 && !c.write(statusPtr, u32(g.waitStatus!))) return -E.EFAULT;
+  return waitFor(c, byPid(c, pid), options | WEXITED_IMPLIED, (g, ev) => {
+    const ws = ev === 'exit' ? g.waitStatus! : ev === 'stop' ? (g.stopReport << 8) | 0x7f : W_CONTINUED;
+    if (statusPtr !== 0 && !c.write(statusPtr, u32(ws))) return -E.EFAULT;
     if (rusage !== 0 && !c.write(rusage, new Uint8Array(RUSAGE_SIZE))) return -E.EFAULT;
     return g.tgid;
   });
@@ -94,29 +110,27 @@ function waitid(c: SysCtx, a: SysArgs): number {
     }
     default: return -E.EINVAL;
   }
-  // Without WEXITED only stop/continue events are wanted, which never happen: children count, zombies do not.
-  const wanted = options & WEXITED ? match : (g: ThreadGroup): boolean => match(g) && g.waitStatus === null;
-  const info = (g: ThreadGroup | null): boolean => {
+  const info = (g: ThreadGroup | null, ev: Scan['event']): boolean => {
     if (infop === 0) return true;
     const b = new Uint8Array(32), dv = new DataView(b.buffer); // siginfo_t for SIGCHLD: signo, errno, code, pid, uid, status
     if (g !== null) {
-      const ws = g.waitStatus!, killed = (ws & 0x7f) !== 0;
+      const ws = g.waitStatus ?? 0, killed = (ws & 0x7f) !== 0;
       dv.setInt32(0, SIGCHLD, true);
-      dv.setInt32(8, killed ? CLD_KILLED : CLD_EXITED, true);
+      dv.setInt32(8, ev === 'stop' ? CLD_STOPPED : ev === 'cont' ? CLD_CONTINUED : killed ? CLD_KILLED : CLD_EXITED, true);
       dv.setInt32(16, g.tgid, true);
       dv.setUint32(20, c.id.uid, true);
-      dv.setInt32(24, killed ? ws & 0x7f : (ws >> 8) & 0xff, true);
+      dv.setInt32(24, ev === 'stop' ? g.stopReport : ev === 'cont' ? SIGCONT : killed ? ws & 0x7f : (ws >> 8) & 0xff, true);
     }
     return c.write(infop, b);
   };
   let reported = false;
-  const r = waitFor(c, wanted, options, (g) => {
+  const r = waitFor(c, match, options & WEXITED ? options | WEXITED_IMPLIED : options, (g, ev) => {
     reported = true;
-    if (!info(g)) return -E.EFAULT;
+    if (!info(g, ev)) return -E.EFAULT;
     if (rusage !== 0 && !c.write(rusage, new Uint8Array(RUSAGE_SIZE))) return -E.EFAULT;
     return 0;
   });
-  if (r === 0 && !reported && !info(null)) return -E.EFAULT; // nothing to report: a zeroed siginfo
+  if (r === 0 && !reported && !info(null, 'exit')) return -E.EFAULT; // nothing to report: a zeroed siginfo
   return r;
 }
 

@@ -16,7 +16,8 @@
  * Some paths are virtual in both modes: /proc/self (and /proc/<pid>) with
  * exe, cwd, maps, fd/ and fd/N; with a root also /dev/null, /dev/zero,
  * /dev/full, /dev/random and /dev/urandom (whether or not DIR has them).
- * /dev/tty always goes to the host's terminal.
+ * /dev/tty goes to the host's terminal, or with an emulated terminal
+ * (sys-tty.ts) to it, as does /dev/pts/0.
  */
 import type { HostOs, StatInfo } from './host-os.js';
 import { E, S_IFMT, S_IFDIR, S_IFLNK, S_IFCHR, S_IFREG, makeDev } from './sys-abi.js';
@@ -34,9 +35,10 @@ export type DevName = 'null' | 'zero' | 'full' | 'random' | 'urandom';
 export type VirtualNode =
   | { t: 'link'; name: 'exe' | 'cwd' | 'dev'; target: string } // a symlink to a guest path
   | { t: 'fd'; fd: number } // /proc/self/fd/N: a symlink to an open file
-  | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev' | 'pid'; entries: string[] }
+  | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev' | 'pid' | 'pts'; entries: string[] }
   | { t: 'file'; name: 'maps' | ProcPidFile; content: () => Uint8Array }
-  | { t: 'dev'; dev: DevName };
+  | { t: 'dev'; dev: DevName }
+  | { t: 'pty'; name: 'tty' | 'pts' }; // the emulated terminal: /dev/tty and /dev/pts/0 (sys-tty.ts)
 
 /** The outcome of resolving a guest path. */
 export type Resolved =
@@ -63,6 +65,8 @@ export interface VfsHooks {
   procFile?(pid: number, name: ProcPidFile): string | null;
   /** True in a container: /dev also has the stdin, stdout, stderr and fd links (Docker's /dev). */
   container?(): boolean;
+  /** True if the VM has an emulated terminal: /dev/tty and /dev/pts/0 are then its (sys-tty.ts). */
+  pty?(): boolean;
 }
 
 /** A container's /dev links (Docker's default /dev, as udev makes them on a host). */
@@ -155,6 +159,10 @@ export class Vfs {
   private virtual(lex: string, follow: boolean, hops: { n: number }): Resolved | number | null {
     const ns = this.namespaceProc(lex);
     if (ns !== null) return ns;
+    if (this.hooks.pty?.() === true && (lex === '/dev/tty' || lex === '/dev/pts' || lex === '/dev/pts/0')) {
+      if (lex === '/dev/pts') return { kind: 'virtual', node: { t: 'dir', name: 'pts', entries: ['0'] }, guest: lex };
+      return { kind: 'virtual', node: { t: 'pty', name: lex === '/dev/tty' ? 'tty' : 'pts' }, guest: lex };
+    }
     if (this.root !== undefined || lex === '/dev/tty') {
       if (lex === '/dev/tty') return { kind: 'host', host: '/dev/tty', guest: lex };
       const m = /^\/dev\/(null|zero|full|random|urandom)$/.exec(lex);
@@ -170,6 +178,7 @@ export class Vfs {
       if ((lex === '/dev' || lex === '/proc') && typeof this.host.lstat(this.hostPath(lex)) === 'number') {
         const entries = lex === '/dev' ? ['full', 'null', 'random', 'tty', 'urandom', 'zero'] : [String(this.hooks.pid()), 'self'];
         if (lex === '/dev' && this.hooks.container?.() === true) entries.push(...Object.keys(DEV_LINKS));
+        if (lex === '/dev' && this.hooks.pty?.() === true) entries.push('pts');
         return { kind: 'virtual', node: { t: 'dir', name: lex === '/dev' ? 'dev' : 'proc', entries }, guest: lex };
       }
     }
@@ -294,7 +303,7 @@ export class Vfs {
       case 'fd': st.mode = S_IFLNK | 0o700; st.size = 64n; st.ino = BigInt(1000 + node.fd); break;
       case 'dir': {
         st.mode = S_IFDIR | (node.name === 'fd' ? 0o500 : 0o555); st.nlink = 2;
-        st.ino = BigInt(['self', 'fd', 'proc', 'dev', 'pid'].indexOf(node.name) + 10);
+        st.ino = BigInt(['self', 'fd', 'proc', 'dev', 'pid', 'pts'].indexOf(node.name) + 10);
         if (node.name === 'dev') st.mode = S_IFDIR | 0o755;
         break;
       }
@@ -303,6 +312,15 @@ export class Vfs {
         const [ma, mi] = DEVICES[node.dev];
         st.mode = S_IFCHR | 0o666; st.rdev = makeDev(ma, mi); st.dev = makeDev(0, 5); st.ino = BigInt(mi);
         st.blksize = 4096; st.uid = 0; st.gid = 0;
+        break;
+      }
+      case 'pty': {
+        // /dev/tty is char 5:0 (devtmpfs); /dev/pts/0 is char 136:0 on devpts, the user's, group tty (5), mode 0620.
+        const tty = node.name === 'tty';
+        st.mode = S_IFCHR | (tty ? 0o666 : 0o620); st.rdev = tty ? makeDev(5, 0) : makeDev(136, 0);
+        st.dev = tty ? makeDev(0, 5) : makeDev(0, 0x18); st.ino = tty ? 11n : 3n; st.blksize = 1024;
+        if (tty) st.uid = 0;
+        st.gid = tty ? 0 : 5;
         break;
       }
     }

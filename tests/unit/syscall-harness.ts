@@ -10,6 +10,7 @@ import { GuestProcess } from '../../src/process/guest-process.js';
 import { LinuxSyscalls } from '../../src/process/syscalls.js';
 import { NodeHostOs } from '../../src/host/node-host-os.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
+import type { VmTerminal } from '../../src/process/sys-tty.js';
 
 /** Guest address of the scratch area the helpers allocate from. */
 export const SCRATCH = 0x100000;
@@ -23,8 +24,10 @@ export class Harness {
   private next = SCRATCH;
 
   /** `memory` makes the process's RAM blocks (default GuestRam). */
-  constructor(opts: { root?: string; trace?: boolean; exePath?: string; memory?: (bytes: number) => GuestMemory } = {}) {
-    this.proc = new GuestProcess({ memoryBytes: 32 << 20, root: opts.root, trace: opts.trace ?? false, memory: opts.memory }, 4242);
+  constructor(opts: { root?: string; trace?: boolean; exePath?: string; memory?: (bytes: number) => GuestMemory; terminal?: VmTerminal } = {}) {
+    this.proc = new GuestProcess({
+      memoryBytes: 32 << 20, root: opts.root, trace: opts.trace ?? false, memory: opts.memory, ...(opts.terminal ? { terminal: opts.terminal } : {}),
+    }, 4242);
     this.proc.exePath = opts.exePath ?? '/bin/prog';
     this.proc.mem.mmap(SCRATCH, SCRATCH_LEN, 3, true);
     this.sys = new LinuxSyscalls(this.proc, new NodeHostOs(), (l) => this.log.push(l));
