@@ -397,14 +397,16 @@ async function stats(refs: string[], stream: boolean): Promise<number> {
 
 /**
  * Whether `tsvm exec ARGS` is Docker's exec (a command in a container)
- * rather than the process VM: it starts with -i/-t/-it, or its first word
- * has no '/', is no file in the current directory and names a container
- * (by name or id prefix in the records on disk).
+ * rather than the process VM: its first word after any -i/-t/-it has no
+ * '/', is no file in the current directory and names a container (by name
+ * or id prefix in the records on disk).
  */
 export async function isContainerExec(args: string[]): Promise<boolean> {
-  const a = args[0];
+  // Docker's -i/-t/-it may come first; `tsvm exec -t PROGRAM` (the process VM's pty) is told apart by what follows.
+  let k = 0;
+  while (k < args.length && /^-(i|t|it|ti)$/.test(args[k]!)) k++;
+  const a = args[k];
   if (a === undefined) return false;
-  if (/^-(i|t|it|ti)$/.test(a)) return true;
   if (a.startsWith('-') || a.includes('/')) return false;
   const fs = await import('node:fs');
   if (fs.existsSync(a)) return false;
