@@ -54,27 +54,39 @@ export async function hostAnswers(socket: string): Promise<boolean> {
   try { return (await hostRequest(socket, 'GET', '/v1/host')).status === 200; } catch { return false; }
 }
 
-/** Opens VM `name`'s console stream; resolves to the raw byte stream, or rejects with the host's error message. */
-export function openConsole(socket: string, name: string): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      socketPath: socket, method: 'GET', path: `/v1/vms/${encodeURIComponent(name)}/console`, agent: false,
-      headers: { connection: 'Upgrade', upgrade: CONSOLE_PROTOCOL },
+/** The one-line message of a refused request: the body's JSON `error`, else its text. */
+export function errorMessage(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      let msg = Buffer.concat(chunks).toString('utf8');
+      try { msg = (JSON.parse(msg) as { error?: string }).error ?? msg; } catch { /* not JSON */ }
+      resolve(msg);
     });
+  });
+}
+
+/**
+ * Opens an HTTP Upgrade stream (`protocol`) at `path`: resolves to the raw
+ * byte stream, or rejects with `refused(status, message)` when the host
+ * answers without upgrading.
+ */
+export function openUpgrade(socket: string, path: string, protocol: string, refused: (status: number, message: string) => Error): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, method: 'GET', path, agent: false, headers: { connection: 'Upgrade', upgrade: protocol } });
     req.on('upgrade', (_res, sock, head) => {
       if (head.length > 0) sock.unshift(head);
       resolve(sock);
     });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        let msg = Buffer.concat(chunks).toString('utf8');
-        try { msg = (JSON.parse(msg) as { error?: string }).error ?? msg; } catch { /* not JSON */ }
-        reject(Object.assign(new Error(msg), { status: res.statusCode }));
-      });
-    });
+    req.on('response', (res) => { void errorMessage(res).then((msg) => reject(refused(res.statusCode ?? 500, msg))); });
     req.on('error', (e: NodeJS.ErrnoException) => reject(NO_HOST.has(e.code ?? '') ? new NoHostError(socket, e.code!) : e));
     req.end();
   });
+}
+
+/** Opens VM `name`'s console stream; resolves to the raw byte stream, or rejects with the host's error message. */
+export function openConsole(socket: string, name: string): Promise<Duplex> {
+  return openUpgrade(socket, `/v1/vms/${encodeURIComponent(name)}/console`, CONSOLE_PROTOCOL,
+    (status, msg) => Object.assign(new Error(msg), { status }));
 }

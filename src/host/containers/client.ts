@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { hostAnswers, hostRequest } from '../host-client.js';
+import { errorMessage, hostAnswers, hostRequest, openUpgrade } from '../host-client.js';
 import { hostSocketPath } from '../host-paths.js';
 import { ATTACH_PROTOCOL, FrameReader } from './frames.js';
 
@@ -44,13 +44,7 @@ export function streamFrames(socket: string, path: string, on: (stream: number, 
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: socket, method: 'GET', path, agent: false }, (res) => {
       if ((res.statusCode ?? 500) >= 400) {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          let msg = Buffer.concat(chunks).toString('utf8');
-          try { msg = (JSON.parse(msg) as { error?: string }).error ?? msg; } catch { /* not JSON */ }
-          reject(new ApiError(res.statusCode ?? 500, msg));
-        });
+        void errorMessage(res).then((msg) => reject(new ApiError(res.statusCode ?? 500, msg)));
         return;
       }
       const reader = new FrameReader(on);
@@ -65,22 +59,5 @@ export function streamFrames(socket: string, path: string, on: (stream: number, 
 
 /** Opens an attach or exec stream (`path` under /v1/containers); rejects with ApiError for the host's refusal. */
 export function openAttach(socket: string, path: string): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method: 'GET', path, agent: false, headers: { connection: 'Upgrade', upgrade: ATTACH_PROTOCOL } });
-    req.on('upgrade', (_res, sock, head) => {
-      if (head.length > 0) sock.unshift(head);
-      resolve(sock);
-    });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        let msg = Buffer.concat(chunks).toString('utf8');
-        try { msg = (JSON.parse(msg) as { error?: string }).error ?? msg; } catch { /* not JSON */ }
-        reject(new ApiError(res.statusCode ?? 500, msg));
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return openUpgrade(socket, path, ATTACH_PROTOCOL, (status, msg) => new ApiError(status, msg));
 }
