@@ -40,7 +40,7 @@ test('HostMemory: the stats contract over the pool; a VM\'s pages and control ru
       pool: { frames_total: 16383, frames_used: 0, frames_free: 16383, frames_control: 0 },
       sharing: { pages_shared: 0, pages_sharing: 0, pages_unshared: 0, pages_volatile: 0, pages_zero: 0, full_scans: 0 },
       swap: { pages_out: 0, pages_in: 0, slots_total: 0, slots_used: 0 },
-      policy: { state: 'high', idle_tax: 0.75, ticks: 0, swapped_out_by_policy: 0 },
+      policy: { state: 'high', idle_tax: 0.75, ticks: 0, swapped_out_by_policy: 0, blocked_vms: 0 },
     });
     // A VM's side of the pool, in this thread (a worker does the same on its own).
     m.addVm('a', 32 * 1024 * 1024);
