@@ -153,6 +153,21 @@ describe('containers', () => {
     ok('rm', 'victim');
   });
 
+  test('-p publishes a port on 127.0.0.1: busybox httpd in a container, fetched with curl; bad -p is refused', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    ok('run', '-d', '--name', 'web', '-p', `${port}:8080`, 'busybox', 'sh', '-c', 'mkdir -p /www && echo hello-from-web > /www/index.html && httpd -f -p 8080 -h /www');
+    assert.deepEqual(inspect('web').Config.PortBindings, [`${port}:8080`]);
+    let body = '';
+    await until(() => {
+      const r = spawnSync('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${port}/index.html`], { encoding: 'utf8' });
+      body = r.stdout;
+      return r.status === 0 && body.length > 0;
+    }, 'the published port to answer');
+    assert.equal(body, 'hello-from-web\n');
+    ok('rm', '-f', 'web');
+    refused(tsvm(['run', '--rm', '-p', 'nope', 'busybox', 'true']), 125, /nope/);
+  });
+
   test('an OOM under --memory gives 137 and State.OOMKilled; a neighbour is unaffected', () => {
     const r = tsvm(['run', '--name', 'hog', '--memory', '24m', 'busybox', 'sh', '-c', 'x=a; while true; do x="$x$x"; done']);
     assert.equal(r.status, 137, r.stderr);

@@ -9,6 +9,7 @@
  * stdout and stderr go to the log and to attached clients, stdin comes
  * from them (attach.ts).
  */
+import { parsePublish } from '../publish-spec.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -111,6 +112,10 @@ export class ContainerEngine {
     const cmd = req.cmd !== undefined && req.cmd.length > 0 ? req.cmd : (req.entrypoint !== undefined ? [] : ic.Cmd ?? []);
     const argv = [...entrypoint, ...cmd];
     if (argv.length === 0) throw new ContainerError(400, 'no command specified (the image has no Cmd or Entrypoint)');
+    for (const spec of req.ports) {
+      const p = parsePublish(spec);
+      if (typeof p === 'string') throw new ContainerError(400, p);
+    }
     const id = this.store.newId();
     const env = mergeEnv(ic.Env ?? [], req.env);
     const config: ContainerConfig = {
@@ -161,6 +166,8 @@ export class ContainerEngine {
     const c = r.Config;
     const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname];
     if (pidNs) a.push('--pid-ns');
+    // Published ports belong to the container's main process (its network namespace); an exec'd process joins no namespace.
+    if (pidNs) for (const p of c.PortBindings) a.push('--publish', p);
     if (c.WorkingDir !== '') a.push('--workdir', c.WorkingDir);
     if (c.User !== '') { const u = resolveUser(c.User, r.LowerDir); a.push('--user', `${u.uid}:${u.gid}`); }
     if (c.Memory > 0) a.push('--memory-limit', String(c.Memory));
