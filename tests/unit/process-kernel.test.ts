@@ -6,23 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, NR } from './syscall-harness.js';
+import { Harness, callAs, NR } from './syscall-harness.js';
 import { BLOCKED } from '../../src/process/kernel.js';
 import type { SysCtx } from '../../src/process/sys-context.js';
 
 const ECHILD = 10, ESRCH = 3, EPERM = 1, EAGAIN = 11;
 const SYS = { clone: 220, wait4: 260, getppid: 173, gettid: 178, setpgid: 154, getpgid: 155, setsid: 157, futex: 98 } as const;
 const SIGCHLD = 17, CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800, CLONE_THREAD = 0x10000;
-
-/** Issues syscall `nr` as task `c`; returns a0, or BLOCKED if the task went to sleep. */
-function callAs(h: Harness, c: SysCtx, nr: number, ...args: number[]): number {
-  h.sys.current = c;
-  const st = c.proc.hart.st;
-  st.setX(17, nr);
-  for (let i = 0; i < 6; i++) st.setX(10 + i, args[i] ?? 0);
-  h.sys.handle();
-  return c.wait !== null ? BLOCKED : st.getX(10);
-}
 
 /** Clones the root task; returns the child task. */
 function fork(h: Harness, flags = SIGCHLD): SysCtx {

@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, NR, AT_FDCWD, O_RDWR } from './syscall-harness.js';
+import { Harness, callAs, NR, AT_FDCWD, O_RDWR } from './syscall-harness.js';
 import { BLOCKED } from '../../src/process/kernel.js';
 import { VmTerminal } from '../../src/process/sys-tty.js';
 import { applyStops } from '../../src/process/sys-signals.js';
@@ -20,16 +20,6 @@ const SIGHUP = 1, SIGINT = 2, SIGCHLD = 17, SIGCONT = 18, SIGTSTP = 20, SIGTTIN 
 const EIO = 5, ENXIO = 6, WUNTRACED = 2, WCONTINUED = 8;
 const pending = (c: SysCtx, sig: number): boolean => (c.sig.pending & (1n << BigInt(sig - 1))) !== 0n;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-
-/** Issues syscall `nr` as task `c`; returns a0, or BLOCKED if the task went to sleep. */
-function callAs(h: Harness, c: SysCtx, nr: number, ...args: number[]): number {
-  h.sys.current = c;
-  const st = c.proc.hart.st;
-  st.setX(17, nr);
-  for (let i = 0; i < 6; i++) st.setX(10 + i, args[i] ?? 0);
-  h.sys.handle();
-  return c.wait !== null ? BLOCKED : st.getX(10);
-}
 
 /** A VM whose fds 0-2 are an emulated terminal; `shown` collects what the master reads. */
 function vm(): { h: Harness; t: VmTerminal; root: SysCtx; shown: () => string } {

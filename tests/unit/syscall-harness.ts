@@ -11,6 +11,8 @@ import { LinuxSyscalls } from '../../src/process/syscalls.js';
 import { NodeHostOs } from '../../src/host/node-host-os.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { VmTerminal } from '../../src/process/sys-tty.js';
+import type { SysCtx } from '../../src/process/sys-context.js';
+import { BLOCKED } from '../../src/process/kernel.js';
 
 /** Guest address of the scratch area the helpers allocate from. */
 export const SCRATCH = 0x100000;
@@ -109,3 +111,13 @@ export const NR = {
 /** Constants used by the tests. */
 export const AT_FDCWD = -100, O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000,
   O_CLOEXEC = 0o2000000, O_DIRECTORY = 0o200000, O_NONBLOCK = 0o4000;
+
+/** Issues syscall `nr` as task `c`; returns a0, or BLOCKED if the task went to sleep. */
+export function callAs(h: Harness, c: SysCtx, nr: number, ...args: number[]): number {
+  h.sys.current = c;
+  const st = c.proc.hart.st;
+  st.setX(17, nr);
+  for (let i = 0; i < 6; i++) st.setX(10 + i, args[i] ?? 0);
+  h.sys.handle();
+  return c.wait !== null ? BLOCKED : st.getX(10);
+}
