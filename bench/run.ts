@@ -34,7 +34,9 @@
  * --only NAME[,NAME...] (workload names, `boot`, `blk` for virtio-blk dd
  * throughput, `net` for virtio-net TCP throughput; `memory` for ESX's
  * experiments and `host` for the many-VM host against `tsvm run`
- * (bench/host.ts), both only when named).
+ * (bench/host.ts), both only when named; `containers` for issue 15's
+ * container start and memory (bench/containers.ts), `containers-debian`
+ * adds `tsvm pull debian` and 8 idle debian containers).
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -50,6 +52,7 @@ import { benchVirtioNet, netTable, type NetRow } from './virtio-net.js';
 import { benchMemory, memoryTable, writeMemoryCharts, type MemoryReport } from './memory.js';
 import { benchEsx, esxTable, writeEsxCharts, type EsxReport } from './esx.js';
 import { benchHost, hostTable, type HostReport } from './host.js';
+import { benchContainers, containerTable, type ContainerReport } from './containers.js';
 
 /** One benchmark: a guest program and its arguments (host paths). */
 interface Workload {
@@ -123,7 +126,7 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const onlyIdx = argv.indexOf('--only');
 const ONLY = onlyIdx >= 0 ? new Set((argv[onlyIdx + 1] ?? '').split(',').filter((s) => s !== '')) : null;
-const PARTS = ['crc', 'sort', 'interp', 'nbody', 'sha256sum', 'gzip', 'boot', 'blk', 'net', 'memory', 'host'];
+const PARTS = ['crc', 'sort', 'interp', 'nbody', 'sha256sum', 'gzip', 'boot', 'blk', 'net', 'memory', 'host', 'containers', 'containers-debian'];
 const unknown = [...(ONLY ?? [])].filter((n) => !PARTS.includes(n));
 if (unknown.length > 0) usage(`--only: unknown ${unknown.join(', ')} (expected some of ${PARTS.join(', ')})`);
 const runsIdx = argv.indexOf('--runs');
@@ -382,7 +385,7 @@ async function main(): Promise<void> {
     `Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ` +
     `${RUNS === 1 ? '1 run' : `median of ${RUNS} runs`}; QEMU -cpu ${QEMU_CPU}; tsvm JIT with its default threshold\n` +
     (QUICK ? '\n*--quick: small inputs, so start-up and translation dominate; for checking the harness, not for the ratios.*\n' : '');
-  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[]; memory?: MemoryReport; esx?: EsxReport; host?: HostReport } = {
+  const json: { date: string; quick: boolean; runs: number; rows: unknown[]; boot?: BootRow[]; blk?: BlkRow[]; net?: NetRow[]; memory?: MemoryReport; esx?: EsxReport; host?: HostReport; containers?: ContainerReport } = {
     date: new Date().toISOString(), quick: QUICK, runs: RUNS,
     rows: rows.map((r) => ({ name: r.w.name, what: r.w.what, program: r.w.program, args: r.w.args, problems: r.problems, notes: r.notes, ...r.m, derived: derive(r) })),
   };
@@ -416,6 +419,11 @@ async function main(): Promise<void> {
   // The host against `tsvm run`: starts its own hosts and boots 2 x RUNS + 4 guests: only when named in --only.
   if (ONLY?.has('host') === true) {
     sys.push(await part('host', `The many-VM host against \`tsvm run\`${RUNS > 1 ? `, median of ${RUNS}` : ''}`, async () => (json.host = await benchHost(RUNS, QUICK)), hostTable));
+  }
+  // Containers (issue 15 point 6): a private host and data directory; the debian image's parts only when named.
+  if (ONLY?.has('containers') === true || ONLY?.has('containers-debian') === true) {
+    sys.push(await part('containers', `Containers: \`tsvm run --rm busybox true\` and idle memory${RUNS > 1 ? `, median of ${RUNS}` : ''}`,
+      async () => (json.containers = await benchContainers(RUNS, ONLY.has('containers-debian'))), containerTable));
   }
   const compute = rows.length > 0 ? `## Process VM: qemu-riscv64 vs tsvm exec (JIT) vs tsvm exec --jit=off\n\n${table(rows)}\n\n${summary(rows)}\n` : '';
   const md = `${[header, compute, ...sys].map((x) => x.trim()).filter((x) => x !== '').join('\n\n')}\n`;
