@@ -20,7 +20,8 @@ import { resolveGuestPath, Vfs } from '../process/vfs.js';
 import { checkSandbox, SandboxHostOs, type ContainerSandbox } from '../process/sandbox.js';
 import { SandboxEnforcer } from '../process/sandbox-limits.js';
 import type { HostOs } from '../process/host-os.js';
-import { jitStatsLine } from './jit-flags.js';
+import { jitTotals } from '../jit/engine.js';
+import { defaultJitConfig } from '../jit/jit-config.js';
 import { QemuUserHostOs } from '../process/qemu-user-host-os.js';
 import type { PortBridge } from '../process/netns.js';
 import { NodeTerminal } from '../host/node-terminal.js';
@@ -215,4 +216,13 @@ function execQemuUser(prog: string, args: string[], opts: ExecOptions, q: QemuUs
   }
   const sys = new LinuxSyscalls(proc, hostOs, q.log ?? log);
   return runProcess(proc, sys, log);
+}
+
+/** One line of JIT counters for --stats: units, blocks, wasm bytes, compile time, invalidations, evictions, dispatcher counts, rebuilds. */
+function jitStatsLine(): string {
+  const t = jitTotals;
+  if (!defaultJitConfig().enabled) return 'tsvm: jit: off';
+  return `tsvm: jit: units=${t.unitsCompiled} blocks=${t.blocksCompiled} wasm-bytes=${t.bytesCompiled} ` +
+    `compile-ms=${t.compileMs.toFixed(1)} invalidations=${t.invalidations} evictions=${t.evictions} ` +
+    `dispatches=${t.dispatches} interp-steps=${t.interpSteps} cold-blocks=${t.coldBlocks} rebuilds=${t.rebuilds}`;
 }

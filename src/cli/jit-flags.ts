@@ -7,7 +7,6 @@
  * `tsvm run` applies its own --jit flags to its VmConfig instead
  * (src/vmm/qemu-config.ts).
  */
-import { jitTotals } from '../jit/engine.js';
 import { defaultJitConfig, setDefaultJitConfig, withJitEnv, withJitMode, withJitThreshold, type JitConfig } from '../jit/jit-config.js';
 
 /** Sets the default from `r`, or returns its error message. */
@@ -25,12 +24,3 @@ export function setJitThreshold(v: string): string | null { return apply(withJit
 
 /** Applies TSVM_JIT from the environment to the process default; returns an error message or null. */
 export function applyJitEnv(env: NodeJS.ProcessEnv): string | null { return apply(withJitEnv(defaultJitConfig(), env['TSVM_JIT'])); }
-
-/** One line of JIT counters for --stats: units, blocks, wasm bytes, compile time, invalidations, evictions, dispatcher counts, rebuilds. */
-export function jitStatsLine(): string {
-  const t = jitTotals;
-  if (!defaultJitConfig().enabled) return 'tsvm: jit: off';
-  return `tsvm: jit: units=${t.unitsCompiled} blocks=${t.blocksCompiled} wasm-bytes=${t.bytesCompiled} ` +
-    `compile-ms=${t.compileMs.toFixed(1)} invalidations=${t.invalidations} evictions=${t.evictions} ` +
-    `dispatches=${t.dispatches} interp-steps=${t.interpSteps} cold-blocks=${t.coldBlocks} rebuilds=${t.rebuilds}`;
-}

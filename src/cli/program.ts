@@ -3,14 +3,12 @@
  * its own module. Loaded by main.ts in the process that runs the command.
  */
 import { Command, CommanderError } from 'commander';
-import { execCommand } from './exec-command.js';
 import { parsePublish, type Publish } from '../host/publish-spec.js';
 import { parseSize } from './size.js';
-import { sandboxFromFlags, type SandboxFlags } from './sandbox-flags.js';
-import { ttyFromFlags } from './tty-flags.js';
-// The other subcommands are imported when they run: `tsvm exec` starts ~50 ms sooner without
-// loading the system VM, the image store and the archive client (a visible share of a short
-// guest program's wall time).
+import type { SandboxFlags } from './sandbox-flags.js';
+// Every subcommand, `exec` too, is imported when it runs: the container verbs are thin clients
+// of the host, and `tsvm run IMAGE` starts sooner without loading the process VM and the JIT;
+// `tsvm exec` starts sooner without the system VM, the image store and the archive client.
 import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
 import { enableWasmBranchHints } from '../host/wasm-features.js';
 import { registerImageCommands } from './image-command.js';
@@ -75,6 +73,8 @@ program
     // at nice 19 here (main.ts): on a loaded host the process then hung for
     // minutes after the guest's last write (issue 13). process.exit() only
     // lets the tasks that are running finish.
+    const [{ execCommand }, { sandboxFromFlags }, { ttyFromFlags }] = await Promise.all([
+      import('./exec-command.js'), import('./sandbox-flags.js'), import('./tty-flags.js')]);
     const sandbox = sandboxFromFlags(o);
     if (typeof sandbox === 'string') {
       process.stderr.write(`tsvm: ${sandbox}\n`);
