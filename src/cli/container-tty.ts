@@ -6,8 +6,11 @@
  * pseudo-terminal, whose line discipline acts on it; the window size is
  * sent at the start and again on each change (SIGWINCH, Node's 'resize'
  * on stdout); the mode is restored when the session ends, detaches or
- * fails, and at exit.
+ * fails, at exit, and before a terminating signal takes its course.
  */
+
+/** Signals that end tsvm while it holds the terminal (their default action is to terminate, signal(7)). */
+const TERMINATING: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** A window size in character cells. */
 export interface WindowSize { cols: number; rows: number }
@@ -46,11 +49,15 @@ export function holdTerminal(raw: boolean, onResize: (size: WindowSize) => void)
   const resized = (): void => { const s = localWindowSize(); if (s !== null) onResize(s); };
   const following = process.stdout.isTTY === true;
   if (following) process.stdout.on('resize', resized);
+  // A signal from elsewhere (kill) would end tsvm without 'exit': let the terminal go, then die of it as before.
+  const onSignal = (sig: NodeJS.Signals): void => { release(); process.kill(process.pid, sig); };
   const release = (): void => {
     if (following) process.stdout.off('resize', resized);
     if (rawOn) { rawOn = false; try { stdin.setRawMode(false); } catch { /* stdin already closed */ } }
     process.off('exit', release);
+    for (const sig of TERMINATING) process.off(sig, onSignal);
   };
   process.on('exit', release);
+  if (rawOn) for (const sig of TERMINATING) process.once(sig, onSignal);
   return release;
 }

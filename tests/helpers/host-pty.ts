@@ -5,12 +5,19 @@
  * the command starts; the test types into the master and reads what the
  * terminal shows. A resize is the TIOCSWINSZ ioctl on the master (the
  * kernel then sends SIGWINCH to the terminal's foreground process group,
- * tty_ioctl(4)), asked for on the bridge's fd 3. The bridge exits with the
- * command's status (128+N for signal N).
+ * tty_ioctl(4)), asked for on the bridge's fd 3, where the test may also
+ * ask for the terminal's local modes (c_lflag, termios(3): tcgetattr on the
+ * master gives the pty's settings), answered on the bridge's stderr. The
+ * bridge exits with the command's status (128+N for signal N).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
+
+/** c_lflag bits (Linux asm-generic/termbits.h; termios(3)): canonical mode and echo. */
+export const TERMIOS_ICANON = 0o2;
+/** Echo input. */
+export const TERMIOS_ECHO = 0o10;
 
 /** The bridge: argv[1..2] the size, the rest the command. */
 const BRIDGE = String.raw`
@@ -49,7 +56,10 @@ while True:
         while b'\n' in ctl:
             line, ctl = ctl.split(b'\n', 1)
             m = json.loads(line)
-            winsize(fd, m['resize'][0], m['resize'][1])
+            if 'resize' in m:
+                winsize(fd, m['resize'][0], m['resize'][1])
+            else:
+                os.write(2, b'lflag %d\n' % termios.tcgetattr(fd)[3])
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 `;
@@ -64,19 +74,43 @@ export function hostPtyMissing(): string | false {
 export class HostPty {
   private readonly child: ChildProcess;
   private out = '';
+  private err = '';
   private mark = 0;
   private readonly exited: Promise<number>;
 
   constructor(argv: string[], env: NodeJS.ProcessEnv, size: { cols: number; rows: number }, private readonly waitMs = 120_000) {
     this.child = spawn('python3', ['-c', BRIDGE, String(size.cols), String(size.rows), ...argv], { env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (b: Buffer) => { this.out += b.toString('latin1'); });
-    this.child.stderr!.on('data', (b: Buffer) => { this.out += b.toString('latin1'); });
+    this.child.stderr!.on('data', (b: Buffer) => { this.err += b.toString('latin1'); });
     this.child.stdin!.on('error', () => { /* the bridge ended */ });
+    (this.child.stdio[3] as Writable).on('error', () => { /* the bridge ended */ });
     this.exited = new Promise((resolve) => this.child.on('close', (code, sig) => resolve(code ?? 128 + (sig === 'SIGKILL' ? 9 : 15))));
   }
 
-  /** Everything the terminal showed so far. */
-  shown(): string { return this.out; }
+  /** Everything the terminal showed so far (and what the bridge itself said, if anything). */
+  shown(): string { return this.out + (this.err === '' ? '' : `\n[bridge: ${this.err}]`); }
+
+  /** The terminal's local modes now (termios c_lflag). */
+  async lflag(): Promise<number> {
+    const seen = this.err.length;
+    (this.child.stdio[3] as Writable).write('{"lflag":true}\n');
+    const t0 = Date.now();
+    for (;;) {
+      const m = /lflag (\d+)\n/.exec(this.err.slice(seen));
+      if (m !== null) return Number(m[1]);
+      if (Date.now() - t0 > this.waitMs) assert.fail(`the bridge did not answer: ${this.err}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Waits until the program on the terminal has put it in raw mode (ICANON and ECHO off, termios(3)). */
+  async untilRaw(): Promise<void> {
+    const t0 = Date.now();
+    while (((await this.lflag()) & (TERMIOS_ICANON | TERMIOS_ECHO)) !== 0) {
+      if (Date.now() - t0 > this.waitMs) assert.fail(`the terminal never went raw; it showed ${JSON.stringify(this.out.slice(-400))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 
   /** Waits until what the terminal shows after the last match matches `re`; the text up to the end of the match. */
   async expect(re: RegExp, what: string): Promise<string> {

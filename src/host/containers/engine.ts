@@ -7,7 +7,7 @@
  * runtime, src/process/sandbox.ts). One child per container is the fault
  * isolation: a crash or a runaway ends only that process. The child's
  * stdout and stderr go to the log and to attached clients, stdin comes
- * from them (attach.ts).
+ * from them (attach.ts); with -t it runs on a terminal (tty.ts).
  */
 import { parsePublish } from '../publish-spec.js';
 import { spawn, type ChildProcess } from 'node:child_process';
