@@ -68,6 +68,17 @@ async function typed(p: HostPty, cmd: string, prompt: RegExp): Promise<string> {
   return clean(await p.expect(prompt, `the prompt after ${JSON.stringify(cmd)}`)).replace(prompt, '');
 }
 
+/** Runs `stty size` at the shell until it shows `want` (a resize travels: SIGWINCH, the CLI, the host, the runtime's control pipe); the last answer. */
+async function sttySize(p: HostPty, prompt: RegExp, want: string): Promise<string> {
+  let got = '';
+  for (let i = 0; i < 40; i++) {
+    got = (await typed(p, 'stty size', prompt)).trim();
+    if (got === want) break;
+    await sleep(500);
+  }
+  return got;
+}
+
 /** Whether `stty`'s report (settings that differ from sane) shows raw mode. */
 const sttyRaw = (s: string): boolean => /(^|\s)-(icanon|echo)(\s|$)/m.test(s);
 
@@ -135,8 +146,7 @@ describe('the course\'s sequence with busybox on a real pty', { skip: noPty }, (
       assert.match((await typed(p, 'tty', PROMPT)).trim(), /^\/dev\/pts\/\d+$/, 'stdin is a pseudo-terminal');
       assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '30 100', 'the outer terminal\'s size');
       p.resize(132, 43);
-      await sleep(1000); // the CLI's SIGWINCH handler posts the resize; nothing shows on the terminal
-      assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '43 132', 'the size after the outer terminal changed');
+      assert.equal(await sttySize(p, PROMPT, '43 132'), '43 132', 'the size after the outer terminal changed');
       p.type('sleep 100\r');
       await p.expect(/sleep 100\r*\n/, 'the echo of sleep 100');
       await sleep(1500);
@@ -167,7 +177,7 @@ describe('the course\'s sequence with busybox on a real pty', { skip: noPty }, (
       await p.untilRaw(); // attached: nothing shows until the shell prints
       p.type('echo attached-$((6*7))\r');
       await p.expect(/attached-42\r*\n[\s\S]*\/ # /, 'the command\'s output and a prompt');
-      assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '25 90', 'attach sent its terminal\'s size');
+      assert.equal(await sttySize(p, PROMPT, '25 90'), '25 90', 'attach sent its terminal\'s size');
       for (let i = 0; i < 240 && !seen.includes('attached-42'); i++) await sleep(250);
       assert.match(seen, /attached-42/, 'the second viewer saw the output');
       p.type(Buffer.from([0x10])); // Ctrl-P, held back by the CLI ...
@@ -186,7 +196,7 @@ describe('the course\'s sequence with busybox on a real pty', { skip: noPty }, (
     await viewerDone;
   });
 
-  test('restart hello, attach again, exit', async () => {
+  test('restart hello, attach again, exit; start -ai', async () => {
     const before = state('hello').StartedAt;
     assert.equal(ok('restart', '-t', '1', 'hello'), 'hello\n');
     const s = state('hello');
@@ -202,6 +212,15 @@ describe('the course\'s sequence with busybox on a real pty', { skip: noPty }, (
     });
     assert.equal(state('hello').Status, 'exited');
     assert.equal(state('hello').ExitCode, 0);
+    // start -ai: the terminal starts at this pty's size
+    const q = onPty(['start', '-ai', 'hello'], 77, 21);
+    await showing(q, async () => {
+      await q.expect(PROMPT, 'the prompt after start -ai');
+      await q.untilRaw();
+      assert.equal((await typed(q, 'stty size', PROMPT)).trim(), '21 77');
+      q.type('exit 5\r');
+      assert.equal(await q.status(), 5);
+    });
     ok('rm', 'hello');
   });
 });
@@ -274,8 +293,7 @@ test('the course\'s sequence with debian and /bin/bash: job control (sleep &, jo
     assert.match((await typed(p, 'tty', PROMPT)).trim(), /^\/dev\/pts\/\d+$/);
     assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '30 100');
     p.resize(120, 40);
-    await sleep(1000);
-    assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '40 120');
+    assert.equal(await sttySize(p, PROMPT, '40 120'), '40 120');
     assert.match(await typed(p, 'sleep 100 &', PROMPT), /\[1\] \d+/);
     assert.match(await typed(p, 'jobs', PROMPT), /\[1\]\+\s+Running\s+sleep 100 &/);
     p.type('fg\r');
