@@ -15,6 +15,7 @@ import { humanDuration } from './image-command.js';
 import { ApiError, api, ensureHost, openAttach, streamFrames } from '../host/containers/client.js';
 import { FrameReader, STREAM_EXIT, STREAM_STDERR } from '../host/containers/frames.js';
 import type { ContainerRecord } from '../host/containers/store.js';
+import { checkTty, holdTerminal, localWindowSize, sizeQuery, type WindowSize } from './container-tty.js';
 
 /** Exit status for a tsvm error (issue 15 point 2, Docker's 125). */
 const EXIT_TSVM = 125;
@@ -67,38 +68,83 @@ export function parseDetachKeys(s: string): Buffer | string {
 /** How an attached session ended. */
 type Ended = { status: number } | { detached: true };
 
+/** A session with a container's terminal: raw mode for the local one (with stdin), and where resizes go. */
+interface TtySession {
+  raw: boolean;
+  /** Sends a window size to the container. */
+  resize: (size: WindowSize) => void;
+  /** Whether to send the local size at once (the container already ran; a start gets it in the query). */
+  initial: boolean;
+}
+
+/** The TtySession of container `id` (its record's Config.Tty), or null without a terminal. */
+function ttySession(socket: string, id: string, tty: boolean, raw: boolean, initial: boolean): TtySession | null {
+  if (!tty) return null;
+  const resize = (s: WindowSize): void => {
+    // A resize that races the container's end is of no matter.
+    void api(socket, 'POST', `/v1/containers/${enc(id)}/resize?h=${s.rows}&w=${s.cols}`).catch(() => {});
+  };
+  return { raw, resize, initial };
+}
+
+/**
+ * Docker's escape proxy: watches input for the detach keys. Bytes that may
+ * begin the sequence are held back until the next byte tells; the sequence
+ * itself never reaches the container. `push` returns what to forward, or
+ * null when the sequence is complete (the bytes before it are forwarded first).
+ */
+export function detachFilter(keys: Buffer): { push: (b: Buffer, forward: (b: Buffer) => void) => boolean } {
+  let matched = 0;
+  return {
+    push(b, forward) {
+      const out: number[] = [];
+      for (const byte of b) {
+        if (byte === keys[matched]) {
+          matched++;
+          if (matched === keys.length) { if (out.length > 0) forward(Buffer.from(out)); return true; }
+          continue;
+        }
+        for (let i = 0; i < matched; i++) out.push(keys[i]!);
+        matched = byte === keys[0] ? 1 : 0;
+        if (matched === 0) out.push(byte);
+      }
+      if (out.length > 0) forward(Buffer.from(out));
+      return false;
+    },
+  };
+}
+
 /**
  * Pumps an attach/exec stream: output frames to stdout/stderr, stdin (if
- * `stdin`) to the stream, watching for the detach keys; resolves with the
- * exit status or the detach.
+ * `stdin`) to the stream, watching for the detach keys; with `tty` the
+ * local terminal is held (container-tty.ts) for the session. Resolves with
+ * the exit status or the detach.
  */
-async function session(socket: string, path: string, stdin: boolean, detach: Buffer | null): Promise<Ended> {
+async function session(socket: string, path: string, stdin: boolean, detach: Buffer | null, tty: TtySession | null = null): Promise<Ended> {
   const sock = await openAttach(socket, path);
-  // The pty hook: with `tsvm exec --tty` (the process VM's terminal) a -t session puts the local
-  // terminal in raw mode here and sends window-size changes; until then the terminal stays cooked.
+  const release = tty === null ? (): void => {} : holdTerminal(tty.raw && stdin, tty.resize);
+  if (tty?.initial === true) { const s = localWindowSize(); if (s !== null) tty.resize(s); }
   return new Promise<Ended>((resolve) => {
     let ended: Ended | null = null;
     const reader = new FrameReader((stream, payload) => {
       if (stream === STREAM_EXIT) ended = { status: (JSON.parse(payload.toString('utf8')) as { StatusCode: number }).StatusCode };
       else (stream === STREAM_STDERR ? process.stderr : process.stdout).write(payload);
     });
-    let matched = 0;
+    const escape = detach === null ? null : detachFilter(detach);
+    const forward = (b: Buffer): void => { sock.write(b); };
     const onIn = (b: Buffer): void => {
-      if (detach !== null) {
-        for (const byte of b) {
-          matched = byte === detach[matched] ? matched + 1 : byte === detach[0] ? 1 : 0;
-          if (matched === detach.length) {
-            // Docker forwards the bytes before the sequence; the sequence itself never reaches the container.
-            ended = { detached: true };
-            sock.destroy();
-            finish();
-            return;
-          }
-        }
+      if (escape === null) { forward(b); return; }
+      if (escape.push(b, forward)) {
+        ended = { detached: true };
+        sock.destroy();
+        finish();
       }
-      sock.write(b);
     };
+    let done = false;
     const finish = (): void => {
+      if (done) return;
+      done = true;
+      release();
       // An open stdin would keep tsvm alive after a detach or the container's end.
       if (stdin) { process.stdin.off('data', onIn); process.stdin.destroy(); }
       resolve(ended ?? { status: EXIT_TSVM });
@@ -112,6 +158,11 @@ async function session(socket: string, path: string, stdin: boolean, detach: Buf
       process.stdin.resume();
     }
   });
+}
+
+/** A container's record (for its Config.Tty and OpenStdin before attaching). */
+async function record(socket: string, ref: string): Promise<ContainerRecord> {
+  return (await api(socket, 'GET', `/v1/containers/${enc(ref)}`)) as ContainerRecord;
 }
 
 /** The exit status of a finished session (0 and a line on detach). */
@@ -143,7 +194,7 @@ interface RunFlags {
 const collect = (v: string, a: string[]): string[] => [...a, v];
 
 function runOptions(c: Command, withRun: boolean): Command {
-  c.option('-i, --interactive', 'keep stdin open', false).option('-t, --tty', 'a terminal (pipes until tsvm exec has a pty)', false)
+  c.option('-i, --interactive', 'keep stdin open', false).option('-t, --tty', 'a pseudo-terminal (the process VM\'s)', false)
     .option('--name <name>', 'the container name').option('-e, --env <k=v>', 'an environment variable', collect, [])
     .option('-w, --workdir <dir>', 'the working directory').option('-u, --user <user>', 'user[:group] or uid[:gid]')
     .option('--hostname <name>', 'the hostname (default: the short id)').option('--memory <size>', 'memory limit (OOM kill: 137)')
@@ -209,7 +260,10 @@ export async function containerRun(argv: string[]): Promise<number> {
     if (typeof body === 'string') { set(fail(body, EXIT_TSVM)); return; }
     const keys = parseDetachKeys(o.detachKeys ?? DEFAULT_DETACH);
     if (typeof keys === 'string') { set(fail(keys, EXIT_TSVM)); return; }
-    if (o.detach === true && o.rm === true && o.interactive) { /* docker allows it: fine */ }
+    if (o.detach !== true) {
+      const noTty = checkTty(o.interactive, o.tty);
+      if (noTty !== null) { set(fail(noTty, EXIT_REFUSED)); return; } // the docker CLI's CheckTty, before anything is created
+    }
     try {
       const socket = await ensureHost();
       const id = await createContainer(socket, body);
@@ -219,8 +273,9 @@ export async function containerRun(argv: string[]): Promise<number> {
         set(0);
         return;
       }
-      const q = `stdin=${o.interactive ? 1 : 0}&closeStdin=1&start=1`;
-      set(sessionStatus(await session(socket, `/v1/containers/${id}/attach?${q}`, o.interactive, o.interactive ? keys : null), id.slice(0, 12)));
+      const q = `stdin=${o.interactive ? 1 : 0}&closeStdin=1&start=1${o.tty ? sizeQuery() : ''}`;
+      const tty = ttySession(socket, id, o.tty, o.interactive, false);
+      set(sessionStatus(await session(socket, `/v1/containers/${id}/attach?${q}`, o.interactive, o.interactive ? keys : null, tty), id.slice(0, 12)));
     } catch (e) { set(fail(e, EXIT_TSVM)); }
   });
   return runVerb(cmd, argv);
@@ -292,8 +347,11 @@ export function registerContainerCommands(program: Command): void {
       if (typeof keys === 'string') { process.exitCode = fail(keys, EXIT_TSVM); return; }
       try {
         const socket = await ensureHost();
-        const q = `stdin=${o.interactive ? 1 : 0}&closeStdin=1&start=1`;
-        process.exitCode = sessionStatus(await session(socket, `/v1/containers/${enc(refs[0]!)}/attach?${q}`, o.interactive, o.interactive ? keys : null), refs[0]!);
+        const r = await record(socket, refs[0]!);
+        const withStdin = o.interactive && r.Config.OpenStdin;
+        const q = `stdin=${o.interactive ? 1 : 0}&closeStdin=1&start=1${r.Config.Tty ? sizeQuery() : ''}`;
+        const tty = ttySession(socket, r.Id, r.Config.Tty, withStdin, r.State.Running);
+        process.exitCode = sessionStatus(await session(socket, `/v1/containers/${r.Id}/attach?${q}`, o.interactive, o.interactive ? keys : null, tty), refs[0]!);
       } catch (e) { process.exitCode = fail(e, e instanceof ApiError && e.status < 500 ? EXIT_REFUSED : EXIT_TSVM); }
     });
   for (const verb of ['stop', 'restart'] as const) {
@@ -317,7 +375,12 @@ export function registerContainerCommands(program: Command): void {
       const keys = parseDetachKeys(o.detachKeys);
       if (typeof keys === 'string') { process.exitCode = fail(keys, EXIT_TSVM); return; }
       try {
-        process.exitCode = sessionStatus(await session(await ensureHost(), `/v1/containers/${enc(ref)}/attach?stdin=${o.stdin ? 1 : 0}`, o.stdin, o.stdin ? keys : null), ref);
+        const socket = await ensureHost();
+        const r = await record(socket, ref);
+        const noTty = checkTty(o.stdin, r.Config.Tty);
+        if (noTty !== null) { process.exitCode = fail(noTty, EXIT_REFUSED); return; }
+        const tty = ttySession(socket, r.Id, r.Config.Tty, o.stdin && r.Config.OpenStdin, true);
+        process.exitCode = sessionStatus(await session(socket, `/v1/containers/${r.Id}/attach?stdin=${o.stdin ? 1 : 0}`, o.stdin, o.stdin ? keys : null, tty), ref);
       } catch (e) { process.exitCode = fail(e, EXIT_REFUSED); }
     });
   program.command(DOCKER_EXEC, { hidden: true }).description('run a command in a running container').argument('<container>').argument('<command...>')

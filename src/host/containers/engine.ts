@@ -7,7 +7,7 @@
  * runtime, src/process/sandbox.ts). One child per container is the fault
  * isolation: a crash or a runaway ends only that process. The child's
  * stdout and stderr go to the log and to attached clients, stdin comes
- * from them (attach.ts).
+ * from them (attach.ts); with -t it runs on a terminal (tty.ts).
  */
 import { parsePublish } from '../publish-spec.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,6 +20,7 @@ import { layerFromDirectory, unpackImage } from '../../images/oci/layer-apply.js
 import { normalizeReference } from '../../images/oci/reference.js';
 import { ContainerError, ContainerStore, ZERO_TIME, type ContainerConfig, type ContainerRecord } from './store.js';
 import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
+import { ContainerTerminals, quietControl, runtimeStdio, type TtySize } from './tty.js';
 
 /** Docker's default PATH (moby oci/defaults.go DefaultPathEnv for Linux). */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -76,6 +77,8 @@ export class ContainerEngine {
   private readonly running = new Map<string, Running>();
   private readonly execs = new Map<string, Set<ChildProcess>>();
   private readonly unpacking = new Map<string, Promise<void>>();
+  /** The terminals of containers created with -t (tty.ts). */
+  readonly terminals = new ContainerTerminals();
 
   private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string) {}
 
@@ -173,8 +176,7 @@ export class ContainerEngine {
     if (c.Memory > 0) a.push('--memory-limit', String(c.Memory));
     if (c.PidsLimit > 0) a.push('--pids-limit', String(c.PidsLimit));
     if (c.NanoCpus > 0) a.push('--cpus', String(c.NanoCpus / 1e9));
-    // The pty hook: once `tsvm exec --tty` exists (the process VM's emulated terminal), a container
-    // with Config.Tty runs with it here; until then -t runs with pipes.
+    if (pidNs && c.Tty) a.push(...this.terminals.execArgs(r.Id));
     for (const kv of containerEnv(r)) a.push('--env', kv);
     a.push('--', ...argv);
     return a;
@@ -182,10 +184,13 @@ export class ContainerEngine {
 
   /** Spawns a runtime process; its output goes to `sinks` (and the log when `log`). */
   private spawnRuntime(r: ContainerRecord, argv: string[], pidNs: boolean, log: number | null): Running {
-    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, pidNs), { stdio: ['pipe', 'pipe', 'pipe'], env: runtimeEnv() });
+    const tty = pidNs && r.Config.Tty;
+    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, pidNs), { stdio: runtimeStdio(tty), env: runtimeEnv() });
+    if (tty) quietControl(child);
     const run: Running = { child, sinks: new Set(), exited: Promise.resolve(0), oom: false, log };
-    const out = (stream: number) => (b: Buffer): void => {
-      if (stream === STREAM_STDERR && b.includes(OOM_LINE)) run.oom = true;
+    const out = (from: number) => (b: Buffer): void => {
+      if (from === STREAM_STDERR && b.includes(OOM_LINE)) run.oom = true;
+      const stream = tty ? STREAM_STDOUT : from; // a terminal is one stream (Docker logs it as stdout)
       if (run.log !== null) writeLog(run.log, stream, b);
       for (const s of run.sinks) s.write(stream, b);
     };
@@ -271,6 +276,15 @@ export class ContainerEngine {
     return r;
   }
 
+  /** Resizes the terminal of a running container created with -t; 409 if it does not run or has none. */
+  resize(ref: string, size: TtySize): void {
+    const r = this.store.find(ref);
+    const run = this.running.get(r.Id);
+    if (run === undefined) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is not running`);
+    if (!r.Config.Tty) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: it has no terminal (created without -t)`);
+    this.terminals.resize(r.Id, run.child, size);
+  }
+
   /** Removes a container; a running one only with `force` (then killed first). */
   async remove(ref: string, force: boolean): Promise<string> {
     const r = this.store.find(ref);
@@ -282,6 +296,7 @@ export class ContainerEngine {
       await this.wait(r.Id);
     }
     for (const c of this.execs.get(r.Id) ?? []) c.kill('SIGKILL');
+    this.terminals.forget(r.Id);
     await this.store.remove(r.Id);
     return r.Id;
   }

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { ContainerError, type ContainerRecord } from './store.js';
 import { socketSink, type ContainerEngine, type CreateRequest, type OutputSink } from './engine.js';
 import { ATTACH_PROTOCOL, STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
+import { parseWindowSize } from './tty.js';
 
 type Json = Record<string, unknown>;
 /** The content type of a framed stream response. */
@@ -99,6 +100,14 @@ export async function containerRoute(engine: ContainerEngine, io: RouteIo, metho
       io.send(res, 200, await engine.kill(ref, str(b, 'signal') ?? 'KILL'));
       return;
     }
+    case 'resize': {
+      only('POST');
+      await io.readBody(req);
+      const size = parseWindowSize(url.searchParams.get('h'), url.searchParams.get('w'));
+      engine.resize(ref, size);
+      io.send(res, 200, { Height: size.rows, Width: size.cols });
+      return;
+    }
     case 'wait': only('POST'); await io.readBody(req); io.send(res, 200, { StatusCode: await engine.wait(engine.store.find(ref).Id) }); return;
     case 'commit': {
       only('POST');
@@ -185,7 +194,8 @@ async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json>
 /**
  * The attach and exec streams: `GET /v1/containers/REF/attach` (query
  * stdin=1 to forward input, closeStdin=1 to close the container's stdin
- * when the client half-closes, start=1 to start it too) and
+ * when the client half-closes, start=1 to start it too, h and w its
+ * terminal's size for that start) and
  * `GET /v1/containers/REF/exec?cmd=JSON`, with `Upgrade: tsvm-attach`.
  * Returns false when the URL is not a container stream.
  */
@@ -214,6 +224,9 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
         upgraded();
         run.sinks.add(sink);
       } else if (flag('start') && !r.State.Running) {
+        if (r.Config.Tty && (url.searchParams.has('h') || url.searchParams.has('w'))) {
+          engine.terminals.setSize(r.Id, parseWindowSize(url.searchParams.get('h'), url.searchParams.get('w')));
+        }
         upgraded();
         try {
           await engine.start(r.Id, (x) => { x.sinks.add(sink); });
@@ -240,7 +253,9 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
     const toStdin = (b: Buffer): void => { if (withStdin && child.stdin?.writable === true) child.stdin.write(b); };
     if (head.length > 0) toStdin(head);
     sock.on('data', toStdin);
-    sock.on('end', () => { if (withStdin && (flag('closeStdin') || m[2] === 'exec')) child.stdin?.end(); });
+    // A terminal's input is not closed when a client goes (Docker closes stdin on the client's EOF only without a tty).
+    const closes = m[2] === 'exec' || (flag('closeStdin') && !r.Config.Tty);
+    sock.on('end', () => { if (withStdin && closes) child.stdin?.end(); });
     // An exec without input gets EOF at once, as `docker exec` without -i does.
     if (m[2] === 'exec' && !withStdin) child.stdin?.end();
     const live = run;

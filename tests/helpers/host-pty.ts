@@ -1,0 +1,148 @@
+/**
+ * A command on a real pseudo-terminal of the host, for tests that drive a
+ * CLI as a user at a terminal would: python3's `pty` module (Debian's
+ * python3) forks the command on a new pty whose window size is set before
+ * the command starts; the test types into the master and reads what the
+ * terminal shows. A resize is the TIOCSWINSZ ioctl on the master (the
+ * kernel then sends SIGWINCH to the terminal's foreground process group,
+ * tty_ioctl(4)), asked for on the bridge's fd 3, where the test may also
+ * ask for the terminal's local modes (c_lflag, termios(3): tcgetattr on the
+ * master gives the pty's settings), answered on the bridge's stderr. The
+ * bridge exits with the command's status (128+N for signal N).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
+
+/** c_lflag bits (Linux asm-generic/termbits.h; termios(3)): canonical mode and echo. */
+export const TERMIOS_ICANON = 0o2;
+/** Echo input. */
+export const TERMIOS_ECHO = 0o10;
+
+/** The bridge: argv[1..2] the size, the rest the command. */
+const BRIDGE = String.raw`
+import fcntl, json, os, pty, select, struct, sys, termios
+cols, rows = int(sys.argv[1]), int(sys.argv[2])
+argv = sys.argv[3:]
+def winsize(fd, c, r):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', r, c, 0, 0))
+pid, fd = pty.fork()
+if pid == 0:
+    winsize(0, cols, rows)
+    os.execvp(argv[0], argv)
+ins = [0, 3, fd]
+ctl = b''
+while True:
+    r, _, _ = select.select(ins, [], [])
+    if fd in r:
+        try:
+            d = os.read(fd, 65536)
+        except OSError:
+            d = b''
+        if not d:
+            break
+        os.write(1, d)
+    if 0 in r:
+        d = os.read(0, 65536)
+        if d:
+            os.write(fd, d)
+        else:
+            ins.remove(0)
+    if 3 in r:
+        d = os.read(3, 4096)
+        if not d:
+            ins.remove(3)
+        ctl += d
+        while b'\n' in ctl:
+            line, ctl = ctl.split(b'\n', 1)
+            m = json.loads(line)
+            if 'resize' in m:
+                winsize(fd, m['resize'][0], m['resize'][1])
+            else:
+                os.write(2, b'lflag %d\n' % termios.tcgetattr(fd)[3])
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+`;
+
+/** Whether python3 with its pty module is there (Debian's python3); a skip reason if not. */
+export function hostPtyMissing(): string | false {
+  const r = spawnSync('python3', ['-c', 'import pty, termios, fcntl'], { encoding: 'utf8' });
+  return r.status === 0 ? false : 'python3 (Debian package python3) is needed to drive a real pty';
+}
+
+/** A command running on a host pty. */
+export class HostPty {
+  private readonly child: ChildProcess;
+  private out = '';
+  private err = '';
+  private mark = 0;
+  private readonly exited: Promise<number>;
+
+  constructor(argv: string[], env: NodeJS.ProcessEnv, size: { cols: number; rows: number }, private readonly waitMs = 120_000) {
+    this.child = spawn('python3', ['-c', BRIDGE, String(size.cols), String(size.rows), ...argv], { env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (b: Buffer) => { this.out += b.toString('latin1'); });
+    this.child.stderr!.on('data', (b: Buffer) => { this.err += b.toString('latin1'); });
+    this.child.stdin!.on('error', () => { /* the bridge ended */ });
+    (this.child.stdio[3] as Writable).on('error', () => { /* the bridge ended */ });
+    this.exited = new Promise((resolve) => this.child.on('close', (code, sig) => resolve(code ?? 128 + (sig === 'SIGKILL' ? 9 : 15))));
+  }
+
+  /** Everything the terminal showed so far (and what the bridge itself said, if anything). */
+  shown(): string { return this.out + (this.err === '' ? '' : `\n[bridge: ${this.err}]`); }
+
+  /** The terminal's local modes now (termios c_lflag). */
+  async lflag(): Promise<number> {
+    const seen = this.err.length;
+    (this.child.stdio[3] as Writable).write('{"lflag":true}\n');
+    const t0 = Date.now();
+    for (;;) {
+      const m = /lflag (\d+)\n/.exec(this.err.slice(seen));
+      if (m !== null) return Number(m[1]);
+      if (Date.now() - t0 > this.waitMs) assert.fail(`the bridge did not answer: ${this.err}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Waits until the program on the terminal has put it in raw mode (ICANON and ECHO off, termios(3)). */
+  async untilRaw(): Promise<void> {
+    const t0 = Date.now();
+    while (((await this.lflag()) & (TERMIOS_ICANON | TERMIOS_ECHO)) !== 0) {
+      if (Date.now() - t0 > this.waitMs) assert.fail(`the terminal never went raw; it showed ${JSON.stringify(this.out.slice(-400))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Waits until what the terminal shows after the last match matches `re`; the text up to the end of the match. */
+  async expect(re: RegExp, what: string): Promise<string> {
+    const t0 = Date.now();
+    for (;;) {
+      const rest = this.out.slice(this.mark);
+      const m = re.exec(rest);
+      if (m !== null) {
+        this.mark += m.index + m[0].length;
+        return rest.slice(0, m.index + m[0].length);
+      }
+      if (Date.now() - t0 > this.waitMs) assert.fail(`waiting for ${what}; the terminal showed, after the last match: ${JSON.stringify(rest.slice(-600))}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Types `s` (a string or raw bytes) on the terminal. */
+  type(s: string | Buffer): void { this.child.stdin!.write(s); }
+
+  /** Sets the terminal's window size (the child gets SIGWINCH). */
+  resize(cols: number, rows: number): void {
+    (this.child.stdio[3] as Writable).write(`${JSON.stringify({ resize: [cols, rows] })}\n`);
+  }
+
+  /** The command's exit status, waiting up to the wait time (then it is killed). */
+  async status(): Promise<number> {
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), this.waitMs);
+    const s = await this.exited;
+    clearTimeout(timer);
+    return s;
+  }
+
+  /** Ends the bridge and its command (cleanup after a failure). */
+  kill(): void { this.child.kill('SIGKILL'); }
+}

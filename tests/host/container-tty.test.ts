@@ -1,0 +1,333 @@
+/**
+ * `-it` is a real terminal (issue 15 points 2 and 5): the course's sequence
+ * — pull, images, `run -it --name hello IMAGE SHELL`, start, attach,
+ * detach, restart, attach — typed into a REAL pseudo-terminal of the host
+ * (python3's pty module, tests/helpers/host-pty.ts), with the process
+ * runtime giving the container the process VM's terminal. The local
+ * terminal is in raw mode (Ctrl-C is a byte that interrupts the
+ * container's foreground job, not tsvm), the window size and its changes
+ * reach the container, the detach keys work in raw mode and several
+ * viewers see the output. Then Docker's -t without -i and -i without -t,
+ * the resize route's errors, and (opt-in, TSVM_SLOW_TESTS=1) the same
+ * sequence with `debian` and bash's job control. A failing wait prints
+ * what the terminal showed.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { TSVM_CLI } from '../helpers/guest-run.js';
+import { HostPty, hostPtyMissing } from '../helpers/host-pty.js';
+import { mirrorConfigured } from '../helpers/mirror.js';
+import { hostRequest } from '../../src/host/host-client.js';
+import { detachFilter } from '../../src/cli/container-command.js';
+import { checkTty } from '../../src/cli/container-tty.js';
+import { parseWindowSize } from '../../src/host/containers/tty.js';
+
+let dir = '';
+let env: NodeJS.ProcessEnv = {};
+let socket = '';
+const noPty = hostPtyMissing();
+
+interface Out { status: number; stdout: string; stderr: string }
+
+/** Runs `tsvm ARGS` to its end, on pipes. */
+function tsvm(args: string[], input = ''): Out {
+  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, input, encoding: 'utf8', timeout: 180_000 });
+  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs `tsvm ARGS`, expecting status 0; its stdout. */
+function ok(...args: string[]): string {
+  const r = tsvm(args);
+  assert.equal(r.status, 0, `tsvm ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function state(ref: string): { Status: string; Running: boolean; ExitCode: number; StartedAt: string } {
+  return (JSON.parse(ok('inspect', ref)) as { State: ReturnType<typeof state> }[])[0]!.State;
+}
+
+/** `tsvm ARGS` on a new host pty of `cols`x`rows`. */
+function onPty(args: string[], cols = 100, rows = 30): HostPty {
+  return new HostPty([process.execPath, TSVM_CLI, ...args], env, { cols, rows });
+}
+
+/** The terminal's text without CRs and control sequences. */
+const CSI = new RegExp(`${String.fromCharCode(0x1b)}\\[[?0-9;]*[@-~]`, 'g'); // ECMA-48 control sequences (busybox's cursor query, bash's bracketed paste)
+const clean = (s: string): string => s.replace(CSI, '').replace(/\r/g, '');
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Types `cmd` and Enter at a shell on `p`; its output (after the echoed line, up to the next prompt), cleaned. */
+async function typed(p: HostPty, cmd: string, prompt: RegExp): Promise<string> {
+  p.type(cmd + '\r');
+  await p.expect(new RegExp(`${escapeRe(cmd)}\r*\n`), `the echo of ${JSON.stringify(cmd)}`);
+  return clean(await p.expect(prompt, `the prompt after ${JSON.stringify(cmd)}`)).replace(prompt, '');
+}
+
+/** Runs `stty size` at the shell until it shows `want` (a resize travels: SIGWINCH, the CLI, the host, the runtime's control pipe); the last answer. */
+async function sttySize(p: HostPty, prompt: RegExp, want: string): Promise<string> {
+  let got = '';
+  for (let i = 0; i < 40; i++) {
+    got = (await typed(p, 'stty size', prompt)).trim();
+    if (got === want) break;
+    await sleep(500);
+  }
+  return got;
+}
+
+/** Whether `stty`'s report (settings that differ from sane) shows raw mode. */
+const sttyRaw = (s: string): boolean => /(^|\s)-(icanon|echo)(\s|$)/m.test(s);
+
+/** Runs `fn`; a failure carries everything `p` showed. */
+async function showing(p: HostPty, fn: () => Promise<void>): Promise<void> {
+  try { await fn(); } catch (e) {
+    p.kill();
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`${msg}\n--- the terminal showed ---\n${JSON.stringify(p.shown())}`, { cause: e });
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-container-tty-'));
+  socket = path.join(dir, 'host.sock');
+  env = { ...process.env, TSVM_DATA: path.join(dir, 'images'), TSVM_HOST: socket };
+  delete env['TSVM_CONTAINERS'];
+});
+
+after(() => {
+  tsvm(['host', 'stop']);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the detach-key filter holds back a partial sequence; CheckTty; the resize query', () => {
+  const keys = Buffer.from([0x10, 0x11]);
+  const f = detachFilter(keys);
+  const sent: number[] = [];
+  const fwd = (b: Buffer): void => { sent.push(...b); };
+  assert.equal(f.push(Buffer.from([0x61, 0x10]), fwd), false);
+  assert.deepEqual(sent, [0x61], 'Ctrl-P waits for the next key');
+  assert.equal(f.push(Buffer.from([0x62]), fwd), false);
+  assert.deepEqual(sent, [0x61, 0x10, 0x62], 'not the sequence: Ctrl-P goes through');
+  assert.equal(f.push(Buffer.from([0x63, 0x10, 0x10]), fwd), false);
+  assert.equal(f.push(Buffer.from([0x11, 0x64]), fwd), true, 'the sequence detaches');
+  assert.deepEqual(sent, [0x61, 0x10, 0x62, 0x63, 0x10], 'the bytes before it were forwarded, the sequence was not');
+  assert.equal(checkTty(true, true, false), 'the input device is not a TTY');
+  assert.equal(checkTty(true, true, true), null);
+  assert.equal(checkTty(false, true, false), null);
+  assert.equal(checkTty(true, false, false), null);
+  assert.deepEqual(parseWindowSize('24', '80'), { rows: 24, cols: 80 });
+  for (const [h, w] of [['0', '80'], ['24', '65536'], ['x', '80'], [null, '80'], ['24', null], ['24', '-1'], ['2.5', '80']] as const) {
+    assert.throws(() => parseWindowSize(h, w), (e: Error & { status?: number }) => e.status === 400 && /expected the window's/.test(e.message), `${h}x${w}`);
+  }
+});
+
+describe('the course\'s sequence with busybox on a real pty', { skip: noPty }, () => {
+  const PROMPT = /\/ # /;
+
+  test('pull, images', () => {
+    assert.match(ok('pull', 'busybox'), /busybox/);
+    assert.match(ok('images'), /^busybox\s+latest\s+/m);
+    ok('ps'); // starts the host outside the pty (it is a daemon either way)
+  });
+
+  test('run -it --name hello busybox /bin/sh: hostname, tty, stty size and a resize, Ctrl-C, exit 3', async () => {
+    const p = onPty(['run', '-it', '--name', 'hello', 'busybox', '/bin/sh'], 100, 30);
+    await showing(p, async () => {
+      await p.expect(PROMPT, 'the shell\'s prompt');
+      await p.untilRaw(); // the CLI put the outer terminal in raw mode
+      const id = (JSON.parse(ok('inspect', 'hello')) as { Id: string }[])[0]!.Id;
+      assert.equal((await typed(p, 'hostname', PROMPT)).trim(), id.slice(0, 12), 'the hostname is the short id');
+      assert.match((await typed(p, 'tty', PROMPT)).trim(), /^\/dev\/pts\/\d+$/, 'stdin is a pseudo-terminal');
+      assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '30 100', 'the outer terminal\'s size');
+      p.resize(132, 43);
+      assert.equal(await sttySize(p, PROMPT, '43 132'), '43 132', 'the size after the outer terminal changed');
+      p.type('sleep 100\r');
+      await p.expect(/sleep 100\r*\n/, 'the echo of sleep 100');
+      await sleep(1500);
+      const t0 = Date.now();
+      p.type(Buffer.from([0x03])); // Ctrl-C: in raw mode a byte for the container's terminal
+      await p.expect(PROMPT, 'the prompt after Ctrl-C');
+      assert.ok(Date.now() - t0 < 60_000, 'the sleep was interrupted');
+      assert.equal((await typed(p, 'echo $?', PROMPT)).trim(), '130', 'sleep died of SIGINT (128+2); the shell survived');
+      p.type('exit 3\r');
+      assert.equal(await p.status(), 3, 'tsvm run exits with the shell\'s status');
+    });
+    const s = state('hello');
+    assert.equal(s.Status, 'exited');
+    assert.equal(s.ExitCode, 3);
+  });
+
+  test('start hello (detached), attach in the pty with a second viewer, detach with Ctrl-P Ctrl-Q', async () => {
+    assert.equal(ok('start', 'hello'), 'hello\n');
+    assert.equal(state('hello').Running, true);
+    // a second viewer, without stdin, on pipes
+    const viewer = spawn(process.execPath, [TSVM_CLI, 'attach', '--no-stdin', 'hello'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let seen = '';
+    viewer.stdout.on('data', (d: Buffer) => { seen += d.toString(); });
+    const viewerDone = new Promise<number>((resolve) => viewer.on('exit', (c) => resolve(c ?? 128)));
+    // the CLI under a shell that shows the terminal's settings after it
+    const p = new HostPty(['sh', '-c', `"${process.execPath}" "${TSVM_CLI}" attach hello; echo "attach-status=$?"; stty`], env, { cols: 90, rows: 25 });
+    await showing(p, async () => {
+      await p.untilRaw(); // attached: nothing shows until the shell prints
+      p.type('echo attached-$((6*7))\r');
+      await p.expect(/attached-42\r*\n[\s\S]*\/ # /, 'the command\'s output and a prompt');
+      assert.equal(await sttySize(p, PROMPT, '25 90'), '25 90', 'attach sent its terminal\'s size');
+      for (let i = 0; i < 240 && !seen.includes('attached-42'); i++) await sleep(250);
+      assert.match(seen, /attached-42/, 'the second viewer saw the output');
+      p.type(Buffer.from([0x10])); // Ctrl-P, held back by the CLI ...
+      await sleep(300);
+      p.type(Buffer.from([0x11])); // ... Ctrl-Q: detach
+      await p.expect(/read escape sequence/, 'the detach');
+      await p.expect(/attach-status=0\r*\n/, 'attach\'s status 0');
+      assert.equal(await p.status(), 0);
+      const stty = clean(p.shown()).split('attach-status=0\n')[1] ?? '';
+      assert.match(stty, /speed \d+ baud/, 'stty ran after tsvm');
+      assert.ok(!sttyRaw(stty), `the terminal left raw mode: ${stty}`);
+    });
+    assert.equal(state('hello').Running, true, 'detaching leaves it running');
+    assert.match(ok('ps'), /Up .*\shello\n/, 'ps lists it');
+    viewer.kill();
+    await viewerDone;
+  });
+
+  test('restart hello, attach again, exit; start -ai', async () => {
+    const before = state('hello').StartedAt;
+    assert.equal(ok('restart', '-t', '1', 'hello'), 'hello\n');
+    const s = state('hello');
+    assert.equal(s.Running, true);
+    assert.notEqual(s.StartedAt, before, 'it ran again');
+    const p = onPty(['attach', 'hello']);
+    await showing(p, async () => {
+      await p.untilRaw();
+      p.type('echo again\r');
+      await p.expect(/again\r*\n[\s\S]*\/ # /, 'the shell after the restart');
+      p.type('exit\r');
+      assert.equal(await p.status(), 0, 'attach ends with the container, with its status');
+    });
+    assert.equal(state('hello').Status, 'exited');
+    assert.equal(state('hello').ExitCode, 0);
+    // start -ai: the terminal starts at this pty's size
+    const q = onPty(['start', '-ai', 'hello'], 77, 21);
+    await showing(q, async () => {
+      await q.expect(PROMPT, 'the prompt after start -ai');
+      await q.untilRaw();
+      assert.equal((await typed(q, 'stty size', PROMPT)).trim(), '21 77');
+      q.type('exit 5\r');
+      assert.equal(await q.status(), 5);
+    });
+    ok('rm', 'hello');
+  });
+});
+
+describe('-t without -i, -i without -t, -it without a terminal, the resize route', () => {
+  test('run -t: a terminal for the command, one stream logged as stdout; without -t none', () => {
+    ok('pull', 'busybox');
+    const t = tsvm(['run', '--name', 'tonly', '-t', 'busybox', 'sh', '-c', 'tty; echo to-stderr >&2']);
+    assert.equal(t.status, 0, t.stderr);
+    assert.match(t.stdout, /^\/dev\/pts\/\d+\r\nto-stderr\r\n$/, 'the pty\'s output (ONLCR), stderr included');
+    assert.equal(t.stderr, '');
+    const logs = spawnSync(process.execPath, [TSVM_CLI, 'logs', 'tonly'], { env, encoding: 'utf8' });
+    assert.match(logs.stdout, /to-stderr/, 'the log has stderr\'s line as stdout');
+    assert.equal(logs.stderr, '');
+    ok('rm', 'tonly');
+    const none = tsvm(['run', '--rm', 'busybox', 'tty']);
+    assert.equal(none.status, 1);
+    assert.equal(none.stdout, 'not a tty\n');
+    const i = tsvm(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'tty; read x; echo "[$x]"'], 'typed\n');
+    assert.equal(i.stdout, 'not a tty\n[typed]\n', '-i alone: stdin on a pipe');
+  });
+
+  test('run -it and attach with stdin that is not a terminal are refused, as the docker CLI does', () => {
+    const before = ok('ps', '-a', '-q');
+    const r = tsvm(['run', '-it', '--rm', 'busybox', 'sh'], 'echo hi\n');
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'tsvm: the input device is not a TTY\n');
+    assert.equal(ok('ps', '-a', '-q'), before, 'nothing was created');
+    ok('run', '-d', '-it', '--name', 'bg', 'busybox', 'sh');
+    const a = tsvm(['attach', 'bg'], '');
+    assert.equal(a.status, 1);
+    assert.equal(a.stderr, 'tsvm: the input device is not a TTY\n');
+    ok('rm', '-f', 'bg');
+  });
+
+  test('POST /v1/containers/REF/resize: 200 and the new size; 400 for bad values; 409 when not running or without a tty', async () => {
+    ok('run', '-d', '-it', '--name', 'sized', 'busybox', 'sh');
+    ok('run', '-d', '--name', 'plain', 'busybox', 'sleep', '600');
+    const post = async (p: string): Promise<{ status: number; body: unknown }> => hostRequest(socket, 'POST', p);
+    const good = await post('/v1/containers/sized/resize?h=50&w=150');
+    assert.equal(good.status, 200);
+    assert.deepEqual(good.body, { Height: 50, Width: 150 });
+    for (const q of ['h=0&w=80', 'h=24', 'w=80', 'h=24&w=x', 'h=24&w=70000']) {
+      const b = await post(`/v1/containers/sized/resize?${q}`);
+      assert.equal(b.status, 400, q);
+      assert.match((b.body as { error: string }).error, /expected the window's (rows|columns)/, q);
+    }
+    const nt = await post('/v1/containers/plain/resize?h=24&w=80');
+    assert.equal(nt.status, 409);
+    assert.match((nt.body as { error: string }).error, /has no terminal/);
+    ok('stop', '-t', '1', 'sized');
+    const stopped = await post('/v1/containers/sized/resize?h=24&w=80');
+    assert.equal(stopped.status, 409);
+    assert.match((stopped.body as { error: string }).error, /is not running/);
+    assert.equal((await post('/v1/containers/nosuch/resize?h=24&w=80')).status, 404);
+    ok('rm', '-f', 'sized', 'plain');
+  });
+});
+
+// The Debian image is built from about 80 packages inside tsvm (some 20 minutes): opt-in, as tests/workloads/rootfs-build's.
+const notSlow = process.env['TSVM_SLOW_TESTS'] !== '1' && 'building the debian image takes about 20 minutes: TSVM_SLOW_TESTS=1 runs it';
+const noMirror = !mirrorConfigured() && 'no Debian mirror configured';
+test('the course\'s sequence with debian and /bin/bash: job control (sleep &, jobs, fg, Ctrl-Z, bg)', { skip: noPty || notSlow || noMirror, timeout: 5_400_000 }, async () => {
+  ok('pull', 'debian');
+  assert.match(ok('images'), /^debian\s+(trixie|latest)\s+/m);
+  const PROMPT = /root@[0-9a-f]{12}:\/# /;
+  const p = onPty(['run', '-it', '--name', 'deb', 'debian', '/bin/bash'], 100, 30);
+  await showing(p, async () => {
+    await p.expect(PROMPT, 'bash\'s prompt');
+    assert.match((await typed(p, 'tty', PROMPT)).trim(), /^\/dev\/pts\/\d+$/);
+    assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '30 100');
+    p.resize(120, 40);
+    assert.equal(await sttySize(p, PROMPT, '40 120'), '40 120');
+    assert.match(await typed(p, 'sleep 100 &', PROMPT), /\[1\] \d+/);
+    assert.match(await typed(p, 'jobs', PROMPT), /\[1\]\+\s+Running\s+sleep 100 &/);
+    p.type('fg\r');
+    await p.expect(/sleep 100\r*\n/, 'fg');
+    await sleep(1000);
+    p.type(Buffer.from([0x1a])); // Ctrl-Z: SIGTSTP to the foreground job
+    await p.expect(/Stopped\s+sleep 100/, 'the job stopped');
+    await p.expect(PROMPT, 'the prompt after Ctrl-Z');
+    assert.match(await typed(p, 'bg', PROMPT), /\[1\]\+ sleep 100 &/);
+    assert.match(await typed(p, 'jobs', PROMPT), /Running\s+sleep 100 &/);
+    p.type('fg\r');
+    await sleep(1000);
+    p.type(Buffer.from([0x03]));
+    await p.expect(PROMPT, 'the prompt after Ctrl-C');
+    assert.equal((await typed(p, 'echo $?', PROMPT)).trim(), '130');
+    p.type('exit 3\r');
+    assert.equal(await p.status(), 3);
+  });
+  ok('start', 'deb');
+  const a = onPty(['attach', 'deb']);
+  await showing(a, async () => {
+    await a.untilRaw();
+    a.type('echo in-$((6*7))\r');
+    await a.expect(/in-42/, 'the output');
+    a.type(Buffer.from([0x10, 0x11]));
+    assert.equal(await a.status(), 0);
+  });
+  assert.equal(state('deb').Running, true);
+  ok('restart', '-t', '1', 'deb');
+  const b = onPty(['attach', 'deb']);
+  await showing(b, async () => {
+    await b.untilRaw();
+    b.type('exit\r');
+    assert.equal(await b.status(), 0);
+  });
+  ok('rm', 'deb');
+});
