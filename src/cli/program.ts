@@ -46,6 +46,7 @@ program
   .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
   .option('--workdir <dir>', 'container: the starting directory inside the root (created if missing)')
   .option('--user <uid[:gid]>', 'container: the ids the program runs as')
+  .option('--volume <spec>', 'container: bind HOSTDIR:DIR[:ro] (an existing host directory at guest DIR, bypassing the overlay; repeat)', (v: string, a: string[]) => [...a, v], [] as string[])
   .option('--env <k=v>', "the guest's environment, one variable per flag (given: only these)", (v: string, a: string[]) => [...a, v], [] as string[])
   .option('-p, --publish <spec>', 'publish [HOSTADDR:]HOSTPORT:PORT: host connections reach the guest\'s loopback PORT (repeat; HOSTADDR defaults to 127.0.0.1)', (v: string, a: string[]) => [...a, v], [] as string[])
   .option('-t, --tty', 'give the guest its own terminal (a pty: /dev/pts/0 on fds 0-2, job control); stdin feeds it, stdout shows it; a terminal stdin is put in raw mode', false)

@@ -20,6 +20,7 @@ import { layerFromDirectory, unpackImage } from '../../images/oci/layer-apply.js
 import { normalizeReference } from '../../images/oci/reference.js';
 import { ContainerError, ContainerStore, ZERO_TIME, type ContainerConfig, type ContainerRecord } from './store.js';
 import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
+import { bindArgs, prepareBinds } from './volumes.js';
 
 /** Docker's default PATH (moby oci/defaults.go DefaultPathEnv for Linux). */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -116,6 +117,7 @@ export class ContainerEngine {
       const p = parsePublish(spec);
       if (typeof p === 'string') throw new ContainerError(400, p);
     }
+    prepareBinds(req.volumes);
     const id = this.store.newId();
     const env = mergeEnv(ic.Env ?? [], req.env);
     const config: ContainerConfig = {
@@ -168,6 +170,7 @@ export class ContainerEngine {
     if (pidNs) a.push('--pid-ns');
     // Published ports belong to the container's main process (its network namespace); an exec'd process joins no namespace.
     if (pidNs) for (const p of c.PortBindings) a.push('--publish', p);
+    a.push(...bindArgs(c.Binds));
     if (c.WorkingDir !== '') a.push('--workdir', c.WorkingDir);
     if (c.User !== '') { const u = resolveUser(c.User, r.LowerDir); a.push('--user', `${u.uid}:${u.gid}`); }
     if (c.Memory > 0) a.push('--memory-limit', String(c.Memory));
