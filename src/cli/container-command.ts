@@ -37,7 +37,7 @@ const enc = encodeURIComponent;
 
 /** The run flags Docker has and QEMU does not: these (or an image as the first word) make `tsvm run` a container run. */
 const DOCKER_LONG = new Set(['--name', '--rm', '--detach', '--interactive', '--tty', '--env', '--workdir', '--user', '--hostname',
-  '--memory', '--cpus', '--pids-limit', '--runtime', '--publish', '--volume', '--entrypoint', '--detach-keys']);
+  '--memory', '--cpus', '--pids-limit', '--runtime', '--publish', '--volume', '--entrypoint', '--detach-keys', '--network']);
 
 /**
  * Whether `tsvm run ARGS` runs a container: its first argument is an image
@@ -138,7 +138,7 @@ async function runVerb(cmd: Command, argv: string[]): Promise<number> {
 interface RunFlags {
   interactive: boolean; tty: boolean; detach?: boolean; name?: string; rm?: boolean; env: string[]; workdir?: string; user?: string;
   hostname?: string; memory?: string; cpus?: string; pidsLimit?: string; runtime: string; publish: string[]; volume: string[];
-  entrypoint?: string; detachKeys?: string;
+  entrypoint?: string; detachKeys?: string; network?: string;
 }
 
 const collect = (v: string, a: string[]): string[] => [...a, v];
@@ -150,7 +150,7 @@ function runOptions(c: Command, withRun: boolean): Command {
     .option('--hostname <name>', 'the hostname (default: the short id)').option('--memory <size>', 'memory limit (OOM kill: 137)')
     .option('--cpus <n>', 'CPU share in cores').option('--pids-limit <n>', 'most processes').option('--runtime <r>', 'process (vm: not built yet)', 'process')
     .option('-p, --publish <spec>', '[HOSTADDR:]HOSTPORT:PORT (recorded)', collect, []).option('-v, --volume <spec>', 'bind HOSTDIR:DIR[:ro] (a missing HOSTDIR is created)', collect, [])
-    .option('--entrypoint <cmd>', "override the image's entrypoint").option('--rm', 'remove the container when it exits', false)
+    .option('--entrypoint <cmd>', "override the image's entrypoint").option('--network <name>', 'connect to a network (tsvm network create)').option('--rm', 'remove the container when it exits', false)
     .argument('<image>').argument('[command...]').passThroughOptions().allowExcessArguments(false);
   if (withRun) c.option('-d, --detach', 'run in the background; print the id', false).option('--detach-keys <keys>', 'keys to detach', DEFAULT_DETACH);
   return c;
@@ -166,6 +166,7 @@ function createBody(image: string, command: string[], o: RunFlags): Record<strin
   if (command.length > 0) b['cmd'] = command;
   if (o.entrypoint !== undefined) b['entrypoint'] = o.entrypoint === '' ? [] : [o.entrypoint];
   if (o.name !== undefined) b['name'] = o.name;
+  if (o.network !== undefined) b['network'] = o.network;
   if (o.workdir !== undefined) { if (!o.workdir.startsWith('/')) return `-w ${o.workdir}: the working directory must be an absolute path`; b['workdir'] = o.workdir; }
   if (o.user !== undefined) b['user'] = o.user;
   if (o.hostname !== undefined) b['hostname'] = o.hostname;

@@ -19,7 +19,7 @@
  */
 import { DelegatingHostOs } from './delegating-host-os.js';
 import type { HostOs, HostStatfs, StatInfo, HostDirent } from './host-os.js';
-import { E, O_ACCMODE, O_RDONLY, O_CREAT, O_EXCL, O_TRUNC } from './sys-abi.js';
+import { E, O_ACCMODE, O_RDONLY, O_CREAT, O_EXCL, O_TRUNC, S_IFMT, S_IFDIR, DT_DIR, DT_REG } from './sys-abi.js';
 
 /** One bind mount: host directory `source` seen at guest path `target`. */
 export interface BindMount {
@@ -127,10 +127,19 @@ export class BindHostOs extends DelegatingHostOs {
     return m === null ? this.inner.lstat(path) : this.host.lstat(m.host);
   }
 
-  /** Lists a bound directory. */
+  /** Lists a directory; a mount point the directory itself lacks (a bound file) is listed too. */
   override readdir(path: string): HostDirent[] | number {
     const m = this.map(path);
-    return m === null ? this.inner.readdir(path) : this.host.readdir(m.host);
+    const list = m === null ? this.inner.readdir(path) : this.host.readdir(m.host);
+    if (typeof list === 'number' || (path !== this.mount && !path.startsWith(this.mount + '/'))) return list;
+    const dir = '/' + foldComponents(path.slice(this.mount.length)).join('/');
+    for (const b of this.binds) {
+      const cut = b.target.lastIndexOf('/'), parent = b.target.slice(0, cut) || '/', name = b.target.slice(cut + 1);
+      if (parent !== dir || list.some((e) => e.name === name)) continue;
+      const st = this.host.lstat(b.source);
+      if (typeof st !== 'number') list.push({ name, ino: st.ino, type: (st.mode & S_IFMT) === S_IFDIR ? DT_DIR : DT_REG });
+    }
+    return list;
   }
 
   /** readlink(2) of a bound link (the VFS follows it inside the container's root). */

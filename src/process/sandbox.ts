@@ -11,7 +11,7 @@ import { OverlayHostOs } from './overlay-host-os.js';
 import { BindHostOs, checkBindTarget, type BindMount } from './bind-host-os.js';
 import { Vfs } from './vfs.js';
 import type { HostOs, HostIdentity, HostUname } from './host-os.js';
-import { S_IFMT, S_IFDIR } from './sys-abi.js';
+import { S_IFMT, S_IFDIR, S_IFREG } from './sys-abi.js';
 
 /** What isolates one container running on the process VM. */
 export interface ContainerSandbox {
@@ -90,7 +90,7 @@ function checkBinds(s: Partial<ContainerSandbox>, host: HostOs): string | null {
     if (bad !== null) return `volume ${b.source}:${b.target}: ${bad}`;
     if (!b.source.startsWith('/')) return `volume ${b.source}:${b.target}: the host directory must be an absolute path`;
     const st = host.stat(b.source);
-    if (typeof st === 'number' || (st.mode & S_IFMT) !== S_IFDIR) return `volume ${b.source}:${b.target}: ${b.source} is not a directory`;
+    if (typeof st === 'number' || ((st.mode & S_IFMT) !== S_IFDIR && (st.mode & S_IFMT) !== S_IFREG)) return `volume ${b.source}:${b.target}: ${b.source} is not a directory`;
     const real = host.realpath(b.source);
     if (typeof real === 'string' && layers.some((l) => real === l || real.startsWith(l + '/') || l.startsWith(real + '/'))) {
       return `volume ${b.source}:${b.target}: the host directory overlaps the container's layers`;
@@ -177,9 +177,9 @@ function makeOverlay(host: HostOs, s: Partial<ContainerSandbox>): OverlayHostOs 
  * The binds over `overlay`: each source made canonical, each target
  * resolved inside the container's root (a symlink on the way is followed
  * there, as Docker resolves a mount destination in the rootfs), and each
- * mount point made in the writable layer when the image lacks it (Docker
- * creates it too), shallowest first so that nested mount points land in
- * the bind above them.
+ * directory mount point (and a file's parents) made in the writable layer
+ * when the image lacks it (Docker creates it too), shallowest first so
+ * that nested mount points land in the bind above them.
  */
 function makeBinds(host: HostOs, overlay: OverlayHostOs, binds: BindMount[]): BindHostOs {
   const real = (d: string): string => { const r = host.realpath(d); return typeof r === 'string' ? r : d; };
@@ -189,8 +189,12 @@ function makeBinds(host: HostOs, overlay: OverlayHostOs, binds: BindMount[]): Bi
   for (const b of [...binds].sort((x, y) => x.target.split('/').length - y.target.split('/').length)) {
     const r = new Vfs(os, overlay.mount, hooks).resolve('/', b.target, true);
     const target = typeof r === 'number' || r.kind !== 'host' ? b.target : r.guest;
+    // A file's mount point is not made (the listing of its directory shows it, bind-host-os.ts); its parents are.
+    const src = host.stat(b.source), isDir = typeof src !== 'number' && (src.mode & S_IFMT) === S_IFDIR;
+    const parts = target.split('/').filter((p) => p !== '');
+    if (!isDir) parts.pop();
     let at = '';
-    for (const part of target.split('/').filter((p) => p !== '')) {
+    for (const part of parts) {
       at += '/' + part;
       if (typeof os.lstat(overlay.mount + at) === 'number') os.mkdir(overlay.mount + at, 0o755);
     }

@@ -2,7 +2,7 @@
  * A container's bind mounts at `create` (Docker's `-v HOSTDIR:DIR[:ro]`):
  * each spec checked (bind-spec.ts), and a missing host directory created
  * (mode 0755, parents too) as Docker does for `-v`, so that a container
- * can start. The runtime gets them as `tsvm exec --volume` (bind-host-os.ts).
+ * can start. A regular file may be bound too (over a file of the image). The runtime gets them as `tsvm exec --volume` (bind-host-os.ts).
  */
 import fs from 'node:fs';
 import { parseBind } from '../bind-spec.js';
@@ -20,7 +20,7 @@ export function prepareBinds(specs: readonly string[]): void {
       }
       st = fs.statSync(b.source);
     }
-    if (!st.isDirectory()) throw new ContainerError(400, `volume '${spec}': ${b.source} is not a directory (only directories can be bound)`);
+    if (!st.isDirectory() && !st.isFile()) throw new ContainerError(400, `volume '${spec}': ${b.source} is neither a directory nor a regular file`);
   }
 }
 
