@@ -135,6 +135,20 @@ export class SandboxHostOs extends DelegatingHostOs {
     return this.bindOs === null ? overlay(path) : this.bindOs.backingPath(path, overlay);
   }
 
+  /**
+   * /proc/self/mounts in the container (proc_pid_mounts(5)): its overlay
+   * root, /proc, /dev, then each bind by its host directory, `ro` or `rw`;
+   * spaces, tabs, newlines and backslashes escaped in octal as the kernel
+   * does (fs/proc_namespace.c mangle).
+   */
+  override mountTable(): string {
+    if (this.overlay === null) return '';
+    const esc = (p: string): string => p.replace(/[ \t\n\\]/g, (ch) => '\\' + ch.charCodeAt(0).toString(8).padStart(3, '0'));
+    const lines = ['overlay / overlay rw,relatime 0 0', 'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0', 'tmpfs /dev tmpfs rw,nosuid,size=65536k,mode=755 0 0'];
+    for (const b of [...(this.bindOs?.mounts ?? [])].reverse()) lines.push(`${esc(b.source)} ${esc(b.target)} none ${b.readOnly ? 'ro' : 'rw'},bind 0 0`);
+    return lines.join('\n') + '\n';
+  }
+
   /** The directory the VFS uses as the guest's root, if the sandbox has one. */
   get root(): string | undefined { return this.overlay?.mount; }
 

@@ -60,10 +60,11 @@ describe('container volumes', () => {
     fs.mkdirSync(vol);
     fs.writeFileSync(path.join(vol, 'from-host.txt'), 'hello from the host\n');
     const r = tsvm(['run', '--rm', '-v', `${vol}:/data`, '--volume', `${made}:/made`, 'busybox', 'sh', '-c',
-      'cat /data/from-host.txt; echo written in the container > /data/from-guest.txt; mkdir /data/d; echo m > /made/f; ls /']);
+      'cat /data/from-host.txt; echo written in the container > /data/from-guest.txt; mkdir /data/d; echo m > /made/f; ls /; grep " /data " /proc/self/mounts']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^hello from the host\n/);
     assert.ok(r.stdout.split('\n').includes('data') && r.stdout.split('\n').includes('made'), `the mount points show in /: ${r.stdout}`);
+    assert.match(r.stdout, new RegExp(`\n${vol} /data none rw,bind 0 0\n$`), '/proc/self/mounts lists the bind');
     assert.equal(fs.readFileSync(path.join(vol, 'from-guest.txt'), 'utf8'), 'written in the container\n');
     assert.ok(fs.statSync(path.join(vol, 'd')).isDirectory());
     assert.equal(fs.readFileSync(path.join(made, 'f'), 'utf8'), 'm\n', 'the missing host directory was created, as Docker does');

@@ -188,6 +188,29 @@ test('nested binds: the deepest wins; a target through an image symlink is resol
   }
 });
 
+test('/proc/self/mounts lists the root and each bind, ro or rw, with octal escapes', () => {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-bind-m-')));
+  const spaced = path.join(dir, 'a b');
+  fs.mkdirSync(spaced);
+  const s = setup([{ source: spaced, target: '/with space', readOnly: false }]);
+  try {
+    const lines = s.os.mountTable().trimEnd().split('\n');
+    assert.equal(lines[0], 'overlay / overlay rw,relatime 0 0');
+    assert.ok(lines.includes(`${s.vol} /data none rw,bind 0 0`), lines.join('|'));
+    assert.ok(lines.includes(`${s.ro} /ro none ro,bind 0 0`));
+    assert.ok(lines.includes(`${dir}/a\\040b /with\\040space none rw,bind 0 0`));
+    const vfs = new Vfs(s.os, s.m, { pid: () => 1, exePath: () => '/bin/sh', maps: () => '', fds: () => [], mounts: () => s.os.mountTable() });
+    for (const p of ['/proc/self/mounts', '/proc/mounts', '/proc/1/mounts']) {
+      const r = vfs.resolve('/', p, true);
+      assert.ok(typeof r !== 'number' && r.kind === 'virtual' && r.node.t === 'file' && new TextDecoder().decode(r.node.content()) === s.os.mountTable(), p);
+    }
+    assert.equal(s.vfs.resolve('/', '/proc/self/mounts', true), -E.ENOENT, 'no table: no file');
+  } finally {
+    fs.rmSync(s.dir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('checkSandbox refuses unusable binds with one line', () => {
   const s = setup();
   try {
