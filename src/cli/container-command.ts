@@ -11,6 +11,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { parseSize } from './size.js';
+import { parseBind } from '../host/bind-spec.js';
 import { humanDuration } from './image-command.js';
 import { ApiError, api, ensureHost, openAttach, streamFrames } from '../host/containers/client.js';
 import { FrameReader, STREAM_EXIT, STREAM_STDERR } from '../host/containers/frames.js';
@@ -37,7 +38,7 @@ const enc = encodeURIComponent;
 
 /** The run flags Docker has and QEMU does not: these (or an image as the first word) make `tsvm run` a container run. */
 const DOCKER_LONG = new Set(['--name', '--rm', '--detach', '--interactive', '--tty', '--env', '--workdir', '--user', '--hostname',
-  '--memory', '--cpus', '--pids-limit', '--runtime', '--publish', '--volume', '--entrypoint', '--detach-keys']);
+  '--memory', '--cpus', '--pids-limit', '--runtime', '--publish', '--volume', '--entrypoint', '--detach-keys', '--network']);
 
 /**
  * Whether `tsvm run ARGS` runs a container: its first argument is an image
@@ -188,7 +189,7 @@ async function runVerb(cmd: Command, argv: string[]): Promise<number> {
 interface RunFlags {
   interactive: boolean; tty: boolean; detach?: boolean; name?: string; rm?: boolean; env: string[]; workdir?: string; user?: string;
   hostname?: string; memory?: string; cpus?: string; pidsLimit?: string; runtime: string; publish: string[]; volume: string[];
-  entrypoint?: string; detachKeys?: string;
+  entrypoint?: string; detachKeys?: string; network?: string;
 }
 
 const collect = (v: string, a: string[]): string[] => [...a, v];
@@ -199,8 +200,8 @@ function runOptions(c: Command, withRun: boolean): Command {
     .option('-w, --workdir <dir>', 'the working directory').option('-u, --user <user>', 'user[:group] or uid[:gid]')
     .option('--hostname <name>', 'the hostname (default: the short id)').option('--memory <size>', 'memory limit (OOM kill: 137)')
     .option('--cpus <n>', 'CPU share in cores').option('--pids-limit <n>', 'most processes').option('--runtime <r>', 'process (vm: not built yet)', 'process')
-    .option('-p, --publish <spec>', '[HOSTADDR:]HOSTPORT:PORT (recorded)', collect, []).option('-v, --volume <spec>', 'HOSTDIR:DIR[:ro] (recorded)', collect, [])
-    .option('--entrypoint <cmd>', "override the image's entrypoint").option('--rm', 'remove the container when it exits', false)
+    .option('-p, --publish <spec>', '[HOSTADDR:]HOSTPORT:PORT (recorded)', collect, []).option('-v, --volume <spec>', 'bind HOSTDIR:DIR[:ro] (a missing HOSTDIR is created)', collect, [])
+    .option('--entrypoint <cmd>', "override the image's entrypoint").option('--network <name>', 'connect to a network (tsvm network create)').option('--rm', 'remove the container when it exits', false)
     .argument('<image>').argument('[command...]').passThroughOptions().allowExcessArguments(false);
   if (withRun) c.option('-d, --detach', 'run in the background; print the id', false).option('--detach-keys <keys>', 'keys to detach', DEFAULT_DETACH);
   return c;
@@ -212,10 +213,11 @@ function createBody(image: string, command: string[], o: RunFlags): Record<strin
   const b: Record<string, unknown> = { image, env: o.env, tty: o.tty, openStdin: o.interactive, runtime: o.runtime, autoRemove: o.rm === true, ports: o.publish, volumes: o.volume };
   for (const kv of o.env) if (!/^[^=]+=/.test(kv)) return `-e ${kv}: expected NAME=VALUE`;
   for (const p of o.publish) if (!/^(?:(?:[\d.]+|\[[0-9a-f:]+\]):)?\d{1,5}:\d{1,5}(?:\/(?:tcp|udp))?$/i.test(p)) return `-p ${p}: expected [HOSTADDR:]HOSTPORT:PORT`;
-  for (const v of o.volume) if (!/^\/[^:]*:\/[^:]*(?::(?:ro|rw))?$/.test(v)) return `-v ${v}: expected HOSTDIR:DIR[:ro] (absolute paths)`;
+  for (const v of o.volume) { const bad = parseBind(v); if (typeof bad === 'string') return bad; }
   if (command.length > 0) b['cmd'] = command;
   if (o.entrypoint !== undefined) b['entrypoint'] = o.entrypoint === '' ? [] : [o.entrypoint];
   if (o.name !== undefined) b['name'] = o.name;
+  if (o.network !== undefined) b['network'] = o.network;
   if (o.workdir !== undefined) { if (!o.workdir.startsWith('/')) return `-w ${o.workdir}: the working directory must be an absolute path`; b['workdir'] = o.workdir; }
   if (o.user !== undefined) b['user'] = o.user;
   if (o.hostname !== undefined) b['hostname'] = o.hostname;

@@ -105,7 +105,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
   // A guest path's file on the host (under an overlay: in the layer that holds it).
   const toHost = (guestPath: string): string | null => {
     const h = resolveGuestPath(hostOs, root, guestCwd, guestPath);
-    return h === null || sandboxed?.overlay == null ? h : sandboxed.overlay.backingPath(h);
+    return h === null || sandboxed === null ? h : sandboxed.backingPath(h);
   };
   const exists = (p: string): boolean => {
     const h = toHost(p);

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { parsePublish, type Publish } from '../host/publish-spec.js';
+import { parseAttachment, type NetworkAttachment } from '../host/network-relay.js';
 import { parseSize } from './size.js';
 import type { SandboxFlags } from './sandbox-flags.js';
 // Every subcommand, `exec` too, is imported when it runs: the container verbs are thin clients
@@ -44,15 +45,18 @@ program
   .option('--cpus <n>', 'container: host CPU share in cores (below 1 throttles)')
   .option('--workdir <dir>', 'container: the starting directory inside the root (created if missing)')
   .option('--user <uid[:gid]>', 'container: the ids the program runs as')
+  .option('--volume <spec>', 'container: bind HOSTDIR:DIR[:ro] (an existing host directory at guest DIR, bypassing the overlay; repeat)', (v: string, a: string[]) => [...a, v], [] as string[])
   .option('--env <k=v>', "the guest's environment, one variable per flag (given: only these)", (v: string, a: string[]) => [...a, v], [] as string[])
   .option('-p, --publish <spec>', 'publish [HOSTADDR:]HOSTPORT:PORT: host connections reach the guest\'s loopback PORT (repeat; HOSTADDR defaults to 127.0.0.1)', (v: string, a: string[]) => [...a, v], [] as string[])
+  .option('--network-dir <dir>', "container network: the network's directory of member sockets (with --network-addr; src/host/network-relay.ts)")
+  .option('--network-addr <ip/prefix>', "container network: this VM's IPv4 address on it; TCP to the network's other addresses goes to their VMs")
   .option('-t, --tty', 'give the guest its own terminal (a pty: /dev/pts/0 on fds 0-2, job control); stdin feeds it, stdout shows it; a terminal stdin is put in raw mode', false)
   .option('--tty-size <COLSxROWS>', 'with --tty and a stdin that is not a terminal: the initial window size', '80x24')
   .option('--tty-control <fd>', 'with --tty: read control messages from host fd FD, one JSON object a line: {"resize":[COLS,ROWS]} (window size) or {"hangup":true} (close the terminal)')
   .passThroughOptions()
   .action(async (prog: string, args: string[], o: {
     root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; env: string[]; publish: string[];
-    tty: boolean; ttySize: string; ttyControl?: string;
+    networkDir?: string; networkAddr?: string; tty: boolean; ttySize: string; ttyControl?: string;
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
@@ -108,9 +112,19 @@ program
       }
       publish.push(p);
     }
-    // The publisher (a worker thread with node:net) is loaded only when a port is published.
-    const startPublisher = publish.length === 0 ? undefined
-      : ((m) => () => m.PortPublisher.start(publish))(await import('../host/port-publisher.js'));
+    let network: NetworkAttachment | undefined;
+    if (o.networkDir !== undefined || o.networkAddr !== undefined) {
+      const n = o.networkDir !== undefined && o.networkAddr !== undefined ? parseAttachment(o.networkDir, o.networkAddr) : '--network-dir and --network-addr go together';
+      if (typeof n === 'string') {
+        process.stderr.write(`tsvm: ${n}\n`);
+        process.exitCode = 125;
+        return;
+      }
+      network = n;
+    }
+    // The publisher (a worker thread with node:net) is loaded only when a port is published or the VM is on a network.
+    const startPublisher = publish.length === 0 && network === undefined ? undefined
+      : ((m) => () => m.PortPublisher.start(publish, network))(await import('../host/port-publisher.js'));
     process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, startPublisher, tty, ...(o.env.length > 0 ? { env: o.env } : {}) }));
   });
 
@@ -249,6 +263,7 @@ registerImageCommands(program);
 {
   const { registerContainerCommands, isContainerExec, DOCKER_EXEC } = await import('./container-command.js');
   registerContainerCommands(program);
+  (await import('./network-command.js')).registerNetworkCommands(program);
   // Docker's `exec CONTAINER CMD` and the process VM's `exec PROGRAM` share the verb (see isContainerExec).
   if (process.argv[2] === 'exec' && await isContainerExec(process.argv.slice(3))) process.argv[2] = DOCKER_EXEC;
 }

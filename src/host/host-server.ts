@@ -16,7 +16,7 @@ import { ensureSocketDir } from './host-paths.js';
 import { TEST_FAULT_ENV } from './vm-worker-protocol.js';
 import { ContainerEngine } from './containers/engine.js';
 import { ContainerError, defaultContainerDir } from './containers/store.js';
-import { containerRoute, containerUpgrade } from './containers/routes.js';
+import { containerRoute, containerUpgrade, networkRoute } from './containers/routes.js';
 import { defaultImageStoreDir } from '../images/oci/layout.js';
 
 /** Largest request body accepted (bytes of JSON). */
@@ -265,6 +265,8 @@ export class Host {
       }
     } else if (parts[1] === 'containers') {
       await containerRoute(this.containers, { readBody, send }, method, parts.slice(2), url, req, res);
+    } else if (parts[1] === 'networks') {
+      await networkRoute(this.containers, { readBody, send }, method, parts.slice(2), url, req, res);
     } else bad();
   }
 

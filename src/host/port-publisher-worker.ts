@@ -10,12 +10,23 @@
  * Half-close: sockets allow half-open connections, so a host FIN becomes
  * the guest's end of file while the guest may still reply, and the guest's
  * shutdown(SHUT_WR) or close becomes a FIN to the host.
+ *
+ * On a container network (network-relay.ts) it also listens on the
+ * container's unix socket in the network's directory, named by its
+ * address: each connection there starts with a header (the dialler's IPv4
+ * address and port, the destination port) and becomes an 'open' event
+ * with the dialler's address; once the VM's listener has it (`accepted`),
+ * one ACK byte goes back. A `dial` connects to another member's socket,
+ * sends the header and waits for that byte: the dialler's connect()
+ * succeeds, or, if the socket closes first, is refused.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import type { Publish, WorkerCommand, WorkerReport } from './port-publisher.js';
+import { NET_ACK, NET_HEADER_BYTES, decodeNetHeader, type NetworkAttachment } from './network-relay.js';
 
-const { ports, cell: cellBuffer, port } = workerData as { ports: Publish[]; cell: SharedArrayBuffer; port: MessagePort };
+const { ports, cell: cellBuffer, port, network } = workerData as { ports: Publish[]; cell: SharedArrayBuffer; port: MessagePort; network?: NetworkAttachment };
 const cell = new Int32Array(cellBuffer);
 const sockets = new Map<number, net.Socket>();
 const servers: net.Server[] = [];
@@ -32,9 +43,14 @@ function report(r: WorkerReport, transfer: ArrayBuffer[] = []): void {
 function accepted(sock: net.Socket, p: Publish): void {
   if (shuttingDown) { sock.destroy(); return; }
   const conn = nextConn++;
-  sockets.set(conn, sock);
   sock.setNoDelay(true);
   report({ t: 'open', conn, port: p.port });
+  track(sock, conn);
+}
+
+/** Relays a connection's events to the VM as connection `conn`. */
+function track(sock: net.Socket, conn: number): void {
+  sockets.set(conn, sock);
   sock.on('data', (b: Buffer) => {
     const data = new Uint8Array(b.length);
     data.set(b);
@@ -62,6 +78,7 @@ function command(m: WorkerCommand): void {
     finishIfIdle();
     return;
   }
+  if (m.t === 'dial') { dial(m.req, m.path, m.header); return; }
   const s = sockets.get(m.conn);
   if (s === undefined) return;
   switch (m.t) {
@@ -71,7 +88,63 @@ function command(m: WorkerCommand): void {
     case 'end': s.end(); break;
     case 'close': sockets.delete(m.conn); s.destroy(); break;
     case 'pause': if (m.on) s.pause(); else s.resume(); break;
+    case 'accepted': s.write(Uint8Array.of(NET_ACK)); break;
   }
+}
+
+/** Reports data that came in one chunk with a header or an ACK byte. */
+function reportRest(conn: number, rest: Buffer): void {
+  if (rest.length === 0) return;
+  const data = new Uint8Array(rest.length);
+  data.set(rest);
+  report({ t: 'data', conn, data }, [data.buffer]);
+}
+
+/** A connection to this container's network socket: its header, then an 'open' with the dialler's address. */
+function acceptedNet(sock: net.Socket): void {
+  if (shuttingDown) { sock.destroy(); return; }
+  let got = Buffer.alloc(0);
+  const onHeader = (b: Buffer): void => {
+    got = Buffer.concat([got, b]);
+    if (got.length < NET_HEADER_BYTES) return;
+    sock.off('data', onHeader);
+    const h = decodeNetHeader(got);
+    const conn = nextConn++;
+    report({ t: 'open', conn, port: h.port, from: { ip: h.fromIp, port: h.fromPort } });
+    track(sock, conn);
+    reportRest(conn, got.subarray(NET_HEADER_BYTES));
+  };
+  sock.on('data', onHeader);
+  sock.on('error', () => undefined);
+}
+
+/** Connects to another member's socket for request `req`: 'dialed' with the connection, or with why it failed. */
+function dial(req: number, path: string, header: Uint8Array): void {
+  const sock = net.connect({ path, allowHalfOpen: true });
+  let done = false;
+  const fail = (why: 'refused' | 'unreachable'): void => {
+    if (done) return;
+    done = true;
+    sock.destroy();
+    report({ t: 'dialed', req, conn: -1, error: why });
+  };
+  const onData = (b: Buffer): void => {
+    if (done) return;
+    done = true;
+    sock.off('data', onData);
+    if (b[0] !== NET_ACK) { sock.destroy(); report({ t: 'dialed', req, conn: -1, error: 'refused' }); return; }
+    const conn = nextConn++;
+    sock.setNoDelay(true);
+    report({ t: 'dialed', req, conn });
+    track(sock, conn);
+    reportRest(conn, b.subarray(1));
+  };
+  sock.on('connect', () => sock.write(header));
+  sock.on('data', onData);
+  sock.on('error', (e: NodeJS.ErrnoException) => fail(e.code === 'ENOENT' ? 'unreachable' : 'refused'));
+  // Half-open sockets: the other side's close without an ACK arrives as an end, not a close.
+  sock.on('end', () => fail('refused'));
+  sock.on('close', () => fail('refused'));
 }
 
 /** Listens on every published port; reports ready, or the first error (the others are closed). */
@@ -90,6 +163,22 @@ async function start(): Promise<void> {
         : code === 'EADDRNOTAVAIL' ? 'address not available on this host'
           : code === 'EACCES' ? 'permission denied' : (e as Error).message;
       report({ t: 'error', message: `cannot publish ${p.hostAddr}:${p.hostPort}: ${why}` });
+      return;
+    }
+    server.on('error', () => undefined);
+    servers.push(server);
+  }
+  if (network !== undefined) {
+    const server = net.createServer({ allowHalfOpen: true }, acceptedNet);
+    try {
+      fs.rmSync(network.socket, { force: true });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(network.socket, () => resolve());
+      });
+    } catch (e) {
+      for (const s of servers) s.close();
+      report({ t: 'error', message: `cannot join the network at ${network.socket}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
       return;
     }
     server.on('error', () => undefined);

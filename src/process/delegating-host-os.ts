@@ -143,6 +143,9 @@ export class DelegatingHostOs implements HostOs {
   /** Forwards uname. */
   uname(): HostUname { return this.inner.uname(); }
 
+  /** Forwards mountTable (absent from the inner host: no table, an empty string is never shown). */
+  mountTable(): string { return this.inner.mountTable?.() ?? ''; }
+
   /** Forwards setHostname (EPERM if the inner host lacks it). */
   setHostname(name: string): number { return this.inner.setHostname ? this.inner.setHostname(name) : -E.EPERM; }
 

@@ -141,6 +141,8 @@ export interface HostOs {
   cpuCount(): number;
   /** The host's uname strings. */
   uname(): HostUname;
+  /** The text of /proc/self/mounts (proc_pid_mounts(5)) in a container (sandbox.ts); absent: the file does not exist. */
+  mountTable?(): string;
   /** sethostname(2): changes the nodename uname reports (a container's own, sandbox.ts); absent: -EPERM. */
   setHostname?(name: string): number;
   /** sysinfo(2) figures of the host. */

@@ -320,11 +320,17 @@ export class Kernel {
     return c.retryDeadline ?? this.host.monotonicNs() + ns;
   }
 
-  /** Blocks the host until the monotonic clock reaches `deadline`. */
+  /**
+   * Blocks the host until the monotonic clock reaches `deadline`. With a
+   * host bridge (published ports, a container network) it sleeps on the
+   * bridge a step at a time and moves its traffic, so that a connection to
+   * this VM is taken (or refused) while its processes sleep.
+   */
   sleepUntil(deadline: bigint): void {
     const STEP = 1_000_000_000_000n; // keep each host sleep within the timer's range
     for (let left = deadline - this.host.monotonicNs(); left > 0n; left = deadline - this.host.monotonicNs()) {
-      this.host.sleepNs(Number(left > STEP ? STEP : left));
+      if (this.net.external) this.net.waitExternal(Number(left > IDLE_POLL_NS ? IDLE_POLL_NS : left) / 1e6);
+      else this.host.sleepNs(Number(left > STEP ? STEP : left));
     }
   }
 

@@ -12,7 +12,19 @@
  * host, reports connections accepted on the host; each becomes a
  * connection into the namespace's TCP listener on that port, as if from a
  * loopback peer, and `pump()` moves bytes both ways with back-pressure and
- * half-close. Nothing else reaches the host.
+ * half-close.
+ *
+ * A container network (`tsvm network create`, Docker's user-defined
+ * bridge): the bridge may also give the namespace an IPv4 address on the
+ * network (`address`), which is then local too (bind, getsockname), and
+ * reach other containers' addresses: a TCP connect() to an address the
+ * bridge `reaches` is dialled through the host (`dial`) and, once the
+ * other namespace has a listener for it, becomes a connection whose bytes
+ * `pump()` moves like a published port's. Incoming network connections
+ * arrive as bridge 'open' events with the dialler's address (`from`) and
+ * go to a listener on the namespace's address or on INADDR_ANY, never to
+ * one bound to loopback only: loopback stays private. UDP stays inside the
+ * namespace. Nothing else reaches the host.
  *
  * Syscall decoding is in sys-net.ts; this file keeps the state.
  */
@@ -143,7 +155,7 @@ export class Socket {
 
 /** An event of the host side of published ports. */
 export type BridgeEvent =
-  | { t: 'open'; conn: number; port: number }
+  | { t: 'open'; conn: number; port: number; from?: { ip: Uint8Array; port: number } }
   | { t: 'data'; conn: number; data: Uint8Array }
   | { t: 'end'; conn: number }
   | { t: 'close'; conn: number }
@@ -163,6 +175,18 @@ export interface PortBridge {
   close(conn: number): void;
   /** Stops (true) or resumes reading from host connection `conn` (back-pressure). */
   pause(conn: number, on: boolean): void;
+  /** A container network: this namespace's IPv4 address on it (4 bytes); absent: loopback only. */
+  readonly address?: Uint8Array;
+  /** A container network: true if IPv4 address `ip` (4 bytes) is another member's, reached through `dial`. */
+  reaches?(ip: Uint8Array): boolean;
+  /**
+   * A container network: connects to `ip`:`port` of another member from
+   * `from` (blocking until it accepts or refuses); the connection id, or
+   * -errno (ECONNREFUSED without a listener, ETIMEDOUT, EHOSTUNREACH).
+   */
+  dial?(ip: Uint8Array, port: number, from: { ip: Uint8Array; port: number }): number;
+  /** A container network: a connection that arrived with 'open' found its listener (the dialler's connect() returns 0). */
+  accepted?(conn: number): void;
 }
 
 /** Bytes queued towards the guest before the host connection is paused, and the level it resumes at. */
@@ -186,6 +210,13 @@ export class NetNamespace {
 
   /** Attaches the host side of published ports. */
   attachBridge(b: PortBridge): void { this.bridge = b; }
+
+  /** True if `a` is an address of this namespace: loopback, unspecified, or its address on a container network. */
+  private isOwn(a: SockAddr): boolean {
+    if (isLocal(a)) return true;
+    const own = this.bridge?.address, v4 = v4Of(a);
+    return own !== undefined && v4 !== null && v4.every((x, i) => x === own[i]);
+  }
 
   /** Blocks the host thread up to `ms` for the bridge (no bridge: returns at once). */
   waitExternal(ms: number): void {
@@ -218,7 +249,7 @@ export class NetNamespace {
   /** Binds `s` to `a` (port 0: an ephemeral one); 0 or -errno. */
   bindInet(s: Socket, a: SockAddr): number {
     if (s.local !== null) return -E.EINVAL;
-    if (!isLocal(a)) return -E.EADDRNOTAVAIL;
+    if (!this.isOwn(a)) return -E.EADDRNOTAVAIL;
     let port = a.port;
     if (port === 0) {
       const free = this.ephemeral(s, a);
@@ -327,7 +358,7 @@ export class NetNamespace {
 
   /** connect(2) of an inet stream socket; 0 or -errno. */
   connectInet(s: Socket, to: SockAddr): number {
-    if (!isLocal(to)) return -E.ENETUNREACH;
+    if (!this.isOwn(to)) return this.connectNetwork(s, to);
     if (s.type === SOCK_DGRAM) {
       const r = this.autobindInet(s);
       if (r < 0) return r;
@@ -419,7 +450,7 @@ export class NetNamespace {
     } else {
       const dst = to ?? s.remote;
       if (dst === null) return -E.EDESTADDRREQ;
-      if (!isLocal(dst)) return -E.ENETUNREACH;
+      if (!this.isOwn(dst)) return -E.ENETUNREACH; // no UDP between containers
       if (data.length > UDP_MAX) return -E.EMSGSIZE;
       const r = this.autobindInet(s);
       if (r < 0) return r;
@@ -503,7 +534,7 @@ export class NetNamespace {
     const b = this.bridge;
     if (b === null) return;
     for (const ev of b.poll()) {
-      if (ev.t === 'open') { this.bridgeOpen(b, ev.conn, ev.port); continue; }
+      if (ev.t === 'open') { this.bridgeOpen(b, ev.conn, ev.port, ev.from); continue; }
       const c = this.conns.get(ev.conn);
       if (c === undefined) continue;
       switch (ev.t) {
@@ -533,16 +564,44 @@ export class NetNamespace {
     }
   }
 
-  private bridgeOpen(b: PortBridge, conn: number, port: number): void {
+  private bridgeOpen(b: PortBridge, conn: number, port: number, from?: { ip: Uint8Array; port: number }): void {
     const proxy = new Socket(AF_INET, SOCK_STREAM, 0);
-    const lo = inetAddr(AF_INET, new Uint8Array([127, 0, 0, 1]), port);
-    const l = this.lookupInet(SOCK_STREAM, lo);
-    if (l === undefined || l.backlog.length > l.backlogMax || this.autobindInet(proxy) < 0) { b.close(conn); return; }
-    proxy.local = { ...lo, port: proxy.local!.port };
-    this.link(proxy, l, lo);
+    // A published port arrives on loopback; a network connection on the namespace's network address.
+    const own = from !== undefined ? b.address : undefined;
+    const to = inetAddr(AF_INET, own ?? new Uint8Array([127, 0, 0, 1]), port);
+    const l = this.lookupInet(SOCK_STREAM, to);
+    if (l === undefined || l.backlog.length > l.backlogMax) { b.close(conn); return; }
+    // The proxy stands for the remote end: the dialler's address, or (published port) an ephemeral loopback port.
+    if (from !== undefined) proxy.local = inetAddr(AF_INET, from.ip, from.port);
+    else if (this.autobindInet(proxy) < 0) { b.close(conn); return; } else proxy.local = { ...to, port: proxy.local!.port };
+    this.link(proxy, l, to);
     const inner = proxy.peer!;
     inner.bridgeConn = conn;
     this.conns.set(conn, { conn, proxy, inner, paused: false, hostFull: false, ended: false });
+    if (from !== undefined) b.accepted?.(conn);
+  }
+
+  /** connect(2) of a stream socket to another container's address on the network (see the file comment); 0 or -errno. */
+  private connectNetwork(s: Socket, to: SockAddr): number {
+    const b = this.bridge, ip = v4Of(to), own = b?.address;
+    if (b === null || own === undefined || ip === null || b.reaches?.(ip) !== true || b.dial === undefined) return -E.ENETUNREACH;
+    if (s.type === SOCK_DGRAM) return -E.ENETUNREACH; // no UDP between containers
+    if (s.state === 'connected') return -E.EISCONN;
+    if (s.state === 'listening') return -E.EINVAL;
+    const r = s.local !== null ? 0 : this.bindInet(s, inetAddr(s.family, s.family === AF_INET6 ? this.asFamily(AF_INET6, inetAddr(AF_INET, own, 0), 0).ip : own, 0));
+    if (r < 0) return r;
+    const conn = b.dial(ip, to.port, { ip: own, port: s.local!.port });
+    if (conn < 0) return conn;
+    // The proxy is the remote end of the connection, in this namespace: its bytes go to the host connection.
+    const proxy = new Socket(s.family, SOCK_STREAM, 0);
+    proxy.state = 'connected';
+    proxy.local = to;
+    proxy.remote = s.local;
+    proxy.peer = s; s.peer = proxy;
+    s.remote = to;
+    s.state = 'connected';
+    this.conns.set(conn, { conn, proxy, inner: s, paused: false, hostFull: false, ended: false });
+    return 0;
   }
 }
 

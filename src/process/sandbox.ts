@@ -8,8 +8,10 @@
  */
 import { DelegatingHostOs } from './delegating-host-os.js';
 import { OverlayHostOs } from './overlay-host-os.js';
+import { BindHostOs, checkBindTarget, type BindMount } from './bind-host-os.js';
+import { Vfs } from './vfs.js';
 import type { HostOs, HostIdentity, HostUname } from './host-os.js';
-import { S_IFMT, S_IFDIR } from './sys-abi.js';
+import { S_IFMT, S_IFDIR, S_IFREG } from './sys-abi.js';
 
 /** What isolates one container running on the process VM. */
 export interface ContainerSandbox {
@@ -31,6 +33,8 @@ export interface ContainerSandbox {
   workdir?: string;
   /** The user the first process runs as (Docker's --user, numeric); absent: the host's ids. */
   user?: { uid: number; gid: number };
+  /** Host directories bound over guest directories (Docker's -v; bind-host-os.ts); they need an overlay root. */
+  binds?: BindMount[];
 }
 
 /** The limits part of a sandbox, as the kernel keeps it. */
@@ -72,6 +76,29 @@ export function checkSandbox(s: Partial<ContainerSandbox>, host: HostOs): string
     return `workdir ${JSON.stringify(s.workdir)}: expected an absolute path`;
   }
   if (s.workdir !== undefined && s.upper === undefined) return 'a working directory needs an overlay root (--upper)';
+  return checkBinds(s, host);
+}
+
+/** Checks the binds: each source an existing host directory outside the layers, each target absolute. */
+function checkBinds(s: Partial<ContainerSandbox>, host: HostOs): string | null {
+  const binds = s.binds ?? [];
+  if (binds.length > 0 && s.upper === undefined) return 'a bind mount needs an overlay root (--upper)';
+  const layers = [...(s.rootLayers ?? []), ...(s.upper !== undefined ? [s.upper] : [])].map((d) => host.realpath(d)).filter((d) => typeof d === 'string');
+  const seen = new Set<string>();
+  for (const b of binds) {
+    const bad = checkBindTarget(b.target);
+    if (bad !== null) return `volume ${b.source}:${b.target}: ${bad}`;
+    if (!b.source.startsWith('/')) return `volume ${b.source}:${b.target}: the host directory must be an absolute path`;
+    const st = host.stat(b.source);
+    if (typeof st === 'number' || ((st.mode & S_IFMT) !== S_IFDIR && (st.mode & S_IFMT) !== S_IFREG)) return `volume ${b.source}:${b.target}: ${b.source} is not a directory`;
+    const real = host.realpath(b.source);
+    if (typeof real === 'string' && layers.some((l) => real === l || real.startsWith(l + '/') || l.startsWith(real + '/'))) {
+      return `volume ${b.source}:${b.target}: the host directory overlaps the container's layers`;
+    }
+    const t = b.target.replace(/\/+$/, '');
+    if (seen.has(t)) return `volume ${b.source}:${b.target}: duplicate mount point ${b.target}`;
+    seen.add(t);
+  }
   return null;
 }
 
@@ -79,14 +106,18 @@ export function checkSandbox(s: Partial<ContainerSandbox>, host: HostOs): string
 export class SandboxHostOs extends DelegatingHostOs {
   /** The overlay root, if the sandbox has layers. */
   readonly overlay: OverlayHostOs | null;
+  /** The bind mounts over the overlay, if any (bind-host-os.ts). */
+  readonly bindOs: BindHostOs | null;
   /** The container's hostname (sethostname changes it); undefined: the host's. */
   private hostname: string | undefined;
 
   /** Wraps `host` for sandbox `s` (checked with checkSandbox first). */
   constructor(host: HostOs, readonly sandbox: Partial<ContainerSandbox>) {
     const overlay = makeOverlay(host, sandbox);
-    super(overlay ?? host);
+    const bindOs = overlay !== null && (sandbox.binds?.length ?? 0) > 0 ? makeBinds(host, overlay, sandbox.binds ?? []) : null;
+    super(bindOs ?? overlay ?? host);
     this.overlay = overlay;
+    this.bindOs = bindOs;
     this.hostname = sandbox.hostname;
     // The container's own /tmp: the image's, else a fresh one in the writable layer (mode 1777, as
     // the FHS's /tmp); either way its files land in this container's upper only.
@@ -96,6 +127,26 @@ export class SandboxHostOs extends DelegatingHostOs {
       let at = '';
       for (const part of sandbox.workdir.split('/').filter((p) => p !== '')) { at += '/' + part; overlay.ensureDir(at, 0o755); }
     }
+  }
+
+  /** The host path backing guest-visible host path `path` (a bound file, or the overlay layer's), or null. */
+  backingPath(path: string): string | null {
+    const overlay = (p: string): string | null => this.overlay === null ? p : this.overlay.backingPath(p);
+    return this.bindOs === null ? overlay(path) : this.bindOs.backingPath(path, overlay);
+  }
+
+  /**
+   * /proc/self/mounts in the container (proc_pid_mounts(5)): its overlay
+   * root, /proc, /dev, then each bind by its host directory, `ro` or `rw`;
+   * spaces, tabs, newlines and backslashes escaped in octal as the kernel
+   * does (fs/proc_namespace.c mangle).
+   */
+  override mountTable(): string {
+    if (this.overlay === null) return '';
+    const esc = (p: string): string => p.replace(/[ \t\n\\]/g, (ch) => '\\' + ch.charCodeAt(0).toString(8).padStart(3, '0'));
+    const lines = ['overlay / overlay rw,relatime 0 0', 'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0', 'tmpfs /dev tmpfs rw,nosuid,size=65536k,mode=755 0 0'];
+    for (const b of [...(this.bindOs?.mounts ?? [])].reverse()) lines.push(`${esc(b.source)} ${esc(b.target)} none ${b.readOnly ? 'ro' : 'rw'},bind 0 0`);
+    return lines.join('\n') + '\n';
   }
 
   /** The directory the VFS uses as the guest's root, if the sandbox has one. */
@@ -134,4 +185,35 @@ function makeOverlay(host: HostOs, s: Partial<ContainerSandbox>): OverlayHostOs 
   if (s.upper === undefined) return null;
   const real = (d: string): string => { const r = host.realpath(d); return typeof r === 'string' ? r : d; };
   return new OverlayHostOs(host, (s.rootLayers ?? []).map(real), real(s.upper));
+}
+
+/**
+ * The binds over `overlay`: each source made canonical, each target
+ * resolved inside the container's root (a symlink on the way is followed
+ * there, as Docker resolves a mount destination in the rootfs), and each
+ * directory mount point (and a file's parents) made in the writable layer
+ * when the image lacks it (Docker creates it too), shallowest first so
+ * that nested mount points land in the bind above them.
+ */
+function makeBinds(host: HostOs, overlay: OverlayHostOs, binds: BindMount[]): BindHostOs {
+  const real = (d: string): string => { const r = host.realpath(d); return typeof r === 'string' ? r : d; };
+  const hooks = { pid: () => -1, exePath: () => '', maps: () => '', fds: (): number[] => [] };
+  const placed: BindMount[] = [];
+  let os = new BindHostOs(overlay, host, overlay.mount, placed);
+  for (const b of [...binds].sort((x, y) => x.target.split('/').length - y.target.split('/').length)) {
+    const r = new Vfs(os, overlay.mount, hooks).resolve('/', b.target, true);
+    const target = typeof r === 'number' || r.kind !== 'host' ? b.target : r.guest;
+    // A file's mount point is not made (the listing of its directory shows it, bind-host-os.ts); its parents are.
+    const src = host.stat(b.source), isDir = typeof src !== 'number' && (src.mode & S_IFMT) === S_IFDIR;
+    const parts = target.split('/').filter((p) => p !== '');
+    if (!isDir) parts.pop();
+    let at = '';
+    for (const part of parts) {
+      at += '/' + part;
+      if (typeof os.lstat(overlay.mount + at) === 'number') os.mkdir(overlay.mount + at, 0o755);
+    }
+    placed.push({ source: real(b.source), target, readOnly: b.readOnly });
+    os = new BindHostOs(overlay, host, overlay.mount, placed);
+  }
+  return os;
 }

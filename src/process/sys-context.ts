@@ -256,6 +256,7 @@ export class SysCtx {
       procFile: (pid, name) => procPidFile(this.kernel, pid, name),
       container: () => this.kernel.sandbox !== null,
       pty: () => this.tty.pty !== null,
+      mounts: () => (this.host.mountTable?.() ?? '') || null,
     }, from);
   }
 

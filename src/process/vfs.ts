@@ -36,7 +36,7 @@ export type VirtualNode =
   | { t: 'link'; name: 'exe' | 'cwd' | 'dev'; target: string } // a symlink to a guest path
   | { t: 'fd'; fd: number } // /proc/self/fd/N: a symlink to an open file
   | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev' | 'pid' | 'pts'; entries: string[] }
-  | { t: 'file'; name: 'maps' | ProcPidFile; content: () => Uint8Array }
+  | { t: 'file'; name: 'maps' | 'mounts' | ProcPidFile; content: () => Uint8Array }
   | { t: 'dev'; dev: DevName }
   | { t: 'pty'; name: 'tty' | 'pts' }; // the emulated terminal: /dev/tty and /dev/pts/0 (sys-tty.ts)
 
@@ -67,6 +67,8 @@ export interface VfsHooks {
   container?(): boolean;
   /** True if the VM has an emulated terminal: /dev/tty and /dev/pts/0 are then its (sys-tty.ts). */
   pty?(): boolean;
+  /** In a container, the text of /proc/self/mounts (and /proc/mounts); null or absent: no such file. */
+  mounts?(): string | null;
 }
 
 /** A container's /dev links (Docker's default /dev, as udev makes them on a host). */
@@ -157,6 +159,11 @@ export class Vfs {
 
   /** Virtual nodes under /proc/self and (with a root) /dev; null if `lex` is not one. */
   private virtual(lex: string, follow: boolean, hops: { n: number }): Resolved | number | null {
+    const mt = this.hooks.mounts?.() ?? null;
+    // /proc/mounts is a link to self/mounts (fs/proc/root.c); shown here as the same file.
+    if (mt !== null && (lex === '/proc/mounts' || /^\/proc\/(self|thread-self)\/mounts$/.test(lex) || lex === `/proc/${this.hooks.pid()}/mounts`)) {
+      return { kind: 'virtual', node: { t: 'file', name: 'mounts', content: () => new TextEncoder().encode(this.hooks.mounts?.() ?? '') }, guest: lex };
+    }
     const ns = this.namespaceProc(lex);
     if (ns !== null) return ns;
     if (this.hooks.pty?.() === true && (lex === '/dev/tty' || lex === '/dev/pts' || lex === '/dev/pts/0')) {
@@ -188,7 +195,7 @@ export class Vfs {
     const guest = lex;
     const own = this.procFileNode(this.hooks.pid(), rest.slice(1), guest); // a container's (proc-pids.ts)
     if (own !== null) return own;
-    if (rest === '') return { kind: 'virtual', node: { t: 'dir', name: 'self', entries: ['cwd', 'exe', 'fd', 'maps', 'stat'] }, guest };
+    if (rest === '') return { kind: 'virtual', node: { t: 'dir', name: 'self', entries: ['cwd', 'exe', 'fd', 'maps', 'stat', ...(mt !== null ? ['mounts'] : [])] }, guest };
     if (rest === '/exe' || rest === '/cwd') {
       const target = rest === '/exe' ? this.hooks.exePath() : this.cwd;
       if (!follow) return { kind: 'virtual', node: { t: 'link', name: rest === '/exe' ? 'exe' : 'cwd', target }, guest };

@@ -21,6 +21,8 @@ import { normalizeReference } from '../../images/oci/reference.js';
 import { ContainerError, ContainerStore, ZERO_TIME, type ContainerConfig, type ContainerRecord } from './store.js';
 import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
 import { ContainerTerminals, quietControl, runtimeStdio, type TtySize } from './tty.js';
+import { bindArgs, prepareBinds } from './volumes.js';
+import { NetworkManager } from './networks.js';
 
 /** Docker's default PATH (moby oci/defaults.go DefaultPathEnv for Linux). */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -65,6 +67,8 @@ export interface CreateRequest {
   volumes: string[];
   runtime: string;
   autoRemove: boolean;
+  /** --network: a network's name (networks.ts); absent: the default network. */
+  network?: string;
 }
 
 const now = (): string => new Date().toISOString();
@@ -80,14 +84,16 @@ export class ContainerEngine {
   /** The terminals of containers created with -t (tty.ts). */
   readonly terminals = new ContainerTerminals();
 
-  private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string) {}
+  private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string,
+    /** The container networks (`tsvm network`). */
+    readonly networks: NetworkManager) {}
 
   /**
    * Opens the records. Containers recorded as running belong to a host that
    * died: their leftover runtime processes are killed and they become exited.
    */
   static async open(dir: string, imageDir: string, tsvm: TsvmCommand, warn: (line: string) => void): Promise<ContainerEngine> {
-    const e = new ContainerEngine(ContainerStore.open(dir, warn), tsvm, imageDir);
+    const e = new ContainerEngine(ContainerStore.open(dir, warn), tsvm, imageDir, NetworkManager.open(path.join(dir, 'networks'), warn));
     for (const r of e.store.all()) {
       if (r.State.Status !== 'running' && r.State.Status !== 'paused' && r.State.Status !== 'restarting') continue;
       if (r.State.Pid > 0 && isOurs(r.State.Pid, r.UpperDir)) { try { process.kill(r.State.Pid, 'SIGKILL'); } catch { /* gone */ } }
@@ -119,6 +125,8 @@ export class ContainerEngine {
       const p = parsePublish(spec);
       if (typeof p === 'string') throw new ContainerError(400, p);
     }
+    prepareBinds(req.volumes);
+    const network = this.networks.check(req.network);
     const id = this.store.newId();
     const env = mergeEnv(ic.Env ?? [], req.env);
     const config: ContainerConfig = {
@@ -127,6 +135,7 @@ export class ContainerEngine {
       Memory: req.memory, NanoCpus: Math.round(req.cpus * 1e9), PidsLimit: req.pidsLimit,
       PortBindings: req.ports, Binds: req.volumes, AutoRemove: req.autoRemove,
     };
+    if (network !== undefined) config.NetworkMode = network;
     const lower = this.store.rootfsDir(img.configDigest);
     await this.unpack(images, img.configDigest, req.image, lower);
     const dir = this.store.containerDir(id);
@@ -171,6 +180,7 @@ export class ContainerEngine {
     if (pidNs) a.push('--pid-ns');
     // Published ports belong to the container's main process (its network namespace); an exec'd process joins no namespace.
     if (pidNs) for (const p of c.PortBindings) a.push('--publish', p);
+    a.push(...bindArgs(c.Binds), ...this.networks.runtimeArgs(r, pidNs, this.store.containerDir(r.Id)));
     if (c.WorkingDir !== '') a.push('--workdir', c.WorkingDir);
     if (c.User !== '') { const u = resolveUser(c.User, r.LowerDir); a.push('--user', `${u.uid}:${u.gid}`); }
     if (c.Memory > 0) a.push('--memory-limit', String(c.Memory));
@@ -225,6 +235,7 @@ export class ContainerEngine {
     await this.store.save(r);
     void run.exited.then(async (status) => {
       this.running.delete(r.Id);
+      this.networks.leave(r);
       Object.assign(r.State, { Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: status, OOMKilled: run.oom, FinishedAt: now() });
       fs.closeSync(log);
       await this.store.save(r).catch(() => {});

@@ -56,7 +56,26 @@ function createRequest(b: Json): CreateRequest {
     workdir: str(b, 'workdir'), user: str(b, 'user'), hostname: str(b, 'hostname'), tty: bool(b, 'tty'), openStdin: bool(b, 'openStdin'),
     memory: num(b, 'memory', Number.MAX_SAFE_INTEGER), cpus: num(b, 'cpus', 1024), pidsLimit: num(b, 'pidsLimit', 1 << 22),
     ports: strs(b, 'ports') ?? [], volumes: strs(b, 'volumes') ?? [], runtime: str(b, 'runtime') ?? 'process', autoRemove: bool(b, 'autoRemove'),
+    network: str(b, 'network'),
   };
+}
+
+/** The network routes under /v1/networks (docs/api.md "Networks"); `parts` follows "networks". */
+export async function networkRoute(engine: ContainerEngine, io: RouteIo, method: string, parts: string[], url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const nets = engine.networks;
+  if (parts.length === 0) {
+    if (method === 'GET') { io.send(res, 200, nets.list()); return; }
+    if (method !== 'POST') throw new ContainerError(405, `${url.pathname} takes GET or POST, not ${method}`);
+    const name = str(await io.readBody(req), 'name') ?? bad("'name' is required");
+    const n = nets.create(name);
+    io.send(res, 201, { Id: n.Id, Name: n.Name });
+    return;
+  }
+  if (parts.length !== 1) bad(`no route ${method} ${url.pathname}`);
+  const ref = parts[0]!;
+  if (method === 'DELETE') { io.send(res, 200, { removed: nets.remove(ref, engine.store.all()) }); return; }
+  if (method !== 'GET') throw new ContainerError(405, `${url.pathname} takes GET or DELETE, not ${method}`);
+  io.send(res, 200, nets.inspect(ref));
 }
 
 /** A log entry as the file holds it. */

@@ -43,6 +43,8 @@ export interface ContainerConfig {
   Binds: string[];
   /** --rm. */
   AutoRemove: boolean;
+  /** --network: a network's name (networks.ts); absent or empty: the default network (loopback only). */
+  NetworkMode?: string;
 }
 
 /** docker inspect State. */
