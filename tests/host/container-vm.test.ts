@@ -8,10 +8,11 @@
  *
  * 1. `run --rm`: output, the command is PID 1 of its PID namespace
  *    (`echo $$` prints 1), the hostname, the exit status N.
- * 2. `run -d -p`: a file written by the main process, exec (cat; 127;
- *    126), top lists the guest's processes, `vm ls` shows the VM, the
- *    published port fetched with curl (busybox httpd), stop -t 1 of a PID 1
- *    without a SIGTERM handler: 137.
+ * 2. `run -d -p --cpus 2 -e -w`: a file written by the main process, exec
+ *    (cat; 127; 126; N; env, workdir, two vCPUs; /proc/1 is the command),
+ *    kill -s USR1 runs PID 1's trap, stats, top lists the guest's
+ *    processes, `vm ls` shows the VM, the published port fetched with curl
+ *    (busybox httpd), stop -t 1 of a PID 1 without a SIGTERM handler: 137.
  * 3. `start` again: the file survived; `rm -f`: the layer is gone.
  * 4. an OOM under --memory: 137, OOMKilled.
  * 5. `run --rm busybox true`: exit 0, its wall time printed.
@@ -67,6 +68,12 @@ before(() => {
   ok('pull', 'busybox');
 });
 
+test('vm runtime: tsvm host start --default-runtime takes process or vm only', () => {
+  const r = tsvm(['host', 'start', '--socket', path.join(dir, 'other.sock'), '--default-runtime', 'kata']);
+  assert.equal(r.status, 125);
+  assert.match(r.stderr, /^tsvm: --default-runtime kata: expected process or vm\n$/);
+});
+
 after(() => {
   tsvm(['host', 'stop']);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -82,10 +89,11 @@ test('vm runtime: run --rm prints the output; the command is PID 1 of its namesp
   assert.equal(ok('ps', '-a', '-q'), '', '--rm removed the container');
 });
 
-test('vm runtime: a detached container: exec, top, vm ls, a published port, stop -t 1 → 137; start keeps the layer; rm drops it', { timeout: 1_200_000 }, async () => {
+test('vm runtime: a detached container: exec, -e/-w/--cpus, kill -s, stats, top, vm ls, a published port, stop -t 1 → 137; start keeps the layer; rm drops it', { timeout: 1_200_000 }, async () => {
   const port = await freePort();
-  const script = 'echo kept > /keep; mkdir -p /www; echo "page from the vm" > /www/index.html; httpd -p 80 -h /www; exec sleep 1000';
-  const id = ok('run', '-d', '--runtime', 'vm', '--name', 'vmc', '-p', `${port}:80`, 'busybox', 'sh', '-c', script).trim();
+  // PID 1 is this shell: a USR1 trap, no TERM trap (so stop's SIGTERM is dropped by the kernel), httpd in the background.
+  const script = 'trap "echo got USR1" USR1; echo kept > /keep; mkdir -p /www; echo "page from the vm" > /www/index.html; httpd -p 80 -h /www; while :; do sleep 1; done';
+  const id = ok('run', '-d', '--runtime', 'vm', '--name', 'vmc', '-p', `${port}:80`, '--cpus', '2', '-e', 'FOO=bar', '-w', '/tmp', 'busybox', 'sh', '-c', script).trim();
   assert.match(id, /^[0-9a-f]{64}$/);
   const r0 = inspect('vmc');
   assert.equal(r0.Config.Runtime, 'vm');
@@ -99,11 +107,17 @@ test('vm runtime: a detached container: exec, top, vm ls, a published port, stop
   assert.match(missing.stderr, /no-such-program/);
   assert.equal(tsvm(['exec', 'vmc', '/etc/passwd']).status, 126, 'exec of a file that cannot be run');
   assert.equal(tsvm(['exec', 'vmc', 'sh', '-c', 'echo written by exec > /data.txt; exit 9']).status, 9);
-  assert.equal(ok('exec', 'vmc', 'sh', '-c', 'echo $HOSTNAME; cat /proc/1/cmdline | tr "\\0" " "'), `${id.slice(0, 12)}\nsleep 1000 `, 'exec joins the namespace: /proc/1 is the main command');
+  assert.equal(ok('exec', 'vmc', 'sh', '-c', 'echo $HOSTNAME; head -c 8 /proc/1/cmdline | tr "\\0" " "'), `${id.slice(0, 12)}\nsh -c tr`, 'exec joins the namespace: /proc/1 is the main command');
+  assert.equal(ok('exec', 'vmc', 'sh', '-c', 'echo $FOO $(pwd) $(grep -c ^processor /proc/cpuinfo)'), 'bar /tmp 2\n', '-e, -w (exec gets them too), --cpus 2: two vCPUs');
+  ok('kill', '-s', 'USR1', 'vmc');
+  let logs = '';
+  for (let i = 0; i < 100 && !logs.includes('got USR1'); i++) { await sleep(300); logs = ok('logs', 'vmc'); }
+  assert.match(logs, /got USR1/, 'kill -s USR1 reached the trap of PID 1 through the agent');
+  assert.match(ok('stats', '--no-stream', 'vmc'), /vmc\s+[\d.]+%\s+[\d.]+[kMG]?i?B \/ -\s+\d+\n$/, 'stats: guest CPU, the VM\'s memory, the guest processes');
 
   const topOut = ok('top', 'vmc');
   assert.match(topOut, /PID/);
-  assert.match(topOut, /^\S+\s+1\s+0\s.*sleep 1000$/m, 'top: the main command as PID 1 (parent 0)');
+  assert.match(topOut, /^\S+\s+1\s+0\s.*sh -c trap/m, 'top: the main command as PID 1 (parent 0)');
   assert.match(topOut, /httpd -p 80/, 'top: the httpd it started');
   assert.doesNotMatch(topOut, /tsvm|node/, 'top lists guest processes, not host ones');
 
@@ -124,7 +138,7 @@ test('vm runtime: a detached container: exec, top, vm ls, a published port, stop
     assert.equal(curl.stdout, 'page from the vm\n', `curl through -p ${port}:80 (status ${curl.status}, ${String(curl.stderr)})`);
   } else console.log('# curl not installed: the published port was not fetched');
 
-  // sleep is PID 1 of the container's namespace with no SIGTERM handler: the kernel drops the SIGTERM; after -t 1, SIGKILL.
+  // sh is PID 1 of the container's namespace with no SIGTERM handler: the kernel drops the SIGTERM; after -t 1, SIGKILL.
   ok('stop', '-t', '1', 'vmc');
   const r1 = inspect('vmc');
   assert.equal(r1.State.Status, 'exited');
