@@ -68,10 +68,17 @@ before(() => {
   ok('pull', 'busybox');
 });
 
-test('vm runtime: tsvm host start --default-runtime takes process or vm only', () => {
+test('vm runtime: bad input: --default-runtime other than process or vm; --memory under 64 MiB; a bad hostname', () => {
   const r = tsvm(['host', 'start', '--socket', path.join(dir, 'other.sock'), '--default-runtime', 'kata']);
   assert.equal(r.status, 125);
   assert.match(r.stderr, /^tsvm: --default-runtime kata: expected process or vm\n$/);
+  for (const [args, re] of [[['--memory', '32m'], /needs at least 64 MiB/], [['--hostname', 'a b'], /invalid hostname/]] as const) {
+    const c = tsvm(['create', '--runtime', 'vm', ...args, 'busybox', 'true']);
+    assert.equal(c.status, 125, c.stderr);
+    assert.match(c.stderr, re);
+    assert.equal(c.stderr.trim().split('\n').length, 1, `one line: ${c.stderr}`);
+  }
+  assert.equal(ok('ps', '-a', '-q'), '', 'nothing was created');
 });
 
 after(() => {

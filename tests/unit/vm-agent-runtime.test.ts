@@ -56,10 +56,14 @@ test('vm runtime: --memory, --cpus and -p become RAM, vCPUs and a passt forward'
   assert.throws(() => VmRuntime.vmArgs(record({ PortBindings: ['[::1]:8080:80'] }), guest, '/s'), /IPv4/);
 });
 
-test('vm runtime: --memory below 64 MiB is refused at create', () => {
-  assert.match(VmRuntime.check(32 * 1048576) ?? '', /at least 64 MiB/);
-  assert.equal(VmRuntime.check(64 * 1048576), null);
-  assert.equal(VmRuntime.check(0), null, 'no --memory: the default');
+test('vm runtime: --memory below 64 MiB and a hostname the kernel command line cannot carry are refused at create', () => {
+  assert.match(VmRuntime.check(32 * 1048576, undefined) ?? '', /at least 64 MiB/);
+  assert.equal(VmRuntime.check(64 * 1048576, undefined), null);
+  assert.equal(VmRuntime.check(0, undefined), null, 'no --memory: the default');
+  assert.equal(VmRuntime.check(0, 'web-1.example'), null);
+  assert.match(VmRuntime.check(0, 'a b tsvm.root=x') ?? '', /invalid hostname/);
+  assert.match(VmRuntime.check(0, '-x') ?? '', /invalid hostname/);
+  assert.match(VmRuntime.check(0, 'h'.repeat(65)) ?? '', /invalid hostname/);
 });
 
 test('vm runtime: top parses the guest /proc listing and leaves out its own subshells', () => {

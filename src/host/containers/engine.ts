@@ -108,7 +108,7 @@ export class ContainerEngine {
     if (req.runtime !== 'process' && req.runtime !== 'vm') throw new ContainerError(400, `--runtime ${req.runtime}: expected process or vm`);
     if (req.runtime === 'vm') {
       if (this.vm === null) throw new ContainerError(400, '--runtime vm: this host runs no VMs');
-      const bad = VmRuntime.check(req.memory);
+      const bad = VmRuntime.check(req.memory, req.hostname);
       if (bad !== null) throw new ContainerError(400, bad);
     }
     const name = this.store.chooseName(req.name);

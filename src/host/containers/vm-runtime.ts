@@ -44,6 +44,8 @@ const OOM_RE = /Out of memory: Killed process|Memory cgroup out of memory: Kille
 /** Exit status of a main process whose VM ended under it (killed: 128 + SIGKILL). */
 const EXIT_VM_LOST = 137;
 const MiB = 1024 * 1024;
+/** A hostname (RFC 1123 labels; at most HOST_NAME_MAX = 64 bytes, Linux limits.h). */
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$/;
 /** The host pool's page size (RISC-V Sv39 base pages, 4 KiB). */
 const PAGE_BYTES = 4096;
 
@@ -92,9 +94,10 @@ export class VmRuntime {
     }
   }
 
-  /** Checks a vm-runtime create request's limits; a one-line message or null. */
-  static check(memory: number): string | null {
+  /** Checks a vm-runtime create request's memory and hostname (it goes on the kernel command line); a one-line message or null. */
+  static check(memory: number, hostname: string | undefined): string | null {
     if (memory > 0 && memory < VM_MIN_MEMORY) return `--memory ${memory}: the vm runtime needs at least ${VM_MIN_MEMORY / MiB} MiB (the guest kernel's share)`;
+    if (hostname !== undefined && !HOSTNAME_RE.test(hostname)) return `--hostname ${JSON.stringify(hostname)}: invalid hostname (letters, digits, '.' and '-'; at most 64)`;
     return null;
   }
 
@@ -207,9 +210,6 @@ export class VmRuntime {
     const cpu = Math.max(0, ticks(b) - ticks(a)) / USER_HZ / (sampleMs / 1000) * 100;
     return { CpuPercent: Math.round(cpu * 100) / 100, MemoryUsage: ((s.pages_private ?? 0) + (s.pages_shared ?? 0)) * PAGE_BYTES, Pids: b.length };
   }
-
-  /** The VM name of a running vm container, or null. */
-  vmName(id: string): string | null { return this.vms.get(id)?.name ?? null; }
 
   /** A RuntimeChild over an agent process: signals go through the agent; a SIGKILL the agent cannot deliver ends the VM. */
   private child(vm: Vm, proc: AgentProcess, spawnargs: string[], main: boolean): RuntimeChild {
