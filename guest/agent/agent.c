@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -205,12 +206,41 @@ static void read_cmdline(void) {
   close(fd);
 }
 
+/* Runs argv (the initrd's busybox) and waits for it; returns its wait status, or -1. */
+static int run_wait(char *const argv[]) {
+  pid_t pid = fork();
+  if (pid == 0) { execv(argv[0], argv); _exit(127); }
+  if (pid < 0) return -1;
+  int status;
+  while (waitpid(pid, &status, 0) < 0) if (errno != EINTR) return -1;
+  return status;
+}
+
+/* tsvm.net=dhcp: loopback up, then eth0 configured by the initrd's busybox udhcpc (its script writes
+   the routes and /etc/resolv.conf), before the switch to the container's root. */
+static void setup_net(const char *spec) {
+  if (strcmp(spec, "dhcp") != 0) { logmsg("tsvm.net=%s: only dhcp is supported", spec); return; }
+  char *lo[] = { "/bin/busybox", "ip", "link", "set", "lo", "up", NULL };
+  run_wait(lo);
+  char *dhcp[] = { "/bin/busybox", "udhcpc", "-i", "eth0", "-q", "-n", "-f", "-t", "5", "-T", "1", NULL };
+  int st = run_wait(dhcp);
+  if (st != 0) logmsg("udhcpc on eth0 failed (status %d): no network", st);
+}
+
 /* tsvm.root=virtiofs:TAG: mount it on /newroot and make it the root. */
 static void switch_root(const char *spec) {
   if (strncmp(spec, "virtiofs:", 9) != 0) { logmsg("tsvm.root=%s: only virtiofs:TAG is supported", spec); return; }
   mkdir("/newroot", 0755);
   if (mount(spec + 9, "/newroot", "virtiofs", 0, NULL) < 0) { logmsg("mount virtiofs %s: %s", spec + 9, strerror(errno)); return; }
   mount_pseudo("/newroot");
+  /* The network's resolver (written by udhcpc) over the image's, as Docker bind-mounts its resolv.conf
+     (an image without one gets an empty mount point in its writable layer). */
+  struct stat st;
+  if (stat("/etc/resolv.conf", &st) == 0 && stat("/newroot/etc", &st) == 0 && S_ISDIR(st.st_mode)) {
+    int fd = open("/newroot/etc/resolv.conf", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    if (mount("/etc/resolv.conf", "/newroot/etc/resolv.conf", NULL, MS_BIND, NULL) < 0) logmsg("bind /etc/resolv.conf: %s", strerror(errno));
+  }
   if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
     logmsg("switching to the virtiofs root: %s", strerror(errno));
   }
@@ -277,10 +307,23 @@ static void start_proc(uint32_t id, const uint8_t *p, uint32_t len) {
     send_error(id, "start: pipe failed");
     free(strs); free(argv); free(envp); return;
   }
+  /* The container's PID namespace (pid_namespaces(7)): the agent's next child is its init, PID 1,
+     and every later child (exec) joins it, as in a Docker or Kata container. */
+  int pidns = (flags & START_MAIN) && (flags & START_PIDNS);
+  if (pidns && unshare(CLONE_NEWPID) < 0) {
+    char m[160]; snprintf(m, sizeof m, "start: new PID namespace: %s", strerror(errno)); send_error(id, m);
+    if (tty) close(master); else { close(in[0]); close(in[1]); close(out[0]); close(out[1]); close(err[0]); close(err[1]); }
+    free(strs); free(argv); free(envp); return;
+  }
   pid_t pid = fork();
   if (pid == 0) {
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
+    if (pidns) {
+      /* A /proc of the new namespace, so ps inside sees only the container's processes. */
+      umount2("/proc", MNT_DETACH);
+      mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    }
     if (tty) {
       int s = open(slave, O_RDWR);
       if (s < 0) _exit(126);
@@ -438,6 +481,8 @@ int main(void) {
     mount_pseudo("");
     read_cmdline();
     load_modules();
+    const char *net = kernel_arg("tsvm.net");
+    if (net) setup_net(net);
     const char *root = kernel_arg("tsvm.root");
     if (root) switch_root(root);
     const char *host = kernel_arg("tsvm.hostname");

@@ -28,6 +28,7 @@
 /* START record flags */
 #define START_TTY 1u
 #define START_MAIN 2u
+#define START_PIDNS 4u /* with START_MAIN: the process is PID 1 of a new PID namespace (the container's) */
 #define START_FIXED 24 /* u32 flags, u32 uid, u32 gid, u16 rows, u16 cols, u32 argc, u32 envc */
 
 #endif

@@ -188,7 +188,7 @@ async function runVerb(cmd: Command, argv: string[]): Promise<number> {
 
 interface RunFlags {
   interactive: boolean; tty: boolean; detach?: boolean; name?: string; rm?: boolean; env: string[]; workdir?: string; user?: string;
-  hostname?: string; memory?: string; cpus?: string; pidsLimit?: string; runtime: string; publish: string[]; volume: string[];
+  hostname?: string; memory?: string; cpus?: string; pidsLimit?: string; runtime?: string; publish: string[]; volume: string[];
   entrypoint?: string; detachKeys?: string; network?: string;
 }
 
@@ -199,7 +199,7 @@ function runOptions(c: Command, withRun: boolean): Command {
     .option('--name <name>', 'the container name').option('-e, --env <k=v>', 'an environment variable', collect, [])
     .option('-w, --workdir <dir>', 'the working directory').option('-u, --user <user>', 'user[:group] or uid[:gid]')
     .option('--hostname <name>', 'the hostname (default: the short id)').option('--memory <size>', 'memory limit (OOM kill: 137)')
-    .option('--cpus <n>', 'CPU share in cores').option('--pids-limit <n>', 'most processes').option('--runtime <r>', 'process (vm: not built yet)', 'process')
+    .option('--cpus <n>', 'CPU share in cores').option('--pids-limit <n>', 'most processes').option('--runtime <r>', "vm (a microVM) or process (the process VM); default: the host's (process)")
     .option('-p, --publish <spec>', '[HOSTADDR:]HOSTPORT:PORT (recorded)', collect, []).option('-v, --volume <spec>', 'bind HOSTDIR:DIR[:ro] (a missing HOSTDIR is created)', collect, [])
     .option('--entrypoint <cmd>', "override the image's entrypoint").option('--network <name>', 'connect to a network (tsvm network create)').option('--rm', 'remove the container when it exits', false)
     .argument('<image>').argument('[command...]').passThroughOptions().allowExcessArguments(false);
@@ -209,8 +209,8 @@ function runOptions(c: Command, withRun: boolean): Command {
 
 /** The create body from the flags; a string is a one-line usage error. */
 function createBody(image: string, command: string[], o: RunFlags): Record<string, unknown> | string {
-  if (!['process', 'vm'].includes(o.runtime)) return `--runtime ${o.runtime}: expected process or vm`;
-  const b: Record<string, unknown> = { image, env: o.env, tty: o.tty, openStdin: o.interactive, runtime: o.runtime, autoRemove: o.rm === true, ports: o.publish, volumes: o.volume };
+  if (o.runtime !== undefined && !['process', 'vm'].includes(o.runtime)) return `--runtime ${o.runtime}: expected process or vm`;
+  const b: Record<string, unknown> = { image, env: o.env, tty: o.tty, openStdin: o.interactive, runtime: o.runtime ?? '', autoRemove: o.rm === true, ports: o.publish, volumes: o.volume };
   for (const kv of o.env) if (!/^[^=]+=/.test(kv)) return `-e ${kv}: expected NAME=VALUE`;
   for (const p of o.publish) if (!/^(?:(?:[\d.]+|\[[0-9a-f:]+\]):)?\d{1,5}:\d{1,5}(?:\/(?:tcp|udp))?$/i.test(p)) return `-p ${p}: expected [HOSTADDR:]HOSTPORT:PORT`;
   for (const v of o.volume) { const bad = parseBind(v); if (typeof bad === 'string') return bad; }

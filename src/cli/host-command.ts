@@ -17,7 +17,7 @@ const WAIT_MS = 30_000;
 const POLL_MS = 25;
 
 /** Options of `tsvm host start`. */
-export interface HostStartOptions { pool?: string; swap?: string; socket?: string; detach?: boolean; idleTax?: string; samplePeriod?: string }
+export interface HostStartOptions { pool?: string; swap?: string; socket?: string; detach?: boolean; idleTax?: string; samplePeriod?: string; defaultRuntime?: string }
 
 function fail(msg: string, code = 1): number { process.stderr.write(`tsvm: ${msg}\n`); return code; }
 
@@ -40,10 +40,12 @@ export async function hostStart(o: HostStartOptions): Promise<number> {
   if (tax !== undefined && !(/^\d+(\.\d+)?$/.test(o.idleTax!) && tax <= 99)) return fail(`--idle-tax ${o.idleTax}: expected a percentage from 0 to 99`, EXIT_USAGE);
   const period = o.samplePeriod === undefined ? undefined : Number(o.samplePeriod);
   if (period !== undefined && !(/^\d+(\.\d+)?$/.test(o.samplePeriod!) && period >= 0.1 && period <= 3600)) return fail(`--sample-period ${o.samplePeriod}: expected seconds from 0.1 to 3600`, EXIT_USAGE);
+  const rt = o.defaultRuntime;
+  if (rt !== undefined && rt !== 'process' && rt !== 'vm') return fail(`--default-runtime ${rt}: expected process or vm`, EXIT_USAGE);
   if (o.detach) return daemonize(socket, o);
   let host: Host;
   try {
-    host = await Host.start({ socket, poolBytes: pool, swapPath: swap, idleTax: tax === undefined ? undefined : tax / 100, activityPeriodMs: period === undefined ? undefined : period * 1000 });
+    host = await Host.start({ socket, poolBytes: pool, swapPath: swap, idleTax: tax === undefined ? undefined : tax / 100, activityPeriodMs: period === undefined ? undefined : period * 1000, defaultRuntime: rt });
   } catch (e) { return fail((e as Error).message); }
   process.stderr.write(`tsvm host: listening on ${socket} (pid ${process.pid})\n`);
   // A bug in one request's handling must not take the other VMs down with the host: log it and go on.
@@ -71,6 +73,7 @@ async function daemonize(socket: string, o: HostStartOptions): Promise<number> {
   if (o.swap !== undefined) args.push('--swap', path.resolve(o.swap));
   if (o.idleTax !== undefined) args.push('--idle-tax', o.idleTax);
   if (o.samplePeriod !== undefined) args.push('--sample-period', o.samplePeriod);
+  if (o.defaultRuntime !== undefined) args.push('--default-runtime', o.defaultRuntime);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   let exited: number | null = null;

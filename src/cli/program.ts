@@ -181,7 +181,8 @@ host
   .option('-d, --detach', 'run in the background; print the socket path once it answers', false)
   .option('--idle-tax <percent>', 'idle memory tax, 0 to 99 (default 75)')
   .option('--sample-period <seconds>', 'activity sampling period (default 10)')
-  .action(async (o: { pool?: string; swap?: string; socket?: string; detach: boolean; idleTax?: string; samplePeriod?: string }) => {
+  .option('--default-runtime <runtime>', "containers' runtime when run/create give no --runtime: process or vm (default process)")
+  .action(async (o: { pool?: string; swap?: string; socket?: string; detach: boolean; idleTax?: string; samplePeriod?: string; defaultRuntime?: string }) => {
     const { hostStart } = await import('./host-command.js');
     process.exitCode = await hostStart(o);
   });

@@ -15,6 +15,7 @@ import { CONSOLE_PROTOCOL, hostAnswers } from './host-client.js';
 import { ensureSocketDir } from './host-paths.js';
 import { TEST_FAULT_ENV } from './vm-worker-protocol.js';
 import { ContainerEngine } from './containers/engine.js';
+import { VmRuntime } from './containers/vm-runtime.js';
 import { ContainerError, defaultContainerDir } from './containers/store.js';
 import { containerRoute, containerUpgrade, networkRoute } from './containers/routes.js';
 import { defaultImageStoreDir } from '../images/oci/layout.js';
@@ -41,6 +42,8 @@ export interface HostOptions {
   activityPeriodMs?: number;
   /** The tsvm CLI script the container runtime runs (`tsvm exec`); default: this process's. */
   tsvmScript?: string;
+  /** --default-runtime: the containers' runtime when `create` names none (default process). */
+  defaultRuntime?: 'process' | 'vm';
 }
 
 /** Parses --pool; an error message or the size in bytes. */
@@ -118,7 +121,8 @@ export class Host {
     const host = new Host(options);
     const script = options.tsvmScript ?? process.argv[1]!;
     host.containers = await ContainerEngine.open(defaultContainerDir(process.env), defaultImageStoreDir(process.env),
-      { execPath: process.execPath, args: [...process.execArgv, script] }, (line) => { process.stderr.write(`tsvm host: ${line}\n`); });
+      { execPath: process.execPath, args: [...process.execArgv, script] }, (line) => { process.stderr.write(`tsvm host: ${line}\n`); },
+      new VmRuntime(host.vms), options.defaultRuntime ?? 'process');
     const old = process.umask(0o177); // the socket is created 0600
     try {
       await new Promise<void>((resolve, reject) => {

@@ -52,11 +52,14 @@ test('frame: a stream of guest frames decodes the same however it is split', () 
   assert.deepEqual(decodeAll([...stream].map((b) => Uint8Array.of(b))), whole, 'byte by byte');
 });
 
-test('frame: START records round-trip (argv, env, cwd, ids, tty and size, main)', () => {
+test('frame: START records round-trip (argv, env, cwd, ids, tty and size, main, PID namespace)', () => {
   const r: StartRecord = { argv: ['sh', '-c', 'echo "a b"; exit 3'], env: ['PATH=/bin', 'X=ü'], cwd: '/tmp', uid: 1000, gid: 100, tty: true, rows: 30, cols: 100, main: true };
   assert.deepEqual(decodeStart(encodeStart(r)), r);
   const r2: StartRecord = { ...r, env: [], cwd: '', tty: false, main: false };
   assert.deepEqual(decodeStart(encodeStart(r2)), r2);
+  const r3: StartRecord = { ...r, pidNs: true };
+  assert.deepEqual(decodeStart(encodeStart(r3)), r3, 'the PID-namespace flag');
+  assert.equal(new DataView(encodeStart(r3).buffer).getUint32(0, true), 1 | 2 | 4, 'flags: tty, main, PID namespace (protocol.h START_*)');
   assert.throws(() => encodeStart({ ...r, argv: [] }), /argv is empty/);
   assert.throws(() => encodeStart({ ...r, argv: ['a\0b'] }), /NUL/);
   assert.throws(() => decodeStart(encodeStart(r).subarray(0, 30)), AgentProtocolError);

@@ -7,7 +7,9 @@
  * runtime, src/process/sandbox.ts). One child per container is the fault
  * isolation: a crash or a runaway ends only that process. The child's
  * stdout and stderr go to the log and to attached clients, stdin comes
- * from them (attach.ts); with -t it runs on a terminal (tty.ts).
+ * from them (attach.ts); with -t it runs on a terminal (tty.ts). A
+ * container of `--runtime vm` runs instead in its own microVM on the host
+ * (vm-runtime.ts), wired to the same sinks, log and records.
  */
 import { parsePublish } from '../publish-spec.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +25,8 @@ import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
 import { ContainerTerminals, quietControl, runtimeStdio, type TtySize } from './tty.js';
 import { bindArgs, prepareBinds } from './volumes.js';
 import { NetworkManager } from './networks.js';
+import { VmRuntime, type GuestProcess, type RuntimeChild, type VmProcess } from './vm-runtime.js';
+import type { RunOptions } from '../vm-agent/agent-client.js';
 
 /** Docker's default PATH (moby oci/defaults.go DefaultPathEnv for Linux). */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -40,7 +44,7 @@ export interface OutputSink {
 
 /** A running runtime process (the container's, or an exec's). */
 interface Running {
-  child: ChildProcess;
+  child: RuntimeChild;
   sinks: Set<OutputSink>;
   exited: Promise<number>;
   oom: boolean;
@@ -79,21 +83,23 @@ export interface TsvmCommand { execPath: string; args: string[] }
 /** The container engine (see the module comment). */
 export class ContainerEngine {
   private readonly running = new Map<string, Running>();
-  private readonly execs = new Map<string, Set<ChildProcess>>();
+  private readonly execs = new Map<string, Set<RuntimeChild>>();
   private readonly unpacking = new Map<string, Promise<void>>();
   /** The terminals of containers created with -t (tty.ts). */
   readonly terminals = new ContainerTerminals();
 
   private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string,
     /** The container networks (`tsvm network`). */
-    readonly networks: NetworkManager) {}
+    readonly networks: NetworkManager,
+    /** The vm runtime (null: the host runs no VMs, e.g. in unit tests). */
+    readonly vm: VmRuntime | null, private readonly defaultRuntime: string) {}
 
   /**
    * Opens the records. Containers recorded as running belong to a host that
    * died: their leftover runtime processes are killed and they become exited.
    */
-  static async open(dir: string, imageDir: string, tsvm: TsvmCommand, warn: (line: string) => void): Promise<ContainerEngine> {
-    const e = new ContainerEngine(ContainerStore.open(dir, warn), tsvm, imageDir, NetworkManager.open(path.join(dir, 'networks'), warn));
+  static async open(dir: string, imageDir: string, tsvm: TsvmCommand, warn: (line: string) => void, vm: VmRuntime | null = null, defaultRuntime = 'process'): Promise<ContainerEngine> {
+    const e = new ContainerEngine(ContainerStore.open(dir, warn), tsvm, imageDir, NetworkManager.open(path.join(dir, 'networks'), warn), vm, defaultRuntime);
     for (const r of e.store.all()) {
       if (r.State.Status !== 'running' && r.State.Status !== 'paused' && r.State.Status !== 'restarting') continue;
       if (r.State.Pid > 0 && isOurs(r.State.Pid, r.UpperDir)) { try { process.kill(r.State.Pid, 'SIGKILL'); } catch { /* gone */ } }
@@ -107,8 +113,16 @@ export class ContainerEngine {
 
   /** Creates a container (not started); 404 for an unknown image, 409 for a name in use. */
   async create(req: CreateRequest): Promise<ContainerRecord> {
-    if (req.runtime !== 'process') {
-      throw new ContainerError(400, `--runtime ${req.runtime}: only the process runtime runs containers so far (the vm runtime is not built yet)`);
+    if (req.runtime === '') req.runtime = this.defaultRuntime;
+    if (req.runtime !== 'process' && req.runtime !== 'vm') throw new ContainerError(400, `--runtime ${req.runtime}: expected process or vm`);
+    if (req.runtime === 'vm') {
+      if (this.vm === null) throw new ContainerError(400, '--runtime vm: this host runs no VMs');
+      const bad = VmRuntime.check(req.memory, req.hostname);
+      if (bad !== null) throw new ContainerError(400, bad);
+      // Refused rather than ignored: the vm runtime does not apply these yet.
+      const unsupported = [req.volumes.length > 0 ? '-v' : '', !['', 'bridge', 'default'].includes(req.network ?? '') ? `--network ${req.network!}` : '',
+        req.pidsLimit > 0 ? '--pids-limit' : '', req.ports.length > 1 ? 'more than one -p' : ''].filter((x) => x !== '');
+      if (unsupported.length > 0) throw new ContainerError(400, `--runtime vm: ${unsupported.join(', ')} not supported yet (the process runtime has them)`);
     }
     const name = this.store.chooseName(req.name);
     const images = await this.images();
@@ -219,16 +233,55 @@ export class ContainerEngine {
     return run;
   }
 
+  /** A vm-runtime process as a Running: its output goes to the sinks (and the log when `log`). */
+  private adopt(p: VmProcess, log: number | null): Running {
+    const run: Running = { child: p.child, sinks: new Set(), exited: p.exited, oom: false, log };
+    const out = (stream: number) => (b: Buffer): void => {
+      if (run.log !== null) writeLog(run.log, stream, b);
+      for (const s of run.sinks) s.write(stream, b);
+    };
+    p.stdout.on('data', out(STREAM_STDOUT));
+    p.stderr.on('data', out(STREAM_STDERR));
+    run.exited = p.exited.then((status) => { run.oom = p.oom() && status === 137; return status; });
+    return run;
+  }
+
+  /** The agent's options for a process of vm container `r`: env, working directory, user, terminal. */
+  private agentOptions(r: ContainerRecord): RunOptions {
+    const c = r.Config;
+    const u = c.User !== '' ? resolveUser(c.User, r.LowerDir) : { uid: 0, gid: 0 };
+    return { env: containerEnv(r), cwd: c.WorkingDir !== '' ? c.WorkingDir : '/', uid: u.uid, gid: u.gid, tty: c.Tty };
+  }
+
+  /** The guest's processes of a running vm container (`top`), or null for a process-runtime one. */
+  async guestTop(ref: string): Promise<GuestProcess[] | null> {
+    const r = this.store.find(ref);
+    if (r.Config.Runtime !== 'vm') return null;
+    if (!this.running.has(r.Id)) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
+    return this.vm!.top(r.Id, { ...this.agentOptions(r), tty: false, uid: 0, gid: 0 });
+  }
+
+  /** `stats` of a running vm container (guest CPU, VM memory, processes), or null for a process-runtime one. */
+  async guestStats(ref: string, sampleMs: number): Promise<{ CpuPercent: number; MemoryUsage: number; Pids: number } | null> {
+    const r = this.store.find(ref);
+    if (r.Config.Runtime !== 'vm') return null;
+    return this.vm!.stats(r.Id, { ...this.agentOptions(r), tty: false, uid: 0, gid: 0 }, sampleMs);
+  }
+
   /** Starts container `ref` (a no-op if it runs); `before` runs once the process exists, ahead of any output. */
   async start(ref: string, before?: (run: { sinks: Set<OutputSink> }) => void): Promise<ContainerRecord> {
     const r = this.store.find(ref);
     if (this.running.has(r.Id)) { if (before) before(this.running.get(r.Id)!); return r; }
     const log = fs.openSync(r.LogPath, 'a', 0o600);
     let run: Running;
-    try { run = this.spawnRuntime(r, [r.Path, ...r.Args], true, log); } catch (e) {
+    try {
+      run = r.Config.Runtime === 'vm' ? this.adopt(await this.vm!.start(r, [r.Path, ...r.Args], this.agentOptions(r)), log)
+        : this.spawnRuntime(r, [r.Path, ...r.Args], true, log);
+    } catch (e) {
       fs.closeSync(log);
       throw e instanceof ContainerError ? e : new ContainerError(500, (e as Error).message);
     }
+    if (r.Config.Runtime === 'vm' && !r.Config.OpenStdin) run.child.stdin?.end(); // docker run without -i: stdin at EOF
     before?.(run);
     this.running.set(r.Id, run);
     Object.assign(r.State, { Status: 'running', Running: true, Paused: false, OOMKilled: false, Dead: false, Pid: run.child.pid ?? 0, ExitCode: 0, Error: '', StartedAt: now(), FinishedAt: ZERO_TIME });
@@ -247,7 +300,7 @@ export class ContainerEngine {
   }
 
   /** The running process of a container, or null. */
-  runningOf(id: string): { sinks: Set<OutputSink>; child: ChildProcess; exited: Promise<number> } | null {
+  runningOf(id: string): { sinks: Set<OutputSink>; child: RuntimeChild; exited: Promise<number> } | null {
     return this.running.get(id) ?? null;
   }
 
@@ -293,7 +346,8 @@ export class ContainerEngine {
     const run = this.running.get(r.Id);
     if (run === undefined) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is not running`);
     if (!r.Config.Tty) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: it has no terminal (created without -t)`);
-    this.terminals.resize(r.Id, run.child, size);
+    if (r.Config.Runtime === 'vm') throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: the vm runtime's terminal has no window size yet`);
+    this.terminals.resize(r.Id, run.child as ChildProcess, size);
   }
 
   /** Removes a container; a running one only with `force` (then killed first). */
@@ -313,13 +367,13 @@ export class ContainerEngine {
   }
 
   /** Runs `argv` as a new runtime process over the container's layer (`exec`); the container must run. */
-  exec(ref: string, argv: string[]): { run: { sinks: Set<OutputSink>; child: ChildProcess; exited: Promise<number> } } {
+  exec(ref: string, argv: string[]): { run: { sinks: Set<OutputSink>; child: RuntimeChild; exited: Promise<number> } } {
     const r = this.store.find(ref);
     if (!this.running.has(r.Id)) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
     if (argv.length === 0) throw new ContainerError(400, 'exec needs a command');
     // A second process VM over the same layers, not a process joining the first VM's PID namespace.
-    const run = this.spawnRuntime(r, argv, false, null);
-    const set = this.execs.get(r.Id) ?? new Set<ChildProcess>();
+    const run = r.Config.Runtime === 'vm' ? this.adopt(this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: false }), null) : this.spawnRuntime(r, argv, false, null);
+    const set = this.execs.get(r.Id) ?? new Set<RuntimeChild>();
     set.add(run.child);
     this.execs.set(r.Id, set);
     void run.exited.then((status) => {

@@ -55,7 +55,7 @@ function createRequest(b: Json): CreateRequest {
     image, name: str(b, 'name'), cmd: strs(b, 'cmd'), entrypoint: strs(b, 'entrypoint'), env: strs(b, 'env') ?? [],
     workdir: str(b, 'workdir'), user: str(b, 'user'), hostname: str(b, 'hostname'), tty: bool(b, 'tty'), openStdin: bool(b, 'openStdin'),
     memory: num(b, 'memory', Number.MAX_SAFE_INTEGER), cpus: num(b, 'cpus', 1024), pidsLimit: num(b, 'pidsLimit', 1 << 22),
-    ports: strs(b, 'ports') ?? [], volumes: strs(b, 'volumes') ?? [], runtime: str(b, 'runtime') ?? 'process', autoRemove: bool(b, 'autoRemove'),
+    ports: strs(b, 'ports') ?? [], volumes: strs(b, 'volumes') ?? [], runtime: str(b, 'runtime') ?? '', autoRemove: bool(b, 'autoRemove'),
     network: str(b, 'network'),
   };
 }
@@ -136,7 +136,10 @@ export async function containerRoute(engine: ContainerEngine, io: RouteIo, metho
     }
     case 'top': {
       only('GET');
-      io.send(res, 200, { Titles: ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'], Processes: engine.pids(ref).map((p) => topRow(p.pid, p.cmd)) });
+      const titles = ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'];
+      const guest = await engine.guestTop(ref); // a vm container: the guest's processes
+      if (guest !== null) { io.send(res, 200, { Titles: titles, Processes: guest.map((p) => [p.uid, String(p.pid), String(p.ppid), '0', p.stime, '?', p.time, p.cmd]) }); return; }
+      io.send(res, 200, { Titles: titles, Processes: engine.pids(ref).map((p) => topRow(p.pid, p.cmd)) });
       return;
     }
     case 'stats': { only('GET'); io.send(res, 200, await stats(engine, engine.store.find(ref))); return; }
@@ -191,6 +194,9 @@ function topRow(pid: number, cmd: string): string[] {
 async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json> {
   const base = { Id: r.Id, Name: r.Name.slice(1), MemoryLimit: r.Config.Memory, Running: r.State.Running };
   if (!r.State.Running) return { ...base, CpuPercent: 0, MemoryUsage: 0, Pids: 0 };
+  const sampleMs = 500;
+  const guest = await engine.guestStats(r.Id, sampleMs); // a vm container: its guest and its VM
+  if (guest !== null) return { ...base, ...guest };
   const procs = engine.pids(r.Id);
   const ticks = (): number => procs.reduce((n, p) => {
     try {
@@ -199,7 +205,6 @@ async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json>
       return n + Number(f[11]) + Number(f[12]);
     } catch { return n; }
   }, 0);
-  const sampleMs = 500;
   const t0 = ticks();
   await new Promise((res) => setTimeout(res, sampleMs));
   const cpu = (ticks() - t0) / 100 / (sampleMs / 1000) * 100; // USER_HZ 100 (proc(5))
@@ -232,7 +237,7 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
     const sink = socketSink((b) => { if (!sock.destroyed) sock.write(b); }, () => { sock.end(); });
     const upgraded = (): void => { sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${ATTACH_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`); };
     let r: ContainerRecord;
-    let run: { sinks: Set<OutputSink>; child: import('node:child_process').ChildProcess; exited: Promise<number> } | null;
+    let run: { sinks: Set<OutputSink>; child: import('./vm-runtime.js').RuntimeChild; exited: Promise<number> } | null;
     try {
       r = engine.store.find(decodeURIComponent(m[1]!));
       if (m[2] === 'exec') {

@@ -39,6 +39,8 @@ export interface RunOptions {
   rows?: number;
   /** Initial terminal columns with tty; default 80. */
   cols?: number;
+  /** run() only: the process is PID 1 of a new PID namespace that later exec()s join; default false. */
+  pidNs?: boolean;
 }
 
 /** A process in the guest. */
@@ -176,7 +178,7 @@ export class AgentClient {
     const tty = opts.tty ?? false;
     const payload = encodeStart({
       argv, env: opts.env ?? defaultEnv(tty), cwd: opts.cwd ?? '/', uid: opts.uid ?? 0, gid: opts.gid ?? 0,
-      tty, rows: opts.rows ?? 24, cols: opts.cols ?? 80, main,
+      tty, rows: opts.rows ?? 24, cols: opts.cols ?? 80, main, pidNs: main && opts.pidNs === true,
     });
     const id = this.nextId++;
     let started!: (pid: number) => void, exited!: (code: number) => void, rejectPid!: (e: Error) => void, rejectExit!: (e: Error) => void;

@@ -154,10 +154,12 @@ export interface StartRecord {
   cols: number;
   /** The container's main process: its exit powers the VM off. */
   main: boolean;
+  /** With main: the process is PID 1 of a new PID namespace, which later processes join (the container's). */
+  pidNs?: boolean;
 }
 
 /** START flag bits (guest/agent/protocol.h). */
-const START_TTY = 1, START_MAIN = 2, START_FIXED = 24;
+const START_TTY = 1, START_MAIN = 2, START_PIDNS = 4, START_FIXED = 24;
 const NUL = 0;
 
 /** Encodes a START payload: u32 flags, uid, gid, u16 rows, cols, u32 argc, envc, then cwd, argv, env as NUL-terminated strings. */
@@ -171,7 +173,7 @@ export function encodeStart(r: StartRecord): Uint8Array {
   const total = START_FIXED + strs.reduce((n, s) => n + s.length + 1, 0);
   if (total > FRAME_MAX_PAYLOAD) throw new RangeError(`start: the record is ${total} bytes, over ${FRAME_MAX_PAYLOAD}`);
   const b = new Uint8Array(total), v = new DataView(b.buffer);
-  v.setUint32(0, (r.tty ? START_TTY : 0) | (r.main ? START_MAIN : 0), true);
+  v.setUint32(0, (r.tty ? START_TTY : 0) | (r.main ? START_MAIN : 0) | (r.pidNs === true ? START_PIDNS : 0), true);
   v.setUint32(4, r.uid >>> 0, true);
   v.setUint32(8, r.gid >>> 0, true);
   v.setUint16(12, r.rows, true);
@@ -200,7 +202,7 @@ export function decodeStart(p: Uint8Array): StartRecord {
   return {
     cwd: strs[0]!, argv: strs.slice(1, 1 + argc), env: strs.slice(1 + argc),
     uid: v.getUint32(4, true), gid: v.getUint32(8, true), rows: v.getUint16(12, true), cols: v.getUint16(14, true),
-    tty: (flags & START_TTY) !== 0, main: (flags & START_MAIN) !== 0,
+    tty: (flags & START_TTY) !== 0, main: (flags & START_MAIN) !== 0, ...((flags & START_PIDNS) !== 0 ? { pidNs: true } : {}),
   };
 }
 
