@@ -24,6 +24,8 @@ import { jitStatsLine } from './jit-flags.js';
 import { QemuUserHostOs } from '../process/qemu-user-host-os.js';
 import type { PortBridge } from '../process/netns.js';
 import { NodeTerminal } from '../host/node-terminal.js';
+import { ControlSocket } from '../host/runtime-control.js';
+import { RuntimeControl } from '../process/runtime-control.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -46,6 +48,8 @@ export interface ExecOptions {
   startPublisher?: () => (PortBridge & { shutdown(): void }) | string;
   /** Give the guest an emulated terminal (--tty): its initial size, and the fd of resize messages (--tty-control). */
   tty?: { cols: number; rows: number; controlFd: number | null };
+  /** The control socket's path (--control; src/host/runtime-control.ts): signals, exec and ps from the container engine. */
+  control?: string;
 }
 
 /** What `tsvm-riscv64` changes in a run (see docs/dropin.md). */
@@ -169,12 +173,20 @@ function runExec(prog: string, args: string[], opts: ExecOptions, p: Prepared): 
   enforcer?.attach(sys.kernel);
   if (publisher !== null) sys.kernel.net.attachBridge(publisher);
   if (term !== null) sys.kernel.poller = () => term.poll();
+  let control: { socket: ControlSocket; rc: RuntimeControl } | null = null;
+  if (opts.control !== undefined) {
+    const socket = ControlSocket.start(opts.control, log);
+    if (typeof socket === 'string') { log(`tsvm: ${socket}`); publisher?.shutdown(); return 125; }
+    control = { socket, rc: new RuntimeControl(sys.kernel, socket) };
+  }
   const t0 = performance.now();
   let status: number;
   try {
     status = runProcess(proc, sys, log);
   } finally {
     if (publisher !== null) { sys.kernel.net.pump(); publisher.shutdown(); }
+    // The namespace has died with its init: the execs' last output and statuses, then the socket goes.
+    if (control !== null) { control.rc.close(); control.socket.shutdown(); }
   }
   if (opts.stats) {
     const secs = (performance.now() - t0) / 1000, n = sys.kernel.instructions;
