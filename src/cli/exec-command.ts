@@ -135,7 +135,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     ? new NodeTerminal(nodeOs, { inFd: 0, outFd: 1, controlFd: opts.tty.controlFd, cols: opts.tty.cols, rows: opts.tty.rows, log })
     : null;
   try {
-    return runExec(prog, args, opts, { hostOs, root, found, data, loaderHost, term });
+    return runExec(prog, args, opts, { hostOs, nodeOs, root, found, data, loaderHost, term });
   } finally {
     term?.close();
   }
@@ -143,7 +143,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
 
 /** What execCommand has prepared for the run. */
 interface Prepared {
-  hostOs: HostOs; root: string | undefined; found: string; data: Uint8Array; loaderHost: LoaderHost; term: NodeTerminal | null;
+  hostOs: HostOs; nodeOs: NodeHostOs; root: string | undefined; found: string; data: Uint8Array; loaderHost: LoaderHost; term: NodeTerminal | null;
 }
 
 function runExec(prog: string, args: string[], opts: ExecOptions, p: Prepared): number {
@@ -178,6 +178,8 @@ function runExec(prog: string, args: string[], opts: ExecOptions, p: Prepared): 
     const socket = ControlSocket.start(opts.control, log);
     if (typeof socket === 'string') { log(`tsvm: ${socket}`); publisher?.shutdown(); return 125; }
     control = { socket, rc: new RuntimeControl(sys.kernel, socket) };
+    // With the control's poller the VM never blocks in a read of its stdin: a socket must be polled too.
+    if (term === null) p.nodeOs.readSocketNonBlocking(0);
   }
   const t0 = performance.now();
   let status: number;

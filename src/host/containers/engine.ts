@@ -20,6 +20,8 @@ import { layerFromDirectory, unpackImage } from '../../images/oci/layer-apply.js
 import { normalizeReference } from '../../images/oci/reference.js';
 import { ContainerError, ContainerStore, ZERO_TIME, type ContainerConfig, type ContainerRecord } from './store.js';
 import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
+import { TOP_TITLES, controlPath, controlRequest, signalInit, startExec, topRows, userNames, type ExecRun } from './control-client.js';
+import type { PsEntry } from '../../process/runtime-control.js';
 
 /** Docker's default PATH (moby oci/defaults.go DefaultPathEnv for Linux). */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -35,11 +37,15 @@ export interface OutputSink {
   end(status: number): void;
 }
 
-/** A running runtime process (the container's, or an exec's). */
+/** A running container's runtime process. */
 interface Running {
   child: ChildProcess;
+  /** Its control socket (signals, exec, ps: control-client.ts). */
+  control: string;
   sinks: Set<OutputSink>;
   exited: Promise<number>;
+  /** Resolves once the exit has been recorded (the record saved, or removed with --rm). */
+  settled: Promise<void>;
   oom: boolean;
   /** The log file's descriptor (written synchronously, so `logs -f` reads then follows without a gap), or null. */
   log: number | null;
@@ -74,7 +80,6 @@ export interface TsvmCommand { execPath: string; args: string[] }
 /** The container engine (see the module comment). */
 export class ContainerEngine {
   private readonly running = new Map<string, Running>();
-  private readonly execs = new Map<string, Set<ChildProcess>>();
   private readonly unpacking = new Map<string, Promise<void>>();
 
   private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string) {}
@@ -161,13 +166,11 @@ export class ContainerEngine {
     await p;
   }
 
-  /** `tsvm exec` arguments for running `argv` in container `r`. */
-  private execArgs(r: ContainerRecord, argv: string[], pidNs: boolean): string[] {
+  /** `tsvm exec` arguments for running `argv` as container `r`'s init, controlled through socket `control`. */
+  private execArgs(r: ContainerRecord, argv: string[], control: string): string[] {
     const c = r.Config;
-    const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname];
-    if (pidNs) a.push('--pid-ns');
-    // Published ports belong to the container's main process (its network namespace); an exec'd process joins no namespace.
-    if (pidNs) for (const p of c.PortBindings) a.push('--publish', p);
+    const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname, '--pid-ns', '--control', control];
+    for (const p of c.PortBindings) a.push('--publish', p);
     if (c.WorkingDir !== '') a.push('--workdir', c.WorkingDir);
     if (c.User !== '') { const u = resolveUser(c.User, r.LowerDir); a.push('--user', `${u.uid}:${u.gid}`); }
     if (c.Memory > 0) a.push('--memory-limit', String(c.Memory));
@@ -180,10 +183,11 @@ export class ContainerEngine {
     return a;
   }
 
-  /** Spawns a runtime process; its output goes to `sinks` (and the log when `log`). */
-  private spawnRuntime(r: ContainerRecord, argv: string[], pidNs: boolean, log: number | null): Running {
-    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, pidNs), { stdio: ['pipe', 'pipe', 'pipe'], env: runtimeEnv() });
-    const run: Running = { child, sinks: new Set(), exited: Promise.resolve(0), oom: false, log };
+  /** Spawns a container's runtime process; its output goes to `sinks` (and the log when `log`). */
+  private spawnRuntime(r: ContainerRecord, argv: string[], log: number | null): Running {
+    const control = controlPath(r.Id);
+    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, control), { stdio: ['pipe', 'pipe', 'pipe'], env: runtimeEnv() });
+    const run: Running = { child, control, sinks: new Set(), exited: Promise.resolve(0), settled: Promise.resolve(), oom: false, log };
     const out = (stream: number) => (b: Buffer): void => {
       if (stream === STREAM_STDERR && b.includes(OOM_LINE)) run.oom = true;
       if (run.log !== null) writeLog(run.log, stream, b);
@@ -210,7 +214,7 @@ export class ContainerEngine {
     if (this.running.has(r.Id)) { if (before) before(this.running.get(r.Id)!); return r; }
     const log = fs.openSync(r.LogPath, 'a', 0o600);
     let run: Running;
-    try { run = this.spawnRuntime(r, [r.Path, ...r.Args], true, log); } catch (e) {
+    try { run = this.spawnRuntime(r, [r.Path, ...r.Args], log); } catch (e) {
       fs.closeSync(log);
       throw e instanceof ContainerError ? e : new ContainerError(500, (e as Error).message);
     }
@@ -218,10 +222,11 @@ export class ContainerEngine {
     this.running.set(r.Id, run);
     Object.assign(r.State, { Status: 'running', Running: true, Paused: false, OOMKilled: false, Dead: false, Pid: run.child.pid ?? 0, ExitCode: 0, Error: '', StartedAt: now(), FinishedAt: ZERO_TIME });
     await this.store.save(r);
-    void run.exited.then(async (status) => {
+    run.settled = run.exited.then(async (status) => {
       this.running.delete(r.Id);
       Object.assign(r.State, { Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: status, OOMKilled: run.oom, FinishedAt: now() });
       fs.closeSync(log);
+      fs.rmSync(run.control, { force: true }); // left behind when the runtime was killed
       await this.store.save(r).catch(() => {});
       if (r.Config.AutoRemove) await this.store.remove(r.Id).catch(() => {});
       for (const s of run.sinks) s.end(status);
@@ -239,18 +244,22 @@ export class ContainerEngine {
   async wait(id: string): Promise<number> {
     const run = this.running.get(id);
     if (run === undefined) return this.store.find(id).State.ExitCode;
-    await run.exited;
-    // the exit handler saves the record after `exited`: let it run
-    await new Promise((r) => setImmediate(r));
-    return this.store.find(id).State.ExitCode;
+    const status = await run.exited;
+    // the exit handler saves the record after `exited` (an rm must not race its write)
+    await run.settled;
+    return status;
   }
 
-  /** Stops a container: SIGTERM, then SIGKILL after `timeoutS` seconds. A stopped one is left alone. */
+  /**
+   * Stops a container: SIGTERM to its init (which ignores it without a
+   * handler, as a PID namespace's init does), then after `timeoutS` seconds
+   * SIGKILL to the runtime process (status 137). A stopped one is left alone.
+   */
   async stop(ref: string, timeoutS: number): Promise<ContainerRecord> {
     const r = this.store.find(ref);
     const run = this.running.get(r.Id);
     if (run === undefined) return r;
-    run.child.kill('SIGTERM');
+    if (timeoutS > 0) void signalInit(run.control, 'TERM').catch(() => { /* it is ending anyway */ });
     let timer: NodeJS.Timeout | undefined;
     const killed = new Promise<void>((res) => { timer = setTimeout(() => { run.child.kill('SIGKILL'); res(); }, timeoutS * 1000); });
     await Promise.race([run.exited, killed]);
@@ -266,8 +275,12 @@ export class ContainerEngine {
     if (sig === null) throw new ContainerError(400, `invalid signal: ${signal}`);
     const run = this.running.get(r.Id);
     if (run === undefined) throw new ContainerError(409, `cannot kill container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is not running`);
-    run.child.kill(sig);
-    if (sig === 'SIGKILL') await this.wait(r.Id);
+    if (sig === 'SIGKILL') {
+      run.child.kill(sig); // the runtime and its namespace end: 137
+      await this.wait(r.Id);
+    } else {
+      await signalInit(run.control, sig.slice(3)); // to the container's init, with init's protection
+    }
     return r;
   }
 
@@ -281,37 +294,48 @@ export class ContainerEngine {
       run.child.kill('SIGKILL');
       await this.wait(r.Id);
     }
-    for (const c of this.execs.get(r.Id) ?? []) c.kill('SIGKILL');
     await this.store.remove(r.Id);
     return r.Id;
   }
 
-  /** Runs `argv` as a new runtime process over the container's layer (`exec`); the container must run. */
-  exec(ref: string, argv: string[]): { run: { sinks: Set<OutputSink>; child: ChildProcess; exited: Promise<number> } } {
+  /**
+   * Runs `argv` in the running container (`exec`): a new process in its VM
+   * (its PID namespace, root and limits), with the container's environment,
+   * working directory and user; it ends at the latest with the container.
+   */
+  exec(ref: string, argv: string[], withStdin = false): { run: ExecRun } {
     const r = this.store.find(ref);
-    if (!this.running.has(r.Id)) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
+    const main = this.running.get(r.Id);
+    if (main === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
     if (argv.length === 0) throw new ContainerError(400, 'exec needs a command');
-    // A second process VM over the same layers, not a process joining the first VM's PID namespace.
-    const run = this.spawnRuntime(r, argv, false, null);
-    const set = this.execs.get(r.Id) ?? new Set<ChildProcess>();
-    set.add(run.child);
-    this.execs.set(r.Id, set);
+    const c = r.Config;
+    const user = c.User !== '' ? resolveUser(c.User, r.LowerDir) : null;
+    const run = startExec(main.control, {
+      argv, env: containerEnv(r), workdir: c.WorkingDir !== '' ? c.WorkingDir : '/', stdin: withStdin, ...(user !== null ? { user: `${user.uid}:${user.gid}` } : {}),
+    });
     void run.exited.then((status) => {
-      set.delete(run.child);
       for (const s of run.sinks) s.end(status);
       run.sinks.clear();
     });
     return { run };
   }
 
-  /** The host processes running a container's VMs (its own, then its execs'). */
+  /** The host process running a container's VM. */
   pids(ref: string): { pid: number; cmd: string }[] {
     const r = this.store.find(ref);
     const run = this.running.get(r.Id);
     if (run === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
-    const out = [{ pid: run.child.pid ?? 0, cmd: [r.Path, ...r.Args].join(' ') }];
-    for (const c of this.execs.get(r.Id) ?? []) out.push({ pid: c.pid ?? 0, cmd: c.spawnargs.slice(c.spawnargs.indexOf('--') + 1).join(' ') });
-    return out;
+    return [{ pid: run.child.pid ?? 0, cmd: [r.Path, ...r.Args].join(' ') }];
+  }
+
+  /** `top`: the container's processes from its VM's process table, in `ps -ef`'s columns. */
+  async top(ref: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const r = this.store.find(ref);
+    const run = this.running.get(r.Id);
+    if (run === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
+    const reply = await controlRequest(run.control, { op: 'ps' }, 409);
+    const procs = Array.isArray(reply['processes']) ? reply['processes'] as PsEntry[] : [];
+    return { Titles: TOP_TITLES, Processes: topRows(procs, userNames([r.UpperDir, r.LowerDir]), Date.now()) };
   }
 
   /** `commit`: the container's layer becomes a new image on top of its image's layers; the new image's ID. */
@@ -337,7 +361,6 @@ export class ContainerEngine {
   /** Kills every running container (the host is stopping); they are recorded as exited. */
   async closeAll(): Promise<void> {
     const ids = [...this.running.keys()];
-    for (const set of this.execs.values()) for (const c of set) c.kill('SIGKILL');
     for (const id of ids) this.running.get(id)?.child.kill('SIGKILL');
     await Promise.all(ids.map((id) => this.wait(id).catch(() => 0)));
   }
