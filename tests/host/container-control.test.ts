@@ -112,10 +112,13 @@ describe('the control socket through the verbs', () => {
   });
 
   test('an exec ends with the container (the namespace dies): 137', async () => {
-    ok('run', '-d', '--name', 'short', 'busybox', 'sh', '-c', 'echo ready; sleep 3');
+    ok('run', '-d', '--name', 'short', 'busybox', 'sh', '-c', 'trap "exit 0" USR1; echo ready; while true; do sleep 1; done');
     await until(() => ok('logs', 'short').includes('ready'), 'the main process');
-    const r = tsvm(['exec', 'short', 'sleep', '100']);
-    assert.equal(r.status, 137, r.stderr);
+    const child = spawn(process.execPath, [TSVM_CLI, 'exec', 'short', 'sleep', '100'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const done = new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
+    await until(() => ok('top', 'short').includes('sleep 100'), 'the exec to run');
+    ok('kill', '-s', 'USR1', 'short');
+    assert.equal(await done, 137, 'the exec was killed with the namespace');
     assert.equal(state('short').ExitCode, 0);
     const refused = tsvm(['exec', 'short', 'true']);
     assert.equal(refused.status, 1);
