@@ -144,7 +144,7 @@ function logs(engine: ContainerEngine, r: ContainerRecord, url: URL, res: http.S
   res.on('close', () => { run.sinks.delete(sink); });
 }
 
-/** `stats`: CPU share over a short sample, resident memory, tasks, of the runtime processes. */
+/** `stats`: CPU share over a short sample and resident memory of the runtime process; the container's processes. */
 async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json> {
   const base = { Id: r.Id, Name: r.Name.slice(1), MemoryLimit: r.Config.Memory, Running: r.State.Running };
   if (!r.State.Running) return { ...base, CpuPercent: 0, MemoryUsage: 0, Pids: 0 };
@@ -164,7 +164,9 @@ async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json>
   for (const p of procs) {
     try { rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024; } catch { /* ended */ }
   }
-  return { ...base, CpuPercent: Math.round(cpu * 100) / 100, MemoryUsage: rss, Pids: procs.length };
+  // Pids: the container's own processes (its VM's process table), as a pids cgroup counts them.
+  const pids = await engine.top(r.Id).then((t) => t.Processes.length, () => 0);
+  return { ...base, CpuPercent: Math.round(cpu * 100) / 100, MemoryUsage: rss, Pids: pids };
 }
 
 /**
