@@ -73,6 +73,7 @@ function command(m: ControlCommand): void {
     case 'reply': s.write(JSON.stringify(m.body) + '\n'); if (m.end) s.end(); break;
     case 'output': s.write(frame(m.stream, m.data)); break;
     case 'exit': s.end(exitFrame(m.status)); break;
+    case 'pause': if (m.on) s.pause(); else s.resume(); break;
   }
 }
 

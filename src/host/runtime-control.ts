@@ -25,6 +25,7 @@ export type ControlCommand =
   | { t: 'reply'; conn: number; body: Record<string, unknown>; end: boolean }
   | { t: 'output'; conn: number; stream: number; data: Uint8Array }
   | { t: 'exit'; conn: number; status: number }
+  | { t: 'pause'; conn: number; on: boolean }
   | { t: 'shutdown' };
 
 /** How long the worker may take to flush and close at the end (ms). */
@@ -75,6 +76,7 @@ export class ControlSocket implements ControlChannel {
   reply(conn: number, body: Record<string, unknown>, end: boolean): void { this.port.postMessage({ t: 'reply', conn, body, end } satisfies ControlCommand); }
   output(conn: number, stream: number, data: Uint8Array): void { this.port.postMessage({ t: 'output', conn, stream, data } satisfies ControlCommand); }
   exit(conn: number, status: number): void { this.port.postMessage({ t: 'exit', conn, status } satisfies ControlCommand); }
+  pause(conn: number, on: boolean): void { this.port.postMessage({ t: 'pause', conn, on } satisfies ControlCommand); }
 
   /** The VM has ended: lets the worker send what it was given, close every connection and remove the socket. */
   shutdown(): void {

@@ -36,6 +36,8 @@ const EXIT_NOT_FOUND = 127, EXIT_CANNOT_INVOKE = 126;
 const X_OK = 1;
 /** Output taken from an exec's pipe per poll, per stream. */
 const OUT_CHUNK = 65536;
+/** Input queued beyond the pipe before the client's connection is paused, bytes. */
+const INPUT_HIGH_WATER = 1024 * 1024;
 /** USER_HZ: /proc's clock ticks per second (proc(5)). */
 const USER_HZ = 100n;
 
@@ -89,6 +91,8 @@ export interface ControlChannel {
   output(conn: number, stream: number, data: Uint8Array): void;
   /** An exec's end: its status, then the connection closes. */
   exit(conn: number, status: number): void;
+  /** Stops (`on`) or resumes reading the connection's input (back-pressure). */
+  pause(conn: number, on: boolean): void;
 }
 
 /** A running exec: its process and the VM ends of its pipes. */
@@ -96,8 +100,11 @@ interface Session {
   conn: number;
   group: ThreadGroup | null;
   stdin: Pipe; out: Pipe; err: Pipe;
-  /** Input not yet taken by the pipe. */
+  /** Input not yet taken by the pipe, and its size in bytes. */
   queued: Uint8Array[];
+  queuedBytes: number;
+  /** The connection's input is paused. */
+  paused: boolean;
   /** The client ended its input: close the pipe once `queued` has gone in. */
   inputEnded: boolean;
   /** Our end of the input pipe is closed. */
@@ -129,12 +136,19 @@ export class RuntimeControl {
     if (ev.t === 'request') { this.request(ev.conn, ev.req); return; }
     const s = this.sessions.get(ev.conn);
     if (s === undefined) return;
-    if (ev.t === 'stdin') { if (!s.inputEnded) s.queued.push(ev.data); return; }
+    if (ev.t === 'stdin') {
+      if (s.inputEnded) return;
+      s.queued.push(ev.data);
+      s.queuedBytes += ev.data.length;
+      if (s.queuedBytes > INPUT_HIGH_WATER && !s.paused) { s.paused = true; this.channel.pause(s.conn, true); }
+      return;
+    }
     if (ev.t === 'stdin-end') { s.inputEnded = true; return; }
     // The client went away: its output has nowhere to go (writers get EPIPE), its input ends.
     s.gone = true;
     s.inputEnded = true;
     s.queued = [];
+    s.queuedBytes = 0;
     if (s.status !== null) this.finish(s);
   }
 
@@ -186,7 +200,7 @@ export class RuntimeControl {
     const pid = k.allocPid();
     if (pid < 0) return 'cannot start a process: no free pid';
     const s: Session = {
-      conn, group: null, stdin: new Pipe(), out: new Pipe(), err: new Pipe(), queued: [], inputEnded: !req.stdin, inputClosed: false, gone: false, status: null,
+      conn, group: null, stdin: new Pipe(), out: new Pipe(), err: new Pipe(), queued: [], queuedBytes: 0, paused: false, inputEnded: !req.stdin, inputClosed: false, gone: false, status: null,
     };
     const fds = root.fds.fresh();
     fds.install(new OpenFile('pipe', O_RDONLY, -1, '', '', s.stdin));
@@ -238,9 +252,11 @@ export class RuntimeControl {
   private move(s: Session): void {
     while (s.queued.length > 0 && s.stdin.readers > 0 && s.stdin.available < PIPE_CAPACITY) {
       const d = s.queued[0]!, n = s.stdin.write(d, PIPE_CAPACITY);
+      s.queuedBytes -= n;
       if (n === d.length) s.queued.shift(); else { s.queued[0] = d.subarray(n); break; }
     }
-    if (s.stdin.readers === 0) s.queued = [];
+    if (s.stdin.readers === 0) { s.queued = []; s.queuedBytes = 0; }
+    if (s.paused && s.queuedBytes <= INPUT_HIGH_WATER / 2 && !s.gone) { s.paused = false; this.channel.pause(s.conn, false); }
     if (s.inputEnded && s.queued.length === 0) this.closeInput(s);
     for (const [stream, p] of [[1, s.out], [2, s.err]] as const) {
       while (p.available > 0) {

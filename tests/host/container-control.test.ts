@@ -101,6 +101,8 @@ describe('the control socket through the verbs', () => {
     assert.deepEqual([failing.status, failing.stdout, failing.stderr], [5, 'out\n', 'err\n']);
     const piped = tsvm(['exec', '-i', 'box', 'sh', '-c', 'read a; read b; echo "[$a|$b]"; exit 4'], 'one\ntwo\n');
     assert.deepEqual([piped.status, piped.stdout], [4, '[one|two]\n']);
+    const big = tsvm(['exec', '-i', 'box', 'sh', '-c', 'sleep 1; wc -c'], 'x'.repeat(3 * 1024 * 1024));
+    assert.deepEqual([big.status, big.stdout.trim()], [0, String(3 * 1024 * 1024)], 'more input than the pipe and the queue hold (back-pressure)');
     const missing = tsvm(['exec', 'box', 'nosuchcommand']);
     assert.equal(missing.status, 127);
     assert.match(missing.stderr, /"nosuchcommand": executable file not found/);
