@@ -16,15 +16,13 @@
  * The kernel polls the channel (Kernel.poller) every few milliseconds of
  * running and while idle, sleeping on it (Kernel.idleWait).
  */
-import type { Kernel, ThreadGroup } from './kernel.js';
-import { shellStatus } from './kernel.js';
+import { shellStatus, MAX_TASKS, type Kernel } from './kernel.js';
 import { SysCtx } from './sys-context.js';
 import { GuestProcess } from './guest-process.js';
 import { OpenFile, Pipe, PIPE_CAPACITY } from './fd-table.js';
 import { execStrings } from './sys-exec.js';
 import { E, AT_FDCWD, O_RDONLY, O_WRONLY, S_IFMT, S_IFDIR, S_IFREG, SIGKILL } from './sys-abi.js';
 import { SI_USER, SIG_DFL } from './sys-signals.js';
-import { MAX_TASKS } from './kernel.js';
 
 /** SIGSTOP (asm-generic/signal.h): like SIGKILL, it reaches init from an ancestor namespace. */
 const SIGSTOP = 19;
@@ -98,7 +96,6 @@ export interface ControlChannel {
 /** A running exec: its process and the VM ends of its pipes. */
 interface Session {
   conn: number;
-  group: ThreadGroup | null;
   stdin: Pipe; out: Pipe; err: Pipe;
   /** Input not yet taken by the pipe, and its size in bytes. */
   queued: Uint8Array[];
@@ -156,7 +153,7 @@ export class RuntimeControl {
     if (req.op === 'ps') { this.channel.reply(conn, { ok: true, processes: this.ps() }, true); return; }
     if (req.op === 'signal') { this.channel.reply(conn, this.signal(req.signal), true); return; }
     const r = this.exec(conn, req);
-    if (typeof r === 'string') this.channel.reply(conn, { error: r, status: r.includes('not found') ? EXIT_NOT_FOUND : EXIT_CANNOT_INVOKE }, true);
+    if (r !== null) this.channel.reply(conn, { error: r.why, status: r.status }, true);
   }
 
   /** A signal from outside the namespace to its init. */
@@ -191,16 +188,17 @@ export class RuntimeControl {
     return out;
   }
 
-  /** Starts an exec's process; a one-line reason if it cannot. */
-  private exec(conn: number, req: ExecRequest): string | null {
+  /** Starts an exec's process; null, or a one-line reason it cannot and the status that gives. */
+  private exec(conn: number, req: ExecRequest): { why: string; status: number } | null {
     const k = this.k, root = k.root.threads[0];
-    if (root === undefined || k.root.waitStatus !== null || k.rootStatus !== null) return 'the container has ended';
-    if (req.argv.length === 0) return 'exec needs a command';
-    if (k.taskCount() >= MAX_TASKS || k.sandbox?.pidsExhausted(k) === true) return 'cannot start a process: the container has as many as it may';
+    const no = (why: string, status = EXIT_CANNOT_INVOKE): { why: string; status: number } => ({ why, status });
+    if (root === undefined || k.root.waitStatus !== null || k.rootStatus !== null) return no('the container has ended');
+    if (req.argv.length === 0) return no('exec needs a command');
+    if (k.taskCount() >= MAX_TASKS || k.sandbox?.pidsExhausted(k) === true) return no('cannot start a process: the container has as many as it may');
     const pid = k.allocPid();
-    if (pid < 0) return 'cannot start a process: no free pid';
+    if (pid < 0) return no('cannot start a process: no free pid');
     const s: Session = {
-      conn, group: null, stdin: new Pipe(), out: new Pipe(), err: new Pipe(), queued: [], queuedBytes: 0, paused: false, inputEnded: !req.stdin, inputClosed: false, gone: false, status: null,
+      conn, stdin: new Pipe(), out: new Pipe(), err: new Pipe(), queued: [], queuedBytes: 0, paused: false, inputEnded: !req.stdin, inputClosed: false, gone: false, status: null,
     };
     const fds = root.fds.fresh();
     fds.install(new OpenFile('pipe', O_RDONLY, -1, '', '', s.stdin));
@@ -215,18 +213,21 @@ export class RuntimeControl {
     const proc = new GuestProcess(root.proc.opts, pid, { ram: root.proc.ram, mem: root.mem }, pid);
     const c = new SysCtx(proc, root.host, root.log, root, 0, { fds, id });
     const g = k.addSpawned(c);
-    const fail = (why: string): string => { k.exitGroup(c, EXIT_CANNOT_INVOKE); s.out.readers = 0; s.err.readers = 0; return why; };
+    const fail = (why: string, status = EXIT_CANNOT_INVOKE): { why: string; status: number } => {
+      k.exitGroup(c, status); // it never ran: its fds close, it is reaped at once (no parent in the VM)
+      return no(why, status);
+    };
     const wd = c.resolveAt(AT_FDCWD, req.workdir, true);
     const wst = typeof wd === 'number' || wd.kind !== 'host' ? -E.ENOENT : c.host.stat(wd.host);
     if (typeof wd === 'number' || typeof wst === 'number' || (wst.mode & S_IFMT) !== S_IFDIR) return fail(`chdir to ${req.workdir}: no such directory`);
     c.vfs.setCwd(wd);
     const prog = this.findProgram(c, req.argv[0]!, req.env);
-    if (prog === null) return fail(`exec: "${req.argv[0]!}": executable file not found in $PATH`);
+    if (prog === null) return fail(`exec: "${req.argv[0]!}": executable file not found in $PATH`, EXIT_NOT_FOUND);
     const r = execStrings(c, AT_FDCWD, prog, req.argv, req.env, 0);
-    if (r < 0) return fail(`exec: "${req.argv[0]!}": ${r === -E.ENOENT ? 'not found' : r === -E.ENOMEM ? 'out of memory' : 'cannot run it'} (errno ${-r})`);
+    if (r === -E.ENOENT) return fail(`exec: "${req.argv[0]!}": no such file or directory`, EXIT_NOT_FOUND);
+    if (r < 0) return fail(`exec: "${req.argv[0]!}": ${r === -E.ENOMEM ? 'out of memory' : r === -E.EACCES ? 'permission denied' : 'cannot run it'} (errno ${-r})`);
     const st = c.proc.hart.st;
     st.setPc(st.getPc() + 4); // execStrings leaves pc one ecall before the entry point
-    s.group = g;
     g.onEnd = (ws) => { s.status = shellStatus(ws); };
     this.sessions.set(conn, s);
     this.channel.reply(conn, { ok: true, pid }, false);
