@@ -93,6 +93,7 @@ export class ContainerEngine {
     for (const r of e.store.all()) {
       if (r.State.Status !== 'running' && r.State.Status !== 'paused' && r.State.Status !== 'restarting') continue;
       if (r.State.Pid > 0 && isOurs(r.State.Pid, r.UpperDir)) { try { process.kill(r.State.Pid, 'SIGKILL'); } catch { /* gone */ } }
+      fs.rmSync(controlPath(r.Id), { force: true }); // its runtime's control socket, left by the kill
       Object.assign(r.State, { Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: EXIT_HOST_DIED, FinishedAt: now(), Error: 'the tsvm host stopped while the container ran' });
       await e.store.save(r);
     }
