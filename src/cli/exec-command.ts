@@ -25,6 +25,8 @@ import { defaultJitConfig } from '../jit/jit-config.js';
 import { QemuUserHostOs } from '../process/qemu-user-host-os.js';
 import type { PortBridge } from '../process/netns.js';
 import { NodeTerminal } from '../host/node-terminal.js';
+import { ControlSocket } from '../host/runtime-control.js';
+import { RuntimeControl } from '../process/runtime-control.js';
 
 /** Options of `tsvm exec`. */
 export interface ExecOptions {
@@ -47,6 +49,8 @@ export interface ExecOptions {
   startPublisher?: () => (PortBridge & { shutdown(): void }) | string;
   /** Give the guest an emulated terminal (--tty): its initial size, and the fd of resize messages (--tty-control). */
   tty?: { cols: number; rows: number; controlFd: number | null };
+  /** The control socket's path (--control; src/host/runtime-control.ts): signals, exec and ps from the container engine. */
+  control?: string;
 }
 
 /** What `tsvm-riscv64` changes in a run (see docs/dropin.md). */
@@ -132,7 +136,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
     ? new NodeTerminal(nodeOs, { inFd: 0, outFd: 1, controlFd: opts.tty.controlFd, cols: opts.tty.cols, rows: opts.tty.rows, log })
     : null;
   try {
-    return runExec(prog, args, opts, { hostOs, root, found, data, loaderHost, term });
+    return runExec(prog, args, opts, { hostOs, nodeOs, root, found, data, loaderHost, term });
   } finally {
     term?.close();
   }
@@ -140,7 +144,7 @@ export function execCommand(prog: string, args: string[], opts: ExecOptions): nu
 
 /** What execCommand has prepared for the run. */
 interface Prepared {
-  hostOs: HostOs; root: string | undefined; found: string; data: Uint8Array; loaderHost: LoaderHost; term: NodeTerminal | null;
+  hostOs: HostOs; nodeOs: NodeHostOs; root: string | undefined; found: string; data: Uint8Array; loaderHost: LoaderHost; term: NodeTerminal | null;
 }
 
 function runExec(prog: string, args: string[], opts: ExecOptions, p: Prepared): number {
@@ -170,12 +174,22 @@ function runExec(prog: string, args: string[], opts: ExecOptions, p: Prepared): 
   enforcer?.attach(sys.kernel);
   if (publisher !== null) sys.kernel.net.attachBridge(publisher);
   if (term !== null) sys.kernel.poller = () => term.poll();
+  let control: { socket: ControlSocket; rc: RuntimeControl } | null = null;
+  if (opts.control !== undefined) {
+    const socket = ControlSocket.start(opts.control, log);
+    if (typeof socket === 'string') { log(`tsvm: ${socket}`); publisher?.shutdown(); return 125; }
+    control = { socket, rc: new RuntimeControl(sys.kernel, socket) };
+    // With the control's poller the VM never blocks in a read of its stdin: a socket must be polled too.
+    if (term === null) p.nodeOs.readSocketNonBlocking(0);
+  }
   const t0 = performance.now();
   let status: number;
   try {
     status = runProcess(proc, sys, log);
   } finally {
     if (publisher !== null) { sys.kernel.net.pump(); publisher.shutdown(); }
+    // The namespace has died with its init: the execs' last output and statuses, then the socket goes.
+    if (control !== null) { control.rc.close(); control.socket.shutdown(); }
   }
   if (opts.stats) {
     const secs = (performance.now() - t0) / 1000, n = sys.kernel.instructions;

@@ -52,11 +52,12 @@ program
   .option('--network-addr <ip/prefix>', "container network: this VM's IPv4 address on it; TCP to the network's other addresses goes to their VMs")
   .option('-t, --tty', 'give the guest its own terminal (a pty: /dev/pts/0 on fds 0-2, job control); stdin feeds it, stdout shows it; a terminal stdin is put in raw mode', false)
   .option('--tty-size <COLSxROWS>', 'with --tty and a stdin that is not a terminal: the initial window size', '80x24')
+  .option('--control <path>', 'listen on unix socket PATH (mode 0600) for the container engine: signal, exec, ps (docs/api.md)')
   .option('--tty-control <fd>', 'with --tty: read control messages from host fd FD, one JSON object a line: {"resize":[COLS,ROWS]} (window size) or {"hangup":true} (close the terminal)')
   .passThroughOptions()
   .action(async (prog: string, args: string[], o: {
     root?: string; trace: boolean; memory: string; stats: boolean; jit?: string; jitThreshold?: string; env: string[]; publish: string[];
-    networkDir?: string; networkAddr?: string; tty: boolean; ttySize: string; ttyControl?: string;
+    networkDir?: string; networkAddr?: string; tty: boolean; ttySize: string; ttyControl?: string; control?: string;
   } & SandboxFlags) => {
     const err = (o.jit !== undefined ? setJitMode(o.jit) : null) ??
       (o.jitThreshold !== undefined ? setJitThreshold(o.jitThreshold) : null);
@@ -125,7 +126,7 @@ program
     // The publisher (a worker thread with node:net) is loaded only when a port is published or the VM is on a network.
     const startPublisher = publish.length === 0 && network === undefined ? undefined
       : ((m) => () => m.PortPublisher.start(publish, network))(await import('../host/port-publisher.js'));
-    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, startPublisher, tty, ...(o.env.length > 0 ? { env: o.env } : {}) }));
+    process.exit(execCommand(prog, args, { root: o.root, trace: o.trace, memoryBytes: mem, stats: o.stats, sandbox, startPublisher, tty, ...(o.env.length > 0 ? { env: o.env } : {}), ...(o.control !== undefined ? { control: o.control } : {}) }));
   });
 
 program

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as tty from 'node:tty';
+import * as net from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type {
@@ -105,9 +106,22 @@ export class NodeHostOs implements HostOs {
     const twin = this.twins.get(fd);
     if (twin !== undefined) {
       this.twins.delete(fd);
-      if (twin >= 0) try { fs.closeSync(twin); } catch { /* already gone */ }
+      if (twin >= 0 && twin !== fd) try { fs.closeSync(twin); } catch { /* already gone */ }
     }
     try { fs.closeSync(fd); return 0; } catch (e) { return fail(e); }
+  }
+
+  /**
+   * Lets readNonBlocking read socket `fd` (what Node's spawn gives a child as
+   * a 'pipe'), which has no twin: the socket itself is switched to
+   * O_NONBLOCK (as fd-reader.ts does, by a net.Socket that never reads).
+   * Only for a socket no other process reads, and a VM that never blocks in
+   * it (one with a Kernel.poller: a controlled container, runtime-control.ts).
+   */
+  readSocketNonBlocking(fd: number): void {
+    try { if (!fs.fstatSync(fd).isSocket()) return; } catch { return; }
+    new net.Socket({ fd, readable: false, writable: false }).unref();
+    this.twins.set(fd, fd);
   }
 
   /**

@@ -208,6 +208,13 @@ export class FdTable {
     return t;
   }
 
+  /** An empty table with this one's release and fd limit (a process the runtime starts, runtime-control.ts). */
+  fresh(): FdTable {
+    const t = new FdTable(this.release);
+    t.maxFds = this.maxFds;
+    return t;
+  }
+
   /** Closes every fd marked close-on-exec (execve). */
   closeOnExec(): void {
     this.slots.forEach((s, i) => { if (s?.cloexec) this.close(i); });

@@ -125,6 +125,12 @@ export class ThreadGroup {
   contReport = false;
   /** How many times the process has stopped (a wait can tell it was stopped and continued since). */
   stops = 0;
+  /** Started by the runtime in the running VM (runtime-control.ts): its parent is outside, as the root's. */
+  spawned = false;
+  /** Host time its threads have run, in ns (the run loop adds each slice). */
+  cpuNs = 0;
+  /** Told the process's wait status once its last thread has ended (runtime-control.ts), or null. */
+  onEnd: ((ws: number) => void) | null = null;
 
   /** A process with id `tgid`, in process group `pgid` and session `sid`, signalling its parent with `exitSignal`. */
   constructor(readonly tgid: number, public pgid: number, public sid: number, readonly exitSignal: number) {}
@@ -177,6 +183,8 @@ export class Kernel {
    * end any wait) and the idle kernel sleeps in short steps polling it.
    */
   poller: (() => void) | null = null;
+  /** With a poller: how the idle kernel sleeps up to `ns` (waking early for runtime input); null: a plain host sleep. */
+  idleWait: ((ns: number) => void) | null = null;
   private lastPoll = 0n;
 
   constructor(readonly host: HostOs, readonly log: (line: string) => void) {}
@@ -192,6 +200,16 @@ export class Kernel {
     this.nextPid = pid + 1;
     this.hostUmask = c.umask;
     this.memoryLimit = Math.max(this.memoryLimit, 2 * c.proc.opts.memoryBytes);
+  }
+
+  /** Registers a process the runtime started in the VM (runtime-control.ts): its own session, no parent in the VM. */
+  addSpawned(c: SysCtx): ThreadGroup {
+    const pid = c.proc.pid;
+    const g = new ThreadGroup(pid, pid, pid, 0);
+    g.spawned = true;
+    this.groups.set(pid, g);
+    this.attach(c, g);
+    return g;
   }
 
   /** Registers a new thread of process `g`. */
@@ -296,7 +314,7 @@ export class Kernel {
 
   /** getppid(2) for task `c`. */
   ppid(c: SysCtx): number {
-    if (c.group === this.root) return c.id.ppid;
+    if (c.group === this.root || c.group.spawned) return c.id.ppid;
     return c.group.parent?.tgid ?? INIT_PID;
   }
 
@@ -433,7 +451,12 @@ export class Kernel {
     if (this.poller !== null || this.tasks.every((t) => t.group.stopped)) {
       // Input from the runtime (or a signal from it) may end any wait: sleep a step, poll, look again.
       const d = earliest !== null && earliest - now < IDLE_POLL_NS ? earliest - now : IDLE_POLL_NS;
-      if (d > 0n) this.host.sleepNs(Number(d));
+      if (d > 0n) {
+        // Published ports: sleep on the bridge (it pumps what came); else on the runtime's input.
+        if (this.net.external) this.net.waitExternal(Number(d) / 1e6);
+        else if (this.idleWait !== null) this.idleWait(Number(d));
+        else this.host.sleepNs(Number(d));
+      }
       for (const c of this.tasks) if (c.wait?.host === true) c.pollAt = 0n;
       if (this.poller !== null) { this.lastPoll = this.host.monotonicNs(); this.poller(); }
       return;
@@ -529,6 +552,7 @@ export class Kernel {
   /** The last thread of `g` is gone: release what it held, reparent its children, notify or be reaped. */
   private processEnded(g: ThreadGroup, ws: number, last: SysCtx): void {
     g.waitStatus = ws;
+    g.onEnd?.(ws);
     if (!this.sharesMemory(last)) {
       this.dropMappings(last);
       this.releaseMemory(last.mem);

@@ -108,8 +108,10 @@ export function runProcess(_proc: GuestProcess, sys: LinuxSyscalls, log: (line: 
   while (k.rootStatus === null) {
     const c = k.next();
     if (c === null) { k.idle(); continue; }
+    const t0 = k.host.monotonicNs();
     try {
       runTask(c, sys, log, k.tasks.length > 1 ? TIME_SLICE : SLICE);
+      c.group.cpuNs += Number(k.host.monotonicNs() - t0);
     } catch (e) {
       // The RAM could not provide a page (a pool-backed memory with nothing left to reclaim): that
       // process ends as by the OOM killer, the others and the host go on.

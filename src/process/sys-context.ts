@@ -160,20 +160,23 @@ export class SysCtx {
   /**
    * The root task of a new VM (from the host: stdio, identity, limits), or,
    * with `parent`, a task created by clone(2) with `flags` deciding what it
-   * shares with the parent and what it copies.
+   * shares with the parent and what it copies; with `spawn` too, a process
+   * the runtime starts in the VM (runtime-control.ts): `parent`'s VM, root
+   * and limits, but its own fds and ids, default signals and umask.
    */
-  constructor(proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void, parent?: SysCtx, flags = 0) {
+  constructor(proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void, parent?: SysCtx, flags = 0,
+    spawn?: { fds: FdTable; id: HostIdentity }) {
     this.proc = proc;
     if (parent) {
       this.kernel = parent.kernel;
-      this.id = parent.id;
+      this.id = spawn?.id ?? parent.id;
       this.warned = parent.warned;
       this.tty = parent.tty;
       this.rlimits = flags & CLONE_THREAD ? parent.rlimits : parent.rlimits.map(([a, b]) => [a, b]);
-      this.fds = flags & CLONE_FILES ? parent.fds : parent.fds.clone();
+      this.fds = spawn?.fds ?? (flags & CLONE_FILES ? parent.fds : parent.fds.clone());
       this.vfs = flags & CLONE_FS ? parent.vfs : this.makeVfs(parent.vfs);
-      this.sig = parent.sig.forked((flags & CLONE_SIGHAND) !== 0);
-      this.umask = parent.umask;
+      this.sig = spawn !== undefined ? new SignalState() : parent.sig.forked((flags & CLONE_SIGHAND) !== 0);
+      this.umask = spawn !== undefined ? 0o022 : parent.umask;
       this.comm = parent.comm;
       this.exeAbs = parent.exeAbs;
       this.startStack = parent.startStack;
@@ -282,7 +285,8 @@ export class SysCtx {
   private exeAbs: string | null = null;
   /** The initial stack pointer (argc, argv, ... as the loader laid them out) and start time in ticks. */
   private startStack: number;
-  private startTicks: bigint;
+  /** When the image started, in clock ticks of CLOCK_MONOTONIC (proc(5) stat field 22). */
+  startTicks: bigint;
 
   /**
    * /proc/self/stat as qemu-user fakes it (linux-user/syscall.c

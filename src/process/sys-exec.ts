@@ -144,6 +144,16 @@ function exec(c: SysCtx, dirfd: number, pathPtr: number, argvPtr: number, envpPt
   const envp = readStrings(c, envpPtr, total);
   if (typeof envp === 'number') return envp;
   if (path === '' && !(flags & AT_EMPTY_PATH)) return -E.ENOENT;
+  return execStrings(c, dirfd, path, argv, envp, flags);
+}
+
+/**
+ * Replaces `c`'s image with program `path` run with `argv` and `envp` (the
+ * runtime's exec into a container, runtime-control.ts, with AT_FDCWD and no
+ * flags); 0, or -errno with `c` unchanged. On success pc is one ecall before
+ * the entry point, as after a syscall.
+ */
+export function execStrings(c: SysCtx, dirfd: number, path: string, argv: string[], envp: string[], flags: number): number {
   let file = readExecutable(c, dirfd, path, flags);
   if (typeof file === 'number') return file;
   let args = argv, name = path;

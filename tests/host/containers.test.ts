@@ -121,10 +121,10 @@ describe('containers', () => {
     // rm of a running container is refused (exit 1, like docker) and changes nothing
     refused(tsvm(['rm', 'keep']), 1, /container .* is running: stop the container before removing it or use -f/);
     assert.equal(inspect('keep').State.Running, true);
-    assert.equal(ok('stop', '-t', '5', 'keep'), 'keep\n');
+    assert.equal(ok('stop', '-t', '1', 'keep'), 'keep\n');
     const st = inspect('keep').State;
     assert.equal(st.Status, 'exited');
-    assert.equal(st.ExitCode, 143, 'SIGTERM ended the runtime: 128+15');
+    assert.equal(st.ExitCode, 137, 'init (sh without a trap) ignored SIGTERM: SIGKILL after the timeout, 128+9');
     ok('start', 'keep');
     await until(() => ok('logs', 'keep').split('ready').length === 3, 'the second run');
     assert.equal(ok('logs', 'keep').split('\n').filter((l) => l === 'none' || l === 'kept').join(','), 'none,kept', 'the second run saw the file');
@@ -138,12 +138,15 @@ describe('containers', () => {
     assert.equal(fresh.stdout, 'gone\n');
   });
 
-  test('kill -s SIG gives 128+N; kill of a stopped container and bad signals are refused', async () => {
+  test('kill -s SIG reaches init, which ignores what it has no handler for; KILL gives 128+9; a stopped container and bad signals are refused', async () => {
     ok('run', '-d', '--name', 'victim', 'busybox', 'sleep', '600');
     refused(tsvm(['kill', '-s', 'NOSUCH', 'victim']), 1, /invalid signal: NOSUCH/);
     assert.equal(ok('kill', '-s', 'HUP', 'victim'), 'victim\n');
+    assert.equal(ok('exec', 'victim', 'echo', 'alive'), 'alive\n');
+    assert.equal(inspect('victim').State.Running, true, 'sleep, as init, has no HUP handler: the signal is ignored');
+    ok('kill', '-s', 'KILL', 'victim');
     await until(() => inspect('victim').State.Status === 'exited', 'the kill');
-    assert.equal(inspect('victim').State.ExitCode, 129);
+    assert.equal(inspect('victim').State.ExitCode, 137);
     refused(tsvm(['kill', 'victim']), 1, /is not running/);
     ok('restart', 'victim');
     assert.equal(inspect('victim').State.Status, 'running');
@@ -204,19 +207,24 @@ describe('containers', () => {
   });
 
   test('logs: --tail, -t, -f until the container ends; ps columns; top; stats; inspect', async () => {
-    ok('run', '-d', '--name', 'chatty', 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo line $i; done; echo oops >&2; sleep 8; echo last');
+    ok('run', '-d', '--name', 'chatty', 'busybox', 'sh', '-c', 'trap "echo last; exit 0" USR1; for i in 1 2 3; do echo line $i; done; echo oops >&2; sleep 600 & wait');
     await until(() => ok('logs', 'chatty').includes('line 3'), 'output');
     assert.equal(ok('logs', '--tail', '3', 'chatty'), 'line 2\nline 3\n', 'the last 3 entries of both streams (the third is stderr)');
     assert.equal(tsvm(['logs', 'chatty']).stderr, 'oops\n');
     assert.match(ok('logs', '-t', '--tail', '2', 'chatty'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z line 3\n$/);
     const ps = ok('ps').split('\n');
     assert.match(ps[0]!, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/);
-    assert.match(ps[1]!, /^[0-9a-f]{12}\s+busybox:latest\s+"sh -c for i in 1 2 ?…"\s+.* ago\s+Up .*chatty$/);
+    assert.match(ps[1]!, /^[0-9a-f]{12}\s+busybox:latest\s+"sh -c trap "echo la…"\s+.* ago\s+Up .*chatty$/);
     const top = ok('top', 'chatty').split('\n');
     assert.match(top[0]!, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/);
-    assert.match(top[1]!, new RegExp(`\\s${inspect('chatty').State.Pid}\\s.*sh -c for i`));
-    assert.match(ok('stats', '--no-stream', 'chatty'), /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+PIDS\n[0-9a-f]{12}\s+chatty\s+[\d.]+%\s+[\d.]+[kMG]?B \/ -\s+1\n$/);
-    assert.equal(ok('logs', '-f', 'chatty'), 'line 1\nline 2\nline 3\nlast\n', '-f ends when the container does');
+    assert.match(top[1]!, /^root\s+1\s+0\s.*sh -c trap "echo last; exit 0" USR1; for i/, 'the guest\'s PID 1');
+    assert.match(top[2]!, /^root\s+\d+\s+1\s.*sleep 600$/, 'its child');
+    assert.match(ok('stats', '--no-stream', 'chatty'), /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+PIDS\n[0-9a-f]{12}\s+chatty\s+[\d.]+%\s+[\d.]+[kMG]?B \/ -\s+2\n$/, 'sh and its sleep');
+    const follow = background(['logs', '-f', 'chatty']);
+    await until(() => follow.out().includes('line 3'), 'logs -f to show the log');
+    ok('kill', '-s', 'USR1', 'chatty');
+    assert.equal(await follow.done, 0);
+    assert.equal(follow.out(), 'line 1\nline 2\nline 3\nlast\n', '-f ends when the container does');
     assert.equal(inspect('chatty').State.ExitCode, 0);
     assert.match(ok('ps', '-a'), /Exited \(0\) .* ago\s+chatty/);
     assert.equal(ok('ps').split('\n').filter((l) => l.includes('chatty')).length, 0, 'ps without -a lists running ones only');
@@ -235,7 +243,7 @@ describe('containers', () => {
     assert.match(a.err(), /read escape sequence/);
     assert.equal(inspect('echoer').State.Running, true, 'detaching leaves it running');
     ok('stop', '-t', '1', 'echoer');
-    assert.equal(await b.done, 143, 'the other client ends with the container, and its status');
+    assert.equal(await b.done, 137, 'the other client ends with the container, and its status (init ignored SIGTERM)');
     // start -a -i: stdin to the command, the command's status as tsvm's
     const r = tsvm(['start', '-a', '-i', 'echoer'], 'two\n');
     assert.equal(r.status, 0, r.stderr);

@@ -27,6 +27,8 @@ import { bindArgs, prepareBinds } from './volumes.js';
 import { NetworkManager } from './networks.js';
 import { VmRuntime, type GuestProcess, type RuntimeChild, type VmProcess } from './vm-runtime.js';
 import type { RunOptions } from '../vm-agent/agent-client.js';
+import { TOP_TITLES, controlPath, controlRequest, signalInit, startExec, topRows, userNames, type ExecRun } from './control-client.js';
+import type { PsEntry } from '../../process/runtime-control.js';
 
 /** Docker's default PATH (moby oci/defaults.go DefaultPathEnv for Linux). */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -42,11 +44,15 @@ export interface OutputSink {
   end(status: number): void;
 }
 
-/** A running runtime process (the container's, or an exec's). */
+/** A running container's runtime process. */
 interface Running {
   child: RuntimeChild;
+  /** Its control socket (signals, exec, ps: control-client.ts); null for the vm runtime (its agent does these). */
+  control: string | null;
   sinks: Set<OutputSink>;
   exited: Promise<number>;
+  /** Resolves once the exit has been recorded (the record saved, or removed with --rm). */
+  settled: Promise<void>;
   oom: boolean;
   /** The log file's descriptor (written synchronously, so `logs -f` reads then follows without a gap), or null. */
   log: number | null;
@@ -83,7 +89,6 @@ export interface TsvmCommand { execPath: string; args: string[] }
 /** The container engine (see the module comment). */
 export class ContainerEngine {
   private readonly running = new Map<string, Running>();
-  private readonly execs = new Map<string, Set<RuntimeChild>>();
   private readonly unpacking = new Map<string, Promise<void>>();
   /** The terminals of containers created with -t (tty.ts). */
   readonly terminals = new ContainerTerminals();
@@ -103,6 +108,7 @@ export class ContainerEngine {
     for (const r of e.store.all()) {
       if (r.State.Status !== 'running' && r.State.Status !== 'paused' && r.State.Status !== 'restarting') continue;
       if (r.State.Pid > 0 && isOurs(r.State.Pid, r.UpperDir)) { try { process.kill(r.State.Pid, 'SIGKILL'); } catch { /* gone */ } }
+      fs.rmSync(controlPath(r.Id), { force: true }); // its runtime's control socket, left by the kill
       Object.assign(r.State, { Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: EXIT_HOST_DIED, FinishedAt: now(), Error: 'the tsvm host stopped while the container ran' });
       await e.store.save(r);
     }
@@ -187,31 +193,30 @@ export class ContainerEngine {
     await p;
   }
 
-  /** `tsvm exec` arguments for running `argv` in container `r`. */
-  private execArgs(r: ContainerRecord, argv: string[], pidNs: boolean): string[] {
+  /** `tsvm exec` arguments for running `argv` as container `r`'s init, controlled through socket `control`. */
+  private execArgs(r: ContainerRecord, argv: string[], control: string): string[] {
     const c = r.Config;
-    const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname];
-    if (pidNs) a.push('--pid-ns');
-    // Published ports belong to the container's main process (its network namespace); an exec'd process joins no namespace.
-    if (pidNs) for (const p of c.PortBindings) a.push('--publish', p);
-    a.push(...bindArgs(c.Binds), ...this.networks.runtimeArgs(r, pidNs, this.store.containerDir(r.Id)));
+    const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname, '--pid-ns', '--control', control];
+    for (const p of c.PortBindings) a.push('--publish', p);
+    a.push(...bindArgs(c.Binds), ...this.networks.runtimeArgs(r, true, this.store.containerDir(r.Id)));
     if (c.WorkingDir !== '') a.push('--workdir', c.WorkingDir);
     if (c.User !== '') { const u = resolveUser(c.User, r.LowerDir); a.push('--user', `${u.uid}:${u.gid}`); }
     if (c.Memory > 0) a.push('--memory-limit', String(c.Memory));
     if (c.PidsLimit > 0) a.push('--pids-limit', String(c.PidsLimit));
     if (c.NanoCpus > 0) a.push('--cpus', String(c.NanoCpus / 1e9));
-    if (pidNs && c.Tty) a.push(...this.terminals.execArgs(r.Id));
+    if (c.Tty) a.push(...this.terminals.execArgs(r.Id));
     for (const kv of containerEnv(r)) a.push('--env', kv);
     a.push('--', ...argv);
     return a;
   }
 
-  /** Spawns a runtime process; its output goes to `sinks` (and the log when `log`). */
-  private spawnRuntime(r: ContainerRecord, argv: string[], pidNs: boolean, log: number | null): Running {
-    const tty = pidNs && r.Config.Tty;
-    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, pidNs), { stdio: runtimeStdio(tty), env: runtimeEnv() });
+  /** Spawns a container's runtime process; its output goes to `sinks` (and the log when `log`). */
+  private spawnRuntime(r: ContainerRecord, argv: string[], log: number | null): Running {
+    const tty = r.Config.Tty;
+    const control = controlPath(r.Id);
+    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, control), { stdio: runtimeStdio(tty), env: runtimeEnv() });
     if (tty) quietControl(child);
-    const run: Running = { child, sinks: new Set(), exited: Promise.resolve(0), oom: false, log };
+    const run: Running = { child, control, sinks: new Set(), exited: Promise.resolve(0), settled: Promise.resolve(), oom: false, log };
     const out = (from: number) => (b: Buffer): void => {
       if (from === STREAM_STDERR && b.includes(OOM_LINE)) run.oom = true;
       const stream = tty ? STREAM_STDOUT : from; // a terminal is one stream (Docker logs it as stdout)
@@ -235,7 +240,7 @@ export class ContainerEngine {
 
   /** A vm-runtime process as a Running: its output goes to the sinks (and the log when `log`). */
   private adopt(p: VmProcess, log: number | null): Running {
-    const run: Running = { child: p.child, sinks: new Set(), exited: p.exited, oom: false, log };
+    const run: Running = { child: p.child, control: null, sinks: new Set(), exited: p.exited, settled: Promise.resolve(), oom: false, log };
     const out = (stream: number) => (b: Buffer): void => {
       if (run.log !== null) writeLog(run.log, stream, b);
       for (const s of run.sinks) s.write(stream, b);
@@ -276,7 +281,7 @@ export class ContainerEngine {
     let run: Running;
     try {
       run = r.Config.Runtime === 'vm' ? this.adopt(await this.vm!.start(r, [r.Path, ...r.Args], this.agentOptions(r)), log)
-        : this.spawnRuntime(r, [r.Path, ...r.Args], true, log);
+        : this.spawnRuntime(r, [r.Path, ...r.Args], log);
     } catch (e) {
       fs.closeSync(log);
       throw e instanceof ContainerError ? e : new ContainerError(500, (e as Error).message);
@@ -286,11 +291,12 @@ export class ContainerEngine {
     this.running.set(r.Id, run);
     Object.assign(r.State, { Status: 'running', Running: true, Paused: false, OOMKilled: false, Dead: false, Pid: run.child.pid ?? 0, ExitCode: 0, Error: '', StartedAt: now(), FinishedAt: ZERO_TIME });
     await this.store.save(r);
-    void run.exited.then(async (status) => {
+    run.settled = run.exited.then(async (status) => {
       this.running.delete(r.Id);
       this.networks.leave(r);
       Object.assign(r.State, { Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: status, OOMKilled: run.oom, FinishedAt: now() });
       fs.closeSync(log);
+      if (run.control !== null) fs.rmSync(run.control, { force: true }); // left behind when the runtime was killed
       await this.store.save(r).catch(() => {});
       if (r.Config.AutoRemove) await this.store.remove(r.Id).catch(() => {});
       for (const s of run.sinks) s.end(status);
@@ -308,18 +314,25 @@ export class ContainerEngine {
   async wait(id: string): Promise<number> {
     const run = this.running.get(id);
     if (run === undefined) return this.store.find(id).State.ExitCode;
-    await run.exited;
-    // the exit handler saves the record after `exited`: let it run
-    await new Promise((r) => setImmediate(r));
-    return this.store.find(id).State.ExitCode;
+    const status = await run.exited;
+    // the exit handler saves the record after `exited` (an rm must not race its write)
+    await run.settled;
+    return status;
   }
 
-  /** Stops a container: SIGTERM, then SIGKILL after `timeoutS` seconds. A stopped one is left alone. */
+  /**
+   * Stops a container: SIGTERM to its init (which ignores it without a
+   * handler, as a PID namespace's init does), then after `timeoutS` seconds
+   * SIGKILL to the runtime process (status 137). A stopped one is left alone.
+   */
   async stop(ref: string, timeoutS: number): Promise<ContainerRecord> {
     const r = this.store.find(ref);
     const run = this.running.get(r.Id);
     if (run === undefined) return r;
-    run.child.kill('SIGTERM');
+    if (timeoutS > 0) {
+      if (run.control !== null) void signalInit(run.control, 'TERM').catch(() => { /* it is ending anyway */ });
+      else run.child.kill('SIGTERM'); // a vm container: through its agent, to the command (PID 1 of its namespace)
+    }
     let timer: NodeJS.Timeout | undefined;
     const killed = new Promise<void>((res) => { timer = setTimeout(() => { run.child.kill('SIGKILL'); res(); }, timeoutS * 1000); });
     await Promise.race([run.exited, killed]);
@@ -335,8 +348,13 @@ export class ContainerEngine {
     if (sig === null) throw new ContainerError(400, `invalid signal: ${signal}`);
     const run = this.running.get(r.Id);
     if (run === undefined) throw new ContainerError(409, `cannot kill container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is not running`);
-    run.child.kill(sig);
-    if (sig === 'SIGKILL') await this.wait(r.Id);
+    if (sig === 'SIGKILL') {
+      run.child.kill(sig); // the runtime and its namespace end: 137
+      await this.wait(r.Id);
+    } else {
+      if (run.control !== null) await signalInit(run.control, sig.slice(3)); // to the container's init, with init's protection
+      else run.child.kill(sig); // a vm container: through its agent
+    }
     return r;
   }
 
@@ -360,38 +378,56 @@ export class ContainerEngine {
       run.child.kill('SIGKILL');
       await this.wait(r.Id);
     }
-    for (const c of this.execs.get(r.Id) ?? []) c.kill('SIGKILL');
     this.terminals.forget(r.Id);
     await this.store.remove(r.Id);
     return r.Id;
   }
 
-  /** Runs `argv` as a new runtime process over the container's layer (`exec`); the container must run. */
-  exec(ref: string, argv: string[]): { run: { sinks: Set<OutputSink>; child: RuntimeChild; exited: Promise<number> } } {
+  /**
+   * Runs `argv` in the running container (`exec`): a new process in its VM
+   * (its PID namespace, root and limits), with the container's environment,
+   * working directory and user; it ends at the latest with the container.
+   */
+  exec(ref: string, argv: string[], withStdin = false): { run: ExecRun } {
     const r = this.store.find(ref);
-    if (!this.running.has(r.Id)) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
+    const main = this.running.get(r.Id);
+    if (main === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
     if (argv.length === 0) throw new ContainerError(400, 'exec needs a command');
-    // A second process VM over the same layers, not a process joining the first VM's PID namespace.
-    const run = r.Config.Runtime === 'vm' ? this.adopt(this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: false }), null) : this.spawnRuntime(r, argv, false, null);
-    const set = this.execs.get(r.Id) ?? new Set<RuntimeChild>();
-    set.add(run.child);
-    this.execs.set(r.Id, set);
+    if (r.Config.Runtime === 'vm') {
+      // Another process of the agent in the same VM and PID namespace; it ends with the VM.
+      const run = this.adopt(this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: false }), null);
+      const stdin = run.child.stdin;
+      return { run: { sinks: run.sinks, exited: run.exited, stdin: { write: (b) => { if (stdin?.writable === true) stdin.write(b); }, end: () => { stdin?.end(); } } } };
+    }
+    const c = r.Config;
+    const user = c.User !== '' ? resolveUser(c.User, r.LowerDir) : null;
+    const run = startExec(main.control!, {
+      argv, env: containerEnv(r), workdir: c.WorkingDir !== '' ? c.WorkingDir : '/', stdin: withStdin, ...(user !== null ? { user: `${user.uid}:${user.gid}` } : {}),
+    });
     void run.exited.then((status) => {
-      set.delete(run.child);
       for (const s of run.sinks) s.end(status);
       run.sinks.clear();
     });
     return { run };
   }
 
-  /** The host processes running a container's VMs (its own, then its execs'). */
+  /** The host process running a container's VM. */
   pids(ref: string): { pid: number; cmd: string }[] {
     const r = this.store.find(ref);
     const run = this.running.get(r.Id);
     if (run === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
-    const out = [{ pid: run.child.pid ?? 0, cmd: [r.Path, ...r.Args].join(' ') }];
-    for (const c of this.execs.get(r.Id) ?? []) out.push({ pid: c.pid ?? 0, cmd: c.spawnargs.slice(c.spawnargs.indexOf('--') + 1).join(' ') });
-    return out;
+    return [{ pid: run.child.pid ?? 0, cmd: [r.Path, ...r.Args].join(' ') }];
+  }
+
+  /** `top`: the container's processes from its VM's process table, in `ps -ef`'s columns. */
+  async top(ref: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const r = this.store.find(ref);
+    const run = this.running.get(r.Id);
+    if (run === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
+    if (run.control === null) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} has no process table here (vm runtime: see guestTop)`);
+    const reply = await controlRequest(run.control, { op: 'ps' }, 409);
+    const procs = Array.isArray(reply['processes']) ? reply['processes'] as PsEntry[] : [];
+    return { Titles: TOP_TITLES, Processes: topRows(procs, userNames([r.UpperDir, r.LowerDir]), Date.now()) };
   }
 
   /** `commit`: the container's layer becomes a new image on top of its image's layers; the new image's ID. */
@@ -417,7 +453,6 @@ export class ContainerEngine {
   /** Kills every running container (the host is stopping); they are recorded as exited. */
   async closeAll(): Promise<void> {
     const ids = [...this.running.keys()];
-    for (const set of this.execs.values()) for (const c of set) c.kill('SIGKILL');
     for (const id of ids) this.running.get(id)?.child.kill('SIGKILL');
     await Promise.all(ids.map((id) => this.wait(id).catch(() => 0)));
   }

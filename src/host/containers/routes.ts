@@ -139,7 +139,7 @@ export async function containerRoute(engine: ContainerEngine, io: RouteIo, metho
       const titles = ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'];
       const guest = await engine.guestTop(ref); // a vm container: the guest's processes
       if (guest !== null) { io.send(res, 200, { Titles: titles, Processes: guest.map((p) => [p.uid, String(p.pid), String(p.ppid), '0', p.stime, '?', p.time, p.cmd]) }); return; }
-      io.send(res, 200, { Titles: titles, Processes: engine.pids(ref).map((p) => topRow(p.pid, p.cmd)) });
+      io.send(res, 200, await engine.top(ref));
       return;
     }
     case 'stats': { only('GET'); io.send(res, 200, await stats(engine, engine.store.find(ref))); return; }
@@ -175,22 +175,7 @@ function logs(engine: ContainerEngine, r: ContainerRecord, url: URL, res: http.S
   res.on('close', () => { run.sinks.delete(sink); });
 }
 
-/** One `top` row for host process `pid` from /proc (proc(5) /proc/pid/stat and status). */
-function topRow(pid: number, cmd: string): string[] {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
-    const hz = 100; // USER_HZ on Linux (proc(5): times in clock ticks, sysconf(_SC_CLK_TCK) = 100)
-    const secs = Math.floor((Number(f[11]) + Number(f[12])) / hz); // fields 14, 15: utime, stime
-    const time = [Math.floor(secs / 3600), Math.floor(secs / 60) % 60, secs % 60].map((n) => String(n).padStart(2, '0')).join(':');
-    const bootMs = Date.now() - Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
-    const started = new Date(bootMs + Number(f[19]) / hz * 1000); // field 22: starttime
-    return [uid, String(pid), f[1] ?? '?', '0', started.toISOString().slice(11, 16), '?', time, cmd];
-  } catch { return ['?', String(pid), '?', '0', '?', '?', '?', cmd]; }
-}
-
-/** `stats`: CPU share over a short sample, resident memory, tasks, of the runtime processes. */
+/** `stats`: CPU share over a short sample and resident memory of the runtime process; the container's processes. */
 async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json> {
   const base = { Id: r.Id, Name: r.Name.slice(1), MemoryLimit: r.Config.Memory, Running: r.State.Running };
   if (!r.State.Running) return { ...base, CpuPercent: 0, MemoryUsage: 0, Pids: 0 };
@@ -212,7 +197,9 @@ async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json>
   for (const p of procs) {
     try { rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024; } catch { /* ended */ }
   }
-  return { ...base, CpuPercent: Math.round(cpu * 100) / 100, MemoryUsage: rss, Pids: procs.length };
+  // Pids: the container's own processes (its VM's process table), as a pids cgroup counts them.
+  const pids = await engine.top(r.Id).then((t) => t.Processes.length, () => 0);
+  return { ...base, CpuPercent: Math.round(cpu * 100) / 100, MemoryUsage: rss, Pids: pids };
 }
 
 /**
@@ -237,14 +224,22 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
     const sink = socketSink((b) => { if (!sock.destroyed) sock.write(b); }, () => { sock.end(); });
     const upgraded = (): void => { sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${ATTACH_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`); };
     let r: ContainerRecord;
-    let run: { sinks: Set<OutputSink>; child: import('./vm-runtime.js').RuntimeChild; exited: Promise<number> } | null;
+    let run: { sinks: Set<OutputSink>; exited: Promise<number> } | null;
+    /** Where the client's input goes: the container's stdin, or the exec's. */
+    let input: { write(b: Buffer): void; end(): void };
+    const childInput = (child: import('./vm-runtime.js').RuntimeChild): { write(b: Buffer): void; end(): void } => ({
+      write: (b) => { if (child.stdin?.writable === true) child.stdin.write(b); },
+      end: () => { child.stdin?.end(); },
+    });
     try {
       r = engine.store.find(decodeURIComponent(m[1]!));
       if (m[2] === 'exec') {
         let argv: unknown;
         try { argv = JSON.parse(url.searchParams.get('cmd') ?? '[]'); } catch { argv = null; }
         if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new ContainerError(400, "'cmd' must be a JSON array of strings");
-        run = engine.exec(r.Id, argv as string[]).run;
+        const x = engine.exec(r.Id, argv as string[], flag('stdin')).run;
+        run = x;
+        input = x.stdin;
         upgraded();
         run.sinks.add(sink);
       } else if (flag('start') && !r.State.Running) {
@@ -259,11 +254,15 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
           sink.end(EXIT_TSVM_ERROR);
           return;
         }
-        run = engine.runningOf(r.Id);
-        if (run === null) return; // it ended already; the sink had its exit frame
+        const main = engine.runningOf(r.Id);
+        if (main === null) return; // it ended already; the sink had its exit frame
+        run = main;
+        input = childInput(main.child);
       } else {
-        run = engine.runningOf(r.Id);
-        if (run === null) throw new ContainerError(409, `you cannot attach to a stopped container ${r.Name.slice(1)}: start it first`);
+        const main = engine.runningOf(r.Id);
+        if (main === null) throw new ContainerError(409, `you cannot attach to a stopped container ${r.Name.slice(1)}: start it first`);
+        run = main;
+        input = childInput(main.child);
         upgraded();
         run.sinks.add(sink);
       }
@@ -272,16 +271,16 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
       return;
     }
     (sock as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true; // the client's end of input must not end our output
-    const child = run.child;
+    const to = input;
     const withStdin = m[2] === 'exec' ? flag('stdin') : flag('stdin') && r.Config.OpenStdin;
-    const toStdin = (b: Buffer): void => { if (withStdin && child.stdin?.writable === true) child.stdin.write(b); };
+    const toStdin = (b: Buffer): void => { if (withStdin) to.write(b); };
     if (head.length > 0) toStdin(head);
     sock.on('data', toStdin);
     // A terminal's input is not closed when a client goes (Docker closes stdin on the client's EOF only without a tty).
     const closes = m[2] === 'exec' || (flag('closeStdin') && !r.Config.Tty);
-    sock.on('end', () => { if (withStdin && closes) child.stdin?.end(); });
+    sock.on('end', () => { if (withStdin && closes) to.end(); });
     // An exec without input gets EOF at once, as `docker exec` without -i does.
-    if (m[2] === 'exec' && !withStdin) child.stdin?.end();
+    if (m[2] === 'exec' && !withStdin) to.end();
     const live = run;
     const gone = (): void => { live.sinks.delete(sink); };
     sock.on('close', gone);
