@@ -4,8 +4,9 @@
  * loaded, it keeps V8's background compiles from taking the vCPU thread's
  * core (host/compiler-threads.ts): `tsvm run` reruns itself with fewer V8
  * worker threads on hosts with few cores (so the relaunching parent stays a
- * small process), and `tsvm exec` lowers their priority. Everything else is
- * in program.ts.
+ * small process), and `tsvm exec` lowers their priority. `tsvm exec
+ * --await-argv FD` waits for its command line (await-argv.ts). Everything
+ * else is in program.ts.
  */
 import { lowerWorkerPriority, relaunchWithPoolSize } from '../host/compiler-threads.js';
 
@@ -14,5 +15,7 @@ const relaunched = command === 'run' ? relaunchWithPoolSize() : null;
 if (relaunched !== null) process.exitCode = await relaunched;
 else {
   if (command === 'exec') lowerWorkerPriority();
+  // A warm spare of the process VM (await-argv.ts) learns its command line once a container starts.
+  if (command === 'exec' && process.argv[3] === '--await-argv') process.argv = await (await import('./await-argv.js')).awaitArgv(process.argv[4]);
   await import('./program.js');
 }

@@ -12,7 +12,7 @@
  * (vm-runtime.ts), wired to the same sinks, log and records.
  */
 import { parsePublish } from '../publish-spec.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -22,7 +22,8 @@ import { layerFromDirectory, unpackImage } from '../../images/oci/layer-apply.js
 import { normalizeReference } from '../../images/oci/reference.js';
 import { ContainerError, ContainerStore, ZERO_TIME, type ContainerConfig, type ContainerRecord } from './store.js';
 import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
-import { ContainerTerminals, quietControl, runtimeStdio, type TtySize } from './tty.js';
+import { ContainerTerminals, quietControl, type TtySize } from './tty.js';
+import { SpareRuntime } from './spare-runtime.js';
 import { bindArgs, prepareBinds } from './volumes.js';
 import { NetworkManager } from './networks.js';
 import { VmRuntime, type GuestProcess, type RuntimeChild, type VmProcess } from './vm-runtime.js';
@@ -90,6 +91,8 @@ export interface TsvmCommand { execPath: string; args: string[] }
 export class ContainerEngine {
   private readonly running = new Map<string, Running>();
   private readonly unpacking = new Map<string, Promise<void>>();
+  /** The process runtime's warm spare (spare-runtime.ts); TSVM_SPARE_RUNTIME=0 turns pre-starting off. */
+  private readonly spare: SpareRuntime;
   /** The terminals of containers created with -t (tty.ts). */
   readonly terminals = new ContainerTerminals();
 
@@ -97,7 +100,9 @@ export class ContainerEngine {
     /** The container networks (`tsvm network`). */
     readonly networks: NetworkManager,
     /** The vm runtime (null: the host runs no VMs, e.g. in unit tests). */
-    readonly vm: VmRuntime | null, private readonly defaultRuntime: string) {}
+    readonly vm: VmRuntime | null, private readonly defaultRuntime: string) {
+    this.spare = new SpareRuntime(tsvm, runtimeEnv, process.env['TSVM_SPARE_RUNTIME'] !== '0');
+  }
 
   /**
    * Opens the records. Containers recorded as running belong to a host that
@@ -214,7 +219,8 @@ export class ContainerEngine {
   private spawnRuntime(r: ContainerRecord, argv: string[], log: number | null): Running {
     const tty = r.Config.Tty;
     const control = controlPath(r.Id);
-    const child = spawn(this.tsvm.execPath, this.execArgs(r, argv, control), { stdio: runtimeStdio(tty), env: runtimeEnv() });
+    // The arguments after `exec`, to a warm spare (or a fresh child started the same way).
+    const child = this.spare.take(this.execArgs(r, argv, control).slice(this.tsvm.args.length + 1));
     if (tty) quietControl(child);
     const run: Running = { child, control, sinks: new Set(), exited: Promise.resolve(0), settled: Promise.resolve(), oom: false, log };
     const out = (from: number) => (b: Buffer): void => {
@@ -452,6 +458,7 @@ export class ContainerEngine {
 
   /** Kills every running container (the host is stopping); they are recorded as exited. */
   async closeAll(): Promise<void> {
+    this.spare.close();
     const ids = [...this.running.keys()];
     for (const id of ids) this.running.get(id)?.child.kill('SIGKILL');
     await Promise.all(ids.map((id) => this.wait(id).catch(() => 0)));
@@ -539,7 +546,8 @@ function normalizeOrThrow(ref: string): string {
 
 /** Whether host process `pid` is a runtime process of the container whose layer is `upper`. */
 function isOurs(pid: number, upper: string): boolean {
-  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(upper); } catch { return false; }
+  // A runtime started from a spare carries its command line as its title (await-argv.ts): one string, so a substring test.
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(upper); } catch { return false; }
 }
 
 /** Exit frames and output frames for a sink that writes to a socket. */

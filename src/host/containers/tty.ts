@@ -9,7 +9,7 @@
  * As in Docker, a terminal merges stdout and stderr into one stream, which
  * the log and attached clients get as stdout.
  */
-import type { ChildProcess, StdioOptions } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { ContainerError } from './store.js';
 
 /** The child's fd that carries resize messages (the first one after stdin, stdout, stderr). */
@@ -37,10 +37,6 @@ export function parseWindowSize(h: string | null, w: string | null): TtySize {
   return { rows: one(h, 'h'), cols: one(w, 'w') };
 }
 
-/** The stdio of a runtime child: stdin, stdout, stderr, and with a terminal the control pipe. */
-export function runtimeStdio(tty: boolean): StdioOptions {
-  return tty ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
-}
 
 /** The sizes and control pipes of the containers' terminals. */
 export class ContainerTerminals {
