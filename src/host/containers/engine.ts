@@ -399,20 +399,23 @@ export class ContainerEngine {
     const main = this.running.get(r.Id);
     if (main === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
     if (argv.length === 0) throw new ContainerError(400, 'exec needs a command');
+    let run: ExecRun;
     if (r.Config.Runtime === 'vm') {
       // Another process of the agent in the same VM and PID namespace; it ends with the VM.
-      const run = this.adopt(this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: false }), null);
-      const stdin = run.child.stdin;
-      return { run: { sinks: run.sinks, exited: run.exited, stdin: { write: (b) => { if (stdin?.writable === true) stdin.write(b); }, end: () => { stdin?.end(); } } } };
+      const p = this.adopt(this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: false }), null);
+      const stdin = p.child.stdin;
+      run = { sinks: p.sinks, exited: p.exited, stdin: { write: (b) => { if (stdin?.writable === true) stdin.write(b); }, end: () => { stdin?.end(); } } };
+    } else {
+      const c = r.Config;
+      const user = c.User !== '' ? resolveUser(c.User, r.LowerDir) : null;
+      run = startExec(main.control!, {
+        argv, env: containerEnv(r), workdir: c.WorkingDir !== '' ? c.WorkingDir : '/', stdin: withStdin, ...(user !== null ? { user: `${user.uid}:${user.gid}` } : {}),
+      });
     }
-    const c = r.Config;
-    const user = c.User !== '' ? resolveUser(c.User, r.LowerDir) : null;
-    const run = startExec(main.control!, {
-      argv, env: containerEnv(r), workdir: c.WorkingDir !== '' ? c.WorkingDir : '/', stdin: withStdin, ...(user !== null ? { user: `${user.uid}:${user.gid}` } : {}),
-    });
-    void run.exited.then((status) => {
-      for (const s of run.sinks) s.end(status);
-      run.sinks.clear();
+    const done = run;
+    void done.exited.then((status) => {
+      for (const s of done.sinks) s.end(status);
+      done.sinks.clear();
     });
     return { run };
   }
