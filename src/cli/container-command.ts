@@ -9,6 +9,7 @@
  * other verbs exit 1 when the host refuses (as the docker CLI does for a
  * daemon error) and 125 for bad flags.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { Command, CommanderError } from 'commander';
 import { parseSize } from './size.js';
 import { parseBind } from '../host/bind-spec.js';
@@ -121,8 +122,9 @@ export function detachFilter(keys: Buffer): { push: (b: Buffer, forward: (b: Buf
  * local terminal is held (container-tty.ts) for the session. Resolves with
  * the exit status or the detach.
  */
-async function session(socket: string, path: string, stdin: boolean, detach: Buffer | null, tty: TtySession | null = null): Promise<Ended> {
-  const sock = await openAttach(socket, path);
+async function session(socket: string, path: string, stdin: boolean, detach: Buffer | null, tty: TtySession | null = null,
+  headers?: (h: IncomingHttpHeaders) => void): Promise<Ended> {
+  const sock = await openAttach(socket, path, headers);
   const release = tty === null ? (): void => {} : holdTerminal(tty.raw && stdin, tty.resize);
   if (tty?.initial === true) { const s = localWindowSize(); if (s !== null) tty.resize(s); }
   return new Promise<Ended>((resolve) => {
@@ -386,12 +388,22 @@ export function registerContainerCommands(program: Command): void {
       } catch (e) { process.exitCode = fail(e, EXIT_REFUSED); }
     });
   program.command(DOCKER_EXEC, { hidden: true }).description('run a command in a running container').argument('<container>').argument('<command...>')
-    .option('-i, --interactive', 'attach stdin', false).option('-t, --tty', 'a terminal (pipes until tsvm exec has a pty)', false)
+    .option('-i, --interactive', 'attach stdin', false).option('-t, --tty', 'a pseudo-terminal of its own (the process VM\'s)', false)
     .passThroughOptions()
-    .action(async (ref: string, command: string[], o: { interactive: boolean }) => {
+    .action(async (ref: string, command: string[], o: { interactive: boolean; tty: boolean }) => {
       try {
-        const q = `cmd=${enc(JSON.stringify(command))}&stdin=${o.interactive ? 1 : 0}`;
-        process.exitCode = sessionStatus(await session(await ensureHost(), `/v1/containers/${enc(ref)}/exec?${q}`, o.interactive, null), ref);
+        const noTty = checkTty(o.interactive, o.tty);
+        if (noTty !== null) { process.exitCode = fail(noTty, EXIT_REFUSED); return; } // the docker CLI's CheckTty
+        const socket = await ensureHost();
+        const q = `cmd=${enc(JSON.stringify(command))}&stdin=${o.interactive ? 1 : 0}${o.tty ? `&tty=1${sizeQuery()}` : ''}`;
+        // The exec's id comes with the stream (x-tsvm-exec-id); window changes go to exec-resize with it.
+        let execId = '';
+        const tty: TtySession | null = !o.tty ? null : {
+          raw: o.interactive, initial: false,
+          resize: (s) => { if (execId !== '') void api(socket, 'POST', `/v1/containers/${enc(ref)}/exec-resize?id=${execId}&h=${s.rows}&w=${s.cols}`).catch(() => {}); },
+        };
+        const seen = (h: IncomingHttpHeaders): void => { const v = h['x-tsvm-exec-id']; if (typeof v === 'string') execId = v; };
+        process.exitCode = sessionStatus(await session(socket, `/v1/containers/${enc(ref)}/exec?${q}`, o.interactive, null, tty, seen), ref);
       } catch (e) { process.exitCode = fail(e, e instanceof ApiError && e.status < 500 ? EXIT_REFUSED : EXIT_TSVM); }
     });
   program.command('logs').description("a container's output").argument('<container>')

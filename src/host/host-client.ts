@@ -72,10 +72,12 @@ export function errorMessage(res: http.IncomingMessage): Promise<string> {
  * byte stream, or rejects with `refused(status, message)` when the host
  * answers without upgrading.
  */
-export function openUpgrade(socket: string, path: string, protocol: string, refused: (status: number, message: string) => Error): Promise<Duplex> {
+export function openUpgrade(socket: string, path: string, protocol: string, refused: (status: number, message: string) => Error,
+  headers?: (h: http.IncomingHttpHeaders) => void): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: socket, method: 'GET', path, agent: false, headers: { connection: 'Upgrade', upgrade: protocol } });
-    req.on('upgrade', (_res, sock, head) => {
+    req.on('upgrade', (res, sock, head) => {
+      headers?.(res.headers);
       if (head.length > 0) sock.unshift(head);
       resolve(sock);
     });

@@ -7,7 +7,10 @@
  * header, byte 0 the stream, bytes 4..7 the length, big-endian): the
  * client sends stream 0 (stdin; an empty payload or a half-close ends it),
  * the VM sends 1 (stdout), 2 (stderr) and last 3 (the exit, JSON
- * {"StatusCode": N}). Bad input is answered with {"error": "..."} and the
+ * {"StatusCode": N}). With "tty": true (and "cols"/"rows", the first
+ * window size) the exec gets its own terminal and all its output is
+ * stream 1; {"op":"resize","pid":N,"cols":C,"rows":R} on a connection of
+ * its own resizes it. Bad input is answered with {"error": "..."} and the
  * connection is closed; it never reaches the VM.
  */
 import type { ControlRequest } from '../process/runtime-control.js';
@@ -19,6 +22,10 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export const MAX_FRAME_BYTES = 1024 * 1024;
 /** The stream number of the client's input frames. */
 export const STREAM_STDIN = 0;
+/** Largest window dimension: struct winsize's fields are unsigned short (tty_ioctl(4), TIOCGWINSZ). */
+export const WINSIZE_MAX = 65535;
+/** The window size of an exec's terminal when the request gives none: the VT100's 80x24. */
+const DEFAULT_COLS = 80, DEFAULT_ROWS = 24;
 /** The frame header's size (frames.ts). */
 const HEADER = 8;
 
@@ -35,6 +42,11 @@ export function signalNumber(s: string | number): number | null {
   if (/^\d+$/.test(s)) return signalNumber(Number(s));
   const n = s.toUpperCase().replace(/^SIG/, '');
   return SIGNAL_NUMBERS[n] ?? null;
+}
+
+/** A window dimension `v` named `k` (1..WINSIZE_MAX), or a one-line reason it is refused. */
+function dimension(op: string, k: string, v: unknown): number | string {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= WINSIZE_MAX ? v : `${op}: '${k}' must be a whole number from 1 to ${WINSIZE_MAX}`;
 }
 
 const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -66,10 +78,27 @@ export function parseControlRequest(line: string): ControlRequest | string {
         ids = { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
         if (ids.uid > 0xffff_fffe || ids.gid > 0xffff_fffe) return "exec: 'user' ids must be below 4294967295";
       }
-      return { op: 'exec', argv, env, workdir, stdin, ...(ids !== undefined ? { user: ids } : {}) };
+      const tty = b['tty'] ?? false;
+      if (typeof tty !== 'boolean') return "exec: 'tty' must be true or false";
+      let size: { cols: number; rows: number } | undefined;
+      if (tty) {
+        const cols = dimension('exec', 'cols', b['cols'] ?? DEFAULT_COLS), rows = dimension('exec', 'rows', b['rows'] ?? DEFAULT_ROWS);
+        if (typeof cols === 'string') return cols;
+        if (typeof rows === 'string') return rows;
+        size = { cols, rows };
+      } else if (b['cols'] !== undefined || b['rows'] !== undefined) return "exec: 'cols' and 'rows' need 'tty': true";
+      return { op: 'exec', argv, env, workdir, stdin, ...(ids !== undefined ? { user: ids } : {}), ...(size !== undefined ? { tty: size } : {}) };
+    }
+    case 'resize': {
+      const pid = b['pid'];
+      if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1) return "resize: 'pid' must be a process id (a whole number from 1)";
+      const cols = dimension('resize', 'cols', b['cols']), rows = dimension('resize', 'rows', b['rows']);
+      if (typeof cols === 'string') return cols;
+      if (typeof rows === 'string') return rows;
+      return { op: 'resize', pid, cols, rows };
     }
     case undefined: return "malformed request: no 'op'";
-    default: return `unknown request ${JSON.stringify(b['op'])} (expected signal, exec or ps)`;
+    default: return `unknown request ${JSON.stringify(b['op'])} (expected signal, exec, resize or ps)`;
   }
 }
 

@@ -12,6 +12,7 @@
  * and a write lets the buffer grow past its nominal capacity. An
  * O_NONBLOCK fd gets -EAGAIN in those cases, as on Linux.
  */
+import type { VmTerminal } from './sys-tty.js';
 import type { HostDirent } from './host-os.js';
 import type { Socket } from './netns.js';
 import { E, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK } from './sys-abi.js';
@@ -94,6 +95,8 @@ export class OpenFile {
   seekable = false;
   /** True if the host fd is a terminal. */
   isTty = false;
+  /** For kind 'pty': the emulated terminal whose slave this is (sys-tty.ts). */
+  terminal: VmTerminal | null = null;
   /** True if this refers to a directory (usable as a dirfd and by fchdir). */
   isDir = false;
   /** For O_PATH|O_NOFOLLOW descriptions: stat the link itself. */

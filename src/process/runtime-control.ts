@@ -11,6 +11,13 @@
  *    root, mounts, /proc, hostname, network and limits; fds 0-2 are pipes
  *    whose other ends are the request's connection; its exit status ends
  *    the connection. It dies with the namespace (the root's end kills it).
+ *    With `tty` it gets its own new pseudo-terminal instead (/dev/pts/N,
+ *    sys-tty.ts): it leads its session with that terminal as its
+ *    controlling terminal and fds 0-2 on its slave; input feeds the master
+ *    (so ^C is SIGINT to its foreground group), the master's output is
+ *    stream 1. When it ends (or its connection goes) the terminal hangs up.
+ *  - `resize`: a new window size for the terminal of the exec with that pid
+ *    (SIGWINCH to its foreground group if it changed).
  *  - `ps`: the process table.
  *
  * The kernel polls the channel (Kernel.poller) every few milliseconds of
@@ -21,8 +28,10 @@ import { SysCtx } from './sys-context.js';
 import { GuestProcess } from './guest-process.js';
 import { OpenFile, Pipe, PIPE_CAPACITY } from './fd-table.js';
 import { execStrings } from './sys-exec.js';
-import { E, AT_FDCWD, O_RDONLY, O_WRONLY, S_IFMT, S_IFDIR, S_IFREG, SIGKILL } from './sys-abi.js';
+import { E, AT_FDCWD, O_RDONLY, O_WRONLY, O_RDWR, S_IFMT, S_IFDIR, S_IFREG, SIGKILL } from './sys-abi.js';
 import { SI_USER, SIG_DFL } from './sys-signals.js';
+import { VmTerminal } from './sys-tty.js';
+import { INPUT_ROOM } from './pty.js';
 
 /** SIGSTOP (asm-generic/signal.h): like SIGKILL, it reaches init from an ancestor namespace. */
 const SIGSTOP = 19;
@@ -50,10 +59,13 @@ export interface ExecRequest {
   user?: { uid: number; gid: number };
   /** Whether its stdin comes from the connection (else it reads end of file at once). */
   stdin: boolean;
+  /** A terminal of its own, with this first window size; absent: pipes. */
+  tty?: { cols: number; rows: number };
 }
 
 /** A request on the control channel. */
-export type ControlRequest = { op: 'signal'; signal: number } | ({ op: 'exec' } & ExecRequest) | { op: 'ps' };
+export type ControlRequest = { op: 'signal'; signal: number } | ({ op: 'exec' } & ExecRequest) | { op: 'ps' }
+  | { op: 'resize'; pid: number; cols: number; rows: number };
 
 /** What the channel reports to the VM. */
 export type ControlEvent =
@@ -110,6 +122,10 @@ interface Session {
   gone: boolean;
   /** The shell-style status once the process has ended. */
   status: number | null;
+  /** Its process id. */
+  pid: number;
+  /** Its own terminal (a `tty` exec), whose master takes the input instead of `stdin`. */
+  term: VmTerminal | null;
 }
 
 /** The runtime's control of kernel `k`'s VM (see the module comment). */
@@ -152,6 +168,7 @@ export class RuntimeControl {
   private request(conn: number, req: ControlRequest): void {
     if (req.op === 'ps') { this.channel.reply(conn, { ok: true, processes: this.ps() }, true); return; }
     if (req.op === 'signal') { this.channel.reply(conn, this.signal(req.signal), true); return; }
+    if (req.op === 'resize') { this.channel.reply(conn, this.resize(req.pid, req.cols, req.rows), true); return; }
     const r = this.exec(conn, req);
     if (r !== null) this.channel.reply(conn, { error: r.why, status: r.status }, true);
   }
@@ -167,6 +184,15 @@ export class RuntimeControl {
     if (this.k.sandbox?.limits.pidNamespace === true && !handled && sig !== SIGKILL && sig !== SIGSTOP) return { ok: true, delivered: false };
     this.k.sendToGroup(g, sig, SI_USER, 0); // si_pid 0: the sender is outside the namespace
     return { ok: true, delivered: true };
+  }
+
+  /** A new window size for the terminal of the exec with process id `pid`. */
+  private resize(pid: number, cols: number, rows: number): Record<string, unknown> {
+    const s = [...this.sessions.values()].find((x) => x.pid === pid && x.status === null);
+    if (s === undefined) return { error: `no running exec with pid ${pid}` };
+    if (s.term === null) return { error: `the exec with pid ${pid} has no terminal (started without tty)` };
+    s.term.resize(cols, rows);
+    return { ok: true };
   }
 
   /** The live processes, in pid order. */
@@ -199,14 +225,30 @@ export class RuntimeControl {
     if (pid < 0) return no('cannot start a process: no free pid');
     const s: Session = {
       conn, stdin: new Pipe(), out: new Pipe(), err: new Pipe(), queued: [], queuedBytes: 0, paused: false, inputEnded: !req.stdin, inputClosed: false, gone: false, status: null,
+      pid, term: null,
     };
     const fds = root.fds.fresh();
-    fds.install(new OpenFile('pipe', O_RDONLY, -1, '', '', s.stdin));
-    fds.install(new OpenFile('pipe', O_WRONLY, -1, '', '', s.out));
-    fds.install(new OpenFile('pipe', O_WRONLY, -1, '', '', s.err));
-    s.stdin.readers = 1; s.stdin.writers = 1; // the guest's end, ours
-    s.out.writers = 1; s.out.readers = 1;
-    s.err.writers = 1; s.err.readers = 1;
+    if (req.tty !== undefined) {
+      // A new pty (the lowest free /dev/pts number, as devpts gives): its slave on fds 0-2, one description.
+      const terms = root.tty.terminals;
+      let n = 0;
+      while (terms.some((t) => t.index === n && !t.closed)) n++;
+      const term = new VmTerminal((d) => { if (!s.gone) this.channel.output(conn, 1, d); }, n);
+      term.kernel = k;
+      term.pty.cols = req.tty.cols; term.pty.rows = req.tty.rows;
+      s.term = term;
+      const f = new OpenFile('pty', O_RDWR, -1, `/dev/pts/${n}`);
+      f.isTty = true;
+      f.terminal = term;
+      for (let fd = 0; fd < 3; fd++) fds.install(f);
+    } else {
+      fds.install(new OpenFile('pipe', O_RDONLY, -1, '', '', s.stdin));
+      fds.install(new OpenFile('pipe', O_WRONLY, -1, '', '', s.out));
+      fds.install(new OpenFile('pipe', O_WRONLY, -1, '', '', s.err));
+      s.stdin.readers = 1; s.stdin.writers = 1; // the guest's end, ours
+      s.out.writers = 1; s.out.readers = 1;
+      s.err.writers = 1; s.err.readers = 1;
+    }
     const u = req.user;
     const id = { ...root.id, ppid: 0, ...(u !== undefined ? { uid: u.uid, euid: u.uid, gid: u.gid, egid: u.gid, groups: [u.gid] } : {}) };
     // It starts in init's image (as a vfork child would) and replaces it at once with the program.
@@ -229,6 +271,11 @@ export class RuntimeControl {
     const st = c.proc.hart.st;
     st.setPc(st.getPc() + 4); // execStrings leaves pc one ecall before the entry point
     g.onEnd = (ws) => { s.status = shellStatus(ws); };
+    if (s.term !== null) {
+      // It leads its own session (addSpawned): the new terminal becomes that session's controlling terminal.
+      s.term.pty.sid = g.sid; s.term.pty.fgPgrp = g.pgid;
+      root.tty.terminals.push(s.term);
+    }
     this.sessions.set(conn, s);
     this.channel.reply(conn, { ok: true, pid }, false);
     return null;
@@ -251,6 +298,7 @@ export class RuntimeControl {
 
   /** Feeds queued input to the pipe, sends its output, and once it has ended, its status. */
   private move(s: Session): void {
+    if (s.term !== null) { this.moveTerminal(s, s.term); return; }
     while (s.queued.length > 0 && s.stdin.readers > 0 && s.stdin.available < PIPE_CAPACITY) {
       const d = s.queued[0]!, n = s.stdin.write(d, PIPE_CAPACITY);
       s.queuedBytes -= n;
@@ -268,9 +316,33 @@ export class RuntimeControl {
     if (s.status !== null) this.finish(s);
   }
 
+  /** A terminal exec: queued input to the master as the line discipline has room (INPUT_ROOM), then its status. */
+  private moveTerminal(s: Session, t: VmTerminal): void {
+    while (s.queued.length > 0 && !t.pty.hungUp) {
+      const room = INPUT_ROOM - t.pty.queued;
+      if (room <= 0) break;
+      const d = s.queued[0]!, n = Math.min(room, d.length);
+      t.input(d.subarray(0, n));
+      s.queuedBytes -= n;
+      if (n === d.length) s.queued.shift(); else s.queued[0] = d.subarray(n);
+    }
+    if (t.pty.hungUp) { s.queued = []; s.queuedBytes = 0; }
+    if (s.paused && s.queuedBytes <= INPUT_HIGH_WATER / 2 && !s.gone) { s.paused = false; this.channel.pause(s.conn, false); }
+    // The client went: the terminal hangs up (SIGHUP to the session), as a closed pty master does.
+    if (s.gone) t.hangup();
+    if (s.status !== null) this.finish(s);
+  }
+
   /** The exec has ended: its status, then its connection closes; the pipes lose their VM ends. */
   private finish(s: Session): void {
     if (!s.gone) this.channel.exit(s.conn, s.status ?? 128 + SIGKILL);
+    if (s.term !== null) {
+      // Its terminal hangs up (what is left of its session gets SIGHUP) and leaves /dev/pts.
+      s.term.hangup();
+      s.term.closed = true;
+      const terms = this.k.root.threads[0]?.tty.terminals ?? [], i = terms.indexOf(s.term);
+      if (i >= 0) terms.splice(i, 1);
+    }
     s.out.readers = 0; s.err.readers = 0;
     this.closeInput(s);
     s.queued = [];

@@ -77,6 +77,8 @@ export interface TtyState {
   winsize: Uint8Array | null;
   /** The VM's emulated terminal (sys-tty.ts), or null: tty fds are the host's. */
   pty: VmTerminal | null;
+  /** Every emulated terminal of the VM (/dev/pts/N): `pty` first if any, then the execs' (runtime-control.ts). */
+  terminals: VmTerminal[];
 }
 
 /** Index of default rlimit values (include/uapi/asm-generic/resource.h order). */
@@ -185,7 +187,8 @@ export class SysCtx {
     }
     this.kernel = new Kernel(host, log);
     this.warned = new Set<number>();
-    this.tty = { termios: null, raw: false, winsize: null, pty: proc.opts.terminal ?? null };
+    this.tty = { termios: null, raw: false, winsize: null, pty: proc.opts.terminal ?? null, terminals: [] };
+    if (this.tty.pty !== null) this.tty.terminals.push(this.tty.pty);
     this.sig = new SignalState();
     this.id = host.identity();
     this.rlimits = DEFAULT_RLIMITS.map(([a, b]) => [a, b]);
@@ -205,8 +208,9 @@ export class SysCtx {
     const term = this.tty.pty;
     if (term !== null) {
       // The emulated terminal's slave, one description on fds 0-2 (as a container runtime dups it).
-      const f = new OpenFile('pty', O_RDWR, -1, '/dev/pts/0');
+      const f = new OpenFile('pty', O_RDWR, -1, `/dev/pts/${term.index}`);
       f.isTty = true;
+      f.terminal = term;
       for (let fd = 0; fd < 3; fd++) this.fds.install(f);
       term.kernel = this.kernel;
     }
@@ -258,7 +262,7 @@ export class SysCtx {
       pids: () => namespacePids(this.kernel),
       procFile: (pid, name) => procPidFile(this.kernel, pid, name),
       container: () => this.kernel.sandbox !== null,
-      pty: () => this.tty.pty !== null,
+      pty: () => this.tty.terminals.filter((t) => !t.closed).map((t) => t.index),
       mounts: () => (this.host.mountTable?.() ?? '') || null,
     }, from);
   }
@@ -460,7 +464,7 @@ export class SysCtx {
       return this.vfs.virtualStat({ t: 'dev', dev: f.kind === 'random' ? (f.guestPath.endsWith('urandom') ? 'urandom' : 'random') : f.kind });
     }
     if (f.kind === 'dir') return this.vfs.virtualStat({ t: 'dir', name: 'fd', entries: [] });
-    if (f.kind === 'pty') return this.vfs.virtualStat({ t: 'pty', name: f.guestPath === '/dev/tty' ? 'tty' : 'pts' });
+    if (f.kind === 'pty') return this.vfs.virtualStat({ t: 'pty', name: f.guestPath === '/dev/tty' ? 'tty' : 'pts', n: f.terminal?.index ?? 0 });
     return this.vfs.virtualStat({ t: 'file', name: 'maps', content: () => new Uint8Array(0) });
   }
 
@@ -513,10 +517,11 @@ export class SysCtx {
       switch (n.t) {
         case 'dev': return new OpenFile(n.dev === 'urandom' ? 'random' : n.dev, kept, -1, r.guest);
         case 'pty': {
-          const e = ptyOpen(this, n.name === 'tty', (flags & O_NOCTTY) !== 0);
-          if (e < 0) return e;
+          const term = ptyOpen(this, n.name === 'tty' ? null : n.n ?? 0, (flags & O_NOCTTY) !== 0);
+          if (typeof term === 'number') return term;
           const f = new OpenFile('pty', kept, -1, r.guest);
           f.isTty = true;
+          f.terminal = term;
           return f;
         }
         case 'file': {
@@ -540,7 +545,10 @@ export class SysCtx {
             if ((t.flags & O_ACCMODE) === O_RDONLY) t.pipe.readers++; else t.pipe.writers++;
             return p;
           }
-          if (t.kind === 'pty') return this.openResolved({ kind: 'virtual', node: { t: 'pty', name: 'pts' }, guest: '/dev/pts/0' }, flags, mode);
+          if (t.kind === 'pty') {
+            const n = t.terminal?.index ?? 0;
+            return this.openResolved({ kind: 'virtual', node: { t: 'pty', name: 'pts', n }, guest: `/dev/pts/${n}` }, flags, mode);
+          }
           if (t.hostPath !== '') return this.openResolved({ kind: 'host', host: t.hostPath, guest: t.guestPath }, flags, mode);
           if (t.hostFd >= 0 && this.vfs.root === undefined) {
             return this.openResolved({ kind: 'host', host: `/proc/self/fd/${t.hostFd}`, guest: this.fdTarget(n.fd) }, flags, mode);

@@ -365,8 +365,8 @@ const POLLIN = 0x1, POLLPRI = 0x2, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10,
 function readiness(c: SysCtx, f: OpenFile): number {
   if (f.socket) return socketReadiness(c, f.socket);
   if (f.kind === 'pty') {
-    if (ptyHungUp(c)) return POLLHUP | (f.readable ? POLLIN | POLLRDNORM : 0);
-    return (f.readable && ptyReadable(c) ? POLLIN | POLLRDNORM : 0) | (f.writable ? POLLOUT | POLLWRNORM : 0);
+    if (ptyHungUp(c, f)) return POLLHUP | (f.readable ? POLLIN | POLLRDNORM : 0);
+    return (f.readable && ptyReadable(c, f) ? POLLIN | POLLRDNORM : 0) | (f.writable ? POLLOUT | POLLWRNORM : 0);
   }
   if (f.kind === 'pipe' && f.pipe) {
     const p = f.pipe;

@@ -41,9 +41,11 @@ export class VmTerminal {
   readonly pty: Pty;
   /** The kernel of the VM the slave belongs to (set when the VM's first task is made). */
   kernel: Kernel | null = null;
+  /** True once the runtime has let go of it (its exec ended): /dev/pts no longer lists it. */
+  closed = false;
 
-  /** A terminal whose output (program output and echoes) goes to `output`. */
-  constructor(output: (data: Uint8Array) => void) {
+  /** A terminal (/dev/pts/`index`) whose output (program output and echoes) goes to `output`. */
+  constructor(output: (data: Uint8Array) => void, readonly index = 0) {
     this.pty = new Pty({
       output,
       signal: (sig) => { if (this.kernel !== null && this.pty.fgPgrp !== 0) this.kernel.signalPgrp(this.pty.fgPgrp, sig); },
@@ -95,14 +97,14 @@ function jobControl(c: SysCtx, t: VmTerminal, sig: number): number {
   });
 }
 
-/** The VM's terminal (a 'pty' description exists only when there is one). */
-function terminalOf(c: SysCtx): VmTerminal {
-  return c.tty.pty!;
+/** The terminal of a 'pty' description (one exists only when there is a terminal). */
+function terminalOf(c: SysCtx, f: OpenFile): VmTerminal {
+  return f.terminal ?? c.tty.pty!;
 }
 
 /** read(2) of the slave: canonical lines, or VMIN/VTIME in non-canonical mode. */
 export function ptyRead(c: SysCtx, f: OpenFile, n: number): Uint8Array | number {
-  const t = terminalOf(c), p = t.pty, k = c.kernel;
+  const t = terminalOf(c, f), p = t.pty, k = c.kernel;
   const jc = jobControl(c, t, SIGTTIN);
   if (jc !== 0) return jc;
   const empty = new Uint8Array(0);
@@ -135,8 +137,8 @@ export function ptyRead(c: SysCtx, f: OpenFile, n: number): Uint8Array | number 
 }
 
 /** write(2) to the slave: output processing to the master; EIO after a hangup. */
-export function ptyWrite(c: SysCtx, _f: OpenFile, data: Uint8Array): number {
-  const t = terminalOf(c), p = t.pty;
+export function ptyWrite(c: SysCtx, f: OpenFile, data: Uint8Array): number {
+  const t = terminalOf(c, f), p = t.pty;
   if (p.hungUp) return -E.EIO;
   if (p.lflag & TOSTOP) {
     const jc = jobControl(c, t, SIGTTOU);
@@ -147,21 +149,21 @@ export function ptyWrite(c: SysCtx, _f: OpenFile, data: Uint8Array): number {
 }
 
 /** poll(2) readiness of the slave: POLLIN when a read would not sleep, POLLOUT always, POLLHUP after a hangup. */
-export function ptyReadable(c: SysCtx): boolean {
-  const p = terminalOf(c).pty;
+export function ptyReadable(c: SysCtx, f: OpenFile): boolean {
+  const p = terminalOf(c, f).pty;
   if (p.hungUp) return true;
   return p.canonical ? p.lineReady() : p.rawCount >= Math.max(1, p.cc(VMIN)) || (p.cc(VMIN) === 0 && p.rawCount > 0);
 }
 
 /** True once the master has closed. */
-export function ptyHungUp(c: SysCtx): boolean { return terminalOf(c).pty.hungUp; }
+export function ptyHungUp(c: SysCtx, f: OpenFile): boolean { return terminalOf(c, f).pty.hungUp; }
 
 /** The terminal's session leader check for ioctls that need it to be the caller's controlling terminal. */
 function isCtty(c: SysCtx, t: VmTerminal): boolean { return t.pty.sid !== 0 && t.pty.sid === c.group.sid; }
 
 /** ioctl(2) on the slave. */
-export function ptyIoctl(c: SysCtx, _f: OpenFile, req: number, arg: number): number {
-  const t = terminalOf(c), p = t.pty, k = c.kernel;
+export function ptyIoctl(c: SysCtx, f: OpenFile, req: number, arg: number): number {
+  const t = terminalOf(c, f), p = t.pty, k = c.kernel;
   switch (req) {
     case TCGETS: return c.write(arg, p.termios) ? 0 : -E.EFAULT;
     case TCSETS: case TCSETSW: case TCSETSF: {
@@ -230,15 +232,17 @@ export function ptyIoctl(c: SysCtx, _f: OpenFile, req: number, arg: number): num
 }
 
 /**
- * Opening /dev/tty or /dev/pts/0 by `c`: /dev/tty needs the terminal to be
- * the caller's controlling terminal (ENXIO otherwise); a session leader
- * without one that opens the slave without O_NOCTTY acquires it.
+ * Opening /dev/tty (`n` null) or /dev/pts/`n` by `c`: the terminal, or
+ * -errno. /dev/tty is the caller's controlling terminal (ENXIO if it has
+ * none); a session leader without one that opens a slave that is no
+ * session's, without O_NOCTTY, acquires it.
  */
-export function ptyOpen(c: SysCtx, devTty: boolean, noctty: boolean): number {
-  const t = c.tty.pty;
-  if (t === null) return -E.ENXIO;
-  const p = t.pty, g = c.group;
-  if (devTty) return p.sid !== 0 && p.sid === g.sid ? 0 : -E.ENXIO;
-  if (!noctty && p.sid === 0 && g.sid === g.tgid) { p.sid = g.sid; p.fgPgrp = g.pgid; }
-  return 0;
+export function ptyOpen(c: SysCtx, n: number | null, noctty: boolean): VmTerminal | number {
+  const g = c.group, all = c.tty.terminals;
+  if (n === null) return all.find((x) => x.pty.sid !== 0 && x.pty.sid === g.sid) ?? -E.ENXIO;
+  const t = all.find((x) => x.index === n && !x.closed);
+  if (t === undefined) return -E.ENXIO;
+  const p = t.pty;
+  if (!noctty && p.sid === 0 && g.sid === g.tgid && !all.some((x) => x.pty.sid === g.sid)) { p.sid = g.sid; p.fgPgrp = g.pgid; }
+  return t;
 }

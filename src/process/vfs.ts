@@ -38,7 +38,7 @@ export type VirtualNode =
   | { t: 'dir'; name: 'self' | 'fd' | 'proc' | 'dev' | 'pid' | 'pts'; entries: string[] }
   | { t: 'file'; name: 'maps' | 'mounts' | ProcPidFile; content: () => Uint8Array }
   | { t: 'dev'; dev: DevName }
-  | { t: 'pty'; name: 'tty' | 'pts' }; // the emulated terminal: /dev/tty and /dev/pts/0 (sys-tty.ts)
+  | { t: 'pty'; name: 'tty' | 'pts'; n?: number }; // an emulated terminal: /dev/tty and /dev/pts/N (sys-tty.ts)
 
 /** The outcome of resolving a guest path. */
 export type Resolved =
@@ -65,8 +65,8 @@ export interface VfsHooks {
   procFile?(pid: number, name: ProcPidFile): string | null;
   /** True in a container: /dev also has the stdin, stdout, stderr and fd links (Docker's /dev). */
   container?(): boolean;
-  /** True if the VM has an emulated terminal: /dev/tty and /dev/pts/0 are then its (sys-tty.ts). */
-  pty?(): boolean;
+  /** The numbers of the VM's emulated terminals (/dev/pts/N, sys-tty.ts); empty: /dev/tty is the host's. */
+  pty?(): number[];
   /** In a container, the text of /proc/self/mounts (and /proc/mounts); null or absent: no such file. */
   mounts?(): string | null;
 }
@@ -166,9 +166,13 @@ export class Vfs {
     }
     const ns = this.namespaceProc(lex);
     if (ns !== null) return ns;
-    if (this.hooks.pty?.() === true && (lex === '/dev/tty' || lex === '/dev/pts' || lex === '/dev/pts/0')) {
-      if (lex === '/dev/pts') return { kind: 'virtual', node: { t: 'dir', name: 'pts', entries: ['0'] }, guest: lex };
-      return { kind: 'virtual', node: { t: 'pty', name: lex === '/dev/tty' ? 'tty' : 'pts' }, guest: lex };
+    const ptys = this.hooks.pty?.() ?? [];
+    if (ptys.length > 0 && (lex === '/dev/tty' || lex === '/dev/pts' || lex.startsWith('/dev/pts/'))) {
+      if (lex === '/dev/pts') return { kind: 'virtual', node: { t: 'dir', name: 'pts', entries: ptys.map(String) }, guest: lex };
+      if (lex === '/dev/tty') return { kind: 'virtual', node: { t: 'pty', name: 'tty' }, guest: lex };
+      const n = /^\/dev\/pts\/(\d+)$/.exec(lex);
+      if (n === null || !ptys.includes(Number(n[1]))) return -E.ENOENT;
+      return { kind: 'virtual', node: { t: 'pty', name: 'pts', n: Number(n[1]) }, guest: lex };
     }
     if (this.root !== undefined || lex === '/dev/tty') {
       if (lex === '/dev/tty') return { kind: 'host', host: '/dev/tty', guest: lex };
@@ -185,7 +189,7 @@ export class Vfs {
       if ((lex === '/dev' || lex === '/proc') && typeof this.host.lstat(this.hostPath(lex)) === 'number') {
         const entries = lex === '/dev' ? ['full', 'null', 'random', 'tty', 'urandom', 'zero'] : [String(this.hooks.pid()), 'self'];
         if (lex === '/dev' && this.hooks.container?.() === true) entries.push(...Object.keys(DEV_LINKS));
-        if (lex === '/dev' && this.hooks.pty?.() === true) entries.push('pts');
+        if (lex === '/dev' && ptys.length > 0) entries.push('pts');
         return { kind: 'virtual', node: { t: 'dir', name: lex === '/dev' ? 'dev' : 'proc', entries }, guest: lex };
       }
     }
@@ -322,10 +326,10 @@ export class Vfs {
         break;
       }
       case 'pty': {
-        // /dev/tty is char 5:0 (devtmpfs); /dev/pts/0 is char 136:0 on devpts, the user's, group tty (5), mode 0620.
-        const tty = node.name === 'tty';
-        st.mode = S_IFCHR | (tty ? 0o666 : 0o620); st.rdev = tty ? makeDev(5, 0) : makeDev(136, 0);
-        st.dev = tty ? makeDev(0, 5) : makeDev(0, 0x18); st.ino = tty ? 11n : 3n; st.blksize = 1024;
+        // /dev/tty is char 5:0 (devtmpfs); /dev/pts/N is char 136:N on devpts (inode N+3), the user's, group tty (5), mode 0620.
+        const tty = node.name === 'tty', n = node.n ?? 0;
+        st.mode = S_IFCHR | (tty ? 0o666 : 0o620); st.rdev = tty ? makeDev(5, 0) : makeDev(136, n);
+        st.dev = tty ? makeDev(0, 5) : makeDev(0, 0x18); st.ino = tty ? 11n : BigInt(n + 3); st.blksize = 1024;
         if (tty) st.uid = 0;
         st.gid = tty ? 0 : 5;
         break;

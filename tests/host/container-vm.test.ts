@@ -113,6 +113,9 @@ test('vm runtime: a detached container: exec, -e/-w/--cpus, kill -s, stats, top,
   assert.equal(missing.status, 127, 'exec of a missing program');
   assert.match(missing.stderr, /no-such-program/);
   assert.equal(tsvm(['exec', 'vmc', '/etc/passwd']).status, 126, 'exec of a file that cannot be run');
+  const withTty = tsvm(['exec', '-t', 'vmc', 'tty']);
+  assert.equal(withTty.status, 1, 'exec -t is refused on the vm runtime');
+  assert.match(withTty.stderr, /cannot exec with a terminal \(-t\) in container vmc: the vm runtime gives execs no terminal yet/);
   assert.equal(tsvm(['exec', 'vmc', 'sh', '-c', 'echo written by exec > /data.txt; exit 9']).status, 9);
   assert.equal(ok('exec', 'vmc', 'sh', '-c', 'echo $HOSTNAME; head -c 8 /proc/1/cmdline | tr "\\0" " "'), `${id.slice(0, 12)}\nsh -c tr`, 'exec joins the namespace: /proc/1 is the main command');
   assert.equal(ok('exec', 'vmc', 'sh', '-c', 'echo $FOO $(pwd) $(grep -c ^processor /proc/cpuinfo)'), 'bar /tmp 2\n', '-e, -w (exec gets them too), --cpus 2: two vCPUs');

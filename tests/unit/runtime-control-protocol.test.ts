@@ -42,6 +42,18 @@ test('requests: signal by name or number, ps, exec with its defaults', () => {
   assert.equal(signalNumber('65'), null);
 });
 
+test('exec with a terminal (its size, 80x24 by default) and resize', () => {
+  assert.deepEqual(parseControlRequest('{"op":"exec","argv":["sh"],"stdin":true,"tty":true,"cols":132,"rows":43}'),
+    { op: 'exec', argv: ['sh'], env: [], workdir: '/', stdin: true, tty: { cols: 132, rows: 43 } });
+  assert.deepEqual(parseControlRequest('{"op":"exec","argv":["sh"],"tty":true}'),
+    { op: 'exec', argv: ['sh'], env: [], workdir: '/', stdin: false, tty: { cols: 80, rows: 24 } });
+  assert.deepEqual(parseControlRequest('{"op":"exec","argv":["sh"],"tty":false}'), { op: 'exec', argv: ['sh'], env: [], workdir: '/', stdin: false });
+  assert.deepEqual(parseControlRequest('{"op":"resize","pid":7,"cols":65535,"rows":1}'), { op: 'resize', pid: 7, cols: 65535, rows: 1 });
+  const c = new ControlConnection();
+  assert.deepEqual(c.push(bytes('{"op":"resize","pid":7,"cols":80,"rows":24}\n')), [{ t: 'request', req: { op: 'resize', pid: 7, cols: 80, rows: 24 } }]);
+  assert.deepEqual(c.push(frame(bytes('x'))), [], 'a resize connection carries no frames after it');
+});
+
 test('bad requests: a one-line reason each', () => {
   const cases: Array<[string, RegExp]> = [
     ['not json', /malformed request: not JSON/],
@@ -63,6 +75,18 @@ test('bad requests: a one-line reason each', () => {
     ['{"op":"exec","argv":["ls"],"user":"root"}', /'user'/],
     ['{"op":"exec","argv":["ls"],"user":"4294967295"}', /'user' ids/],
     ['{"op":"exec","argv":["ls"],"stdin":"yes"}', /'stdin'/],
+    ['{"op":"exec","argv":["sh"],"tty":1}', /'tty' must be true or false/],
+    ['{"op":"exec","argv":["sh"],"tty":true,"cols":0}', /'cols' must be a whole number from 1 to 65535/],
+    ['{"op":"exec","argv":["sh"],"tty":true,"rows":65536}', /'rows' must be/],
+    ['{"op":"exec","argv":["sh"],"tty":true,"cols":2.5}', /'cols' must be/],
+    ['{"op":"exec","argv":["sh"],"tty":true,"rows":"24"}', /'rows' must be/],
+    ['{"op":"exec","argv":["sh"],"cols":80}', /'cols' and 'rows' need 'tty': true/],
+    ['{"op":"resize","cols":80,"rows":24}', /resize: 'pid' must be a process id/],
+    ['{"op":"resize","pid":0,"cols":80,"rows":24}', /'pid'/],
+    ['{"op":"resize","pid":"7","cols":80,"rows":24}', /'pid'/],
+    ['{"op":"resize","pid":7,"rows":24}', /resize: 'cols' must be/],
+    ['{"op":"resize","pid":7,"cols":80,"rows":-1}', /resize: 'rows' must be/],
+    ['{"op":"resize","pid":7,"cols":80,"rows":null}', /resize: 'rows' must be/],
   ];
   for (const [line, re] of cases) {
     const r = parseControlRequest(line);

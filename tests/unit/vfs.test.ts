@@ -183,3 +183,21 @@ test('without a root, guest paths are host paths', () => {
   const r = v.resolve(dir, 'f', true);
   assert.ok(typeof r !== 'number' && r.kind === 'host' && r.host === path.join(dir, 'f'));
 });
+
+test('/dev/pts lists the VM\'s emulated terminals; /dev/pts/N is char 136:N, a missing one ENOENT', () => {
+  const v = new Vfs(new NodeHostOs(), makeRoot(), { pid: () => 1, exePath: () => '/x', maps: () => '', fds: () => [], pty: () => [0, 2] });
+  const dir = v.resolve('/', '/dev/pts', true);
+  assert.ok(typeof dir !== 'number' && dir.kind === 'virtual' && dir.node.t === 'dir');
+  assert.deepEqual(typeof dir !== 'number' && dir.kind === 'virtual' && dir.node.t === 'dir' ? dir.node.entries : null, ['0', '2']);
+  assert.equal(v.resolve('/', '/dev/pts/1', true), -ENOENT, 'no terminal 1');
+  assert.equal(v.resolve('/', '/dev/pts/x', true), -ENOENT);
+  const two = v.resolve('/', '/dev/pts/2', true);
+  assert.ok(typeof two !== 'number' && two.kind === 'virtual' && two.node.t === 'pty');
+  if (typeof two === 'number' || two.kind !== 'virtual') return;
+  const st = v.virtualStat(two.node);
+  assert.equal(st.rdev, (136n << 8n) | 2n, 'char 136:2 (devpts)');
+  assert.notEqual(st.ino, v.virtualStat({ t: 'pty', name: 'pts', n: 0 }).ino, 'each terminal its own inode (ttyname compares them)');
+  const none = new Vfs(new NodeHostOs(), makeRoot(), { pid: () => 1, exePath: () => '/x', maps: () => '', fds: () => [], pty: () => [] });
+  const tty = none.resolve('/', '/dev/tty', true);
+  assert.ok(typeof tty !== 'number' && tty.kind !== 'virtual', 'without terminals /dev/tty is the host\'s');
+});

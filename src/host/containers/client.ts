@@ -3,6 +3,7 @@
  * (`tsvm host start -d`, as a user would), JSON requests, the framed logs
  * stream and the attach/exec upgrade.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -57,7 +58,7 @@ export function streamFrames(socket: string, path: string, on: (stream: number, 
   });
 }
 
-/** Opens an attach or exec stream (`path` under /v1/containers); rejects with ApiError for the host's refusal. */
-export function openAttach(socket: string, path: string): Promise<Duplex> {
-  return openUpgrade(socket, path, ATTACH_PROTOCOL, (status, msg) => new ApiError(status, msg));
+/** Opens an attach or exec stream (`path` under /v1/containers), `headers` seeing the 101's; rejects with ApiError for the host's refusal. */
+export function openAttach(socket: string, path: string, headers?: (h: IncomingHttpHeaders) => void): Promise<Duplex> {
+  return openUpgrade(socket, path, ATTACH_PROTOCOL, (status, msg) => new ApiError(status, msg), headers);
 }

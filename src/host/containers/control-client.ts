@@ -96,10 +96,12 @@ export interface ExecRun {
   sinks: Set<OutputSink>;
   stdin: { write(b: Buffer): void; end(): void };
   exited: Promise<number>;
+  /** Its pid in the container once the runtime has started it; null if it never started. */
+  pid: Promise<number | null>;
 }
 
 /** What an exec runs: the request's fields (runtime-control-protocol.ts). */
-export interface ExecSpec { argv: string[]; env: string[]; workdir: string; user?: string; stdin: boolean }
+export interface ExecSpec { argv: string[]; env: string[]; workdir: string; user?: string; stdin: boolean; tty?: boolean; cols?: number; rows?: number }
 
 /**
  * Starts `spec` in the container behind `sock`. Output goes to the sinks as
@@ -117,6 +119,8 @@ export function startExec(sock: string, spec: ExecSpec): ExecRun {
     end: (): void => { if (!inputEnded) { inputEnded = true; send(frame(STREAM_STDIN, Buffer.alloc(0))); } },
   };
   const out = (stream: number, data: Buffer): void => { for (const s of sinks) s.write(stream, data); };
+  let started: (pid: number | null) => void = () => undefined;
+  const pid = new Promise<number | null>((resolve) => { started = resolve; });
   const exited = (async (): Promise<number> => {
     let s: net.Socket;
     try { s = await connect(sock); } catch (e) {
@@ -141,6 +145,7 @@ export function startExec(sock: string, spec: ExecSpec): ExecRun {
       out(STREAM_STDERR, Buffer.from(`tsvm: ${reply['error']}\n`));
       return typeof reply['status'] === 'number' ? reply['status'] : EXIT_CANNOT_INVOKE;
     }
+    started(typeof reply['pid'] === 'number' ? reply['pid'] : null);
     s.on('data', (b: Buffer) => reader.push(b));
     socket = s;
     for (const b of pending) s.write(b);
@@ -148,7 +153,8 @@ export function startExec(sock: string, spec: ExecSpec): ExecRun {
     await closed;
     return status ?? EXIT_KILLED;
   })();
-  return { sinks, stdin, exited };
+  void exited.then(() => started(null)); // a no-op once it has started
+  return { sinks, stdin, exited, pid };
 }
 
 /** `top`'s titles (Docker's, from `ps -ef`). */

@@ -13,6 +13,7 @@
  */
 import { parsePublish } from '../publish-spec.js';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -95,6 +96,8 @@ export class ContainerEngine {
   private readonly spare: SpareRuntime;
   /** The terminals of containers created with -t (tty.ts). */
   readonly terminals = new ContainerTerminals();
+  /** Running execs with a terminal, by exec id (for their resize): the container's id and the run. */
+  private readonly ttyExecs = new Map<string, { container: string; run: ExecRun }>();
 
   private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string,
     /** The container networks (`tsvm network`). */
@@ -394,30 +397,46 @@ export class ContainerEngine {
    * (its PID namespace, root and limits), with the container's environment,
    * working directory and user; it ends at the latest with the container.
    */
-  exec(ref: string, argv: string[], withStdin = false): { run: ExecRun } {
+  exec(ref: string, argv: string[], withStdin = false, tty: TtySize | null = null): { run: ExecRun; id: string } {
     const r = this.store.find(ref);
     const main = this.running.get(r.Id);
     if (main === undefined) throw new ContainerError(409, `container ${r.Id.slice(0, 12)} is not running`);
     if (argv.length === 0) throw new ContainerError(400, 'exec needs a command');
+    const id = randomBytes(32).toString('hex'); // Docker's exec ids: 64 hex digits
     let run: ExecRun;
     if (r.Config.Runtime === 'vm') {
+      if (tty !== null) throw new ContainerError(409, `cannot exec with a terminal (-t) in container ${r.Name.slice(1)}: the vm runtime gives execs no terminal yet`);
       // Another process of the agent in the same VM and PID namespace; it ends with the VM.
       const p = this.adopt(this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: false }), null);
       const stdin = p.child.stdin;
-      run = { sinks: p.sinks, exited: p.exited, stdin: { write: (b) => { if (stdin?.writable === true) stdin.write(b); }, end: () => { stdin?.end(); } } };
+      run = { sinks: p.sinks, exited: p.exited, pid: Promise.resolve(null), stdin: { write: (b) => { if (stdin?.writable === true) stdin.write(b); }, end: () => { stdin?.end(); } } };
     } else {
       const c = r.Config;
       const user = c.User !== '' ? resolveUser(c.User, r.LowerDir) : null;
       run = startExec(main.control!, {
         argv, env: containerEnv(r), workdir: c.WorkingDir !== '' ? c.WorkingDir : '/', stdin: withStdin, ...(user !== null ? { user: `${user.uid}:${user.gid}` } : {}),
+        ...(tty !== null ? { tty: true, cols: tty.cols, rows: tty.rows } : {}),
       });
+      if (tty !== null) this.ttyExecs.set(id, { container: r.Id, run });
     }
     const done = run;
     void done.exited.then((status) => {
+      this.ttyExecs.delete(id);
       for (const s of done.sinks) s.end(status);
       done.sinks.clear();
     });
-    return { run };
+    return { run, id };
+  }
+
+  /** A new window size for the terminal of exec `id` (started with a tty) in container `ref` (Docker's POST /exec/{id}/resize). */
+  async execResize(ref: string, id: string, size: TtySize): Promise<void> {
+    const r = this.store.find(ref);
+    const x = this.ttyExecs.get(id);
+    if (x === undefined || x.container !== r.Id) throw new ContainerError(404, `no running exec with a terminal ${JSON.stringify(id.slice(0, 64))} in container ${r.Name.slice(1)}`);
+    const main = this.running.get(r.Id);
+    const pid = await x.run.pid;
+    if (pid === null || main?.control == null) throw new ContainerError(409, `exec ${id.slice(0, 12)} is not running`);
+    await controlRequest(main.control, { op: 'resize', pid, cols: size.cols, rows: size.rows }, 409);
   }
 
   /** The host process running a container's VM. */

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { ContainerError, type ContainerRecord } from './store.js';
 import { socketSink, type ContainerEngine, type CreateRequest, type OutputSink } from './engine.js';
 import { ATTACH_PROTOCOL, STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
-import { parseWindowSize } from './tty.js';
+import { DEFAULT_TTY_SIZE, parseWindowSize } from './tty.js';
 
 type Json = Record<string, unknown>;
 /** The content type of a framed stream response. */
@@ -127,6 +127,16 @@ export async function containerRoute(engine: ContainerEngine, io: RouteIo, metho
       io.send(res, 200, { Height: size.rows, Width: size.cols });
       return;
     }
+    case 'exec-resize': {
+      only('POST');
+      await io.readBody(req);
+      const id = url.searchParams.get('id') ?? '';
+      if (!/^[0-9a-f]{64}$/.test(id)) throw new ContainerError(400, `id=${id.slice(0, 80)}: expected an exec id (64 hex digits, the exec stream's x-tsvm-exec-id)`);
+      const size = parseWindowSize(url.searchParams.get('h'), url.searchParams.get('w'));
+      await engine.execResize(ref, id, size);
+      io.send(res, 200, { Height: size.rows, Width: size.cols });
+      return;
+    }
     case 'wait': only('POST'); await io.readBody(req); io.send(res, 200, { StatusCode: await engine.wait(engine.store.find(ref).Id) }); return;
     case 'commit': {
       only('POST');
@@ -207,7 +217,9 @@ async function stats(engine: ContainerEngine, r: ContainerRecord): Promise<Json>
  * stdin=1 to forward input, closeStdin=1 to close the container's stdin
  * when the client half-closes, start=1 to start it too, h and w its
  * terminal's size for that start) and
- * `GET /v1/containers/REF/exec?cmd=JSON`, with `Upgrade: tsvm-attach`.
+ * `GET /v1/containers/REF/exec?cmd=JSON` (stdin=1 to forward input,
+ * tty=1 for a terminal of its own, h and w its first size; the 101 reply's
+ * x-tsvm-exec-id header names it for exec-resize), with `Upgrade: tsvm-attach`.
  * Returns false when the URL is not a container stream.
  */
 export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMessage, sock: Duplex, head: Buffer): boolean {
@@ -222,7 +234,7 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
   const flag = (k: string): boolean => ['1', 'true'].includes(url.searchParams.get(k) ?? '');
   void (async () => {
     const sink = socketSink((b) => { if (!sock.destroyed) sock.write(b); }, () => { sock.end(); });
-    const upgraded = (): void => { sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${ATTACH_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`); };
+    const upgraded = (extra = ''): void => { sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${ATTACH_PROTOCOL}\r\nconnection: Upgrade\r\n${extra}\r\n`); };
     let r: ContainerRecord;
     let run: { sinks: Set<OutputSink>; exited: Promise<number> } | null;
     /** Where the client's input goes: the container's stdin, or the exec's. */
@@ -237,10 +249,11 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
         let argv: unknown;
         try { argv = JSON.parse(url.searchParams.get('cmd') ?? '[]'); } catch { argv = null; }
         if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new ContainerError(400, "'cmd' must be a JSON array of strings");
-        const x = engine.exec(r.Id, argv as string[], flag('stdin')).run;
+        const tty = flag('tty') ? (url.searchParams.has('h') || url.searchParams.has('w') ? parseWindowSize(url.searchParams.get('h'), url.searchParams.get('w')) : DEFAULT_TTY_SIZE) : null;
+        const { run: x, id } = engine.exec(r.Id, argv as string[], flag('stdin'), tty);
         run = x;
         input = x.stdin;
-        upgraded();
+        upgraded(`x-tsvm-exec-id: ${id}\r\n`);
         run.sinks.add(sink);
       } else if (flag('start') && !r.State.Running) {
         if (r.Config.Tty && (url.searchParams.has('h') || url.searchParams.has('w'))) {
