@@ -146,3 +146,27 @@ export class HostPty {
   /** Ends the bridge and its command (cleanup after a failure). */
   kill(): void { this.child.kill('SIGKILL'); }
 }
+
+/** ECMA-48 control sequences (CSI): busybox's cursor query, bash's bracketed paste. */
+const CSI = new RegExp(`${String.fromCharCode(0x1b)}\\[[?0-9;]*[@-~]`, 'g');
+
+/** A terminal's text without CRs and control sequences. */
+export const clean = (s: string): string => s.replace(CSI, '').replace(/\r/g, '');
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Types `cmd` and Enter at a shell on `p`; its output (after the echoed line, up to the next prompt), cleaned. */
+export async function typed(p: HostPty, cmd: string, prompt: RegExp): Promise<string> {
+  p.type(cmd + '\r');
+  await p.expect(new RegExp(`${escapeRe(cmd)}\r*\n`), `the echo of ${JSON.stringify(cmd)}`);
+  return clean(await p.expect(prompt, `the prompt after ${JSON.stringify(cmd)}`)).replace(prompt, '');
+}
+
+/** Runs `fn`; a failure carries everything `p` showed. */
+export async function showing(p: HostPty, fn: () => Promise<void>): Promise<void> {
+  try { await fn(); } catch (e) {
+    p.kill();
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`${msg}\n--- the terminal showed ---\n${JSON.stringify(p.shown())}`, { cause: e });
+  }
+}

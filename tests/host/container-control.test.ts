@@ -8,41 +8,23 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { runTsvm, okTsvm, until, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
 
 let dir = '';
 let env: NodeJS.ProcessEnv = {};
 
-interface Out { status: number; stdout: string; stderr: string }
+const tsvm = (args: string[], input = ''): Out => runTsvm(env, args, input);
 
-function tsvm(args: string[], input = ''): Out {
-  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, input, encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(...args: string[]): string {
-  const r = tsvm(args);
-  assert.equal(r.status, 0, `tsvm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (...args: string[]): string => okTsvm(env, args);
 
 function state(ref: string): { Status: string; ExitCode: number; Running: boolean } {
   return (JSON.parse(ok('inspect', ref)) as Array<{ State: { Status: string; ExitCode: number; Running: boolean } }>)[0]!.State;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
 }
 
 before(() => {

@@ -11,12 +11,13 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runTsvm, okTsvm, sleep, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
-import { HostPty, hostPtyMissing } from '../helpers/host-pty.js';
+import { HostPty, hostPtyMissing, showing, typed } from '../helpers/host-pty.js';
 import { hostRequest } from '../../src/host/host-client.js';
 
 let dir = '';
@@ -24,42 +25,9 @@ let env: NodeJS.ProcessEnv = {};
 let socket = '';
 const noPty = hostPtyMissing();
 
-interface Out { status: number; stdout: string; stderr: string }
+const tsvm = (args: string[], input = ''): Out => runTsvm(env, args, input);
 
-/** Runs `tsvm ARGS` to its end, on pipes. */
-function tsvm(args: string[], input = ''): Out {
-  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, input, encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Runs `tsvm ARGS`, expecting status 0; its stdout. */
-function ok(...args: string[]): string {
-  const r = tsvm(args);
-  assert.equal(r.status, 0, `tsvm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** The terminal's text without CRs and control sequences (ECMA-48 CSI: busybox's cursor query). */
-const CSI = new RegExp(`${String.fromCharCode(0x1b)}\\[[?0-9;]*[@-~]`, 'g');
-const clean = (s: string): string => s.replace(CSI, '').replace(/\r/g, '');
-const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Types `cmd` and Enter at a shell on `p`; its output up to the next prompt, cleaned. */
-async function typed(p: HostPty, cmd: string, prompt: RegExp): Promise<string> {
-  p.type(cmd + '\r');
-  await p.expect(new RegExp(`${escapeRe(cmd)}\r*\n`), `the echo of ${JSON.stringify(cmd)}`);
-  return clean(await p.expect(prompt, `the prompt after ${JSON.stringify(cmd)}`)).replace(prompt, '');
-}
-
-/** Runs `fn`; a failure carries everything `p` showed. */
-async function showing(p: HostPty, fn: () => Promise<void>): Promise<void> {
-  try { await fn(); } catch (e) {
-    p.kill();
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new Error(`${msg}\n--- the terminal showed ---\n${JSON.stringify(p.shown())}`, { cause: e });
-  }
-}
+const ok = (...args: string[]): string => okTsvm(env, args);
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-exec-tty-'));

@@ -10,47 +10,17 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TSVM_CLI } from '../helpers/guest-run.js';
+import { runTsvm, okTsvm, refused, sleep, until, type Out } from '../helpers/container-cli.js';
 
 let dir = '';
 let env: NodeJS.ProcessEnv = {};
 
-interface Out { status: number; stdout: string; stderr: string }
+const tsvm = (args: string[]): Out => runTsvm(env, args);
 
-/** Runs `tsvm ARGS` to its end. */
-function tsvm(args: string[]): Out {
-  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Runs `tsvm ARGS`, expecting status 0; its stdout. */
-function ok(...args: string[]): string {
-  const r = tsvm(args);
-  assert.equal(r.status, 0, `tsvm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** Expects one line on stderr matching `re` and exit `code`. */
-function refused(r: Out, code: number, re: RegExp): void {
-  assert.equal(r.status, code, `exit status (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line: ${r.stderr}`);
-  assert.match(lines[0]!, re);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const ok = (...args: string[]): string => okTsvm(env, args);
 
 before(() => {
   dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-net-')));

@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { okTsvm, sleep } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
 import { hostRequest } from '../../src/host/host-client.js';
 import { parseAwaitedArgv } from '../../src/cli/await-argv.js';
@@ -19,13 +20,7 @@ let dir = '';
 let env: NodeJS.ProcessEnv = {};
 let socket = '';
 
-function ok(...args: string[]): string {
-  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, encoding: 'utf8', timeout: 180_000 });
-  assert.equal(r.status, 0, `tsvm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const ok = (...args: string[]): string => okTsvm(env, args);
 
 /** The pids of the host's children that wait as spares. */
 function spares(host: number): number[] {

@@ -18,8 +18,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runTsvm, okTsvm, sleep, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
-import { HostPty, hostPtyMissing } from '../helpers/host-pty.js';
+import { HostPty, clean, hostPtyMissing, showing, typed } from '../helpers/host-pty.js';
 import { mirrorConfigured } from '../helpers/mirror.js';
 import { hostRequest } from '../../src/host/host-client.js';
 import { detachFilter } from '../../src/cli/container-command.js';
@@ -31,20 +32,9 @@ let env: NodeJS.ProcessEnv = {};
 let socket = '';
 const noPty = hostPtyMissing();
 
-interface Out { status: number; stdout: string; stderr: string }
+const tsvm = (args: string[], input = ''): Out => runTsvm(env, args, input);
 
-/** Runs `tsvm ARGS` to its end, on pipes. */
-function tsvm(args: string[], input = ''): Out {
-  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, input, encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Runs `tsvm ARGS`, expecting status 0; its stdout. */
-function ok(...args: string[]): string {
-  const r = tsvm(args);
-  assert.equal(r.status, 0, `tsvm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (...args: string[]): string => okTsvm(env, args);
 
 function state(ref: string): { Status: string; Running: boolean; ExitCode: number; StartedAt: string } {
   return (JSON.parse(ok('inspect', ref)) as { State: ReturnType<typeof state> }[])[0]!.State;
@@ -53,19 +43,6 @@ function state(ref: string): { Status: string; Running: boolean; ExitCode: numbe
 /** `tsvm ARGS` on a new host pty of `cols`x`rows`. */
 function onPty(args: string[], cols = 100, rows = 30): HostPty {
   return new HostPty([process.execPath, TSVM_CLI, ...args], env, { cols, rows });
-}
-
-/** The terminal's text without CRs and control sequences. */
-const CSI = new RegExp(`${String.fromCharCode(0x1b)}\\[[?0-9;]*[@-~]`, 'g'); // ECMA-48 control sequences (busybox's cursor query, bash's bracketed paste)
-const clean = (s: string): string => s.replace(CSI, '').replace(/\r/g, '');
-
-const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Types `cmd` and Enter at a shell on `p`; its output (after the echoed line, up to the next prompt), cleaned. */
-async function typed(p: HostPty, cmd: string, prompt: RegExp): Promise<string> {
-  p.type(cmd + '\r');
-  await p.expect(new RegExp(`${escapeRe(cmd)}\r*\n`), `the echo of ${JSON.stringify(cmd)}`);
-  return clean(await p.expect(prompt, `the prompt after ${JSON.stringify(cmd)}`)).replace(prompt, '');
 }
 
 /** Runs `stty size` at the shell until it shows `want` (a resize travels: SIGWINCH, the CLI, the host, the runtime's control pipe); the last answer. */
@@ -81,17 +58,6 @@ async function sttySize(p: HostPty, prompt: RegExp, want: string): Promise<strin
 
 /** Whether `stty`'s report (settings that differ from sane) shows raw mode. */
 const sttyRaw = (s: string): boolean => /(^|\s)-(icanon|echo)(\s|$)/m.test(s);
-
-/** Runs `fn`; a failure carries everything `p` showed. */
-async function showing(p: HostPty, fn: () => Promise<void>): Promise<void> {
-  try { await fn(); } catch (e) {
-    p.kill();
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new Error(`${msg}\n--- the terminal showed ---\n${JSON.stringify(p.shown())}`, { cause: e });
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-container-tty-'));

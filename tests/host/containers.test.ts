@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runTsvm, okTsvm, refused, sleep, until, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
 import { hostRequest } from '../../src/host/host-client.js';
 import { isContainerRun, parseDetachKeys } from '../../src/cli/container-command.js';
@@ -18,43 +19,14 @@ let dir = '';
 let env: NodeJS.ProcessEnv = {};
 let socket = '';
 
-interface Out { status: number; stdout: string; stderr: string }
+const tsvm = (args: string[], input = ''): Out => runTsvm(env, args, input);
 
-/** Runs `tsvm ARGS` to its end. */
-function tsvm(args: string[], input = ''): Out {
-  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, input, encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Runs `tsvm ARGS`, expecting status 0; its stdout. */
-function ok(...args: string[]): string {
-  const r = tsvm(args);
-  assert.equal(r.status, 0, `tsvm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** Expects one line on stderr matching `re` and exit `code`. */
-function refused(r: Out, code: number, re: RegExp): void {
-  assert.equal(r.status, code, `exit status (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line: ${r.stderr}`);
-  assert.match(lines[0]!, re);
-}
+const ok = (...args: string[]): string => okTsvm(env, args);
 
 function inspect(ref: string): { Id: string; Name: string; State: { Status: string; ExitCode: number; OOMKilled: boolean; Running: boolean; Pid: number }; Config: { Hostname: string; PortBindings: string[] }; Image: string } {
   const arr = JSON.parse(ok('inspect', ref)) as unknown[];
   assert.equal(arr.length, 1);
   return arr[0] as ReturnType<typeof inspect>;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
 }
 
 /** A tsvm process whose output is collected as it runs. */
