@@ -171,7 +171,8 @@ export async function overcommit(n: number, poolMiB: number): Promise<Overcommit
 /** Throughput of the re-read workload under one reclaim mechanism. */
 export interface ReclaimRun { mode: 'balloon' | 'swap'; mbPerS: number[]; pagesOut: number; pagesIn: number; ballooned: number }
 
-async function reclaimRun(mode: 'balloon' | 'swap', passes: number): Promise<ReclaimRun> {
+/** The balloon-against-swap experiment with one reclaim mechanism: `passes` re-reads of the guest's disk, MB/s each. */
+export async function reclaimRun(mode: 'balloon' | 'swap', passes: number): Promise<ReclaimRun> {
   const h = new BenchHost();
   try {
     const disk = randomDisk(h.dir, RECLAIM_DISK_MIB);
