@@ -88,11 +88,29 @@ export function jalImm(insn: number): number {
 }
 
 /**
- * True if the translator handles `insn` (expanded form). `fpOk` says
- * whether F/D instructions may be translated (FS is Dirty, or there are no
- * privileged CSRs); otherwise they end the block and the interpreter runs them.
+ * Which F/D instructions generated code may run, from mstatus.FS
+ * (privileged spec §3.1.6.6): an instruction that writes an f register or
+ * fcsr must set FS to Dirty, which generated code does not do, so while FS
+ * is Initial or Clean only the FP stores (which read f registers and change
+ * no FP state) are translated; while FS is Off every F/D instruction must
+ * raise an illegal-instruction exception, which the interpreter does.
+ * A hart without privileged CSRs (the process VM) has ALL.
  */
-export function translatable(insn: number, fpOk: boolean): boolean {
+export const enum FpAccess {
+  /** FS Off: no F/D instruction is translated. */
+  NONE = 0,
+  /** FS Initial or Clean: FP stores only (setjmp's fsd fs0-fs11, spills of saved registers). */
+  STORES = 1,
+  /** FS Dirty, or no privileged CSRs: every translatable F/D instruction. */
+  ALL = 2,
+}
+
+/**
+ * True if the translator handles `insn` (expanded form) under `fp` (see
+ * FpAccess); an instruction it does not handle ends the block and the
+ * interpreter runs it.
+ */
+export function translatable(insn: number, fp: FpAccess): boolean {
   const f3 = (insn >>> 12) & 7;
   switch ((insn >>> 2) & 31) {
     case 0x04: { // OP-IMM
@@ -132,8 +150,9 @@ export function translatable(insn: number, fpOk: boolean): boolean {
       }
     case 0x00: return f3 !== 7; // LOAD
     case 0x08: return f3 <= 3; // STORE
-    case 0x01: case 0x09: return fpOk && (f3 === 2 || f3 === 3); // LOAD-FP, STORE-FP
-    case 0x14: case 0x10: case 0x11: case 0x12: case 0x13: return fpOk; // OP-FP, FMA (through a helper)
+    case 0x01: return fp === FpAccess.ALL && (f3 === 2 || f3 === 3); // LOAD-FP
+    case 0x09: return fp !== FpAccess.NONE && (f3 === 2 || f3 === 3); // STORE-FP
+    case 0x14: case 0x10: case 0x11: case 0x12: case 0x13: return fp === FpAccess.ALL; // OP-FP, FMA (through a helper)
     case 0x0b: return f3 === 2 || f3 === 3; // AMO (through a helper)
     case 0x03: return f3 === 0; // fence (fence.i goes to the interpreter)
     case 0x18: return f3 !== 2 && f3 !== 3; // BRANCH
@@ -165,7 +184,7 @@ function fetchAt(dv: DataView, page: number, off: number, out: number[], next: n
  * `page`. `leaders` are other blocks' entries: reaching one ends the block.
  * `next` is the host page of the following virtual page, or -1.
  */
-export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boolean, leaders?: Set<number>, next = -1): Block {
+export function decodeBlock(dv: DataView, page: number, start: number, fp: FpAccess, leaders?: Set<number>, next = -1): Block {
   const b: Block = { start, insns: [], offs: [], lens: [], end: start, term: Term.FALL, target: 0 };
   const cur = [0, 0];
   let off = start;
@@ -175,7 +194,7 @@ export function decodeBlock(dv: DataView, page: number, start: number, fpOk: boo
     if (b.insns.length >= MAX_BLOCK_INSNS) { b.term = Term.FALL; break; }
     fetchAt(dv, page, off, cur, next);
     const insn = cur[0]!, len = cur[1]!;
-    if (len === 0 || !translatable(insn, fpOk)) {
+    if (len === 0 || !translatable(insn, fp)) {
       b.term = Term.INTERP;
       b.target = len === 0 ? -1 : off + len; // where execution continues after the interpreter's step
       break;
@@ -210,7 +229,7 @@ function isCall(b: Block): boolean {
  * Returns the blocks in address order. `nextPage` is the host page of the
  * following virtual page, or -1.
  */
-export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolean, callReturns = false,
+export function planUnit(dv: DataView, page: number, entry: number, fp: FpAccess, callReturns = false,
   translated?: Set<number>, nextPage = -1, learned?: JalrTargets): Block[] {
   const leaders = new Set<number>([entry]);
   const queue = [entry];
@@ -221,7 +240,7 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
   let insns = 0;
   // Discover leaders breadth-first (blocks decoded here may be split later).
   for (let qi = 0; qi < queue.length && leaders.size < MAX_UNIT_BLOCKS && insns < MAX_UNIT_INSNS; qi++) {
-    const b = decodeBlock(dv, page, queue[qi]!, fpOk, stops, nextPage);
+    const b = decodeBlock(dv, page, queue[qi]!, fp, stops, nextPage);
     insns += b.insns.length;
     const next: number[] = [];
     if (b.term === Term.BRANCH) next.push(b.target, b.end);
@@ -242,7 +261,7 @@ export function planUnit(dv: DataView, page: number, entry: number, fpOk: boolea
     }
   }
   const blocks: Block[] = [];
-  for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fpOk, stops, nextPage));
+  for (const l of queue) if (leaders.has(l) && !blocks.some((b) => b.start === l)) blocks.push(decodeBlock(dv, page, l, fp, stops, nextPage));
   if (learned !== undefined) {
     for (const b of blocks) {
       const seen = b.term === Term.JALR ? learned.get(b.offs[b.offs.length - 1]!) : undefined;

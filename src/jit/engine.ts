@@ -30,7 +30,7 @@ import { MSTATUS_FS } from '../cpu/csr-file.js';
 import { TLB_MASK, PAGE_MASK, TLB_WORDS, TLB_W_X, TLB_W_HOST } from '../mmu/tlb.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { JitConfig } from './jit-config.js';
-import { decodeBlock, planUnit, straddles, Term } from './block-decoder.js';
+import { decodeBlock, planUnit, straddles, FpAccess, Term } from './block-decoder.js';
 import { hubModuleBytes } from './wasm-writer.js';
 import { generateUnit } from './codegen.js';
 import {
@@ -382,7 +382,7 @@ export class Jit implements ExecEngine {
   }
 
   private newRec(host: number, mode: number): BlockRec {
-    const b = decodeBlock(this.ram.dv, host & PAGE_MASK, host & 0xfff, this.fpOk(mode));
+    const b = decodeBlock(this.ram.dv, host & PAGE_MASK, host & 0xfff, this.fpAccess(mode));
     const len = Math.max(1, b.insns.length + (b.term === Term.INTERP ? 1 : 0));
     const rec: BlockRec = { host, mode, unit: null, entry: 0, count: 0, len, end: (host & PAGE_MASK) + b.end, rebuilds: 0 };
     this.recs[mode]!.set(host, rec);
@@ -444,9 +444,11 @@ export class Jit implements ExecEngine {
     return true;
   }
 
-  /** F/D instructions are translated only when FS is Dirty (or there are no privileged CSRs). */
-  private fpOk(mode: number): boolean {
-    return this.cur === null || this.cur.csrs === null || ((mode >>> MODE_FS_SHIFT) & 3) === 3;
+  /** Which F/D instructions are translated in `mode` (see FpAccess): all when FS is Dirty or there are no privileged CSRs. */
+  private fpAccess(mode: number): FpAccess {
+    if (this.cur === null || this.cur.csrs === null) return FpAccess.ALL;
+    const fs = (mode >>> MODE_FS_SHIFT) & 3; // mstatus.FS: 0 Off, 1 Initial, 2 Clean, 3 Dirty (privileged spec §3.1.6.6)
+    return fs === 3 ? FpAccess.ALL : fs === 0 ? FpAccess.NONE : FpAccess.STORES;
   }
 
   /**
@@ -496,9 +498,10 @@ export class Jit implements ExecEngine {
       if (r.unit !== null && !r.unit.dead && r.mode === mode) translated.add(r.host - pageOff);
     }
     const next = this.nextPageHost(pcLo, pcHi);
-    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, this.fpOk(mode), t0mode, translated, next, this.learned.get(page));
+    const fp = this.fpAccess(mode);
+    const blocks = planUnit(this.ram.dv, pageOff, host & 0xfff, fp, t0mode, translated, next, this.learned.get(page));
     const page2 = blocks.some(straddles) ? next >>> 12 : -1;
-    const code = generateUnit(blocks, this.onListing !== null, mode, this.fpOk(mode), next, this.sharedMemory);
+    const code = generateUnit(blocks, this.onListing !== null, mode, fp === FpAccess.ALL, next, this.sharedMemory);
     const module = new WebAssembly.Module(code.bytes);
     const inst = new WebAssembly.Instance(module, this.imports);
     const slot = this.freeSlots.pop() ?? this.slotUnit.length;

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assemble, rv, A0, A1, A2, A3, RA, type Item } from '../helpers/jit-hart.js';
-import { planUnit } from '../../src/jit/block-decoder.js';
+import { planUnit, FpAccess } from '../../src/jit/block-decoder.js';
 import { generateUnit } from '../../src/jit/codegen.js';
 import { enableWasmBranchHints } from '../../src/host/wasm-features.js';
 
@@ -63,7 +63,7 @@ test('branch hints point at the unit\'s if instructions, in order, one per hinte
   ];
   const buf = new Uint8Array(3 * 4096);
   buf.set(assemble(0, items), 4096);
-  const code = generateUnit(planUnit(new DataView(buf.buffer), 4096, 0, true), true);
+  const code = generateUnit(planUnit(new DataView(buf.buffer), 4096, 0, FpAccess.ALL), true);
   const { hints, body, hintsBeforeCode } = parse(code.bytes);
   assert.ok(hintsBeforeCode, 'the hint section comes before the code section');
   const hinted = code.listing!.filter((l) => /^\s*if .*;; (un)?likely$/.test(l)).length;

@@ -1240,6 +1240,37 @@ test('with privileged CSRs, FP code is translated once the interpreter has made 
   for (const t of runs) assert.equal(t.hart.csrs!.mstatus & MSTATUS_FS, MSTATUS_FS, `${t.name}: FS is Dirty`);
 });
 
+test('with FS Clean, FP stores are translated and leave FS Clean (setjmp saving fs0-fs11)', () => {
+  const iterations = 40;
+  const fsd = (rs2: number, rs1: number, imm: number): number =>
+    ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((imm & 0x1f) << 7) | 0x27) >>> 0; // STORE-FP, width 3
+  const fsw = (rs2: number, rs1: number, imm: number): number => (fsd(rs2, rs1, imm) & ~(7 << 12)) | (2 << 12); // width 2
+  const p: Program = {
+    pc: 0x1000,
+    init: (t) => {
+      const c = new CsrFile(t.hart.st, 0); c.mstatus = 2 << 13; t.hart.csrs = c; // FS = Clean (privileged spec §3.1.6.6), U-mode
+      for (let r = 8; r < 10; r++) { t.hart.st.f[2 * r] = 0x11111111 * r; t.hart.st.f[2 * r + 1] = 0x01010101 * r; }
+    },
+    regs: [[A0, BigInt(DATA)], [A1, BigInt(iterations)], [T2, BigInt(END)]],
+    code: [[0x1000, [
+      'loop:',
+      fsd(8, A0, 0), fsd(9, A0, 8), fsw(8, A0, 16),
+      rv.addi(A0, A0, 24),
+      rv.addi(A1, A1, -1),
+      rv.bne(A1, 0, 'loop'),
+      rv.jalr(0, T2, 0),
+    ]]],
+  };
+  const steps = new Map<string, number>();
+  const { runs } = differential(p, countingInterp(toExit(1000), steps));
+  for (const t of runs) {
+    assert.equal(t.hart.csrs!.mstatus & MSTATUS_FS, 2 << 13, `${t.name}: FS is still Clean`);
+    assert.equal(t.ram.dv.getUint32(DATA + 24 * (iterations - 1) + 8, true), 0x11111111 * 9, `${t.name}: the last fsd of f9`);
+    // Before FpAccess.STORES, each store was its own trip through the interpreter: 3 per iteration.
+    if (t.jit !== null) assert.ok(steps.get(t.name)! < iterations, `${t.name}: ${steps.get(t.name)} exits to the interpreter for ${iterations} iterations`);
+  }
+});
+
 /** Gives the hart a CSR file in M-mode (system VM); FS as given. */
 const machineMode = (fs = 0) => (t: TestHart): void => {
   const c = new CsrFile(t.hart.st, 0);

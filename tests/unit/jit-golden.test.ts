@@ -24,7 +24,7 @@ import path from 'node:path';
 import { REPO_ROOT } from '../helpers/toolchain.js';
 import { assemble, rv, A0, A1, A2, A3, A4, A5, RA, T0, S0, type Item } from '../helpers/jit-hart.js';
 import { r, i, b, OP, OP_32, SYSTEM, ECALL } from '../helpers/asm.js';
-import { planUnit, translatable, Term, type Block } from '../../src/jit/block-decoder.js';
+import { planUnit, translatable, FpAccess, Term, type Block } from '../../src/jit/block-decoder.js';
 import { generateUnit } from '../../src/jit/codegen.js';
 
 const GOLDEN_DIR = path.join(REPO_ROOT, 'tests', 'golden', 'jit');
@@ -34,10 +34,10 @@ const UPDATE = process.env['UPDATE_GOLDEN'] === '1';
 const PAGE_HOST = 0x2000;
 
 /** Assembles `items` at page offset `at` of a fresh page and plans the unit from `entry`. */
-function plan(items: readonly Item[], at = 0, entry = at, fpOk = true, learned?: Map<number, number[]>): Block[] {
+function plan(items: readonly Item[], at = 0, entry = at, fp = FpAccess.ALL, learned?: Map<number, number[]>): Block[] {
   const buf = new Uint8Array(PAGE_HOST + 2 * 4096);
   buf.set(assemble(at, items), PAGE_HOST + at);
-  return planUnit(new DataView(buf.buffer), PAGE_HOST, entry, fpOk, false, undefined, -1, learned);
+  return planUnit(new DataView(buf.buffer), PAGE_HOST, entry, fp, false, undefined, -1, learned);
 }
 
 /** Generates the unit, checks it, and compares (or, with UPDATE_GOLDEN=1, writes) its listing. */
@@ -134,10 +134,13 @@ test('golden: div/rem and mulh with the RISC-V special cases', () => {
   golden('mul-div', blocks);
 });
 
+/** fld rd, imm(rs) (F/D spec: LOAD-FP, width 3). */
+const fld = (rd: number, rs: number, imm: number): number => i(0x07, 3, rd, rs, imm);
+/** fsd rs2, imm(rs1) (STORE-FP, width 3). */
+const fsd = (rs2: number, rs1: number, imm: number): number =>
+  ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((imm & 0x1f) << 7) | 0x27) >>> 0;
+
 test('golden: F/D operations (a guarded inline fast path, the helper), FP loads and stores inline', () => {
-  const fld = (rd: number, rs: number, imm: number): number => i(0x07, 3, rd, rs, imm);
-  const fsd = (rs2: number, rs1: number, imm: number): number =>
-    ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((imm & 0x1f) << 7) | 0x27) >>> 0;
   const items: Item[] = [
     fld(1, A0, 0),
     rv.fp(0x01, 7, 2, 1, 1), // fadd.d f2, f1, f1 (inline when NX is set and frm is RNE, else the helper)
@@ -149,9 +152,24 @@ test('golden: F/D operations (a guarded inline fast path, the helper), FP loads 
   const blocks = plan(items);
   assert.deepEqual(shape(blocks), [[0, 6, Term.JALR]]);
   golden('fp-helper', blocks);
-  // Without FP translation (FS not Dirty) the first FP instruction ends the block for the interpreter.
-  assert.deepEqual(shape(plan(items, 0, 0, false))[0], [0, 0, Term.INTERP]);
-  assert.equal(translatable(fld(1, A0, 0), false), false);
+  // FS Off: the first FP instruction ends the block for the interpreter (which raises the exception).
+  assert.deepEqual(shape(plan(items, 0, 0, FpAccess.NONE))[0], [0, 0, Term.INTERP]);
+  assert.equal(translatable(fld(1, A0, 0), FpAccess.NONE), false);
+  assert.equal(translatable(fsd(1, A0, 0), FpAccess.NONE), false);
+  // FS Initial or Clean: loads and arithmetic would make FS Dirty, so they go to the interpreter; stores do not.
+  assert.deepEqual(shape(plan(items, 0, 0, FpAccess.STORES))[0], [0, 0, Term.INTERP]);
+  assert.equal(translatable(fld(1, A0, 0), FpAccess.STORES), false);
+  assert.equal(translatable(fsd(1, A0, 0), FpAccess.STORES), true);
+});
+
+test('FS Clean: setjmp\'s run of fsd stays in one block, and the first fld ends it', () => {
+  // glibc's __sigsetjmp saves fs0-fs11 with fsd while the kernel has left FS Clean: each store used to be
+  // a one-instruction trip through the interpreter (12 per setjmp in busybox ash's evaluation loop).
+  const saves: Item[] = [];
+  for (let k = 0; k < 12; k++) saves.push(fsd(8 + (k < 2 ? k : k + 16 - 2), A0, 8 * k)); // fs0, fs1, fs2-fs11 (f8, f9, f18-f27)
+  const items: Item[] = [...saves, rv.addi(A1, A1, 1), fld(8, A0, 0), rv.jalr(0, RA, 0)];
+  assert.deepEqual(shape(plan(items, 0, 0, FpAccess.STORES)), [[0, 13, Term.INTERP], [56, 1, Term.JALR]], 'the interpreter runs the fld; the code after it joins the unit');
+  assert.deepEqual(shape(plan(items, 0, 0, FpAccess.ALL)), [[0, 15, Term.JALR]]);
 });
 
 test('golden: an AMO and CSR accesses through helpers, and a block ending at an instruction the interpreter runs', () => {
@@ -184,7 +202,7 @@ test('golden: a jalr with learned targets in its page dispatches to them inside 
     rv.addi(A1, A1, 2), rv.jal(0, 'loop'),
     rv.addi(A1, A1, 3), rv.jal(0, 'loop'),
     rv.addi(A1, A1, 4), rv.jal(0, 'loop'),
-  ], 0, 0, true, new Map([[0x0c, [0x10, 0x18, 0x28]]]));
+  ], 0, 0, FpAccess.ALL, new Map([[0x0c, [0x10, 0x18, 0x28]]]));
   assert.deepEqual(shape(blocks), [[0, 4, Term.JALR], [0x10, 2, Term.JAL], [0x18, 2, Term.JAL], [0x28, 2, Term.JAL]]);
   assert.deepEqual(blocks[0]!.jalrTargets, [0x10, 0x18, 0x28]);
   golden('jalr-in-unit', blocks);
