@@ -162,6 +162,17 @@ export async function typed(p: HostPty, cmd: string, prompt: RegExp): Promise<st
   return clean(await p.expect(prompt, `the prompt after ${JSON.stringify(cmd)}`)).replace(prompt, '');
 }
 
+/** Runs `stty size` at the shell until it shows `want` (a resize travels: SIGWINCH, the CLI, the host, the runtime); the last answer. */
+export async function sttySize(p: HostPty, prompt: RegExp, want: string): Promise<string> {
+  let got = '';
+  for (let i = 0; i < 40; i++) {
+    got = (await typed(p, 'stty size', prompt)).trim();
+    if (got === want) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return got;
+}
+
 /** Runs `fn`; a failure carries everything `p` showed. */
 export async function showing(p: HostPty, fn: () => Promise<void>): Promise<void> {
   try { await fn(); } catch (e) {

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runTsvm, okTsvm, sleep, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
-import { HostPty, clean, hostPtyMissing, showing, typed } from '../helpers/host-pty.js';
+import { HostPty, clean, hostPtyMissing, showing, sttySize, typed } from '../helpers/host-pty.js';
 import { mirrorConfigured } from '../helpers/mirror.js';
 import { hostRequest } from '../../src/host/host-client.js';
 import { detachFilter } from '../../src/cli/container-command.js';
@@ -43,17 +43,6 @@ function state(ref: string): { Status: string; Running: boolean; ExitCode: numbe
 /** `tsvm ARGS` on a new host pty of `cols`x`rows`. */
 function onPty(args: string[], cols = 100, rows = 30): HostPty {
   return new HostPty([process.execPath, TSVM_CLI, ...args], env, { cols, rows });
-}
-
-/** Runs `stty size` at the shell until it shows `want` (a resize travels: SIGWINCH, the CLI, the host, the runtime's control pipe); the last answer. */
-async function sttySize(p: HostPty, prompt: RegExp, want: string): Promise<string> {
-  let got = '';
-  for (let i = 0; i < 40; i++) {
-    got = (await typed(p, 'stty size', prompt)).trim();
-    if (got === want) break;
-    await sleep(500);
-  }
-  return got;
 }
 
 /** Whether `stty`'s report (settings that differ from sane) shows raw mode. */

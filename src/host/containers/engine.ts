@@ -264,7 +264,8 @@ export class ContainerEngine {
   private agentOptions(r: ContainerRecord): RunOptions {
     const c = r.Config;
     const u = c.User !== '' ? resolveUser(c.User, r.LowerDir) : { uid: 0, gid: 0 };
-    return { env: containerEnv(r), cwd: c.WorkingDir !== '' ? c.WorkingDir : '/', uid: u.uid, gid: u.gid, tty: c.Tty };
+    const size = this.terminals.sizeOf(r.Id);
+    return { env: containerEnv(r), cwd: c.WorkingDir !== '' ? c.WorkingDir : '/', uid: u.uid, gid: u.gid, tty: c.Tty, ...(c.Tty ? { rows: size.rows, cols: size.cols } : {}) };
   }
 
   /** The guest's processes of a running vm container (`top`), or null for a process-runtime one. */
@@ -373,7 +374,11 @@ export class ContainerEngine {
     const run = this.running.get(r.Id);
     if (run === undefined) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is not running`);
     if (!r.Config.Tty) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: it has no terminal (created without -t)`);
-    if (r.Config.Runtime === 'vm') throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: the vm runtime's terminal has no window size yet`);
+    if (r.Config.Runtime === 'vm') { // the guest agent sets the pty's size; the guest sees SIGWINCH
+      this.vm!.resize(r.Id, size.rows, size.cols);
+      this.terminals.noteSize(r.Id, size);
+      return;
+    }
     this.terminals.resize(r.Id, run.child as ChildProcess, size);
   }
 

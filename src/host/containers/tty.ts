@@ -45,9 +45,15 @@ export class ContainerTerminals {
   /** Sets the size the next start of container `id` gives its terminal. */
   setSize(id: string, size: TtySize): void { this.sizes.set(id, size); }
 
+  /** The size the next start of container `id` gives its terminal (the VT100's 80x24 until a client sets one). */
+  sizeOf(id: string): TtySize { return this.sizes.get(id) ?? DEFAULT_TTY_SIZE; }
+
+  /** Records a new size for container `id`'s terminal whose runtime applies it itself (the vm runtime's agent). */
+  noteSize(id: string, size: TtySize): void { this.sizes.set(id, size); }
+
   /** The `tsvm exec` flags that give container `id`'s main process its terminal. */
   execArgs(id: string): string[] {
-    const s = this.sizes.get(id) ?? DEFAULT_TTY_SIZE;
+    const s = this.sizeOf(id);
     return ['--tty', '--tty-size', `${s.cols}x${s.rows}`, '--tty-control', String(TTY_CONTROL_FD)];
   }
 

@@ -73,7 +73,7 @@ export interface VmProcess {
 }
 
 /** One running container VM. */
-interface Vm { name: string; agent: AgentClient; rec: VmRecord; dir: string; oom: boolean }
+interface Vm { name: string; agent: AgentClient; rec: VmRecord; dir: string; oom: boolean; main: AgentProcess | null }
 
 /** Guest `top`: one line per process (see topScript). */
 export interface GuestProcess { uid: string; pid: number; ppid: number; stime: string; time: string; cmd: string; ticks: number }
@@ -143,7 +143,7 @@ export class VmRuntime {
       if (e instanceof HostApiError) throw new ContainerError(e.status === 409 ? 409 : 500, `cannot start the container's VM: ${e.message}`);
       throw e;
     }
-    const vm: Vm = { name, agent: null as unknown as AgentClient, rec, dir, oom: false };
+    const vm: Vm = { name, agent: null as unknown as AgentClient, rec, dir, oom: false, main: null };
     const watchOom = (b: Uint8Array): void => { if (OOM_RE.test(Buffer.from(b).toString('latin1'))) vm.oom = true; };
     rec.consoles.add(watchOom);
     try {
@@ -161,6 +161,7 @@ export class VmRuntime {
     // TSVM_VMRT_TRACE=1 in the host's environment: where a container's start time goes, in the host's log.
     if (process.env['TSVM_VMRT_TRACE'] === '1') process.stderr.write(`tsvm host: container ${name}: VM created ${rec.times ? Math.round(rec.times.firstInsnAt - rec.times.requestedAt) : -1} ms, READY at ${Math.round(epochMs() - (rec.times?.requestedAt ?? 0))} ms (guest uptime ${vm.agent.ready?.uptimeMs ?? -1} ms)\n`);
     const proc = vm.agent.run(argv, { ...opts, pidNs: true });
+    vm.main = proc;
     const exited = proc.exit.catch(() => EXIT_VM_LOST).then(async (status) => {
       // The agent powers off after the main process's EXIT; give it time, then end the VM.
       const t = setTimeout(() => { void this.manager.kill(name, 'its container exited').catch(() => {}); }, POWEROFF_GRACE_MS);
@@ -172,6 +173,13 @@ export class VmRuntime {
       return status;
     });
     return { child: this.child(vm, proc, [name, '--', ...argv], true), stdout: proc.stdout, stderr: proc.stderr, exited, oom: () => vm.oom };
+  }
+
+  /** Sets the window size of container `id`'s terminal (its main process's pty in the guest, which gets SIGWINCH); 409 if it does not run. */
+  resize(id: string, rows: number, cols: number): void {
+    const vm = this.vms.get(id);
+    if (vm === undefined || vm.main === null) throw new ContainerError(409, `container ${id.slice(0, 12)} is not running`);
+    try { vm.main.resize(rows, cols); } catch (e) { throw new ContainerError(409, `container ${id.slice(0, 12)}: its agent is gone (${(e as Error).message})`); }
   }
 
   /** Runs `argv` as another process in container `id`'s VM (`exec`). */
