@@ -5,7 +5,9 @@
  * listed in /etc/tsvm-agent/modules; sets the hostname from
  * `tsvm.hostname=NAME`; with `tsvm.root=virtiofs:TAG` mounts that virtiofs
  * file system and moves into it (MS_MOVE + chroot, as switch_root does);
- * then serves the framed protocol of docs/vm-agent.md on /dev/hvc0.
+ * with `tsvm.mounts=TAG:DIR[:ro],...` mounts those virtiofs file systems
+ * in it (the container's volumes); with `tsvm.pids=N` puts every process it starts in one pids cgroup of at
+ * most N tasks (Docker's --pids-limit); then serves the framed protocol of docs/vm-agent.md on /dev/hvc0.
  *
  * Built by src/host/vm-agent/initrd.ts: riscv64-linux-gnu-gcc -static -Os.
  */
@@ -227,12 +229,56 @@ static void setup_net(const char *spec) {
   if (st != 0) logmsg("udhcpc on eth0 failed (status %d): no network", st);
 }
 
+static void power_off(void) {
+  sync();
+  reboot(RB_POWER_OFF);
+  for (;;) pause();
+}
+
+/* mkdir -p of `path` (mode 0755); 0, or -1 with errno set. */
+static int mkdir_p(const char *path) {
+  char p[512];
+  if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) { errno = ENAMETOOLONG; return -1; }
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = 0;
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+    *s = '/';
+  }
+  return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* tsvm.mounts=TAG:DIR[:ro],...: the container's volumes (Docker's -v), each a virtiofs file system mounted
+   on DIR of the new root (made if missing, as Docker makes mount points), read-only with :ro. A volume
+   that cannot be mounted powers the VM off: the container must not run with its writes going elsewhere. */
+static void mount_volumes(const char *spec) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", spec);
+  char *save = NULL;
+  for (char *tag = strtok_r(buf, ",", &save); tag; tag = strtok_r(NULL, ",", &save)) {
+    char *dir = strchr(tag, ':');
+    if (dir == NULL) { logmsg("tsvm.mounts: '%s': expected TAG:DIR[:ro]", tag); power_off(); }
+    *dir++ = 0;
+    char *mode = strchr(dir, ':');
+    int ro = 0;
+    if (mode != NULL) { *mode++ = 0; ro = strcmp(mode, "ro") == 0; }
+    char path[512];
+    snprintf(path, sizeof path, "/newroot%s", dir);
+    if (mkdir_p(path) < 0 || mount(tag, path, "virtiofs", ro ? MS_RDONLY : 0, NULL) < 0) {
+      logmsg("volume %s: mount virtiofs %s on %s: %s", dir, tag, dir, strerror(errno));
+      power_off();
+    }
+  }
+}
+
 /* tsvm.root=virtiofs:TAG: mount it on /newroot and make it the root. */
 static void switch_root(const char *spec) {
   if (strncmp(spec, "virtiofs:", 9) != 0) { logmsg("tsvm.root=%s: only virtiofs:TAG is supported", spec); return; }
   mkdir("/newroot", 0755);
   if (mount(spec + 9, "/newroot", "virtiofs", 0, NULL) < 0) { logmsg("mount virtiofs %s: %s", spec + 9, strerror(errno)); return; }
   mount_pseudo("/newroot");
+  const char *vols = kernel_arg("tsvm.mounts");
+  if (vols) mount_volumes(vols);
   /* The network's resolver (written by udhcpc) over the image's, as Docker bind-mounts its resolv.conf
      (an image without one gets an empty mount point in its writable layer). */
   struct stat st;
@@ -246,11 +292,39 @@ static void switch_root(const char *spec) {
   }
 }
 
-static void power_off(void) {
-  sync();
-  reboot(RB_POWER_OFF);
-  for (;;) pause();
+/* Writes `v` to the file `path` (a cgroup control file); 0, or -1 with errno set. */
+static int write_file(const char *path, const char *v) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, v, strlen(v));
+  int e = errno;
+  close(fd);
+  if (n < 0) { errno = e; return -1; }
+  return 0;
 }
+
+/* The container's pids cgroup (cgroup v2, the kernel's Documentation/admin-guide/cgroup-v2.rst, "PID"). */
+#define PIDS_CGROUP "/sys/fs/cgroup/container"
+static int pids_limited;
+
+/* tsvm.pids=N: a cgroup whose pids.max is N; start() puts every process it starts in it, so a fork past
+   N tasks in the container fails with EAGAIN, as under Docker's --pids-limit. */
+static void setup_pids(const char *spec) {
+  char *end;
+  long n = strtol(spec, &end, 10);
+  if (*end != 0 || n <= 0) { logmsg("tsvm.pids=%s: not a positive number", spec); return; }
+  if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 && errno != EBUSY) {
+    logmsg("mount cgroup2: %s", strerror(errno)); return;
+  }
+  char v[32];
+  snprintf(v, sizeof v, "%ld", n);
+  if (write_file("/sys/fs/cgroup/cgroup.subtree_control", "+pids") < 0 || (mkdir(PIDS_CGROUP, 0755) < 0 && errno != EEXIST) ||
+      write_file(PIDS_CGROUP "/pids.max", v) < 0) {
+    logmsg("the pids cgroup: %s", strerror(errno)); return;
+  }
+  pids_limited = 1;
+}
+
 
 /* ---- processes ---- */
 
@@ -318,6 +392,7 @@ static void start_proc(uint32_t id, const uint8_t *p, uint32_t len) {
   pid_t pid = fork();
   if (pid == 0) {
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    if (pids_limited && write_file(PIDS_CGROUP "/cgroup.procs", "0") < 0) { dprintf(2, "tsvm-agent: joining the pids cgroup: %s\n", strerror(errno)); _exit(126); }
     setsid();
     if (pidns) {
       /* A /proc of the new namespace, so ps inside sees only the container's processes. */
@@ -487,6 +562,8 @@ int main(void) {
     if (root) switch_root(root);
     const char *host = kernel_arg("tsvm.hostname");
     if (host && sethostname(host, strlen(host)) < 0) logmsg("sethostname: %s", strerror(errno));
+    const char *pids = kernel_arg("tsvm.pids");
+    if (pids) setup_pids(pids);
   } else {
     read_cmdline();
   }

@@ -14,7 +14,8 @@
  *    processes, `vm ls` shows the VM, the published port fetched with curl
  *    (busybox httpd), stop -t 1 of a PID 1 without a SIGTERM handler: 137.
  * 3. `start` again: the file survived; `rm -f`: the layer is gone.
- * 4. an OOM under --memory: 137, OOMKilled.
+ * 4. an OOM under --memory: 137, OOMKilled; --pids-limit: forks past it
+ *    fail; -v and -v :ro volumes (virtiofs shares), and the ones refused.
  * 5. `run --rm busybox true`: exit 0, its wall time printed.
  * 6. opt-in (TSVM_SLOW_TESTS=1): apt-get install hello in a debian container.
  */
@@ -173,6 +174,40 @@ test('vm runtime: a process that exceeds --memory is OOM-killed by the guest ker
   assert.equal(st.ExitCode, 137);
   assert.equal(st.OOMKilled, true);
   ok('rm', 'oom');
+});
+
+test('vm runtime: --pids-limit 6: the 6th task cannot fork (EAGAIN), the guest\'s pids cgroup says 6', { timeout: 600_000 }, () => {
+  // sh is PID 1 and one task; five background sleeps fill the limit, and the next fork fails, which ends a
+  // non-interactive busybox sh with status 2.
+  const loop = 'i=0; while [ $i -lt 10 ]; do sleep 3 & i=$((i+1)); done; wait; echo done';
+  const r = tsvm(['run', '--rm', '--runtime', 'vm', '--pids-limit', '6', 'busybox', 'sh', '-c', `cat /sys/fs/cgroup/container/pids.max; ${loop}`]);
+  assert.equal(r.stdout.trim(), '6', 'the cgroup\'s pids.max, and the loop never got to its end');
+  assert.match(r.stderr, /can't fork: Resource temporarily unavailable/, 'a fork past the limit failed with EAGAIN');
+  assert.equal(r.status, 2, 'sh ended at the failed fork');
+  // Without the limit the same loop forks every time.
+  const free = tsvm(['run', '--rm', '--runtime', 'vm', 'busybox', 'sh', '-c', loop]);
+  assert.equal(free.status, 0, free.stderr);
+  assert.equal(free.stdout.trim(), 'done');
+});
+
+test('vm runtime: -v HOSTDIR:DIR reads and writes the host directory, :ro refuses writes; a file or a path with a space is refused (125)', { timeout: 600_000 }, () => {
+  const vol = path.join(dir, 'vol'), ro = path.join(dir, 'ro');
+  fs.mkdirSync(vol); fs.writeFileSync(path.join(vol, 'in'), 'from-host\n');
+  fs.mkdirSync(ro); fs.writeFileSync(path.join(ro, 'f'), 'read-only\n');
+  const script = 'cat /data/in; echo from-guest > /data/out; cat /srv/ro/f; (echo x > /srv/ro/g) 2>&1 || echo refused';
+  const r = tsvm(['run', '--rm', '--runtime', 'vm', '-v', `${vol}:/data`, '-v', `${ro}:/srv/ro:ro`, 'busybox', 'sh', '-c', script]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^from-host\nread-only\n.*Read-only file system\nrefused\n$/s, 'the guest read both, wrote the first, and the second refused the write');
+  assert.equal(fs.readFileSync(path.join(vol, 'out'), 'utf8'), 'from-guest\n', 'the host sees the guest\'s file');
+  assert.equal(fs.existsSync(path.join(ro, 'g')), false, 'nothing was written through :ro');
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, 'x');
+  for (const [spec, why] of [[`${file}:/x`, /directories only/], [`${vol}:/a b`, /no spaces/]] as const) {
+    const bad = tsvm(['run', '--rm', '--runtime', 'vm', '-v', spec, 'busybox', 'true']);
+    assert.equal(bad.status, 125, `-v ${spec}: ${bad.stderr}`);
+    assert.match(bad.stderr, why);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, `one line: ${bad.stderr}`);
+  }
 });
 
 test('vm runtime: run --rm busybox true exits 0 (wall time printed)', { timeout: 600_000 }, () => {

@@ -134,8 +134,8 @@ export class ContainerEngine {
       const bad = VmRuntime.check(req.memory, req.hostname);
       if (bad !== null) throw new ContainerError(400, bad);
       // Refused rather than ignored: the vm runtime does not apply these yet.
-      const unsupported = [req.volumes.length > 0 ? '-v' : '', !['', 'bridge', 'default'].includes(req.network ?? '') ? `--network ${req.network!}` : '',
-        req.pidsLimit > 0 ? '--pids-limit' : '', req.ports.length > 1 ? 'more than one -p' : ''].filter((x) => x !== '');
+      const unsupported = [!['', 'bridge', 'default'].includes(req.network ?? '') ? `--network ${req.network!}` : '',
+        req.ports.length > 1 ? 'more than one -p' : ''].filter((x) => x !== '');
       if (unsupported.length > 0) throw new ContainerError(400, `--runtime vm: ${unsupported.join(', ')} not supported yet (the process runtime has them)`);
     }
     const name = this.store.chooseName(req.name);
@@ -154,6 +154,10 @@ export class ContainerEngine {
       if (typeof p === 'string') throw new ContainerError(400, p);
     }
     prepareBinds(req.volumes);
+    if (req.runtime === 'vm') {
+      const bad = VmRuntime.checkBinds(req.volumes);
+      if (bad !== null) throw new ContainerError(400, bad);
+    }
     const network = this.networks.check(req.network);
     const id = this.store.newId();
     const env = mergeEnv(ic.Env ?? [], req.env);

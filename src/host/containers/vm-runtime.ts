@@ -24,6 +24,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { parsePublish } from '../publish-spec.js';
+import { parseBind } from '../bind-spec.js';
+import type { BindMount } from '../../process/bind-host-os.js';
 import { HostApiError, epochMs, type VmManager, type VmRecord } from '../vm-manager.js';
 import { AgentClient, type AgentProcess, type RunOptions } from '../vm-agent/agent-client.js';
 import { ensureAgentGuest, type AgentGuest } from '../vm-agent/initrd.js';
@@ -31,6 +33,11 @@ import { ContainerError, type ContainerRecord } from './store.js';
 
 /** The VM's RAM when the container has no --memory (bytes). */
 export const VM_DEFAULT_MEMORY = 256 * 1024 * 1024;
+/** Most volumes of a vm container: the virt board's 8 virtio-mmio slots less root, console, network and the host's balloon. */
+const VM_MAX_VOLUMES = 4;
+/** Longest `tsvm.mounts=` value: the guest agent reads a kernel argument into 256 bytes (guest/agent/agent.c, kernel_arg). */
+const VM_MOUNTS_ARG_MAX = 255;
+
 /** The least --memory the vm runtime takes: Debian's kernel and the agent need about 40 MiB before the container's process. */
 export const VM_MIN_MEMORY = 64 * 1024 * 1024;
 /** How long a container VM may take from creation to the agent's READY. */
@@ -101,12 +108,42 @@ export class VmRuntime {
     return null;
   }
 
+  /**
+   * Checks a vm-runtime container's volumes (Docker's -v, already parsed
+   * and made by prepareBinds): each must be a host directory (a virtiofs
+   * share), its paths free of the kernel command line's separators, and
+   * they must fit the board's virtio slots; a one-line message or null.
+   */
+  static checkBinds(specs: readonly string[]): string | null {
+    if (specs.length > VM_MAX_VOLUMES) return `the vm runtime takes at most ${VM_MAX_VOLUMES} volumes (virtio-mmio slots: the board has 8, the container's root, console, network and balloon take 4)`;
+    for (const spec of specs) {
+      const b = parseBind(spec);
+      if (typeof b === 'string') return b;
+      if (!fs.statSync(b.source).isDirectory()) return `volume '${spec}': the vm runtime binds directories only (each volume is a virtiofs share)`;
+      if (/[\s,:]/.test(b.source) || /[\s,:]/.test(b.target)) return `volume '${spec}': the vm runtime takes no spaces, commas or colons in volume paths (the guest reads its mounts from the kernel command line)`;
+    }
+    if (VmRuntime.mountsArg(specs).length > VM_MOUNTS_ARG_MAX) return `the volumes' paths are too long for the vm runtime (${VM_MOUNTS_ARG_MAX} characters in all)`;
+    return null;
+  }
+
+  /** The guest agent's `tsvm.mounts` value for `specs`: TAG:DIR[:ro],... (tags vol0, vol1, ...). */
+  private static mountsArg(specs: readonly string[]): string {
+    return specs.map((spec, k) => { const b = parseBind(spec) as BindMount; return `vol${k}:${b.target}${b.readOnly ? ':ro' : ''}`; }).join(',');
+  }
+
   /** `tsvm run` options of container `r`'s VM. */
   static vmArgs(r: ContainerRecord, g: AgentGuest, sock: string): string[] {
     const c = r.Config;
     const mem = Math.ceil((c.Memory > 0 ? c.Memory : VM_DEFAULT_MEMORY) / MiB);
     const smp = c.NanoCpus > 0 ? Math.max(1, Math.ceil(c.NanoCpus / 1e9)) : 1;
-    const append = `console=ttyS0 quiet tsvm.hostname=${c.Hostname} tsvm.root=virtiofs:${ROOT_TAG} tsvm.net=dhcp`;
+    const bad = VmRuntime.checkBinds(c.Binds);
+    if (bad !== null) throw new ContainerError(400, bad);
+    const volumes = c.Binds.flatMap((spec, k) => {
+      const b = parseBind(spec) as BindMount;
+      return ['-fsdev', `local,id=vol${k},path=${b.source}${b.readOnly ? ',readonly=on' : ''}`, '-device', `virtio-fs-device,fsdev=vol${k},tag=vol${k}`];
+    });
+    const append = `console=ttyS0 quiet tsvm.hostname=${c.Hostname} tsvm.root=virtiofs:${ROOT_TAG} tsvm.net=dhcp` +
+      `${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}${c.Binds.length > 0 ? ` tsvm.mounts=${VmRuntime.mountsArg(c.Binds)}` : ''}`;
     const fwd: string[] = [];
     for (const spec of c.PortBindings) {
       const p = parsePublish(spec);
@@ -117,7 +154,7 @@ export class VmRuntime {
     if (fwd.length > 1) throw new ContainerError(400, 'the vm runtime publishes one port per container so far (passt takes one hostfwd per -netdev here)');
     return [
       '-m', `${mem}M`, '-smp', String(smp), '-kernel', g.kernel, '-initrd', g.initrd, '-append', append,
-      '-fsdev', `overlay,id=root,lower=${r.LowerDir},upper=${r.UpperDir}`, '-device', `virtio-fs-device,fsdev=root,tag=${ROOT_TAG}`,
+      '-fsdev', `overlay,id=root,lower=${r.LowerDir},upper=${r.UpperDir}`, '-device', `virtio-fs-device,fsdev=root,tag=${ROOT_TAG}`, ...volumes,
       '-chardev', `socket,id=agent,path=${sock},server=on,wait=off`, '-device', 'virtio-console-device,chardev=agent',
       '-netdev', ['user', 'id=net0', ...fwd].join(','), '-device', 'virtio-net-device,netdev=net0',
     ];
