@@ -181,3 +181,87 @@ export async function showing(p: HostPty, fn: () => Promise<void>): Promise<void
     throw new Error(`${msg}\n--- the terminal showed ---\n${JSON.stringify(p.shown())}`, { cause: e });
   }
 }
+
+/**
+ * The course's `run -it --name hello IMAGE /bin/sh` at its shell (issue 15
+ * point 5), the same in both container runtimes; `p` is a 100x30 terminal:
+ * the prompt in raw mode, the hostname is the container's short id `id`,
+ * stdin is a pty, the shell is PID 1, the window size and a change of it
+ * (132x43), Ctrl-C ends `sleep 100` (status 130) and not the shell, and
+ * `exit 3` is tsvm's status.
+ */
+export async function courseRunIt(p: HostPty, prompt: RegExp, id: () => string): Promise<void> {
+  await p.expect(prompt, 'the shell\'s prompt');
+  await p.untilRaw(); // the CLI put the outer terminal in raw mode
+  assert.equal((await typed(p, 'hostname', prompt)).trim(), id().slice(0, 12), 'the hostname is the short id');
+  assert.match((await typed(p, 'tty', prompt)).trim(), /^\/dev\/pts\/\d+$/, 'stdin is a pseudo-terminal');
+  assert.equal((await typed(p, 'echo $$', prompt)).trim(), '1', 'the shell is PID 1 of the container');
+  assert.equal((await typed(p, 'stty size', prompt)).trim(), '30 100', 'the outer terminal\'s size');
+  p.resize(132, 43);
+  assert.equal(await sttySize(p, prompt, '43 132'), '43 132', 'the size after the outer terminal changed');
+  p.type('sleep 100\r');
+  await p.expect(/sleep 100\r*\n/, 'the echo of sleep 100');
+  await new Promise((r) => setTimeout(r, 1500));
+  const t0 = Date.now();
+  p.type(Buffer.from([0x03])); // Ctrl-C: in raw mode a byte for the container's terminal
+  await p.expect(prompt, 'the prompt after Ctrl-C');
+  assert.ok(Date.now() - t0 < 60_000, 'the sleep was interrupted');
+  assert.equal((await typed(p, 'echo $?', prompt)).trim(), '130', 'sleep died of SIGINT (128+2); the shell survived');
+  p.type('exit 3\r');
+  assert.equal(await p.status(), 3, 'tsvm run exits with the shell\'s status');
+}
+
+/** Whether `stty`'s report (settings that differ from sane) shows raw mode (ICANON or ECHO off). */
+export const sttyRaw = (s: string): boolean => /(^|\s)-(icanon|echo)(\s|$)/m.test(s);
+
+/** A terminal of `cols`x`rows` running `tsvm attach NAME`, then the status and `stty` of the shell it ran under. */
+export function attachThenStty(cli: string, name: string, env: NodeJS.ProcessEnv, cols: number, rows: number, waitMs?: number): HostPty {
+  return new HostPty(['sh', '-c', `"${process.execPath}" "${cli}" attach ${name}; echo "attach-status=$?"; stty`], env, { cols, rows }, waitMs);
+}
+
+/**
+ * The course's attach and detach on `p` (made by attachThenStty): a
+ * command's output at the container's busybox shell, `between` (more
+ * checks while attached), then Ctrl-P Ctrl-Q: attach ends with status 0
+ * and the terminal has left raw mode.
+ */
+export async function courseAttachDetach(p: HostPty, between: () => Promise<void> = async () => {}): Promise<void> {
+  await p.untilRaw(); // attached: nothing shows until the shell prints
+  p.type('echo attached-$((6*7))\r');
+  await p.expect(/attached-42\r*\n[\s\S]*\/ # /, 'the command\'s output and a prompt');
+  await between();
+  p.type(Buffer.from([0x10])); // Ctrl-P, held back by the CLI ...
+  await new Promise((r) => setTimeout(r, 300));
+  p.type(Buffer.from([0x11])); // ... Ctrl-Q: detach
+  await p.expect(/read escape sequence/, 'the detach');
+  await p.expect(/attach-status=0\r*\n/, 'attach\'s status 0');
+  assert.equal(await p.status(), 0);
+  const stty = clean(p.shown()).split('attach-status=0\n')[1] ?? '';
+  assert.match(stty, /speed \d+ baud/, 'stty ran after tsvm');
+  assert.ok(!sttyRaw(stty), `the terminal left raw mode: ${stty}`);
+}
+
+/**
+ * The course's restart: `restart -t 1 NAME` runs it again (a new
+ * StartedAt), `attach` on `p` reaches the shell, and its `exit` ends the
+ * container with status 0. `ok` runs the CLI, expecting status 0.
+ */
+export async function courseRestartAttach(ok: (...args: string[]) => string, name: string, attach: () => HostPty): Promise<void> {
+  const state = (): { Running: boolean; Status: string; ExitCode: number; StartedAt: string } =>
+    (JSON.parse(ok('inspect', name)) as { State: ReturnType<typeof state> }[])[0]!.State;
+  const before = state().StartedAt;
+  assert.equal(ok('restart', '-t', '1', name), `${name}\n`);
+  const s = state();
+  assert.equal(s.Running, true);
+  assert.notEqual(s.StartedAt, before, 'it ran again');
+  const p = attach();
+  await showing(p, async () => {
+    await p.untilRaw();
+    p.type('echo again\r');
+    await p.expect(/again\r*\n[\s\S]*\/ # /, 'the shell after the restart');
+    p.type('exit\r');
+    assert.equal(await p.status(), 0, 'attach ends with the container, with its status');
+  });
+  assert.equal(state().Status, 'exited');
+  assert.equal(state().ExitCode, 0);
+}
