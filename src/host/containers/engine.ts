@@ -380,7 +380,7 @@ export class ContainerEngine {
     if (!r.Config.Tty) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: it has no terminal (created without -t)`);
     if (r.Config.Runtime === 'vm') { // the guest agent sets the pty's size; the guest sees SIGWINCH
       this.vm!.resize(r.Id, size.rows, size.cols);
-      this.terminals.noteSize(r.Id, size);
+      this.terminals.setSize(r.Id, size);
       return;
     }
     this.terminals.resize(r.Id, run.child as ChildProcess, size);

@@ -42,14 +42,11 @@ export function parseWindowSize(h: string | null, w: string | null): TtySize {
 export class ContainerTerminals {
   private readonly sizes = new Map<string, TtySize>();
 
-  /** Sets the size the next start of container `id` gives its terminal. */
+  /** Sets the size the next start of container `id` gives its terminal (a runtime that resizes itself, the vm runtime's agent, records it here too). */
   setSize(id: string, size: TtySize): void { this.sizes.set(id, size); }
 
   /** The size the next start of container `id` gives its terminal (the VT100's 80x24 until a client sets one). */
   sizeOf(id: string): TtySize { return this.sizes.get(id) ?? DEFAULT_TTY_SIZE; }
-
-  /** Records a new size for container `id`'s terminal whose runtime applies it itself (the vm runtime's agent). */
-  noteSize(id: string, size: TtySize): void { this.sizes.set(id, size); }
 
   /** The `tsvm exec` flags that give container `id`'s main process its terminal. */
   execArgs(id: string): string[] {

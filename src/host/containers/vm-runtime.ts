@@ -122,13 +122,17 @@ export class VmRuntime {
       if (!fs.statSync(b.source).isDirectory()) return `volume '${spec}': the vm runtime binds directories only (each volume is a virtiofs share)`;
       if (/[\s,:]/.test(b.source) || /[\s,:]/.test(b.target)) return `volume '${spec}': the vm runtime takes no spaces, commas or colons in volume paths (the guest reads its mounts from the kernel command line)`;
     }
-    if (VmRuntime.mountsArg(specs).length > VM_MOUNTS_ARG_MAX) return `the volumes' paths are too long for the vm runtime (${VM_MOUNTS_ARG_MAX} characters in all)`;
+    if (VmRuntime.volumes(specs).mounts.length > VM_MOUNTS_ARG_MAX) return `the volumes' paths are too long for the vm runtime (${VM_MOUNTS_ARG_MAX} characters in all)`;
     return null;
   }
 
-  /** The guest agent's `tsvm.mounts` value for `specs`: TAG:DIR[:ro],... (tags vol0, vol1, ...). */
-  private static mountsArg(specs: readonly string[]): string {
-    return specs.map((spec, k) => { const b = parseBind(spec) as BindMount; return `vol${k}:${b.target}${b.readOnly ? ':ro' : ''}`; }).join(',');
+  /** Checked volumes `specs` as VM options (a virtiofs device each, tags vol0, vol1, ...) and the guest agent's `tsvm.mounts` value (TAG:DIR[:ro],...). */
+  private static volumes(specs: readonly string[]): { args: string[]; mounts: string } {
+    const binds = specs.map((spec) => parseBind(spec) as BindMount);
+    return {
+      args: binds.flatMap((b, k) => ['-fsdev', `local,id=vol${k},path=${b.source}${b.readOnly ? ',readonly=on' : ''}`, '-device', `virtio-fs-device,fsdev=vol${k},tag=vol${k}`]),
+      mounts: binds.map((b, k) => `vol${k}:${b.target}${b.readOnly ? ':ro' : ''}`).join(','),
+    };
   }
 
   /** `tsvm run` options of container `r`'s VM. */
@@ -138,12 +142,9 @@ export class VmRuntime {
     const smp = c.NanoCpus > 0 ? Math.max(1, Math.ceil(c.NanoCpus / 1e9)) : 1;
     const bad = VmRuntime.checkBinds(c.Binds);
     if (bad !== null) throw new ContainerError(400, bad);
-    const volumes = c.Binds.flatMap((spec, k) => {
-      const b = parseBind(spec) as BindMount;
-      return ['-fsdev', `local,id=vol${k},path=${b.source}${b.readOnly ? ',readonly=on' : ''}`, '-device', `virtio-fs-device,fsdev=vol${k},tag=vol${k}`];
-    });
+    const volumes = VmRuntime.volumes(c.Binds);
     const append = `console=ttyS0 quiet tsvm.hostname=${c.Hostname} tsvm.root=virtiofs:${ROOT_TAG} tsvm.net=dhcp` +
-      `${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}${c.Binds.length > 0 ? ` tsvm.mounts=${VmRuntime.mountsArg(c.Binds)}` : ''}`;
+      `${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}${c.Binds.length > 0 ? ` tsvm.mounts=${volumes.mounts}` : ''}`;
     const fwd: string[] = [];
     for (const spec of c.PortBindings) {
       const p = parsePublish(spec);
@@ -154,7 +155,7 @@ export class VmRuntime {
     if (fwd.length > 1) throw new ContainerError(400, 'the vm runtime publishes one port per container so far (passt takes one hostfwd per -netdev here)');
     return [
       '-m', `${mem}M`, '-smp', String(smp), '-kernel', g.kernel, '-initrd', g.initrd, '-append', append,
-      '-fsdev', `overlay,id=root,lower=${r.LowerDir},upper=${r.UpperDir}`, '-device', `virtio-fs-device,fsdev=root,tag=${ROOT_TAG}`, ...volumes,
+      '-fsdev', `overlay,id=root,lower=${r.LowerDir},upper=${r.UpperDir}`, '-device', `virtio-fs-device,fsdev=root,tag=${ROOT_TAG}`, ...volumes.args,
       '-chardev', `socket,id=agent,path=${sock},server=on,wait=off`, '-device', 'virtio-console-device,chardev=agent',
       '-netdev', ['user', 'id=net0', ...fwd].join(','), '-device', 'virtio-net-device,netdev=net0',
     ];
