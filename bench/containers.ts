@@ -18,7 +18,11 @@
  *    memory each container costs the host.
  * 3. With `--only containers-debian` as well: the time to `tsvm pull
  *    debian` into the empty store (the package cache may be warm: said in
- *    the table), and the host memory of 8 idle `debian` containers.
+ *    the table), and the host memory of 8 idle `debian` containers per
+ *    runtime; in the vm runtime twice, with the host's page sharing on and
+ *    then off (`tsvm host start --page-sharing off`), each time with the
+ *    pool's frames in use and the frames sharing saved (pages_sharing and
+ *    zero pages), once the scanner has made two full passes (or 3 min).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,7 +42,11 @@ const SETTLE_S = 3;
 /** One timed command line of the start part. */
 export interface StartRow { what: string; cmd: string; seconds: number[]; error?: string }
 /** The memory of idle containers of one runtime. */
-export interface MemoryRow { runtime: string; image: string; containers: number; hostRssGrowthKiB: number; pssKiB: number[]; error?: string }
+export interface MemoryRow {
+  runtime: string; image: string; containers: number; hostRssGrowthKiB: number; pssKiB: number[]; error?: string;
+  /** vm runtime: the host's page sharing, the pool's frames the containers took, and the frames sharing saved (KiB). */
+  sharing?: 'on' | 'off'; poolGrowthKiB?: number; sharedSavedKiB?: number;
+}
 /** The container report. */
 export interface ContainerReport {
   runs: number;
@@ -100,10 +108,23 @@ async function hostPid(env: NodeJS.ProcessEnv): Promise<number> {
   return pid;
 }
 
-/** Starts `n` idle containers of `image` on `runtime`, measures them, removes them. */
-async function idleMemory(env: NodeJS.ProcessEnv, runtime: string, image: string, n: number, argv: string[]): Promise<MemoryRow> {
+/** The host's pool and sharing counters (GET /v1/host/stats). */
+async function poolStats(env: NodeJS.ProcessEnv): Promise<{ used: number; saved: number; scans: number }> {
+  const r = await hostRequest(env['TSVM_HOST']!, 'GET', '/v1/host/stats');
+  const b = r.body as { pool: { frames_used: number }; sharing: { pages_sharing: number; pages_zero: number; full_scans: number } };
+  return { used: b.pool.frames_used, saved: b.sharing.pages_sharing + b.sharing.pages_zero, scans: b.sharing.full_scans };
+}
+
+/** Longest wait for the page-sharing scanner's two full passes over idle vm containers. */
+const SCAN_WAIT_MS = 180_000;
+/** KiB per pool frame (4 KiB pages). */
+const FRAME_KIB = 4;
+
+/** Starts `n` idle containers of `image` on `runtime`, measures them, removes them; `sharing`: the host's page sharing (vm runtime). */
+async function idleMemory(env: NodeJS.ProcessEnv, runtime: string, image: string, n: number, argv: string[], sharing?: 'on' | 'off'): Promise<MemoryRow> {
   const host = await hostPid(env);
   const before = rssKiB(host);
+  const pool0 = await poolStats(env);
   const names: string[] = [];
   try {
     for (let i = 0; i < n; i++) {
@@ -112,12 +133,21 @@ async function idleMemory(env: NodeJS.ProcessEnv, runtime: string, image: string
       names.push(name);
     }
     await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
+    let pool: { used: number; saved: number; scans: number } | null = null;
+    if (sharing !== undefined) {
+      // Two full passes of the scanner over every container (with sharing off, the same wait: the guests settle alike).
+      const scans = (await poolStats(env)).scans, t0 = Date.now();
+      while (Date.now() - t0 < SCAN_WAIT_MS && (sharing === 'off' || (await poolStats(env)).scans < scans + 2)) await new Promise((r) => setTimeout(r, 2000));
+      pool = await poolStats(env);
+    }
     const pss = names.map((name) => {
       const rec = (JSON.parse(tsvm(env, 'inspect', name)) as { State: { Pid: number; Running: boolean } }[])[0]!;
       if (!rec.State.Running) throw new Error(`${name} is not running`);
       return rec.State.Pid > 0 && rec.State.Pid !== host ? pssTree(rec.State.Pid) : 0;
     });
-    return { runtime, image, containers: n, hostRssGrowthKiB: rssKiB(host) - before, pssKiB: pss };
+    const row: MemoryRow = { runtime, image, containers: n, hostRssGrowthKiB: rssKiB(host) - before, pssKiB: pss };
+    if (pool !== null) Object.assign(row, { sharing, poolGrowthKiB: (pool.used - pool0.used) * FRAME_KIB, sharedSavedKiB: (pool.saved - pool0.saved) * FRAME_KIB });
+    return row;
   } catch (e) {
     return { runtime, image, containers: n, hostRssGrowthKiB: 0, pssKiB: [], error: (e as Error).message };
   } finally {
@@ -170,7 +200,14 @@ export async function benchContainers(runs: number, debian: boolean): Promise<Co
     if (debian) {
       report.pullDebianS = timed(process.execPath, [CLI, 'pull', 'debian'], env, 3 * 3600_000);
       log(`pull debian ${report.pullDebianS.toFixed(0)} s`);
-      for (const rt of runtimes) memory.push(await idleMemory(env, rt, 'debian', IDLE_DEBIAN, ['sleep', 'infinity']));
+      if (runtimes.includes('process')) memory.push(await idleMemory(env, 'process', 'debian', IDLE_DEBIAN, ['sleep', 'infinity']));
+      if (runtimes.includes('vm')) {
+        memory.push(await idleMemory(env, 'vm', 'debian', IDLE_DEBIAN, ['sleep', 'infinity'], 'on'));
+        spawnSync(process.execPath, [CLI, 'host', 'stop'], { env, stdio: 'ignore', timeout: 60_000 });
+        const off = spawn(process.execPath, [CLI, 'host', 'start', '-d', '--page-sharing', 'off'], { env, stdio: 'ignore' });
+        await new Promise((r) => off.once('exit', r));
+        memory.push(await idleMemory(env, 'vm', 'debian', IDLE_DEBIAN, ['sleep', 'infinity'], 'off'));
+      }
     }
     return report;
   } finally {
@@ -193,10 +230,11 @@ export function containerTable(r: ContainerReport): string {
     out.push(`| ${row.what} | \`${row.cmd}\` | ${row.error !== undefined ? `failed: ${row.error}` : ms(median(row.seconds))} | ${ms(Math.min(...row.seconds))} | ${ms(Math.max(...row.seconds))} | ${goal[row.what] ?? ''} |`);
   }
   out.push('', `Pull: \`tsvm pull busybox\` ${r.pullBusyboxS.toFixed(2)} s${r.pullDebianS !== undefined ? `; \`tsvm pull debian\` ${r.pullDebianS.toFixed(0)} s (into an empty store; the package cache in ~/.cache/tsvm may be warm)` : ''}.`, '');
-  out.push('| runtime | image | idle containers | host RSS growth | Pss per container (median) |', '|---|---|---:|---:|---:|');
+  const mib = (k: number | undefined): string => k === undefined ? '' : `${(k / 1024).toFixed(1)} MiB`;
+  out.push('| runtime | image | page sharing | idle containers | host RSS growth | Pss per container (median) | pool frames taken | saved by sharing |', '|---|---|---|---:|---:|---:|---:|---:|');
   for (const m of r.memory) {
-    out.push(m.error !== undefined ? `| ${m.runtime} | ${m.image} | ${m.containers} | failed: ${m.error} | |`
-      : `| ${m.runtime} | ${m.image} | ${m.containers} | ${(m.hostRssGrowthKiB / 1024).toFixed(1)} MiB | ${(median(m.pssKiB) / 1024).toFixed(1)} MiB |`);
+    out.push(m.error !== undefined ? `| ${m.runtime} | ${m.image} | ${m.sharing ?? ''} | ${m.containers} | failed: ${m.error} | | | |`
+      : `| ${m.runtime} | ${m.image} | ${m.sharing ?? ''} | ${m.containers} | ${mib(m.hostRssGrowthKiB)} | ${mib(median(m.pssKiB))} | ${mib(m.poolGrowthKiB)} | ${mib(m.sharedSavedKiB)} |`);
   }
   return out.join('\n');
 }

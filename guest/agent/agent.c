@@ -7,13 +7,16 @@
  * file system and moves into it (MS_MOVE + chroot, as switch_root does);
  * with `tsvm.mounts=TAG:DIR[:ro],...` mounts those virtiofs file systems
  * in it (the container's volumes); with `tsvm.pids=N` puts every process it starts in one pids cgroup of at
- * most N tasks (Docker's --pids-limit); then serves the framed protocol of docs/vm-agent.md on /dev/hvc0.
+ * most N tasks (Docker's --pids-limit); with `tsvm.ip=ADDR/PREFIX` sets that address on the NIC of a
+ * container network (MAC 02:42 and the address's bytes) and with `tsvm.etc=TAG` binds that virtiofs
+ * share's hosts and hostname over the root's; then serves the framed protocol of docs/vm-agent.md on /dev/hvc0.
  *
  * Built by src/host/vm-agent/initrd.ts: riscv64-linux-gnu-gcc -static -Os.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <grp.h>
 #include <poll.h>
@@ -218,15 +221,66 @@ static int run_wait(char *const argv[]) {
   return status;
 }
 
-/* tsvm.net=dhcp: loopback up, then eth0 configured by the initrd's busybox udhcpc (its script writes
-   the routes and /etc/resolv.conf), before the switch to the container's root. */
-static void setup_net(const char *spec) {
-  if (strcmp(spec, "dhcp") != 0) { logmsg("tsvm.net=%s: only dhcp is supported", spec); return; }
+/* The interface whose MAC address is `mac` (lower-case aa:bb:...), from /sys/class/net; 0 with its name in `out`, else -1. */
+static int iface_by_mac(const char *mac, char *out, size_t n) {
+  DIR *d = opendir("/sys/class/net");
+  if (d == NULL) return -1;
+  struct dirent *e;
+  int found = -1;
+  while (found < 0 && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], addr[32] = "";
+    snprintf(path, sizeof path, "/sys/class/net/%s/address", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t k = read(fd, addr, sizeof addr - 1);
+    close(fd);
+    addr[k > 0 ? k : 0] = 0;
+    addr[strcspn(addr, "\n")] = 0;
+    if (strcmp(addr, mac) == 0) { snprintf(out, n, "%s", e->d_name); found = 0; }
+  }
+  closedir(d);
+  return found;
+}
+
+/* tsvm.net=dhcp: loopback up, then the user network's NIC (eth0, or eth1 when eth0 is the container
+   network's) configured by the initrd's busybox udhcpc (its script writes the routes and /etc/resolv.conf).
+   tsvm.ip=ADDR/PREFIX: the container network's NIC, found by its MAC (02:42 and ADDR's four bytes, as
+   Docker makes them), gets ADDR; the subnet's route comes with it. Both before the switch to the
+   container's root. */
+static void setup_net(const char *spec, const char *cidr) {
   char *lo[] = { "/bin/busybox", "ip", "link", "set", "lo", "up", NULL };
   run_wait(lo);
-  char *dhcp[] = { "/bin/busybox", "udhcpc", "-i", "eth0", "-q", "-n", "-f", "-t", "5", "-T", "1", NULL };
+  char nif[300] = "";
+  if (cidr != NULL) {
+    unsigned a, b, c, d, prefix;
+    char mac[32];
+    if (sscanf(cidr, "%u.%u.%u.%u/%u", &a, &b, &c, &d, &prefix) != 5 || a > 255 || b > 255 || c > 255 || d > 255 || prefix > 32) {
+      logmsg("tsvm.ip=%s: expected ADDR/PREFIX", cidr);
+    } else {
+      snprintf(mac, sizeof mac, "02:42:%02x:%02x:%02x:%02x", a, b, c, d);
+      if (iface_by_mac(mac, nif, sizeof nif) < 0) { logmsg("tsvm.ip: no interface has MAC %s", mac); nif[0] = 0; } else {
+        char addr[32];
+        snprintf(addr, sizeof addr, "%u.%u.%u.%u/%u", a, b, c, d, prefix);
+        char *up[] = { "/bin/busybox", "ip", "link", "set", nif, "up", NULL };
+        char *add[] = { "/bin/busybox", "ip", "addr", "add", addr, "dev", nif, NULL };
+        if (run_wait(up) != 0 || run_wait(add) != 0) logmsg("tsvm.ip: setting %s on %s failed", addr, nif);
+      }
+    }
+  }
+  if (spec == NULL) return;
+  if (strcmp(spec, "dhcp") != 0) { logmsg("tsvm.net=%s: only dhcp is supported", spec); return; }
+  char *dev = strcmp(nif, "eth0") == 0 ? "eth1" : "eth0";
+  char *dhcp[] = { "/bin/busybox", "udhcpc", "-i", dev, "-q", "-n", "-f", "-t", "5", "-T", "1", NULL };
   int st = run_wait(dhcp);
-  if (st != 0) logmsg("udhcpc on eth0 failed (status %d): no network", st);
+  if (st != 0) logmsg("udhcpc on %s failed (status %d): no network", dev, st);
+}
+
+/* Binds file `from` over `to` (made empty if missing, as Docker makes the mount point of a bound file). */
+static void bind_file(const char *from, const char *to) {
+  int fd = open(to, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) close(fd);
+  if (mount(from, to, NULL, MS_BIND, NULL) < 0) logmsg("bind %s on %s: %s", from, to, strerror(errno));
 }
 
 static void power_off(void) {
@@ -280,12 +334,19 @@ static void switch_root(const char *spec) {
   const char *vols = kernel_arg("tsvm.mounts");
   if (vols) mount_volumes(vols);
   /* The network's resolver (written by udhcpc) over the image's, as Docker bind-mounts its resolv.conf
-     (an image without one gets an empty mount point in its writable layer). */
+     (an image without one gets an empty mount point in its writable layer); on a container network,
+     the host's hosts and hostname files (tsvm.etc), which it rewrites as members come and go. */
   struct stat st;
-  if (stat("/etc/resolv.conf", &st) == 0 && stat("/newroot/etc", &st) == 0 && S_ISDIR(st.st_mode)) {
-    int fd = open("/newroot/etc/resolv.conf", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) close(fd);
-    if (mount("/etc/resolv.conf", "/newroot/etc/resolv.conf", NULL, MS_BIND, NULL) < 0) logmsg("bind /etc/resolv.conf: %s", strerror(errno));
+  if (stat("/newroot/etc", &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (stat("/etc/resolv.conf", &st) == 0) bind_file("/etc/resolv.conf", "/newroot/etc/resolv.conf");
+    const char *etc = kernel_arg("tsvm.etc");
+    if (etc != NULL) {
+      mkdir("/etc-share", 0755);
+      if (mount(etc, "/etc-share", "virtiofs", MS_RDONLY, NULL) < 0) logmsg("mount virtiofs %s: %s", etc, strerror(errno)); else {
+        bind_file("/etc-share/hosts", "/newroot/etc/hosts");
+        bind_file("/etc-share/hostname", "/newroot/etc/hostname");
+      }
+    }
   }
   if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
     logmsg("switching to the virtiofs root: %s", strerror(errno));
@@ -556,8 +617,12 @@ int main(void) {
     mount_pseudo("");
     read_cmdline();
     load_modules();
-    const char *net = kernel_arg("tsvm.net");
-    if (net) setup_net(net);
+    char net[32] = "", ip[64] = "";
+    const char *v = kernel_arg("tsvm.net");
+    if (v) snprintf(net, sizeof net, "%s", v);
+    v = kernel_arg("tsvm.ip");
+    if (v) snprintf(ip, sizeof ip, "%s", v);
+    if (net[0] || ip[0]) setup_net(net[0] ? net : NULL, ip[0] ? ip : NULL);
     const char *root = kernel_arg("tsvm.root");
     if (root) switch_root(root);
     const char *host = kernel_arg("tsvm.hostname");

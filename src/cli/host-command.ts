@@ -17,7 +17,7 @@ const WAIT_MS = 30_000;
 const POLL_MS = 25;
 
 /** Options of `tsvm host start`. */
-export interface HostStartOptions { pool?: string; swap?: string; socket?: string; detach?: boolean; idleTax?: string; samplePeriod?: string; defaultRuntime?: string }
+export interface HostStartOptions { pool?: string; swap?: string; socket?: string; detach?: boolean; idleTax?: string; samplePeriod?: string; defaultRuntime?: string; pageSharing?: string }
 
 function fail(msg: string, code = 1): number { process.stderr.write(`tsvm: ${msg}\n`); return code; }
 
@@ -42,10 +42,12 @@ export async function hostStart(o: HostStartOptions): Promise<number> {
   if (period !== undefined && !(/^\d+(\.\d+)?$/.test(o.samplePeriod!) && period >= 0.1 && period <= 3600)) return fail(`--sample-period ${o.samplePeriod}: expected seconds from 0.1 to 3600`, EXIT_USAGE);
   const rt = o.defaultRuntime;
   if (rt !== undefined && rt !== 'process' && rt !== 'vm') return fail(`--default-runtime ${rt}: expected process or vm`, EXIT_USAGE);
+  const sharing = o.pageSharing;
+  if (sharing !== undefined && sharing !== 'on' && sharing !== 'off') return fail(`--page-sharing ${sharing}: expected on or off`, EXIT_USAGE);
   if (o.detach) return daemonize(socket, o);
   let host: Host;
   try {
-    host = await Host.start({ socket, poolBytes: pool, swapPath: swap, idleTax: tax === undefined ? undefined : tax / 100, activityPeriodMs: period === undefined ? undefined : period * 1000, defaultRuntime: rt });
+    host = await Host.start({ socket, poolBytes: pool, swapPath: swap, idleTax: tax === undefined ? undefined : tax / 100, activityPeriodMs: period === undefined ? undefined : period * 1000, defaultRuntime: rt, pageSharing: sharing === undefined ? undefined : sharing === 'on' });
   } catch (e) { return fail((e as Error).message); }
   process.stderr.write(`tsvm host: listening on ${socket} (pid ${process.pid})\n`);
   // A bug in one request's handling must not take the other VMs down with the host: log it and go on.
@@ -74,6 +76,7 @@ async function daemonize(socket: string, o: HostStartOptions): Promise<number> {
   if (o.idleTax !== undefined) args.push('--idle-tax', o.idleTax);
   if (o.samplePeriod !== undefined) args.push('--sample-period', o.samplePeriod);
   if (o.defaultRuntime !== undefined) args.push('--default-runtime', o.defaultRuntime);
+  if (o.pageSharing !== undefined) args.push('--page-sharing', o.pageSharing);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   let exited: number | null = null;

@@ -29,6 +29,8 @@ export interface HostMemoryOptions {
   idleTax?: number;
   /** The activity sampler's period, ms (default DEFAULT_HOST_ACTIVITY_PERIOD_MS). */
   activityPeriodMs?: number;
+  /** Page sharing host-wide (default on): off, the scanner never runs, whatever each VM's `-sharing` says. */
+  pageSharing?: boolean;
 }
 
 /** The host's memory: the pool, and each VM's table on it. */
@@ -49,6 +51,7 @@ export class HostMemory {
     this.poolBytes = poolBytes;
     this.swapPath = swapPath;
     this.host = new PoolHost(poolBytes, swapPath, SWAP_PER_POOL * poolBytes);
+    if (opts.pageSharing === false) this.host.scanBudget = 0;
     if (opts.activityPeriodMs !== undefined) this.host.activityPeriodMs = opts.activityPeriodMs;
     this.policy = new HostPolicy(this.host, opts.idleTax);
   }

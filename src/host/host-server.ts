@@ -44,6 +44,8 @@ export interface HostOptions {
   tsvmScript?: string;
   /** --default-runtime: the containers' runtime when `create` names none (default process). */
   defaultRuntime?: 'process' | 'vm';
+  /** --page-sharing: off stops the page-sharing scanner host-wide (default on). */
+  pageSharing?: boolean;
 }
 
 /** Parses --pool; an error message or the size in bytes. */
@@ -97,7 +99,7 @@ export class Host {
 
   private constructor(options: HostOptions) {
     this.options = options;
-    this.memory = new HostMemory(options.poolBytes, options.swapPath, { idleTax: options.idleTax, activityPeriodMs: options.activityPeriodMs });
+    this.memory = new HostMemory(options.poolBytes, options.swapPath, { idleTax: options.idleTax, activityPeriodMs: options.activityPeriodMs, pageSharing: options.pageSharing });
     this.vms = new VmManager(this.memory);
     this.stopped = new Promise((r) => { this.resolveStopped = r; });
     this.server = http.createServer((req, res) => { void this.handle(req, res); });

@@ -6,7 +6,7 @@
  *  - `stream,id=N,server=on|off,addr.type=unix,addr.path=PATH` (or
  *    `addr.type=inet,addr.host=H,addr.port=P`): the same over a unix or
  *    TCP socket (QEMU 7.2's stream netdev);
- *  - `user,id=N[,hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT]`: user-mode
+ *  - `user,id=N[,hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT]...`: user-mode
  *    networking through Debian's `passt` daemon, which gives the guest
  *    DHCP, DNS and NAT to the host's network; tsvm starts it in qemu mode
  *    on a private unix socket and stops it on exit.
@@ -349,8 +349,7 @@ export function hostfwdToPasst(rule: string, where: string): string[] {
 function openUser(o: QemuOpts, label: string, where: string): NetBackend {
   checkKeys(o, ['id', 'hostfwd', 'ipv4', 'ipv6'], where, '; the network is provided by passt, which gives the guest the host\'s addresses');
   const args = ['--foreground', '--one-off', '--quiet'];
-  const fwd = o.props.get('hostfwd');
-  if (fwd !== undefined) args.push(...hostfwdToPasst(fwd, where));
+  for (const fwd of o.repeats.get('hostfwd') ?? []) args.push(...hostfwdToPasst(fwd, where));
   const v4 = boolProp(o, 'ipv4', true), v6 = boolProp(o, 'ipv6', true);
   if (!v4 && !v6) throw new OptsError(`${where}: ipv4=off and ipv6=off leave no network`);
   if (!v6) args.push('--ipv4-only');

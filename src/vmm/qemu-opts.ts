@@ -10,9 +10,14 @@ export interface QemuOpts {
   /** The leading bare word (driver, backend type or address), '' if absent. */
   type: string;
   props: Map<string, string>;
+  /** Every value of a repeatable key (REPEATABLE_KEYS), in order; `props` holds the first. */
+  repeats: Map<string, string[]>;
   /** The original text, for messages. */
   text: string;
 }
+
+/** Keys that may be given more than once: -netdev user's forwarding rules (QEMU's net/slirp.c takes each hostfwd= and guestfwd= in turn). */
+const REPEATABLE_KEYS: ReadonlySet<string> = new Set(['hostfwd', 'guestfwd']);
 
 /** A malformed option string. */
 export class OptsError extends Error {}
@@ -29,6 +34,7 @@ export function parseQemuOpts(text: string, implicitKey = 'type'): QemuOpts {
   }
   parts.push(cur);
   const props = new Map<string, string>();
+  const repeats = new Map<string, string[]>();
   let type = '';
   parts.forEach((p, i) => {
     const eq = p.indexOf('=');
@@ -40,10 +46,15 @@ export function parseQemuOpts(text: string, implicitKey = 'type'): QemuOpts {
     }
     const k = p.slice(0, eq), v = p.slice(eq + 1);
     if (k === '') throw new OptsError(`'${text}': empty property name`);
-    if (props.has(k)) throw new OptsError(`'${text}': property '${k}' given twice`);
+    if (REPEATABLE_KEYS.has(k)) {
+      const all = repeats.get(k) ?? [];
+      all.push(v);
+      repeats.set(k, all);
+      if (all.length > 1) return;
+    } else if (props.has(k)) throw new OptsError(`'${text}': property '${k}' given twice`);
     props.set(k, v);
   });
-  return { type, props, text };
+  return { type, props, repeats, text };
 }
 
 /** Reads an on/off property (QEMU accepts on/off/yes/no/true/false). */

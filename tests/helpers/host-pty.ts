@@ -211,6 +211,33 @@ export async function courseRunIt(p: HostPty, prompt: RegExp, id: () => string):
   assert.equal(await p.status(), 3, 'tsvm run exits with the shell\'s status');
 }
 
+/**
+ * `exec -it C sh` on `p`, a 100x30 terminal, in either runtime: the
+ * prompt in raw mode, stdin is a pty of its own, the window size and a
+ * change of it (132x43), Ctrl-C ends `sleep 100` (130) and not the shell,
+ * `ps` shows the container's PID 1 (`pid1`) and the shell, and `exit 4`
+ * is tsvm's status.
+ */
+export async function courseExecIt(p: HostPty, prompt: RegExp, pid1: RegExp): Promise<void> {
+  await p.expect(prompt, 'the shell\'s prompt');
+  await p.untilRaw(); // the CLI holds the outer terminal in raw mode
+  assert.match((await typed(p, 'tty', prompt)).trim(), /^\/dev\/pts\/\d+$/, 'stdin is a pseudo-terminal');
+  assert.equal((await typed(p, 'stty size', prompt)).trim(), '30 100', 'the outer terminal\'s size');
+  p.resize(132, 43);
+  assert.equal(await sttySize(p, prompt, '43 132'), '43 132', 'the size after the outer terminal changed');
+  p.type('sleep 100\r');
+  await p.expect(/sleep 100\r*\n/, 'the echo of sleep 100');
+  await new Promise((r) => setTimeout(r, 1500));
+  p.type(Buffer.from([0x03])); // Ctrl-C: a byte for the exec's terminal, SIGINT from its line discipline
+  await p.expect(prompt, 'the prompt after Ctrl-C');
+  assert.equal((await typed(p, 'echo $?', prompt)).trim(), '130', 'sleep died of SIGINT (128+2); the shell survived');
+  const ps = await typed(p, 'ps', prompt);
+  assert.match(ps, pid1, `PID 1 is the container's command:\n${ps}`);
+  assert.match(ps, /^\s*\d+\s+.*\ssh\s*$/m, `the shell is there:\n${ps}`);
+  p.type('exit 4\r');
+  assert.equal(await p.status(), 4, 'tsvm exec exits with the shell\'s status');
+}
+
 /** Whether `stty`'s report (settings that differ from sane) shows raw mode (ICANON or ECHO off). */
 export const sttyRaw = (s: string): boolean => /(^|\s)-(icanon|echo)(\s|$)/m.test(s);
 

@@ -2,7 +2,8 @@
  * The course's sequence in the vm runtime (issue 15 point 5: "in both
  * runtimes"): `run -it --runtime vm --name hello busybox /bin/sh` typed
  * into a REAL pseudo-terminal of the host (tests/helpers/host-pty.ts), then
- * start, attach with detach keys, restart and attach again. The container's
+ * start, attach with detach keys, `exec -it` a second shell with a pty of
+ * its own, restart and attach again. The container's
  * terminal is the guest agent's pty in its microVM (docs/vm-agent.md): the
  * outer terminal is raw, the window size at start and its changes reach
  * the guest, Ctrl-C interrupts the container's foreground job. The
@@ -16,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runTsvm, okTsvm } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
-import { HostPty, attachThenStty, courseAttachDetach, courseRestartAttach, courseRunIt, hostPtyMissing, showing } from '../helpers/host-pty.js';
+import { HostPty, attachThenStty, courseAttachDetach, courseExecIt, courseRestartAttach, courseRunIt, hostPtyMissing, showing } from '../helpers/host-pty.js';
 
 let dir = '';
 let env: NodeJS.ProcessEnv = {};
@@ -71,6 +72,12 @@ describe('the course\'s sequence in the vm runtime, on a real pty', { skip: noPt
     await showing(p, () => courseAttachDetach(p));
     assert.equal(state('hello').Running, true, 'detaching leaves it running');
     assert.match(ok('ps'), /Up .*\shello\n/, 'ps lists it');
+  });
+
+  test('exec -it hello sh: a pty of its own, the window size and a resize, Ctrl-C, ps, exit 4', { timeout: BOOT_MS }, async () => {
+    const p = onPty(['exec', '-it', 'hello', 'sh'], 100, 30);
+    await showing(p, () => courseExecIt(p, PROMPT, /^\s*1\s+.*\/bin\/sh\s*$/m));
+    assert.equal(state('hello').Running, true, 'the container runs on');
   });
 
   test('restart hello, attach again, exit', { timeout: 3 * BOOT_MS }, async () => {

@@ -428,6 +428,8 @@ test('-netdev option checking and hostfwd translation for passt', () => {
     ['user,id=a,hostfwd=tcp:127.0.0.1:80', /hostfwd=/],
     ['user,id=a,hostfwd=tcp:localhost:8080-:80', /not an IP address/],
     ['tap,id=a,ifname=tap0', /unsupported netdev type 'tap'/],
+    ['user,id=a,hostfwd=tcp::1-:2,hostfwd=tcp::3', /hostfwd=tcp::3 is not/],
+    ['socket,id=a,listen=:1,listen=:2', /property 'listen' given twice/],
   ];
   for (const [text, re] of bad) {
     assert.throws(() => openNetdev(parseQemuOpts(text)), (e: unknown) => e instanceof OptsError && re.test(e.message), text);
@@ -436,6 +438,10 @@ test('-netdev option checking and hostfwd translation for passt', () => {
   assert.deepEqual(hostfwdToPasst('tcp::2222-10.0.2.15:22', 'x'), ['--tcp-ports', '2222:22']);
   assert.deepEqual(hostfwdToPasst('udp::5353-:53', 'x'), ['--udp-ports', '5353:53']);
   assert.deepEqual(hostfwdToPasst(':127.0.0.1:1-:2', 'x'), ['--tcp-ports', '127.0.0.1/1:2']);
+  // hostfwd may repeat, as in QEMU (each rule in turn); any other key given twice is an error.
+  const o = parseQemuOpts('user,id=a,hostfwd=tcp::1-:2,hostfwd=udp::3-:4');
+  assert.deepEqual(o.repeats.get('hostfwd'), ['tcp::1-:2', 'udp::3-:4']);
+  assert.equal(o.props.get('hostfwd'), 'tcp::1-:2');
 });
 
 test('receive: a frame from the backend is delivered inside the VMM\'s entry (GuestEntry), never around it', () => {

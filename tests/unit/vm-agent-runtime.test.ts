@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmRuntime, VM_DEFAULT_MEMORY, parseTop } from '../../src/host/containers/vm-runtime.js';
-import { ContainerError, ZERO_TIME, type ContainerRecord } from '../../src/host/containers/store.js';
+import { ZERO_TIME, type ContainerRecord } from '../../src/host/containers/store.js';
 import type { AgentGuest } from '../../src/host/vm-agent/initrd.js';
 
 const guest: AgentGuest = { kernel: '/k/vmlinux', initrd: '/k/agent.cpio.gz', kernelVersion: '6.12', agent: '/k/agent' };
@@ -45,14 +45,15 @@ test('vm runtime: the VM options of a container (defaults)', () => {
   assert.ok(a.includes('virtio-net-device,netdev=net0'));
 });
 
-test('vm runtime: --memory, --cpus and -p become RAM, vCPUs and a passt forward', () => {
+test('vm runtime: --memory, --cpus and -p become RAM, vCPUs and passt forwards', () => {
   const a = VmRuntime.vmArgs(record({ Memory: 100 * 1048576 + 1, NanoCpus: 1.5e9, PortBindings: ['8080:80'] }), guest, '/s');
   assert.equal(opt(a, '-m'), '101M', 'rounded up to whole MiB');
   assert.equal(opt(a, '-smp'), '2', 'ceil(1.5)');
   assert.equal(opt(a, '-netdev'), 'user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80');
   const b = VmRuntime.vmArgs(record({ PortBindings: ['0.0.0.0:9000:90/tcp'] }), guest, '/s');
   assert.equal(opt(b, '-netdev'), 'user,id=net0,hostfwd=tcp:0.0.0.0:9000-:90');
-  assert.throws(() => VmRuntime.vmArgs(record({ PortBindings: ['1:2', '3:4'] }), guest, '/s'), (e: unknown) => e instanceof ContainerError && e.status === 400 && /one port/.test(e.message));
+  const two = VmRuntime.vmArgs(record({ PortBindings: ['1:2', '127.0.0.2:3:4'] }), guest, '/s');
+  assert.equal(opt(two, '-netdev'), 'user,id=net0,hostfwd=tcp:127.0.0.1:1-:2,hostfwd=tcp:127.0.0.2:3-:4', 'two -p: two forwards on the one netdev');
   assert.throws(() => VmRuntime.vmArgs(record({ PortBindings: ['[::1]:8080:80'] }), guest, '/s'), /IPv4/);
 });
 

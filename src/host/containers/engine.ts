@@ -97,7 +97,7 @@ export class ContainerEngine {
   /** The terminals of containers created with -t (tty.ts). */
   readonly terminals = new ContainerTerminals();
   /** Running execs with a terminal, by exec id (for their resize): the container's id and the run. */
-  private readonly ttyExecs = new Map<string, { container: string; run: ExecRun }>();
+  private readonly ttyExecs = new Map<string, { container: string; run: ExecRun; resize?: (size: TtySize) => void }>();
 
   private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string,
     /** The container networks (`tsvm network`). */
@@ -133,10 +133,6 @@ export class ContainerEngine {
       if (this.vm === null) throw new ContainerError(400, '--runtime vm: this host runs no VMs');
       const bad = VmRuntime.check(req.memory, req.hostname);
       if (bad !== null) throw new ContainerError(400, bad);
-      // Refused rather than ignored: the vm runtime does not apply these yet.
-      const unsupported = [!['', 'bridge', 'default'].includes(req.network ?? '') ? `--network ${req.network!}` : '',
-        req.ports.length > 1 ? 'more than one -p' : ''].filter((x) => x !== '');
-      if (unsupported.length > 0) throw new ContainerError(400, `--runtime vm: ${unsupported.join(', ')} not supported yet (the process runtime has them)`);
     }
     const name = this.store.chooseName(req.name);
     const images = await this.images();
@@ -154,11 +150,11 @@ export class ContainerEngine {
       if (typeof p === 'string') throw new ContainerError(400, p);
     }
     prepareBinds(req.volumes);
+    const network = this.networks.check(req.network);
     if (req.runtime === 'vm') {
-      const bad = VmRuntime.checkBinds(req.volumes);
+      const bad = VmRuntime.checkBinds(req.volumes, network !== undefined);
       if (bad !== null) throw new ContainerError(400, bad);
     }
-    const network = this.networks.check(req.network);
     const id = this.store.newId();
     const env = mergeEnv(ic.Env ?? [], req.env);
     const config: ContainerConfig = {
@@ -294,10 +290,12 @@ export class ContainerEngine {
     const log = fs.openSync(r.LogPath, 'a', 0o600);
     let run: Running;
     try {
-      run = r.Config.Runtime === 'vm' ? this.adopt(await this.vm!.start(r, [r.Path, ...r.Args], this.agentOptions(r)), log)
+      run = r.Config.Runtime === 'vm' ? this.adopt(await this.startVm(r), log)
         : this.spawnRuntime(r, [r.Path, ...r.Args], log);
     } catch (e) {
       fs.closeSync(log);
+      // As Docker's daemon does: a --rm container that could not start is removed.
+      if (r.Config.AutoRemove) await this.store.remove(r.Id).catch(() => {});
       throw e instanceof ContainerError ? e : new ContainerError(500, (e as Error).message);
     }
     if (r.Config.Runtime === 'vm' && !r.Config.OpenStdin) run.child.stdin?.end(); // docker run without -i: stdin at EOF
@@ -317,6 +315,15 @@ export class ContainerEngine {
       run.sinks.clear();
     });
     return r;
+  }
+
+  /** Boots vm container `r` on its network (if any) and starts its command; the network forgets it if the boot fails. */
+  private async startVm(r: ContainerRecord): Promise<VmProcess> {
+    const net = await this.networks.vmAttach(r, this.store.containerDir(r.Id));
+    try { return await this.vm!.start(r, [r.Path, ...r.Args], this.agentOptions(r), net); } catch (e) {
+      this.networks.leave(r);
+      throw e;
+    }
   }
 
   /** The running process of a container, or null. */
@@ -414,11 +421,12 @@ export class ContainerEngine {
     const id = randomBytes(32).toString('hex'); // Docker's exec ids: 64 hex digits
     let run: ExecRun;
     if (r.Config.Runtime === 'vm') {
-      if (tty !== null) throw new ContainerError(409, `cannot exec with a terminal (-t) in container ${r.Name.slice(1)}: the vm runtime gives execs no terminal yet`);
-      // Another process of the agent in the same VM and PID namespace; it ends with the VM.
-      const p = this.adopt(this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: false }), null);
+      // Another process of the agent in the same VM and PID namespace, with a pty of its own for -t; it ends with the VM.
+      const vp = this.vm!.exec(r.Id, argv, { ...this.agentOptions(r), tty: tty !== null, ...(tty !== null ? { rows: tty.rows, cols: tty.cols } : {}) });
+      const p = this.adopt(vp, null);
       const stdin = p.child.stdin;
       run = { sinks: p.sinks, exited: p.exited, pid: Promise.resolve(null), stdin: { write: (b) => { if (stdin?.writable === true) stdin.write(b); }, end: () => { stdin?.end(); } } };
+      if (tty !== null) this.ttyExecs.set(id, { container: r.Id, run, resize: (size) => vp.resize(size.rows, size.cols) });
     } else {
       const c = r.Config;
       const user = c.User !== '' ? resolveUser(c.User, r.LowerDir) : null;
@@ -442,6 +450,10 @@ export class ContainerEngine {
     const r = this.store.find(ref);
     const x = this.ttyExecs.get(id);
     if (x === undefined || x.container !== r.Id) throw new ContainerError(404, `no running exec with a terminal ${JSON.stringify(id.slice(0, 64))} in container ${r.Name.slice(1)}`);
+    if (x.resize !== undefined) {
+      try { x.resize(size); } catch (e) { throw new ContainerError(409, `exec ${id.slice(0, 12)}: its agent is gone (${(e as Error).message})`); }
+      return;
+    }
     const main = this.running.get(r.Id);
     const pid = await x.run.pid;
     if (pid === null || main?.control == null) throw new ContainerError(409, `exec ${id.slice(0, 12)} is not running`);
@@ -493,6 +505,7 @@ export class ContainerEngine {
     const ids = [...this.running.keys()];
     for (const id of ids) this.running.get(id)?.child.kill('SIGKILL');
     await Promise.all(ids.map((id) => this.wait(id).catch(() => 0)));
+    await this.networks.close();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
- * Container networks for the process runtime (`tsvm network create NAME`,
- * Docker's user-defined bridge) and the files Docker writes into every
- * container (/etc/hosts, /etc/hostname, /etc/resolv.conf).
+ * Container networks (`tsvm network create NAME`, Docker's user-defined
+ * bridge) and the files Docker writes into every container (/etc/hosts,
+ * /etc/hostname, /etc/resolv.conf).
  *
  * A network is a record on disk, `networks/NAME.json` beside the container
  * records, with a subnet: the first free /16 of Docker's default pool
@@ -20,11 +20,22 @@
  * The three files live in the container's directory and are bound over
  * the image (`tsvm exec --volume`), so the image and `commit` never hold
  * them, as with Docker.
+ *
+ * The vm runtime's containers join a network at the link layer instead: a
+ * second NIC on the network's switch (net-switch.ts, the unix socket
+ * `networks/ID12/switch`), an address from the same subnet that the guest
+ * agent sets on it, and /etc/hosts and /etc/hostname from the container's
+ * `etc/` directory, a read-only virtiofs share the agent binds over the
+ * image's files. Both runtimes' containers resolve each other the same
+ * way, but their traffic cannot cross (one relays connections, the other
+ * carries frames), so a network holds one runtime's containers at a time:
+ * a container of the other is refused (409) while any runs on it.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ContainerError, NAME_RE, type ContainerRecord } from './store.js';
+import { NetSwitch } from '../net-switch.js';
 
 /** A network's record (the fields of `docker network inspect` that apply). */
 export interface NetworkRecord {
@@ -50,14 +61,28 @@ const PREFIX = 16;
 /** A container's hostname resolves to this loopback address when it has no network address (Debian's convention for the host name). */
 const SELF_LOOPBACK = '127.0.1.1';
 
-/** A running member: its address and name. */
-interface Member { id: string; name: string; hostname: string; ip: string; hostsFile: string }
+/** A running member: its address, name and runtime. */
+interface Member { id: string; name: string; hostname: string; ip: string; hostsFile: string; runtime: 'process' | 'vm' }
+
+/** Where a vm-runtime container joins its network (VmRuntime.vmArgs). */
+export interface VmAttachment {
+  /** Its address and the subnet's prefix length, `172.18.0.2/16`. */
+  cidr: string;
+  /** Its NIC's MAC: Docker's 02:42 and the four bytes of the address. */
+  mac: string;
+  /** The network switch's unix socket. */
+  switchPath: string;
+  /** The host directory with its hosts and hostname files (shared read-only into the guest). */
+  etcDir: string;
+}
 
 /** The networks and their running members. */
 export class NetworkManager {
   private readonly nets = new Map<string, NetworkRecord>();
   /** Running members by network id. */
   private readonly members = new Map<string, Map<string, Member>>();
+  /** The switches of networks with vm members, by network id. */
+  private readonly switches = new Map<string, Promise<NetSwitch>>();
 
   private constructor(private readonly dir: string) {}
 
@@ -126,6 +151,8 @@ export class NetworkManager {
     const users = containers.filter((c) => c.Config.NetworkMode === n.Name).map((c) => c.Name.slice(1));
     if (users.length > 0) throw new ContainerError(409, `error while removing network: network ${n.Name} id ${n.Id.slice(0, 12)} has containers attached: ${users.join(', ')}`);
     fs.rmSync(path.join(this.dir, `${n.Name}.json`), { force: true });
+    void this.switches.get(n.Id)?.then((sw) => sw.close()).catch(() => {});
+    this.switches.delete(n.Id);
     fs.rmSync(this.socketDir(n), { recursive: true, force: true });
     this.nets.delete(n.Name);
     this.members.delete(n.Id);
@@ -157,7 +184,8 @@ export class NetworkManager {
       this.members.set(n.Id, ms);
       me = ms.get(r.Id);
       if (me === undefined && main) {
-        me = { id: r.Id, name: r.Name.slice(1), hostname: r.Config.Hostname, ip: freeAddress(n, ms), hostsFile: files.hosts };
+        checkRuntime(n, ms, 'process');
+        me = { id: r.Id, name: r.Name.slice(1), hostname: r.Config.Hostname, ip: freeAddress(n, ms), hostsFile: files.hosts, runtime: 'process' };
         ms.set(r.Id, me);
       }
       if (me !== undefined && main) {
@@ -173,6 +201,52 @@ export class NetworkManager {
     }
     args.push('--volume', `${files.hosts}:/etc/hosts`, '--volume', `${files.hostname}:/etc/hostname`, '--volume', `${files.resolv}:/etc/resolv.conf`);
     return args;
+  }
+
+  /**
+   * Vm container `r` joins its network (null on the default network): the
+   * first free address, hosts and hostname written into `containerDir/etc`,
+   * and the network's switch, started with its first vm member. 409 while
+   * process-runtime containers run on the network.
+   */
+  async vmAttach(r: ContainerRecord, containerDir: string): Promise<VmAttachment | null> {
+    const name = r.Config.NetworkMode;
+    const n = name !== undefined && name !== '' ? this.nets.get(name) : undefined;
+    if (n === undefined) return null;
+    const etcDir = path.join(containerDir, 'etc');
+    fs.mkdirSync(etcDir, { recursive: true, mode: 0o755 });
+    const ms = this.members.get(n.Id) ?? new Map<string, Member>();
+    this.members.set(n.Id, ms);
+    let me = ms.get(r.Id);
+    if (me === undefined) {
+      checkRuntime(n, ms, 'vm');
+      me = { id: r.Id, name: r.Name.slice(1), hostname: r.Config.Hostname, ip: freeAddress(n, ms), hostsFile: path.join(etcDir, 'hosts'), runtime: 'vm' };
+      ms.set(r.Id, me);
+    }
+    writeAtomic(path.join(etcDir, 'hostname'), `${r.Config.Hostname}\n`);
+    this.rewriteHosts(n);
+    let sw = this.switches.get(n.Id);
+    if (sw === undefined) {
+      const dir = this.socketDir(n);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      sw = NetSwitch.listen(path.join(dir, 'switch'));
+      this.switches.set(n.Id, sw);
+      void sw.catch(() => this.switches.delete(n.Id));
+    }
+    let s: NetSwitch;
+    try { s = await sw; } catch (e) {
+      this.leave(r);
+      throw new ContainerError(500, `network ${n.Name}: cannot start its switch: ${(e as Error).message}`);
+    }
+    const b = me.ip.split('.').map(Number);
+    return { cidr: `${me.ip}/${PREFIX}`, mac: ['02', '42', ...b.map((x) => x.toString(16).padStart(2, '0'))].join(':'), switchPath: s.path, etcDir };
+  }
+
+  /** Stops every network's switch (the host is stopping). */
+  async close(): Promise<void> {
+    const all = [...this.switches.values()];
+    this.switches.clear();
+    await Promise.all(all.map((p) => p.then((sw) => sw.close()).catch(() => {})));
   }
 
   /** Container `id` has stopped: its address is free again and the others' /etc/hosts drop it. */
@@ -192,6 +266,15 @@ export class NetworkManager {
       const own = m.name === m.hostname ? m.name : `${m.hostname} ${m.name}`;
       try { writeAtomic(m.hostsFile, hostsText(own, m.ip, others)); } catch { /* removed meanwhile */ }
     }
+  }
+}
+
+/** 409 when network `n` has running members of the other runtime than `runtime` (their traffic cannot cross). */
+function checkRuntime(n: NetworkRecord, ms: Map<string, Member>, runtime: 'process' | 'vm'): void {
+  const other = [...ms.values()].filter((m) => m.runtime !== runtime);
+  if (other.length > 0) {
+    throw new ContainerError(409, `network ${n.Name} has running ${other[0]!.runtime}-runtime containers (${other.map((m) => m.name).join(', ')}); ` +
+      `a ${runtime}-runtime container cannot reach them: one network holds one runtime's containers at a time`);
   }
 }
 

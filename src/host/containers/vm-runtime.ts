@@ -30,11 +30,16 @@ import { HostApiError, epochMs, type VmManager, type VmRecord } from '../vm-mana
 import { AgentClient, type AgentProcess, type RunOptions } from '../vm-agent/agent-client.js';
 import { ensureAgentGuest, type AgentGuest } from '../vm-agent/initrd.js';
 import { ContainerError, type ContainerRecord } from './store.js';
+import type { VmAttachment } from './networks.js';
 
 /** The VM's RAM when the container has no --memory (bytes). */
 export const VM_DEFAULT_MEMORY = 256 * 1024 * 1024;
 /** Most volumes of a vm container: the virt board's 8 virtio-mmio slots less root, console, network and the host's balloon. */
 const VM_MAX_VOLUMES = 4;
+/** Slots a container network takes from the volumes: its NIC and the share of /etc/hosts and /etc/hostname. */
+const NETWORK_SLOTS = 2;
+/** The virtio-fs tag of a networked container's hosts and hostname files (the agent's `tsvm.etc=TAG`). */
+const ETC_TAG = 'ctr-etc';
 /** Longest `tsvm.mounts=` value: the guest agent reads a kernel argument into 256 bytes (guest/agent/agent.c, kernel_arg). */
 const VM_MOUNTS_ARG_MAX = 255;
 
@@ -77,6 +82,8 @@ export interface VmProcess {
   exited: Promise<number>;
   /** Whether the guest's OOM killer killed a process (main only). */
   oom: () => boolean;
+  /** Sets its terminal's size (started with a tty; the guest sees SIGWINCH). */
+  resize: (rows: number, cols: number) => void;
 }
 
 /** One running container VM. */
@@ -112,10 +119,14 @@ export class VmRuntime {
    * Checks a vm-runtime container's volumes (Docker's -v, already parsed
    * and made by prepareBinds): each must be a host directory (a virtiofs
    * share), its paths free of the kernel command line's separators, and
-   * they must fit the board's virtio slots; a one-line message or null.
+   * they must fit the board's virtio slots (fewer `onNetwork`, a container
+   * network's NIC and files take two); a one-line message or null.
    */
-  static checkBinds(specs: readonly string[]): string | null {
-    if (specs.length > VM_MAX_VOLUMES) return `the vm runtime takes at most ${VM_MAX_VOLUMES} volumes (virtio-mmio slots: the board has 8, the container's root, console, network and balloon take 4)`;
+  static checkBinds(specs: readonly string[], onNetwork = false): string | null {
+    const max = VM_MAX_VOLUMES - (onNetwork ? NETWORK_SLOTS : 0);
+    if (specs.length > max) {
+      return `the vm runtime takes at most ${max} volumes${onNetwork ? ' on a container network' : ''} (virtio-mmio slots: the board has 8, the container's root, console, network and balloon take 4${onNetwork ? ', the container network 2 more' : ''})`;
+    }
     for (const spec of specs) {
       const b = parseBind(spec);
       if (typeof b === 'string') return b;
@@ -135,16 +146,17 @@ export class VmRuntime {
     };
   }
 
-  /** `tsvm run` options of container `r`'s VM. */
-  static vmArgs(r: ContainerRecord, g: AgentGuest, sock: string): string[] {
+  /** `tsvm run` options of container `r`'s VM; `net`: its place on a container network. */
+  static vmArgs(r: ContainerRecord, g: AgentGuest, sock: string, net: VmAttachment | null = null): string[] {
     const c = r.Config;
     const mem = Math.ceil((c.Memory > 0 ? c.Memory : VM_DEFAULT_MEMORY) / MiB);
     const smp = c.NanoCpus > 0 ? Math.max(1, Math.ceil(c.NanoCpus / 1e9)) : 1;
-    const bad = VmRuntime.checkBinds(c.Binds);
+    const bad = VmRuntime.checkBinds(c.Binds, net !== null);
     if (bad !== null) throw new ContainerError(400, bad);
     const volumes = VmRuntime.volumes(c.Binds);
     const append = `console=ttyS0 quiet tsvm.hostname=${c.Hostname} tsvm.root=virtiofs:${ROOT_TAG} tsvm.net=dhcp` +
-      `${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}${c.Binds.length > 0 ? ` tsvm.mounts=${volumes.mounts}` : ''}`;
+      `${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}${c.Binds.length > 0 ? ` tsvm.mounts=${volumes.mounts}` : ''}` +
+      `${net !== null ? ` tsvm.ip=${net.cidr} tsvm.etc=${ETC_TAG}` : ''}`;
     const fwd: string[] = [];
     for (const spec of c.PortBindings) {
       const p = parsePublish(spec);
@@ -152,20 +164,24 @@ export class VmRuntime {
       if (p.hostAddr.includes(':')) throw new ContainerError(400, `-p ${spec}: the vm runtime publishes on IPv4 addresses only so far`);
       fwd.push(`hostfwd=tcp:${p.hostAddr}:${p.hostPort}-:${p.port}`);
     }
-    if (fwd.length > 1) throw new ContainerError(400, 'the vm runtime publishes one port per container so far (passt takes one hostfwd per -netdev here)');
     return [
       '-m', `${mem}M`, '-smp', String(smp), '-kernel', g.kernel, '-initrd', g.initrd, '-append', append,
       '-fsdev', `overlay,id=root,lower=${r.LowerDir},upper=${r.UpperDir}`, '-device', `virtio-fs-device,fsdev=root,tag=${ROOT_TAG}`, ...volumes.args,
       '-chardev', `socket,id=agent,path=${sock},server=on,wait=off`, '-device', 'virtio-console-device,chardev=agent',
       '-netdev', ['user', 'id=net0', ...fwd].join(','), '-device', 'virtio-net-device,netdev=net0',
+      ...(net === null ? [] : [
+        '-netdev', `stream,id=net1,server=off,addr.type=unix,addr.path=${net.switchPath}`, '-device', `virtio-net-device,netdev=net1,mac=${net.mac}`,
+        '-fsdev', `local,id=etc,path=${net.etcDir},readonly=on`, '-device', `virtio-fs-device,fsdev=etc,tag=${ETC_TAG}`,
+      ]),
     ];
   }
 
   /**
    * Boots container `r`'s VM and starts `argv` in it as the main process
-   * (PID 1 of the container's PID namespace); `opts` are its env, cwd, user.
+   * (PID 1 of the container's PID namespace); `opts` are its env, cwd, user;
+   * `net` its place on a container network.
    */
-  async start(r: ContainerRecord, argv: string[], opts: RunOptions): Promise<VmProcess> {
+  async start(r: ContainerRecord, argv: string[], opts: RunOptions, net: VmAttachment | null = null): Promise<VmProcess> {
     const name = r.Name.slice(1);
     const g = await this.agentGuest();
     fs.mkdirSync(r.UpperDir, { recursive: true });
@@ -175,7 +191,7 @@ export class VmRuntime {
     try { if (this.manager.get(name).worker === null) await this.manager.remove(name, false); } catch { /* no such VM */ }
     let rec: VmRecord;
     try {
-      rec = await this.manager.create(name, VmRuntime.vmArgs(r, g, sock), '/', false, epochMs());
+      rec = await this.manager.create(name, VmRuntime.vmArgs(r, g, sock, net), '/', false, epochMs());
     } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
       if (e instanceof HostApiError) throw new ContainerError(e.status === 409 ? 409 : 500, `cannot start the container's VM: ${e.message}`);
@@ -210,7 +226,7 @@ export class VmRuntime {
       await this.end(vm);
       return status;
     });
-    return { child: this.child(vm, proc, [name, '--', ...argv], true), stdout: proc.stdout, stderr: proc.stderr, exited, oom: () => vm.oom };
+    return { child: this.child(vm, proc, [name, '--', ...argv], true), stdout: proc.stdout, stderr: proc.stderr, exited, oom: () => vm.oom, resize: (rows, cols) => proc.resize(rows, cols) };
   }
 
   /** Sets the window size of container `id`'s terminal (its main process's pty in the guest, which gets SIGWINCH); 409 if it does not run. */
@@ -220,12 +236,12 @@ export class VmRuntime {
     try { vm.main.resize(rows, cols); } catch (e) { throw new ContainerError(409, `container ${id.slice(0, 12)}: its agent is gone (${(e as Error).message})`); }
   }
 
-  /** Runs `argv` as another process in container `id`'s VM (`exec`). */
+  /** Runs `argv` as another process in container `id`'s VM (`exec`); with `opts.tty` on a pty of its own. */
   exec(id: string, argv: string[], opts: RunOptions): VmProcess {
     const vm = this.vms.get(id);
     if (vm === undefined) throw new ContainerError(409, `container ${id.slice(0, 12)} is not running`);
     const proc = vm.agent.exec(argv, opts);
-    return { child: this.child(vm, proc, [vm.name, '--', ...argv], false), stdout: proc.stdout, stderr: proc.stderr, exited: proc.exit.catch(() => EXIT_VM_LOST), oom: () => false };
+    return { child: this.child(vm, proc, [vm.name, '--', ...argv], false), stdout: proc.stdout, stderr: proc.stderr, exited: proc.exit.catch(() => EXIT_VM_LOST), oom: () => false, resize: (rows, cols) => proc.resize(rows, cols) };
   }
 
   /** The guest's processes in container `id` (Docker's top), read from its /proc through an exec. */
