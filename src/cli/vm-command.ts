@@ -31,15 +31,16 @@ async function guarded(f: () => Promise<number>): Promise<number> {
   try { return await f(); } catch (e) { return clientFailure(e); }
 }
 
-/** `tsvm vm run --name N [-d] [tsvm run's options...]`. */
+/** `tsvm vm run --name N [-d] [--network NET] [tsvm run's options...]`. */
 export async function vmRun(argv: string[]): Promise<number> {
-  let name: string | undefined, detach = false, reservation: string | undefined, shares: number | undefined;
+  let name: string | undefined, detach = false, reservation: string | undefined, shares: number | undefined, network: string | undefined;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--name' || a === '-name') { name = argv[++i]; if (name === undefined) return usage('--name needs a value'); }
     else if (a.startsWith('--name=')) name = a.slice(7);
     else if (a === '-d' || a === '--detach') detach = true;
+    else if (a === '--network') { network = argv[++i]; if (network === undefined || network === '') return usage('--network needs a network\'s name (tsvm network create)'); }
     else if (a === '--reservation') { reservation = argv[++i]; if (reservation === undefined || parseSize(reservation) === null) return usage(`--reservation needs a size (e.g. 128M)`); }
     else if (a === '--shares') {
       const v = argv[++i];
@@ -54,7 +55,7 @@ export async function vmRun(argv: string[]): Promise<number> {
     throw e;
   }
   return guarded(async () => {
-    const r = await call('POST', '/v1/vms', { name, args: rest, cwd: process.cwd(), paused: !detach, ...(reservation !== undefined ? { reservation } : {}), ...(shares !== undefined ? { shares } : {}) });
+    const r = await call('POST', '/v1/vms', { name, args: rest, cwd: process.cwd(), paused: !detach, ...(reservation !== undefined ? { reservation } : {}), ...(shares !== undefined ? { shares } : {}), ...(network !== undefined ? { network } : {}) });
     if (detach) { process.stdout.write(`${name}\n`); return 0; }
     // Attached, like `docker run -it`: the VM was created paused, so no output is missed.
     const stream = await openConsole(hostSocketPath(), name);

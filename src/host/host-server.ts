@@ -197,7 +197,27 @@ export class Host {
       const reservationBytes = rv === undefined ? undefined : typeof rv === 'number' && Number.isSafeInteger(rv) && rv >= 0 ? rv : typeof rv === 'string' ? parseSize(rv) : null;
       if (reservationBytes === null) throw new HostApiError(400, `bad reservation ${JSON.stringify(rv)} (a size such as 128M, or bytes)`);
       if (sh !== undefined && !(typeof sh === 'number' && Number.isFinite(sh) && sh >= 0)) throw new HostApiError(400, `bad shares ${JSON.stringify(sh)} (a number >= 0)`);
-      const rec = await vms.create(b['name'], b['args'] ?? [], b['cwd'], b['paused'] === true, at, { reservationBytes, shares: sh as number | undefined });
+      const net = b['network'];
+      if (net !== undefined && (typeof net !== 'string' || net === '')) throw new HostApiError(400, "'network' must be a network's name");
+      let args = b['args'] ?? [];
+      if (typeof net === 'string') {
+        // A NIC on the network's switch (its gateway's DHCP gives the address); the VM leaves the network when it ends.
+        if (!Array.isArray(args) || typeof b['name'] !== 'string') throw new HostApiError(400, "'name' and 'args' are needed");
+        if (vms.list().some((v) => v.name === b['name'])) throw new HostApiError(409, `a VM named ${b['name']} exists`);
+        const networks = this.containers.networks;
+        try { args = [...args, ...await networks.attachVm(net, b['name'])]; } catch (e) {
+          const ce = e as { status?: number; message: string };
+          throw new HostApiError(ce.status === 404 ? 404 : ce.status === 409 ? 409 : 500, ce.message);
+        }
+        const name = b['name'];
+        try {
+          const rec = await vms.create(name, args, b['cwd'], b['paused'] === true, at, { reservationBytes, shares: sh as number | undefined });
+          void rec.gone.then(() => networks.leaveVm(name));
+        } catch (e) { networks.leaveVm(name); throw e; }
+        send(res, 201, await vms.stats(name));
+        return;
+      }
+      const rec = await vms.create(b['name'], args, b['cwd'], b['paused'] === true, at, { reservationBytes, shares: sh as number | undefined });
       send(res, 201, await vms.stats(rec.name));
     } else if (parts[1] === 'vms' && parts.length >= 3) {
       const name = parts[2]!;

@@ -9,13 +9,16 @@
  * each source MAC address came from (IEEE 802.1D's filtering database)
  * and sends a frame with a known unicast destination to that port only;
  * broadcast, multicast and unknown destinations are flooded to every other
- * port. A port whose peer reads too slowly has frames dropped, as a
+ * port. The network's gateway address (net-gateway.ts: ARP, DHCP, DNS)
+ * sees broadcasts and the frames sent to its MAC, and its replies go back
+ * to the port they answer. A port whose peer reads too slowly has frames dropped, as a
  * switch drops on a full queue, so one stuck VM never stalls the others;
  * a port that breaks the framing is closed.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import { FrameDecoder, FramingError, encodeFrame } from './net-socket.js';
+import type { NetGateway } from './net-gateway.js';
 
 /** Bytes queued towards one port beyond which frames to it are dropped. */
 const PORT_QUEUE_BYTES = 1024 * 1024;
@@ -35,13 +38,13 @@ export class NetSwitch {
   /** Frames forwarded, flooded copies included, and frames dropped on full queues. */
   readonly counters = { frames: 0, dropped: 0 };
 
-  private constructor(private readonly server: net.Server, readonly path: string) {}
+  private constructor(private readonly server: net.Server, readonly path: string, private readonly gateway: NetGateway | null) {}
 
-  /** Listens on unix socket `path` (a stale socket file there is replaced). */
-  static async listen(path: string): Promise<NetSwitch> {
+  /** Listens on unix socket `path` (a stale socket file there is replaced); `gateway` answers at the network's .1. */
+  static async listen(path: string, gateway: NetGateway | null = null): Promise<NetSwitch> {
     fs.rmSync(path, { force: true });
     const server = net.createServer();
-    const sw = new NetSwitch(server, path);
+    const sw = new NetSwitch(server, path, gateway);
     server.on('connection', (sock) => sw.attach(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -80,6 +83,11 @@ export class NetSwitch {
       this.fdb.set(src, from);
     }
     const data = encodeFrame(frame);
+    if (this.gateway !== null && this.gateway.wants(frame)) {
+      const reply = this.gateway.handle(frame);
+      if (reply !== null) this.send(from, encodeFrame(reply));
+      if ((frame[0]! & 1) === 0) return; // to the gateway's MAC: for it alone
+    }
     const to = (frame[0]! & 1) === 0 ? this.fdb.get(macKey(frame, 0)) : undefined;
     if (to !== undefined) { if (to !== from) this.send(to, data); return; }
     for (const p of this.ports) if (p !== from) this.send(p, data);

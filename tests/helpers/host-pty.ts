@@ -162,11 +162,18 @@ export async function typed(p: HostPty, cmd: string, prompt: RegExp): Promise<st
   return clean(await p.expect(prompt, `the prompt after ${JSON.stringify(cmd)}`)).replace(prompt, '');
 }
 
-/** Runs `stty size` at the shell until it shows `want` (a resize travels: SIGWINCH, the CLI, the host, the runtime); the last answer. */
+/**
+ * Runs `stty size` at the shell until it shows `want` (a resize travels:
+ * SIGWINCH, the CLI, the host, the runtime); the last answer. The answer
+ * is read without the command's echo, which the shell may redraw when the
+ * SIGWINCH lands while the command is being typed.
+ */
 export async function sttySize(p: HostPty, prompt: RegExp, want: string): Promise<string> {
   let got = '';
   for (let i = 0; i < 40; i++) {
-    got = (await typed(p, 'stty size', prompt)).trim();
+    p.type('stty size\r');
+    got = /(\d+ \d+)\r*\n$/.exec(await p.expect(/\n\d+ \d+\r*\n/, 'the answer of stty size'))?.[1] ?? '';
+    await p.expect(prompt, 'the prompt after stty size');
     if (got === want) break;
     await new Promise((r) => setTimeout(r, 500));
   }

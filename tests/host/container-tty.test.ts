@@ -190,11 +190,11 @@ describe('-t without -i, -i without -t, -it without a terminal, the resize route
 // The Debian image is built from about 80 packages inside tsvm (some 20 minutes): opt-in, as tests/workloads/rootfs-build's.
 const notSlow = process.env['TSVM_SLOW_TESTS'] !== '1' && 'building the debian image takes about 20 minutes: TSVM_SLOW_TESTS=1 runs it';
 const noMirror = !mirrorConfigured() && 'no Debian mirror configured';
-test('the course\'s sequence with debian and /bin/bash: job control (sleep &, jobs, fg, Ctrl-Z, bg)', { skip: noPty || notSlow || noMirror, timeout: 5_400_000 }, async () => {
+for (const runtime of ['process', 'vm'] as const) test(`the course's sequence with debian and /bin/bash in the ${runtime} runtime: job control (sleep &, jobs, fg, Ctrl-Z, bg)`, { skip: noPty || notSlow || noMirror, timeout: 5_400_000 }, async () => {
   ok('pull', 'debian');
   assert.match(ok('images'), /^debian\s+(trixie|latest)\s+/m);
   const PROMPT = /root@[0-9a-f]{12}:\/# /;
-  const p = onPty(['run', '-it', '--name', 'deb', 'debian', '/bin/bash'], 100, 30);
+  const p = onPty(['run', '-it', '--runtime', runtime, '--name', 'deb', 'debian', '/bin/bash'], 100, 30);
   await showing(p, async () => {
     await p.expect(PROMPT, 'bash\'s prompt');
     assert.match((await typed(p, 'tty', PROMPT)).trim(), /^\/dev\/pts\/\d+$/);

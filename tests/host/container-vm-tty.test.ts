@@ -75,7 +75,8 @@ describe('the course\'s sequence in the vm runtime, on a real pty', { skip: noPt
   });
 
   test('exec -it hello sh: a pty of its own, the window size and a resize, Ctrl-C, ps, exit 4', { timeout: BOOT_MS }, async () => {
-    const p = onPty(['exec', '-it', 'hello', 'sh'], 100, 30);
+    // No boot here: a minute for each step, so that a stuck one shows what the terminal showed.
+    const p = new HostPty([process.execPath, TSVM_CLI, 'exec', '-it', 'hello', 'sh'], env, { cols: 100, rows: 30 }, 60_000);
     await showing(p, () => courseExecIt(p, PROMPT, /^\s*1\s+.*\/bin\/sh\s*$/m));
     assert.equal(state('hello').Running, true, 'the container runs on');
   });

@@ -13,7 +13,10 @@
  *    kill -s USR1 runs PID 1's trap, stats, top lists the guest's
  *    processes, `vm ls` shows the VM, both published ports fetched with curl
  *    (busybox httpd); it is on network vnet, where a second vm container
- *    fetches its page by name and a process container is refused; stop
+ *    fetches its page by name (/etc/hosts), a plain VM (the default guest,
+ *    `vm run --network`) gets its address from the network gateway's DHCP
+ *    and the page by name through its DNS, and a process container is
+ *    refused; stop
  *    -t 1 of a PID 1 without a SIGTERM handler: 137.
  * 3. `start` again: the file survived; `rm -f`: the layer is gone.
  * 4. an OOM under --memory: 137, OOMKilled; --pids-limit: forks past it
@@ -22,7 +25,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -63,6 +66,8 @@ async function freePort(): Promise<number> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** The default guest's shell prompt. */
+const GUEST_PROMPT = '~ # ';
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-ctr-vm-'));
@@ -98,7 +103,7 @@ test('vm runtime: run --rm prints the output; the command is PID 1 of its namesp
   assert.equal(ok('ps', '-a', '-q'), '', '--rm removed the container');
 });
 
-test('vm runtime: a detached container: exec, exec -t, -e/-w/--cpus, kill -s, stats, top, vm ls, two published ports, a peer on its network, stop -t 1 → 137; start keeps the layer; rm drops it', { timeout: 1_200_000 }, async () => {
+test('vm runtime: a detached container: exec, exec -t, -e/-w/--cpus, kill -s, stats, top, vm ls, two published ports, a peer container and a VM on its network, stop -t 1 → 137; start keeps the layer; rm drops it', { timeout: 1_200_000 }, async () => {
   const port = await freePort(), port2 = await freePort();
   assert.match(ok('network', 'create', 'vnet'), /^[0-9a-f]{64}\n$/);
   // PID 1 is this shell: a USR1 trap, no TERM trap (so stop's SIGTERM is dropped by the kernel), two httpds in the background.
@@ -165,6 +170,31 @@ test('vm runtime: a detached container: exec, exec -t, -e/-w/--cpus, kill -s, st
   assert.equal(vnet.IPAM.Config[0]!.Subnet, '172.18.0.0/16');
   assert.match(peer.stdout, /^[0-9a-f]{12}\n172\.18\.0\.3\t[0-9a-f]{12} peer\n172\.18\.0\.2\tvmc\n1\npage from the vm\n$/,
     'its hostname file, its own and vmc\'s address by name, one address on the network, and vmc\'s page by name');
+  // A plain VM (the default guest) on the same network: its NIC gets its address from the network gateway's DHCP,
+  // whose DNS answers vmc's name; vmc's /etc/hosts lists the VM.
+  const plain = tsvm(['vm', 'run', '--name', 'plainvm', '-d', '-m', '256M', '--network', 'vnet']);
+  assert.equal(plain.status, 0, `vm run --network (${plain.stderr})`);
+  try {
+    for (let i = 0; !tsvm(['vm', 'logs', 'plainvm']).stdout.includes(GUEST_PROMPT); i++) {
+      assert.ok(i < 600, `no prompt from the VM: ${tsvm(['vm', 'logs', 'plainvm']).stdout.slice(-800)}`);
+      await sleep(1000);
+    }
+    assert.match(ok('exec', 'vmc', 'cat', '/etc/hosts'), /^172\.18\.0\.\d+\tplainvm$/m, 'the container\'s /etc/hosts lists the VM');
+    const con = spawn(process.execPath, [TSVM_CLI, 'vm', 'console', 'plainvm'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    con.stdout.on('data', (d: Buffer) => { out += d.toString('latin1'); });
+    const conExit = new Promise<number>((r) => con.on('exit', (c) => r(c ?? 128)));
+    con.stdin.write('udhcpc -i eth0 -q -n -f -t 10 -T 2 >/dev/null 2>&1; ip -4 -o addr show eth0 | grep -o "172[.0-9]*/16"; wget -q -T 60 -O - http://vmc/index.html; echo "wget-status=$?"\n');
+    for (let i = 0; i < 1200 && !/wget-status=\d/.test(out); i++) await sleep(100);
+    con.stdin.write('\x10\x11');
+    assert.equal(await conExit, 0);
+    assert.match(out, /172\.18\.0\.\d+\/16/, `the gateway's DHCP gave eth0 an address on the network: ${out.slice(-600)}`);
+    assert.match(out, /page from the vm\r?\nwget-status=0/, `the VM fetched vmc's page by name: ${out.slice(-600)}`);
+  } finally {
+    tsvm(['vm', 'kill', 'plainvm']);
+    tsvm(['vm', 'rm', 'plainvm']);
+  }
+
   // A process-runtime container cannot join while vm containers run on it: their traffic cannot cross.
   const mixed = tsvm(['run', '--rm', '--network', 'vnet', 'busybox', 'true']);
   assert.equal(mixed.status, 125, `a process container on vnet (${mixed.stderr})`);

@@ -30,12 +30,18 @@
  * way, but their traffic cannot cross (one relays connections, the other
  * carries frames), so a network holds one runtime's containers at a time:
  * a container of the other is refused (409) while any runs on it.
+ *
+ * Plain VMs join too (`tsvm vm run --network NAME`): a NIC on the switch
+ * whose MAC names its address. The switch's gateway at .1 (net-gateway.ts)
+ * gives that address by DHCP and answers DNS for every member's name, so
+ * a guest needs nothing from tsvm; the containers' /etc/hosts list the VMs.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ContainerError, NAME_RE, type ContainerRecord } from './store.js';
 import { NetSwitch } from '../net-switch.js';
+import { NetGateway, type GatewayMember } from '../net-gateway.js';
 
 /** A network's record (the fields of `docker network inspect` that apply). */
 export interface NetworkRecord {
@@ -58,6 +64,8 @@ export const PREDEFINED = ['bridge', 'default', 'none'];
 const POOL_FIRST = 18, POOL_LAST = 31;
 /** Prefix length of each network's subnet. */
 const PREFIX = 16;
+/** Member ids of plain VMs (`tsvm vm run --network`): this prefix and the VM's name (container ids are hex). */
+const VM_MEMBER = 'vm:';
 /** A container's hostname resolves to this loopback address when it has no network address (Debian's convention for the host name). */
 const SELF_LOOPBACK = '127.0.1.1';
 
@@ -148,7 +156,8 @@ export class NetworkManager {
   /** Removes a network; 409 while any container (running or not) is attached to it. */
   remove(ref: string, containers: readonly ContainerRecord[]): string {
     const n = this.find(ref);
-    const users = containers.filter((c) => c.Config.NetworkMode === n.Name).map((c) => c.Name.slice(1));
+    const vms = [...(this.members.get(n.Id)?.values() ?? [])].filter((m) => m.id.startsWith(VM_MEMBER)).map((m) => `VM ${m.name}`);
+    const users = [...containers.filter((c) => c.Config.NetworkMode === n.Name).map((c) => c.Name.slice(1)), ...vms];
     if (users.length > 0) throw new ContainerError(409, `error while removing network: network ${n.Name} id ${n.Id.slice(0, 12)} has containers attached: ${users.join(', ')}`);
     fs.rmSync(path.join(this.dir, `${n.Name}.json`), { force: true });
     void this.switches.get(n.Id)?.then((sw) => sw.close()).catch(() => {});
@@ -215,31 +224,70 @@ export class NetworkManager {
     if (n === undefined) return null;
     const etcDir = path.join(containerDir, 'etc');
     fs.mkdirSync(etcDir, { recursive: true, mode: 0o755 });
-    const ms = this.members.get(n.Id) ?? new Map<string, Member>();
-    this.members.set(n.Id, ms);
-    let me = ms.get(r.Id);
-    if (me === undefined) {
-      checkRuntime(n, ms, 'vm');
-      me = { id: r.Id, name: r.Name.slice(1), hostname: r.Config.Hostname, ip: freeAddress(n, ms), hostsFile: path.join(etcDir, 'hosts'), runtime: 'vm' };
-      ms.set(r.Id, me);
-    }
+    const me = this.enlist(n, r.Id, r.Name.slice(1), r.Config.Hostname, path.join(etcDir, 'hosts'));
     writeAtomic(path.join(etcDir, 'hostname'), `${r.Config.Hostname}\n`);
     this.rewriteHosts(n);
+    try { return { ...(await this.port(n, me)), etcDir }; } catch (e) { this.leaveId(r.Id); throw e; }
+  }
+
+  /**
+   * Plain VM `name` (`tsvm vm run --network NET`) joins network `ref`: an
+   * address its NIC gets from the gateway's DHCP, its name in the members'
+   * /etc/hosts and the gateway's DNS; the `tsvm run` options of that NIC.
+   * 404 for an unknown network, 409 while process-runtime containers run on it.
+   */
+  async attachVm(ref: string, name: string): Promise<string[]> {
+    const n = this.find(ref);
+    const me = this.enlist(n, `${VM_MEMBER}${name}`, name, name, '');
+    this.rewriteHosts(n);
+    try {
+      const p = await this.port(n, me);
+      return ['-netdev', `stream,id=tsvm-network,server=off,addr.type=unix,addr.path=${p.switchPath}`, '-device', `virtio-net-device,netdev=tsvm-network,mac=${p.mac}`];
+    } catch (e) { this.leaveId(me.id); throw e; }
+  }
+
+  /** Plain VM `name` has ended: it leaves its network. */
+  leaveVm(name: string): void { this.leaveId(`${VM_MEMBER}${name}`); }
+
+  /** Member `id` of network `n` (a vm container or a VM), with the first free address if it is new; 409 beside process containers. */
+  private enlist(n: NetworkRecord, id: string, name: string, hostname: string, hostsFile: string): Member {
+    const ms = this.members.get(n.Id) ?? new Map<string, Member>();
+    this.members.set(n.Id, ms);
+    let me = ms.get(id);
+    if (me === undefined) {
+      checkRuntime(n, ms, 'vm');
+      me = { id, name, hostname, ip: freeAddress(n, ms), hostsFile, runtime: 'vm' };
+      ms.set(id, me);
+    }
+    return me;
+  }
+
+  /** Member `me`'s port on network `n`'s switch (started with its gateway on first use): its address, MAC and the switch's socket. */
+  private async port(n: NetworkRecord, me: Member): Promise<{ cidr: string; mac: string; switchPath: string }> {
     let sw = this.switches.get(n.Id);
     if (sw === undefined) {
       const dir = this.socketDir(n);
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      sw = NetSwitch.listen(path.join(dir, 'switch'));
+      const gw = n.IPAM.Config[0]!.Gateway;
+      const byIp = (ip: string): GatewayMember | null => {
+        const m = [...(this.members.get(n.Id)?.values() ?? [])].find((x) => x.ip === ip && x.runtime === 'vm');
+        return m === undefined ? null : { ip: m.ip, names: [m.name], hostname: m.hostname };
+      };
+      const gateway = new NetGateway({
+        ip: gw, mac: Uint8Array.from(macOf(gw).split(':'), (h) => parseInt(h, 16)), prefix: PREFIX,
+        byMac: (mac) => mac.startsWith('0242') ? byIp(Array.from({ length: 4 }, (_, i) => parseInt(mac.slice(4 + 2 * i, 6 + 2 * i), 16)).join('.')) : null,
+        byName: (name) => {
+          const m = [...(this.members.get(n.Id)?.values() ?? [])].find((x) => x.name.toLowerCase() === name || x.hostname.toLowerCase() === name);
+          return m === undefined ? null : { ip: m.ip, names: [m.name], hostname: m.hostname };
+        },
+      });
+      sw = NetSwitch.listen(path.join(dir, 'switch'), gateway);
       this.switches.set(n.Id, sw);
       void sw.catch(() => this.switches.delete(n.Id));
     }
     let s: NetSwitch;
-    try { s = await sw; } catch (e) {
-      this.leave(r);
-      throw new ContainerError(500, `network ${n.Name}: cannot start its switch: ${(e as Error).message}`);
-    }
-    const b = me.ip.split('.').map(Number);
-    return { cidr: `${me.ip}/${PREFIX}`, mac: ['02', '42', ...b.map((x) => x.toString(16).padStart(2, '0'))].join(':'), switchPath: s.path, etcDir };
+    try { s = await sw; } catch (e) { throw new ContainerError(500, `network ${n.Name}: cannot start its switch: ${(e as Error).message}`); }
+    return { cidr: `${me.ip}/${PREFIX}`, mac: macOf(me.ip), switchPath: s.path };
   }
 
   /** Stops every network's switch (the host is stopping). */
@@ -249,10 +297,12 @@ export class NetworkManager {
     await Promise.all(all.map((p) => p.then((sw) => sw.close()).catch(() => {})));
   }
 
-  /** Container `id` has stopped: its address is free again and the others' /etc/hosts drop it. */
-  leave(r: ContainerRecord): void {
+  /** Container `r` has stopped: its address is free again and the others' /etc/hosts drop it. */
+  leave(r: ContainerRecord): void { this.leaveId(r.Id); }
+
+  private leaveId(id: string): void {
     for (const [netId, ms] of this.members) {
-      if (!ms.delete(r.Id)) continue;
+      if (!ms.delete(id)) continue;
       const n = [...this.nets.values()].find((x) => x.Id === netId);
       if (n !== undefined) this.rewriteHosts(n);
     }
@@ -263,10 +313,16 @@ export class NetworkManager {
     const ms = [...(this.members.get(n.Id)?.values() ?? [])];
     for (const m of ms) {
       const others = ms.filter((o) => o !== m).map((o) => ({ ip: o.ip, names: [o.name] }));
+      if (m.hostsFile === '') continue; // a plain VM: it asks the gateway's DNS
       const own = m.name === m.hostname ? m.name : `${m.hostname} ${m.name}`;
       try { writeAtomic(m.hostsFile, hostsText(own, m.ip, others)); } catch { /* removed meanwhile */ }
     }
   }
+}
+
+/** Docker's MAC for an address on a network: 02:42 and the address's four bytes. */
+function macOf(ip: string): string {
+  return ['02', '42', ...ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'))].join(':');
 }
 
 /** 409 when network `n` has running members of the other runtime than `runtime` (their traffic cannot cross). */
