@@ -74,6 +74,14 @@ export function tsvmEnv(extra: Record<string, string> = {}): Record<string, stri
   return { ...guestEnv(), ...(jit !== undefined ? { TSVM_JIT: jit } : {}), ...extra };
 }
 
+/**
+ * Whether this is the suite's pass with the JIT at its defaults (TSVM_JIT
+ * unset or `on`), where parts whose subject is not the engine (linkage
+ * variants, kernel limits) run; the threshold-0 and interpreter passes
+ * (scripts/test-all.sh) skip them.
+ */
+export const DEFAULT_ENGINE_PASS = (process.env['TSVM_JIT'] ?? 'on') === 'on';
+
 /** Fails with a clear message unless tsvm's CLI has been built. */
 export function requireTsvm(): string {
   if (!fs.existsSync(TSVM_CLI)) throw new Error(`${TSVM_CLI} is missing: build tsvm first (npx tsc -p .)`);

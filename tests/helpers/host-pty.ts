@@ -201,8 +201,19 @@ export async function courseRunIt(p: HostPty, prompt: RegExp, id: () => string):
   await p.expect(prompt, 'the shell\'s prompt');
   await p.untilRaw(); // the CLI put the outer terminal in raw mode
   assert.equal((await typed(p, 'hostname', prompt)).trim(), id().slice(0, 12), 'the hostname is the short id');
-  assert.match((await typed(p, 'tty', prompt)).trim(), /^\/dev\/pts\/\d+$/, 'stdin is a pseudo-terminal');
   assert.equal((await typed(p, 'echo $$', prompt)).trim(), '1', 'the shell is PID 1 of the container');
+  await terminalSteps(p, prompt);
+  p.type('exit 3\r');
+  assert.equal(await p.status(), 3, 'tsvm run exits with the shell\'s status');
+}
+
+/**
+ * What both runs of a shell on a 100x30 terminal check: stdin is a pty,
+ * the window size and a change of it (132x43), and Ctrl-C ends `sleep 100`
+ * (status 130) and not the shell.
+ */
+async function terminalSteps(p: HostPty, prompt: RegExp): Promise<void> {
+  assert.match((await typed(p, 'tty', prompt)).trim(), /^\/dev\/pts\/\d+$/, 'stdin is a pseudo-terminal');
   assert.equal((await typed(p, 'stty size', prompt)).trim(), '30 100', 'the outer terminal\'s size');
   p.resize(132, 43);
   assert.equal(await sttySize(p, prompt, '43 132'), '43 132', 'the size after the outer terminal changed');
@@ -210,12 +221,10 @@ export async function courseRunIt(p: HostPty, prompt: RegExp, id: () => string):
   await p.expect(/sleep 100\r*\n/, 'the echo of sleep 100');
   await new Promise((r) => setTimeout(r, 1500));
   const t0 = Date.now();
-  p.type(Buffer.from([0x03])); // Ctrl-C: in raw mode a byte for the container's terminal
+  p.type(Buffer.from([0x03])); // Ctrl-C: in raw mode a byte for the terminal, SIGINT from its line discipline
   await p.expect(prompt, 'the prompt after Ctrl-C');
   assert.ok(Date.now() - t0 < 60_000, 'the sleep was interrupted');
   assert.equal((await typed(p, 'echo $?', prompt)).trim(), '130', 'sleep died of SIGINT (128+2); the shell survived');
-  p.type('exit 3\r');
-  assert.equal(await p.status(), 3, 'tsvm run exits with the shell\'s status');
 }
 
 /**
@@ -228,16 +237,7 @@ export async function courseRunIt(p: HostPty, prompt: RegExp, id: () => string):
 export async function courseExecIt(p: HostPty, prompt: RegExp, pid1: RegExp): Promise<void> {
   await p.expect(prompt, 'the shell\'s prompt');
   await p.untilRaw(); // the CLI holds the outer terminal in raw mode
-  assert.match((await typed(p, 'tty', prompt)).trim(), /^\/dev\/pts\/\d+$/, 'stdin is a pseudo-terminal');
-  assert.equal((await typed(p, 'stty size', prompt)).trim(), '30 100', 'the outer terminal\'s size');
-  p.resize(132, 43);
-  assert.equal(await sttySize(p, prompt, '43 132'), '43 132', 'the size after the outer terminal changed');
-  p.type('sleep 100\r');
-  await p.expect(/sleep 100\r*\n/, 'the echo of sleep 100');
-  await new Promise((r) => setTimeout(r, 1500));
-  p.type(Buffer.from([0x03])); // Ctrl-C: a byte for the exec's terminal, SIGINT from its line discipline
-  await p.expect(prompt, 'the prompt after Ctrl-C');
-  assert.equal((await typed(p, 'echo $?', prompt)).trim(), '130', 'sleep died of SIGINT (128+2); the shell survived');
+  await terminalSteps(p, prompt);
   const ps = await typed(p, 'ps', prompt);
   assert.match(ps, pid1, `PID 1 is the container's command:\n${ps}`);
   assert.match(ps, /^\s*\d+\s+.*\ssh\s*$/m, `the shell is there:\n${ps}`);
