@@ -200,24 +200,19 @@ export class Host {
       const net = b['network'];
       if (net !== undefined && (typeof net !== 'string' || net === '')) throw new HostApiError(400, "'network' must be a network's name");
       let args = b['args'] ?? [];
+      const networks = this.containers.networks, name = b['name'];
       if (typeof net === 'string') {
         // A NIC on the network's switch (its gateway's DHCP gives the address); the VM leaves the network when it ends.
-        if (!Array.isArray(args) || typeof b['name'] !== 'string') throw new HostApiError(400, "'name' and 'args' are needed");
-        if (vms.list().some((v) => v.name === b['name'])) throw new HostApiError(409, `a VM named ${b['name']} exists`);
-        const networks = this.containers.networks;
-        try { args = [...args, ...await networks.attachVm(net, b['name'])]; } catch (e) {
-          const ce = e as { status?: number; message: string };
-          throw new HostApiError(ce.status === 404 ? 404 : ce.status === 409 ? 409 : 500, ce.message);
-        }
-        const name = b['name'];
-        try {
-          const rec = await vms.create(name, args, b['cwd'], b['paused'] === true, at, { reservationBytes, shares: sh as number | undefined });
-          void rec.gone.then(() => networks.leaveVm(name));
-        } catch (e) { networks.leaveVm(name); throw e; }
-        send(res, 201, await vms.stats(name));
-        return;
+        if (!Array.isArray(args) || typeof name !== 'string') throw new HostApiError(400, "'name' and 'args' are needed");
+        if (vms.list().some((v) => v.name === name)) throw new HostApiError(409, `a VM named ${name} exists`);
+        args = [...args, ...await networks.attachVm(net, name)];
       }
-      const rec = await vms.create(b['name'], args, b['cwd'], b['paused'] === true, at, { reservationBytes, shares: sh as number | undefined });
+      let rec;
+      try { rec = await vms.create(name, args, b['cwd'], b['paused'] === true, at, { reservationBytes, shares: sh as number | undefined }); } catch (e) {
+        if (typeof net === 'string') networks.leaveVm(name as string);
+        throw e;
+      }
+      if (typeof net === 'string') void rec.gone.then(() => networks.leaveVm(rec.name));
       send(res, 201, await vms.stats(rec.name));
     } else if (parts[1] === 'vms' && parts.length >= 3) {
       const name = parts[2]!;

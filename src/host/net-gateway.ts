@@ -18,7 +18,7 @@
  */
 
 /** A member of the network as the gateway answers for it. */
-export interface GatewayMember { ip: string; names: string[]; hostname: string }
+export interface GatewayMember { ip: string; hostname: string }
 
 /** What the gateway knows of the network. */
 export interface GatewayConfig {
@@ -51,6 +51,7 @@ const LEASE_S = 86400;
 const DNS_TTL = 10;
 
 const ipBytes = (ip: string): number[] => ip.split('.').map(Number);
+const utf8 = new TextEncoder(), fromUtf8 = new TextDecoder();
 const hex = (b: Uint8Array, off: number, n: number): string => Array.from(b.subarray(off, off + n), (x) => x.toString(16).padStart(2, '0')).join('');
 
 /** The Internet checksum of `b[off, off+len)` (RFC 1071). */
@@ -136,7 +137,7 @@ export class NetGateway {
       opts.push(OPT_LEASE, 4, LEASE_S >>> 24, (LEASE_S >> 16) & 0xff, (LEASE_S >> 8) & 0xff, LEASE_S & 0xff);
       opts.push(OPT_MASK, 4, mask >>> 24, (mask >> 16) & 0xff, (mask >> 8) & 0xff, mask & 0xff);
       opts.push(OPT_DNS, 4, ...ipBytes(this.cfg.ip));
-      const hn = Array.from(new TextEncoder().encode(m.hostname.slice(0, 63)));
+      const hn = Array.from(utf8.encode(m.hostname.slice(0, 63)));
       if (hn.length > 0) opts.push(OPT_HOSTNAME, hn.length, ...hn);
     }
     opts.push(OPT_END);
@@ -162,7 +163,7 @@ export class NetGateway {
     while (i < q.length && q[i] !== 0) {
       const n = q[i]!;
       if (n > 63 || i + 1 + n > q.length) return null;
-      labels.push(new TextDecoder().decode(q.subarray(i + 1, i + 1 + n)));
+      labels.push(fromUtf8.decode(q.subarray(i + 1, i + 1 + n)));
       i += 1 + n;
     }
     const end = i + 1 + 4; // the root label, QTYPE, QCLASS

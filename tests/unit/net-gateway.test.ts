@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { NetGateway, type GatewayMember } from '../../src/host/net-gateway.js';
 
 const GW_MAC = Uint8Array.from([0x02, 0x42, 0xac, 0x12, 0x00, 0x01]);
-const WEB: GatewayMember = { ip: '172.18.0.2', names: ['web'], hostname: 'webhost' };
+const WEB: GatewayMember = { ip: '172.18.0.2', hostname: 'webhost' };
 const gw = new NetGateway({
   ip: '172.18.0.1', mac: GW_MAC, prefix: 16,
   byMac: (mac) => mac === '0242ac120002' ? WEB : null,

@@ -55,6 +55,8 @@ interface Running {
   exited: Promise<number>;
   /** Resolves once the exit has been recorded (the record saved, or removed with --rm). */
   settled: Promise<void>;
+  /** Resizes its terminal (the vm runtime's agent; the process runtime's goes through ContainerTerminals). */
+  resize?: (size: TtySize) => void;
   oom: boolean;
   /** The log file's descriptor (written synchronously, so `logs -f` reads then follows without a gap), or null. */
   log: number | null;
@@ -96,8 +98,8 @@ export class ContainerEngine {
   private readonly spare: SpareRuntime;
   /** The terminals of containers created with -t (tty.ts). */
   readonly terminals = new ContainerTerminals();
-  /** Running execs with a terminal, by exec id (for their resize): the container's id and the run. */
-  private readonly ttyExecs = new Map<string, { container: string; run: ExecRun; resize?: (size: TtySize) => void }>();
+  /** Running execs with a terminal, by exec id: the container's id and how to resize the exec's terminal. */
+  private readonly ttyExecs = new Map<string, { container: string; resize: (size: TtySize) => Promise<void> }>();
 
   private constructor(readonly store: ContainerStore, private readonly tsvm: TsvmCommand, private readonly imageDir: string,
     /** The container networks (`tsvm network`). */
@@ -249,7 +251,7 @@ export class ContainerEngine {
 
   /** A vm-runtime process as a Running: its output goes to the sinks (and the log when `log`). */
   private adopt(p: VmProcess, log: number | null): Running {
-    const run: Running = { child: p.child, control: null, sinks: new Set(), exited: p.exited, settled: Promise.resolve(), oom: false, log };
+    const run: Running = { child: p.child, control: null, sinks: new Set(), exited: p.exited, settled: Promise.resolve(), oom: false, log, resize: (s) => p.resize(s.rows, s.cols) };
     const out = (stream: number) => (b: Buffer): void => {
       if (run.log !== null) writeLog(run.log, stream, b);
       for (const s of run.sinks) s.write(stream, b);
@@ -385,8 +387,8 @@ export class ContainerEngine {
     const run = this.running.get(r.Id);
     if (run === undefined) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: container ${r.Id.slice(0, 12)} is not running`);
     if (!r.Config.Tty) throw new ContainerError(409, `cannot resize container ${r.Name.slice(1)}: it has no terminal (created without -t)`);
-    if (r.Config.Runtime === 'vm') { // the guest agent sets the pty's size; the guest sees SIGWINCH
-      this.vm!.resize(r.Id, size.rows, size.cols);
+    if (run.resize !== undefined) { // the guest agent sets the pty's size; the guest sees SIGWINCH
+      run.resize(size);
       this.terminals.setSize(r.Id, size);
       return;
     }
@@ -426,7 +428,12 @@ export class ContainerEngine {
       const p = this.adopt(vp, null);
       const stdin = p.child.stdin;
       run = { sinks: p.sinks, exited: p.exited, pid: Promise.resolve(null), stdin: { write: (b) => { if (stdin?.writable === true) stdin.write(b); }, end: () => { stdin?.end(); } } };
-      if (tty !== null) this.ttyExecs.set(id, { container: r.Id, run, resize: (size) => vp.resize(size.rows, size.cols) });
+      if (tty !== null) {
+        this.ttyExecs.set(id, {
+          container: r.Id,
+          resize: async (size) => { vp.resize(size.rows, size.cols); },
+        });
+      }
     } else {
       const c = r.Config;
       const user = c.User !== '' ? resolveUser(c.User, r.LowerDir) : null;
@@ -434,7 +441,19 @@ export class ContainerEngine {
         argv, env: containerEnv(r), workdir: c.WorkingDir !== '' ? c.WorkingDir : '/', stdin: withStdin, ...(user !== null ? { user: `${user.uid}:${user.gid}` } : {}),
         ...(tty !== null ? { tty: true, cols: tty.cols, rows: tty.rows } : {}),
       });
-      if (tty !== null) this.ttyExecs.set(id, { container: r.Id, run });
+      if (tty !== null) {
+        // The process VM's control socket resizes the exec's pty, once the runtime has given it a pid.
+        const x = run;
+        this.ttyExecs.set(id, {
+          container: r.Id,
+          resize: async (size) => {
+            const pid = await x.pid;
+            const control = this.running.get(r.Id)?.control;
+            if (pid === null || control == null) throw new ContainerError(409, `exec ${id.slice(0, 12)} is not running`);
+            await controlRequest(control, { op: 'resize', pid, cols: size.cols, rows: size.rows }, 409);
+          },
+        });
+      }
     }
     const done = run;
     void done.exited.then((status) => {
@@ -450,14 +469,7 @@ export class ContainerEngine {
     const r = this.store.find(ref);
     const x = this.ttyExecs.get(id);
     if (x === undefined || x.container !== r.Id) throw new ContainerError(404, `no running exec with a terminal ${JSON.stringify(id.slice(0, 64))} in container ${r.Name.slice(1)}`);
-    if (x.resize !== undefined) {
-      try { x.resize(size); } catch (e) { throw new ContainerError(409, `exec ${id.slice(0, 12)}: its agent is gone (${(e as Error).message})`); }
-      return;
-    }
-    const main = this.running.get(r.Id);
-    const pid = await x.run.pid;
-    if (pid === null || main?.control == null) throw new ContainerError(409, `exec ${id.slice(0, 12)} is not running`);
-    await controlRequest(main.control, { op: 'resize', pid, cols: size.cols, rows: size.rows }, 409);
+    await x.resize(size);
   }
 
   /** The host process running a container's VM. */

@@ -42,6 +42,7 @@ import path from 'node:path';
 import { ContainerError, NAME_RE, type ContainerRecord } from './store.js';
 import { NetSwitch } from '../net-switch.js';
 import { NetGateway, type GatewayMember } from '../net-gateway.js';
+import { parseMac } from '../../vmm/dev-net.js';
 
 /** A network's record (the fields of `docker network inspect` that apply). */
 export interface NetworkRecord {
@@ -269,17 +270,15 @@ export class NetworkManager {
       const dir = this.socketDir(n);
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const gw = n.IPAM.Config[0]!.Gateway;
-      const byIp = (ip: string): GatewayMember | null => {
-        const m = [...(this.members.get(n.Id)?.values() ?? [])].find((x) => x.ip === ip && x.runtime === 'vm');
-        return m === undefined ? null : { ip: m.ip, names: [m.name], hostname: m.hostname };
+      // The gateway answers for the network's vm members (a process container has no NIC on the switch).
+      const find = (pred: (m: Member) => boolean): GatewayMember | null => {
+        const m = [...(this.members.get(n.Id)?.values() ?? [])].find((x) => x.runtime === 'vm' && pred(x));
+        return m === undefined ? null : { ip: m.ip, hostname: m.hostname };
       };
       const gateway = new NetGateway({
-        ip: gw, mac: Uint8Array.from(macOf(gw).split(':'), (h) => parseInt(h, 16)), prefix: PREFIX,
-        byMac: (mac) => mac.startsWith('0242') ? byIp(Array.from({ length: 4 }, (_, i) => parseInt(mac.slice(4 + 2 * i, 6 + 2 * i), 16)).join('.')) : null,
-        byName: (name) => {
-          const m = [...(this.members.get(n.Id)?.values() ?? [])].find((x) => x.name.toLowerCase() === name || x.hostname.toLowerCase() === name);
-          return m === undefined ? null : { ip: m.ip, names: [m.name], hostname: m.hostname };
-        },
+        ip: gw, mac: parseMac(macOf(gw))!, prefix: PREFIX,
+        byMac: (mac) => find((m) => macOf(m.ip).replaceAll(':', '') === mac),
+        byName: (name) => find((m) => m.name.toLowerCase() === name || m.hostname.toLowerCase() === name),
       });
       sw = NetSwitch.listen(path.join(dir, 'switch'), gateway);
       this.switches.set(n.Id, sw);

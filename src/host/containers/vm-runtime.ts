@@ -82,12 +82,12 @@ export interface VmProcess {
   exited: Promise<number>;
   /** Whether the guest's OOM killer killed a process (main only). */
   oom: () => boolean;
-  /** Sets its terminal's size (started with a tty; the guest sees SIGWINCH). */
+  /** Sets its terminal's size (started with a tty; the guest sees SIGWINCH); 409 once its agent is gone. */
   resize: (rows: number, cols: number) => void;
 }
 
 /** One running container VM. */
-interface Vm { name: string; agent: AgentClient; rec: VmRecord; dir: string; oom: boolean; main: AgentProcess | null }
+interface Vm { name: string; agent: AgentClient; rec: VmRecord; dir: string; oom: boolean }
 
 /** Guest `top`: one line per process (see topScript). */
 export interface GuestProcess { uid: string; pid: number; ppid: number; stime: string; time: string; cmd: string; ticks: number }
@@ -197,7 +197,7 @@ export class VmRuntime {
       if (e instanceof HostApiError) throw new ContainerError(e.status === 409 ? 409 : 500, `cannot start the container's VM: ${e.message}`);
       throw e;
     }
-    const vm: Vm = { name, agent: null as unknown as AgentClient, rec, dir, oom: false, main: null };
+    const vm: Vm = { name, agent: null as unknown as AgentClient, rec, dir, oom: false };
     const watchOom = (b: Uint8Array): void => { if (OOM_RE.test(Buffer.from(b).toString('latin1'))) vm.oom = true; };
     rec.consoles.add(watchOom);
     try {
@@ -215,7 +215,6 @@ export class VmRuntime {
     // TSVM_VMRT_TRACE=1 in the host's environment: where a container's start time goes, in the host's log.
     if (process.env['TSVM_VMRT_TRACE'] === '1') process.stderr.write(`tsvm host: container ${name}: VM created ${rec.times ? Math.round(rec.times.firstInsnAt - rec.times.requestedAt) : -1} ms, READY at ${Math.round(epochMs() - (rec.times?.requestedAt ?? 0))} ms (guest uptime ${vm.agent.ready?.uptimeMs ?? -1} ms)\n`);
     const proc = vm.agent.run(argv, { ...opts, pidNs: true });
-    vm.main = proc;
     const exited = proc.exit.catch(() => EXIT_VM_LOST).then(async (status) => {
       // The agent powers off after the main process's EXIT; give it time, then end the VM.
       const t = setTimeout(() => { void this.manager.kill(name, 'its container exited').catch(() => {}); }, POWEROFF_GRACE_MS);
@@ -226,14 +225,7 @@ export class VmRuntime {
       await this.end(vm);
       return status;
     });
-    return { child: this.child(vm, proc, [name, '--', ...argv], true), stdout: proc.stdout, stderr: proc.stderr, exited, oom: () => vm.oom, resize: (rows, cols) => proc.resize(rows, cols) };
-  }
-
-  /** Sets the window size of container `id`'s terminal (its main process's pty in the guest, which gets SIGWINCH); 409 if it does not run. */
-  resize(id: string, rows: number, cols: number): void {
-    const vm = this.vms.get(id);
-    if (vm === undefined || vm.main === null) throw new ContainerError(409, `container ${id.slice(0, 12)} is not running`);
-    try { vm.main.resize(rows, cols); } catch (e) { throw new ContainerError(409, `container ${id.slice(0, 12)}: its agent is gone (${(e as Error).message})`); }
+    return { child: this.child(vm, proc, [name, '--', ...argv], true), stdout: proc.stdout, stderr: proc.stderr, exited, oom: () => vm.oom, resize: resizer(proc, `container ${r.Id.slice(0, 12)}`) };
   }
 
   /** Runs `argv` as another process in container `id`'s VM (`exec`); with `opts.tty` on a pty of its own. */
@@ -241,7 +233,7 @@ export class VmRuntime {
     const vm = this.vms.get(id);
     if (vm === undefined) throw new ContainerError(409, `container ${id.slice(0, 12)} is not running`);
     const proc = vm.agent.exec(argv, opts);
-    return { child: this.child(vm, proc, [vm.name, '--', ...argv], false), stdout: proc.stdout, stderr: proc.stderr, exited: proc.exit.catch(() => EXIT_VM_LOST), oom: () => false, resize: (rows, cols) => proc.resize(rows, cols) };
+    return { child: this.child(vm, proc, [vm.name, '--', ...argv], false), stdout: proc.stdout, stderr: proc.stderr, exited: proc.exit.catch(() => EXIT_VM_LOST), oom: () => false, resize: resizer(proc, `an exec in container ${id.slice(0, 12)}`) };
   }
 
   /** The guest's processes in container `id` (Docker's top), read from its /proc through an exec. */
@@ -299,6 +291,13 @@ export class VmRuntime {
     } catch { /* removed meanwhile */ }
     fs.rmSync(vm.dir, { recursive: true, force: true });
   }
+}
+
+/** `proc`'s resize, as a 409 (named `what`) once the agent is gone. */
+function resizer(proc: AgentProcess, what: string): (rows: number, cols: number) => void {
+  return (rows, cols) => {
+    try { proc.resize(rows, cols); } catch (e) { throw new ContainerError(409, `${what}: its agent is gone (${(e as Error).message})`); }
+  };
 }
 
 /**
