@@ -172,7 +172,8 @@ export async function sttySize(p: HostPty, prompt: RegExp, want: string): Promis
   let got = '';
   for (let i = 0; i < 40; i++) {
     p.type('stty size\r');
-    got = /(\d+ \d+)\r*\n$/.exec(await p.expect(/\n\d+ \d+\r*\n/, 'the answer of stty size'))?.[1] ?? '';
+    // (After a redraw the answer may follow the redrawn command line with no newline before it.)
+    got = /(\d+ \d+)\r*\n$/.exec(await p.expect(/\d+ \d+\r*\n/, 'the answer of stty size'))?.[1] ?? '';
     await p.expect(prompt, 'the prompt after stty size');
     if (got === want) break;
     await new Promise((r) => setTimeout(r, 500));
