@@ -11,6 +11,20 @@ export function stripAnsi(text: string): string {
   return text.split(ESC).map((part, i) => (i === 0 ? part : part.replace(/^\[[0-9;]*[a-zA-Z]/, ''))).join('');
 }
 
+/** A kernel message on the console: the kernel prints it wherever the cursor is, even mid-line. */
+const KERNEL_MESSAGE = String.raw`\[\s*\d+\.\d+\] [^\n]*\n`;
+
+/** A regex for `text` echoed by the guest, with kernel messages allowed between any two characters. */
+export function echoPattern(text: string): RegExp {
+  const esc = (c: string): string => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  return new RegExp([...text].map(esc).join(`(?:\r?\n?${KERNEL_MESSAGE})*`));
+}
+
+/** Removes kernel messages from console output, whole lines and those printed mid-line. */
+export function dropKernelMessages(text: string): string {
+  return text.replace(new RegExp(KERNEL_MESSAGE, 'g'), '');
+}
+
 /** Path of the built CLI. */
 export const TSVM_CLI = path.resolve('dist/src/cli/main.js');
 
@@ -53,10 +67,9 @@ export class ConsoleSession {
   /** Sends a command and returns its output (up to the next prompt). */
   async run(cmd: string, prompt: string, timeoutMs = 60000): Promise<string> {
     this.send(cmd);
-    await this.expect(cmd, timeoutMs);
-    // Kernel messages printed on the same console may interleave with the output: drop them.
-    return stripAnsi(await this.expect(prompt, timeoutMs)).split('\n')
-      .filter((l) => !/^\s*\[\s*\d+\.\d+\] /.test(l)).join('\n').trim();
+    // Kernel messages printed on the same console may interleave with the echo and the output.
+    await this.expect(echoPattern(cmd), timeoutMs);
+    return dropKernelMessages(stripAnsi(await this.expect(prompt, timeoutMs))).trim();
   }
 
   /** Kills the VM if it is still running. */
