@@ -2,9 +2,9 @@
  * `tsvm exec --await-argv FD [PADDING]`: a warm spare of the process VM.
  * The container engine starts one ahead of time (src/host/containers/
  * spare-runtime.ts); it loads the process VM, the JIT and the command-line
- * parser, then waits for one line on host fd FD: a JSON array, the rest of
- * a `tsvm exec` command line. It then runs that command as if started with
- * it. Node's start-up and module loading, about a third of a short
+ * parser (program.ts and what it imports), then waits for one line on host
+ * fd FD: a JSON array, the rest of a `tsvm exec` command line. It then runs
+ * that command as if started with it. Node's start-up and module loading, about a third of a short
  * container's start, happen before the container is asked for.
  *
  * The command line's title becomes `tsvm-runtime ARGS...` (PADDING, a long
@@ -50,7 +50,7 @@ export async function awaitArgv(fdArg: string | undefined): Promise<string[]> {
   const fd = Number(fdArg);
   const fail = (msg: string): never => { process.stderr.write(`tsvm: ${AWAIT_ARGV}: ${msg}\n`); process.exit(125); };
   if (fdArg === undefined || !/^\d{1,9}$/.test(fdArg) || fd <= 2) fail('expected a file descriptor number above 2');
-  const preload = Promise.all([import('./exec-command.js'), import('./sandbox-flags.js'), import('./tty-flags.js'), import('commander')]);
+  const preload = Promise.all([import('./program.js'), import('./exec-command.js'), import('./sandbox-flags.js'), import('./tty-flags.js')]);
   let line: string;
   try { line = (await Promise.all([readLine(fd), preload]))[0]; } catch (e) { return fail((e as Error).message); }
   const args = parseAwaitedArgv(line);

@@ -37,24 +37,6 @@ function fail(e: unknown, code: number): number {
 
 const enc = encodeURIComponent;
 
-/** The run flags Docker has and QEMU does not: these (or an image as the first word) make `tsvm run` a container run. */
-const DOCKER_LONG = new Set(['--name', '--rm', '--detach', '--interactive', '--tty', '--env', '--workdir', '--user', '--hostname',
-  '--memory', '--cpus', '--pids-limit', '--runtime', '--publish', '--volume', '--entrypoint', '--detach-keys', '--network']);
-
-/**
- * Whether `tsvm run ARGS` runs a container: its first argument is an image
- * name (no leading dash), a Docker long option, or a cluster of Docker's
- * short flags (-d -i -t -e -w -u -p -v, e.g. -it). Nothing, or a QEMU
- * option (-kernel, -M, -m, -append, ...), keeps the system VM.
- */
-export function isContainerRun(args: string[]): boolean {
-  const a = args[0];
-  if (a === undefined) return false;
-  if (!a.startsWith('-')) return true;
-  const name = a.split('=')[0]!;
-  return DOCKER_LONG.has(name) || /^-[ditewupv]+$/.test(name);
-}
-
 /** Docker's --detach-keys: comma-separated ctrl-X or single characters, as bytes. */
 export function parseDetachKeys(s: string): Buffer | string {
   const out: number[] = [];
@@ -255,7 +237,7 @@ async function createContainer(socket: string, body: Record<string, unknown>): P
   return ((await api(socket, 'POST', '/v1/containers', body)) as { Id: string }).Id;
 }
 
-/** `tsvm run [OPTIONS] IMAGE [COMMAND...]` (a container: see isContainerRun). */
+/** `tsvm run [OPTIONS] IMAGE [COMMAND...]` (a container: see run-kind.ts). */
 export async function containerRun(argv: string[]): Promise<number> {
   const cmd = runOptions(new Command('run'), true);
   cmd.action(async (image: string, command: string[], o: RunFlags) => {

@@ -6,8 +6,10 @@
  * pseudo-terminal, whose line discipline acts on it; the window size is
  * sent at the start and again on each change (SIGWINCH, Node's 'resize'
  * on stdout); the mode is restored when the session ends, detaches or
- * fails, at exit, and before a terminating signal takes its course.
+ * fails, at exit, and before a terminating signal takes its course. Raw
+ * mode clears output processing too, as Docker's does (raw-output.ts).
  */
+import { clearOutputProcessing } from '../host/raw-output.js';
 
 /** Signals that end tsvm while it holds the terminal (their default action is to terminate, signal(7)). */
 const TERMINATING: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -45,7 +47,7 @@ export function sizeQuery(): string {
 export function holdTerminal(raw: boolean, onResize: (size: WindowSize) => void): () => void {
   const stdin = process.stdin;
   let rawOn = false;
-  if (raw && stdin.isTTY === true) { stdin.setRawMode(true); rawOn = true; }
+  if (raw && stdin.isTTY === true) { stdin.setRawMode(true); clearOutputProcessing(0); rawOn = true; }
   const resized = (): void => { const s = localWindowSize(); if (s !== null) onResize(s); };
   const following = process.stdout.isTTY === true;
   if (following) process.stdout.on('resize', resized);

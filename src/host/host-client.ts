@@ -4,6 +4,7 @@
  * to raw bytes both ways).
  */
 import http from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 
 /** No host answers on the socket: one line saying how to start one. */
@@ -46,6 +47,15 @@ export function hostRequest(socket: string, method: string, path: string, body?:
     req.on('error', (e: NodeJS.ErrnoException) => reject(NO_HOST.has(e.code ?? '') ? new NoHostError(socket, e.code!) : e));
     if (data !== undefined) req.write(data);
     req.end();
+  });
+}
+
+/** Whether something accepts connections on `socket` (one connect, no request: the client's cheap check before its first request). */
+export function hostListens(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(socket);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
   });
 }
 

@@ -20,6 +20,7 @@ import { VmTerminal } from '../process/sys-tty.js';
 import { INPUT_ROOM, VEOF } from '../process/pty.js';
 import type { NodeHostOs } from './node-host-os.js';
 import { FdReader } from './fd-reader.js';
+import { clearOutputProcessing } from './raw-output.js';
 
 /** How often a host terminal's window size is checked (ns). */
 const SIZE_POLL_NS = 100_000_000n;
@@ -94,7 +95,8 @@ export class NodeTerminal {
     const size = this.hostTty ? os.terminalSize(o.inFd) ?? os.terminalSize(o.outFd) : null;
     this.term.pty.cols = size?.cols ?? o.cols;
     this.term.pty.rows = size?.rows ?? o.rows;
-    if (this.hostTty) this.raw = os.setRawMode(o.inFd, true);
+    // The guest's pty already turns its LF into CR LF: the host terminal passes bytes through (raw-output.ts).
+    if (this.hostTty) { this.raw = os.setRawMode(o.inFd, true); if (this.raw) clearOutputProcessing(o.inFd); }
   }
 
   /** Takes what the host fds have now: input for the master, resize messages, a host window size change. */

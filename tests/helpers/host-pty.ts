@@ -6,8 +6,8 @@
  * terminal shows. A resize is the TIOCSWINSZ ioctl on the master (the
  * kernel then sends SIGWINCH to the terminal's foreground process group,
  * tty_ioctl(4)), asked for on the bridge's fd 3, where the test may also
- * ask for the terminal's local modes (c_lflag, termios(3): tcgetattr on the
- * master gives the pty's settings), answered on the bridge's stderr. The
+ * ask for the terminal's local and output modes (c_lflag and c_oflag,
+ * termios(3): tcgetattr on the master gives the pty's settings), answered on the bridge's stderr. The
  * bridge exits with the command's status (128+N for signal N).
  */
 import assert from 'node:assert/strict';
@@ -18,6 +18,8 @@ import type { Writable } from 'node:stream';
 export const TERMIOS_ICANON = 0o2;
 /** Echo input. */
 export const TERMIOS_ECHO = 0o10;
+/** c_oflag: output processing (ONLCR and the rest act only with it). */
+export const TERMIOS_OPOST = 0o1;
 
 /** The bridge: argv[1..2] the size, the rest the command. */
 const BRIDGE = String.raw`
@@ -59,7 +61,8 @@ while True:
             if 'resize' in m:
                 winsize(fd, m['resize'][0], m['resize'][1])
             else:
-                os.write(2, b'lflag %d\n' % termios.tcgetattr(fd)[3])
+                a = termios.tcgetattr(fd)
+                os.write(2, b'lflag %d oflag %d\n' % (a[3], a[1]))
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 `;
@@ -90,24 +93,30 @@ export class HostPty {
   /** Everything the terminal showed so far (and what the bridge itself said, if anything). */
   shown(): string { return this.out + (this.err === '' ? '' : `\n[bridge: ${this.err}]`); }
 
-  /** The terminal's local modes now (termios c_lflag). */
-  async lflag(): Promise<number> {
+  /** The terminal's local and output modes now (termios c_lflag, c_oflag). */
+  async modes(): Promise<{ lflag: number; oflag: number }> {
     const seen = this.err.length;
-    (this.child.stdio[3] as Writable).write('{"lflag":true}\n');
+    (this.child.stdio[3] as Writable).write('{"modes":true}\n');
     const t0 = Date.now();
     for (;;) {
-      const m = /lflag (\d+)\n/.exec(this.err.slice(seen));
-      if (m !== null) return Number(m[1]);
+      const m = /lflag (\d+) oflag (\d+)\n/.exec(this.err.slice(seen));
+      if (m !== null) return { lflag: Number(m[1]), oflag: Number(m[2]) };
       if (Date.now() - t0 > this.waitMs) assert.fail(`the bridge did not answer: ${this.err}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
 
-  /** Waits until the program on the terminal has put it in raw mode (ICANON and ECHO off, termios(3)). */
+  /**
+   * Waits until the program on the terminal has put it in raw mode as
+   * Docker's CLI does (moby/term MakeRaw, cfmakeraw(3)): ICANON and ECHO
+   * off, and OPOST off, so the container's own CR LF is not given another CR.
+   */
   async untilRaw(): Promise<void> {
     const t0 = Date.now();
-    while (((await this.lflag()) & (TERMIOS_ICANON | TERMIOS_ECHO)) !== 0) {
-      if (Date.now() - t0 > this.waitMs) assert.fail(`the terminal never went raw; it showed ${JSON.stringify(this.out.slice(-400))}`);
+    for (;;) {
+      const m = await this.modes();
+      if ((m.lflag & (TERMIOS_ICANON | TERMIOS_ECHO)) === 0 && (m.oflag & TERMIOS_OPOST) === 0) return;
+      if (Date.now() - t0 > this.waitMs) assert.fail(`the terminal never went raw (lflag ${m.lflag.toString(8)}, oflag ${m.oflag.toString(8)}); it showed ${JSON.stringify(this.out.slice(-400))}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -204,6 +213,8 @@ export async function courseRunIt(p: HostPty, prompt: RegExp, id: () => string):
   assert.equal((await typed(p, 'hostname', prompt)).trim(), id().slice(0, 12), 'the hostname is the short id');
   assert.equal((await typed(p, 'echo $$', prompt)).trim(), '1', 'the shell is PID 1 of the container');
   await terminalSteps(p, prompt);
+  p.type('echo one; echo two\r');
+  assert.match(await p.expect(prompt, 'the prompt after two echoes'), /one\r\ntwo\r\n/, 'each line ends in one CR LF: the outer terminal adds no CR (OPOST off)');
   p.type('exit 3\r');
   assert.equal(await p.status(), 3, 'tsvm run exits with the shell\'s status');
 }

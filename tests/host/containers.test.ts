@@ -13,7 +13,8 @@ import path from 'node:path';
 import { runTsvm, okTsvm, refused, sleep, until, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
 import { hostRequest } from '../../src/host/host-client.js';
-import { isContainerRun, parseDetachKeys } from '../../src/cli/container-command.js';
+import { parseDetachKeys } from '../../src/cli/container-command.js';
+import { isContainerRun } from '../../src/cli/run-kind.js';
 
 let dir = '';
 let env: NodeJS.ProcessEnv = {};

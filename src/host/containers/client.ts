@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { errorMessage, hostAnswers, hostRequest, openUpgrade } from '../host-client.js';
+import { errorMessage, hostAnswers, hostListens, hostRequest, openUpgrade } from '../host-client.js';
 import { hostSocketPath } from '../host-paths.js';
 import { ATTACH_PROTOCOL, FrameReader } from './frames.js';
 
@@ -19,7 +19,7 @@ export class ApiError extends Error {
 /** The socket of a running host; starts one (`tsvm host start -d`) when none answers. */
 export async function ensureHost(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const socket = hostSocketPath(undefined, env);
-  if (await hostAnswers(socket)) return socket;
+  if (await hostListens(socket)) return socket;
   const script = process.argv[1]!;
   const child = spawn(process.execPath, [...process.execArgv, script, 'host', 'start', '-d', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
