@@ -166,6 +166,7 @@ async function buildAtomically(dest: string, stamp: string, fill: (tmp: string) 
   }
   await checkDest(dest, stampFile);
   await fsp.mkdir(path.dirname(dest), { recursive: true });
+  await removeAbandonedParts(dest);
   const tmp = `${dest}.part-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   try {
     await fsp.mkdir(tmp, { mode: 0o755 });
@@ -179,6 +180,20 @@ async function buildAtomically(dest: string, stamp: string, fill: (tmp: string) 
     await fsp.rm(tmp, { recursive: true, force: true });
   }
   return false;
+}
+
+/** Removes temporary trees of `dest` (`DEST.part-PID-…`) whose builder no longer runs (it was killed before its cleanup). */
+export async function removeAbandonedParts(dest: string): Promise<void> {
+  const prefix = `${path.basename(dest)}.part-`;
+  for (const n of await fsp.readdir(path.dirname(dest)).catch(() => [] as string[])) {
+    const pid = n.startsWith(prefix) ? Number(/^(\d+)-/.exec(n.slice(prefix.length))?.[1]) : NaN;
+    if (Number.isInteger(pid) && pid > 0 && !processRuns(pid)) await fsp.rm(path.join(path.dirname(dest), n), { recursive: true, force: true });
+  }
+}
+
+/** Whether process `pid` exists (kill(2) with signal 0: ESRCH when it does not). */
+function processRuns(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ESRCH'; }
 }
 
 /** Create the merged-/usr layout (bin, sbin, lib -> usr/...) Debian trixie uses. */

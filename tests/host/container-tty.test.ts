@@ -8,11 +8,9 @@
  * container's foreground job, not tsvm), the window size and its changes
  * reach the container, the detach keys work in raw mode and several
  * viewers see the output. Then Docker's -t without -i and -i without -t,
- * the resize route's errors, and the same sequence with `debian` and
- * bash's job control in both runtimes (the first `pull debian` on a machine
- * builds the image from Debian's packages: about 8 minutes with an empty
- * package cache, seconds once ~/.cache/tsvm holds its root). A failing wait prints
- * what the terminal showed.
+ * the resize route's errors (container-debian.test.ts has the sequence
+ * with `debian` and bash's job control). A failing wait prints what the
+ * terminal showed.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +21,6 @@ import path from 'node:path';
 import { runTsvm, okTsvm, sleep, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
 import { HostPty, attachThenStty, courseAttachDetach, courseRestartAttach, courseRunIt, hostPtyMissing, showing, sttySize, typed } from '../helpers/host-pty.js';
-import { mirrorConfigured } from '../helpers/mirror.js';
 import { hostRequest } from '../../src/host/host-client.js';
 import { detachFilter } from '../../src/cli/container-command.js';
 import { checkTty } from '../../src/cli/container-tty.js';
@@ -187,57 +184,4 @@ describe('-t without -i, -i without -t, -it without a terminal, the resize route
     assert.equal((await post('/v1/containers/nosuch/resize?h=24&w=80')).status, 404);
     ok('rm', '-f', 'sized', 'plain');
   });
-});
-
-// The Debian image is built from about 80 packages inside tsvm, its maintainer scripts run by the process VM: 475 s here
-// with an empty cache (downloads included), 8 s once the cache holds the built root.
-const noMirror = !mirrorConfigured() && 'no Debian mirror configured';
-for (const runtime of ['process', 'vm'] as const) test(`the course's sequence with debian and /bin/bash in the ${runtime} runtime: job control (sleep &, jobs, fg, Ctrl-Z, bg)`, { skip: noPty || noMirror, timeout: 5_400_000 }, async () => {
-  const pulled = runTsvm(env, ['pull', 'debian'], '', 3_600_000);
-  assert.equal(pulled.status, 0, `pull debian: ${pulled.stderr}`);
-  assert.match(ok('images'), /^debian\s+(trixie|latest)\s+/m);
-  const PROMPT = /root@[0-9a-f]{12}:\/# /;
-  const p = onPty(['run', '-it', '--runtime', runtime, '--name', 'deb', 'debian', '/bin/bash'], 100, 30);
-  await showing(p, async () => {
-    await p.expect(PROMPT, 'bash\'s prompt');
-    assert.match((await typed(p, 'tty', PROMPT)).trim(), /^\/dev\/pts\/\d+$/);
-    assert.equal((await typed(p, 'stty size', PROMPT)).trim(), '30 100');
-    p.resize(120, 40);
-    assert.equal(await sttySize(p, PROMPT, '40 120'), '40 120');
-    assert.match(await typed(p, 'sleep 100 &', PROMPT), /\[1\] \d+/);
-    assert.match(await typed(p, 'jobs', PROMPT), /\[1\]\+\s+Running\s+sleep 100 &/);
-    p.type('fg\r');
-    await p.expect(/sleep 100\r*\n/, 'fg');
-    await sleep(1000);
-    p.type(Buffer.from([0x1a])); // Ctrl-Z: SIGTSTP to the foreground job
-    await p.expect(/Stopped\s+sleep 100/, 'the job stopped');
-    await p.expect(PROMPT, 'the prompt after Ctrl-Z');
-    assert.match(await typed(p, 'bg', PROMPT), /\[1\]\+ sleep 100 &/);
-    assert.match(await typed(p, 'jobs', PROMPT), /Running\s+sleep 100 &/);
-    p.type('fg\r');
-    await sleep(1000);
-    p.type(Buffer.from([0x03]));
-    await p.expect(PROMPT, 'the prompt after Ctrl-C');
-    assert.equal((await typed(p, 'echo $?', PROMPT)).trim(), '130');
-    p.type('exit 3\r');
-    assert.equal(await p.status(), 3);
-  });
-  ok('start', 'deb');
-  const a = onPty(['attach', 'deb']);
-  await showing(a, async () => {
-    await a.untilRaw();
-    a.type('echo in-$((6*7))\r');
-    await a.expect(/in-42/, 'the output');
-    a.type(Buffer.from([0x10, 0x11]));
-    assert.equal(await a.status(), 0);
-  });
-  assert.equal(state('deb').Running, true);
-  ok('restart', '-t', '1', 'deb');
-  const b = onPty(['attach', 'deb']);
-  await showing(b, async () => {
-    await b.untilRaw();
-    b.type('exit\r');
-    assert.equal(await b.status(), 0);
-  });
-  ok('rm', 'deb');
 });

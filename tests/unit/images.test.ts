@@ -28,7 +28,7 @@ import { parseDeb822, parsePackages, parseRelations, parseRelease } from '../../
 import { DebianArchive, ROOT_STAMP } from '../../src/images/debian-archive.js';
 import { ImageError } from '../../src/images/errors.js';
 import { crc24, parseKeyring, splitClearsigned, verifyClearsigned } from '../../src/images/openpgp.js';
-import { selectMinbase } from '../../src/images/rootfs-build.js';
+import { removeAbandonedParts, selectMinbase } from '../../src/images/rootfs-build.js';
 import { extractTar, safeEntryPath } from '../../src/images/tar.js';
 
 const tmpdirs: string[] = [];
@@ -724,4 +724,17 @@ describe('DebianArchive against a local fake archive', () => {
     served.set('/debian/dists/bookworm/InRelease', served.get('/debian/dists/trixie/InRelease') as Buffer);
     await assert.rejects(mk('bookworm').release(), /it is for trixie, not bookworm/);
   });
+});
+
+test('a root build killed before its cleanup leaves a DEST.part-PID tree; the next build removes it, not a running builder\'s', async () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-parts-'));
+  try {
+    const dest = path.join(d, 'debian');
+    // PID_MAX_LIMIT is 4194304 (Linux include/linux/threads.h): no process has pid 999999999.
+    for (const n of ['debian.part-999999999-0a1b2c3d', `debian.part-${process.pid}-00ff00ff`, 'busybox.part-999999999-11223344']) fs.mkdirSync(path.join(d, n, 'usr'), { recursive: true });
+    await removeAbandonedParts(dest);
+    assert.deepEqual(fs.readdirSync(d).sort(), ['busybox.part-999999999-11223344', `debian.part-${process.pid}-00ff00ff`]);
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });
