@@ -47,6 +47,7 @@ import {
 import { flushSharedMappings } from './sys-memory.js';
 import type { SandboxEnforcer } from './sandbox-limits.js';
 import { NetNamespace, type Socket } from './netns.js';
+import { earliestRealTimer, fireTimers, type IntervalTimer } from './sys-itimer.js';
 
 /** Returned by a handler whose task went to sleep: the syscall is retried (or interrupted) later. */
 export const BLOCKED = -0x200_0000_0000;
@@ -129,6 +130,8 @@ export class ThreadGroup {
   spawned = false;
   /** Host time its threads have run, in ns (the run loop adds each slice). */
   cpuNs = 0;
+  /** Its interval timers by `which` (sys-itimer.ts), null when disarmed; a fork's child starts with none. */
+  readonly itimers: (IntervalTimer | null)[] = [null, null, null];
   /** Told the process's wait status once its last thread has ended (runtime-control.ts), or null. */
   onEnd: ((ws: number) => void) | null = null;
 
@@ -154,6 +157,8 @@ export class Kernel {
   resched = false;
   /** Most bytes of guest RAM all address spaces together may commit; fork fails with ENOMEM beyond. */
   memoryLimit = 4 * 1024 ** 3;
+  /** Processes with an interval timer armed (sys-itimer.ts). */
+  readonly timed = new Set<ThreadGroup>();
   /** The container's limits and PID namespace (sandbox-limits.ts), or null outside a container. */
   sandbox: SandboxEnforcer | null = null;
   /** The VM's network namespace: its sockets, loopback only, and published ports (netns.ts). */
@@ -320,9 +325,9 @@ export class Kernel {
 
   // ---- sleeping ----
 
-  /** True if task `c` may sleep: another task could end its wait, and it is not being retried as a last resort. */
+  /** True if task `c` may sleep: another task or a timer could end its wait, and it is not being retried as a last resort. */
   canSleep(c: SysCtx): boolean {
-    return (this.tasks.length > 1 || this.poller !== null) && !c.lastResort;
+    return (this.tasks.length > 1 || this.poller !== null || this.timed.size > 0) && !c.lastResort;
   }
 
   /** Puts `c` to sleep on `w`; the handler returns the BLOCKED this gives. Call only if canSleep(c). */
@@ -361,6 +366,7 @@ export class Kernel {
       now = this.host.monotonicNs();
       if (now - this.lastPoll >= HOST_POLL_NS) { this.lastPoll = now; this.poller(); }
     }
+    if (this.timed.size > 0) { if (now < 0n) now = this.host.monotonicNs(); fireTimers(this, now); }
     for (let i = 1; i <= this.tasks.length; i++) {
       const idx = (this.cursor + i) % this.tasks.length;
       const c = this.tasks[idx]!;
@@ -448,6 +454,8 @@ export class Kernel {
       if (w.host === true && (hostWaiter === null || c.blockSeq < hostWaiter.blockSeq)) hostWaiter = c;
       if (w.legacy === true && (legacy === null || c.blockSeq > legacy.blockSeq)) legacy = c;
     }
+    const timer = this.timed.size > 0 ? earliestRealTimer(this) : null;
+    if (timer !== null && (earliest === null || timer < earliest)) earliest = timer;
     if (this.poller !== null || this.tasks.every((t) => t.group.stopped)) {
       // Input from the runtime (or a signal from it) may end any wait: sleep a step, poll, look again.
       const d = earliest !== null && earliest - now < IDLE_POLL_NS ? earliest - now : IDLE_POLL_NS;

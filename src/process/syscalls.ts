@@ -34,6 +34,7 @@ import { fileSyscalls } from './sys-files.js';
 import { fsMetaSyscalls } from './sys-fsmeta.js';
 import { memorySyscalls } from './sys-memory.js';
 import { timeSyscalls } from './sys-time.js';
+import { itimerSyscalls } from './sys-itimer.js';
 import { processSyscalls } from './sys-process.js';
 import { signalSyscalls, deliverPending, deliverFault, KEEP_REGS } from './sys-signals.js';
 import { cloneSyscalls } from './sys-clone.js';
@@ -76,7 +77,7 @@ export class LinuxSyscalls {
   constructor(proc: GuestProcess, readonly host: HostOs, readonly log: (line: string) => void) {
     this.current = new SysCtx(proc, host, log);
     this.kernel = this.current.kernel;
-    const all = [ioSyscalls, fileSyscalls, fsMetaSyscalls, memorySyscalls, timeSyscalls, processSyscalls, signalSyscalls,
+    const all = [ioSyscalls, fileSyscalls, fsMetaSyscalls, memorySyscalls, timeSyscalls, itimerSyscalls, processSyscalls, signalSyscalls,
       cloneSyscalls, execSyscalls, waitSyscalls, futexSyscalls, netSyscalls];
     for (const group of all) for (const d of group) this.table[d.nr] = d;
   }
