@@ -371,9 +371,12 @@ export function registerContainerCommands(program: Command): void {
     });
   program.command(DOCKER_EXEC, { hidden: true }).description('run a command in a running container').argument('<container>').argument('<command...>')
     .option('-i, --interactive', 'attach stdin', false).option('-t, --tty', 'a pseudo-terminal of its own (the process VM\'s)', false)
+    .option('--detach-keys <keys>', 'keys to detach (the process goes on)', DEFAULT_DETACH)
     .passThroughOptions()
-    .action(async (ref: string, command: string[], o: { interactive: boolean; tty: boolean }) => {
+    .action(async (ref: string, command: string[], o: { interactive: boolean; tty: boolean; detachKeys: string }) => {
       try {
+        const keys = parseDetachKeys(o.detachKeys);
+        if (typeof keys === 'string') { process.exitCode = fail(keys, EXIT_TSVM); return; }
         const noTty = checkTty(o.interactive, o.tty);
         if (noTty !== null) { process.exitCode = fail(noTty, EXIT_REFUSED); return; } // the docker CLI's CheckTty
         const socket = await ensureHost();
@@ -385,7 +388,8 @@ export function registerContainerCommands(program: Command): void {
           resize: (s) => { if (execId !== '') void api(socket, 'POST', `/v1/containers/${enc(ref)}/exec-resize?id=${execId}&h=${s.rows}&w=${s.cols}`).catch(() => {}); },
         };
         const seen = (h: IncomingHttpHeaders): void => { const v = h['x-tsvm-exec-id']; if (typeof v === 'string') execId = v; };
-        process.exitCode = sessionStatus(await session(socket, `/v1/containers/${enc(ref)}/exec?${q}`, o.interactive, null, tty, seen), ref);
+        // As docker exec: the detach keys work on a terminal with input, and the process goes on without the client.
+        process.exitCode = sessionStatus(await session(socket, `/v1/containers/${enc(ref)}/exec?${q}`, o.interactive, o.interactive && o.tty ? keys : null, tty, seen), ref);
       } catch (e) { process.exitCode = fail(e, e instanceof ApiError && e.status < 500 ? EXIT_REFUSED : EXIT_TSVM); }
     });
   program.command('logs').description("a container's output").argument('<container>')
@@ -456,14 +460,19 @@ async function stats(refs: string[], stream: boolean): Promise<number> {
 
 /**
  * Whether `tsvm exec ARGS` is Docker's exec (a command in a container)
- * rather than the process VM: its first word after any -i/-t/-it has no
- * '/', is no file in the current directory and names a container (by name
- * or id prefix in the records on disk).
+ * rather than the process VM: its first word after any -i/-t/-it and
+ * --detach-keys has no '/', is no file in the current directory and names
+ * a container (by name or id prefix in the records on disk).
  */
 export async function isContainerExec(args: string[]): Promise<boolean> {
-  // Docker's -i/-t/-it may come first; `tsvm exec -t PROGRAM` (the process VM's pty) is told apart by what follows.
+  // Docker's -i/-t/-it and --detach-keys may come first; `tsvm exec -t PROGRAM` (the process VM's pty) is told apart by what follows.
   let k = 0;
-  while (k < args.length && /^-(i|t|it|ti)$/.test(args[k]!)) k++;
+  for (;;) {
+    const f = args[k];
+    if (f !== undefined && /^-(i|t|it|ti)$|^--detach-keys=/.test(f)) k++;
+    else if (f === '--detach-keys') k += 2;
+    else break;
+  }
   const a = args[k];
   if (a === undefined) return false;
   if (a.startsWith('-') || a.includes('/')) return false;

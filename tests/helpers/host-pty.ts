@@ -191,8 +191,8 @@ export async function sttySize(p: HostPty, prompt: RegExp, want: string): Promis
 }
 
 /** Runs `fn`; a failure carries everything `p` showed. */
-export async function showing(p: HostPty, fn: () => Promise<void>): Promise<void> {
-  try { await fn(); } catch (e) {
+export async function showing<T>(p: HostPty, fn: () => Promise<T>): Promise<T> {
+  try { return await fn(); } catch (e) {
     p.kill();
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`${msg}\n--- the terminal showed ---\n${JSON.stringify(p.shown())}`, { cause: e });
@@ -310,4 +310,26 @@ export async function courseRestartAttach(ok: (...args: string[]) => string, nam
   });
   assert.equal(state().Status, 'exited');
   assert.equal(state().ExitCode, 0);
+}
+
+/**
+ * `exec -it C sh` on `p`, in either runtime: the shell runs `sleep 3` and
+ * the client detaches with Ctrl-P Ctrl-Q (status 0). Once the job has
+ * ended the shell reads its terminal again: it must still be there, not
+ * at EOF (docker exec leaves a detached process running). `ps` lists the
+ * container's processes (`ps -o pid,args`); returns the shell's pid.
+ */
+export async function courseExecDetach(p: HostPty, prompt: RegExp, ps: () => string): Promise<string> {
+  await p.expect(prompt, 'the shell\'s prompt');
+  await p.untilRaw();
+  p.type('sleep 3\r');
+  await p.expect(/sleep 3\r*\n/, 'the echo of sleep 3');
+  p.type(Buffer.from([0x10, 0x11]));
+  await p.expect(/read escape sequence/, 'the detach');
+  assert.equal(await p.status(), 0);
+  await new Promise((r) => setTimeout(r, 6000));
+  const list = ps();
+  const shell = /^\s*(\d+)\s+sh\s*$/m.exec(list);
+  assert.ok(shell !== null, `the detached exec's shell still runs:\n${list}`);
+  return shell[1]!;
 }

@@ -6,7 +6,8 @@
  * container runs `sleep 1000`; `exec -it cx sh` in it: `tty` names a pty,
  * `stty size` is the outer terminal's and follows a resize, Ctrl-C
  * interrupts a `sleep 100` and the shell survives, `ps` shows PID 1 and the
- * shell, `exit 4` is the status. Then `exec -t` without -i, Docker's
+ * shell, `exit 4` is the status; detaching (Ctrl-P Ctrl-Q) leaves the
+ * shell running, as docker exec does. Then `exec -t` without -i, Docker's
  * "the input device is not a TTY", and the exec-resize route's errors.
  */
 import { describe, test, before, after } from 'node:test';
@@ -17,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runTsvm, okTsvm, sleep, type Out } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
-import { HostPty, courseExecIt, hostPtyMissing, showing } from '../helpers/host-pty.js';
+import { HostPty, courseExecDetach, courseExecIt, hostPtyMissing, showing } from '../helpers/host-pty.js';
 import { hostRequest } from '../../src/host/host-client.js';
 
 let dir = '';
@@ -54,6 +55,15 @@ describe('exec -it on the process runtime, busybox on a real pty', { skip: noPty
     const p = new HostPty([process.execPath, TSVM_CLI, 'exec', '-it', 'cx', 'sh'], env, { cols: 100, rows: 30 });
     await showing(p, () => courseExecIt(p, PROMPT, /^\s*1\s+.*sleep 1000\s*$/m));
     assert.match(ok('ps'), /\scx\n/, 'the container still runs');
+  });
+
+  test('exec -it cx sh, detach with Ctrl-P Ctrl-Q: the client exits 0 and the shell goes on; --detach-keys', async () => {
+    const p = new HostPty([process.execPath, TSVM_CLI, 'exec', '-it', 'cx', 'sh'], env, { cols: 80, rows: 24 });
+    const shell = await showing(p, () => courseExecDetach(p, PROMPT, () => ok('exec', 'cx', 'ps', '-o', 'pid,args')));
+    ok('exec', 'cx', 'kill', '-9', shell);
+    const bad = tsvm(['exec', '-it', '--detach-keys', 'ctrl-', 'cx', 'sh']);
+    assert.equal(bad.status, 125);
+    assert.match(bad.stderr, /--detach-keys ctrl-: expected keys such as ctrl-p,ctrl-q/);
   });
 
   test('exec -t cx tty without -i prints /dev/pts/N; two at once get different ones', async () => {

@@ -3,7 +3,7 @@
  * runtimes"): `run -it --runtime vm --name hello busybox /bin/sh` typed
  * into a REAL pseudo-terminal of the host (tests/helpers/host-pty.ts), then
  * start, attach with detach keys, `exec -it` a second shell with a pty of
- * its own, restart and attach again. The container's
+ * its own (and one left running by a detach), restart and attach again. The container's
  * terminal is the guest agent's pty in its microVM (docs/vm-agent.md): the
  * outer terminal is raw, the window size at start and its changes reach
  * the guest, Ctrl-C interrupts the container's foreground job. The
@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runTsvm, okTsvm } from '../helpers/container-cli.js';
 import { TSVM_CLI } from '../helpers/guest-run.js';
-import { HostPty, attachThenStty, courseAttachDetach, courseExecIt, courseRestartAttach, courseRunIt, hostPtyMissing, showing } from '../helpers/host-pty.js';
+import { HostPty, attachThenStty, courseAttachDetach, courseExecDetach, courseExecIt, courseRestartAttach, courseRunIt, hostPtyMissing, showing } from '../helpers/host-pty.js';
 
 let dir = '';
 let env: NodeJS.ProcessEnv = {};
@@ -79,6 +79,12 @@ describe('the course\'s sequence in the vm runtime, on a real pty', { skip: noPt
     const p = new HostPty([process.execPath, TSVM_CLI, 'exec', '-it', 'hello', 'sh'], env, { cols: 100, rows: 30 }, 60_000);
     await showing(p, () => courseExecIt(p, PROMPT, /^\s*1\s+.*\/bin\/sh\s*$/m));
     assert.equal(state('hello').Running, true, 'the container runs on');
+  });
+
+  test('exec -it hello sh, detach with Ctrl-P Ctrl-Q: the shell goes on', { timeout: BOOT_MS }, async () => {
+    const p = new HostPty([process.execPath, TSVM_CLI, 'exec', '-it', 'hello', 'sh'], env, { cols: 80, rows: 24 }, 60_000);
+    const shell = await showing(p, () => courseExecDetach(p, PROMPT, () => ok('exec', 'hello', 'ps', '-o', 'pid,args')));
+    ok('exec', 'hello', 'kill', '-9', shell);
   });
 
   test('restart hello, attach again, exit', { timeout: 3 * BOOT_MS }, async () => {

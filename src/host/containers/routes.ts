@@ -289,8 +289,9 @@ export function containerUpgrade(engine: ContainerEngine, req: http.IncomingMess
     const toStdin = (b: Buffer): void => { if (withStdin) to.write(b); };
     if (head.length > 0) toStdin(head);
     sock.on('data', toStdin);
-    // A terminal's input is not closed when a client goes (Docker closes stdin on the client's EOF only without a tty).
-    const closes = m[2] === 'exec' || (flag('closeStdin') && !r.Config.Tty);
+    // A terminal's input is not closed when a client goes (Docker closes stdin on the client's EOF only without a tty):
+    // a client that detached from a terminal leaves its process running, the container's main one or an exec.
+    const closes = m[2] === 'exec' ? !flag('tty') : flag('closeStdin') && !r.Config.Tty;
     sock.on('end', () => { if (withStdin && closes) to.end(); });
     // An exec without input gets EOF at once, as `docker exec` without -i does.
     if (m[2] === 'exec' && !withStdin) to.end();
