@@ -8,9 +8,9 @@ import { parsePublish, type Publish } from '../host/publish-spec.js';
 import { parseAttachment, type NetworkAttachment } from '../host/network-relay.js';
 import { parseSize } from './size.js';
 import type { SandboxFlags } from './sandbox-flags.js';
-// Every subcommand, `exec` too, is imported when it runs: the container verbs are thin clients
-// of the host, and `tsvm run IMAGE` starts sooner without loading the process VM and the JIT;
-// `tsvm exec` starts sooner without the system VM, the image store and the archive client.
+// Each subcommand's work, `exec`'s too, is imported when it runs (only the light registrations of the
+// container and network verbs load up front): `tsvm exec` starts sooner without the system VM, the
+// image store and the archive client. A container `tsvm run IMAGE` never loads this module (main.ts).
 import { applyJitEnv, setJitMode, setJitThreshold } from './jit-flags.js';
 import { enableWasmBranchHints } from '../host/wasm-features.js';
 import { registerImageCommands } from './image-command.js';

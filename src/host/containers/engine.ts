@@ -312,7 +312,8 @@ export class ContainerEngine {
       fs.closeSync(log);
       if (run.control !== null) fs.rmSync(run.control, { force: true }); // left behind when the runtime was killed
       // A --rm container's record goes at once (its final state is not written first: the client waits for this).
-      if (!r.Config.AutoRemove || !(await this.store.remove(r.Id).then(() => true, () => false))) await this.store.save(r).catch(() => {});
+      if (r.Config.AutoRemove) await this.store.remove(r.Id).catch(() => {});
+      else await this.store.save(r).catch(() => {});
       for (const s of run.sinks) s.end(status);
       run.sinks.clear();
     });
