@@ -7,12 +7,16 @@
  *
  * 1. Start: whole-process wall time of `tsvm run --rm busybox true` from
  *    the command to its exit, for each runtime the host accepts, in
- *    interleaved rounds (medians). For context, the same rounds time
+ *    interleaved rounds (medians). The vm runtime twice: on the host's warm
+ *    spare VM (the bench waits, off the clock, until one is ready), and
+ *    cold with `--memory 256m`, the spare's own size given explicitly,
+ *    which the spare does not take (vm-spare.ts). For context, the same rounds time
  *    `node -e 0` (Node's own start-up, the floor of any tsvm command),
  *    `tsvm exec --root ROOT /bin/busybox true` (the process VM alone, no
  *    host) and `qemu-riscv64 -L ROOT ROOT/bin/busybox true` (QEMU's user
  *    mode on the same unpacked image).
- * 2. Memory: with 4 idle containers (`sleep 600`) per runtime, the host's
+ * 2. Memory (on a host restarted with TSVM_SPARE_VM=0, so no spare boots
+ *    while it is measured): with 4 idle containers (`sleep 600`) per runtime, the host's
  *    RSS growth and the proportional set size (Pss of
  *    /proc/PID/smaps_rollup) of each container's runtime process, i.e. the
  *    memory each container costs the host.
@@ -20,7 +24,7 @@
  *    debian` into the empty store (the package cache may be warm: said in
  *    the table), and the host memory of 8 idle `debian` containers per
  *    runtime; in the vm runtime twice, with the host's page sharing on and
- *    then off (`tsvm host start --page-sharing off`), each time with the
+ *    then off (`tsvm host start --page-sharing on`, then without), each time with the
  *    pool's frames in use and the frames sharing saved (pages_sharing and
  *    zero pages), once the scanner has made two full passes (or 3 min).
  */
@@ -155,6 +159,24 @@ async function idleMemory(env: NodeJS.ProcessEnv, runtime: string, image: string
   }
 }
 
+/** Stops the bench's host and starts another with `args`, and `extraEnv` in its environment. */
+async function restartHost(env: NodeJS.ProcessEnv, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
+  spawnSync(process.execPath, [CLI, 'host', 'stop'], { env, stdio: 'ignore', timeout: 60_000 });
+  const started = spawn(process.execPath, [CLI, 'host', 'start', '-d', ...args], { env: { ...env, ...extraEnv }, stdio: 'ignore' });
+  await new Promise((r) => started.once('exit', r));
+}
+
+/** Waits (up to 5 min) until the host has a spare VM ready; false if none came. */
+async function spareReady(env: NodeJS.ProcessEnv): Promise<boolean> {
+  const end = Date.now() + 300_000;
+  while (Date.now() < end) {
+    const r = await hostRequest(env['TSVM_HOST']!, 'GET', '/v1/host');
+    if ((r.body as { spare_vm?: string } | null)?.spare_vm === 'ready') return true;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  return false;
+}
+
 /** Whether the host runs containers on `runtime` (a create that is refused says no). */
 function accepts(env: NodeJS.ProcessEnv, runtime: string): boolean {
   const r = spawnSync(process.execPath, [CLI, 'create', '--name', `probe-${runtime}`, '--runtime', runtime, 'busybox', 'true'], { env, encoding: 'utf8' });
@@ -178,11 +200,12 @@ export async function benchContainers(runs: number, debian: boolean): Promise<Co
     const root = lower.LowerDir;
     const runtimes = ['process', 'vm'].filter((rt) => accepts(env, rt));
     log(`runtimes: ${runtimes.join(', ')}`);
-    const lines: { what: string; cmd: string; file: string; args: string[] }[] = [
+    const lines: { what: string; cmd: string; file: string; args: string[]; spare?: boolean }[] = [
       { what: 'Node start-up alone', cmd: 'node -e 0', file: process.execPath, args: ['-e', '0'] },
       { what: 'qemu-riscv64 on the unpacked image', cmd: 'qemu-riscv64 -L ROOT ROOT/bin/busybox true', file: 'qemu-riscv64', args: ['-L', root, path.join(root, 'bin', 'busybox'), 'true'] },
       { what: 'the process VM alone', cmd: 'tsvm exec --root ROOT /bin/busybox true', file: process.execPath, args: [CLI, 'exec', '--root', root, '/bin/busybox', 'true'] },
-      ...runtimes.map((rt) => ({ what: `container, ${rt} runtime`, cmd: `tsvm run --rm${rt === 'process' ? '' : ` --runtime ${rt}`} busybox true`, file: process.execPath, args: [CLI, 'run', '--rm', '--runtime', rt, 'busybox', 'true'] })),
+      ...runtimes.map((rt) => ({ what: `container, ${rt} runtime${rt === 'vm' ? ', warm spare VM' : ''}`, cmd: `tsvm run --rm${rt === 'process' ? '' : ` --runtime ${rt}`} busybox true`, file: process.execPath, args: [CLI, 'run', '--rm', '--runtime', rt, 'busybox', 'true'], spare: rt === 'vm' })),
+      ...runtimes.filter((rt) => rt === 'vm').map(() => ({ what: 'container, vm runtime, cold boot', cmd: 'tsvm run --rm --runtime vm --memory 256m busybox true', file: process.execPath, args: [CLI, 'run', '--rm', '--runtime', 'vm', '--memory', '256m', 'busybox', 'true'] })),
     ];
     const start: StartRow[] = lines.map((l) => ({ what: l.what, cmd: l.cmd, seconds: [] }));
     for (let round = 0; round < runs; round++) {
@@ -190,10 +213,12 @@ export async function benchContainers(runs: number, debian: boolean): Promise<Co
       for (const i of order) {
         const row = start[i]!;
         if (row.error !== undefined) continue;
+        if (lines[i]!.spare === true && !await spareReady(env)) { row.error = 'no spare VM became ready in 5 min'; continue; }
         try { row.seconds.push(timed(lines[i]!.file, lines[i]!.args, env)); } catch (e) { row.error = (e as Error).message; }
       }
       log(`round ${round + 1}/${runs}: ${start.map((r) => `${r.cmd.split(' ').slice(0, 3).join(' ')} ${r.seconds.at(-1)?.toFixed(3) ?? r.error}`).join('; ')}`);
     }
+    await restartHost(env, [], { TSVM_SPARE_VM: '0' });
     const memory: MemoryRow[] = [];
     for (const rt of runtimes) memory.push(await idleMemory(env, rt, 'busybox', IDLE, ['sleep', '600']));
     const report: ContainerReport = { runs, pullBusyboxS, start, memory };
@@ -202,10 +227,9 @@ export async function benchContainers(runs: number, debian: boolean): Promise<Co
       log(`pull debian ${report.pullDebianS.toFixed(0)} s`);
       if (runtimes.includes('process')) memory.push(await idleMemory(env, 'process', 'debian', IDLE_DEBIAN, ['sleep', 'infinity']));
       if (runtimes.includes('vm')) {
+        await restartHost(env, ['--page-sharing', 'on'], { TSVM_SPARE_VM: '0' });
         memory.push(await idleMemory(env, 'vm', 'debian', IDLE_DEBIAN, ['sleep', 'infinity'], 'on'));
-        spawnSync(process.execPath, [CLI, 'host', 'stop'], { env, stdio: 'ignore', timeout: 60_000 });
-        const off = spawn(process.execPath, [CLI, 'host', 'start', '-d', '--page-sharing', 'off'], { env, stdio: 'ignore' });
-        await new Promise((r) => off.once('exit', r));
+        await restartHost(env, [], { TSVM_SPARE_VM: '0' });
         memory.push(await idleMemory(env, 'vm', 'debian', IDLE_DEBIAN, ['sleep', 'infinity'], 'off'));
       }
     }

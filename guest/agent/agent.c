@@ -10,6 +10,8 @@
  * most N tasks (Docker's --pids-limit); with `tsvm.ip=ADDR/PREFIX` sets that address on the NIC of a
  * container network (MAC 02:42 and the address's bytes) and with `tsvm.etc=TAG` binds that virtiofs
  * share's hosts and hostname over the root's; then serves the framed protocol of docs/vm-agent.md on /dev/hvc0.
+ * Booted without `tsvm.root` (the host's spare VMs), it takes the container's root, hostname, pids limit
+ * and volumes later, in a CONFIG frame.
  *
  * Built by src/host/vm-agent/initrd.ts: riscv64-linux-gnu-gcc -static -Os.
  */
@@ -113,14 +115,15 @@ static uint32_t uptime_ms(void) {
   return (uint32_t)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-static void send_ready(void) {
+/* READY; `id` echoes the HELLO or CONFIG it answers (0: unprompted). */
+static void send_ready(uint32_t id) {
   uint8_t b[8 + 256];
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   size_t hl = strlen(host);
   wr32(b, AGENT_VERSION); wr32(b + 4, uptime_ms());
   memcpy(b + 8, host, hl);
-  send_frame(F_READY, 0, b, (uint32_t)(8 + hl));
+  send_frame(F_READY, id, b, (uint32_t)(8 + hl));
 }
 
 /* ---- boot ---- */
@@ -325,11 +328,11 @@ static void mount_volumes(const char *spec) {
   }
 }
 
-/* tsvm.root=virtiofs:TAG: mount it on /newroot and make it the root. */
-static void switch_root(const char *spec) {
-  if (strncmp(spec, "virtiofs:", 9) != 0) { logmsg("tsvm.root=%s: only virtiofs:TAG is supported", spec); return; }
+/* tsvm.root=virtiofs:TAG: mount it on /newroot and make it the root; 0, or -1 (logged) when the root is unchanged. */
+static int switch_root(const char *spec) {
+  if (strncmp(spec, "virtiofs:", 9) != 0) { logmsg("tsvm.root=%s: only virtiofs:TAG is supported", spec); return -1; }
   mkdir("/newroot", 0755);
-  if (mount(spec + 9, "/newroot", "virtiofs", 0, NULL) < 0) { logmsg("mount virtiofs %s: %s", spec + 9, strerror(errno)); return; }
+  if (mount(spec + 9, "/newroot", "virtiofs", 0, NULL) < 0) { logmsg("mount virtiofs %s: %s", spec + 9, strerror(errno)); return -1; }
   mount_pseudo("/newroot");
   const char *vols = kernel_arg("tsvm.mounts");
   if (vols) mount_volumes(vols);
@@ -350,7 +353,9 @@ static void switch_root(const char *spec) {
   }
   if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
     logmsg("switching to the virtiofs root: %s", strerror(errno));
+    return -1;
   }
+  return 0;
 }
 
 /* Writes `v` to the file `path` (a cgroup control file); 0, or -1 with errno set. */
@@ -565,11 +570,43 @@ static void reap(void) {
   }
 }
 
+/* Whether the container's root is in place (booted with tsvm.root, or a CONFIG frame applied). */
+static int configured;
+
+/* The container's part of the arguments in `cmdline`: tsvm.root, tsvm.hostname, tsvm.pids; 0, or -1 when
+   the root could not be switched to. */
+static int configure(void) {
+  int r = 0;
+  const char *root = kernel_arg("tsvm.root");
+  if (root) r = switch_root(root);
+  const char *host = kernel_arg("tsvm.hostname");
+  if (host && sethostname(host, strlen(host)) < 0) logmsg("sethostname: %s", strerror(errno));
+  const char *pids = kernel_arg("tsvm.pids");
+  if (pids) setup_pids(pids);
+  return r;
+}
+
+/* F_CONFIG: a spare VM, booted without tsvm.root, becomes a container. The payload holds the container's
+   tsvm.root, tsvm.hostname, tsvm.pids and tsvm.mounts in the kernel command line's syntax; they replace
+   the boot's arguments (whose network part is done). Answered with READY (the new hostname), or ERROR,
+   with the frame's id. Once only, and only as PID 1. */
+static void late_config(uint32_t id, const uint8_t *p, uint32_t len) {
+  if (configured || getpid() != 1) { send_error(id, "config: this agent's container is already set up"); return; }
+  if (len >= sizeof cmdline) { send_error(id, "config: the arguments are too long"); return; }
+  memcpy(cmdline, p, len);
+  cmdline[len] = 0;
+  if (memchr(cmdline, 0, len) != NULL) { send_error(id, "config: a NUL in the arguments"); return; }
+  if (!kernel_arg("tsvm.root")) { send_error(id, "config: tsvm.root= is missing"); return; }
+  configured = 1;
+  if (configure() < 0) { send_error(id, "config: the container's root could not be mounted (see the console)"); return; }
+  send_ready(id);
+}
+
 static void handle_frame(uint16_t type, uint32_t id, const uint8_t *p, uint32_t len) {
   got_host_frame = 1;
   struct proc *pr = find_proc(id);
   switch (type) {
-    case F_HELLO: send_ready(); break;
+    case F_HELLO: send_ready(id); break;
     case F_START: start_proc(id, p, len); break;
     case F_STDIN:
       if (!pr) break;
@@ -589,6 +626,7 @@ static void handle_frame(uint16_t type, uint32_t id, const uint8_t *p, uint32_t 
       }
       break;
     case F_SHUTDOWN: power_off(); break;
+    case F_CONFIG: late_config(id, p, len); break;
     default: { char m[64]; snprintf(m, sizeof m, "unknown frame type 0x%x", type); send_error(id, m); }
   }
 }
@@ -623,12 +661,8 @@ int main(void) {
     v = kernel_arg("tsvm.ip");
     if (v) snprintf(ip, sizeof ip, "%s", v);
     if (net[0] || ip[0]) setup_net(net[0] ? net : NULL, ip[0] ? ip : NULL);
-    const char *root = kernel_arg("tsvm.root");
-    if (root) switch_root(root);
-    const char *host = kernel_arg("tsvm.hostname");
-    if (host && sethostname(host, strlen(host)) < 0) logmsg("sethostname: %s", strerror(errno));
-    const char *pids = kernel_arg("tsvm.pids");
-    if (pids) setup_pids(pids);
+    if (kernel_arg("tsvm.root")) configured = 1;
+    configure();
   } else {
     read_cmdline();
   }
@@ -645,7 +679,7 @@ int main(void) {
   sigemptyset(&mask); sigaddset(&mask, SIGCHLD);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-  send_ready();
+  send_ready(0);
   struct pollfd fds[2 + 3 * MAX_PROCS];
   struct proc *owner[2 + 3 * MAX_PROCS];
   uint16_t kind[2 + 3 * MAX_PROCS];
@@ -663,7 +697,7 @@ int main(void) {
     /* Until the host has spoken, repeat READY: bytes sent before a client connected were dropped. */
     int r = poll(fds, (nfds_t)n, got_host_frame ? -1 : 500);
     if (r < 0) continue;
-    if (r == 0) { send_ready(); continue; }
+    if (r == 0) { send_ready(0); continue; }
     for (int i = 2; i < n; i++) {
       if (!fds[i].revents) continue;
       struct proc *pr = owner[i];

@@ -17,6 +17,7 @@
 #define F_RESIZE 0x04   /* u16 rows, u16 cols */
 #define F_SIGNAL 0x05   /* u32 signo */
 #define F_SHUTDOWN 0x06 /* sync, power off */
+#define F_CONFIG 0x07   /* a spare VM's container: tsvm.root=... tsvm.hostname=... (kernel command line syntax); READY answers */
 /* guest -> host */
 #define F_READY 0x81   /* u32 version, u32 uptime ms, hostname */
 #define F_STARTED 0x82 /* u32 guest pid */

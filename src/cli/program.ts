@@ -187,7 +187,7 @@ export async function runProgram(): Promise<void> {
     .option('--idle-tax <percent>', 'idle memory tax, 0 to 99 (default 75)')
     .option('--sample-period <seconds>', 'activity sampling period (default 10)')
     .option('--default-runtime <runtime>', "containers' runtime when run/create give no --runtime: process or vm (default process)")
-    .option('--page-sharing <on|off>', 'content-based page sharing across VMs, host-wide (default on; each VM may opt out with -sharing off)')
+    .option('--page-sharing <on|off>', 'content-based page sharing across VMs, host-wide: opt-in (default off; with on, each VM may still opt out with -sharing off)')
     .action(async (o: { pool?: string; swap?: string; socket?: string; detach: boolean; idleTax?: string; samplePeriod?: string; defaultRuntime?: string; pageSharing?: string }) => {
       const { hostStart } = await import('./host-command.js');
       process.exitCode = await hostStart(o);

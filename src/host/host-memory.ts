@@ -29,7 +29,7 @@ export interface HostMemoryOptions {
   idleTax?: number;
   /** The activity sampler's period, ms (default DEFAULT_HOST_ACTIVITY_PERIOD_MS). */
   activityPeriodMs?: number;
-  /** Page sharing host-wide (default on): off, the scanner never runs, whatever each VM's `-sharing` says. */
+  /** Page sharing host-wide, opt-in (default off: the scanner never runs, whatever each VM's `-sharing` says). */
   pageSharing?: boolean;
 }
 
@@ -51,7 +51,7 @@ export class HostMemory {
     this.poolBytes = poolBytes;
     this.swapPath = swapPath;
     this.host = new PoolHost(poolBytes, swapPath, SWAP_PER_POOL * poolBytes);
-    if (opts.pageSharing === false) this.host.scanBudget = 0;
+    if (opts.pageSharing !== true) this.host.scanBudget = 0;
     if (opts.activityPeriodMs !== undefined) this.host.activityPeriodMs = opts.activityPeriodMs;
     this.policy = new HostPolicy(this.host, opts.idleTax);
   }
@@ -83,6 +83,16 @@ export class HostMemory {
     this.host.removeVm(name);
     this.policy.remove(name);
     this.ramPages.delete(name);
+  }
+
+  /** The VM `from` is now called `to` (VmManager.rename): its policy entry, pool entry and counters follow. */
+  renameVm(from: string, to: string): void {
+    this.policy.rename(from, to);
+    this.host.renameVm(from, to);
+    const pages = this.ramPages.get(from);
+    if (pages !== undefined) { this.ramPages.delete(from); this.ramPages.set(to, pages); }
+    const last = this.last.get(from);
+    if (last !== undefined) { this.last.delete(from); this.last.set(to, last); }
   }
 
   /** A VM's memory counters (live from its table while it holds memory, else its last ones), or null for an unknown VM. */

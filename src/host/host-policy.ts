@@ -100,6 +100,15 @@ export class HostPolicy {
     this.vms.delete(name);
   }
 
+  /** The VM `from` is now called `to` (VmManager.rename). */
+  rename(from: string, to: string): void {
+    const e = this.vms.get(from);
+    if (e === undefined) return;
+    this.vms.delete(from);
+    e.pv.name = to;
+    this.vms.set(to, e);
+  }
+
   /** A hand-set balloon pins the VM's balloon (`auto`: false hands it back to the policy). */
   pin(name: string, pinned: boolean): void {
     const e = this.vms.get(name);

@@ -44,7 +44,7 @@ export interface HostOptions {
   tsvmScript?: string;
   /** --default-runtime: the containers' runtime when `create` names none (default process). */
   defaultRuntime?: 'process' | 'vm';
-  /** --page-sharing: off stops the page-sharing scanner host-wide (default on). */
+  /** --page-sharing: on runs the page-sharing scanner (default off: sharing pages across VMs is opt-in, a side channel between them). */
   pageSharing?: boolean;
 }
 
@@ -124,7 +124,7 @@ export class Host {
     const script = options.tsvmScript ?? process.argv[1]!;
     host.containers = await ContainerEngine.open(defaultContainerDir(process.env), defaultImageStoreDir(process.env),
       { execPath: process.execPath, args: [...process.execArgv, script] }, (line) => { process.stderr.write(`tsvm host: ${line}\n`); },
-      new VmRuntime(host.vms), options.defaultRuntime ?? 'process');
+      new VmRuntime(host.vms, (line) => { process.stderr.write(`tsvm host: ${line}\n`); }), options.defaultRuntime ?? 'process');
     const old = process.umask(0o177); // the socket is created 0600
     try {
       await new Promise<void>((resolve, reject) => {
@@ -178,7 +178,8 @@ export class Host {
     const vms = this.vms;
     if (parts[1] === 'host' && parts.length === 2) {
       only('GET');
-      send(res, 200, { pid: process.pid, socket: this.options.socket, pool_bytes: this.options.poolBytes, swap: this.options.swapPath, vms: vms.list().length, idle_worker: vms.idleState() });
+      send(res, 200, { pid: process.pid, socket: this.options.socket, pool_bytes: this.options.poolBytes, swap: this.options.swapPath, vms: vms.list().length, idle_worker: vms.idleState(),
+        spare_vm: this.containers?.vm?.spares.state() ?? 'none', spare_vm_starts: this.containers?.vm?.spares.counts ?? { warm: 0, cold: 0 } });
     } else if (parts[1] === 'host' && parts[2] === 'stats' && parts.length === 3) {
       only('GET');
       await vms.refreshMemory();

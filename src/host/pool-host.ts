@@ -151,6 +151,15 @@ export class PoolHost {
     this.swap?.unregister(e.p2m);
   }
 
+  /** The VM `from` is now called `to` (VmManager.rename); a scan round that listed it by its old name skips it. */
+  renameVm(from: string, to: string): void {
+    const e = this.vms.get(from);
+    if (e === undefined) return;
+    this.vms.delete(from);
+    e.name = to;
+    this.vms.set(to, e);
+  }
+
   /** Runs `fn` in the host's turn to stop VMs (one stop at a time: a gate has one controller). */
   private inTurn<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.turn.then(fn);

@@ -73,7 +73,10 @@ export interface StartTimes { requestedAt: number; workerAt: number; builtAt: nu
 
 /** One VM as the host knows it. */
 export interface VmRecord {
-  readonly name: string;
+  /** Its name (a spare container VM is renamed when taken: VmManager.rename). */
+  name: string;
+  /** Left out of list() (an idle spare container VM). */
+  hidden?: boolean;
   state: HostVmState;
   /** Why it failed or ended (failed: the host error; shutdown: poweroff, panic, stopped, killed). */
   reason: string | null;
@@ -209,7 +212,23 @@ export class VmManager {
   }
 
   /** Every VM, in creation order. */
-  list(): VmSummary[] { return [...this.vms.values()].map((r) => this.summary(r)); }
+  list(): VmSummary[] { return [...this.vms.values()].filter((r) => r.hidden !== true).map((r) => this.summary(r)); }
+
+  /**
+   * Gives VM `from` the name `to`, which must be free (409): a spare
+   * container VM becomes its container's. Its memory policy and pool
+   * entries follow it; requests already sent are answered as before.
+   */
+  rename(from: string, to: string): void {
+    if (!NAME_RE.test(to)) throw new HostApiError(400, `bad VM name ${JSON.stringify(to)} (letters, digits, '_', '.', '-'; at most 64)`);
+    const rec = this.get(from);
+    if (from === to) return;
+    if (this.vms.has(to)) throw new HostApiError(409, `a VM named '${to}' already exists`);
+    this.vms.delete(from);
+    rec.name = to;
+    this.vms.set(to, rec);
+    this.memory.renameVm(from, to);
+  }
 
   /** The ls line of one VM. */
   summary(r: VmRecord): VmSummary {
@@ -268,8 +287,9 @@ export class VmManager {
   /**
    * Creates and starts a VM from `tsvm run`'s options; resolves once its
    * run loop starts (or rejects: 400 bad options or files, 409 name taken).
+   * `hidden`: left out of list() (a spare container VM, until renamed).
    */
-  async create(name: unknown, args: unknown, cwd: unknown, paused: boolean, requestedAt: number, limits: VmLimits = {}): Promise<VmRecord> {
+  async create(name: unknown, args: unknown, cwd: unknown, paused: boolean, requestedAt: number, limits: VmLimits = {}, hidden = false): Promise<VmRecord> {
     if (typeof name !== 'string' || !NAME_RE.test(name)) throw new HostApiError(400, `bad VM name ${JSON.stringify(name)} (letters, digits, '_', '.', '-'; at most 64)`);
     if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new HostApiError(400, "'args' must be an array of strings");
     if (cwd !== undefined && (typeof cwd !== 'string' || !path.isAbsolute(cwd))) throw new HostApiError(400, "'cwd' must be an absolute path");
@@ -280,6 +300,7 @@ export class VmManager {
       log: new LogRing(LOG_BYTES), consoles: new Set(), pending: new Map(), gone: Promise.resolve(),
       memory: { ram_pages: 0, pages_private: 0, pages_shared: 0, pages_zero: 0, pages_ballooned: 0, pages_swapped: 0 }, thread: null,
     };
+    if (hidden) rec.hidden = true;
     this.vms.set(name, rec); // reserves the name while the config is resolved
     let config: VmConfig;
     try { config = await this.configFor(args as string[], (cwd as string | undefined) ?? process.cwd()); } catch (e) {
@@ -321,8 +342,8 @@ export class VmManager {
           if (rec.state !== 'shutdown' && rec.state !== 'failed') this.fail(rec, `the VM's worker exited unexpectedly (code ${code})`);
           reject(new HostApiError(500, rec.reason ?? 'the VM ended while starting'));
           rec.worker = null;
-          this.memory.removeVm(name);
-          for (const [, p] of rec.pending) p({ type: 'reply', id: 0, ok: false, error: `VM '${name}' is ${rec.state}`, conflict: true, state: rec.state });
+          this.memory.removeVm(rec.name);
+          for (const [, p] of rec.pending) p({ type: 'reply', id: 0, ok: false, error: `VM '${rec.name}' is ${rec.state}`, conflict: true, state: rec.state });
           rec.pending.clear();
           gone();
         });

@@ -127,8 +127,8 @@ export interface PolicyVmConfig {
 
 /** One VM as the policy sees it: its configuration, the inputs the host updates, the outputs of the last tick. */
 export class PolicyVm {
-  /** For messages. */
-  readonly name: string;
+  /** For messages and the host's requests (changes when the host renames the VM). */
+  name: string;
   /** Most frames (configured RAM pages). */
   readonly limit: number;
   /** Guaranteed frames. */

@@ -4,6 +4,7 @@
  * it in-process, with a syntax close to QEMU's -fsdev:
  *   -fsdev local,id=ID,path=DIR[,readonly=on][,security_model=passthrough|none]
  *   -fsdev overlay,id=ID,lower=DIR1[:DIR2...],upper=DIR
+ *   -fsdev late,id=ID   (no tree until the host binds one: fs-late.ts)
  *   -device virtio-fs-device,fsdev=ID,tag=TAG
  * `lower` lists the read-only layers lowest first (like the layers of an
  * OCI image); changes land in `upper` with OCI whiteouts for deletions.
@@ -16,11 +17,13 @@ import type { HostOs } from '../process/host-os.js';
 import { S_IFDIR, S_IFMT } from '../process/sys-abi.js';
 import type { BuildContext } from './device-builder.js';
 import { passthroughBackend, overlayBackend } from './fs-host.js';
-import { OptsError, boolProp, type QemuOpts } from './qemu-opts.js';
+import { LateFsBackend } from './fs-late.js';
+import { OptsError, boolProp, parseQemuOpts, type QemuOpts } from './qemu-opts.js';
 
 /** -fsdev properties per backend type, and -device virtio-fs-device properties. */
 const LOCAL_PROPS = new Set(['id', 'path', 'readonly', 'security_model']);
 const OVERLAY_PROPS = new Set(['id', 'lower', 'upper']);
+const LATE_PROPS = new Set(['id']);
 const DEVICE_PROPS = new Set(['fsdev', 'tag', 'id']);
 
 function checkProps(o: QemuOpts, allowed: Set<string>, what: string): void {
@@ -55,7 +58,24 @@ function openFsdev(fsdev: QemuOpts, os: HostOs): FsBackend {
     const lowers = lower.split(':').map((d) => hostDir(os, d, what, 'lower'));
     return overlayBackend(os, lowers, hostDir(os, fsdev.props.get('upper'), what, 'upper'));
   }
-  throw new OptsError(`${what}: unknown fsdev type '${type}' (local or overlay)`);
+  if (type === 'late') {
+    checkProps(fsdev, LATE_PROPS, '-fsdev');
+    return new LateFsBackend(fsdev.props.get('id') ?? '');
+  }
+  throw new OptsError(`${what}: unknown fsdev type '${type}' (local, overlay or late)`);
+}
+
+/**
+ * Binds late share `late` to the tree `options` describe (-fsdev syntax
+ * without the id: `overlay,lower=...,upper=...` or `local,path=...`);
+ * throws a one-line OptsError for bad options or a share already bound.
+ */
+export function bindLateFsdev(late: LateFsBackend, options: string, os: HostOs): void {
+  if (late.bound) throw new OptsError(`fsdev '${late.id}' is already bound`);
+  const o = parseQemuOpts(options);
+  if (o.props.has('id')) throw new OptsError(`'${options}': give the fsdev's id apart, not in its options`);
+  if (o.type !== 'local' && o.type !== 'overlay') throw new OptsError(`'${options}': a late fsdev binds a local or overlay tree`);
+  late.bind(openFsdev(o, os));
 }
 
 /** Builds `-device virtio-fs-device,fsdev=ID,tag=TAG` on its -fsdev. */

@@ -83,6 +83,8 @@ export interface VmControl {
   quit(): void;
   /** The memory balloon, or null without one. */
   readonly balloon: BalloonControl | null;
+  /** Binds the late virtio-fs share `id` (-fsdev late) to the tree -fsdev `options` describe; throws a one-line Error. Null or absent: the VM has none. */
+  readonly bindFsdev?: ((id: string, options: string) => void) | null;
 }
 
 /** One client connection, as a sequence of complete messages. */
@@ -321,6 +323,18 @@ const COMMANDS: Record<string, Command> = {
       if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new QmpError('GenericError', "Invalid parameter type for 'value', expected: integer");
       if (v < 0) throw new QmpError('GenericError', 'timer value must be greater than zero');
       try { b.statsPollingInterval = v; } catch (e) {
+        throw new QmpError('GenericError', e instanceof Error ? e.message : String(e));
+      }
+      return {};
+    },
+  },
+  // A downstream command (qmp-spec "Downstream extension of QMP"): gives a late virtio-fs share (-fsdev late,id=ID) its tree.
+  '__tsvm-fsdev-bind': {
+    args: { id: { type: 'str' }, options: { type: 'str' } },
+    run: (a, m) => {
+      const bind = m.control.bindFsdev;
+      if (!bind) throw new QmpError('DeviceNotFound', `fsdev '${a['id'] as string}' not found: the VM has no late fsdev`);
+      try { bind(a['id'] as string, a['options'] as string); } catch (e) {
         throw new QmpError('GenericError', e instanceof Error ? e.message : String(e));
       }
       return {};

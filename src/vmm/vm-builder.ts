@@ -25,6 +25,9 @@ import { VIRT_DRAM_BASE } from '../machine/virt-map.js';
 import { VirtioBalloon, RamAccounting } from '../devices/virtio/balloon.js';
 import { PooledRam } from '../memory/pooled-ram.js';
 import { PooledBalloon } from './pooled-balloon.js';
+import { VirtioFs } from '../devices/virtio/fs.js';
+import { LateFsBackend } from './fs-late.js';
+import { bindLateFsdev } from './dev-fs.js';
 import type { ConsolePort } from '../devices/virtio/console.js';
 import type { GuestEntry } from '../devices/virtio/mmio.js';
 
@@ -144,6 +147,15 @@ export async function buildVm(config: VmConfig, services: VmServices): Promise<B
       const ram = booted.board.ram;
       balloon.attach(ram instanceof PooledRam ? new PooledBalloon(ram) : new RamAccounting(booted.board.ramBase, ram.size));
       vm.balloon = balloon;
+    }
+    const late = new Map(built.devices.flatMap((d) => (d instanceof VirtioFs && d.backend instanceof LateFsBackend ? [[d.backend.id, d.backend] as const] : [])));
+    const fileHost = services.fileHost;
+    if (late.size > 0 && fileHost !== undefined) {
+      vm.bindFsdev = (id, options) => {
+        const share = late.get(id);
+        if (share === undefined) throw new Error(`fsdev '${id}' not found (late fsdevs: ${[...late.keys()].join(', ')})`);
+        bindLateFsdev(share, options, fileHost);
+      };
     }
   } catch (e) {
     return fail(e);

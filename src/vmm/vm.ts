@@ -121,6 +121,8 @@ export class Vm implements SbiPlatform, VmControl {
   // ---- VmControl (QMP) ----
   /** The memory balloon QMP controls, if the VM has one. */
   balloon: BalloonControl | null = null;
+  /** Binds a late virtio-fs share (set by the builder when the VM has one; see fs-late.ts). */
+  bindFsdev: ((id: string, options: string) => void) | null = null;
   /** Why the host asked the VM to end (QMP quit/system_powerdown/system_reset), for the SHUTDOWN event. */
   hostRequest: ShutdownCause | null = null;
   /** The QMP run state: the lifecycle's (a VM not yet started reports running, as QEMU without -S does). */

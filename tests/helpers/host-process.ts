@@ -14,10 +14,10 @@ import { hostAnswers, hostRequest } from '../../src/host/host-client.js';
 export interface TestHost { dir: string; socket: string; child: ChildProcess; stderr: () => string; exited: Promise<number> }
 
 /** Starts a host with `env` added to the environment; resolves once its socket answers. */
-export async function startTestHost(env: Record<string, string> = {}): Promise<TestHost> {
+export async function startTestHost(env: Record<string, string> = {}, args: string[] = []): Promise<TestHost> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-host-test-'));
   const socket = path.join(dir, 'host.sock');
-  const child = spawn(process.execPath, [TSVM_CLI, 'host', 'start', '--socket', socket, '--pool', '1G'], {
+  const child = spawn(process.execPath, [TSVM_CLI, 'host', 'start', '--socket', socket, '--pool', '1G', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   let err = '';

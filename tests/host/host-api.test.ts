@@ -30,7 +30,7 @@ function assertClientError(r: HostReply, status: number, match?: RegExp): void {
 }
 
 test('the host API: every route, bad requests, and a worker fault that ends one VM only', { timeout: BOOT_MS + 120_000 }, async () => {
-  const h = await startTestHost({ [TEST_FAULT_ENV]: '1' });
+  const h = await startTestHost({ [TEST_FAULT_ENV]: '1' }, ['--page-sharing', 'on']);
   const sock = h.socket;
   const req = (method: string, p: string, body?: unknown): Promise<HostReply> => hostRequest(sock, method, p, body);
   try {

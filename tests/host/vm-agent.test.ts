@@ -7,7 +7,7 @@
  * (src/host/vm-agent/agent-client.ts) then drives it.
  *
  * One boot covers: READY (the time from VM start to it is printed), the
- * hostname, stdout and stderr kept apart with the exit status, uid/gid,
+ * hostname, CONFIG frames refused (no root, a root that cannot be mounted, a second one), stdout and stderr kept apart with the exit status, uid/gid,
  * cwd and env, a missing
  * program (127), 256 KiB of binary stdin through cat, SIGKILL (137), a tty process (/dev/pts/N, the initial
  * size, a resize, SIGWINCH, Ctrl-C → 130), processes exec'd while the main one runs,
@@ -72,6 +72,13 @@ test('guest agent: a Debian boot with the agent as PID 1 runs, execs, signals an
     console.log(`# agent READY ${Date.now() - t0} ms after VM start (guest uptime ${c.ready!.uptimeMs} ms)`);
     assert.equal(c.ready!.version, 1);
     assert.equal(c.ready!.hostname, 'box1');
+
+    // CONFIG (a spare VM's container, docs/vm-agent.md): refused without a root; a root that cannot be mounted is an
+    // error for that frame, after which the agent takes no other configuration.
+    await assert.rejects(c.configure('tsvm.hostname=other'), /config: tsvm.root= is missing/);
+    await assert.rejects(c.configure('tsvm.root=virtiofs:no-such-tag tsvm.hostname=box1'), /config: the container's root could not be mounted/);
+    await assert.rejects(c.configure('tsvm.root=virtiofs:no-such-tag'), /config: this agent's container is already set up/);
+    assert.equal(c.failure, null, 'a refused CONFIG leaves the channel up');
 
     // The main process: cat copies stdin, then it says hi and exits 3; the others run while it waits.
     const main = c.run(['sh', '-c', 'cat; echo hi; exit 3']);

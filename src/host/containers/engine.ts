@@ -515,6 +515,7 @@ export class ContainerEngine {
   /** Kills every running container (the host is stopping); they are recorded as exited. */
   async closeAll(): Promise<void> {
     this.spare.close();
+    await this.vm?.spares.close();
     const ids = [...this.running.keys()];
     for (const id of ids) this.running.get(id)?.child.kill('SIGKILL');
     await Promise.all(ids.map((id) => this.wait(id).catch(() => 0)));

@@ -31,6 +31,7 @@ import { AgentClient, type AgentProcess, type RunOptions } from '../vm-agent/age
 import { ensureAgentGuest, type AgentGuest } from '../vm-agent/initrd.js';
 import { ContainerError, type ContainerRecord } from './store.js';
 import type { VmAttachment } from './networks.js';
+import { VmSpareKeeper, type SpareVm } from './vm-spare.js';
 
 /** The VM's RAM when the container has no --memory (bytes). */
 export const VM_DEFAULT_MEMORY = 256 * 1024 * 1024;
@@ -96,6 +97,9 @@ export interface VmProcess {
 /** One running container VM. */
 interface Vm { name: string; agent: AgentClient; rec: VmRecord; dir: string; oom: boolean }
 
+/** A booted spare VM (vm-spare.ts): its agent is READY, its root share unbound. */
+interface BootedSpare extends SpareVm { agent: AgentClient; rec: VmRecord; dir: string }
+
 /** Guest `top`: one line per process (see topScript). */
 export interface GuestProcess { uid: string; pid: number; ppid: number; stime: string; time: string; cmd: string; ticks: number }
 
@@ -103,8 +107,77 @@ export interface GuestProcess { uid: string; pid: number; ppid: number; stime: s
 export class VmRuntime {
   private guest: Promise<AgentGuest> | null = null;
   private readonly vms = new Map<string, Vm>();
+  /** The warm spare VM (vm-spare.ts); TSVM_SPARE_VM=0 in the host's environment turns it off. */
+  readonly spares: VmSpareKeeper<BootedSpare>;
+  private spareSeq = 0;
 
-  constructor(private readonly manager: VmManager) {}
+  constructor(private readonly manager: VmManager, warn: (line: string) => void = () => {}) {
+    this.spares = new VmSpareKeeper(() => this.bootSpare(), process.env['TSVM_SPARE_VM'] !== '0', warn);
+  }
+
+  /** Whether container `r` can start on a spare: the spare's shape (default memory, one vCPU, no volumes, ports or container network). */
+  static fitsSpare(r: ContainerRecord, net: VmAttachment | null): boolean {
+    const c = r.Config;
+    return net === null && c.Memory <= 0 && c.NanoCpus <= 1e9 && c.Binds.length === 0 && c.PortBindings.length === 0;
+  }
+
+  /** `tsvm run` options of a spare VM: the default container's, with a late root share and no container yet. */
+  static spareArgs(g: AgentGuest, sock: string): string[] {
+    return [
+      '-m', `${VM_DEFAULT_MEMORY / MiB}M`, '-smp', '1', '-kernel', g.kernel, '-initrd', g.initrd, '-append', `console=ttyS0 quiet ${BOOT_ARGS} tsvm.net=dhcp`,
+      '-fsdev', 'late,id=root', '-device', `virtio-fs-device,fsdev=root,tag=${ROOT_TAG}`,
+      '-chardev', `socket,id=agent,path=${sock},server=on,wait=off`, '-device', 'virtio-console-device,chardev=agent',
+      '-netdev', 'user,id=net0', '-device', 'virtio-net-device,netdev=net0',
+    ];
+  }
+
+  /** Boots a spare VM to its agent's READY (hidden from `vm ls`). */
+  private async bootSpare(): Promise<BootedSpare> {
+    const g = await this.agentGuest();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-ctr-'));
+    const sock = path.join(dir, 'agent.sock');
+    const name = `spare-${process.pid}-${++this.spareSeq}`;
+    let rec: VmRecord;
+    try { rec = await this.manager.create(name, VmRuntime.spareArgs(g, sock), '/', false, epochMs(), {}, true); } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+    const spare: BootedSpare = {
+      name, rec, dir, agent: null as unknown as AgentClient, gone: rec.gone,
+      end: () => this.end({ name: rec.name, agent: spare.agent, rec, dir, oom: false }),
+    };
+    try {
+      spare.agent = await Promise.race([
+        AgentClient.connect(sock, BOOT_TIMEOUT_MS),
+        rec.gone.then(() => { throw new Error(`the VM ended while booting (${rec.reason ?? 'no reason'})`); }),
+      ]);
+    } catch (e) {
+      await spare.end();
+      throw e;
+    }
+    return spare;
+  }
+
+  /**
+   * Makes spare `s` container `r`'s VM, named `name`: binds the root share
+   * to the container's layers, renames the VM, and has the agent mount the
+   * root and set the hostname and pids limit. Throws when any step fails
+   * (the caller ends the spare and boots cold).
+   */
+  private async adopt(s: BootedSpare, r: ContainerRecord, name: string): Promise<Vm> {
+    const c = r.Config;
+    fs.mkdirSync(r.UpperDir, { recursive: true });
+    const esc = (v: string): string => v.replace(/,/g, ',,'); // QEMU's option syntax
+    const reply = await this.manager.request(s.rec.name, 'qmp', {
+      execute: '__tsvm-fsdev-bind', arguments: { id: 'root', options: `overlay,lower=${esc(r.LowerDir)},upper=${esc(r.UpperDir)}` },
+    });
+    const qmpError = (reply.result as { error?: { desc?: string } } | undefined)?.error;
+    if (!reply.ok || qmpError !== undefined) throw new Error(`binding the root: ${qmpError?.desc ?? reply.error ?? 'no reply'}`);
+    this.manager.rename(s.rec.name, name);
+    s.rec.hidden = false;
+    await s.agent.configure(`tsvm.root=virtiofs:${ROOT_TAG} tsvm.hostname=${c.Hostname}${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}`);
+    return { name, agent: s.agent, rec: s.rec, dir: s.dir, oom: false };
+  }
 
   /** The container guest (kernel + agent initrd), built once per host. */
   private async agentGuest(): Promise<AgentGuest> {
@@ -183,19 +256,12 @@ export class VmRuntime {
     ];
   }
 
-  /**
-   * Boots container `r`'s VM and starts `argv` in it as the main process
-   * (PID 1 of the container's PID namespace); `opts` are its env, cwd, user;
-   * `net` its place on a container network.
-   */
-  async start(r: ContainerRecord, argv: string[], opts: RunOptions, net: VmAttachment | null = null): Promise<VmProcess> {
-    const name = r.Name.slice(1);
+  /** Boots container `r`'s VM, named `name`, to its agent's READY (the cold start: no spare fits or none is ready). */
+  private async bootCold(r: ContainerRecord, name: string, net: VmAttachment | null): Promise<Vm> {
     const g = await this.agentGuest();
     fs.mkdirSync(r.UpperDir, { recursive: true });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-ctr-'));
     const sock = path.join(dir, 'agent.sock');
-    // A VM of this name that has ended (a previous run that was not cleaned up) gives its name back.
-    try { if (this.manager.get(name).worker === null) await this.manager.remove(name, false); } catch { /* no such VM */ }
     let rec: VmRecord;
     try {
       rec = await this.manager.create(name, VmRuntime.vmArgs(r, g, sock, net), '/', false, epochMs());
@@ -205,31 +271,53 @@ export class VmRuntime {
       throw e;
     }
     const vm: Vm = { name, agent: null as unknown as AgentClient, rec, dir, oom: false };
-    const watchOom = (b: Uint8Array): void => { if (OOM_RE.test(Buffer.from(b).toString('latin1'))) vm.oom = true; };
-    rec.consoles.add(watchOom);
     try {
       vm.agent = await Promise.race([
         AgentClient.connect(sock, BOOT_TIMEOUT_MS),
         rec.gone.then(() => { throw new Error(`the VM ended while booting (${rec.reason ?? 'no reason'})`); }),
       ]);
     } catch (e) {
-      rec.consoles.delete(watchOom);
       await this.end(vm);
       const tail = Buffer.from(rec.log.snapshot()).toString('utf8').trim().split('\n').slice(-1)[0] ?? '';
       throw new ContainerError(500, `the container's VM did not come up: ${(e as Error).message}${tail !== '' ? ` (console: ${tail})` : ''}`);
     }
+    return vm;
+  }
+
+  /**
+   * Starts container `r`'s VM (a spare when one fits and is ready, else a
+   * fresh boot) and starts `argv` in it as the main process
+   * (PID 1 of the container's PID namespace); `opts` are its env, cwd, user;
+   * `net` its place on a container network.
+   */
+  async start(r: ContainerRecord, argv: string[], opts: RunOptions, net: VmAttachment | null = null): Promise<VmProcess> {
+    const name = r.Name.slice(1);
+    // A VM of this name that has ended (a previous run that was not cleaned up) gives its name back.
+    try { if (this.manager.get(name).worker === null) await this.manager.remove(name, false); } catch { /* no such VM */ }
+    let vm: Vm | null = null;
+    const spare = VmRuntime.fitsSpare(r, net) ? this.spares.take() : (this.spares.cold(), null);
+    if (spare !== null) {
+      try { vm = await this.adopt(spare, r, name); } catch (e) {
+        process.stderr.write(`tsvm host: container ${name}: the spare VM could not take it (${(e as Error).message.split('\n')[0]!}); booting a VM for it\n`);
+        await this.end({ name: spare.rec.name, agent: spare.agent, rec: spare.rec, dir: spare.dir, oom: false });
+      }
+    }
+    vm ??= await this.bootCold(r, name, net);
+    const rec = vm.rec, v = vm;
+    const watchOom = (b: Uint8Array): void => { if (OOM_RE.test(Buffer.from(b).toString('latin1'))) v.oom = true; };
+    rec.consoles.add(watchOom);
     this.vms.set(r.Id, vm);
     // TSVM_VMRT_TRACE=1 in the host's environment: where a container's start time goes, in the host's log.
     if (process.env['TSVM_VMRT_TRACE'] === '1') process.stderr.write(`tsvm host: container ${name}: VM created ${rec.times ? Math.round(rec.times.firstInsnAt - rec.times.requestedAt) : -1} ms, READY at ${Math.round(epochMs() - (rec.times?.requestedAt ?? 0))} ms (guest uptime ${vm.agent.ready?.uptimeMs ?? -1} ms)\n`);
     const proc = vm.agent.run(argv, { ...opts, pidNs: true });
     const exited = proc.exit.catch(() => EXIT_VM_LOST).then(async (status) => {
       // The agent powers off after the main process's EXIT; give it time, then end the VM.
-      const t = setTimeout(() => { void this.manager.kill(name, 'its container exited').catch(() => {}); }, POWEROFF_GRACE_MS);
+      const t = setTimeout(() => { void this.manager.kill(rec.name, 'its container exited').catch(() => {}); }, POWEROFF_GRACE_MS);
       await rec.gone;
       clearTimeout(t);
       rec.consoles.delete(watchOom);
       this.vms.delete(r.Id);
-      await this.end(vm);
+      await this.end(v);
       return status;
     });
     return { child: this.child(vm, proc, [name, '--', ...argv], true), stdout: proc.stdout, stderr: proc.stderr, exited, oom: () => vm.oom, resize: resizer(proc, `container ${r.Id.slice(0, 12)}`) };

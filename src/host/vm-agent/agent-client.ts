@@ -98,6 +98,7 @@ export class AgentClient {
   private nextId = 1;
   private readyWaiters: ((r: ReadyInfo) => void)[] = [];
   private failWaiters: ((e: Error) => void)[] = [];
+  private configWaiter: { id: number; resolve: (r: ReadyInfo) => void; reject: (e: Error) => void } | null = null;
 
   private constructor(sock: net.Socket) {
     this.sock = sock;
@@ -163,6 +164,22 @@ export class AgentClient {
   /** Starts an additional process in the same container. */
   exec(argv: string[], opts: RunOptions = {}): AgentProcess { return this.start(argv, opts, false); }
 
+  /**
+   * Gives a spare VM's agent (booted without `tsvm.root`) its container:
+   * `args` are the container's `tsvm.*` kernel arguments. Resolves with the
+   * agent's new READY; rejects with the agent's error, or when the channel fails.
+   */
+  configure(args: string): Promise<ReadyInfo> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.configWaiter !== null) return Promise.reject(new Error('agent: a configuration is already pending'));
+    const id = this.nextId++; // the agent echoes it in its answer (never a process's id)
+    return new Promise<ReadyInfo>((resolve, reject) => {
+      this.configWaiter = { id, resolve, reject };
+      this.failWaiters.push(reject);
+      this.send(FrameType.CONFIG, id, new TextEncoder().encode(args));
+    });
+  }
+
   /** Asks the agent to sync and power the VM off. */
   shutdown(): void { this.send(FrameType.SHUTDOWN, 0); }
 
@@ -215,10 +232,18 @@ export class AgentClient {
     if (f.type === FrameType.READY) {
       this.ready = decodeReady(f.payload);
       for (const w of this.readyWaiters.splice(0)) w(this.ready);
+      const c = this.configWaiter;
+      if (c !== null && f.id === c.id) { this.configWaiter = null; c.resolve(this.ready); }
       return;
     }
     const st = this.procs.get(f.id);
     if (!st) {
+      if (f.type === FrameType.ERROR && this.configWaiter !== null && f.id === this.configWaiter.id) {
+        const c = this.configWaiter;
+        this.configWaiter = null;
+        c.reject(new Error(`agent: ${new TextDecoder().decode(f.payload)}`));
+        return;
+      }
       if (f.type === FrameType.ERROR && f.id === 0) { process.stderr.write(`tsvm: agent: ${new TextDecoder().decode(f.payload)}\n`); return; }
       throw new AgentProtocolError(`agent protocol error: frame type 0x${f.type.toString(16)} for process ${f.id}, which the host did not start`);
     }

@@ -32,6 +32,8 @@ export const FrameType = {
   SIGNAL: 0x05,
   /** Host: sync and power off. */
   SHUTDOWN: 0x06,
+  /** Host: a spare VM's container (`tsvm.root=... tsvm.hostname=...`, kernel command line syntax); the agent answers READY, or ERROR id 0. */
+  CONFIG: 0x07,
   /** Guest: u32 version, u32 ms since boot, hostname. */
   READY: 0x81,
   /** Guest: the process runs, u32 guest pid. */
