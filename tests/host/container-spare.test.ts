@@ -107,3 +107,25 @@ test('--await-argv: a bad command line is one line and exit 125; a good one runs
   assert.equal(bad.status, 125);
   assert.match(bad.stderr, /file descriptor number above 2/);
 });
+
+test('exec --status-fd: the exit status as a line on the fd, then the process ends itself at once (SIGKILL); a bad fd is refused', async () => {
+  const root = path.join(dir, 'images', '.containers', 'rootfs');
+  const img = fs.readdirSync(root).find((d) => !d.includes('.tmp'))!;
+  const run = (script: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; status: string; out: string }> => new Promise((resolve) => {
+    const c = spawn(process.execPath, [TSVM_CLI, 'exec', '--status-fd', '3', '--root', path.join(root, img), '/bin/busybox', 'sh', '-c', script],
+      { stdio: ['ignore', 'pipe', 'inherit', 'pipe'], env });
+    let out = '', status = '';
+    c.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    (c.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => { status += d.toString(); });
+    c.on('close', (code, signal) => resolve({ code, signal, status, out }));
+  });
+  for (const [script, line] of [['echo before; exit 7', '7\n'], ['exit 0', '0\n'], ['kill -TERM $$', '143\n']] as const) {
+    const r = await run(script);
+    assert.equal(r.status, line, `${script}: the status line`);
+    assert.equal(r.signal, 'SIGKILL', `${script}: the runtime ended itself`);
+    if (script.startsWith('echo')) assert.equal(r.out, 'before\n', 'the output went out before the end');
+  }
+  const bad = spawnSync(process.execPath, [TSVM_CLI, 'exec', '--status-fd', '2', '/bin/true'], { env, encoding: 'utf8' });
+  assert.equal(bad.status, 125);
+  assert.match(bad.stderr, /^tsvm: --status-fd 2: expected a file descriptor number above 2\n$/);
+});

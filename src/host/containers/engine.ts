@@ -24,7 +24,7 @@ import { normalizeReference } from '../../images/oci/reference.js';
 import { ContainerError, ContainerStore, ZERO_TIME, type ContainerConfig, type ContainerRecord } from './store.js';
 import { STREAM_STDERR, STREAM_STDOUT, exitFrame, frame } from './frames.js';
 import { ContainerTerminals, quietControl, type TtySize } from './tty.js';
-import { SpareRuntime } from './spare-runtime.js';
+import { SpareRuntime, STATUS_FD } from './spare-runtime.js';
 import { bindArgs, prepareBinds } from './volumes.js';
 import { NetworkManager } from './networks.js';
 import { VmRuntime, type GuestProcess, type RuntimeChild, type VmProcess } from './vm-runtime.js';
@@ -206,7 +206,7 @@ export class ContainerEngine {
   /** `tsvm exec` arguments for running `argv` as container `r`'s init, controlled through socket `control`. */
   private execArgs(r: ContainerRecord, argv: string[], control: string): string[] {
     const c = r.Config;
-    const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname, '--pid-ns', '--control', control];
+    const a = [...this.tsvm.args, 'exec', '--lower', r.LowerDir, '--upper', r.UpperDir, '--hostname', c.Hostname, '--pid-ns', '--control', control, '--status-fd', String(STATUS_FD)];
     for (const p of c.PortBindings) a.push('--publish', p);
     a.push(...bindArgs(c.Binds), ...this.networks.runtimeArgs(r, true, this.store.containerDir(r.Id)));
     if (c.WorkingDir !== '') a.push('--workdir', c.WorkingDir);
@@ -240,11 +240,20 @@ export class ContainerEngine {
     run.exited = new Promise((resolve) => {
       let streams = 0;
       let status = -1;
-      const done = (): void => { if (++streams === 3) resolve(status); };
+      // The status the runtime reported on its status fd before ending itself (SIGKILL, program.ts endWithStatus), if it did:
+      // it wins over the SIGKILL. Its pipe's close counts with the output's, so the line is in before the status is taken.
+      let reported: number | null = null;
+      let line = '';
+      const statusPipe = (child.stdio as unknown as (NodeJS.ReadableStream | null | undefined)[])[STATUS_FD] ?? null;
+      statusPipe?.on('data', (b: Buffer) => { line += b.toString('latin1'); const m = /^(\d{1,3})\n/.exec(line); if (m !== null) reported = Number(m[1]); });
+      statusPipe?.on('error', () => { /* the child's exit reports it */ });
+      const want = statusPipe === null ? 3 : 4;
+      const done = (): void => { if (++streams === want) resolve(reported ?? status); };
+      statusPipe?.on('close', done);
       child.stdout!.on('close', done);
       child.stderr!.on('close', done);
       child.on('exit', (code, sig) => { status = code ?? 128 + (sig !== null ? os.constants.signals[sig] : 0); done(); });
-      child.on('error', (e) => { out(STREAM_STDERR)(Buffer.from(`tsvm: cannot run the runtime: ${e.message}\n`)); status = 125; streams = 2; done(); });
+      child.on('error', (e) => { out(STREAM_STDERR)(Buffer.from(`tsvm: cannot run the runtime: ${e.message}\n`)); status = 125; streams = want - 1; done(); });
     });
     return run;
   }

@@ -8,8 +8,8 @@
  * The spare is started only after the host has started its first container
  * (a host that only runs VMs never pays for it), is replaced if it dies,
  * and is killed when the host stops. Every child shares one stdio layout:
- * stdin, stdout, stderr, fd 3 (a terminal's control pipe, tty.ts) and fd 4
- * (the command line), so a spare can stand in
+ * stdin, stdout, stderr, fd 3 (a terminal's control pipe, tty.ts), fd 4
+ * (the command line) and fd 5 (the exit status, `--status-fd`), so a spare can stand in
  * for a fresh spawn. When no spare is ready, `take` spawns the same way and
  * sends the command line at once: every runtime child starts through this
  * one path.
@@ -21,6 +21,8 @@ export interface SpareCommand { execPath: string; args: string[] }
 
 /** The child's fd that receives the command line (after fd 3, the terminal's control pipe: tty.ts TTY_CONTROL_FD). */
 export const ARGV_FD = 4;
+/** The child's fd on which it reports its exit status (`tsvm exec --status-fd`) before it ends itself. */
+export const STATUS_FD = 5;
 /** Milliseconds after a spare is taken before the next one starts (the new container runs first). */
 const REFILL_DELAY_MS = 500;
 /**
@@ -31,8 +33,8 @@ const REFILL_DELAY_MS = 500;
  */
 const TITLE_ROOM = '-'.repeat(1024);
 
-/** The stdio of every runtime child: stdin, stdout, stderr, the terminal's control pipe (used with -t), the command-line fd. */
-const STDIO: StdioPipe[] = Array<StdioPipe>(ARGV_FD + 1).fill('pipe');
+/** The stdio of every runtime child: stdin, stdout, stderr, the terminal's control pipe (used with -t), the command-line fd, the status fd. */
+const STDIO: StdioPipe[] = Array<StdioPipe>(STATUS_FD + 1).fill('pipe');
 
 /** Keeps one warm `tsvm exec` ready (see the module comment). */
 export class SpareRuntime {
