@@ -8,9 +8,11 @@
  * 1. Start: whole-process wall time of `tsvm run --rm busybox true` from
  *    the command to its exit, for each runtime the host accepts, in
  *    interleaved rounds (medians). The vm runtime twice: on the host's warm
- *    spare VM (the bench waits, off the clock, until one is ready), and
+ *    spare VM, and
  *    cold with `--memory 256m`, the spare's own size given explicitly,
- *    which the spare does not take (vm-spare.ts). For context, the same rounds time
+ *    which the spare does not take (vm-spare.ts). With the vm runtime,
+ *    every timed command waits, off the clock, until the host's spare is
+ *    ready, so the next spare's boot never runs beside a measurement. For context, the same rounds time
  *    `node -e 0` (Node's own start-up, the floor of any tsvm command),
  *    `tsvm exec --root ROOT /bin/busybox true` (the process VM alone, no
  *    host) and `qemu-riscv64 -L ROOT ROOT/bin/busybox true` (QEMU's user
@@ -200,11 +202,13 @@ export async function benchContainers(runs: number, debian: boolean): Promise<Co
     const root = lower.LowerDir;
     const runtimes = ['process', 'vm'].filter((rt) => accepts(env, rt));
     log(`runtimes: ${runtimes.join(', ')}`);
-    const lines: { what: string; cmd: string; file: string; args: string[]; spare?: boolean }[] = [
+    // The host keeps a spare VM once it has started a vm container: one, not timed, before the rounds.
+    if (runtimes.includes('vm')) tsvm(env, 'run', '--rm', '--runtime', 'vm', 'busybox', 'true');
+    const lines: { what: string; cmd: string; file: string; args: string[] }[] = [
       { what: 'Node start-up alone', cmd: 'node -e 0', file: process.execPath, args: ['-e', '0'] },
       { what: 'qemu-riscv64 on the unpacked image', cmd: 'qemu-riscv64 -L ROOT ROOT/bin/busybox true', file: 'qemu-riscv64', args: ['-L', root, path.join(root, 'bin', 'busybox'), 'true'] },
       { what: 'the process VM alone', cmd: 'tsvm exec --root ROOT /bin/busybox true', file: process.execPath, args: [CLI, 'exec', '--root', root, '/bin/busybox', 'true'] },
-      ...runtimes.map((rt) => ({ what: `container, ${rt} runtime${rt === 'vm' ? ', warm spare VM' : ''}`, cmd: `tsvm run --rm${rt === 'process' ? '' : ` --runtime ${rt}`} busybox true`, file: process.execPath, args: [CLI, 'run', '--rm', '--runtime', rt, 'busybox', 'true'], spare: rt === 'vm' })),
+      ...runtimes.map((rt) => ({ what: `container, ${rt} runtime${rt === 'vm' ? ', warm spare VM' : ''}`, cmd: `tsvm run --rm${rt === 'process' ? '' : ` --runtime ${rt}`} busybox true`, file: process.execPath, args: [CLI, 'run', '--rm', '--runtime', rt, 'busybox', 'true'] })),
       ...runtimes.filter((rt) => rt === 'vm').map(() => ({ what: 'container, vm runtime, cold boot', cmd: 'tsvm run --rm --runtime vm --memory 256m busybox true', file: process.execPath, args: [CLI, 'run', '--rm', '--runtime', 'vm', '--memory', '256m', 'busybox', 'true'] })),
     ];
     const start: StartRow[] = lines.map((l) => ({ what: l.what, cmd: l.cmd, seconds: [] }));
@@ -213,7 +217,9 @@ export async function benchContainers(runs: number, debian: boolean): Promise<Co
       for (const i of order) {
         const row = start[i]!;
         if (row.error !== undefined) continue;
-        if (lines[i]!.spare === true && !await spareReady(env)) { row.error = 'no spare VM became ready in 5 min'; continue; }
+        // With the vm runtime, every row waits (off the clock) for the host's spare VM: the next spare's boot after a warm
+        // start would otherwise run beside the rows that follow it.
+        if (runtimes.includes('vm') && !await spareReady(env)) { row.error = 'no spare VM became ready in 5 min'; continue; }
         try { row.seconds.push(timed(lines[i]!.file, lines[i]!.args, env)); } catch (e) { row.error = (e as Error).message; }
       }
       log(`round ${round + 1}/${runs}: ${start.map((r) => `${r.cmd.split(' ').slice(0, 3).join(' ')} ${r.seconds.at(-1)?.toFixed(3) ?? r.error}`).join('; ')}`);
@@ -248,7 +254,7 @@ function median(xs: number[]): number {
 /** The Markdown tables of a container report. */
 export function containerTable(r: ContainerReport): string {
   const ms = (s: number): string => Number.isNaN(s) ? '—' : `${(s * 1000).toFixed(0)} ms`;
-  const goal: Record<string, string> = { 'container, process runtime': '≤ 150 ms', 'container, vm runtime': '≤ 2 s' };
+  const goal: Record<string, string> = { 'container, process runtime': '≤ 150 ms', 'container, vm runtime, warm spare VM': '≤ 2 s', 'container, vm runtime, cold boot': '≤ 2 s' };
   const out = ['| what | command | median | min | max | goal |', '|---|---|---:|---:|---:|---|'];
   for (const row of r.start) {
     out.push(`| ${row.what} | \`${row.cmd}\` | ${row.error !== undefined ? `failed: ${row.error}` : ms(median(row.seconds))} | ${ms(Math.min(...row.seconds))} | ${ms(Math.max(...row.seconds))} | ${goal[row.what] ?? ''} |`);

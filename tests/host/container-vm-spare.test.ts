@@ -11,6 +11,7 @@
  *   layer kept;
  * - a detached warm container is listed by `vm ls` under its own name and
  *   answers `exec`;
+ * - volumes (-v, -v :ro) go on the spare's late shares;
  * - a container that does not fit the spare (--memory) boots cold while a
  *   spare waits.
  */
@@ -113,12 +114,24 @@ test('vm runtime: a spare VM, booted ahead and hidden, takes the next container 
   assert.equal(ok('exec', 'w2', 'hostname').trim(), id.slice(0, 12), 'the default hostname, Docker\'s: the id\'s first 12');
   ok('rm', '-f', 'w2');
 
+  // Volumes go on the spare's late shares: one read-write, one read-only.
+  await spareReady();
+  const rw = fs.mkdtempSync(path.join(dir, 'rw-')), ro = fs.mkdtempSync(path.join(dir, 'ro-'));
+  fs.writeFileSync(path.join(rw, 'in'), 'from the host\n');
+  fs.writeFileSync(path.join(ro, 'keep'), 'read me\n');
+  const vols = ok('run', '--rm', '--runtime', 'vm', '-v', `${rw}:/data`, '-v', `${ro}:/ro:ro`, 'busybox', 'sh', '-c',
+    'cat /data/in /ro/keep; echo from the guest > /data/out; echo no > /ro/keep 2>/dev/null || echo refused');
+  assert.equal(vols, 'from the host\nread me\nrefused\n');
+  assert.equal(fs.readFileSync(path.join(rw, 'out'), 'utf8'), 'from the guest\n', 'the guest wrote the host directory');
+  assert.equal(fs.readFileSync(path.join(ro, 'keep'), 'utf8'), 'read me\n', 'the read-only volume is unchanged');
+  assert.deepEqual((await hostInfo()).spare_vm_starts, { warm: 4, cold: 1 }, 'the container with volumes took the spare');
+
   // --memory does not fit the spare's shape: cold, even with a spare waiting.
   await spareReady();
   const mem = /^MemTotal:\s+(\d+) kB/.exec(ok('run', '--rm', '--runtime', 'vm', '--memory', '128m', 'busybox', 'head', '-1', '/proc/meminfo'));
   assert.ok(mem !== null && Number(mem[1]) <= 128 * 1024, `the guest has at most 128 MiB: ${mem?.[0] ?? 'no MemTotal'}`);
   const info = await hostInfo();
-  assert.equal(info.spare_vm_starts.warm, 3, 'no spare was taken');
+  assert.equal(info.spare_vm_starts.warm, 4, 'no spare was taken');
   assert.equal(info.spare_vm_starts.cold, 2);
   assert.equal(info.spare_vm, 'ready', 'the spare still waits');
 });

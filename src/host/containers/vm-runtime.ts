@@ -115,10 +115,10 @@ export class VmRuntime {
     this.spares = new VmSpareKeeper(() => this.bootSpare(), process.env['TSVM_SPARE_VM'] !== '0', warn);
   }
 
-  /** Whether container `r` can start on a spare: the spare's shape (default memory, one vCPU, no volumes, ports or container network). */
+  /** Whether container `r` can start on a spare: the spare's shape (default memory, one vCPU, no ports or container network; volumes go on its late shares). */
   static fitsSpare(r: ContainerRecord, net: VmAttachment | null): boolean {
     const c = r.Config;
-    return net === null && c.Memory <= 0 && c.NanoCpus <= 1e9 && c.Binds.length === 0 && c.PortBindings.length === 0;
+    return net === null && c.Memory <= 0 && c.NanoCpus <= 1e9 && c.PortBindings.length === 0 && c.Binds.length <= VM_MAX_VOLUMES;
   }
 
   /** `tsvm run` options of a spare VM: the default container's, with a late root share and no container yet. */
@@ -126,6 +126,8 @@ export class VmRuntime {
     return [
       '-m', `${VM_DEFAULT_MEMORY / MiB}M`, '-smp', '1', '-kernel', g.kernel, '-initrd', g.initrd, '-append', `console=ttyS0 quiet ${BOOT_ARGS} tsvm.net=dhcp`,
       '-fsdev', 'late,id=root', '-device', `virtio-fs-device,fsdev=root,tag=${ROOT_TAG}`,
+      // A late share per volume slot, tagged as vmArgs tags volumes (an unbound one is never mounted).
+      ...Array.from({ length: VM_MAX_VOLUMES }, (_, k) => ['-fsdev', `late,id=vol${k}`, '-device', `virtio-fs-device,fsdev=vol${k},tag=vol${k}`]).flat(),
       '-chardev', `socket,id=agent,path=${sock},server=on,wait=off`, '-device', 'virtio-console-device,chardev=agent',
       '-netdev', 'user,id=net0', '-device', 'virtio-net-device,netdev=net0',
     ];
@@ -168,14 +170,20 @@ export class VmRuntime {
     const c = r.Config;
     fs.mkdirSync(r.UpperDir, { recursive: true });
     const esc = (v: string): string => v.replace(/,/g, ',,'); // QEMU's option syntax
-    const reply = await this.manager.request(s.rec.name, 'qmp', {
-      execute: '__tsvm-fsdev-bind', arguments: { id: 'root', options: `overlay,lower=${esc(r.LowerDir)},upper=${esc(r.UpperDir)}` },
-    });
-    const qmpError = (reply.result as { error?: { desc?: string } } | undefined)?.error;
-    if (!reply.ok || qmpError !== undefined) throw new Error(`binding the root: ${qmpError?.desc ?? reply.error ?? 'no reply'}`);
+    const bind = async (id: string, options: string): Promise<void> => {
+      const reply = await this.manager.request(s.rec.name, 'qmp', { execute: '__tsvm-fsdev-bind', arguments: { id, options } });
+      const qmpError = (reply.result as { error?: { desc?: string } } | undefined)?.error;
+      if (!reply.ok || qmpError !== undefined) throw new Error(`binding fsdev ${id}: ${qmpError?.desc ?? reply.error ?? 'no reply'}`);
+    };
+    await bind('root', `overlay,lower=${esc(r.LowerDir)},upper=${esc(r.UpperDir)}`);
+    const bad = VmRuntime.checkBinds(c.Binds);
+    if (bad !== null) throw new ContainerError(400, bad);
+    const binds = c.Binds.map((spec) => parseBind(spec) as BindMount);
+    for (const [k, b] of binds.entries()) await bind(`vol${k}`, `local,path=${esc(b.source)}${b.readOnly ? ',readonly=on' : ''}`);
     this.manager.rename(s.rec.name, name);
     s.rec.hidden = false;
-    await s.agent.configure(`tsvm.root=virtiofs:${ROOT_TAG} tsvm.hostname=${c.Hostname}${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}`);
+    await s.agent.configure(`tsvm.root=virtiofs:${ROOT_TAG} tsvm.hostname=${c.Hostname}${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}` +
+      `${binds.length > 0 ? ` tsvm.mounts=${VmRuntime.volumes(c.Binds).mounts}` : ''}`);
     return { name, agent: s.agent, rec: s.rec, dir: s.dir, oom: false };
   }
 
