@@ -17,23 +17,17 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { TSVM_CLI } from '../helpers/guest-run.js';
+import { runTsvm, sleep, type Out } from '../helpers/container-cli.js';
 
 let dir = '';
 let env: NodeJS.ProcessEnv = {};
 
-interface Out { status: number; stdout: string; stderr: string }
-
-/** Runs `tsvm ARGS` to its end. */
-function tsvm(args: string[], timeout = 400_000): Out {
-  const r = spawnSync(process.execPath, [TSVM_CLI, ...args], { env, encoding: 'utf8', timeout });
-  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
-}
+/** Runs `tsvm ARGS` to its end (a vm boot may take minutes on a loaded machine). */
+const tsvm = (args: string[]): Out => runTsvm(env, args, '', 400_000);
 
 /** Runs `tsvm ARGS`, expecting status 0; its stdout. */
 function ok(...args: string[]): string {
@@ -55,8 +49,6 @@ function hostInfo(): Promise<HostInfo> {
     }).on('error', reject);
   });
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the host has a spare ready (a boot takes seconds to a minute on a loaded machine). */
 async function spareReady(): Promise<void> {
