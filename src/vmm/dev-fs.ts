@@ -68,10 +68,10 @@ function openFsdev(fsdev: QemuOpts, os: HostOs): FsBackend {
 /**
  * Binds late share `late` to the tree `options` describe (-fsdev syntax
  * without the id: `overlay,lower=...,upper=...` or `local,path=...`);
- * throws a one-line OptsError for bad options or a share already bound.
+ * throws a one-line OptsError for bad options, an Error for a share
+ * already bound.
  */
 export function bindLateFsdev(late: LateFsBackend, options: string, os: HostOs): void {
-  if (late.bound) throw new OptsError(`fsdev '${late.id}' is already bound`);
   const o = parseQemuOpts(options);
   if (o.props.has('id')) throw new OptsError(`'${options}': give the fsdev's id apart, not in its options`);
   if (o.type !== 'local' && o.type !== 'overlay') throw new OptsError(`'${options}': a late fsdev binds a local or overlay tree`);

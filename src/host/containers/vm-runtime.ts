@@ -94,11 +94,11 @@ export interface VmProcess {
   resize: (rows: number, cols: number) => void;
 }
 
-/** One running container VM. */
-interface Vm { name: string; agent: AgentClient; rec: VmRecord; dir: string; oom: boolean }
+/** One running container VM (its name is its record's: a spare's changes when a container takes it). */
+interface Vm { agent: AgentClient; rec: VmRecord; dir: string; oom: boolean }
 
-/** A booted spare VM (vm-spare.ts): its agent is READY, its root share unbound. */
-interface BootedSpare extends SpareVm { agent: AgentClient; rec: VmRecord; dir: string }
+/** A booted spare VM (vm-spare.ts): its agent is READY, its shares unbound. */
+type BootedSpare = Vm & SpareVm;
 
 /** Guest `top`: one line per process (see topScript). */
 export interface GuestProcess { uid: string; pid: number; ppid: number; stime: string; time: string; cmd: string; ticks: number }
@@ -136,28 +136,35 @@ export class VmRuntime {
   /** Boots a spare VM to its agent's READY (hidden from `vm ls`). */
   private async bootSpare(): Promise<BootedSpare> {
     const g = await this.agentGuest();
+    const vm = await this.bootVm(`spare-${process.pid}-${++this.spareSeq}`, (sock) => VmRuntime.spareArgs(g, sock), true);
+    return Object.assign(vm, { gone: vm.rec.gone, end: () => this.end(vm) });
+  }
+
+  /**
+   * Creates VM `name` from the options `args` gives for its agent socket
+   * (`hidden`: left out of `vm ls`) and waits for its agent's READY; a VM
+   * that does not come up is ended (500 with the console's last line).
+   */
+  private async bootVm(name: string, args: (sock: string) => string[], hidden: boolean): Promise<Vm> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-ctr-'));
     const sock = path.join(dir, 'agent.sock');
-    const name = `spare-${process.pid}-${++this.spareSeq}`;
     let rec: VmRecord;
-    try { rec = await this.manager.create(name, VmRuntime.spareArgs(g, sock), '/', false, epochMs(), {}, true); } catch (e) {
+    try { rec = await this.manager.create(name, args(sock), '/', false, epochMs(), {}, hidden); } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw e;
     }
-    const spare: BootedSpare = {
-      name, rec, dir, agent: null as unknown as AgentClient, gone: rec.gone,
-      end: () => this.end({ name: rec.name, agent: spare.agent, rec, dir, oom: false }),
-    };
+    const vm: Vm = { agent: null as unknown as AgentClient, rec, dir, oom: false };
     try {
-      spare.agent = await Promise.race([
+      vm.agent = await Promise.race([
         AgentClient.connect(sock, BOOT_TIMEOUT_MS),
         rec.gone.then(() => { throw new Error(`the VM ended while booting (${rec.reason ?? 'no reason'})`); }),
       ]);
     } catch (e) {
-      await spare.end();
-      throw e;
+      await this.end(vm);
+      const tail = Buffer.from(rec.log.snapshot()).toString('utf8').trim().split('\n').slice(-1)[0] ?? '';
+      throw new ContainerError(500, `the container's VM did not come up: ${(e as Error).message}${tail !== '' ? ` (console: ${tail})` : ''}`);
     }
-    return spare;
+    return vm;
   }
 
   /**
@@ -166,7 +173,7 @@ export class VmRuntime {
    * root and set the hostname and pids limit. Throws when any step fails
    * (the caller ends the spare and boots cold).
    */
-  private async adopt(s: BootedSpare, r: ContainerRecord, name: string): Promise<Vm> {
+  private async adopt(s: BootedSpare, r: ContainerRecord, name: string): Promise<void> {
     const c = r.Config;
     fs.mkdirSync(r.UpperDir, { recursive: true });
     const esc = (v: string): string => v.replace(/,/g, ',,'); // QEMU's option syntax
@@ -178,13 +185,12 @@ export class VmRuntime {
     await bind('root', `overlay,lower=${esc(r.LowerDir)},upper=${esc(r.UpperDir)}`);
     const bad = VmRuntime.checkBinds(c.Binds);
     if (bad !== null) throw new ContainerError(400, bad);
-    const binds = c.Binds.map((spec) => parseBind(spec) as BindMount);
-    for (const [k, b] of binds.entries()) await bind(`vol${k}`, `local,path=${esc(b.source)}${b.readOnly ? ',readonly=on' : ''}`);
+    const volumes = VmRuntime.volumes(c.Binds);
+    for (const [k, b] of volumes.binds.entries()) await bind(`vol${k}`, `local,path=${esc(b.source)}${b.readOnly ? ',readonly=on' : ''}`);
     this.manager.rename(s.rec.name, name);
     s.rec.hidden = false;
     await s.agent.configure(`tsvm.root=virtiofs:${ROOT_TAG} tsvm.hostname=${c.Hostname}${c.PidsLimit > 0 ? ` tsvm.pids=${c.PidsLimit}` : ''}` +
-      `${binds.length > 0 ? ` tsvm.mounts=${VmRuntime.volumes(c.Binds).mounts}` : ''}`);
-    return { name, agent: s.agent, rec: s.rec, dir: s.dir, oom: false };
+      `${volumes.binds.length > 0 ? ` tsvm.mounts=${volumes.mounts}` : ''}`);
   }
 
   /** The container guest (kernel + agent initrd), built once per host. */
@@ -226,9 +232,10 @@ export class VmRuntime {
   }
 
   /** Checked volumes `specs` as VM options (a virtiofs device each, tags vol0, vol1, ...) and the guest agent's `tsvm.mounts` value (TAG:DIR[:ro],...). */
-  private static volumes(specs: readonly string[]): { args: string[]; mounts: string } {
+  private static volumes(specs: readonly string[]): { binds: BindMount[]; args: string[]; mounts: string } {
     const binds = specs.map((spec) => parseBind(spec) as BindMount);
     return {
+      binds,
       args: binds.flatMap((b, k) => ['-fsdev', `local,id=vol${k},path=${b.source}${b.readOnly ? ',readonly=on' : ''}`, '-device', `virtio-fs-device,fsdev=vol${k},tag=vol${k}`]),
       mounts: binds.map((b, k) => `vol${k}:${b.target}${b.readOnly ? ':ro' : ''}`).join(','),
     };
@@ -268,28 +275,10 @@ export class VmRuntime {
   private async bootCold(r: ContainerRecord, name: string, net: VmAttachment | null): Promise<Vm> {
     const g = await this.agentGuest();
     fs.mkdirSync(r.UpperDir, { recursive: true });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvm-ctr-'));
-    const sock = path.join(dir, 'agent.sock');
-    let rec: VmRecord;
-    try {
-      rec = await this.manager.create(name, VmRuntime.vmArgs(r, g, sock, net), '/', false, epochMs());
-    } catch (e) {
-      fs.rmSync(dir, { recursive: true, force: true });
+    try { return await this.bootVm(name, (sock) => VmRuntime.vmArgs(r, g, sock, net), false); } catch (e) {
       if (e instanceof HostApiError) throw new ContainerError(e.status === 409 ? 409 : 500, `cannot start the container's VM: ${e.message}`);
       throw e;
     }
-    const vm: Vm = { name, agent: null as unknown as AgentClient, rec, dir, oom: false };
-    try {
-      vm.agent = await Promise.race([
-        AgentClient.connect(sock, BOOT_TIMEOUT_MS),
-        rec.gone.then(() => { throw new Error(`the VM ended while booting (${rec.reason ?? 'no reason'})`); }),
-      ]);
-    } catch (e) {
-      await this.end(vm);
-      const tail = Buffer.from(rec.log.snapshot()).toString('utf8').trim().split('\n').slice(-1)[0] ?? '';
-      throw new ContainerError(500, `the container's VM did not come up: ${(e as Error).message}${tail !== '' ? ` (console: ${tail})` : ''}`);
-    }
-    return vm;
   }
 
   /**
@@ -305,9 +294,9 @@ export class VmRuntime {
     let vm: Vm | null = null;
     const spare = VmRuntime.fitsSpare(r, net) ? this.spares.take() : (this.spares.cold(), null);
     if (spare !== null) {
-      try { vm = await this.adopt(spare, r, name); } catch (e) {
+      try { await this.adopt(spare, r, name); vm = spare; } catch (e) {
         process.stderr.write(`tsvm host: container ${name}: the spare VM could not take it (${(e as Error).message.split('\n')[0]!}); booting a VM for it\n`);
-        await this.end({ name: spare.rec.name, agent: spare.agent, rec: spare.rec, dir: spare.dir, oom: false });
+        await this.end(spare);
       }
     }
     vm ??= await this.bootCold(r, name, net);
@@ -336,7 +325,7 @@ export class VmRuntime {
     const vm = this.vms.get(id);
     if (vm === undefined) throw new ContainerError(409, `container ${id.slice(0, 12)} is not running`);
     const proc = vm.agent.exec(argv, opts);
-    return { child: this.child(vm, proc, [vm.name, '--', ...argv], false), stdout: proc.stdout, stderr: proc.stderr, exited: proc.exit.catch(() => EXIT_VM_LOST), oom: () => false, resize: resizer(proc, `an exec in container ${id.slice(0, 12)}`) };
+    return { child: this.child(vm, proc, [vm.rec.name, '--', ...argv], false), stdout: proc.stdout, stderr: proc.stderr, exited: proc.exit.catch(() => EXIT_VM_LOST), oom: () => false, resize: resizer(proc, `an exec in container ${id.slice(0, 12)}`) };
   }
 
   /** The guest's processes in container `id` (Docker's top), read from its /proc through an exec. */
@@ -363,7 +352,7 @@ export class VmRuntime {
     const a = await this.top(id, opts);
     await new Promise((r) => setTimeout(r, sampleMs));
     const b = await this.top(id, opts);
-    const s = await this.manager.stats(vm.name) as { pages_private?: number; pages_shared?: number };
+    const s = await this.manager.stats(vm.rec.name) as { pages_private?: number; pages_shared?: number };
     const cpu = Math.max(0, ticks(b) - ticks(a)) / USER_HZ / (sampleMs / 1000) * 100;
     return { CpuPercent: Math.round(cpu * 100) / 100, MemoryUsage: ((s.pages_private ?? 0) + (s.pages_shared ?? 0)) * PAGE_BYTES, Pids: b.length };
   }
@@ -376,7 +365,7 @@ export class VmRuntime {
       spawnargs,
       kill: (signal = 'SIGTERM') => {
         if (vm.agent.failure !== null) {
-          if (main && (signal === 'SIGKILL' || signal === 9)) void this.manager.kill(vm.name, 'killed').catch(() => {});
+          if (main && (signal === 'SIGKILL' || signal === 9)) void this.manager.kill(vm.rec.name, 'killed').catch(() => {});
           return false;
         }
         try { proc.signal(signal); } catch { return false; }
@@ -389,8 +378,8 @@ export class VmRuntime {
   private async end(vm: Vm): Promise<void> {
     vm.agent?.close();
     try {
-      if (vm.rec.worker !== null) await this.manager.kill(vm.name, 'its container ended');
-      await this.manager.remove(vm.name, false);
+      if (vm.rec.worker !== null) await this.manager.kill(vm.rec.name, 'its container ended');
+      await this.manager.remove(vm.rec.name, false);
     } catch { /* removed meanwhile */ }
     fs.rmSync(vm.dir, { recursive: true, force: true });
   }

@@ -18,8 +18,6 @@
 
 /** A booted spare as the runtime made it. */
 export interface SpareVm {
-  /** Its VM name while idle (hidden from `vm ls`). */
-  readonly name: string;
   /** Resolves when the VM has ended. */
   readonly gone: Promise<void>;
   /** Ends the VM and frees what it holds (its socket directory). */
@@ -89,7 +87,7 @@ export class VmSpareKeeper<T extends SpareVm> {
         void s.gone.then(() => {
           if (this.spare !== s) return; // taken: the container owns it now
           this.spare = null;
-          this.warn(`the spare container VM ${s.name} ended while idle`);
+          this.warn('the spare container VM ended while idle');
           this.refill(RETRY_DELAY_MS);
         });
       }, (e: unknown) => {
