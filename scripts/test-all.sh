@@ -44,7 +44,7 @@ export NODE_OPTIONS="--import=$PWD/dist/tests/helpers/jit-env.js ${NODE_OPTIONS:
 # rule, and everything under tests/host (the many-VM host, its API and
 # CLI). The boots themselves, the CPU, the JIT and the guest programs run
 # in every pass.
-ONCE='/(host/[a-z0-9-]+|images/oci-[a-z]+|system/(virtio-[a-z]+|console|run-bad-input)|workloads/(debian-fetch|container-sandbox|rootfs-build|dropin|exec-tty|exec-publish)|unit/(container-exec-rule|runtime-control-protocol|bind-host-os|dropin-[a-z]+|pty|pty-vm|netns|netns-publish|netns-network|overlay-host-os|cpio|fdt|images|modules|qcow2|qmp|virtqueue|virtio-[a-z-]+|vm-lib|layering-lint|compiler-threads|frame-pool|p2m|page-sharing|host-swap|mempool-isolation|mempool-threads|frame-pool-runs|alloc-policy|activity|oci-[a-z]+|vm-agent-[a-z]+|net-switch|net-gateway|fs-late))\.test\.js$'
+ONCE='/(host/[a-z0-9-]+|images/oci-[a-z]+|system/(virtio-[a-z]+|console|run-bad-input)|workloads/(debian-fetch|container-sandbox|rootfs-build|dropin|exec-tty|exec-publish)|unit/(container-exec-rule|runtime-control-protocol|bind-host-os|dropin-[a-z]+|pty|pty-vm|netns|netns-publish|netns-network|overlay-host-os|cpio|fdt|images|modules|qcow2|qmp|virtqueue|virtio-[a-z-]+|vm-lib|layering-lint|compiler-threads|frame-pool|p2m|page-sharing|host-swap|mempool-isolation|mempool-threads|frame-pool-runs|alloc-policy|activity|oci-[a-z]+|vm-agent-[a-z]+|net-switch|net-gateway|tcp-bridge|fs-late))\.test\.js$'
 first=1
 for mode in ${TSVM_JIT_MODES:-on 0 off}; do
   run=("${files[@]}")

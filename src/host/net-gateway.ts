@@ -13,6 +13,10 @@
  *   answers; other types for a known name get no answer; an unknown name
  *   gets NXDOMAIN.
  *
+ * - TCP to a process-runtime member (tcp-bridge.ts): ARP requests for its
+ *   address are answered for it (proxy ARP, RFC 1027), and frames to the
+ *   MAC given go to the bridge, which splices them to its relay socket.
+ *
  * Everything else sent to the gateway is dropped. The handler builds reply
  * frames and never allocates per frame beyond them.
  */
@@ -31,12 +35,14 @@ export interface GatewayConfig {
   byMac(mac: string): GatewayMember | null;
   /** The member with `name` (lower case), or null. */
   byName(name: string): GatewayMember | null;
+  /** The TCP bridge to the network's process members, if any. */
+  tcp?: { arpMac(ip: string): Uint8Array | null; takes(frame: Uint8Array): boolean; handle(frame: Uint8Array): boolean };
 }
 
 /** EtherType of IPv4 and ARP (IEEE 802 numbers). */
 const ETH_IPV4 = 0x0800, ETH_ARP = 0x0806;
-/** IP protocol number of UDP (RFC 768). */
-const IP_UDP = 17;
+/** IP protocol numbers of TCP (RFC 9293) and UDP (RFC 768). */
+const IP_TCP = 6, IP_UDP = 17;
 /** UDP ports: DHCP server and client (RFC 2131 §4.1), DNS (RFC 1035 §4.2.1). */
 const DHCP_SERVER = 67, DHCP_CLIENT = 68, DNS_PORT = 53;
 /** BOOTP fixed part before the options (RFC 2131 §2: op ... file), and the magic cookie 99.130.83.99 (RFC 2132 §2). */
@@ -66,11 +72,12 @@ function checksum(b: Uint8Array, off: number, len: number): number {
 export class NetGateway {
   constructor(private readonly cfg: GatewayConfig) {}
 
-  /** Whether a frame with destination MAC at the start of `frame` may be for the gateway (broadcast or its MAC). */
+  /** Whether a frame with destination MAC at the start of `frame` may be for the gateway (broadcast, its MAC, a process member's). */
   wants(frame: Uint8Array): boolean {
     if (frame[0] === 0xff && frame[1] === 0xff && frame[2] === 0xff && frame[3] === 0xff && frame[4] === 0xff && frame[5] === 0xff) return true;
-    for (let i = 0; i < 6; i++) if (frame[i] !== this.cfg.mac[i]) return false;
-    return true;
+    let mine = true;
+    for (let i = 0; i < 6; i++) if (frame[i] !== this.cfg.mac[i]) mine = false;
+    return mine || this.cfg.tcp?.takes(frame) === true;
   }
 
   /** Handles a frame for the gateway; the reply frame, or null. */
@@ -80,6 +87,7 @@ export class NetGateway {
     if (type === ETH_ARP) return this.arp(frame);
     if (type !== ETH_IPV4 || frame.length < 14 + 20 + 8) return null;
     const ihl = (frame[14]! & 0x0f) * 4;
+    if (frame[23] === IP_TCP && this.cfg.tcp !== undefined && (frame[0]! & 1) === 0) { this.cfg.tcp.handle(frame); return null; }
     if ((frame[14]! >> 4) !== 4 || ihl < 20 || frame[23] !== IP_UDP) return null;
     const udp = 14 + ihl;
     if (frame.length < udp + 8) return null;
@@ -97,15 +105,21 @@ export class NetGateway {
     return true;
   }
 
-  /** ARP request for the gateway's address: the reply (RFC 826, Ethernet/IPv4: htype 1, ptype 0x0800, hlen 6, plen 4). */
+  /**
+   * ARP request for the gateway's address, or a process member's (proxy
+   * ARP, with the MAC the bridge gives it): the reply (RFC 826,
+   * Ethernet/IPv4: htype 1, ptype 0x0800, hlen 6, plen 4).
+   */
   private arp(f: Uint8Array): Uint8Array | null {
     if (f.length < 42 || f[20] !== 0 || f[21] !== 1) return null; // op 1: request
+    const target = f.subarray(38, 42); // target protocol address
     const me = ipBytes(this.cfg.ip);
-    for (let i = 0; i < 4; i++) if (f[38 + i] !== me[i]) return null; // target protocol address
+    const mac = me.every((x, i) => target[i] === x) ? this.cfg.mac : this.cfg.tcp?.arpMac(Array.from(target).join('.')) ?? null;
+    if (mac === null) return null;
     const r = new Uint8Array(42);
-    r.set(f.subarray(6, 12), 0); r.set(this.cfg.mac, 6); r[12] = 0x08; r[13] = 0x06;
+    r.set(f.subarray(6, 12), 0); r.set(mac, 6); r[12] = 0x08; r[13] = 0x06;
     r.set(f.subarray(14, 20), 14); r[21] = 2; // op 2: reply
-    r.set(this.cfg.mac, 22); r.set(me, 28); // sender: the gateway
+    r.set(mac, 22); r.set(target, 28); // sender: the asked address and its MAC
     r.set(f.subarray(22, 32), 32); // target: the asker's MAC and address
     return r;
   }

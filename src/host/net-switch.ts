@@ -93,6 +93,15 @@ export class NetSwitch {
     for (const p of this.ports) if (p !== from) this.send(p, data);
   }
 
+  /** Sends a frame from the gateway (its TCP bridge): to the port of its destination MAC, or to every port. */
+  inject(frame: Uint8Array): void {
+    if (frame.length < ETH_HEADER) return;
+    const data = encodeFrame(frame);
+    const to = (frame[0]! & 1) === 0 ? this.fdb.get(macKey(frame, 0)) : undefined;
+    if (to !== undefined) { this.send(to, data); return; }
+    for (const p of this.ports) this.send(p, data);
+  }
+
   private send(p: Port, data: Uint8Array): void {
     if (p.sock.writableLength > PORT_QUEUE_BYTES) { this.counters.dropped++; return; }
     this.counters.frames++;

@@ -68,6 +68,9 @@ describe('containers', () => {
     assert.equal(r.stdout, 'hello\n');
     assert.ok(fs.existsSync(socket), 'the host was started on first use');
     assert.equal(tsvm(['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 7']).status, 7);
+    // Without -i the container's stdin is at end of file (Docker gives it /dev/null), and what the client has on stdin stays there.
+    const noStdin = runTsvm(env, ['run', '--rm', 'busybox', 'cat'], 'not for the container\n', 60_000);
+    assert.deepEqual([noStdin.status, noStdin.stdout], [0, ''], `cat without -i (${noStdin.stderr})`);
     refused(tsvm(['run', '--rm', 'busybox', 'nosuchcommand']), 127, /nosuchcommand: No such file or directory/);
     refused(tsvm(['run', '--rm', 'busybox', '/etc/passwd']), 126, /\/etc\/passwd: not an ELF executable/);
     refused(tsvm(['run', '--rm', '--runtime', 'vm', '--memory', '32m', 'busybox', 'true']), 125, /the vm runtime needs at least 64 MiB/);

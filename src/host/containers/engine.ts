@@ -309,7 +309,7 @@ export class ContainerEngine {
       if (r.Config.AutoRemove) await this.store.remove(r.Id).catch(() => {});
       throw e instanceof ContainerError ? e : new ContainerError(500, (e as Error).message);
     }
-    if (r.Config.Runtime === 'vm' && !r.Config.OpenStdin) run.child.stdin?.end(); // docker run without -i: stdin at EOF
+    if (!r.Config.OpenStdin) run.child.stdin?.end(); // docker run without -i: stdin at EOF, in both runtimes
     before?.(run);
     this.running.set(r.Id, run);
     Object.assign(r.State, { Status: 'running', Running: true, Paused: false, OOMKilled: false, Dead: false, Pid: run.child.pid ?? 0, ExitCode: 0, Error: '', StartedAt: now(), FinishedAt: ZERO_TIME });

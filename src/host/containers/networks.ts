@@ -27,9 +27,12 @@
  * agent sets on it, and /etc/hosts and /etc/hostname from the container's
  * `etc/` directory, a read-only virtiofs share the agent binds over the
  * image's files. Both runtimes' containers resolve each other the same
- * way, but their traffic cannot cross (one relays connections, the other
- * carries frames), so a network holds one runtime's containers at a time:
- * a container of the other is refused (409) while any runs on it.
+ * way, and one network holds both: the gateway (net-gateway.ts) answers
+ * ARP for the process members' addresses, and its TCP bridge (tcp-bridge.ts)
+ * splices the VMs' TCP to their relay sockets and listens on each vm
+ * member's address in the network's directory, so a process member's
+ * dial becomes TCP to that VM. Only TCP crosses between the runtimes, as
+ * only TCP crosses between process members.
  *
  * Plain VMs join too (`tsvm vm run --network NAME`): a NIC on the switch
  * whose MAC names its address. The switch's gateway at .1 (net-gateway.ts)
@@ -42,6 +45,7 @@ import path from 'node:path';
 import { ContainerError, NAME_RE, type ContainerRecord } from './store.js';
 import { NetSwitch } from '../net-switch.js';
 import { NetGateway, type GatewayMember } from '../net-gateway.js';
+import { TcpBridge } from '../tcp-bridge.js';
 import { parseMac } from '../../vmm/dev-net.js';
 
 /** A network's record (the fields of `docker network inspect` that apply). */
@@ -92,6 +96,8 @@ export class NetworkManager {
   private readonly members = new Map<string, Map<string, Member>>();
   /** The switches of networks with vm members, by network id. */
   private readonly switches = new Map<string, Promise<NetSwitch>>();
+  /** The TCP bridges between a network's switch and its process members, by network id. */
+  private readonly bridges = new Map<string, TcpBridge>();
 
   private constructor(private readonly dir: string) {}
 
@@ -163,6 +169,8 @@ export class NetworkManager {
     fs.rmSync(path.join(this.dir, `${n.Name}.json`), { force: true });
     void this.switches.get(n.Id)?.then((sw) => sw.close()).catch(() => {});
     this.switches.delete(n.Id);
+    this.bridges.get(n.Id)?.close();
+    this.bridges.delete(n.Id);
     fs.rmSync(this.socketDir(n), { recursive: true, force: true });
     this.nets.delete(n.Name);
     this.members.delete(n.Id);
@@ -194,7 +202,6 @@ export class NetworkManager {
       this.members.set(n.Id, ms);
       me = ms.get(r.Id);
       if (me === undefined && main) {
-        checkRuntime(n, ms, 'process');
         me = { id: r.Id, name: r.Name.slice(1), hostname: r.Config.Hostname, ip: freeAddress(n, ms), hostsFile: files.hosts, runtime: 'process' };
         ms.set(r.Id, me);
       }
@@ -216,8 +223,7 @@ export class NetworkManager {
   /**
    * Vm container `r` joins its network (null on the default network): the
    * first free address, hosts and hostname written into `containerDir/etc`,
-   * and the network's switch, started with its first vm member. 409 while
-   * process-runtime containers run on the network.
+   * and the network's switch, started with its first vm member.
    */
   async vmAttach(r: ContainerRecord, containerDir: string): Promise<VmAttachment | null> {
     const name = r.Config.NetworkMode;
@@ -235,7 +241,7 @@ export class NetworkManager {
    * Plain VM `name` (`tsvm vm run --network NET`) joins network `ref`: an
    * address its NIC gets from the gateway's DHCP, its name in the members'
    * /etc/hosts and the gateway's DNS; the `tsvm run` options of that NIC.
-   * 404 for an unknown network, 409 while process-runtime containers run on it.
+   * 404 for an unknown network.
    */
   async attachVm(ref: string, name: string): Promise<string[]> {
     const n = this.find(ref);
@@ -250,42 +256,50 @@ export class NetworkManager {
   /** Plain VM `name` has ended: it leaves its network. */
   leaveVm(name: string): void { this.leaveId(`${VM_MEMBER}${name}`); }
 
-  /** Member `id` of network `n` (a vm container or a VM), with the first free address if it is new; 409 beside process containers. */
+  /** Member `id` of network `n` (a vm container or a VM), with the first free address if it is new. */
   private enlist(n: NetworkRecord, id: string, name: string, hostname: string, hostsFile: string): Member {
     const ms = this.members.get(n.Id) ?? new Map<string, Member>();
     this.members.set(n.Id, ms);
     let me = ms.get(id);
     if (me === undefined) {
-      checkRuntime(n, ms, 'vm');
       me = { id, name, hostname, ip: freeAddress(n, ms), hostsFile, runtime: 'vm' };
       ms.set(id, me);
     }
     return me;
   }
 
-  /** Member `me`'s port on network `n`'s switch (started with its gateway on first use): its address, MAC and the switch's socket. */
+  /**
+   * Member `me`'s port on network `n`'s switch (started with its gateway
+   * and TCP bridge on first use), and the bridge's listener for process
+   * members' dials to it: its address, MAC and the switch's socket.
+   */
   private async port(n: NetworkRecord, me: Member): Promise<{ cidr: string; mac: string; switchPath: string }> {
     let sw = this.switches.get(n.Id);
+    const dir = this.socketDir(n);
     if (sw === undefined) {
-      const dir = this.socketDir(n);
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const gw = n.IPAM.Config[0]!.Gateway;
-      // The gateway answers for the network's vm members (a process container has no NIC on the switch).
-      const find = (pred: (m: Member) => boolean): GatewayMember | null => {
-        const m = [...(this.members.get(n.Id)?.values() ?? [])].find((x) => x.runtime === 'vm' && pred(x));
-        return m === undefined ? null : { ip: m.ip, hostname: m.hostname };
-      };
+      const find = (pred: (m: Member) => boolean): Member | undefined => [...(this.members.get(n.Id)?.values() ?? [])].find(pred);
+      const answer = (m: Member | undefined): GatewayMember | null => m === undefined ? null : { ip: m.ip, hostname: m.hostname };
+      const mac = parseMac(macOf(gw))!;
+      const bridge = new TcpBridge({ dir, isRelay: (ip) => find((m) => m.runtime === 'process' && m.ip === ip) !== undefined });
+      this.bridges.set(n.Id, bridge);
       const gateway = new NetGateway({
-        ip: gw, mac: parseMac(macOf(gw))!, prefix: PREFIX,
-        byMac: (mac) => find((m) => macOf(m.ip).replaceAll(':', '') === mac),
-        byName: (name) => find((m) => m.name.toLowerCase() === name || m.hostname.toLowerCase() === name),
+        ip: gw, mac, prefix: PREFIX,
+        // DHCP for the NICs on the switch (a process container has none); DNS for every member.
+        byMac: (m) => answer(find((x) => x.runtime === 'vm' && macOf(x.ip).replaceAll(':', '') === m)),
+        byName: (name) => answer(find((x) => x.name.toLowerCase() === name || x.hostname.toLowerCase() === name)),
+        tcp: bridge,
       });
-      sw = NetSwitch.listen(path.join(dir, 'switch'), gateway);
+      sw = NetSwitch.listen(path.join(dir, 'switch'), gateway).then((s) => { bridge.attach((f) => s.inject(f)); return s; });
       this.switches.set(n.Id, sw);
-      void sw.catch(() => this.switches.delete(n.Id));
+      void sw.catch(() => { this.switches.delete(n.Id); this.bridges.delete(n.Id); });
     }
     let s: NetSwitch;
-    try { s = await sw; } catch (e) { throw new ContainerError(500, `network ${n.Name}: cannot start its switch: ${(e as Error).message}`); }
+    try {
+      s = await sw;
+      await this.bridges.get(n.Id)?.listen(me.ip, parseMac(macOf(me.ip))!);
+    } catch (e) { throw new ContainerError(500, `network ${n.Name}: cannot start its switch: ${(e as Error).message}`); }
     return { cidr: `${me.ip}/${PREFIX}`, mac: macOf(me.ip), switchPath: s.path };
   }
 
@@ -293,6 +307,8 @@ export class NetworkManager {
   async close(): Promise<void> {
     const all = [...this.switches.values()];
     this.switches.clear();
+    for (const b of this.bridges.values()) b.close();
+    this.bridges.clear();
     await Promise.all(all.map((p) => p.then((sw) => sw.close()).catch(() => {})));
   }
 
@@ -301,7 +317,9 @@ export class NetworkManager {
 
   private leaveId(id: string): void {
     for (const [netId, ms] of this.members) {
-      if (!ms.delete(id)) continue;
+      const m = ms.get(id);
+      if (m === undefined || !ms.delete(id)) continue;
+      if (m.runtime === 'vm') this.bridges.get(netId)?.unlisten(m.ip);
       const n = [...this.nets.values()].find((x) => x.Id === netId);
       if (n !== undefined) this.rewriteHosts(n);
     }
@@ -322,15 +340,6 @@ export class NetworkManager {
 /** Docker's MAC for an address on a network: 02:42 and the address's four bytes. */
 function macOf(ip: string): string {
   return ['02', '42', ...ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'))].join(':');
-}
-
-/** 409 when network `n` has running members of the other runtime than `runtime` (their traffic cannot cross). */
-function checkRuntime(n: NetworkRecord, ms: Map<string, Member>, runtime: 'process' | 'vm'): void {
-  const other = [...ms.values()].filter((m) => m.runtime !== runtime);
-  if (other.length > 0) {
-    throw new ContainerError(409, `network ${n.Name} has running ${other[0]!.runtime}-runtime containers (${other.map((m) => m.name).join(', ')}); ` +
-      `a ${runtime}-runtime container cannot reach them: one network holds one runtime's containers at a time`);
-  }
 }
 
 /** The first address of `n` from .2 up that no member has. */
