@@ -83,13 +83,14 @@ export class NetSwitch {
       this.fdb.set(src, from);
     }
     const data = encodeFrame(frame);
+    // A known unicast destination is a port's (the gateway and the process members it answers for never send from one).
+    const to = (frame[0]! & 1) === 0 ? this.fdb.get(macKey(frame, 0)) : undefined;
+    if (to !== undefined) { if (to !== from) this.send(to, data); return; }
     if (this.gateway !== null && this.gateway.wants(frame)) {
       const reply = this.gateway.handle(frame);
       if (reply !== null) this.send(from, encodeFrame(reply));
-      if ((frame[0]! & 1) === 0) return; // to the gateway's MAC: for it alone
+      if ((frame[0]! & 1) === 0) return; // to the gateway's MAC, or a process member's: for it alone
     }
-    const to = (frame[0]! & 1) === 0 ? this.fdb.get(macKey(frame, 0)) : undefined;
-    if (to !== undefined) { if (to !== from) this.send(to, data); return; }
     for (const p of this.ports) if (p !== from) this.send(p, data);
   }
 

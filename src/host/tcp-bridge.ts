@@ -61,6 +61,8 @@ const SEND_BUFFER = 256 * 1024;
 const RTO_MS = 200, RTO_MAX_MS = 5000, MAX_RETRIES = 8;
 /** IPv4 TTL of the bridge's packets. */
 const TTL = 64;
+/** Connections the bridge holds at once; a SYN beyond them gets a RST (a guest's SYN flood cannot exhaust the host). */
+const MAX_CONNS = 4096;
 
 /** Where a connection is (RFC 9293 §3.3.2, as far as the bridge needs). */
 type State = 'dialing' | 'syn-sent' | 'syn-received' | 'established';
@@ -131,7 +133,7 @@ export class TcpBridge {
     this.counters.received++;
     const c = this.conns.get(key(s.srcIp, s.srcPort, s.dstIp, s.dstPort));
     if (c === undefined) {
-      if ((s.flags & (SYN | ACK | RST)) === SYN) this.passiveOpen(s);
+      if ((s.flags & (SYN | ACK | RST)) === SYN && this.conns.size < MAX_CONNS) this.passiveOpen(s);
       else if ((s.flags & RST) === 0) this.resetFor(s);
       return true;
     }
@@ -211,7 +213,7 @@ export class TcpBridge {
       sock.off('data', onHeader);
       sock.pause();
       const h = decodeNetHeader(got);
-      if (this.conns.has(key(vmIp, h.port, h.fromIp, h.fromPort))) { sock.destroy(); return; }
+      if (this.conns.has(key(vmIp, h.port, h.fromIp, h.fromPort)) || this.conns.size >= MAX_CONNS) { sock.destroy(); return; }
       const c = this.newConn(sock, vmMac, vmIp, h.port, h.fromIp, h.fromPort, 'syn-sent');
       c.buf = Buffer.from(got.subarray(NET_HEADER_BYTES));
       this.wire(c);
