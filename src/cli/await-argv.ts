@@ -5,7 +5,9 @@
  * parser (program.ts and what it imports), then waits for one line on host
  * fd FD: a JSON array, the rest of a `tsvm exec` command line. It then runs
  * that command as if started with it. Node's start-up and module loading, about a third of a short
- * container's start, happen before the container is asked for.
+ * container's start, happen before the container is asked for, and so does
+ * one run of a tiny in-memory guest program (exec-warm-up.ts), which gets
+ * V8 to compile the process VM's hot paths.
  *
  * The command line's title becomes `tsvm-runtime ARGS...` (PADDING, a long
  * unused argument, makes room for it in /proc/PID/cmdline), so the host can
@@ -50,9 +52,15 @@ export async function awaitArgv(fdArg: string | undefined): Promise<string[]> {
   const fd = Number(fdArg);
   const fail = (msg: string): never => { process.stderr.write(`tsvm: ${AWAIT_ARGV}: ${msg}\n`); process.exit(125); };
   if (fdArg === undefined || !/^\d{1,9}$/.test(fdArg) || fd <= 2) fail('expected a file descriptor number above 2');
-  const preload = Promise.all([import('./program.js'), import('./exec-command.js'), import('./sandbox-flags.js'), import('./tty-flags.js')]);
+  const preload = Promise.all([import('./program.js'), import('./exec-command.js'), import('./sandbox-flags.js'), import('./tty-flags.js'), import('./exec-warm-up.js')]);
+  const reading = readLine(fd);
+  reading.catch(() => undefined); // awaited below
   let line: string;
-  try { line = (await Promise.all([readLine(fd), preload]))[0]; } catch (e) { return fail((e as Error).message); }
+  try {
+    // The warm-up runs while the line may already be waiting: a container that comes that early waits for it.
+    (await preload)[4].warmUpProcessVm();
+    line = await reading;
+  } catch (e) { return fail((e as Error).message); }
   const args = parseAwaitedArgv(line);
   if (typeof args === 'string') return fail(args);
   process.title = ['tsvm-runtime', ...args].join(' ');
