@@ -20,6 +20,7 @@
  * Everything else sent to the gateway is dropped. The handler builds reply
  * frames and never allocates per frame beyond them.
  */
+import { ipText } from './network-relay.js';
 
 /** A member of the network as the gateway answers for it. */
 export interface GatewayMember { ip: string; hostname: string }
@@ -60,9 +61,9 @@ const ipBytes = (ip: string): number[] => ip.split('.').map(Number);
 const utf8 = new TextEncoder(), fromUtf8 = new TextDecoder();
 const hex = (b: Uint8Array, off: number, n: number): string => Array.from(b.subarray(off, off + n), (x) => x.toString(16).padStart(2, '0')).join('');
 
-/** The Internet checksum of `b[off, off+len)` (RFC 1071). */
-function checksum(b: Uint8Array, off: number, len: number): number {
-  let sum = 0;
+/** The Internet checksum of `b[off, off+len)` plus the partial sum `initial` (a pseudo-header's) (RFC 1071). */
+export function checksum(b: Uint8Array, off: number, len: number, initial = 0): number {
+  let sum = initial;
   for (let i = 0; i < len; i += 2) sum += (b[off + i]! << 8) | (i + 1 < len ? b[off + i + 1]! : 0);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return ~sum & 0xffff;
@@ -114,7 +115,7 @@ export class NetGateway {
     if (f.length < 42 || f[20] !== 0 || f[21] !== 1) return null; // op 1: request
     const target = f.subarray(38, 42); // target protocol address
     const me = ipBytes(this.cfg.ip);
-    const mac = me.every((x, i) => target[i] === x) ? this.cfg.mac : this.cfg.tcp?.arpMac(Array.from(target).join('.')) ?? null;
+    const mac = me.every((x, i) => target[i] === x) ? this.cfg.mac : this.cfg.tcp?.arpMac(ipText(target)) ?? null;
     if (mac === null) return null;
     const r = new Uint8Array(42);
     r.set(f.subarray(6, 12), 0); r.set(mac, 6); r[12] = 0x08; r[13] = 0x06;

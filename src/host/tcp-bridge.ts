@@ -35,7 +35,8 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { NET_ACK, NET_HEADER_BYTES, decodeNetHeader, encodeNetHeader, ipText } from './network-relay.js';
+import { NET_ACK, NET_HEADER_BYTES, decodeNetHeader, encodeNetHeader, ipText, parseIp } from './network-relay.js';
+import { checksum } from './net-gateway.js';
 
 /** What the bridge needs of its network. */
 export interface TcpBridgeConfig {
@@ -106,8 +107,6 @@ export class TcpBridge {
   private readonly servers = new Map<string, net.Server>();
   private emit: (frame: Uint8Array) => void = () => {};
   private ipId = 0;
-  /** Connections spliced, and segments sent and received. */
-  readonly counters = { connections: 0, sent: 0, received: 0 };
 
   constructor(private readonly cfg: TcpBridgeConfig) {}
 
@@ -115,11 +114,14 @@ export class TcpBridge {
   attach(emit: (frame: Uint8Array) => void): void { this.emit = emit; }
 
   /** The MAC the gateway answers ARP with for `ip`: a process member's (dockerMac), else null. */
-  arpMac(ip: string): Uint8Array | null { return this.cfg.isRelay(ip) ? dockerMac(Uint8Array.from(ip.split('.').map(Number))) : null; }
+  arpMac(ip: string): Uint8Array | null {
+    const b = this.cfg.isRelay(ip) ? parseIp(ip) : null;
+    return b === null ? null : dockerMac(b);
+  }
 
   /** Whether a frame's destination MAC is a process member's (the bridge takes it). */
   takes(frame: Uint8Array): boolean {
-    return frame.length >= 6 && frame[0] === 2 && frame[1] === 0x42 && this.cfg.isRelay(`${frame[2]}.${frame[3]}.${frame[4]}.${frame[5]}`);
+    return frame.length >= 6 && frame[0] === 2 && frame[1] === 0x42 && this.cfg.isRelay(ipText(frame.subarray(2, 6)));
   }
 
   /** Takes a TCP frame sent to a process member's MAC (or the gateway's); false if it is not TCP. */
@@ -130,7 +132,6 @@ export class TcpBridge {
       if ((s.flags & RST) === 0) this.resetFor(s);
       return true;
     }
-    this.counters.received++;
     const c = this.conns.get(key(s.srcIp, s.srcPort, s.dstIp, s.dstPort));
     if (c === undefined) {
       if ((s.flags & (SYN | ACK | RST)) === SYN && this.conns.size < MAX_CONNS) this.passiveOpen(s);
@@ -141,10 +142,11 @@ export class TcpBridge {
     return true;
   }
 
-  /** Listens for process members' dials to VM member `ip`, whose NIC has `mac`. */
-  async listen(ip: string, mac: Uint8Array): Promise<void> {
-    if (this.servers.has(ip)) return;
-    const vmIp = Uint8Array.from(ip.split('.').map(Number));
+  /** Listens for process members' dials to VM member `ip` (its NIC has the address's dockerMac). */
+  async listen(ip: string): Promise<void> {
+    const vmIp = parseIp(ip);
+    if (vmIp === null || this.servers.has(ip)) return;
+    const mac = dockerMac(vmIp);
     const server = net.createServer({ allowHalfOpen: true }, (sock) => this.dialled(sock, vmIp, mac));
     this.servers.set(ip, server);
     const file = `${this.cfg.dir}/${ip}`;
@@ -232,7 +234,6 @@ export class TcpBridge {
       timer: null, rto: RTO_MS, retries: 0,
     };
     this.conns.set(c.key, c);
-    this.counters.connections++;
     return c;
   }
 
@@ -454,7 +455,6 @@ export class TcpBridge {
     for (let i = 0; i < 8; i += 2) pseudo += (f[ip + 12 + i]! << 8) | f[ip + 13 + i]!;
     pseudo += IP_TCP + tcpLen;
     put16(f, t + 16, checksum(f, t, tcpLen, pseudo));
-    this.counters.sent++;
     this.emit(f);
   }
 }
@@ -503,11 +503,3 @@ function parse(f: Uint8Array): Segment | null {
 function put16(b: Uint8Array, off: number, v: number): void { b[off] = (v >> 8) & 0xff; b[off + 1] = v & 0xff; }
 function put32(b: Uint8Array, off: number, v: number): void { put16(b, off, v >>> 16); put16(b, off + 2, v & 0xffff); }
 function get32(b: Uint8Array, off: number): number { return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) | 0; }
-
-/** The Internet checksum (RFC 1071) of `b[off, off+len)` plus `initial`. */
-function checksum(b: Uint8Array, off: number, len: number, initial: number): number {
-  let sum = initial;
-  for (let i = 0; i < len; i += 2) sum += (b[off + i]! << 8) | (i + 1 < len ? b[off + i + 1]! : 0);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}

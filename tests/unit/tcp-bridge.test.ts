@@ -203,7 +203,7 @@ test('VM to process member: handshake, data both ways within the window and MSS,
 
 test('process member to VM: the dial becomes a SYN; a RST refuses it, a SYN-ACK gives the ACK byte and data flows', async () => {
   frames.length = 0;
-  await bridge.listen('172.18.0.2', VM_MAC);
+  await bridge.listen('172.18.0.2');
   const dial = (): Promise<{ sock: net.Socket; first: Promise<Buffer | null> }> => new Promise((resolve) => {
     const sock = net.connect({ path: path.join(dir, '172.18.0.2'), allowHalfOpen: true }, () => {
       sock.write(encodeNetHeader(MEMBER_IP, 50000, 80));

@@ -45,8 +45,8 @@ import path from 'node:path';
 import { ContainerError, NAME_RE, type ContainerRecord } from './store.js';
 import { NetSwitch } from '../net-switch.js';
 import { NetGateway, type GatewayMember } from '../net-gateway.js';
-import { TcpBridge } from '../tcp-bridge.js';
-import { parseMac } from '../../vmm/dev-net.js';
+import { TcpBridge, dockerMac } from '../tcp-bridge.js';
+import { parseIp } from '../network-relay.js';
 
 /** A network's record (the fields of `docker network inspect` that apply). */
 export interface NetworkRecord {
@@ -281,7 +281,7 @@ export class NetworkManager {
       const gw = n.IPAM.Config[0]!.Gateway;
       const find = (pred: (m: Member) => boolean): Member | undefined => [...(this.members.get(n.Id)?.values() ?? [])].find(pred);
       const answer = (m: Member | undefined): GatewayMember | null => m === undefined ? null : { ip: m.ip, hostname: m.hostname };
-      const mac = parseMac(macOf(gw))!;
+      const mac = dockerMac(parseIp(gw)!);
       const bridge = new TcpBridge({ dir, isRelay: (ip) => find((m) => m.runtime === 'process' && m.ip === ip) !== undefined });
       this.bridges.set(n.Id, bridge);
       const gateway = new NetGateway({
@@ -298,7 +298,7 @@ export class NetworkManager {
     let s: NetSwitch;
     try {
       s = await sw;
-      await this.bridges.get(n.Id)?.listen(me.ip, parseMac(macOf(me.ip))!);
+      await this.bridges.get(n.Id)?.listen(me.ip);
     } catch (e) { throw new ContainerError(500, `network ${n.Name}: cannot start its switch: ${(e as Error).message}`); }
     return { cidr: `${me.ip}/${PREFIX}`, mac: macOf(me.ip), switchPath: s.path };
   }
@@ -339,7 +339,7 @@ export class NetworkManager {
 
 /** Docker's MAC for an address on a network: 02:42 and the address's four bytes. */
 function macOf(ip: string): string {
-  return ['02', '42', ...ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'))].join(':');
+  return Array.from(dockerMac(parseIp(ip)!), (x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 /** The first address of `n` from .2 up that no member has. */
